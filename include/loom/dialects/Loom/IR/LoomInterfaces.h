@@ -1,0 +1,47 @@
+//===- LoomInterfaces.h - cost, differentiation, sharding -------*- C++ -*-===//
+
+#ifndef LOOM_DIALECTS_LOOM_IR_LOOMINTERFACES_H
+#define LOOM_DIALECTS_LOOM_IR_LOOMINTERFACES_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpDefinition.h"
+#include "llvm/ADT/SmallVector.h"
+
+#include <cstdint>
+
+namespace loom {
+
+/// A factor-based sharding rule, in the notation of Shardy's OpShardingRule:
+/// `([i, k], [k, j]) -> ([i, j]) {i=8, j=16, k=32}` for a matmul. Each tensor
+/// dimension names the factor it carries (kNoFactor for a dimension that must
+/// stay whole). A factor present in operands but absent from every result is a
+/// reduction factor: sharding it leaves partial sums.
+struct ShardingRule {
+  static constexpr int64_t kNoFactor = -1;
+
+  /// The size of each factor.
+  llvm::SmallVector<int64_t> factorSizes;
+  /// For each operand, for each of its dimensions, a factor index.
+  llvm::SmallVector<llvm::SmallVector<int64_t>> operandFactors;
+  /// For each result, for each of its dimensions, a factor index.
+  llvm::SmallVector<llvm::SmallVector<int64_t>> resultFactors;
+
+  /// True when `factor` appears in no result (sharding it needs a reduction).
+  bool isReductionFactor(int64_t factor) const;
+};
+
+namespace detail {
+/// Bytes of every tensor operand (the default of CostOpInterface).
+int64_t defaultBytesRead(mlir::Operation *op);
+/// Bytes of every tensor result (the default of CostOpInterface).
+int64_t defaultBytesWritten(mlir::Operation *op);
+} // namespace detail
+
+/// Bytes of a statically shaped tensor; i1 is stored as one byte.
+int64_t tensorBytes(mlir::Type type);
+
+} // namespace loom
+
+#include "dialects/Loom/LoomOpInterfaces.h.inc"
+
+#endif // LOOM_DIALECTS_LOOM_IR_LOOMINTERFACES_H

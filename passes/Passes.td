@@ -1,0 +1,41 @@
+//===- Passes.td - Loom's compiler passes -----------------*- tablegen -*-===//
+//
+// One pass per file in this folder, named after its flag; each has a lit test
+// in test/Passes/ named after the flag.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_PASSES_TD
+#define LOOM_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def LoomTestCost : Pass<"loom-test-cost", "::mlir::func::FuncOp"> {
+  let summary = "Report each op's cost (FLOPs, bytes) as remarks";
+  let description = [{
+    A test pass for the cost interface: every op that implements
+    `CostOpInterface` gets a remark with its FLOPs and bytes, and the function
+    gets a remark with the totals (matmul FLOPs counted apart, since the
+    paper's FLOP formulas count only those).
+
+    Before:
+    ```mlir
+    func.func @f(%x: tensor<8x768xf32>, %w: tensor<768x3072xf32>) -> tensor<8x3072xf32> {
+      %y = loom.matmul %x, %w : tensor<8x768xf32>, tensor<768x3072xf32> -> tensor<8x3072xf32>
+      return %y : tensor<8x3072xf32>
+    }
+    ```
+    After (the IR is unchanged; `-verify-diagnostics` or stderr shows):
+    ```
+    remark: flops = 37748736, bytes read = 9461760, bytes written = 98304
+    remark: total of 1 ops: flops = 37748736 (matmul 37748736), bytes read = 9461760, bytes written = 98304
+    ```
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+  let options = [
+    Option<"perOp", "per-op", "bool", /*default=*/"true",
+           "Emit a remark for each op, not only the function's total">,
+  ];
+}
+
+#endif // LOOM_PASSES_TD

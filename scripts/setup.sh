@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything Loom's build and tests need on Debian 12, from Debian's packages only.
+# Idempotent: a second run installs nothing new. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build ccache python3 git
+  # MLIR/LLVM 19: mlir-19-tools is needed even for a library-only build (mlir-tblgen)
+  llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
+  # libraries
+  libfmt-dev libgtest-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,24 @@
+# -*- Python -*-
+# lit configuration for Loom's FileCheck suites (test/Dialect, test/Passes, test/loomc).
+
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "Loom"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "compiler", "runtime", "e2e"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.loom_obj_root, "test")
+
+config.substitutions.append(("%loom_src_root", config.loom_src_root))
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.add_tool_substitutions(
+    [ToolSubst("loom-opt", unresolved="fatal"), ToolSubst("loomc", unresolved="fatal")],
+    [config.loom_tools_dir],
+)
