@@ -36,11 +36,15 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
       ParameterOp first = it->second;
       if (first.getType() != param.getType() ||
           first.getInit() != param.getInit()) {
-        param.emitError() << "parameter '" << param.getName()
-                          << "' is declared again with type " << param.getType()
-                          << " and init " << param.getInit()
-                          << "; a shared parameter must repeat its first "
-                             "declaration exactly";
+        InFlightDiagnostic diag = param.emitError();
+        diag << "parameter '" << param.getName()
+             << "' is declared again with type " << param.getType()
+             << " and init " << param.getInit()
+             << "; a shared parameter must repeat its first declaration "
+                "exactly";
+        diag.attachNote(first.getLoc())
+            << "first declared here with type " << first.getType()
+            << " and init " << first.getInit();
         ok = false;
       }
       return;
@@ -54,7 +58,7 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
     p.bytes = tensorBytes(type);
     summary.totalParameters += p.elements;
     summary.parameterBytes += p.bytes;
-    summary.parametersByGroup[StringRef(p.name).split('.').first.str()] +=
+    summary.parametersByGroup[StringRef(p.name).rsplit('.').first.str()] +=
         p.elements;
     summary.parameters.push_back(std::move(p));
   });

@@ -59,13 +59,13 @@ int main(int argc, char **argv) {
                               "  loomc model.mlir --summary [--json]\n"
                               "  loomc model.mlir --emit=loom [-o out.mlir]\n");
 
+  if (json && !summary) {
+    llvm::errs() << "loomc: --json goes with --summary\n";
+    return 1;
+  }
   if (!summary && emitAction == Emit::None) {
     llvm::errs() << "loomc: nothing to do; pass --summary or --emit=loom "
                     "(see loomc --help)\n";
-    return 1;
-  }
-  if (json && !summary) {
-    llvm::errs() << "loomc: --json goes with --summary\n";
     return 1;
   }
   if (llvm::StringRef(inputFilename).ends_with(".loom")) {
@@ -79,6 +79,8 @@ int main(int argc, char **argv) {
   registry.insert<loom::LoomDialect, func::FuncDialect>();
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
+  // Users read the source line and caret; the generic form of the op is noise.
+  context.printOpOnDiagnostic(false);
 
   std::string error;
   std::unique_ptr<llvm::MemoryBuffer> input = openInputFile(inputFilename, &error);
@@ -111,6 +113,8 @@ int main(int argc, char **argv) {
   }
   if (emitAction == Emit::Loom)
     module->print(output->os());
+  if (emitAction == Emit::Loom)
+    output->os() << "\n";
 
   output->keep();
   return 0;

@@ -33,7 +33,8 @@ struct ModelSummary {
   int64_t bytesWritten = 0;
   /// Op name -> how many times it occurs.
   std::map<std::string, int64_t> opCounts;
-  /// Parameters summed by the first component of their name.
+  /// Parameters summed by module: the name without its last component
+  /// (`layers.0.mlp.fc1` for `layers.0.mlp.fc1.weight` and `.bias`).
   std::map<std::string, int64_t> parametersByGroup;
 };
 

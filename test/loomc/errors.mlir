@@ -1,0 +1,21 @@
+// loomc's errors: each names the file (and line) and what to change, exit 1.
+// RUN: not loomc %s 2>&1 | FileCheck %s --check-prefix=NOTHING
+// RUN: not loomc %s --json 2>&1 | FileCheck %s --check-prefix=JSON
+// RUN: not loomc %t.does-not-exist.mlir --summary 2>&1 | FileCheck %s --check-prefix=MISSING
+// RUN: not loomc %S/Inputs/model.loom --summary 2>&1 | FileCheck %s --check-prefix=LANGUAGE
+// RUN: not loomc %S/Inputs/bad-matmul.mlir --summary 2>&1 | FileCheck %s --check-prefix=VERIFY
+// RUN: not loomc %S/Inputs/conflicting-parameter.mlir --summary 2>&1 | FileCheck %s --check-prefix=CONFLICT
+// RUN: not loomc %S/Inputs/syntax.mlir --summary 2>&1 | FileCheck %s --check-prefix=SYNTAX
+
+// NOTHING: loomc: nothing to do; pass --summary or --emit=loom (see loomc --help)
+// JSON: loomc: --json goes with --summary
+// MISSING: loomc: cannot open input file '{{.*}}does-not-exist.mlir'
+// LANGUAGE: loomc: {{.*}}model.loom: the model-language front end is not part of this build yet
+// VERIFY: bad-matmul.mlir:3:8: error: 'loom.matmul' op contraction dimensions differ
+// CONFLICT: conflicting-parameter.mlir:4:8: error: parameter 'wte' is declared again with type 'tensor<100x8xf32>'
+// CONFLICT-NEXT: %1 = loom.parameter
+// CONFLICT-NEXT: ^
+// CONFLICT-NEXT: conflicting-parameter.mlir:3:8: note: first declared here with type 'tensor<50x8xf32>'
+// SYNTAX: syntax.mlir:2:8: error: custom op 'loom.matmull' is unknown
+
+func.func @unused() { return }
