@@ -98,11 +98,10 @@ void printModelSummary(const ModelSummary &summary, llvm::raw_ostream &os) {
 void printModelSummaryJson(const ModelSummary &summary, llvm::raw_ostream &os) {
   llvm::json::Array params;
   for (const ParameterSummary &p : summary.parameters)
-    params.push_back(llvm::json::Object{
-        {"name", p.name},
-        {"shape", llvm::json::Array(p.shape)},
-        {"dtype", p.elementType},
-        {"elements", p.elements}});
+    params.push_back(llvm::json::Object{{"name", p.name},
+                                        {"shape", llvm::json::Array(p.shape)},
+                                        {"dtype", p.elementType},
+                                        {"elements", p.elements}});
   llvm::json::Object groups;
   for (const auto &[group, count] : summary.parametersByGroup)
     groups[group] = count;

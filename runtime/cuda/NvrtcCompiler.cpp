@@ -34,8 +34,9 @@ int nvrtcVersion() {
 NvrtcResult compileWithNvrtc(const NvrtcRequest &request) {
   NvrtcResult result;
   Program program(new nvrtcProgram(nullptr));
-  nvrtcResult status = nvrtcCreateProgram(program.get(), request.source.c_str(),
-                                          request.name.c_str(), 0, nullptr, nullptr);
+  nvrtcResult status =
+      nvrtcCreateProgram(program.get(), request.source.c_str(),
+                         request.name.c_str(), 0, nullptr, nullptr);
   if (status != NVRTC_SUCCESS) {
     *program = nullptr;
     result.log = describe("nvrtcCreateProgram", status);
@@ -44,7 +45,8 @@ NvrtcResult compileWithNvrtc(const NvrtcRequest &request) {
 
   std::vector<std::string> options;
   bool cubin = request.output == NvrtcOutput::Cubin;
-  options.push_back(std::string("--gpu-architecture=") + (cubin ? "sm_" : "compute_") +
+  options.push_back(std::string("--gpu-architecture=") +
+                    (cubin ? "sm_" : "compute_") +
                     std::to_string(request.smVersion));
   options.push_back("--std=c++17");
   options.push_back("--include-path=" LOOM_CUDA_INCLUDE_DIR);
@@ -55,9 +57,11 @@ NvrtcResult compileWithNvrtc(const NvrtcRequest &request) {
   for (const std::string &option : options)
     argv.push_back(option.c_str());
 
-  status = nvrtcCompileProgram(*program, static_cast<int>(argv.size()), argv.data());
+  status =
+      nvrtcCompileProgram(*program, static_cast<int>(argv.size()), argv.data());
   size_t logSize = 0;
-  if (nvrtcGetProgramLogSize(*program, &logSize) == NVRTC_SUCCESS && logSize > 1) {
+  if (nvrtcGetProgramLogSize(*program, &logSize) == NVRTC_SUCCESS &&
+      logSize > 1) {
     result.log.resize(logSize);
     nvrtcGetProgramLog(*program, result.log.data());
     result.log.resize(logSize - 1); // drop the terminating NUL
@@ -69,9 +73,11 @@ NvrtcResult compileWithNvrtc(const NvrtcRequest &request) {
   }
 
   size_t size = 0;
-  status = cubin ? nvrtcGetCUBINSize(*program, &size) : nvrtcGetPTXSize(*program, &size);
+  status = cubin ? nvrtcGetCUBINSize(*program, &size)
+                 : nvrtcGetPTXSize(*program, &size);
   if (status != NVRTC_SUCCESS) {
-    result.log = describe(cubin ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize", status);
+    result.log =
+        describe(cubin ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize", status);
     return result;
   }
   result.image.resize(size);

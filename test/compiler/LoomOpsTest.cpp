@@ -6,8 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "loom/Analysis/ModelSummary.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
+#include "loom/Analysis/ModelSummary.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -69,7 +69,8 @@ TEST_F(LoomOpsTest, MatmulInfersTransposedAndBroadcastShapes) {
     return loom::MatmulOp::inferResultType(f32(l), f32(r), tl, tr, nullptr);
   };
   // q · kᵀ over 12 heads.
-  FailureOr<RankedTensorType> scores = infer({12, 64, 32}, {12, 64, 32}, false, true);
+  FailureOr<RankedTensorType> scores =
+      infer({12, 64, 32}, {12, 64, 32}, false, true);
   ASSERT_TRUE(succeeded(scores));
   EXPECT_EQ(*scores, f32({12, 64, 64}));
   // xᵀ · dy, the weight gradient of a linear layer.
@@ -77,7 +78,8 @@ TEST_F(LoomOpsTest, MatmulInfersTransposedAndBroadcastShapes) {
   ASSERT_TRUE(succeeded(grad));
   EXPECT_EQ(*grad, f32({768, 2304}));
   // A rank-2 weight on a batched lhs.
-  FailureOr<RankedTensorType> batched = infer({4, 64, 768}, {768, 2304}, false, false);
+  FailureOr<RankedTensorType> batched =
+      infer({4, 64, 768}, {768, 2304}, false, false);
   ASSERT_TRUE(succeeded(batched));
   EXPECT_EQ(*batched, f32({4, 64, 2304}));
   // Failures without an emitter report nothing and do not crash.
@@ -91,7 +93,8 @@ TEST_F(LoomOpsTest, BroadcastFollowsNumpyRules) {
       loom::inferBroadcastType(f32({4, 1, 768}), f32({64, 1}), nullptr);
   ASSERT_TRUE(succeeded(a));
   EXPECT_EQ(*a, f32({4, 64, 768}));
-  EXPECT_TRUE(failed(loom::inferBroadcastType(f32({8, 768}), f32({8}), nullptr)));
+  EXPECT_TRUE(
+      failed(loom::inferBroadcastType(f32({8, 768}), f32({8}), nullptr)));
   auto bf16 = RankedTensorType::get({768}, builder.getBF16Type());
   EXPECT_TRUE(failed(loom::inferBroadcastType(f32({8, 768}), bf16, nullptr)));
 }
@@ -124,7 +127,8 @@ TEST_F(LoomOpsTest, InitializersReportTheirDistribution) {
   auto scaled = loom::ScaledNormalInitAttr::get(&context, APFloat(0.02), 24);
   EXPECT_DOUBLE_EQ(scaled.getEffectiveStd(), 0.02 / std::sqrt(48.0));
 
-  auto ones = cast<loom::InitializerAttrInterface>(loom::OnesInitAttr::get(&context));
+  auto ones =
+      cast<loom::InitializerAttrInterface>(loom::OnesInitAttr::get(&context));
   ASSERT_TRUE(ones.getConstantValue().has_value());
   EXPECT_EQ(*ones.getConstantValue(), 1.0);
   EXPECT_EQ(ones.getEffectiveStd(), 0.0);

@@ -42,24 +42,29 @@ TEST(NvrtcCompilerTest, ReportsItsVersion) {
 }
 
 TEST(NvrtcCompilerTest, CompilesThePhiloxHeaderToPtx) {
-  NvrtcResult result = compileWithNvrtc(request(kPhiloxKernel, NvrtcOutput::Ptx));
+  NvrtcResult result =
+      compileWithNvrtc(request(kPhiloxKernel, NvrtcOutput::Ptx));
   ASSERT_TRUE(result.ok) << result.log;
   EXPECT_NE(result.image.find(".target sm_90"), std::string::npos);
   EXPECT_NE(result.image.find(".entry uniforms"), std::string::npos);
   // The Philox multipliers survive into the device code.
-  EXPECT_NE(result.image.find("-766435501"), std::string::npos) // 0xD2511F53 as s32
+  EXPECT_NE(result.image.find("-766435501"),
+            std::string::npos) // 0xD2511F53 as s32
       << "expected the Philox multiplier in the PTX";
 }
 
 TEST(NvrtcCompilerTest, CompilesToAHopperCubin) {
-  NvrtcResult result = compileWithNvrtc(request(kPhiloxKernel, NvrtcOutput::Cubin));
+  NvrtcResult result =
+      compileWithNvrtc(request(kPhiloxKernel, NvrtcOutput::Cubin));
   ASSERT_TRUE(result.ok) << result.log;
   ASSERT_GE(result.image.size(), 4u);
-  EXPECT_EQ(result.image.substr(0, 4), std::string("\x7f" "ELF"));
+  EXPECT_EQ(result.image.substr(0, 4), std::string("\x7f"
+                                                   "ELF"));
 }
 
 TEST(NvrtcCompilerTest, ReportsErrorsWithFileAndLine) {
-  const char *broken = "extern \"C\" __global__ void k(float *x) {\n  x[0] = undefined_name;\n}\n";
+  const char *broken = "extern \"C\" __global__ void k(float *x) {\n  x[0] = "
+                       "undefined_name;\n}\n";
   NvrtcRequest r = request(broken, NvrtcOutput::Ptx);
   r.name = "broken.cu";
   NvrtcResult result = compileWithNvrtc(r);

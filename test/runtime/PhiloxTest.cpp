@@ -23,12 +23,14 @@ void expectWords(PhiloxCounter got, PhiloxCounter want) {
 TEST(PhiloxTest, MatchesRandom123KnownAnswers) {
   expectWords(philox4x32_10({{0, 0, 0, 0}}, {{0, 0}}),
               {{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}});
-  expectWords(philox4x32_10({{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}},
-                            {{0xffffffffu, 0xffffffffu}}),
-              {{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}});
-  expectWords(philox4x32_10({{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}},
-                            {{0xa4093822u, 0x299f31d0u}}),
-              {{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}});
+  expectWords(
+      philox4x32_10({{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}},
+                    {{0xffffffffu, 0xffffffffu}}),
+      {{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}});
+  expectWords(
+      philox4x32_10({{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}},
+                    {{0xa4093822u, 0x299f31d0u}}),
+      {{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}});
 }
 
 TEST(PhiloxTest, UniformStaysInsideTheOpenInterval) {
@@ -43,7 +45,8 @@ TEST(PhiloxTest, UniformsHaveTheRightMoments) {
   const int blocks = 1 << 16;
   double sum = 0, sumSquares = 0;
   for (int i = 0; i < blocks; ++i) {
-    PhiloxCounter out = philox4x32_10({{static_cast<unsigned>(i), 0, 0, 0}}, {{7, 0}});
+    PhiloxCounter out =
+        philox4x32_10({{static_cast<unsigned>(i), 0, 0, 0}}, {{7, 0}});
     for (unsigned word : out.word) {
       double u = uniformOpen01(word);
       sum += u;

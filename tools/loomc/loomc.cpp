@@ -28,25 +28,31 @@ namespace {
 
 cl::OptionCategory loomcCategory("loomc options");
 
-cl::opt<std::string> inputFilename(cl::Positional, cl::Required,
-                                   cl::desc("<model file: .mlir in the loom dialect>"),
-                                   cl::cat(loomcCategory));
+cl::opt<std::string>
+    inputFilename(cl::Positional, cl::Required,
+                  cl::desc("<model file: .mlir in the loom dialect>"),
+                  cl::cat(loomcCategory));
 
-cl::opt<std::string> outputFilename("o", cl::desc("Write the output to this file (default: standard output)"),
-                                    cl::value_desc("file"), cl::init("-"),
-                                    cl::cat(loomcCategory));
+cl::opt<std::string> outputFilename(
+    "o", cl::desc("Write the output to this file (default: standard output)"),
+    cl::value_desc("file"), cl::init("-"), cl::cat(loomcCategory));
 
 enum class Emit { None, Loom };
-cl::opt<Emit> emitAction(
-    "emit", cl::desc("Print the model at a level of the compiler:"),
-    cl::init(Emit::None),
-    cl::values(clEnumValN(Emit::Loom, "loom", "the loom dialect (global shapes, after verification)")),
-    cl::cat(loomcCategory));
+cl::opt<Emit>
+    emitAction("emit", cl::desc("Print the model at a level of the compiler:"),
+               cl::init(Emit::None),
+               cl::values(clEnumValN(
+                   Emit::Loom, "loom",
+                   "the loom dialect (global shapes, after verification)")),
+               cl::cat(loomcCategory));
 
-cl::opt<bool> summary("summary", cl::desc("Print the model: parameters, FLOPs per execution, ops"),
-                      cl::cat(loomcCategory));
+cl::opt<bool>
+    summary("summary",
+            cl::desc("Print the model: parameters, FLOPs per execution, ops"),
+            cl::cat(loomcCategory));
 
-cl::opt<bool> json("json", cl::desc("With --summary: print it as one JSON object"),
+cl::opt<bool> json("json",
+                   cl::desc("With --summary: print it as one JSON object"),
                    cl::cat(loomcCategory));
 
 } // namespace
@@ -83,7 +89,8 @@ int main(int argc, char **argv) {
   context.printOpOnDiagnostic(false);
 
   std::string error;
-  std::unique_ptr<llvm::MemoryBuffer> input = openInputFile(inputFilename, &error);
+  std::unique_ptr<llvm::MemoryBuffer> input =
+      openInputFile(inputFilename, &error);
   if (!input) {
     llvm::errs() << "loomc: " << error << "\n";
     return 1;
@@ -96,7 +103,8 @@ int main(int argc, char **argv) {
   if (!module || failed(verify(*module)))
     return 1;
 
-  std::unique_ptr<llvm::ToolOutputFile> output = openOutputFile(outputFilename, &error);
+  std::unique_ptr<llvm::ToolOutputFile> output =
+      openOutputFile(outputFilename, &error);
   if (!output) {
     llvm::errs() << "loomc: " << error << "\n";
     return 1;

@@ -31,8 +31,9 @@ static LogicalResult verifyStd(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
-LogicalResult NormalInitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                     APFloat std) {
+LogicalResult
+NormalInitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                       APFloat std) {
   return verifyStd(emitError, std);
 }
 
@@ -56,7 +57,8 @@ ScaledNormalInitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 }
 
 double ScaledNormalInitAttr::getEffectiveStd() const {
-  return getStd().convertToDouble() / std::sqrt(2.0 * static_cast<double>(getLayers()));
+  return getStd().convertToDouble() /
+         std::sqrt(2.0 * static_cast<double>(getLayers()));
 }
 std::optional<double> ScaledNormalInitAttr::getConstantValue() const {
   return std::nullopt;

@@ -35,8 +35,8 @@ LogicalResult fail(EmitErrorFn emitError, Parts &&...parts) {
 
 std::string shapeString(ArrayRef<int64_t> shape) {
   return "[" +
-         llvm::join(llvm::map_range(shape,
-                                    [](int64_t d) { return std::to_string(d); }),
+         llvm::join(llvm::map_range(
+                        shape, [](int64_t d) { return std::to_string(d); }),
                     ", ") +
          "]";
 }
@@ -56,9 +56,8 @@ LogicalResult verifyResultType(Operation *op, Type actual, Type expected) {
 LogicalResult verifyAxis(Operation *op, int64_t axis, int64_t rank) {
   if (axis >= 0 && axis < rank)
     return success();
-  return op->emitOpError() << "axis " << axis
-                           << " is out of range for rank " << rank
-                           << "; it must be in [0, " << rank << ")";
+  return op->emitOpError() << "axis " << axis << " is out of range for rank "
+                           << rank << "; it must be in [0, " << rank << ")";
 }
 
 } // namespace
@@ -120,13 +119,15 @@ LogicalResult ParameterOp::verify() {
 // MatmulOp
 //===----------------------------------------------------------------------===//
 
-FailureOr<RankedTensorType>
-MatmulOp::inferResultType(RankedTensorType lhs, RankedTensorType rhs,
-                          bool transposeLhs, bool transposeRhs,
-                          EmitErrorFn emitError) {
+FailureOr<RankedTensorType> MatmulOp::inferResultType(RankedTensorType lhs,
+                                                      RankedTensorType rhs,
+                                                      bool transposeLhs,
+                                                      bool transposeRhs,
+                                                      EmitErrorFn emitError) {
   if (lhs.getRank() < 2 || rhs.getRank() < 2)
-    return fail(emitError, "operands must have rank 2 or more ([..., m, k] and "
-                           "[..., k, n]), got ",
+    return fail(emitError,
+                "operands must have rank 2 or more ([..., m, k] and "
+                "[..., k, n]), got ",
                 lhs, " and ", rhs);
   if (lhs.getElementType() != rhs.getElementType())
     return fail(emitError, "operands have different element types (",
@@ -155,9 +156,9 @@ MatmulOp::inferResultType(RankedTensorType lhs, RankedTensorType rhs,
 }
 
 LogicalResult MatmulOp::verify() {
-  FailureOr<RankedTensorType> expected = inferResultType(
-      getLhs().getType(), getRhs().getType(), getTransposeLhs(),
-      getTransposeRhs(), [&] { return emitOpError(); });
+  FailureOr<RankedTensorType> expected =
+      inferResultType(getLhs().getType(), getRhs().getType(), getTransposeLhs(),
+                      getTransposeRhs(), [&] { return emitOpError(); });
   if (failed(expected))
     return failure();
   return verifyResultType(*this, getType(), *expected);
@@ -278,8 +279,8 @@ static LogicalResult verifyNorm(Operation *op, RankedTensorType input,
                              << input;
   double eps = epsilon.convertToDouble();
   if (!std::isfinite(eps) || eps <= 0.0)
-    return op->emitOpError() << "epsilon must be a positive finite number, got "
-                             << eps;
+    return op->emitOpError()
+           << "epsilon must be a positive finite number, got " << eps;
   return success();
 }
 

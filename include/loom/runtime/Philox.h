@@ -23,8 +23,8 @@
 namespace loom {
 namespace runtime {
 
-using PhiloxWord = unsigned int;         // 32 bits on every target Loom builds for
-using PhiloxWide = unsigned long long;   // 64 bits
+using PhiloxWord = unsigned int; // 32 bits on every target Loom builds for
+using PhiloxWide = unsigned long long; // 64 bits
 
 struct PhiloxCounter {
   PhiloxWord word[4];
@@ -43,14 +43,18 @@ constexpr PhiloxWord kWeyl1 = 0xBB67AE85u; // sqrt(3) - 1
 LOOM_HOST_DEVICE PhiloxCounter round(PhiloxCounter c, PhiloxKey k) {
   PhiloxWide p0 = static_cast<PhiloxWide>(kMultiplier0) * c.word[0];
   PhiloxWide p1 = static_cast<PhiloxWide>(kMultiplier1) * c.word[2];
-  PhiloxWord hi0 = static_cast<PhiloxWord>(p0 >> 32), lo0 = static_cast<PhiloxWord>(p0);
-  PhiloxWord hi1 = static_cast<PhiloxWord>(p1 >> 32), lo1 = static_cast<PhiloxWord>(p1);
-  return PhiloxCounter{{hi1 ^ c.word[1] ^ k.word[0], lo1, hi0 ^ c.word[3] ^ k.word[1], lo0}};
+  PhiloxWord hi0 = static_cast<PhiloxWord>(p0 >> 32),
+             lo0 = static_cast<PhiloxWord>(p0);
+  PhiloxWord hi1 = static_cast<PhiloxWord>(p1 >> 32),
+             lo1 = static_cast<PhiloxWord>(p1);
+  return PhiloxCounter{
+      {hi1 ^ c.word[1] ^ k.word[0], lo1, hi0 ^ c.word[3] ^ k.word[1], lo0}};
 }
 } // namespace philox_detail
 
 /// Philox4x32 with 10 rounds: four independent 32-bit words for (counter, key).
-LOOM_HOST_DEVICE PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key) {
+LOOM_HOST_DEVICE PhiloxCounter philox4x32_10(PhiloxCounter counter,
+                                             PhiloxKey key) {
   for (int r = 0; r < 10; ++r) {
     if (r > 0) {
       key.word[0] += philox_detail::kWeyl0;

@@ -21,10 +21,12 @@ struct NvrtcRequest {
   std::string source;
   /// Shown in diagnostics: `name(line): error: ...`.
   std::string name = "kernel.cu";
-  /// The SM version, e.g. 90 for Hopper: `compute_90` for PTX, `sm_90` for a cubin.
+  /// The SM version, e.g. 90 for Hopper: `compute_90` for PTX, `sm_90` for a
+  /// cubin.
   int smVersion = 90;
   NvrtcOutput output = NvrtcOutput::Ptx;
-  /// Extra include directories; the toolkit's own include directory is always added.
+  /// Extra include directories; the toolkit's own include directory is always
+  /// added.
   std::vector<std::string> includeDirs;
   std::vector<std::string> options;
 };
@@ -33,7 +35,8 @@ struct NvrtcResult {
   bool ok = false;
   /// PTX text or cubin bytes when ok.
   std::string image;
-  /// NVRTC's log (warnings, or the errors when !ok), or what failed before it ran.
+  /// NVRTC's log (warnings, or the errors when !ok), or what failed before it
+  /// ran.
   std::string log;
 };
 

@@ -10,9 +10,9 @@
 
 #include <optional>
 
+#include "dialects/Loom/LoomAttrInterfaces.h.inc"
 #include "dialects/Loom/LoomDialect.h.inc"
 #include "dialects/Loom/LoomEnums.h.inc"
-#include "dialects/Loom/LoomAttrInterfaces.h.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/Loom/LoomAttrs.h.inc"
