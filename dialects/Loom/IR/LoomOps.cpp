@@ -60,6 +60,19 @@ LogicalResult verifyAxis(Operation *op, int64_t axis, int64_t rank) {
                            << rank << "; it must be in [0, " << rank << ")";
 }
 
+/// True when `type` has `reference`'s element type and shape, except perhaps
+/// for its size along `axis` (the pieces of a split or a concat).
+bool matchesExceptAlongAxis(RankedTensorType type, RankedTensorType reference,
+                            int64_t axis) {
+  if (type.getElementType() != reference.getElementType() ||
+      type.getRank() != reference.getRank())
+    return false;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    if (i != axis && type.getDimSize(i) != reference.getDimSize(i))
+      return false;
+  return true;
+}
+
 } // namespace
 
 bool loom::isDottedPath(StringRef name) {
@@ -409,11 +422,7 @@ LogicalResult SplitOp::verify() {
   int64_t total = 0;
   for (auto [i, result] : llvm::enumerate(getResults())) {
     RankedTensorType piece = tensorTypeOf(result);
-    SmallVector<int64_t> expected(in.getShape());
-    if (piece.getRank() == in.getRank())
-      expected[axis] = piece.getDimSize(axis);
-    if (piece.getElementType() != in.getElementType() ||
-        piece.getShape() != ArrayRef<int64_t>(expected))
+    if (!matchesExceptAlongAxis(piece, in, axis))
       return emitOpError() << "result #" << i << " has type " << piece
                            << "; only dimension " << axis
                            << " may differ from the input " << in;
@@ -436,11 +445,7 @@ LogicalResult ConcatOp::verify() {
   SmallVector<int64_t> shape(first.getShape());
   for (auto [i, input] : llvm::enumerate(getInputs().drop_front())) {
     RankedTensorType type = tensorTypeOf(input);
-    SmallVector<int64_t> expected(first.getShape());
-    if (type.getRank() == first.getRank())
-      expected[axis] = type.getDimSize(axis);
-    if (type.getElementType() != first.getElementType() ||
-        type.getShape() != ArrayRef<int64_t>(expected))
+    if (!matchesExceptAlongAxis(type, first, axis))
       return emitOpError() << "input #" << i + 1 << " has type " << type
                            << "; every input must match input #0 (" << first
                            << ") except along axis " << axis;
