@@ -38,4 +38,27 @@ def LoomTestCost : Pass<"loom-test-cost", "::mlir::func::FuncOp"> {
   ];
 }
 
+def LoomVerifyModel : Pass<"loom-verify-model", "::mlir::ModuleOp"> {
+  let summary = "Check what no single op can: tied parameters agree, dropout sites are unique";
+  let description = [{
+    An op verifier sees one op; a model has rules across ops. This pass fails,
+    with a diagnostic at the offending op and a note at the first one, when:
+
+    - one parameter name is declared twice with different types or
+      initializers (declaring a name twice is how a parameter is shared, as
+      with tied embeddings, so both declarations must agree);
+    - two dropout ops use the same `site` (the mask is keyed by the site, so
+      they would draw the same mask).
+
+    `loomc` runs it on every model it reads.
+
+    ```mlir
+    %0 = loom.dropout %x rate 1.000000e-01 site "attention.dropout" : tensor<8xf32>
+    %1 = loom.dropout %y rate 1.000000e-01 site "attention.dropout" : tensor<8xf32>
+    // error: dropout site 'attention.dropout' is used twice; ...
+    ```
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
 #endif // LOOM_PASSES_TD

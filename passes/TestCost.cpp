@@ -6,6 +6,8 @@
 
 #include "loom/passes/Passes.h"
 
+#include "llvm/Support/FormatVariadic.h"
+
 #define DEBUG_TYPE "loom-test-cost"
 
 namespace loom {
@@ -18,15 +20,17 @@ using namespace mlir;
 namespace loom {
 namespace {
 
+/// Costs are doubles; they print as whole numbers (exact up to 2^53).
+std::string count(double value) { return llvm::formatv("{0:f0}", value).str(); }
+
 struct LoomTestCostPass : impl::LoomTestCostBase<LoomTestCostPass> {
   using LoomTestCostBase::LoomTestCostBase;
 
   void runOnOperation() override {
-    int64_t ops = 0, flops = 0, matmulFlops = 0, bytesRead = 0,
-            bytesWritten = 0;
+    int64_t ops = 0;
+    double flops = 0, matmulFlops = 0, bytesRead = 0, bytesWritten = 0;
     getOperation().walk([&](CostOpInterface op) {
-      int64_t f = op.getFlops(), r = op.getBytesRead(),
-              w = op.getBytesWritten();
+      double f = op.getFlops(), r = op.getBytesRead(), w = op.getBytesWritten();
       ++ops;
       flops += f;
       bytesRead += r;
@@ -34,13 +38,14 @@ struct LoomTestCostPass : impl::LoomTestCostBase<LoomTestCostPass> {
       if (isa<MatmulOp>(op))
         matmulFlops += f;
       if (perOp)
-        op->emitRemark() << "flops = " << f << ", bytes read = " << r
-                         << ", bytes written = " << w;
+        op->emitRemark() << "flops = " << count(f)
+                         << ", bytes read = " << count(r)
+                         << ", bytes written = " << count(w);
     });
     getOperation()->emitRemark()
-        << "total of " << ops << " ops: flops = " << flops << " (matmul "
-        << matmulFlops << "), bytes read = " << bytesRead
-        << ", bytes written = " << bytesWritten;
+        << "total of " << ops << " ops: flops = " << count(flops) << " (matmul "
+        << count(matmulFlops) << "), bytes read = " << count(bytesRead)
+        << ", bytes written = " << count(bytesWritten);
   }
 };
 

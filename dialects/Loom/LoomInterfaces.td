@@ -23,16 +23,18 @@ def Loom_CostOpInterface : OpInterface<"CostOpInterface"> {
     2·m·n·k per batch element; every elementary arithmetic operation (add,
     mul, div, max, exp, erf, tanh, compare) counts as one FLOP; views
     (reshape) and gathers cost no FLOPs. Bytes are element counts times the
-    element size, with i1 stored as one byte.
+    element size, with i1 stored as one byte. Counts are doubles: exact up
+    to 2^53, and a 1T-parameter model's step (~1e19 FLOPs) does not
+    overflow them.
   }];
   let methods = [
     InterfaceMethod<"Returns the floating-point operations of one execution.",
-      "int64_t", "getFlops">,
+      "double", "getFlops">,
     InterfaceMethod<"Returns the bytes read from memory by one execution.",
-      "int64_t", "getBytesRead", (ins), "",
+      "double", "getBytesRead", (ins), "",
       [{ return ::loom::detail::defaultBytesRead($_op.getOperation()); }]>,
     InterfaceMethod<"Returns the bytes written to memory by one execution.",
-      "int64_t", "getBytesWritten", (ins), "",
+      "double", "getBytesWritten", (ins), "",
       [{ return ::loom::detail::defaultBytesWritten($_op.getOperation()); }]>,
   ];
 }

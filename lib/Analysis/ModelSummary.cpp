@@ -3,7 +3,10 @@
 #include "loom/Analysis/ModelSummary.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 
-#include "llvm/ADT/StringMap.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -12,43 +15,103 @@ using namespace mlir;
 
 namespace loom {
 
+void CostTotals::add(const CostTotals &other, int64_t times) {
+  double t = static_cast<double>(times);
+  flops += t * other.flops;
+  matmulFlops += t * other.matmulFlops;
+  bytesRead += t * other.bytesRead;
+  bytesWritten += t * other.bytesWritten;
+  for (const auto &[name, count] : other.opCounts)
+    opCounts[name] += times * count;
+}
+
+namespace {
+
+/// Per function: the cost of its own ops, and how often it calls each callee.
+struct FunctionCost {
+  CostTotals own;
+  llvm::SmallVector<std::pair<func::FuncOp, int64_t>> calls;
+};
+
+class CallGraphCost {
+public:
+  explicit CallGraphCost(ModuleOp module) : symbols(module) {}
+
+  LogicalResult collect(func::FuncOp fn) {
+    FunctionCost &cost = functions[fn];
+    llvm::DenseMap<func::FuncOp, int64_t> callCounts;
+    WalkResult walk = fn.walk([&](Operation *op) {
+      if (auto call = dyn_cast<func::CallOp>(op)) {
+        auto callee = symbols.lookup<func::FuncOp>(call.getCallee());
+        if (!callee) {
+          call.emitError() << "calls @" << call.getCallee()
+                           << ", which is not a function of this module";
+          return WalkResult::interrupt();
+        }
+        ++callCounts[callee];
+        return WalkResult::advance();
+      }
+      if (op->getDialect() && isa<LoomDialect>(op->getDialect()))
+        ++cost.own.opCounts[op->getName().getStringRef().str()];
+      if (auto costOp = dyn_cast<CostOpInterface>(op)) {
+        double flops = costOp.getFlops();
+        cost.own.flops += flops;
+        if (isa<MatmulOp>(op))
+          cost.own.matmulFlops += flops;
+        cost.own.bytesRead += costOp.getBytesRead();
+        cost.own.bytesWritten += costOp.getBytesWritten();
+      }
+      return WalkResult::advance();
+    });
+    for (auto [callee, count] : callCounts)
+      cost.calls.push_back({callee, count});
+    return failure(walk.wasInterrupted());
+  }
+
+  /// The cost of one call of `fn`, callees included.
+  FailureOr<CostTotals> total(func::FuncOp fn) {
+    if (auto it = totals.find(fn); it != totals.end())
+      return it->second;
+    if (!inProgress.insert(fn).second)
+      return fn.emitError() << "@" << fn.getSymName()
+                            << " calls itself, directly or through other "
+                               "functions; a model's call graph must be "
+                               "acyclic";
+    CostTotals result = functions[fn].own;
+    for (auto [callee, count] : functions[fn].calls) {
+      FailureOr<CostTotals> calleeTotal = total(callee);
+      if (failed(calleeTotal))
+        return failure();
+      result.add(*calleeTotal, count);
+    }
+    inProgress.erase(fn);
+    return totals[fn] = result;
+  }
+
+  bool isCalled(func::FuncOp fn) const {
+    for (const auto &[caller, cost] : functions)
+      for (auto [callee, count] : cost.calls)
+        if (callee == fn)
+          return true;
+    return false;
+  }
+
+private:
+  SymbolTable symbols;
+  llvm::DenseMap<func::FuncOp, FunctionCost> functions;
+  llvm::DenseMap<func::FuncOp, CostTotals> totals;
+  llvm::DenseSet<func::FuncOp> inProgress;
+};
+
+} // namespace
+
 FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
   ModelSummary summary;
-  llvm::StringMap<ParameterOp> seen;
-  bool ok = true;
-  module.walk([&](Operation *op) {
-    if (op->getDialect() && isa<LoomDialect>(op->getDialect()))
-      ++summary.opCounts[op->getName().getStringRef().str()];
-    if (auto cost = dyn_cast<CostOpInterface>(op)) {
-      int64_t flops = cost.getFlops();
-      summary.flops += flops;
-      if (isa<MatmulOp>(op))
-        summary.matmulFlops += flops;
-      summary.bytesRead += cost.getBytesRead();
-      summary.bytesWritten += cost.getBytesWritten();
-    }
-    auto param = dyn_cast<ParameterOp>(op);
-    if (!param)
-      return;
-    auto [it, inserted] = seen.try_emplace(param.getName(), param);
-    if (!inserted) {
-      // The same name twice is one shared (tied) parameter; it must agree.
-      ParameterOp first = it->second;
-      if (first.getType() != param.getType() ||
-          first.getInit() != param.getInit()) {
-        InFlightDiagnostic diag = param.emitError();
-        diag << "parameter '" << param.getName()
-             << "' is declared again with type " << param.getType()
-             << " and init " << param.getInit()
-             << "; a shared parameter must repeat its first declaration "
-                "exactly";
-        diag.attachNote(first.getLoc())
-            << "first declared here with type " << first.getType()
-            << " and init " << first.getInit();
-        ok = false;
-      }
-      return;
-    }
+
+  llvm::StringSet<> seen;
+  module.walk([&](ParameterOp param) {
+    if (!seen.insert(param.getName()).second)
+      return; // a tied parameter, counted at its first declaration
     RankedTensorType type = param.getType();
     ParameterSummary p;
     p.name = param.getName().str();
@@ -62,8 +125,24 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
         p.elements;
     summary.parameters.push_back(std::move(p));
   });
-  if (!ok)
-    return failure();
+
+  CallGraphCost graph(module);
+  auto functions = module.getOps<func::FuncOp>();
+  for (func::FuncOp fn : functions)
+    if (failed(graph.collect(fn)))
+      return failure();
+  for (func::FuncOp fn : functions) {
+    if (graph.isCalled(fn))
+      continue;
+    FailureOr<CostTotals> total = graph.total(fn);
+    if (failed(total))
+      return failure();
+    summary.cost.add(*total);
+  }
+  // A cycle that no entry function reaches still makes the graph cyclic.
+  for (func::FuncOp fn : functions)
+    if (failed(graph.total(fn)))
+      return failure();
   return summary;
 }
 
@@ -76,18 +155,24 @@ static std::string shapeString(ArrayRef<int64_t> shape) {
   return s;
 }
 
+/// Counts print as whole numbers, exact up to 2^53.
+static std::string count(double value) {
+  return llvm::formatv("{0:f0}", value).str();
+}
+
 void printModelSummary(const ModelSummary &summary, llvm::raw_ostream &os) {
+  const CostTotals &cost = summary.cost;
   os << "parameters: " << summary.totalParameters << " ("
      << summary.parameterBytes << " bytes)\n";
-  for (const auto &[group, count] : summary.parametersByGroup)
-    os << "  " << llvm::left_justify(group, 24) << " " << count << "\n";
-  os << "flops per execution: " << summary.flops << " (matmul "
-     << summary.matmulFlops << ")\n";
-  os << "bytes read: " << summary.bytesRead
-     << ", bytes written: " << summary.bytesWritten << "\n";
-  os << "ops:\n";
-  for (const auto &[name, count] : summary.opCounts)
-    os << "  " << llvm::left_justify(name, 24) << " " << count << "\n";
+  for (const auto &[group, elements] : summary.parametersByGroup)
+    os << "  " << llvm::left_justify(group, 32) << " " << elements << "\n";
+  os << "flops per execution: " << count(cost.flops) << " (matmul "
+     << count(cost.matmulFlops) << ")\n";
+  os << "bytes read: " << count(cost.bytesRead)
+     << ", bytes written: " << count(cost.bytesWritten) << "\n";
+  os << "ops executed:\n";
+  for (const auto &[name, n] : cost.opCounts)
+    os << "  " << llvm::left_justify(name, 32) << " " << n << "\n";
   os << "parameter tensors:\n";
   for (const ParameterSummary &p : summary.parameters)
     os << "  " << llvm::left_justify(p.name, 40) << " "
@@ -96,6 +181,7 @@ void printModelSummary(const ModelSummary &summary, llvm::raw_ostream &os) {
 }
 
 void printModelSummaryJson(const ModelSummary &summary, llvm::raw_ostream &os) {
+  const CostTotals &cost = summary.cost;
   llvm::json::Array params;
   for (const ParameterSummary &p : summary.parameters)
     params.push_back(llvm::json::Object{{"name", p.name},
@@ -103,17 +189,17 @@ void printModelSummaryJson(const ModelSummary &summary, llvm::raw_ostream &os) {
                                         {"dtype", p.elementType},
                                         {"elements", p.elements}});
   llvm::json::Object groups;
-  for (const auto &[group, count] : summary.parametersByGroup)
-    groups[group] = count;
+  for (const auto &[group, elements] : summary.parametersByGroup)
+    groups[group] = elements;
   llvm::json::Object ops;
-  for (const auto &[name, count] : summary.opCounts)
-    ops[name] = count;
+  for (const auto &[name, n] : cost.opCounts)
+    ops[name] = n;
   llvm::json::Object root{{"parameters", summary.totalParameters},
                           {"parameter_bytes", summary.parameterBytes},
-                          {"flops", summary.flops},
-                          {"matmul_flops", summary.matmulFlops},
-                          {"bytes_read", summary.bytesRead},
-                          {"bytes_written", summary.bytesWritten},
+                          {"flops", cost.flops},
+                          {"matmul_flops", cost.matmulFlops},
+                          {"bytes_read", cost.bytesRead},
+                          {"bytes_written", cost.bytesWritten},
                           {"parameter_groups", std::move(groups)},
                           {"ops", std::move(ops)},
                           {"parameter_tensors", std::move(params)}};

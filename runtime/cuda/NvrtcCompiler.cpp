@@ -4,6 +4,8 @@
 
 #include <nvrtc.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 
 namespace loom {
@@ -23,6 +25,21 @@ std::string describe(const char *what, nvrtcResult status) {
   return std::string(what) + " failed: " + nvrtcGetErrorString(status);
 }
 } // namespace
+
+std::string cudaIncludeDir() {
+  // The toolkit an embedding application runs with may sit elsewhere than the
+  // one Loom was built with: CUDA_HOME or CUDA_PATH win when they hold the
+  // headers NVRTC needs.
+  for (const char *variable : {"CUDA_HOME", "CUDA_PATH"}) {
+    const char *root = std::getenv(variable);
+    if (!root || !*root)
+      continue;
+    std::string dir = std::string(root) + "/include";
+    if (std::ifstream(dir + "/cuda_runtime.h").good())
+      return dir;
+  }
+  return LOOM_CUDA_INCLUDE_DIR;
+}
 
 int nvrtcVersion() {
   int major = 0, minor = 0;
@@ -49,7 +66,7 @@ NvrtcResult compileWithNvrtc(const NvrtcRequest &request) {
                     (cubin ? "sm_" : "compute_") +
                     std::to_string(request.smVersion));
   options.push_back("--std=c++17");
-  options.push_back("--include-path=" LOOM_CUDA_INCLUDE_DIR);
+  options.push_back("--include-path=" + cudaIncludeDir());
   for (const std::string &dir : request.includeDirs)
     options.push_back("--include-path=" + dir);
   options.insert(options.end(), request.options.begin(), request.options.end());

@@ -173,8 +173,8 @@ TEST(ModelSummaryTest, CountsTiedParametersOnce) {
   EXPECT_EQ(summary->totalParameters, 100 * 8 + 8);
   EXPECT_EQ(summary->parameterBytes, 100 * 8 * 4 + 8 * 2);
   ASSERT_EQ(summary->parameters.size(), 2u);
-  EXPECT_EQ(summary->opCounts["loom.parameter"], 3);
-  EXPECT_EQ(summary->opCounts["loom.embedding"], 1);
+  EXPECT_EQ(summary->cost.opCounts["loom.parameter"], 3);
+  EXPECT_EQ(summary->cost.opCounts["loom.embedding"], 1);
 }
 
 } // namespace

@@ -9,7 +9,11 @@
 // CHECK-DAG: layers.0.attention.qkv {{ *}}1771776
 // fc1: 768·3072 + 3072
 // CHECK-DAG: layers.0.mlp.fc1 {{ *}}2362368
-// CHECK: flops per execution: {{[0-9]+}} (matmul 17716740096)
+// Non-matmul FLOPs, by the rules of docs/dialect.md with N = 1024·768,
+// H = 12·1024·1024 (attention probabilities), F = 1024·3072:
+// layernorm 2·7N, biases 1024·2304 + N + F + N, softmax (scaled, causal) 7H,
+// dropouts 2H + 2N + 2N, residual adds 2N, gelu (tanh) 9F = 164364288.
+// CHECK: flops per execution: 17881104384 (matmul 17716740096)
 // CHECK-DAG: loom.matmul {{ *}}6
 // CHECK-DAG: loom.parameter {{ *}}12
 // CHECK: parameter tensors:

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 using namespace loom::runtime::cuda;
 
 namespace {
@@ -72,6 +74,19 @@ TEST(NvrtcCompilerTest, ReportsErrorsWithFileAndLine) {
   EXPECT_TRUE(result.image.empty());
   EXPECT_NE(result.log.find("broken.cu(2)"), std::string::npos) << result.log;
   EXPECT_NE(result.log.find("undefined_name"), std::string::npos) << result.log;
+}
+
+TEST(NvrtcCompilerTest, FindsTheToolkitHeadersAtRunTime) {
+  // A CUDA_HOME without headers is skipped in favour of the build's toolkit.
+  ASSERT_EQ(setenv("CUDA_HOME", "/nonexistent-cuda", 1), 0);
+  std::string fallback = cudaIncludeDir();
+  EXPECT_NE(fallback.find("include"), std::string::npos);
+  // A CUDA_HOME with headers wins.
+  std::string root = fallback.substr(0, fallback.rfind("/include"));
+  ASSERT_EQ(setenv("CUDA_HOME", root.c_str(), 1), 0);
+  EXPECT_EQ(cudaIncludeDir(), root + "/include");
+  unsetenv("CUDA_HOME");
+  EXPECT_TRUE(compileWithNvrtc(request(kPhiloxKernel, NvrtcOutput::Ptx)).ok);
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/passes/Passes.h"
 
+#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
@@ -11,6 +12,7 @@
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   registry.insert<loom::LoomDialect, mlir::func::FuncDialect>();
+  mlir::func::registerInlinerExtension(registry);
 
   loom::registerLoomPasses();
   // The upstream passes Loom's pipelines use.

@@ -8,13 +8,14 @@
 #include "loom/Analysis/ModelSummary.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
+#include "loom/passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -100,7 +101,11 @@ int main(int argc, char **argv) {
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
 
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-  if (!module || failed(verify(*module)))
+  if (!module)
+    return 1;
+  PassManager pm(&context);
+  pm.addPass(loom::createLoomVerifyModel());
+  if (failed(pm.run(*module)))
     return 1;
 
   std::unique_ptr<llvm::ToolOutputFile> output =

@@ -26,15 +26,15 @@ int64_t tensorBytes(Type type) {
 }
 
 namespace detail {
-int64_t defaultBytesRead(Operation *op) {
-  int64_t bytes = 0;
+double defaultBytesRead(Operation *op) {
+  double bytes = 0;
   for (Type type : op->getOperandTypes())
     bytes += tensorBytes(type);
   return bytes;
 }
 
-int64_t defaultBytesWritten(Operation *op) {
-  int64_t bytes = 0;
+double defaultBytesWritten(Operation *op) {
+  double bytes = 0;
   for (Type type : op->getResultTypes())
     bytes += tensorBytes(type);
   return bytes;

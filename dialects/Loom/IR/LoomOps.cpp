@@ -247,10 +247,23 @@ LogicalResult SoftmaxOp::verify() {
     return emitOpError() << "needs an input of rank 1 or more (softmax runs "
                             "over the last dimension), got "
                          << input;
-  if (getCausal() && input.getRank() < 2)
-    return emitOpError() << "causal softmax needs a [..., query, key] input of "
-                            "rank 2 or more, got "
-                         << input;
+  int64_t keys = input.getDimSize(input.getRank() - 1);
+  if (keys == 0)
+    return emitOpError() << "the last dimension of " << input
+                         << " is empty; softmax over no elements is undefined";
+  if (getCausal()) {
+    if (input.getRank() < 2)
+      return emitOpError() << "causal softmax needs a [..., query, key] input "
+                              "of rank 2 or more, got "
+                           << input;
+    int64_t queries = input.getDimSize(input.getRank() - 2);
+    if (queries > keys)
+      return emitOpError() << "causal softmax on " << input << " has "
+                           << queries << " queries but only " << keys
+                           << " keys, so the first " << queries - keys
+                           << " queries would see no key; it needs at least "
+                              "as many keys as queries";
+  }
   if (Value mask = getMask()) {
     RankedTensorType maskType = tensorTypeOf(mask);
     if (maskType.getRank() > input.getRank())
@@ -338,6 +351,9 @@ LogicalResult EmbeddingOp::verify() {
   RankedTensorType table = getTable().getType();
   if (table.getRank() != 2)
     return emitOpError() << "table must be [vocab, hidden], got " << table;
+  if (table.getDimSize(0) == 0)
+    return emitOpError() << "table " << table
+                         << " has no rows, so every index is out of range";
   SmallVector<int64_t> shape(getIndices().getType().getShape());
   shape.push_back(table.getDimSize(1));
   return verifyResultType(*this, getType(),
@@ -492,6 +508,9 @@ LogicalResult CrossEntropyOp::verify() {
   RankedTensorType labels = getLabels().getType();
   if (logits.getRank() < 1)
     return emitOpError() << "logits must be [..., vocab], got " << logits;
+  if (logits.getDimSize(logits.getRank() - 1) == 0)
+    return emitOpError() << "logits " << logits
+                         << " have an empty vocabulary dimension";
   ArrayRef<int64_t> tokens = logits.getShape().drop_back();
   if (labels.getShape() != tokens)
     return emitOpError() << "labels have type " << labels
@@ -499,6 +518,11 @@ LogicalResult CrossEntropyOp::verify() {
                             "(vocabulary) dimension, "
                          << shapeString(tokens);
   RankedTensorType result = getType();
+  Type resultElement = result.getElementType();
+  if (resultElement != logits.getElementType() && !resultElement.isF32())
+    return emitOpError() << "result element type " << resultElement
+                         << " must be the logits' (" << logits.getElementType()
+                         << ") or f32";
   bool perToken = getReduction() == LossReduction::None;
   ArrayRef<int64_t> expected = perToken ? tokens : ArrayRef<int64_t>();
   if (result.getShape() != expected)

@@ -21,26 +21,36 @@ struct ParameterSummary {
   int64_t bytes = 0;
 };
 
-/// What a model is: its parameters (each once, by name) and the cost of one
-/// execution of its ops on their global shapes.
+/// The cost of executing ops, as CostOpInterface counts it (doubles: a 1T
+/// model's step does not overflow them).
+struct CostTotals {
+  double flops = 0;
+  double matmulFlops = 0;
+  double bytesRead = 0;
+  double bytesWritten = 0;
+  /// Op name -> executions.
+  std::map<std::string, int64_t> opCounts;
+
+  void add(const CostTotals &other, int64_t times = 1);
+};
+
+/// What a model is: its parameters (each name once) and the cost of one
+/// execution of its entry functions, each called function counted as often
+/// as it is called.
 struct ModelSummary {
   llvm::SmallVector<ParameterSummary> parameters;
   int64_t totalParameters = 0;
   int64_t parameterBytes = 0;
-  int64_t flops = 0;
-  int64_t matmulFlops = 0;
-  int64_t bytesRead = 0;
-  int64_t bytesWritten = 0;
-  /// Op name -> how many times it occurs.
-  std::map<std::string, int64_t> opCounts;
+  CostTotals cost;
   /// Parameters summed by module: the name without its last component
   /// (`layers.0.mlp.fc1` for `layers.0.mlp.fc1.weight` and `.bias`).
   std::map<std::string, int64_t> parametersByGroup;
 };
 
-/// Summarises every function of `module`. Fails, with a diagnostic at the
-/// second declaration, when one parameter name is declared with two different
-/// types or initializers.
+/// Summarises `module`. The entry functions are those no other function
+/// calls. Fails, with a diagnostic, on a call to an unknown function or a
+/// recursive call graph. Run --loom-verify-model first: the summary takes
+/// each parameter name's first declaration.
 mlir::FailureOr<ModelSummary> summarizeModel(mlir::ModuleOp module);
 
 /// A table for people.

@@ -441,3 +441,43 @@ func.func @f(%l: tensor<4x64x512xf32>, %t: tensor<4x64xi32>) {
   %0 = loom.cross_entropy %l, %t reduction none : tensor<4x64x512xf32>, tensor<4x64xi32> -> tensor<f32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<8x4xf32>) {
+  // expected-error @+1 {{causal softmax on 'tensor<8x4xf32>' has 8 queries but only 4 keys, so the first 4 queries would see no key; it needs at least as many keys as queries}}
+  %0 = loom.softmax %x causal : tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<8x0xf32>) {
+  // expected-error @+1 {{the last dimension of 'tensor<8x0xf32>' is empty; softmax over no elements is undefined}}
+  %0 = loom.softmax %x : tensor<8x0xf32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<0x768xf32>, %i: tensor<4x64xi32>) {
+  // expected-error @+1 {{table 'tensor<0x768xf32>' has no rows, so every index is out of range}}
+  %0 = loom.embedding %t[%i] : tensor<0x768xf32>, tensor<4x64xi32> -> tensor<4x64x768xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4x0xf32>, %t: tensor<4xi32>) {
+  // expected-error @+1 {{logits 'tensor<4x0xf32>' have an empty vocabulary dimension}}
+  %0 = loom.cross_entropy %l, %t : tensor<4x0xf32>, tensor<4xi32> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4x64x512xbf16>, %t: tensor<4x64xi32>) {
+  // expected-error @+1 {{result element type 'f16' must be the logits' ('bf16') or f32}}
+  %0 = loom.cross_entropy %l, %t : tensor<4x64x512xbf16>, tensor<4x64xi32> -> tensor<f16>
+  return
+}

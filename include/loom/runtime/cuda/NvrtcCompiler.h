@@ -42,6 +42,10 @@ struct NvrtcResult {
 
 NvrtcResult compileWithNvrtc(const NvrtcRequest &request);
 
+/// The toolkit's include directory handed to NVRTC: $CUDA_HOME/include or
+/// $CUDA_PATH/include when it holds cuda_runtime.h, else the build's toolkit.
+std::string cudaIncludeDir();
+
 /// NVRTC's version as major * 1000 + minor * 10 (CUDA's convention), or -1.
 int nvrtcVersion();
 

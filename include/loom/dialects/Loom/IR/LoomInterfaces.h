@@ -32,9 +32,9 @@ struct ShardingRule {
 
 namespace detail {
 /// Bytes of every tensor operand (the default of CostOpInterface).
-int64_t defaultBytesRead(mlir::Operation *op);
+double defaultBytesRead(mlir::Operation *op);
 /// Bytes of every tensor result (the default of CostOpInterface).
-int64_t defaultBytesWritten(mlir::Operation *op);
+double defaultBytesWritten(mlir::Operation *op);
 } // namespace detail
 
 /// Bytes of a statically shaped tensor; i1 is stored as one byte.
