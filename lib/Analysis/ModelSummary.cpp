@@ -6,6 +6,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -105,6 +107,20 @@ private:
 
 } // namespace
 
+/// `layers.3.mlp.fc1.weight` -> `layers.*.mlp.fc1.weight`.
+static std::string layerPattern(StringRef name) {
+  SmallVector<StringRef> parts;
+  name.split(parts, '.');
+  std::string out;
+  for (auto [i, part] : llvm::enumerate(parts)) {
+    if (i)
+      out += ".";
+    bool index = !part.empty() && llvm::all_of(part, llvm::isDigit);
+    out += index ? "*" : part.str();
+  }
+  return out;
+}
+
 FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
   ModelSummary summary;
 
@@ -121,7 +137,8 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
     p.bytes = tensorBytes(type);
     summary.totalParameters += p.elements;
     summary.parameterBytes += p.bytes;
-    summary.parametersByGroup[StringRef(p.name).rsplit('.').first.str()] +=
+    std::string pattern = layerPattern(p.name);
+    summary.parametersByGroup[StringRef(pattern).rsplit('.').first.str()] +=
         p.elements;
     summary.parameters.push_back(std::move(p));
   });
@@ -138,6 +155,10 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
     if (failed(total))
       return failure();
     summary.cost.add(*total);
+    if (summary.model.empty())
+      summary.model = fn.getSymName().str();
+    if (auto layers = fn->getAttrOfType<IntegerAttr>("loom.layers"))
+      summary.layers += layers.getInt();
   }
   // A cycle that no entry function reaches still makes the graph cyclic.
   for (func::FuncOp fn : functions)
@@ -162,10 +183,12 @@ static std::string count(double value) {
 
 void printModelSummary(const ModelSummary &summary, llvm::raw_ostream &os) {
   const CostTotals &cost = summary.cost;
+  os << "model: " << summary.model << " (" << summary.layers << " layers)\n";
   os << "parameters: " << summary.totalParameters << " ("
      << summary.parameterBytes << " bytes)\n";
+  os << "parameters by block (* = every layer):\n";
   for (const auto &[group, elements] : summary.parametersByGroup)
-    os << "  " << llvm::left_justify(group, 32) << " " << elements << "\n";
+    os << "  " << llvm::left_justify(group, 40) << " " << elements << "\n";
   os << "flops per execution: " << count(cost.flops) << " (matmul "
      << count(cost.matmulFlops) << ")\n";
   os << "bytes read: " << count(cost.bytesRead)
@@ -173,11 +196,24 @@ void printModelSummary(const ModelSummary &summary, llvm::raw_ostream &os) {
   os << "ops executed:\n";
   for (const auto &[name, n] : cost.opCounts)
     os << "  " << llvm::left_justify(name, 32) << " " << n << "\n";
+  // One line per tensor pattern: every layer's copy has the same shape.
   os << "parameter tensors:\n";
+  llvm::StringMap<int64_t> copies;
   for (const ParameterSummary &p : summary.parameters)
-    os << "  " << llvm::left_justify(p.name, 40) << " "
-       << llvm::left_justify(shapeString(p.shape), 16) << " " << p.elementType
-       << "\n";
+    ++copies[layerPattern(p.name)];
+  for (const ParameterSummary &p : summary.parameters) {
+    std::string pattern = layerPattern(p.name);
+    auto it = copies.find(pattern);
+    if (it == copies.end())
+      continue; // printed with its first copy
+    os << "  " << llvm::left_justify(pattern, 40) << " "
+       << llvm::left_justify(shapeString(p.shape), 16) << " "
+       << llvm::left_justify(p.elementType, 5);
+    if (it->second > 1)
+      os << " x" << it->second;
+    os << "\n";
+    copies.erase(it);
+  }
 }
 
 void printModelSummaryJson(const ModelSummary &summary, llvm::raw_ostream &os) {
@@ -194,7 +230,9 @@ void printModelSummaryJson(const ModelSummary &summary, llvm::raw_ostream &os) {
   llvm::json::Object ops;
   for (const auto &[name, n] : cost.opCounts)
     ops[name] = n;
-  llvm::json::Object root{{"parameters", summary.totalParameters},
+  llvm::json::Object root{{"model", summary.model},
+                          {"layers", summary.layers},
+                          {"parameters", summary.totalParameters},
                           {"parameter_bytes", summary.parameterBytes},
                           {"flops", cost.flops},
                           {"matmul_flops", cost.matmulFlops},

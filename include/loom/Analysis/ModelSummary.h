@@ -38,12 +38,17 @@ struct CostTotals {
 /// execution of its entry functions, each called function counted as often
 /// as it is called.
 struct ModelSummary {
+  /// The entry function's name (the model's), and the layers its `repeat`
+  /// stacks unroll to (the `loom.layers` attribute; 0 when absent).
+  std::string model;
+  int64_t layers = 0;
   llvm::SmallVector<ParameterSummary> parameters;
   int64_t totalParameters = 0;
   int64_t parameterBytes = 0;
   CostTotals cost;
-  /// Parameters summed by module: the name without its last component
-  /// (`layers.0.mlp.fc1` for `layers.0.mlp.fc1.weight` and `.bias`).
+  /// Parameters summed by block: the name without its last component and
+  /// with layer indices as `*` (`layers.*.mlp.fc1` for every layer's
+  /// `mlp.fc1.weight` and `.bias`).
   std::map<std::string, int64_t> parametersByGroup;
 };
 

@@ -1,0 +1,1666 @@
+//===- ModelBuilder.cpp - model language to the loom dialect --------------===//
+//
+// A compile-time interpreter over the syntax tree. Scalars (int, float, bool,
+// string), lists and element types are evaluated here; tensors are SSA values
+// of the function being built. Blocks are expanded at each call and `repeat`
+// is unrolled, so every parameter and dropout site gets its own dotted name.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Frontend/ModelBuilder.h"
+#include "loom/dialects/Loom/IR/LoomOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <optional>
+
+using namespace mlir;
+
+namespace loom {
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Values
+//===----------------------------------------------------------------------===//
+
+struct Val {
+  enum class Kind { None, Int, Float, Bool, String, List, Tensor, DType };
+  Kind kind = Kind::None;
+  int64_t i = 0;
+  double f = 0;
+  bool b = false;
+  std::string s; // string, or element type name
+  std::vector<Val> list;
+  Value tensor;
+
+  static Val ofInt(int64_t v) {
+    Val x;
+    x.kind = Kind::Int;
+    x.i = v;
+    return x;
+  }
+  static Val ofFloat(double v) {
+    Val x;
+    x.kind = Kind::Float;
+    x.f = v;
+    return x;
+  }
+  static Val ofBool(bool v) {
+    Val x;
+    x.kind = Kind::Bool;
+    x.b = v;
+    return x;
+  }
+  static Val ofString(std::string v, Kind kind = Kind::String) {
+    Val x;
+    x.kind = kind;
+    x.s = std::move(v);
+    return x;
+  }
+  static Val ofTensor(Value v) {
+    Val x;
+    x.kind = Kind::Tensor;
+    x.tensor = v;
+    return x;
+  }
+  static Val ofList(std::vector<Val> v) {
+    Val x;
+    x.kind = Kind::List;
+    x.list = std::move(v);
+    return x;
+  }
+
+  bool isNumber() const { return kind == Kind::Int || kind == Kind::Float; }
+  double number() const { return kind == Kind::Int ? double(i) : f; }
+  RankedTensorType tensorType() const {
+    return cast<RankedTensorType>(tensor.getType());
+  }
+};
+
+const char *kindName(Val::Kind kind) {
+  switch (kind) {
+  case Val::Kind::None:
+    return "none";
+  case Val::Kind::Int:
+    return "int";
+  case Val::Kind::Float:
+    return "float";
+  case Val::Kind::Bool:
+    return "bool";
+  case Val::Kind::String:
+    return "string";
+  case Val::Kind::List:
+    return "list";
+  case Val::Kind::Tensor:
+    return "tensor";
+  case Val::Kind::DType:
+    return "element type";
+  }
+  return "value";
+}
+
+/// `int 768`, `tensor<4x64xf32>`, `string "gelu"`: for messages.
+std::string describe(const Val &v) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  switch (v.kind) {
+  case Val::Kind::None:
+    os << "none";
+    break;
+  case Val::Kind::Int:
+    os << "int " << v.i;
+    break;
+  case Val::Kind::Float:
+    os << "float " << v.f;
+    break;
+  case Val::Kind::Bool:
+    os << "bool " << (v.b ? "true" : "false");
+    break;
+  case Val::Kind::String:
+    os << "string \"" << v.s << "\"";
+    break;
+  case Val::Kind::List:
+    os << "a list of " << v.list.size();
+    break;
+  case Val::Kind::Tensor:
+    os << v.tensor.getType();
+    break;
+  case Val::Kind::DType:
+    os << "element type " << v.s;
+    break;
+  }
+  return out;
+}
+
+//===----------------------------------------------------------------------===//
+// The builder
+//===----------------------------------------------------------------------===//
+
+/// One `config` of the model: its declaration, an override, its value.
+struct Config {
+  const ast::Stmt *decl = nullptr;
+  std::optional<std::string> overrideText;
+  std::optional<Val> value;
+  bool evaluating = false;
+};
+
+struct Scope {
+  llvm::StringMap<Val> vars;
+  /// Configs are visible in the model's own statements, not inside blocks.
+  bool seesConfigs = false;
+};
+
+/// Arguments of a call bound to a signature's names, in signature order.
+using BoundArgs = std::vector<std::optional<Val>>;
+
+struct CallFrame {
+  std::string block;
+  Location loc;
+};
+
+class ModelBuilder {
+public:
+  ModelBuilder(const ast::File &file, const ast::File &library,
+               const ModelOptions &options, MLIRContext *context)
+      : file(file), options(options), context(context), builder(context) {
+    for (const ast::BlockDef &block : library.blocks)
+      blocks[block.name] = &block;
+    for (const ast::BlockDef &block : file.blocks)
+      blocks[block.name] = &block;
+  }
+
+  FailureOr<OwningOpRef<ModuleOp>> build();
+
+private:
+  /// An error at `loc`, with a note at each enclosing block call.
+  InFlightDiagnostic error(Location loc) {
+    InFlightDiagnostic diag = emitError(loc);
+    for (auto it = callStack.rbegin(); it != callStack.rend(); ++it)
+      diag.attachNote(it->loc) << "in block '" << it->block << "' called here";
+    return diag;
+  }
+
+  // Model setup.
+  const ast::ModelDef *selectModel();
+  LogicalResult collectConfigs(const ast::ModelDef &model);
+  FailureOr<Val> configValue(const std::string &name, Location use);
+  FailureOr<Val> parseOverride(Config &config, const std::string &name);
+
+  // Statements and expressions.
+  LogicalResult execute(const std::vector<ast::StmtPtr> &stmts, Scope &scope,
+                        std::optional<std::vector<Val>> *returned);
+  LogicalResult executeStmt(const ast::Stmt &stmt, Scope &scope,
+                            std::optional<std::vector<Val>> *returned,
+                            bool last);
+  FailureOr<Val> eval(const ast::Expr &expr, Scope &scope);
+  FailureOr<Val> evalName(const ast::Expr &expr, Scope &scope);
+  FailureOr<Val> evalUnary(const ast::Expr &expr, Scope &scope);
+  FailureOr<Val> evalBinary(const ast::Expr &expr, Scope &scope);
+  FailureOr<Val> evalCall(const ast::Expr &expr, Scope &scope);
+  FailureOr<Val> callBlock(const ast::BlockDef &block, const ast::Expr &call,
+                           std::vector<Val> &args);
+  FailureOr<Val> callBuiltin(const ast::Expr &call, std::vector<Val> &args);
+  FailureOr<RankedTensorType> evalTensorType(const ast::Stmt &stmt,
+                                             Scope &scope,
+                                             llvm::StringRef defaultType);
+  FailureOr<Attribute> evalInitializer(const ast::Expr &init, Scope &scope);
+
+  // Helpers for builtins.
+  FailureOr<BoundArgs> bind(const ast::Expr &call, std::vector<Val> &args,
+                            llvm::ArrayRef<const char *> names,
+                            size_t required, llvm::StringRef what);
+  FailureOr<Value> tensorArg(const ast::Expr &call, const BoundArgs &args,
+                             size_t index, llvm::ArrayRef<const char *> names);
+  FailureOr<int64_t> intArg(const ast::Expr &call, const std::optional<Val> &v,
+                            llvm::StringRef name);
+  FailureOr<double> floatArg(const ast::Expr &call,
+                             const std::optional<Val> &v, llvm::StringRef name);
+  FailureOr<bool> boolArg(const ast::Expr &call, const std::optional<Val> &v,
+                          llvm::StringRef name);
+  FailureOr<std::string> stringArg(const ast::Expr &call,
+                                   const std::optional<Val> &v,
+                                   llvm::StringRef name);
+  FailureOr<SmallVector<int64_t>> intListArg(const ast::Expr &call,
+                                             const std::optional<Val> &v,
+                                             llvm::StringRef name);
+  /// Verifies a just-built op; on failure erases it and re-emits the
+  /// verifier's message at `loc` with the call-stack notes.
+  FailureOr<Value> checked(Operation *op, Location loc);
+  FailureOr<Val> binaryTensorOp(const ast::Expr &expr, llvm::StringRef op,
+                                const Val &lhs, const Val &rhs);
+
+  /// The dotted name of `leaf` in the current scope; fails when it exists.
+  FailureOr<std::string> claimName(llvm::StringRef leaf, Location loc,
+                                   llvm::StringRef what);
+
+  const ast::File &file;
+  const ModelOptions &options;
+  MLIRContext *context;
+  OpBuilder builder;
+  llvm::StringMap<const ast::BlockDef *> blocks;
+  std::map<std::string, Config> configs;
+  std::vector<std::string> configOrder;
+  std::vector<CallFrame> callStack;
+  std::vector<std::string> path;
+  llvm::StringMap<Location> claimedNames;
+  int64_t layerCount = 0;
+  int repeatDepth = 0;
+};
+
+Type elementTypeNamed(MLIRContext *context, llvm::StringRef name) {
+  Builder b(context);
+  return llvm::StringSwitch<Type>(name)
+      .Case("f32", b.getF32Type())
+      .Case("bf16", b.getBF16Type())
+      .Case("f16", b.getF16Type())
+      .Case("i32", b.getI32Type())
+      .Case("i64", b.getI64Type())
+      .Case("i1", b.getI1Type())
+      .Default(Type());
+}
+
+std::string joinNames(const std::vector<std::string> &names) {
+  return llvm::join(names, ", ");
+}
+
+//===----------------------------------------------------------------------===//
+// Model and configs
+//===----------------------------------------------------------------------===//
+
+const ast::ModelDef *ModelBuilder::selectModel() {
+  Location fileLoc = file.models.empty()
+                         ? Location(UnknownLoc::get(context))
+                         : file.models.front().loc;
+  if (!options.modelName.empty()) {
+    for (const ast::ModelDef &model : file.models)
+      if (model.name == options.modelName)
+        return &model;
+    std::vector<std::string> names;
+    for (const ast::ModelDef &model : file.models)
+      names.push_back(model.name);
+    emitError(fileLoc) << "there is no model '" << options.modelName
+                       << "' in this file; its models are: "
+                       << joinNames(names);
+    return nullptr;
+  }
+  if (file.models.size() == 1)
+    return &file.models.front();
+  if (file.models.empty())
+    return nullptr; // reported by the caller, which knows the file
+  std::vector<std::string> names;
+  for (const ast::ModelDef &model : file.models)
+    names.push_back(model.name);
+  emitError(file.models[1].loc)
+      << "this file has " << file.models.size()
+      << " models; choose one with --model=NAME (" << joinNames(names) << ")";
+  return nullptr;
+}
+
+LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
+  for (const ast::StmtPtr &stmt : model.body) {
+    if (stmt->kind != ast::StmtKind::Config)
+      continue;
+    const std::string &name = stmt->names.front();
+    if (name == "batch" || name == "tp")
+      return error(stmt->loc) << "'" << name
+                              << "' is set by the compiler ("
+                              << (name == "batch" ? "--micro-batch-size"
+                                                  : "the mesh's tp")
+                              << "); choose another config name";
+    auto [it, inserted] = configs.try_emplace(name);
+    if (!inserted) {
+      InFlightDiagnostic diag = error(stmt->loc);
+      diag << "config '" << name << "' is declared twice";
+      diag.attachNote(it->second.decl->loc) << "first declared here";
+      return failure();
+    }
+    it->second.decl = stmt.get();
+    configOrder.push_back(name);
+  }
+  for (const auto &[name, text] : options.overrides) {
+    auto it = configs.find(name);
+    if (name == "batch" || name == "tp")
+      return emitError(model.loc)
+             << "-D " << name << "=" << text << ": '" << name
+             << "' is set by the compiler; use "
+             << (name == "batch" ? "--micro-batch-size" : "--mesh");
+    if (it == configs.end()) {
+      std::string best;
+      unsigned bestDistance = 3;
+      for (const std::string &candidate : configOrder) {
+        unsigned d = llvm::StringRef(candidate).edit_distance(name);
+        if (d < bestDistance) {
+          bestDistance = d;
+          best = candidate;
+        }
+      }
+      InFlightDiagnostic diag = emitError(model.loc);
+      diag << "-D " << name << "=" << text << ": model '" << model.name
+           << "' has no config '" << name << "'";
+      if (!best.empty())
+        diag << "; did you mean '" << best << "'?";
+      diag << " Its configs are: " << joinNames(configOrder);
+      return failure();
+    }
+    it->second.overrideText = text;
+  }
+  return success();
+}
+
+FailureOr<Val> ModelBuilder::parseOverride(Config &config,
+                                           const std::string &name) {
+  const std::string &text = *config.overrideText;
+  // The override's type is the default's: evaluate the default to learn it.
+  Scope scope;
+  scope.seesConfigs = true;
+  FailureOr<Val> def = eval(*config.decl->value, scope);
+  if (failed(def))
+    return failure();
+  llvm::StringRef t(text);
+  auto bad = [&](llvm::StringRef expected) {
+    return error(config.decl->loc)
+           << "-D " << name << "=" << text << " is not " << expected << "; '"
+           << name << "' is declared here as " << describe(*def);
+  };
+  switch (def->kind) {
+  case Val::Kind::Int: {
+    int64_t v;
+    if (t.getAsInteger(10, v))
+      return bad("an integer");
+    return Val::ofInt(v);
+  }
+  case Val::Kind::Float: {
+    double v;
+    if (t.getAsDouble(v) || !std::isfinite(v))
+      return bad("a finite number");
+    return Val::ofFloat(v);
+  }
+  case Val::Kind::Bool:
+    if (t == "true" || t == "false")
+      return Val::ofBool(t == "true");
+    return bad("true or false");
+  case Val::Kind::String:
+    return Val::ofString(text);
+  default:
+    return error(config.decl->loc)
+           << "-D " << name << "=" << text << ": '" << name << "' is "
+           << describe(*def) << ", which a -D cannot set";
+  }
+}
+
+FailureOr<Val> ModelBuilder::configValue(const std::string &name,
+                                         Location use) {
+  Config &config = configs.at(name);
+  if (config.value)
+    return *config.value;
+  if (config.evaluating) {
+    InFlightDiagnostic diag = error(config.decl->loc);
+    diag << "config '" << name << "' depends on itself";
+    diag.attachNote(use) << "through this use";
+    return failure();
+  }
+  config.evaluating = true;
+  FailureOr<Val> value = failure();
+  if (config.overrideText) {
+    value = parseOverride(config, name);
+  } else {
+    Scope scope;
+    scope.seesConfigs = true;
+    value = eval(*config.decl->value, scope);
+  }
+  config.evaluating = false;
+  if (failed(value))
+    return failure();
+  if (value->kind == Val::Kind::Tensor)
+    return error(config.decl->loc)
+           << "config '" << name << "' must be a number, bool or string, not "
+           << describe(*value);
+  config.value = *value;
+  return *value;
+}
+
+FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
+  const ast::ModelDef *model = selectModel();
+  if (!model)
+    return failure();
+  if (options.microBatchSize < 1)
+    return emitError(model->loc) << "--micro-batch-size must be at least 1, got "
+                                 << options.microBatchSize;
+  int64_t global = options.globalBatchSize ? options.globalBatchSize
+                                           : options.microBatchSize;
+  if (global < 1 || global % options.microBatchSize != 0)
+    return emitError(model->loc)
+           << "--global-batch-size=" << global
+           << " is not a positive multiple of --micro-batch-size="
+           << options.microBatchSize;
+  for (const auto &[name, block] : blocks)
+    if (llvm::is_contained({"matmul", "gelu", "relu", "silu", "softmax",
+                            "layernorm", "rmsnorm", "dropout", "embedding",
+                            "reshape", "transpose", "split", "concat",
+                            "reduce_sum", "reduce_mean", "reduce_max",
+                            "cross_entropy", "cast", "dim", "rank", "sqrt",
+                            "round_up", "min", "max", "int", "float", "check"},
+                           name))
+      return emitError(block->loc)
+             << "block '" << name.str()
+             << "' has the name of a builtin; give it another name";
+  if (failed(collectConfigs(*model)))
+    return failure();
+  // Evaluate every config now, so an error in one is reported even when
+  // nothing uses it.
+  for (const std::string &name : configOrder)
+    if (failed(configValue(name, configs.at(name).decl->loc)))
+      return failure();
+
+  OwningOpRef<ModuleOp> module = ModuleOp::create(model->loc);
+  Builder b(context);
+  module->getOperation()->setAttr("loom.micro_batch_size",
+                                  b.getI64IntegerAttr(options.microBatchSize));
+  module->getOperation()->setAttr("loom.global_batch_size",
+                                  b.getI64IntegerAttr(global));
+
+  // Inputs become the function's arguments, in order.
+  Scope scope;
+  scope.seesConfigs = true;
+  SmallVector<Type> inputTypes;
+  SmallVector<const ast::Stmt *> inputs;
+  for (const ast::StmtPtr &stmt : model->body) {
+    if (stmt->kind != ast::StmtKind::Input)
+      continue;
+    FailureOr<RankedTensorType> type = evalTensorType(*stmt, scope, "");
+    if (failed(type))
+      return failure();
+    inputTypes.push_back(*type);
+    inputs.push_back(stmt.get());
+  }
+  builder.setInsertionPointToEnd(module->getBody());
+  auto fn = builder.create<func::FuncOp>(
+      model->loc, model->name, builder.getFunctionType(inputTypes, {}));
+  Block *entry = fn.addEntryBlock();
+  for (auto [i, input] : llvm::enumerate(inputs)) {
+    const std::string &name = input->names.front();
+    if (scope.vars.count(name))
+      return error(input->loc) << "input '" << name << "' is declared twice";
+    scope.vars[name] = Val::ofTensor(entry->getArgument(i));
+    fn.setArgAttr(i, "loom.input", b.getStringAttr(name));
+  }
+  builder.setInsertionPointToStart(entry);
+
+  std::optional<std::vector<Val>> returned;
+  if (failed(execute(model->body, scope, &returned)))
+    return failure();
+  if (!returned)
+    return error(model->loc) << "model '" << model->name
+                             << "' returns nothing; end it with `return "
+                                "loss` (the training loss)";
+  SmallVector<Value> results;
+  for (const Val &v : *returned) {
+    if (v.kind != Val::Kind::Tensor)
+      return error(model->loc) << "model '" << model->name
+                               << "' returns " << describe(v)
+                               << "; a model returns tensors";
+    results.push_back(v.tensor);
+  }
+  builder.create<func::ReturnOp>(model->loc, results);
+  fn.setFunctionType(builder.getFunctionType(
+      inputTypes, ValueRange(results).getTypes()));
+  fn->setAttr("loom.layers", b.getI64IntegerAttr(layerCount));
+  return module;
+}
+
+//===----------------------------------------------------------------------===//
+// Statements
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+ModelBuilder::execute(const std::vector<ast::StmtPtr> &stmts, Scope &scope,
+                      std::optional<std::vector<Val>> *returned) {
+  for (auto [i, stmt] : llvm::enumerate(stmts))
+    if (failed(executeStmt(*stmt, scope, returned, i + 1 == stmts.size())))
+      return failure();
+  return success();
+}
+
+FailureOr<RankedTensorType>
+ModelBuilder::evalTensorType(const ast::Stmt &stmt, Scope &scope,
+                             llvm::StringRef defaultType) {
+  llvm::StringRef typeName =
+      stmt.elementType.empty() ? defaultType : llvm::StringRef(stmt.elementType);
+  Type element = elementTypeNamed(context, typeName);
+  SmallVector<int64_t> shape;
+  for (auto [i, dimExpr] : llvm::enumerate(stmt.dims)) {
+    FailureOr<Val> dim = eval(*dimExpr, scope);
+    if (failed(dim))
+      return failure();
+    if (dim->kind == Val::Kind::Float && std::floor(dim->f) == dim->f &&
+        std::abs(dim->f) < 9e15)
+      *dim = Val::ofInt(static_cast<int64_t>(dim->f));
+    if (dim->kind != Val::Kind::Int)
+      return error(dimExpr->loc)
+             << "dimension " << i << " of '" << stmt.names.front()
+             << "' is " << describe(*dim)
+             << "; a dimension must be a whole number"
+             << (dim->kind == Val::Kind::Float
+                     ? " (check the division that produced it)"
+                     : "");
+    if (dim->i < 1)
+      return error(dimExpr->loc) << "dimension " << i << " of '"
+                                 << stmt.names.front() << "' is " << dim->i
+                                 << "; a dimension must be at least 1";
+    shape.push_back(dim->i);
+  }
+  return RankedTensorType::get(shape, element);
+}
+
+FailureOr<Attribute> ModelBuilder::evalInitializer(const ast::Expr &init,
+                                                   Scope &scope) {
+  auto usage = [&]() {
+    return error(init.loc)
+           << "expected an initializer: normal(std = S), scaled_normal(std = "
+              "S, layers = L), zeros or ones";
+  };
+  if (init.kind == ast::ExprKind::Name) {
+    if (init.text == "zeros")
+      return Attribute(ZerosInitAttr::get(context));
+    if (init.text == "ones")
+      return Attribute(OnesInitAttr::get(context));
+    return usage();
+  }
+  if (init.kind != ast::ExprKind::Call ||
+      (init.text != "normal" && init.text != "scaled_normal"))
+    return usage();
+  std::vector<Val> args;
+  for (const ast::ExprPtr &arg : init.operands) {
+    FailureOr<Val> v = eval(*arg, scope);
+    if (failed(v))
+      return failure();
+    args.push_back(*v);
+  }
+  bool scaled = init.text == "scaled_normal";
+  static const char *normalNames[] = {"std"};
+  static const char *scaledNames[] = {"std", "layers"};
+  FailureOr<BoundArgs> bound =
+      scaled ? bind(init, args, scaledNames, 2, "scaled_normal")
+             : bind(init, args, normalNames, 1, "normal");
+  if (failed(bound))
+    return failure();
+  FailureOr<double> std = floatArg(init, (*bound)[0], "std");
+  if (failed(std))
+    return failure();
+  auto emit = [&]() { return error(init.loc); };
+  if (!scaled) {
+    if (failed(NormalInitAttr::verify(emit, APFloat(*std))))
+      return failure();
+    return Attribute(NormalInitAttr::get(context, APFloat(*std)));
+  }
+  FailureOr<int64_t> layers = intArg(init, (*bound)[1], "layers");
+  if (failed(layers) ||
+      failed(ScaledNormalInitAttr::verify(emit, APFloat(*std), *layers)))
+    return failure();
+  return Attribute(ScaledNormalInitAttr::get(context, APFloat(*std), *layers));
+}
+
+FailureOr<std::string> ModelBuilder::claimName(llvm::StringRef leaf,
+                                               Location loc,
+                                               llvm::StringRef what) {
+  std::vector<std::string> parts = path;
+  parts.push_back(leaf.str());
+  std::string name = llvm::join(parts, ".");
+  auto [it, inserted] = claimedNames.try_emplace(name, loc);
+  if (inserted)
+    return name;
+  InFlightDiagnostic diag = error(loc);
+  diag << what << " '" << name
+       << "' is created twice; name one of the calls that create it apart "
+          "with `as NAME` (for example `layer_norm(x) as ln_2`)";
+  diag.attachNote(it->second) << "first created here";
+  return failure();
+}
+
+LogicalResult
+ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
+                          std::optional<std::vector<Val>> *returned,
+                          bool last) {
+  switch (stmt.kind) {
+  case ast::StmtKind::Config:
+  case ast::StmtKind::Input:
+    return success(); // handled before the statements run
+  case ast::StmtKind::Param: {
+    FailureOr<RankedTensorType> type = evalTensorType(stmt, scope, "f32");
+    if (failed(type))
+      return failure();
+    if (!isa<FloatType>(type->getElementType()))
+      return error(stmt.loc) << "parameter '" << stmt.names.front()
+                             << "' must have a float element type (f32, "
+                                "bf16 or f16), not "
+                             << type->getElementType();
+    FailureOr<Attribute> init = evalInitializer(*stmt.init, scope);
+    if (failed(init))
+      return failure();
+    FailureOr<std::string> name =
+        claimName(stmt.names.front(), stmt.loc, "parameter");
+    if (failed(name))
+      return failure();
+    auto param = builder.create<ParameterOp>(
+        stmt.loc, *type, builder.getStringAttr(*name),
+        cast<InitializerAttrInterface>(*init));
+    scope.vars[stmt.names.front()] = Val::ofTensor(param);
+    return success();
+  }
+  case ast::StmtKind::Assign: {
+    FailureOr<Val> value = eval(*stmt.value, scope);
+    if (failed(value))
+      return failure();
+    for (const std::string &name : stmt.names)
+      if (scope.seesConfigs && configs.count(name))
+        return error(stmt.loc) << "'" << name
+                               << "' is a config and cannot be assigned; "
+                                  "use another name";
+    if (stmt.names.empty())
+      return success(); // a call made for its effect
+    if (stmt.names.size() == 1) {
+      scope.vars[stmt.names.front()] = *value;
+      return success();
+    }
+    if (value->kind != Val::Kind::List ||
+        value->list.size() != stmt.names.size())
+      return error(stmt.loc)
+             << stmt.names.size() << " names are assigned, but the right "
+             << "side gives "
+             << (value->kind == Val::Kind::List
+                     ? std::to_string(value->list.size()) + " values"
+                     : describe(*value));
+    for (auto [name, v] : llvm::zip(stmt.names, value->list))
+      scope.vars[name] = v;
+    return success();
+  }
+  case ast::StmtKind::Repeat: {
+    FailureOr<Val> count = eval(*stmt.value, scope);
+    if (failed(count))
+      return failure();
+    if (count->kind != Val::Kind::Int || count->i < 0)
+      return error(stmt.value->loc)
+             << "repeat needs a count that is a whole number of at least 0, "
+                "got "
+             << describe(*count);
+    ++repeatDepth;
+    for (int64_t i = 0; i < count->i; ++i) {
+      Block *block = builder.getInsertionBlock();
+      Operation *before = block->empty() ? nullptr : &block->back();
+      path.push_back(stmt.prefix);
+      path.push_back(std::to_string(i));
+      LogicalResult result = execute(stmt.body, scope, nullptr);
+      path.pop_back();
+      path.pop_back();
+      if (failed(result))
+        return failure();
+      // Mark the outermost repeat's iterations: the unit pipelines cut.
+      if (repeatDepth == 1) {
+        auto first = before ? std::next(before->getIterator()) : block->begin();
+        for (Operation &op : llvm::make_range(first, block->end()))
+          op.setAttr("loom.layer", builder.getI64IntegerAttr(layerCount + i));
+      }
+    }
+    if (repeatDepth == 1)
+      layerCount += count->i;
+    --repeatDepth;
+    return success();
+  }
+  case ast::StmtKind::If: {
+    FailureOr<Val> cond = eval(*stmt.value, scope);
+    if (failed(cond))
+      return failure();
+    if (cond->kind != Val::Kind::Bool)
+      return error(stmt.value->loc)
+             << "the condition of `if` must be a bool, got " << describe(*cond);
+    // Returns inside a branch are not supported: values flow out by name.
+    return execute(cond->b ? stmt.body : stmt.elseBody, scope, nullptr);
+  }
+  case ast::StmtKind::Return: {
+    if (!returned || !last)
+      return error(stmt.loc) << "`return` must be the last statement of a "
+                                "block or model, outside `if` and `repeat`";
+    std::vector<Val> values;
+    for (const ast::ExprPtr &expr : stmt.values) {
+      FailureOr<Val> v = eval(*expr, scope);
+      if (failed(v))
+        return failure();
+      values.push_back(*v);
+    }
+    *returned = std::move(values);
+    return success();
+  }
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Expressions
+//===----------------------------------------------------------------------===//
+
+FailureOr<Val> ModelBuilder::eval(const ast::Expr &expr, Scope &scope) {
+  switch (expr.kind) {
+  case ast::ExprKind::Int:
+    return Val::ofInt(expr.intValue);
+  case ast::ExprKind::Float:
+    return Val::ofFloat(expr.floatValue);
+  case ast::ExprKind::String:
+    return Val::ofString(expr.text);
+  case ast::ExprKind::Bool:
+    return Val::ofBool(expr.boolValue);
+  case ast::ExprKind::None:
+    return Val();
+  case ast::ExprKind::Name:
+    return evalName(expr, scope);
+  case ast::ExprKind::List: {
+    std::vector<Val> items;
+    for (const ast::ExprPtr &e : expr.operands) {
+      FailureOr<Val> v = eval(*e, scope);
+      if (failed(v))
+        return failure();
+      items.push_back(*v);
+    }
+    return Val::ofList(std::move(items));
+  }
+  case ast::ExprKind::Unary:
+    return evalUnary(expr, scope);
+  case ast::ExprKind::Binary:
+    return evalBinary(expr, scope);
+  case ast::ExprKind::Call:
+    return evalCall(expr, scope);
+  }
+  return failure();
+}
+
+FailureOr<Val> ModelBuilder::evalName(const ast::Expr &expr, Scope &scope) {
+  auto it = scope.vars.find(expr.text);
+  if (it != scope.vars.end())
+    return it->second;
+  if (scope.seesConfigs) {
+    if (configs.count(expr.text))
+      return configValue(expr.text, expr.loc);
+    if (expr.text == "batch")
+      return Val::ofInt(options.microBatchSize);
+    if (expr.text == "tp")
+      return Val::ofInt(1); // tensor parallelism arrives with --mesh
+  }
+  if (elementTypeNamed(context, expr.text))
+    return Val::ofString(expr.text, Val::Kind::DType);
+  InFlightDiagnostic diag = error(expr.loc);
+  diag << "'" << expr.text << "' is not defined here";
+  if (blocks.count(expr.text))
+    diag << "; '" << expr.text << "' is a block: call it as " << expr.text
+         << "(...)";
+  else if (!scope.seesConfigs && configs.count(expr.text))
+    diag << "; configs are visible in the model, not inside blocks: pass '"
+         << expr.text << "' to the block as an argument";
+  else
+    diag << "; assign it first (" << expr.text << " = ...)";
+  return failure();
+}
+
+FailureOr<Val> ModelBuilder::evalUnary(const ast::Expr &expr, Scope &scope) {
+  FailureOr<Val> v = eval(*expr.operands.front(), scope);
+  if (failed(v))
+    return failure();
+  if (expr.text == "not") {
+    if (v->kind != Val::Kind::Bool)
+      return error(expr.loc) << "`not` needs a bool, got " << describe(*v);
+    return Val::ofBool(!v->b);
+  }
+  switch (v->kind) {
+  case Val::Kind::Int:
+    if (v->i == INT64_MIN)
+      return error(expr.loc) << "-(" << v->i << ") does not fit in 64 bits";
+    return Val::ofInt(-v->i);
+  case Val::Kind::Float:
+    return Val::ofFloat(-v->f);
+  case Val::Kind::Tensor: {
+    if (!isa<FloatType>(v->tensorType().getElementType()))
+      return error(expr.loc) << "negation needs a float tensor, got "
+                             << v->tensorType();
+    FailureOr<Value> neg =
+        checked(builder.create<NegOp>(expr.loc, v->tensor), expr.loc);
+    if (failed(neg))
+      return failure();
+    return Val::ofTensor(*neg);
+  }
+  default:
+    return error(expr.loc) << "cannot negate " << describe(*v);
+  }
+}
+
+FailureOr<Val> ModelBuilder::binaryTensorOp(const ast::Expr &expr,
+                                            llvm::StringRef op, const Val &lhs,
+                                            const Val &rhs) {
+  Location loc = expr.loc;
+  // tensor · scalar and tensor / scalar are loom.scale.
+  if ((op == "*" || op == "/") &&
+      ((lhs.kind == Val::Kind::Tensor && rhs.isNumber()) ||
+       (op == "*" && lhs.isNumber() && rhs.kind == Val::Kind::Tensor))) {
+    const Val &t = lhs.kind == Val::Kind::Tensor ? lhs : rhs;
+    double factor = lhs.kind == Val::Kind::Tensor ? rhs.number() : lhs.number();
+    if (op == "/") {
+      if (factor == 0)
+        return error(loc) << "division of a tensor by zero";
+      factor = 1.0 / factor;
+    }
+    if (!isa<FloatType>(t.tensorType().getElementType()))
+      return error(loc) << "scaling needs a float tensor, got "
+                        << t.tensorType();
+    FailureOr<Value> v = checked(
+        builder.create<ScaleOp>(loc, t.tensor, builder.getF64FloatAttr(factor)),
+        loc);
+    if (failed(v))
+      return failure();
+    return Val::ofTensor(*v);
+  }
+  if (lhs.kind != Val::Kind::Tensor || rhs.kind != Val::Kind::Tensor)
+    return error(loc) << "`" << op << "` between " << describe(lhs) << " and "
+                      << describe(rhs)
+                      << " is not defined; tensors combine with tensors "
+                         "(+ - * /), and scale by numbers (* /)";
+  if (op == "%")
+    return error(loc) << "`%` is not defined on tensors";
+  FailureOr<RankedTensorType> type = inferBroadcastType(
+      lhs.tensorType(), rhs.tensorType(), [&] { return error(loc); });
+  if (failed(type))
+    return failure();
+  Operation *created = nullptr;
+  if (op == "+")
+    created = builder.create<AddOp>(loc, *type, lhs.tensor, rhs.tensor);
+  else if (op == "-")
+    created = builder.create<SubOp>(loc, *type, lhs.tensor, rhs.tensor);
+  else if (op == "*")
+    created = builder.create<MulOp>(loc, *type, lhs.tensor, rhs.tensor);
+  else
+    created = builder.create<DivOp>(loc, *type, lhs.tensor, rhs.tensor);
+  FailureOr<Value> v = checked(created, loc);
+  if (failed(v))
+    return failure();
+  return Val::ofTensor(*v);
+}
+
+FailureOr<Val> ModelBuilder::evalBinary(const ast::Expr &expr, Scope &scope) {
+  const std::string &op = expr.text;
+  FailureOr<Val> lhs = eval(*expr.operands[0], scope);
+  if (failed(lhs))
+    return failure();
+  // `and` and `or` short-circuit, so `x != none and dim(x, 0) > 1` works.
+  if (op == "and" || op == "or") {
+    if (lhs->kind != Val::Kind::Bool)
+      return error(expr.loc) << "`" << op << "` needs bools, got "
+                             << describe(*lhs);
+    if (lhs->b == (op == "or"))
+      return *lhs;
+    FailureOr<Val> rhs = eval(*expr.operands[1], scope);
+    if (failed(rhs))
+      return failure();
+    if (rhs->kind != Val::Kind::Bool)
+      return error(expr.loc) << "`" << op << "` needs bools, got "
+                             << describe(*rhs);
+    return *rhs;
+  }
+  FailureOr<Val> rhs = eval(*expr.operands[1], scope);
+  if (failed(rhs))
+    return failure();
+  const Val &a = *lhs, &b = *rhs;
+
+  if (op == "==" || op == "!=") {
+    bool equal;
+    if (a.isNumber() && b.isNumber())
+      equal = a.number() == b.number();
+    else if (a.kind != b.kind)
+      equal = false;
+    else if (a.kind == Val::Kind::String || a.kind == Val::Kind::DType)
+      equal = a.s == b.s;
+    else if (a.kind == Val::Kind::Bool)
+      equal = a.b == b.b;
+    else if (a.kind == Val::Kind::None)
+      equal = true;
+    else if (a.kind == Val::Kind::Tensor)
+      equal = a.tensor == b.tensor;
+    else
+      return error(expr.loc) << "cannot compare " << describe(a) << " and "
+                             << describe(b);
+    return Val::ofBool(equal == (op == "=="));
+  }
+  if (op == "<" || op == "<=" || op == ">" || op == ">=") {
+    if (!a.isNumber() || !b.isNumber())
+      return error(expr.loc) << "`" << op << "` compares numbers, got "
+                             << describe(a) << " and " << describe(b);
+    double x = a.number(), y = b.number();
+    bool r = op == "<" ? x < y : op == "<=" ? x <= y : op == ">" ? x > y : x >= y;
+    return Val::ofBool(r);
+  }
+  if (a.kind == Val::Kind::Tensor || b.kind == Val::Kind::Tensor)
+    return binaryTensorOp(expr, op, a, b);
+  if (!a.isNumber() || !b.isNumber())
+    return error(expr.loc) << "`" << op << "` needs numbers or tensors, got "
+                           << describe(a) << " and " << describe(b);
+  if (a.kind == Val::Kind::Int && b.kind == Val::Kind::Int) {
+    int64_t x = a.i, y = b.i, r = 0;
+    bool overflow = false;
+    if (op == "+")
+      overflow = __builtin_add_overflow(x, y, &r);
+    else if (op == "-")
+      overflow = __builtin_sub_overflow(x, y, &r);
+    else if (op == "*")
+      overflow = __builtin_mul_overflow(x, y, &r);
+    else if (op == "/" || op == "%") {
+      if (y == 0)
+        return error(expr.loc) << "division by zero (" << x << " " << op
+                               << " 0)";
+      if (x == INT64_MIN && y == -1)
+        overflow = true;
+      else if (op == "%")
+        r = x % y;
+      else if (x % y == 0)
+        r = x / y;
+      else
+        return Val::ofFloat(double(x) / double(y)); // 770 / 12 is not whole
+    }
+    if (overflow)
+      return error(expr.loc) << x << " " << op << " " << y
+                             << " does not fit in 64 bits";
+    return Val::ofInt(r);
+  }
+  if (op == "%")
+    return error(expr.loc) << "`%` needs integers, got " << describe(a)
+                           << " and " << describe(b);
+  double x = a.number(), y = b.number();
+  if (op == "/" && y == 0)
+    return error(expr.loc) << "division by zero";
+  double r = op == "+" ? x + y : op == "-" ? x - y : op == "*" ? x * y : x / y;
+  return Val::ofFloat(r);
+}
+
+FailureOr<Val> ModelBuilder::evalCall(const ast::Expr &call, Scope &scope) {
+  std::vector<Val> args;
+  for (const ast::ExprPtr &arg : call.operands) {
+    FailureOr<Val> v = eval(*arg, scope);
+    if (failed(v))
+      return failure();
+    args.push_back(*v);
+  }
+  auto it = blocks.find(call.text);
+  if (it != blocks.end())
+    return callBlock(*it->second, call, args);
+  return callBuiltin(call, args);
+}
+
+FailureOr<BoundArgs> ModelBuilder::bind(const ast::Expr &call,
+                                        std::vector<Val> &args,
+                                        llvm::ArrayRef<const char *> names,
+                                        size_t required, llvm::StringRef what) {
+  BoundArgs bound(names.size());
+  std::vector<std::string> all(names.begin(), names.end());
+  size_t positional = 0;
+  for (auto [i, keyword] : llvm::enumerate(call.keywords)) {
+    size_t index;
+    if (keyword.empty()) {
+      index = positional++;
+      if (index >= names.size())
+        return error(call.operands[i]->loc)
+               << what << " takes " << names.size() << " argument"
+               << (names.size() == 1 ? "" : "s") << " (" << joinNames(all)
+               << "), but more were given";
+    } else {
+      auto found = llvm::find(names, keyword);
+      if (found == names.end())
+        return error(call.operands[i]->loc)
+               << what << " has no argument '" << keyword
+               << "'; its arguments are: " << joinNames(all);
+      index = found - names.begin();
+      if (bound[index])
+        return error(call.operands[i]->loc)
+               << "argument '" << keyword << "' of " << what
+               << " is given twice";
+    }
+    bound[index] = args[i];
+  }
+  for (size_t i = 0; i < required; ++i)
+    if (!bound[i])
+      return error(call.loc) << what << " needs argument '" << names[i]
+                             << "' (its arguments are: " << joinNames(all)
+                             << ")";
+  return bound;
+}
+
+FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
+                                       const ast::Expr &call,
+                                       std::vector<Val> &args) {
+  for (const CallFrame &frame : callStack)
+    if (frame.block == block.name) {
+      std::vector<std::string> chain;
+      for (const CallFrame &f : callStack)
+        chain.push_back(f.block);
+      chain.push_back(block.name);
+      return error(call.loc) << "block '" << block.name
+                             << "' calls itself (" << llvm::join(chain, " -> ")
+                             << "); blocks cannot be recursive";
+    }
+  if (callStack.size() >= 64)
+    return error(call.loc) << "blocks nest more than 64 calls deep";
+
+  std::vector<const char *> names;
+  for (const ast::BlockParameter &p : block.parameters)
+    names.push_back(p.name.c_str());
+  size_t required = 0;
+  while (required < block.parameters.size() &&
+         !block.parameters[required].defaultValue)
+    ++required;
+  std::string what = "block '" + block.name + "'";
+  FailureOr<BoundArgs> bound = bind(call, args, names, 0, what);
+  if (failed(bound))
+    return failure();
+
+  // The block's scope: its arguments, then defaults (which may use earlier
+  // arguments), each checked against its declared type.
+  Scope scope;
+  callStack.push_back({block.name, call.loc});
+  for (auto [i, param] : llvm::enumerate(block.parameters)) {
+    Val value;
+    if ((*bound)[i]) {
+      value = *(*bound)[i];
+    } else if (param.defaultValue) {
+      FailureOr<Val> v = eval(*param.defaultValue, scope);
+      if (failed(v)) {
+        callStack.pop_back();
+        return failure();
+      }
+      value = *v;
+    } else {
+      callStack.pop_back();
+      return error(call.loc) << what << " needs argument '" << param.name
+                             << "' (its arguments are: " << joinNames(
+                                    std::vector<std::string>(names.begin(),
+                                                             names.end()))
+                             << ")";
+    }
+    if (!param.type.empty()) {
+      bool ok = param.type == kindName(value.kind) ||
+                (param.type == "float" && value.kind == Val::Kind::Int);
+      if (!ok) {
+        callStack.pop_back();
+        return error(call.loc) << "argument '" << param.name << "' of " << what
+                               << " must be " << param.type << ", got "
+                               << describe(value);
+      }
+      if (param.type == "float" && value.kind == Val::Kind::Int)
+        value = Val::ofFloat(double(value.i));
+    }
+    scope.vars[param.name] = value;
+  }
+
+  bool named = call.instanceName != "_";
+  if (named)
+    path.push_back(call.instanceName.empty() ? block.name : call.instanceName);
+  std::optional<std::vector<Val>> returned;
+  LogicalResult result = execute(block.body, scope, &returned);
+  if (named)
+    path.pop_back();
+  callStack.pop_back();
+  if (failed(result))
+    return failure();
+  if (!returned || returned->empty())
+    return Val();
+  if (returned->size() == 1)
+    return returned->front();
+  return Val::ofList(std::move(*returned));
+}
+
+//===----------------------------------------------------------------------===//
+// Builtins
+//===----------------------------------------------------------------------===//
+
+FailureOr<Value> ModelBuilder::checked(Operation *op, Location loc) {
+  std::string message;
+  LogicalResult verified = success();
+  {
+    ScopedDiagnosticHandler capture(context, [&](Diagnostic &diag) {
+      if (message.empty())
+        message = diag.str();
+      return success();
+    });
+    verified = verify(op);
+  }
+  if (succeeded(verified))
+    return op->getResult(0);
+  op->erase();
+  // "'loom.reshape' op from ..." reads better as "reshape: from ...".
+  llvm::StringRef text(message);
+  if (text.consume_front("'loom.")) {
+    auto [opName, rest] = text.split("' op ");
+    return error(loc) << opName << ": " << rest;
+  }
+  return error(loc) << message;
+}
+
+FailureOr<Value> ModelBuilder::tensorArg(const ast::Expr &call,
+                                         const BoundArgs &args, size_t index,
+                                         llvm::ArrayRef<const char *> names) {
+  const std::optional<Val> &v = args[index];
+  if (v && v->kind == Val::Kind::Tensor)
+    return v->tensor;
+  return error(call.loc) << "argument '" << names[index] << "' of '"
+                         << call.text << "' must be a tensor, got "
+                         << (v ? describe(*v) : std::string("nothing"));
+}
+
+FailureOr<int64_t> ModelBuilder::intArg(const ast::Expr &call,
+                                        const std::optional<Val> &v,
+                                        llvm::StringRef name) {
+  if (v && v->kind == Val::Kind::Int)
+    return v->i;
+  return error(call.loc) << "argument '" << name << "' of '" << call.text
+                         << "' must be an int, got "
+                         << (v ? describe(*v) : std::string("nothing"));
+}
+
+FailureOr<double> ModelBuilder::floatArg(const ast::Expr &call,
+                                         const std::optional<Val> &v,
+                                         llvm::StringRef name) {
+  if (v && v->isNumber())
+    return v->number();
+  return error(call.loc) << "argument '" << name << "' of '" << call.text
+                         << "' must be a number, got "
+                         << (v ? describe(*v) : std::string("nothing"));
+}
+
+FailureOr<bool> ModelBuilder::boolArg(const ast::Expr &call,
+                                      const std::optional<Val> &v,
+                                      llvm::StringRef name) {
+  if (v && v->kind == Val::Kind::Bool)
+    return v->b;
+  return error(call.loc) << "argument '" << name << "' of '" << call.text
+                         << "' must be true or false, got "
+                         << (v ? describe(*v) : std::string("nothing"));
+}
+
+FailureOr<std::string> ModelBuilder::stringArg(const ast::Expr &call,
+                                               const std::optional<Val> &v,
+                                               llvm::StringRef name) {
+  if (v && v->kind == Val::Kind::String)
+    return v->s;
+  return error(call.loc) << "argument '" << name << "' of '" << call.text
+                         << "' must be a string, got "
+                         << (v ? describe(*v) : std::string("nothing"));
+}
+
+FailureOr<SmallVector<int64_t>>
+ModelBuilder::intListArg(const ast::Expr &call, const std::optional<Val> &v,
+                         llvm::StringRef name) {
+  SmallVector<int64_t> out;
+  if (v && v->kind == Val::Kind::List &&
+      llvm::all_of(v->list, [](const Val &x) {
+        return x.kind == Val::Kind::Int ||
+               (x.kind == Val::Kind::Float && std::floor(x.f) == x.f &&
+                std::abs(x.f) < 9e15);
+      })) {
+    for (const Val &x : v->list)
+      out.push_back(x.kind == Val::Kind::Int ? x.i : int64_t(x.f));
+    return out;
+  }
+  return error(call.loc) << "argument '" << name << "' of '" << call.text
+                         << "' must be a list of whole numbers, got "
+                         << (v ? (v->kind == Val::Kind::List
+                                      ? std::string("a list holding ") +
+                                            (v->list.empty()
+                                                 ? std::string("nothing")
+                                                 : describe(*llvm::find_if(
+                                                       v->list,
+                                                       [](const Val &x) {
+                                                         return x.kind !=
+                                                                Val::Kind::Int;
+                                                       })))
+                                      : describe(*v))
+                               : std::string("nothing"));
+}
+
+FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
+                                         std::vector<Val> &args) {
+  const std::string &name = call.text;
+  Location loc = call.loc;
+  auto tensorResult = [&](FailureOr<Value> v) -> FailureOr<Val> {
+    if (failed(v))
+      return failure();
+    return Val::ofTensor(*v);
+  };
+#define BIND(...)                                                              \
+  static const char *names[] = {__VA_ARGS__};                                  \
+  FailureOr<BoundArgs> boundOr =                                               \
+      bind(call, args, names, required, "'" + name + "'");                     \
+  if (failed(boundOr))                                                         \
+    return failure();                                                          \
+  BoundArgs &a = *boundOr;
+#define TENSOR(var, index)                                                     \
+  FailureOr<Value> var##Or = tensorArg(call, a, index, names);                 \
+  if (failed(var##Or))                                                         \
+    return failure();                                                          \
+  Value var = *var##Or;
+#define ARG(var, fn, index)                                                    \
+  auto var##Or = fn(call, a[index], names[index]);                             \
+  if (failed(var##Or))                                                         \
+    return failure();                                                          \
+  auto var = *var##Or;
+#define OPTIONAL_ARG(var, fn, index, fallback)                                 \
+  auto var = fallback;                                                         \
+  if (a[index] && a[index]->kind != Val::Kind::None) {                         \
+    auto var##Or = fn(call, a[index], names[index]);                           \
+    if (failed(var##Or))                                                       \
+      return failure();                                                        \
+    var = *var##Or;                                                            \
+  }
+
+  if (name == "matmul") {
+    size_t required = 2;
+    BIND("a", "b", "transpose_a", "transpose_b");
+    TENSOR(lhs, 0);
+    TENSOR(rhs, 1);
+    OPTIONAL_ARG(ta, boolArg, 2, false);
+    OPTIONAL_ARG(tb, boolArg, 3, false);
+    FailureOr<RankedTensorType> type = MatmulOp::inferResultType(
+        cast<RankedTensorType>(lhs.getType()),
+        cast<RankedTensorType>(rhs.getType()), ta, tb,
+        [&] { return error(loc) << "matmul: "; });
+    if (failed(type))
+      return failure();
+    return tensorResult(checked(
+        builder.create<MatmulOp>(loc, *type, lhs, rhs, ta, tb), loc));
+  }
+  if (name == "gelu") {
+    size_t required = 1;
+    BIND("x", "approximate");
+    TENSOR(x, 0);
+    OPTIONAL_ARG(approx, stringArg, 1, std::string("none"));
+    std::optional<GeluApproximation> kind = symbolizeGeluApproximation(approx);
+    if (!kind)
+      return error(loc) << "gelu's approximate must be \"none\" or \"tanh\", "
+                           "got \""
+                        << approx << "\"";
+    return tensorResult(checked(builder.create<GeluOp>(loc, x, *kind), loc));
+  }
+  if (name == "relu" || name == "silu") {
+    size_t required = 1;
+    BIND("x");
+    TENSOR(x, 0);
+    Operation *op = name == "relu"
+                        ? builder.create<ReluOp>(loc, x).getOperation()
+                        : builder.create<SiluOp>(loc, x).getOperation();
+    return tensorResult(checked(op, loc));
+  }
+  if (name == "softmax") {
+    size_t required = 1;
+    BIND("x", "causal", "scale", "mask");
+    TENSOR(x, 0);
+    OPTIONAL_ARG(causal, boolArg, 1, false);
+    OPTIONAL_ARG(scale, floatArg, 2, 1.0);
+    Value mask;
+    if (a[3] && a[3]->kind != Val::Kind::None) {
+      TENSOR(m, 3);
+      mask = m;
+    }
+    return tensorResult(checked(
+        builder.create<SoftmaxOp>(loc, x.getType(), x, mask,
+                                  causal ? builder.getUnitAttr() : UnitAttr(),
+                                  builder.getF64FloatAttr(scale)),
+        loc));
+  }
+  if (name == "layernorm") {
+    size_t required = 3;
+    BIND("x", "weight", "bias", "eps");
+    TENSOR(x, 0);
+    TENSOR(w, 1);
+    TENSOR(b, 2);
+    OPTIONAL_ARG(eps, floatArg, 3, 1e-5);
+    return tensorResult(checked(builder.create<LayerNormOp>(
+                                    loc, x.getType(), x, w, b,
+                                    builder.getF64FloatAttr(eps)),
+                                loc));
+  }
+  if (name == "rmsnorm") {
+    size_t required = 2;
+    BIND("x", "weight", "eps");
+    TENSOR(x, 0);
+    TENSOR(w, 1);
+    OPTIONAL_ARG(eps, floatArg, 2, 1e-5);
+    return tensorResult(checked(builder.create<RmsNormOp>(
+                                    loc, x.getType(), x, w,
+                                    builder.getF64FloatAttr(eps)),
+                                loc));
+  }
+  if (name == "dropout") {
+    size_t required = 2;
+    BIND("x", "rate");
+    TENSOR(x, 0);
+    ARG(rate, floatArg, 1);
+    if (call.instanceName == "_")
+      return error(loc) << "a dropout needs a site name; write `as NAME`, "
+                           "not `as _`";
+    FailureOr<std::string> site = claimName(
+        call.instanceName.empty() ? "dropout" : call.instanceName, loc,
+        "dropout site");
+    if (failed(site))
+      return failure();
+    return tensorResult(checked(
+        builder.create<DropoutOp>(loc, x.getType(), x,
+                                  builder.getF64FloatAttr(rate),
+                                  builder.getStringAttr(*site)),
+        loc));
+  }
+  if (name == "embedding") {
+    size_t required = 2;
+    BIND("table", "indices");
+    TENSOR(table, 0);
+    TENSOR(ids, 1);
+    auto tableType = cast<RankedTensorType>(table.getType());
+    if (tableType.getRank() != 2)
+      return error(loc) << "embedding: the table must be [vocab, hidden], got "
+                        << tableType;
+    SmallVector<int64_t> shape(
+        cast<RankedTensorType>(ids.getType()).getShape());
+    shape.push_back(tableType.getDimSize(1));
+    return tensorResult(checked(
+        builder.create<EmbeddingOp>(
+            loc, RankedTensorType::get(shape, tableType.getElementType()),
+            table, ids),
+        loc));
+  }
+  if (name == "reshape") {
+    size_t required = 2;
+    BIND("x", "shape");
+    TENSOR(x, 0);
+    ARG(shape, intListArg, 1);
+    for (int64_t d : shape)
+      if (d < 1)
+        return error(loc) << "reshape: every dimension must be at least 1, "
+                             "got "
+                          << d;
+    auto type = RankedTensorType::get(
+        shape, cast<RankedTensorType>(x.getType()).getElementType());
+    return tensorResult(
+        checked(builder.create<ReshapeOp>(loc, type, x), loc));
+  }
+  if (name == "transpose") {
+    size_t required = 2;
+    BIND("x", "permutation");
+    TENSOR(x, 0);
+    ARG(perm, intListArg, 1);
+    auto in = cast<RankedTensorType>(x.getType());
+    SmallVector<int64_t> shape;
+    for (int64_t p : perm) {
+      if (p < 0 || p >= in.getRank())
+        return error(loc) << "transpose: " << p
+                          << " is not a dimension of " << in;
+      shape.push_back(in.getDimSize(p));
+    }
+    return tensorResult(checked(
+        builder.create<TransposeOp>(
+            loc, RankedTensorType::get(shape, in.getElementType()), x,
+            builder.getDenseI64ArrayAttr(perm)),
+        loc));
+  }
+  if (name == "split") {
+    size_t required = 2;
+    BIND("x", "axis", "parts", "sizes");
+    TENSOR(x, 0);
+    ARG(axisArg, intArg, 1);
+    auto in = cast<RankedTensorType>(x.getType());
+    int64_t axis = axisArg < 0 ? axisArg + in.getRank() : axisArg;
+    if (axis < 0 || axis >= in.getRank())
+      return error(loc) << "split: axis " << axisArg << " is not a dimension of "
+                        << in;
+    SmallVector<int64_t> sizes;
+    bool hasParts = a[2] && a[2]->kind != Val::Kind::None;
+    bool hasSizes = a[3] && a[3]->kind != Val::Kind::None;
+    if (hasParts == hasSizes)
+      return error(loc) << "split needs exactly one of parts = N (equal "
+                           "pieces) or sizes = [..]";
+    if (hasParts) {
+      ARG(parts, intArg, 2);
+      if (parts < 1 || in.getDimSize(axis) % parts != 0)
+        return error(loc) << "split: " << parts
+                          << " equal parts do not divide dimension " << axis
+                          << " of " << in << " (size " << in.getDimSize(axis)
+                          << ")";
+      sizes.assign(parts, in.getDimSize(axis) / parts);
+    } else {
+      ARG(list, intListArg, 3);
+      sizes = list;
+    }
+    SmallVector<Type> types;
+    for (int64_t size : sizes) {
+      if (size < 1)
+        return error(loc) << "split: a piece of size " << size
+                          << "; every piece needs at least 1";
+      SmallVector<int64_t> shape(in.getShape());
+      shape[axis] = size;
+      types.push_back(RankedTensorType::get(shape, in.getElementType()));
+    }
+    auto op = builder.create<SplitOp>(loc, types, x,
+                                      builder.getI64IntegerAttr(axis));
+    if (failed(checked(op, loc)))
+      return failure();
+    if (sizes.size() == 1)
+      return Val::ofTensor(op.getResult(0));
+    std::vector<Val> pieces;
+    for (Value v : op.getResults())
+      pieces.push_back(Val::ofTensor(v));
+    return Val::ofList(std::move(pieces));
+  }
+  if (name == "concat") {
+    size_t required = 2;
+    BIND("tensors", "axis");
+    ARG(axisArg, intArg, 1);
+    if (!a[0] || a[0]->kind != Val::Kind::List || a[0]->list.empty() ||
+        llvm::any_of(a[0]->list,
+                     [](const Val &v) { return v.kind != Val::Kind::Tensor; }))
+      return error(loc) << "concat's first argument must be a non-empty list "
+                           "of tensors";
+    SmallVector<Value> inputs;
+    for (const Val &v : a[0]->list)
+      inputs.push_back(v.tensor);
+    auto first = cast<RankedTensorType>(inputs.front().getType());
+    int64_t axis = axisArg < 0 ? axisArg + first.getRank() : axisArg;
+    if (axis < 0 || axis >= first.getRank())
+      return error(loc) << "concat: axis " << axisArg
+                        << " is not a dimension of " << first;
+    SmallVector<int64_t> shape(first.getShape());
+    shape[axis] = 0;
+    for (Value v : inputs) {
+      auto t = cast<RankedTensorType>(v.getType());
+      if (t.getRank() != first.getRank())
+        return error(loc) << "concat: " << t << " and " << first
+                          << " have different ranks";
+      shape[axis] += t.getDimSize(axis);
+    }
+    return tensorResult(checked(
+        builder.create<ConcatOp>(
+            loc, RankedTensorType::get(shape, first.getElementType()), inputs,
+            builder.getI64IntegerAttr(axis)),
+        loc));
+  }
+  if (name == "reduce_sum" || name == "reduce_mean" || name == "reduce_max") {
+    size_t required = 2;
+    BIND("x", "dims", "keep_dims");
+    TENSOR(x, 0);
+    ARG(dims, intListArg, 1);
+    OPTIONAL_ARG(keep, boolArg, 2, false);
+    auto in = cast<RankedTensorType>(x.getType());
+    for (int64_t &d : dims)
+      if (d < 0)
+        d += in.getRank();
+    SmallVector<int64_t> shape;
+    for (int64_t i = 0; i < in.getRank(); ++i) {
+      if (!llvm::is_contained(dims, i))
+        shape.push_back(in.getDimSize(i));
+      else if (keep)
+        shape.push_back(1);
+    }
+    ReduceKind kind = name == "reduce_sum"    ? ReduceKind::Sum
+                      : name == "reduce_mean" ? ReduceKind::Mean
+                                              : ReduceKind::Max;
+    return tensorResult(checked(
+        builder.create<ReduceOp>(
+            loc, RankedTensorType::get(shape, in.getElementType()), kind, x,
+            dims, keep),
+        loc));
+  }
+  if (name == "cross_entropy") {
+    size_t required = 2;
+    BIND("logits", "labels", "ignore_index", "reduction");
+    TENSOR(logits, 0);
+    TENSOR(labels, 1);
+    OPTIONAL_ARG(ignore, intArg, 2, int64_t(-100));
+    OPTIONAL_ARG(reduction, stringArg, 3, std::string("mean"));
+    std::optional<LossReduction> kind = symbolizeLossReduction(reduction);
+    if (!kind)
+      return error(loc) << "cross_entropy's reduction must be \"none\", "
+                           "\"mean\" or \"sum\", got \""
+                        << reduction << "\"";
+    auto labelType = cast<RankedTensorType>(labels.getType());
+    SmallVector<int64_t> shape;
+    if (*kind == LossReduction::None)
+      shape.assign(labelType.getShape().begin(), labelType.getShape().end());
+    return tensorResult(checked(
+        builder.create<CrossEntropyOp>(
+            loc, RankedTensorType::get(shape, builder.getF32Type()), logits,
+            labels, *kind, ignore),
+        loc));
+  }
+  if (name == "cast") {
+    size_t required = 2;
+    BIND("x", "to");
+    TENSOR(x, 0);
+    if (!a[1] || a[1]->kind != Val::Kind::DType)
+      return error(loc) << "cast's second argument must be an element type "
+                           "(f32, bf16, f16, i32, i64, i1)";
+    auto in = cast<RankedTensorType>(x.getType());
+    return tensorResult(checked(
+        builder.create<CastOp>(
+            loc,
+            RankedTensorType::get(in.getShape(),
+                                  elementTypeNamed(context, a[1]->s)),
+            x),
+        loc));
+  }
+  // Scalars.
+  if (name == "dim") {
+    size_t required = 2;
+    BIND("x", "index");
+    TENSOR(x, 0);
+    ARG(index, intArg, 1);
+    auto type = cast<RankedTensorType>(x.getType());
+    int64_t i = index < 0 ? index + type.getRank() : index;
+    if (i < 0 || i >= type.getRank())
+      return error(loc) << "dim: " << index << " is not a dimension of "
+                        << type << " (rank " << type.getRank() << ")";
+    return Val::ofInt(type.getDimSize(i));
+  }
+  if (name == "rank") {
+    size_t required = 1;
+    BIND("x");
+    TENSOR(x, 0);
+    return Val::ofInt(cast<RankedTensorType>(x.getType()).getRank());
+  }
+  if (name == "sqrt") {
+    size_t required = 1;
+    BIND("x");
+    ARG(x, floatArg, 0);
+    if (x < 0)
+      return error(loc) << "sqrt of a negative number (" << x << ")";
+    return Val::ofFloat(std::sqrt(x));
+  }
+  if (name == "round_up") {
+    size_t required = 2;
+    BIND("x", "multiple");
+    ARG(x, intArg, 0);
+    ARG(m, intArg, 1);
+    if (m < 1)
+      return error(loc) << "round_up: the multiple must be at least 1, got "
+                        << m;
+    return Val::ofInt((x + m - 1) / m * m);
+  }
+  if (name == "min" || name == "max") {
+    size_t required = 2;
+    BIND("a", "b");
+    ARG(x, floatArg, 0);
+    ARG(y, floatArg, 1);
+    bool first = name == "min" ? x <= y : x >= y;
+    return *a[first ? 0 : 1];
+  }
+  if (name == "int") {
+    size_t required = 1;
+    BIND("x");
+    ARG(x, floatArg, 0);
+    if (std::floor(x) != x || std::abs(x) > 9e15)
+      return error(loc) << "int(" << x << ") is not a whole number";
+    return Val::ofInt(static_cast<int64_t>(x));
+  }
+  if (name == "float") {
+    size_t required = 1;
+    BIND("x");
+    ARG(x, floatArg, 0);
+    return Val::ofFloat(x);
+  }
+  if (name == "check") {
+    size_t required = 2;
+    BIND("condition", "message");
+    ARG(cond, boolArg, 0);
+    ARG(message, stringArg, 1);
+    if (!cond)
+      return error(loc) << message;
+    return Val();
+  }
+#undef BIND
+#undef TENSOR
+#undef ARG
+#undef OPTIONAL_ARG
+
+  InFlightDiagnostic diag = error(loc);
+  diag << "'" << name << "' is neither a block nor a builtin op";
+  std::string best;
+  unsigned bestDistance = 3;
+  auto consider = [&](llvm::StringRef candidate) {
+    unsigned d = candidate.edit_distance(name);
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = candidate.str();
+    }
+  };
+  for (const auto &entry : blocks)
+    consider(entry.getKey());
+  for (const char *builtin :
+       {"matmul", "gelu", "relu", "silu", "softmax", "layernorm", "rmsnorm",
+        "dropout", "embedding", "reshape", "transpose", "split", "concat",
+        "reduce_sum", "reduce_mean", "reduce_max", "cross_entropy", "cast",
+        "dim", "rank", "sqrt", "round_up", "min", "max", "int", "float",
+        "check"})
+    consider(builtin);
+  if (!best.empty())
+    diag << "; did you mean '" << best << "'?";
+  else
+    diag << " (docs/language.md lists the builtins)";
+  return failure();
+}
+
+} // namespace
+
+FailureOr<OwningOpRef<ModuleOp>> buildModel(const ast::File &file,
+                                            const ast::File &library,
+                                            const ModelOptions &options,
+                                            MLIRContext *context) {
+  context->loadDialect<LoomDialect, func::FuncDialect>();
+  return ModelBuilder(file, library, options, context).build();
+}
+
+} // namespace loom
