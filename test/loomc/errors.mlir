@@ -2,7 +2,7 @@
 // RUN: not loomc %s 2>&1 | FileCheck %s --check-prefix=NOTHING
 // RUN: not loomc %s --json 2>&1 | FileCheck %s --check-prefix=JSON
 // RUN: not loomc %t.does-not-exist.mlir --summary 2>&1 | FileCheck %s --check-prefix=MISSING
-// RUN: not loomc %s --summary -D hidden=8 2>&1 | FileCheck %s --check-prefix=DEFINE
+// RUN: not loomc %s --summary -D hidden=8 2>&1 | FileCheck %s --check-prefix=DFLAG
 // RUN: not loomc %S/Inputs/bad-matmul.mlir --summary 2>&1 | FileCheck %s --check-prefix=VERIFY
 // RUN: not loomc %S/Inputs/conflicting-parameter.mlir --summary 2>&1 | FileCheck %s --check-prefix=CONFLICT
 // RUN: not loomc %S/Inputs/syntax.mlir --summary 2>&1 | FileCheck %s --check-prefix=SYNTAX
@@ -10,7 +10,7 @@
 // NOTHING: loomc: nothing to do; pass --summary or --emit=loom (see loomc --help)
 // JSON: loomc: --json goes with --summary
 // MISSING: loomc: cannot open input file '{{.*}}does-not-exist.mlir'
-// DEFINE: loomc: -D and --model apply to .loom model files; {{.*}}errors.mlir is read as loom IR
+// DFLAG: loomc: -D and --model apply to .loom model files; {{.*}}errors.mlir is read as loom IR
 // VERIFY: bad-matmul.mlir:3:8: error: 'loom.matmul' op contraction dimensions differ
 // CONFLICT: conflicting-parameter.mlir:4:8: error: parameter 'wte' is declared again with type 'tensor<100x8xf32>'
 // CONFLICT-NEXT: %1 = loom.parameter

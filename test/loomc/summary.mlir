@@ -6,9 +6,9 @@
 
 // CHECK: parameters: 7087872 (28351488 bytes)
 // qkv: 768·2304 + 2304
-// CHECK-DAG: layers.0.attention.qkv {{ *}}1771776
+// CHECK-DAG: layers.*.attention.qkv {{ *}}1771776
 // fc1: 768·3072 + 3072
-// CHECK-DAG: layers.0.mlp.fc1 {{ *}}2362368
+// CHECK-DAG: layers.*.mlp.fc1 {{ *}}2362368
 // Non-matmul FLOPs, by the rules of docs/dialect.md with N = 1024·768,
 // H = 12·1024·1024 (attention probabilities), F = 1024·3072:
 // layernorm 2·7N, biases 1024·2304 + N + F + N, softmax (scaled, causal) 7H,
@@ -17,7 +17,7 @@
 // CHECK-DAG: loom.matmul {{ *}}6
 // CHECK-DAG: loom.parameter {{ *}}12
 // CHECK: parameter tensors:
-// CHECK: layers.0.attention.qkv.weight {{ *}}[768, 2304] {{ *}}f32
+// CHECK: layers.*.attention.qkv.weight {{ *}}[768, 2304] {{ *}}f32
 
 // JSON-DAG: "parameters": 7087872
 // JSON-DAG: "matmul_flops": 17716740096
