@@ -18,6 +18,7 @@
 #include "llvm/ADT/StringMap.h"
 
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <optional>
@@ -107,6 +108,13 @@ const char *kindName(Val::Kind kind) {
   return "value";
 }
 
+/// A float as people write it: 0.02, 1.5, 1e-05.
+std::string formatFloat(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", value);
+  return buffer;
+}
+
 /// `int 768`, `tensor<4x64xf32>`, `string "gelu"`: for messages.
 std::string describe(const Val &v) {
   std::string out;
@@ -119,7 +127,7 @@ std::string describe(const Val &v) {
     os << "int " << v.i;
     break;
   case Val::Kind::Float:
-    os << "float " << v.f;
+    os << "float " << formatFloat(v.f);
     break;
   case Val::Kind::Bool:
     os << "bool " << (v.b ? "true" : "false");
@@ -1577,7 +1585,8 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     BIND("x");
     ARG(x, floatArg, 0);
     if (x < 0)
-      return error(loc) << "sqrt of a negative number (" << x << ")";
+      return error(loc) << "sqrt of a negative number (" << formatFloat(x)
+                        << ")";
     return Val::ofFloat(std::sqrt(x));
   }
   if (name == "round_up") {
@@ -1603,7 +1612,8 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     BIND("x");
     ARG(x, floatArg, 0);
     if (std::floor(x) != x || std::abs(x) > 9e15)
-      return error(loc) << "int(" << x << ") is not a whole number";
+      return error(loc) << "int(" << formatFloat(x)
+                        << ") is not a whole number";
     return Val::ofInt(static_cast<int64_t>(x));
   }
   if (name == "float") {

@@ -31,6 +31,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/ConvertUTF.h"
+#include "llvm/Support/Format.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -858,7 +859,8 @@ FailureOr<ast::File> parseModelFile(llvm::StringRef source,
         c == 0x7f)
       return emitError(FileLineColLoc::get(context, filename, 1, 1))
              << "this is not a text file (byte 0x"
-             << llvm::utohexstr(c, /*LowerCase=*/true, 2) << " at offset "
+             << llvm::toHex(llvm::ArrayRef<uint8_t>(c), /*LowerCase=*/true)
+             << " at offset "
              << i << "); a model file is UTF-8 text";
   }
   const auto *begin = reinterpret_cast<const llvm::UTF8 *>(source.data());

@@ -4,6 +4,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
 
@@ -26,7 +27,8 @@ static LogicalResult verifyStd(function_ref<InFlightDiagnostic()> emitError,
                                const APFloat &value) {
   double std = value.convertToDouble();
   if (!std::isfinite(std) || std <= 0.0)
-    return emitError() << "std must be a positive finite number, got " << std
+    return emitError() << "std must be a positive finite number, got "
+                       << llvm::formatv("{0}", std).str()
                        << " (GPT-2 and Megatron use 0.02)";
   return success();
 }
