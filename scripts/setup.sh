@@ -10,6 +10,8 @@ packages=(
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   # libraries
   libfmt-dev libgtest-dev
+  # the fuzz target: clang with libFuzzer and the sanitizer runtimes
+  clang-19 libclang-rt-19-dev
 )
 
 missing=()

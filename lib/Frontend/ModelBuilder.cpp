@@ -166,6 +166,22 @@ struct Scope {
   bool seesConfigs = false;
 };
 
+/// Bounds that no real model comes near (GPT-1T unrolls to ~6,500 ops), so
+/// that no input can make the compiler hang or exhaust memory.
+constexpr int64_t kMaxRepeat = 100000;
+constexpr int64_t kMaxOps = 200000;
+constexpr int64_t kMaxSplitPieces = 4096;
+constexpr int64_t kMaxElements = int64_t(1) << 48;
+
+/// Checks that `type` has at most kMaxElements elements, without overflow.
+bool hasSaneSize(RankedTensorType type) {
+  int64_t count = 1;
+  for (int64_t d : type.getShape())
+    if (__builtin_mul_overflow(count, d, &count) || count > kMaxElements)
+      return false;
+  return true;
+}
+
 /// Arguments of a call bound to a signature's names, in signature order.
 using BoundArgs = std::vector<std::optional<Val>>;
 
@@ -261,6 +277,7 @@ private:
   llvm::StringMap<Location> claimedNames;
   int64_t layerCount = 0;
   int repeatDepth = 0;
+  int64_t opCount = 0;
 };
 
 Type elementTypeNamed(MLIRContext *context, llvm::StringRef name) {
@@ -565,7 +582,11 @@ ModelBuilder::evalTensorType(const ast::Stmt &stmt, Scope &scope,
                                  << "; a dimension must be at least 1";
     shape.push_back(dim->i);
   }
-  return RankedTensorType::get(shape, element);
+  auto type = RankedTensorType::get(shape, element);
+  if (!hasSaneSize(type))
+    return error(stmt.loc) << "'" << stmt.names.front() << "' of type " << type
+                           << " has more than 2^48 elements";
+  return type;
 }
 
 FailureOr<Attribute> ModelBuilder::evalInitializer(const ast::Expr &init,
@@ -657,10 +678,14 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
         claimName(stmt.names.front(), stmt.loc, "parameter");
     if (failed(name))
       return failure();
-    auto param = builder.create<ParameterOp>(
-        stmt.loc, *type, builder.getStringAttr(*name),
-        cast<InitializerAttrInterface>(*init));
-    scope.vars[stmt.names.front()] = Val::ofTensor(param);
+    FailureOr<Value> param = checked(
+        builder.create<ParameterOp>(stmt.loc, *type,
+                                    builder.getStringAttr(*name),
+                                    cast<InitializerAttrInterface>(*init)),
+        stmt.loc);
+    if (failed(param))
+      return failure();
+    scope.vars[stmt.names.front()] = Val::ofTensor(*param);
     return success();
   }
   case ast::StmtKind::Assign: {
@@ -699,6 +724,10 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
              << "repeat needs a count that is a whole number of at least 0, "
                 "got "
              << describe(*count);
+    if (count->i > kMaxRepeat)
+      return error(stmt.value->loc)
+             << "repeat " << count->i << " is more than " << kMaxRepeat
+             << " layers";
     ++repeatDepth;
     for (int64_t i = 0; i < count->i; ++i) {
       Block *block = builder.getInsertionBlock();
@@ -1131,6 +1160,18 @@ FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
 //===----------------------------------------------------------------------===//
 
 FailureOr<Value> ModelBuilder::checked(Operation *op, Location loc) {
+  if (++opCount > kMaxOps) {
+    op->erase();
+    return error(loc) << "the model unrolls to more than " << kMaxOps
+                      << " ops; check the repeat counts";
+  }
+  for (Type type : op->getResultTypes())
+    if (!hasSaneSize(cast<RankedTensorType>(type))) {
+      InFlightDiagnostic diag = error(loc);
+      diag << "the result " << type << " has more than 2^48 elements";
+      op->erase();
+      return failure();
+    }
   std::string message;
   LogicalResult verified = success();
   {
@@ -1435,7 +1476,8 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
                            "pieces) or sizes = [..]";
     if (hasParts) {
       ARG(parts, intArg, 2);
-      if (parts < 1 || in.getDimSize(axis) % parts != 0)
+      if (parts < 1 || parts > kMaxSplitPieces ||
+          in.getDimSize(axis) % parts != 0)
         return error(loc) << "split: " << parts
                           << " equal parts do not divide dimension " << axis
                           << " of " << in << " (size " << in.getDimSize(axis)
@@ -1444,6 +1486,9 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     } else {
       ARG(list, intListArg, 3);
       sizes = list;
+      if (static_cast<int64_t>(sizes.size()) > kMaxSplitPieces)
+        return error(loc) << "split into more than " << kMaxSplitPieces
+                          << " pieces";
     }
     SmallVector<Type> types;
     for (int64_t size : sizes) {
@@ -1597,7 +1642,11 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     if (m < 1)
       return error(loc) << "round_up: the multiple must be at least 1, got "
                         << m;
-    return Val::ofInt((x + m - 1) / m * m);
+    int64_t up;
+    if (x < 0 || __builtin_add_overflow(x, m - 1, &up))
+      return error(loc) << "round_up(" << x << ", " << m
+                        << ") needs a non-negative x that fits in 64 bits";
+    return Val::ofInt(up / m * m);
   }
   if (name == "min" || name == "max") {
     size_t required = 2;
