@@ -166,7 +166,7 @@ struct Scope {
   bool seesConfigs = false;
 };
 
-/// Bounds that no real model comes near (GPT-1T unrolls to ~6,500 ops), so
+/// Bounds that no real model comes near (GPT-1T unrolls to 5,130 ops), so
 /// that no input can make the compiler hang or exhaust memory.
 constexpr int64_t kMaxRepeat = 100000;
 constexpr int64_t kMaxOps = 200000;
