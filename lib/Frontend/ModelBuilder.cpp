@@ -40,6 +40,8 @@ struct Val {
   bool b = false;
   std::string s; // string, or element type name
   std::vector<Val> list;
+  /// For lists: the values they hold, nested lists counted through.
+  int64_t elements = 0;
   Value tensor;
 
   static Val ofInt(int64_t v) {
@@ -76,6 +78,8 @@ struct Val {
     Val x;
     x.kind = Kind::List;
     x.list = std::move(v);
+    for (const Val &item : x.list)
+      x.elements += item.kind == Kind::List ? item.elements : 1;
     return x;
   }
 
@@ -121,7 +125,7 @@ std::string describe(const Val &v) {
   llvm::raw_string_ostream os(out);
   switch (v.kind) {
   case Val::Kind::None:
-    os << "none";
+    os << (v.s.empty() ? "none" : v.s);
     break;
   case Val::Kind::Int:
     os << "int " << v.i;
@@ -169,6 +173,8 @@ struct Scope {
 /// Bounds that no real model comes near (GPT-1T unrolls to 5,130 ops), so
 /// that no input can make the compiler hang or exhaust memory.
 constexpr int64_t kMaxRepeat = 100000;
+constexpr int64_t kMaxSteps = 2000000;
+constexpr int64_t kMaxListElements = 100000;
 constexpr int64_t kMaxOps = 200000;
 constexpr int64_t kMaxSplitPieces = 4096;
 constexpr int64_t kMaxElements = int64_t(1) << 48;
@@ -197,11 +203,13 @@ public:
       : file(file), options(options), context(context), builder(context) {
     for (const ast::BlockDef &block : library.blocks)
       blocks[block.name] = &block;
-    for (const ast::BlockDef &block : file.blocks)
-      blocks[block.name] = &block;
   }
 
   FailureOr<OwningOpRef<ModuleOp>> build();
+
+  /// The file's blocks replace the library's; within the file, each block,
+  /// block parameter and model name is defined once.
+  LogicalResult collectDefinitions();
 
 private:
   /// An error at `loc`, with a note at each enclosing block call.
@@ -278,6 +286,10 @@ private:
   int64_t layerCount = 0;
   int repeatDepth = 0;
   int64_t opCount = 0;
+  int64_t stepCount = 0;
+  /// The next index of each repeat's name prefix, so that a second `repeat`
+  /// with the same prefix continues the numbering.
+  std::map<std::string, int64_t> nextRepeatIndex;
 };
 
 Type elementTypeNamed(MLIRContext *context, llvm::StringRef name) {
@@ -355,8 +367,10 @@ LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
     if (name == "batch" || name == "tp")
       return emitError(model.loc)
              << "-D " << name << "=" << text << ": '" << name
-             << "' is set by the compiler; use "
-             << (name == "batch" ? "--micro-batch-size" : "--mesh");
+             << "' is set by the compiler"
+             << (name == "batch" ? "; use --micro-batch-size"
+                                 : " (the tensor-parallel size of the mesh; "
+                                   "meshes are not supported yet)");
     if (it == configs.end()) {
       std::string best;
       unsigned bestDistance = 3;
@@ -372,7 +386,11 @@ LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
            << "' has no config '" << name << "'";
       if (!best.empty())
         diag << "; did you mean '" << best << "'?";
-      diag << " Its configs are: " << joinNames(configOrder);
+      if (configOrder.empty())
+        diag << "; it declares no configs";
+      else
+        diag << (best.empty() ? ". " : " ") << "Its configs are: "
+             << joinNames(configOrder);
       return failure();
     }
     it->second.overrideText = text;
@@ -382,43 +400,57 @@ LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
 
 FailureOr<Val> ModelBuilder::parseOverride(Config &config,
                                            const std::string &name) {
+  // The override replaces the default unevaluated (it may be an expression of
+  // configs the command line also sets). Its type comes from its own text,
+  // and must agree with the default when the default is a literal.
   const std::string &text = *config.overrideText;
-  // The override's type is the default's: evaluate the default to learn it.
-  Scope scope;
-  scope.seesConfigs = true;
-  FailureOr<Val> def = eval(*config.decl->value, scope);
-  if (failed(def))
-    return failure();
-  llvm::StringRef t(text);
-  auto bad = [&](llvm::StringRef expected) {
+  llvm::StringRef t = llvm::StringRef(text).trim();
+  Val value;
+  int64_t i;
+  double f;
+  if (!t.getAsInteger(10, i))
+    value = Val::ofInt(i);
+  else if (!t.getAsDouble(f) && std::isfinite(f))
+    value = Val::ofFloat(f);
+  else if (t == "true" || t == "false")
+    value = Val::ofBool(t == "true");
+  else
+    value = Val::ofString(text);
+
+  const ast::Expr *def = config.decl->value.get();
+  if (def->kind == ast::ExprKind::Unary && def->text == "-")
+    def = def->operands.front().get();
+  auto bad = [&](llvm::StringRef expected, llvm::StringRef kind) {
     return error(config.decl->loc)
            << "-D " << name << "=" << text << " is not " << expected << "; '"
-           << name << "' is declared here as " << describe(*def);
+           << name << "' is declared here with " << kind << " default";
   };
   switch (def->kind) {
-  case Val::Kind::Int: {
-    int64_t v;
-    if (t.getAsInteger(10, v))
-      return bad("an integer");
-    return Val::ofInt(v);
-  }
-  case Val::Kind::Float: {
-    double v;
-    if (t.getAsDouble(v) || !std::isfinite(v))
-      return bad("a finite number");
-    return Val::ofFloat(v);
-  }
-  case Val::Kind::Bool:
-    if (t == "true" || t == "false")
-      return Val::ofBool(t == "true");
-    return bad("true or false");
-  case Val::Kind::String:
-    return Val::ofString(text);
-  default:
+  case ast::ExprKind::Int:
+    if (value.kind != Val::Kind::Int)
+      return bad("an integer", "an integer");
+    break;
+  case ast::ExprKind::Float:
+    if (!value.isNumber())
+      return bad("a number", "a float");
+    value = Val::ofFloat(value.number());
+    break;
+  case ast::ExprKind::Bool:
+    if (value.kind != Val::Kind::Bool)
+      return bad("true or false", "a bool");
+    break;
+  case ast::ExprKind::String:
+    value = Val::ofString(text);
+    break;
+  case ast::ExprKind::List:
+  case ast::ExprKind::None:
     return error(config.decl->loc)
-           << "-D " << name << "=" << text << ": '" << name << "' is "
-           << describe(*def) << ", which a -D cannot set";
+           << "-D " << name << "=" << text << ": '" << name
+           << "' has a list or none default, which a -D cannot set";
+  default:
+    break; // an expression: the override's own type stands
   }
+  return value;
 }
 
 FailureOr<Val> ModelBuilder::configValue(const std::string &name,
@@ -444,15 +476,42 @@ FailureOr<Val> ModelBuilder::configValue(const std::string &name,
   config.evaluating = false;
   if (failed(value))
     return failure();
-  if (value->kind == Val::Kind::Tensor)
-    return error(config.decl->loc)
-           << "config '" << name << "' must be a number, bool or string, not "
-           << describe(*value);
   config.value = *value;
   return *value;
 }
 
+LogicalResult ModelBuilder::collectDefinitions() {
+  llvm::StringMap<const ast::BlockDef *> own;
+  for (const ast::BlockDef &block : file.blocks) {
+    auto [it, inserted] = own.try_emplace(block.name, &block);
+    if (!inserted) {
+      InFlightDiagnostic diag = emitError(block.loc);
+      diag << "block '" << block.name << "' is defined twice";
+      diag.attachNote(it->second->loc) << "first defined here";
+      return failure();
+    }
+    for (auto [i, param] : llvm::enumerate(block.parameters))
+      for (size_t j = 0; j < i; ++j)
+        if (block.parameters[j].name == param.name)
+          return emitError(param.loc) << "block '" << block.name
+                                      << "' has two parameters named '"
+                                      << param.name << "'";
+    blocks[block.name] = &block;
+  }
+  for (auto [i, model] : llvm::enumerate(file.models))
+    for (size_t j = 0; j < i; ++j)
+      if (file.models[j].name == model.name) {
+        InFlightDiagnostic diag = emitError(model.loc);
+        diag << "model '" << model.name << "' is defined twice";
+        diag.attachNote(file.models[j].loc) << "first defined here";
+        return failure();
+      }
+  return success();
+}
+
 FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
+  if (failed(collectDefinitions()))
+    return failure();
   const ast::ModelDef *model = selectModel();
   if (!model)
     return failure();
@@ -514,6 +573,10 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
     const std::string &name = input->names.front();
     if (scope.vars.count(name))
       return error(input->loc) << "input '" << name << "' is declared twice";
+    if (configs.count(name) || name == "batch" || name == "tp")
+      return error(input->loc) << "input '" << name
+                               << "' has the name of a config; give it "
+                                  "another name";
     scope.vars[name] = Val::ofTensor(entry->getArgument(i));
     fn.setArgAttr(i, "loom.input", b.getStringAttr(name));
   }
@@ -527,13 +590,8 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
                              << "' returns nothing; end it with `return "
                                 "loss` (the training loss)";
   SmallVector<Value> results;
-  for (const Val &v : *returned) {
-    if (v.kind != Val::Kind::Tensor)
-      return error(model->loc) << "model '" << model->name
-                               << "' returns " << describe(v)
-                               << "; a model returns tensors";
+  for (const Val &v : *returned)
     results.push_back(v.tensor);
-  }
   builder.create<func::ReturnOp>(model->loc, results);
   fn.setFunctionType(builder.getFunctionType(
       inputTypes, ValueRange(results).getTypes()));
@@ -548,9 +606,14 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
 LogicalResult
 ModelBuilder::execute(const std::vector<ast::StmtPtr> &stmts, Scope &scope,
                       std::optional<std::vector<Val>> *returned) {
-  for (auto [i, stmt] : llvm::enumerate(stmts))
+  for (auto [i, stmt] : llvm::enumerate(stmts)) {
+    if (++stepCount > kMaxSteps)
+      return error(stmt->loc) << "building the model takes more than "
+                              << kMaxSteps
+                              << " statements; check the repeat counts";
     if (failed(executeStmt(*stmt, scope, returned, i + 1 == stmts.size())))
       return failure();
+  }
   return success();
 }
 
@@ -728,26 +791,35 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
       return error(stmt.value->loc)
              << "repeat " << count->i << " is more than " << kMaxRepeat
              << " layers";
+    // Numbering continues across repeats with the same prefix in one scope.
+    std::vector<std::string> prefixPath = path;
+    prefixPath.push_back(stmt.prefix);
+    int64_t &next = nextRepeatIndex[llvm::join(prefixPath, ".")];
     ++repeatDepth;
     for (int64_t i = 0; i < count->i; ++i) {
       Block *block = builder.getInsertionBlock();
       Operation *before = block->empty() ? nullptr : &block->back();
       path.push_back(stmt.prefix);
-      path.push_back(std::to_string(i));
+      path.push_back(std::to_string(next));
       LogicalResult result = execute(stmt.body, scope, nullptr);
       path.pop_back();
       path.pop_back();
-      if (failed(result))
+      if (failed(result)) {
+        --repeatDepth;
         return failure();
+      }
+      // An iteration that builds no op is no layer, and takes no index.
+      auto first = before ? std::next(before->getIterator()) : block->begin();
+      if (first == block->end())
+        continue;
+      ++next;
       // Mark the outermost repeat's iterations: the unit pipelines cut.
       if (repeatDepth == 1) {
-        auto first = before ? std::next(before->getIterator()) : block->begin();
         for (Operation &op : llvm::make_range(first, block->end()))
-          op.setAttr("loom.layer", builder.getI64IntegerAttr(layerCount + i));
+          op.setAttr("loom.layer", builder.getI64IntegerAttr(layerCount));
+        ++layerCount;
       }
     }
-    if (repeatDepth == 1)
-      layerCount += count->i;
     --repeatDepth;
     return success();
   }
@@ -770,6 +842,10 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
       FailureOr<Val> v = eval(*expr, scope);
       if (failed(v))
         return failure();
+      // The model's own return is its function's results: tensors only.
+      if (callStack.empty() && v->kind != Val::Kind::Tensor)
+        return error(expr->loc) << "a model returns tensors, not "
+                                << describe(*v);
       values.push_back(*v);
     }
     *returned = std::move(values);
@@ -805,7 +881,11 @@ FailureOr<Val> ModelBuilder::eval(const ast::Expr &expr, Scope &scope) {
         return failure();
       items.push_back(*v);
     }
-    return Val::ofList(std::move(items));
+    Val list = Val::ofList(std::move(items));
+    if (list.elements > kMaxListElements)
+      return error(expr.loc) << "the list holds more than " << kMaxListElements
+                             << " values, nested lists counted through";
+    return list;
   }
   case ast::ExprKind::Unary:
     return evalUnary(expr, scope);
@@ -839,6 +919,8 @@ FailureOr<Val> ModelBuilder::evalName(const ast::Expr &expr, Scope &scope) {
   else if (!scope.seesConfigs && configs.count(expr.text))
     diag << "; configs are visible in the model, not inside blocks: pass '"
          << expr.text << "' to the block as an argument";
+  else if (!builder.getInsertionBlock())
+    diag << "; a config may use other configs, `batch` and `tp`";
   else
     diag << "; assign it first (" << expr.text << " = ...)";
   return failure();
@@ -1075,6 +1157,10 @@ FailureOr<BoundArgs> ModelBuilder::bind(const ast::Expr &call,
 FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
                                        const ast::Expr &call,
                                        std::vector<Val> &args) {
+  if (!builder.getInsertionBlock())
+    return error(call.loc) << "configs are computed from numbers, bools and "
+                              "strings; call block '"
+                           << block.name << "' in the model's statements";
   for (const CallFrame &frame : callStack)
     if (frame.block == block.name) {
       std::vector<std::string> chain;
@@ -1148,8 +1234,12 @@ FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
   callStack.pop_back();
   if (failed(result))
     return failure();
-  if (!returned || returned->empty())
-    return Val();
+  if (!returned || returned->empty()) {
+    Val nothing;
+    nothing.s = "the result of block '" + block.name +
+                "', which returns nothing (end it with `return ...`)";
+    return nothing;
+  }
   if (returned->size() == 1)
     return returned->front();
   return Val::ofList(std::move(*returned));
@@ -1160,6 +1250,11 @@ FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
 //===----------------------------------------------------------------------===//
 
 FailureOr<Value> ModelBuilder::checked(Operation *op, Location loc) {
+  if (!builder.getInsertionBlock()) {
+    op->erase();
+    return error(loc) << "configs are computed from numbers, bools and "
+                         "strings; build tensors in the model's statements";
+  }
   if (++opCount > kMaxOps) {
     op->erase();
     return error(loc) << "the model unrolls to more than " << kMaxOps
@@ -1269,7 +1364,14 @@ ModelBuilder::intListArg(const ast::Expr &call, const std::optional<Val> &v,
                                                        v->list,
                                                        [](const Val &x) {
                                                          return x.kind !=
-                                                                Val::Kind::Int;
+                                                                    Val::Kind::
+                                                                        Int &&
+                                                                !(x.kind ==
+                                                                      Val::Kind::
+                                                                          Float &&
+                                                                  std::floor(
+                                                                      x.f) ==
+                                                                      x.f);
                                                        })))
                                       : describe(*v))
                                : std::string("nothing"));
@@ -1279,6 +1381,10 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
                                          std::vector<Val> &args) {
   const std::string &name = call.text;
   Location loc = call.loc;
+  if (!call.instanceName.empty() && name != "dropout")
+    return error(loc) << "`as " << call.instanceName
+                      << "` names block calls and dropout sites; '" << name
+                      << "' creates nothing to name";
   auto tensorResult = [&](FailureOr<Value> v) -> FailureOr<Val> {
     if (failed(v))
       return failure();

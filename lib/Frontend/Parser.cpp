@@ -34,6 +34,7 @@
 #include "llvm/Support/Format.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 
 using namespace mlir;
@@ -163,6 +164,8 @@ private:
   ast::ExprPtr parseUnary();
   ast::ExprPtr parsePrimary();
   ast::ExprPtr makeBinary(const Token &op, ast::ExprPtr lhs, ast::ExprPtr rhs);
+  /// Counts one more level of expression tree; fails past the limit.
+  bool deeper(int &levels);
 
   llvm::StringRef source;
   MLIRContext *context;
@@ -181,6 +184,16 @@ LogicalResult Parser::lex(Token &tok) {
       while (pos < source.size() && peekChar() != '\n')
         advanceChar();
       continue;
+    }
+    if (c == '\r' && peekChar(1) != '\n' && nesting == 0) {
+      // A lone carriage return (old Mac line endings) ends a line.
+      advanceChar();
+      ++line;
+      col = 1;
+      tok = Token();
+      tok.kind = Tok::Newline;
+      tok.line = line - 1;
+      return success();
     }
     if (c == ' ' || c == '\t' || c == '\r' || (c == '\n' && nesting > 0)) {
       advanceChar();
@@ -242,7 +255,7 @@ LogicalResult Parser::lex(Token &tok) {
     if (isFloat) {
       tok.kind = Tok::Float;
       tok.floatValue = std::strtod(text.c_str(), nullptr);
-      if (errno == ERANGE)
+      if (errno == ERANGE && std::isinf(tok.floatValue))
         return errorAt(tok) << "number " << text
                             << " is out of the range of a 64-bit float";
     } else {
@@ -394,7 +407,8 @@ FailureOr<ast::ModelDef> Parser::parseModel() {
 LogicalResult Parser::parseStatements(std::vector<ast::StmtPtr> &out,
                                       bool inModel) {
   if (++depth > 64)
-    return errorAt(current) << "statements nest more than 64 deep";
+    return errorAt(current) << "statements nest more than 64 deep (the bodies "
+                               "of `if`, `else if` and `repeat` count)";
   for (;;) {
     skipNewlines();
     if (isPunct(current, "}")) {
@@ -414,6 +428,10 @@ LogicalResult Parser::endStatement() {
     return next();
   if (isPunct(current, "}") || current.kind == Tok::Eof)
     return success();
+  if (isKeyword(current, "as"))
+    return errorAt(current) << "`as NAME` names a call: it follows the call's "
+                               "closing parenthesis, as in `linear(x, 64) as "
+                               "proj`";
   return errorAt(current) << "expected the end of the statement (a new line "
                              "or ';'), found "
                           << describe(current);
@@ -454,6 +472,9 @@ LogicalResult Parser::parseStatement(std::vector<ast::StmtPtr> &out,
     if (!inModel)
       return errorAt(current) << "'config' belongs in a model; a block takes "
                                  "its settings as parameters";
+    if (depth != 1)
+      return errorAt(current) << "'config' belongs at the top of the model, "
+                                 "not inside `if` or `repeat`";
     if (failed(next()))
       return failure();
     for (;;) {
@@ -478,6 +499,9 @@ LogicalResult Parser::parseStatement(std::vector<ast::StmtPtr> &out,
     if (!inModel)
       return errorAt(current) << "'input' belongs in a model; a block takes "
                                  "tensors as parameters";
+    if (depth != 1)
+      return errorAt(current) << "'input' belongs at the top of the model, "
+                                 "not inside `if` or `repeat`";
     auto stmt = std::make_unique<ast::Stmt>(ast::StmtKind::Input, start);
     std::string name;
     if (failed(next()) || failed(expectName(name, "the input's name")) ||
@@ -534,7 +558,13 @@ LogicalResult Parser::parseStatement(std::vector<ast::StmtPtr> &out,
       if (failed(next()))
         return failure();
       if (isKeyword(current, "if")) {
-        if (failed(parseStatement(stmt->elseBody, inModel)))
+        // An `else if` chain nests in the tree: it counts as nesting.
+        if (++depth > 64)
+          return errorAt(current) << "statements nest more than 64 deep (an "
+                                     "`else if` chain counts as nesting)";
+        LogicalResult nested = parseStatement(stmt->elseBody, inModel);
+        --depth;
+        if (failed(nested))
           return failure();
         out.push_back(std::move(stmt));
         return success();
@@ -592,6 +622,9 @@ LogicalResult Parser::parseStatement(std::vector<ast::StmtPtr> &out,
     out.push_back(std::move(stmt));
     return endStatement();
   }
+  if (isKeyword(current, "else"))
+    return errorAt(current) << "`else` must follow the `}` of its `if` on the "
+                               "same line: write `} else {`";
   if (current.kind == Tok::Ident && keywords().contains(current.text))
     return errorAt(current) << "'" << current.text
                             << "' cannot start a statement here";
@@ -610,6 +643,15 @@ ast::ExprPtr Parser::makeBinary(const Token &op, ast::ExprPtr lhs,
   return expr;
 }
 
+bool Parser::deeper(int &levels) {
+  ++levels;
+  if (++depth <= 256)
+    return true;
+  errorAt(current) << "expression nests more than 256 deep (operators in a "
+                      "row count too); split it over several assignments";
+  return false;
+}
+
 ast::ExprPtr Parser::parseExpr() {
   if (++depth > 256) {
     errorAt(current) << "expression nests more than 256 deep";
@@ -621,30 +663,34 @@ ast::ExprPtr Parser::parseExpr() {
 }
 
 ast::ExprPtr Parser::parseOr() {
+  int levels = 0;
   ast::ExprPtr lhs = parseAnd();
   while (lhs && isKeyword(current, "or")) {
     Token op = current;
-    if (failed(next()))
+    if (!deeper(levels) || failed(next()))
       return nullptr;
     ast::ExprPtr rhs = parseAnd();
     if (!rhs)
       return nullptr;
     lhs = makeBinary(op, std::move(lhs), std::move(rhs));
   }
+  depth -= levels;
   return lhs;
 }
 
 ast::ExprPtr Parser::parseAnd() {
+  int levels = 0;
   ast::ExprPtr lhs = parseNot();
   while (lhs && isKeyword(current, "and")) {
     Token op = current;
-    if (failed(next()))
+    if (!deeper(levels) || failed(next()))
       return nullptr;
     ast::ExprPtr rhs = parseNot();
     if (!rhs)
       return nullptr;
     lhs = makeBinary(op, std::move(lhs), std::move(rhs));
   }
+  depth -= levels;
   return lhs;
 }
 
@@ -653,11 +699,13 @@ ast::ExprPtr Parser::parseNot() {
     return parseComparison();
   auto expr = std::make_unique<ast::Expr>(ast::ExprKind::Unary, loc(current));
   expr->text = "not";
-  if (failed(next()))
+  int levels = 0;
+  if (!deeper(levels) || failed(next()))
     return nullptr;
-  ast::ExprPtr operand = parseExpr();
+  ast::ExprPtr operand = parseNot();
   if (!operand)
     return nullptr;
+  depth -= levels;
   expr->operands.push_back(std::move(operand));
   return expr;
 }
@@ -678,31 +726,35 @@ ast::ExprPtr Parser::parseComparison() {
 }
 
 ast::ExprPtr Parser::parseAdditive() {
+  int levels = 0;
   ast::ExprPtr lhs = parseMultiplicative();
   while (lhs && (isPunct(current, "+") || isPunct(current, "-"))) {
     Token op = current;
-    if (failed(next()))
+    if (!deeper(levels) || failed(next()))
       return nullptr;
     ast::ExprPtr rhs = parseMultiplicative();
     if (!rhs)
       return nullptr;
     lhs = makeBinary(op, std::move(lhs), std::move(rhs));
   }
+  depth -= levels;
   return lhs;
 }
 
 ast::ExprPtr Parser::parseMultiplicative() {
+  int levels = 0;
   ast::ExprPtr lhs = parseUnary();
   while (lhs && (isPunct(current, "*") || isPunct(current, "/") ||
                  isPunct(current, "%"))) {
     Token op = current;
-    if (failed(next()))
+    if (!deeper(levels) || failed(next()))
       return nullptr;
     ast::ExprPtr rhs = parseUnary();
     if (!rhs)
       return nullptr;
     lhs = makeBinary(op, std::move(lhs), std::move(rhs));
   }
+  depth -= levels;
   return lhs;
 }
 
@@ -869,7 +921,9 @@ FailureOr<ast::File> parseModelFile(llvm::StringRef source,
            << "this is not a text file (invalid UTF-8 at offset "
            << (reinterpret_cast<const char *>(begin) - source.data())
            << "); a model file is UTF-8 text";
-  return Parser(source, filename, context).parseFile();
+  // A UTF-8 byte-order mark is not part of the text.
+  size_t bom = source.starts_with("\xEF\xBB\xBF") ? 3 : 0;
+  return Parser(source.drop_front(bom), filename, context).parseFile();
 }
 
 } // namespace loom

@@ -107,7 +107,7 @@ OwningOpRef<ModuleOp> buildFromModelFile(llvm::SourceMgr &sourceMgr,
       loom::parseModelFile(buffer->getBuffer(), filename, &context);
   if (failed(file))
     return nullptr;
-  if (file->models.empty() && modelName.empty()) {
+  if (file->models.empty()) {
     bool blank = buffer->getBuffer().trim().empty();
     emitError(FileLineColLoc::get(&context, filename, 1, 1))
         << (blank ? "the file is empty" : "the file defines no model")
