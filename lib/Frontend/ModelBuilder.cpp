@@ -247,14 +247,14 @@ private:
 
   // Helpers for builtins.
   FailureOr<BoundArgs> bind(const ast::Expr &call, std::vector<Val> &args,
-                            llvm::ArrayRef<const char *> names,
-                            size_t required, llvm::StringRef what);
+                            llvm::ArrayRef<const char *> names, size_t required,
+                            llvm::StringRef what);
   FailureOr<Value> tensorArg(const ast::Expr &call, const BoundArgs &args,
                              size_t index, llvm::ArrayRef<const char *> names);
   FailureOr<int64_t> intArg(const ast::Expr &call, const std::optional<Val> &v,
                             llvm::StringRef name);
-  FailureOr<double> floatArg(const ast::Expr &call,
-                             const std::optional<Val> &v, llvm::StringRef name);
+  FailureOr<double> floatArg(const ast::Expr &call, const std::optional<Val> &v,
+                             llvm::StringRef name);
   FailureOr<bool> boolArg(const ast::Expr &call, const std::optional<Val> &v,
                           llvm::StringRef name);
   FailureOr<std::string> stringArg(const ast::Expr &call,
@@ -313,9 +313,8 @@ std::string joinNames(const std::vector<std::string> &names) {
 //===----------------------------------------------------------------------===//
 
 const ast::ModelDef *ModelBuilder::selectModel() {
-  Location fileLoc = file.models.empty()
-                         ? Location(UnknownLoc::get(context))
-                         : file.models.front().loc;
+  Location fileLoc = file.models.empty() ? Location(UnknownLoc::get(context))
+                                         : file.models.front().loc;
   if (!options.modelName.empty()) {
     for (const ast::ModelDef &model : file.models)
       if (model.name == options.modelName)
@@ -347,11 +346,10 @@ LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
       continue;
     const std::string &name = stmt->names.front();
     if (name == "batch" || name == "tp")
-      return error(stmt->loc) << "'" << name
-                              << "' is set by the compiler ("
-                              << (name == "batch" ? "--micro-batch-size"
-                                                  : "the mesh's tp")
-                              << "); choose another config name";
+      return error(stmt->loc)
+             << "'" << name << "' is set by the compiler ("
+             << (name == "batch" ? "--micro-batch-size" : "the mesh's tp")
+             << "); choose another config name";
     auto [it, inserted] = configs.try_emplace(name);
     if (!inserted) {
       InFlightDiagnostic diag = error(stmt->loc);
@@ -389,8 +387,8 @@ LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
       if (configOrder.empty())
         diag << "; it declares no configs";
       else
-        diag << (best.empty() ? ". " : " ") << "Its configs are: "
-             << joinNames(configOrder);
+        diag << (best.empty() ? ". " : " ")
+             << "Its configs are: " << joinNames(configOrder);
       return failure();
     }
     it->second.overrideText = text;
@@ -493,9 +491,9 @@ LogicalResult ModelBuilder::collectDefinitions() {
     for (auto [i, param] : llvm::enumerate(block.parameters))
       for (size_t j = 0; j < i; ++j)
         if (block.parameters[j].name == param.name)
-          return emitError(param.loc) << "block '" << block.name
-                                      << "' has two parameters named '"
-                                      << param.name << "'";
+          return emitError(param.loc)
+                 << "block '" << block.name << "' has two parameters named '"
+                 << param.name << "'";
     blocks[block.name] = &block;
   }
   for (auto [i, model] : llvm::enumerate(file.models))
@@ -516,8 +514,9 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
   if (!model)
     return failure();
   if (options.microBatchSize < 1)
-    return emitError(model->loc) << "--micro-batch-size must be at least 1, got "
-                                 << options.microBatchSize;
+    return emitError(model->loc)
+           << "--micro-batch-size must be at least 1, got "
+           << options.microBatchSize;
   int64_t global = options.globalBatchSize ? options.globalBatchSize
                                            : options.microBatchSize;
   if (global < 1 || global % options.microBatchSize != 0)
@@ -526,13 +525,15 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
            << " is not a positive multiple of --micro-batch-size="
            << options.microBatchSize;
   for (const auto &[name, block] : blocks)
-    if (llvm::is_contained({"matmul", "gelu", "relu", "silu", "softmax",
-                            "layernorm", "rmsnorm", "dropout", "embedding",
-                            "reshape", "transpose", "split", "concat",
-                            "reduce_sum", "reduce_mean", "reduce_max",
-                            "cross_entropy", "cast", "dim", "rank", "sqrt",
-                            "round_up", "min", "max", "int", "float", "check"},
-                           name))
+    if (llvm::is_contained(
+            {"matmul",        "gelu",       "relu",        "silu",
+             "softmax",       "layernorm",  "rmsnorm",     "dropout",
+             "embedding",     "reshape",    "transpose",   "split",
+             "concat",        "reduce_sum", "reduce_mean", "reduce_max",
+             "cross_entropy", "cast",       "dim",         "rank",
+             "sqrt",          "round_up",   "min",         "max",
+             "int",           "float",      "check"},
+            name))
       return emitError(block->loc)
              << "block '" << name.str()
              << "' has the name of a builtin; give it another name";
@@ -593,8 +594,8 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
   for (const Val &v : *returned)
     results.push_back(v.tensor);
   builder.create<func::ReturnOp>(model->loc, results);
-  fn.setFunctionType(builder.getFunctionType(
-      inputTypes, ValueRange(results).getTypes()));
+  fn.setFunctionType(
+      builder.getFunctionType(inputTypes, ValueRange(results).getTypes()));
   fn->setAttr("loom.layers", b.getI64IntegerAttr(layerCount));
   return module;
 }
@@ -603,14 +604,14 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
 // Statements
 //===----------------------------------------------------------------------===//
 
-LogicalResult
-ModelBuilder::execute(const std::vector<ast::StmtPtr> &stmts, Scope &scope,
-                      std::optional<std::vector<Val>> *returned) {
+LogicalResult ModelBuilder::execute(const std::vector<ast::StmtPtr> &stmts,
+                                    Scope &scope,
+                                    std::optional<std::vector<Val>> *returned) {
   for (auto [i, stmt] : llvm::enumerate(stmts)) {
     if (++stepCount > kMaxSteps)
-      return error(stmt->loc) << "building the model takes more than "
-                              << kMaxSteps
-                              << " statements; check the repeat counts";
+      return error(stmt->loc)
+             << "building the model takes more than " << kMaxSteps
+             << " statements; check the repeat counts";
     if (failed(executeStmt(*stmt, scope, returned, i + 1 == stmts.size())))
       return failure();
   }
@@ -620,8 +621,9 @@ ModelBuilder::execute(const std::vector<ast::StmtPtr> &stmts, Scope &scope,
 FailureOr<RankedTensorType>
 ModelBuilder::evalTensorType(const ast::Stmt &stmt, Scope &scope,
                              llvm::StringRef defaultType) {
-  llvm::StringRef typeName =
-      stmt.elementType.empty() ? defaultType : llvm::StringRef(stmt.elementType);
+  llvm::StringRef typeName = stmt.elementType.empty()
+                                 ? defaultType
+                                 : llvm::StringRef(stmt.elementType);
   Type element = elementTypeNamed(context, typeName);
   SmallVector<int64_t> shape;
   for (auto [i, dimExpr] : llvm::enumerate(stmt.dims)) {
@@ -633,16 +635,15 @@ ModelBuilder::evalTensorType(const ast::Stmt &stmt, Scope &scope,
       *dim = Val::ofInt(static_cast<int64_t>(dim->f));
     if (dim->kind != Val::Kind::Int)
       return error(dimExpr->loc)
-             << "dimension " << i << " of '" << stmt.names.front()
-             << "' is " << describe(*dim)
-             << "; a dimension must be a whole number"
+             << "dimension " << i << " of '" << stmt.names.front() << "' is "
+             << describe(*dim) << "; a dimension must be a whole number"
              << (dim->kind == Val::Kind::Float
                      ? " (check the division that produced it)"
                      : "");
     if (dim->i < 1)
-      return error(dimExpr->loc) << "dimension " << i << " of '"
-                                 << stmt.names.front() << "' is " << dim->i
-                                 << "; a dimension must be at least 1";
+      return error(dimExpr->loc)
+             << "dimension " << i << " of '" << stmt.names.front() << "' is "
+             << dim->i << "; a dimension must be at least 1";
     shape.push_back(dim->i);
   }
   auto type = RankedTensorType::get(shape, element);
@@ -741,11 +742,11 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
         claimName(stmt.names.front(), stmt.loc, "parameter");
     if (failed(name))
       return failure();
-    FailureOr<Value> param = checked(
-        builder.create<ParameterOp>(stmt.loc, *type,
-                                    builder.getStringAttr(*name),
-                                    cast<InitializerAttrInterface>(*init)),
-        stmt.loc);
+    FailureOr<Value> param =
+        checked(builder.create<ParameterOp>(
+                    stmt.loc, *type, builder.getStringAttr(*name),
+                    cast<InitializerAttrInterface>(*init)),
+                stmt.loc);
     if (failed(param))
       return failure();
     scope.vars[stmt.names.front()] = Val::ofTensor(*param);
@@ -788,9 +789,8 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
                 "got "
              << describe(*count);
     if (count->i > kMaxRepeat)
-      return error(stmt.value->loc)
-             << "repeat " << count->i << " is more than " << kMaxRepeat
-             << " layers";
+      return error(stmt.value->loc) << "repeat " << count->i << " is more than "
+                                    << kMaxRepeat << " layers";
     // Numbering continues across repeats with the same prefix in one scope.
     std::vector<std::string> prefixPath = path;
     prefixPath.push_back(stmt.prefix);
@@ -844,8 +844,8 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
         return failure();
       // The model's own return is its function's results: tensors only.
       if (callStack.empty() && v->kind != Val::Kind::Tensor)
-        return error(expr->loc) << "a model returns tensors, not "
-                                << describe(*v);
+        return error(expr->loc)
+               << "a model returns tensors, not " << describe(*v);
       values.push_back(*v);
     }
     *returned = std::move(values);
@@ -944,8 +944,8 @@ FailureOr<Val> ModelBuilder::evalUnary(const ast::Expr &expr, Scope &scope) {
     return Val::ofFloat(-v->f);
   case Val::Kind::Tensor: {
     if (!isa<FloatType>(v->tensorType().getElementType()))
-      return error(expr.loc) << "negation needs a float tensor, got "
-                             << v->tensorType();
+      return error(expr.loc)
+             << "negation needs a float tensor, got " << v->tensorType();
     FailureOr<Value> neg =
         checked(builder.create<NegOp>(expr.loc, v->tensor), expr.loc);
     if (failed(neg))
@@ -1016,16 +1016,16 @@ FailureOr<Val> ModelBuilder::evalBinary(const ast::Expr &expr, Scope &scope) {
   // `and` and `or` short-circuit, so `x != none and dim(x, 0) > 1` works.
   if (op == "and" || op == "or") {
     if (lhs->kind != Val::Kind::Bool)
-      return error(expr.loc) << "`" << op << "` needs bools, got "
-                             << describe(*lhs);
+      return error(expr.loc)
+             << "`" << op << "` needs bools, got " << describe(*lhs);
     if (lhs->b == (op == "or"))
       return *lhs;
     FailureOr<Val> rhs = eval(*expr.operands[1], scope);
     if (failed(rhs))
       return failure();
     if (rhs->kind != Val::Kind::Bool)
-      return error(expr.loc) << "`" << op << "` needs bools, got "
-                             << describe(*rhs);
+      return error(expr.loc)
+             << "`" << op << "` needs bools, got " << describe(*rhs);
     return *rhs;
   }
   FailureOr<Val> rhs = eval(*expr.operands[1], scope);
@@ -1048,8 +1048,8 @@ FailureOr<Val> ModelBuilder::evalBinary(const ast::Expr &expr, Scope &scope) {
     else if (a.kind == Val::Kind::Tensor)
       equal = a.tensor == b.tensor;
     else
-      return error(expr.loc) << "cannot compare " << describe(a) << " and "
-                             << describe(b);
+      return error(expr.loc)
+             << "cannot compare " << describe(a) << " and " << describe(b);
     return Val::ofBool(equal == (op == "=="));
   }
   if (op == "<" || op == "<=" || op == ">" || op == ">=") {
@@ -1057,7 +1057,10 @@ FailureOr<Val> ModelBuilder::evalBinary(const ast::Expr &expr, Scope &scope) {
       return error(expr.loc) << "`" << op << "` compares numbers, got "
                              << describe(a) << " and " << describe(b);
     double x = a.number(), y = b.number();
-    bool r = op == "<" ? x < y : op == "<=" ? x <= y : op == ">" ? x > y : x >= y;
+    bool r = op == "<"    ? x < y
+             : op == "<=" ? x <= y
+             : op == ">"  ? x > y
+                          : x >= y;
     return Val::ofBool(r);
   }
   if (a.kind == Val::Kind::Tensor || b.kind == Val::Kind::Tensor)
@@ -1076,8 +1079,8 @@ FailureOr<Val> ModelBuilder::evalBinary(const ast::Expr &expr, Scope &scope) {
       overflow = __builtin_mul_overflow(x, y, &r);
     else if (op == "/" || op == "%") {
       if (y == 0)
-        return error(expr.loc) << "division by zero (" << x << " " << op
-                               << " 0)";
+        return error(expr.loc)
+               << "division by zero (" << x << " " << op << " 0)";
       if (x == INT64_MIN && y == -1)
         overflow = true;
       else if (op == "%")
@@ -1088,8 +1091,8 @@ FailureOr<Val> ModelBuilder::evalBinary(const ast::Expr &expr, Scope &scope) {
         return Val::ofFloat(double(x) / double(y)); // 770 / 12 is not whole
     }
     if (overflow)
-      return error(expr.loc) << x << " " << op << " " << y
-                             << " does not fit in 64 bits";
+      return error(expr.loc)
+             << x << " " << op << " " << y << " does not fit in 64 bits";
     return Val::ofInt(r);
   }
   if (op == "%")
@@ -1148,9 +1151,9 @@ FailureOr<BoundArgs> ModelBuilder::bind(const ast::Expr &call,
   }
   for (size_t i = 0; i < required; ++i)
     if (!bound[i])
-      return error(call.loc) << what << " needs argument '" << names[i]
-                             << "' (its arguments are: " << joinNames(all)
-                             << ")";
+      return error(call.loc)
+             << what << " needs argument '" << names[i]
+             << "' (its arguments are: " << joinNames(all) << ")";
   return bound;
 }
 
@@ -1167,9 +1170,9 @@ FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
       for (const CallFrame &f : callStack)
         chain.push_back(f.block);
       chain.push_back(block.name);
-      return error(call.loc) << "block '" << block.name
-                             << "' calls itself (" << llvm::join(chain, " -> ")
-                             << "); blocks cannot be recursive";
+      return error(call.loc)
+             << "block '" << block.name << "' calls itself ("
+             << llvm::join(chain, " -> ") << "); blocks cannot be recursive";
     }
   if (callStack.size() >= 64)
     return error(call.loc) << "blocks nest more than 64 calls deep";
@@ -1203,20 +1206,20 @@ FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
       value = *v;
     } else {
       callStack.pop_back();
-      return error(call.loc) << what << " needs argument '" << param.name
-                             << "' (its arguments are: " << joinNames(
-                                    std::vector<std::string>(names.begin(),
-                                                             names.end()))
-                             << ")";
+      return error(call.loc)
+             << what << " needs argument '" << param.name
+             << "' (its arguments are: "
+             << joinNames(std::vector<std::string>(names.begin(), names.end()))
+             << ")";
     }
     if (!param.type.empty()) {
       bool ok = param.type == kindName(value.kind) ||
                 (param.type == "float" && value.kind == Val::Kind::Int);
       if (!ok) {
         callStack.pop_back();
-        return error(call.loc) << "argument '" << param.name << "' of " << what
-                               << " must be " << param.type << ", got "
-                               << describe(value);
+        return error(call.loc)
+               << "argument '" << param.name << "' of " << what << " must be "
+               << param.type << ", got " << describe(value);
       }
       if (param.type == "float" && value.kind == Val::Kind::Int)
         value = Val::ofFloat(double(value.i));
@@ -1354,27 +1357,22 @@ ModelBuilder::intListArg(const ast::Expr &call, const std::optional<Val> &v,
       out.push_back(x.kind == Val::Kind::Int ? x.i : int64_t(x.f));
     return out;
   }
-  return error(call.loc) << "argument '" << name << "' of '" << call.text
-                         << "' must be a list of whole numbers, got "
-                         << (v ? (v->kind == Val::Kind::List
-                                      ? std::string("a list holding ") +
-                                            (v->list.empty()
-                                                 ? std::string("nothing")
-                                                 : describe(*llvm::find_if(
-                                                       v->list,
-                                                       [](const Val &x) {
-                                                         return x.kind !=
-                                                                    Val::Kind::
-                                                                        Int &&
-                                                                !(x.kind ==
-                                                                      Val::Kind::
-                                                                          Float &&
-                                                                  std::floor(
-                                                                      x.f) ==
-                                                                      x.f);
-                                                       })))
-                                      : describe(*v))
-                               : std::string("nothing"));
+  return error(call.loc)
+         << "argument '" << name << "' of '" << call.text
+         << "' must be a list of whole numbers, got "
+         << (v ? (v->kind == Val::Kind::List
+                      ? std::string("a list holding ") +
+                            (v->list.empty()
+                                 ? std::string("nothing")
+                                 : describe(*llvm::find_if(
+                                       v->list,
+                                       [](const Val &x) {
+                                         return x.kind != Val::Kind::Int &&
+                                                !(x.kind == Val::Kind::Float &&
+                                                  std::floor(x.f) == x.f);
+                                       })))
+                      : describe(*v))
+               : std::string("nothing"));
 }
 
 FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
@@ -1423,14 +1421,14 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     TENSOR(rhs, 1);
     OPTIONAL_ARG(ta, boolArg, 2, false);
     OPTIONAL_ARG(tb, boolArg, 3, false);
-    FailureOr<RankedTensorType> type = MatmulOp::inferResultType(
-        cast<RankedTensorType>(lhs.getType()),
-        cast<RankedTensorType>(rhs.getType()), ta, tb,
-        [&] { return error(loc) << "matmul: "; });
+    FailureOr<RankedTensorType> type =
+        MatmulOp::inferResultType(cast<RankedTensorType>(lhs.getType()),
+                                  cast<RankedTensorType>(rhs.getType()), ta, tb,
+                                  [&] { return error(loc) << "matmul: "; });
     if (failed(type))
       return failure();
-    return tensorResult(checked(
-        builder.create<MatmulOp>(loc, *type, lhs, rhs, ta, tb), loc));
+    return tensorResult(
+        checked(builder.create<MatmulOp>(loc, *type, lhs, rhs, ta, tb), loc));
   }
   if (name == "gelu") {
     size_t required = 1;
@@ -1477,10 +1475,10 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     TENSOR(w, 1);
     TENSOR(b, 2);
     OPTIONAL_ARG(eps, floatArg, 3, 1e-5);
-    return tensorResult(checked(builder.create<LayerNormOp>(
-                                    loc, x.getType(), x, w, b,
-                                    builder.getF64FloatAttr(eps)),
-                                loc));
+    return tensorResult(
+        checked(builder.create<LayerNormOp>(loc, x.getType(), x, w, b,
+                                            builder.getF64FloatAttr(eps)),
+                loc));
   }
   if (name == "rmsnorm") {
     size_t required = 2;
@@ -1488,10 +1486,10 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     TENSOR(x, 0);
     TENSOR(w, 1);
     OPTIONAL_ARG(eps, floatArg, 2, 1e-5);
-    return tensorResult(checked(builder.create<RmsNormOp>(
-                                    loc, x.getType(), x, w,
-                                    builder.getF64FloatAttr(eps)),
-                                loc));
+    return tensorResult(
+        checked(builder.create<RmsNormOp>(loc, x.getType(), x, w,
+                                          builder.getF64FloatAttr(eps)),
+                loc));
   }
   if (name == "dropout") {
     size_t required = 2;
@@ -1501,16 +1499,16 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     if (call.instanceName == "_")
       return error(loc) << "a dropout needs a site name; write `as NAME`, "
                            "not `as _`";
-    FailureOr<std::string> site = claimName(
-        call.instanceName.empty() ? "dropout" : call.instanceName, loc,
-        "dropout site");
+    FailureOr<std::string> site =
+        claimName(call.instanceName.empty() ? "dropout" : call.instanceName,
+                  loc, "dropout site");
     if (failed(site))
       return failure();
-    return tensorResult(checked(
-        builder.create<DropoutOp>(loc, x.getType(), x,
-                                  builder.getF64FloatAttr(rate),
-                                  builder.getStringAttr(*site)),
-        loc));
+    return tensorResult(
+        checked(builder.create<DropoutOp>(loc, x.getType(), x,
+                                          builder.getF64FloatAttr(rate),
+                                          builder.getStringAttr(*site)),
+                loc));
   }
   if (name == "embedding") {
     size_t required = 2;
@@ -1542,8 +1540,7 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
                           << d;
     auto type = RankedTensorType::get(
         shape, cast<RankedTensorType>(x.getType()).getElementType());
-    return tensorResult(
-        checked(builder.create<ReshapeOp>(loc, type, x), loc));
+    return tensorResult(checked(builder.create<ReshapeOp>(loc, type, x), loc));
   }
   if (name == "transpose") {
     size_t required = 2;
@@ -1554,15 +1551,15 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     SmallVector<int64_t> shape;
     for (int64_t p : perm) {
       if (p < 0 || p >= in.getRank())
-        return error(loc) << "transpose: " << p
-                          << " is not a dimension of " << in;
+        return error(loc) << "transpose: " << p << " is not a dimension of "
+                          << in;
       shape.push_back(in.getDimSize(p));
     }
-    return tensorResult(checked(
-        builder.create<TransposeOp>(
-            loc, RankedTensorType::get(shape, in.getElementType()), x,
-            builder.getDenseI64ArrayAttr(perm)),
-        loc));
+    return tensorResult(
+        checked(builder.create<TransposeOp>(
+                    loc, RankedTensorType::get(shape, in.getElementType()), x,
+                    builder.getDenseI64ArrayAttr(perm)),
+                loc));
   }
   if (name == "split") {
     size_t required = 2;
@@ -1572,8 +1569,8 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     auto in = cast<RankedTensorType>(x.getType());
     int64_t axis = axisArg < 0 ? axisArg + in.getRank() : axisArg;
     if (axis < 0 || axis >= in.getRank())
-      return error(loc) << "split: axis " << axisArg << " is not a dimension of "
-                        << in;
+      return error(loc) << "split: axis " << axisArg
+                        << " is not a dimension of " << in;
     SmallVector<int64_t> sizes;
     bool hasParts = a[2] && a[2]->kind != Val::Kind::None;
     bool hasSizes = a[3] && a[3]->kind != Val::Kind::None;
@@ -1605,8 +1602,8 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
       shape[axis] = size;
       types.push_back(RankedTensorType::get(shape, in.getElementType()));
     }
-    auto op = builder.create<SplitOp>(loc, types, x,
-                                      builder.getI64IntegerAttr(axis));
+    auto op =
+        builder.create<SplitOp>(loc, types, x, builder.getI64IntegerAttr(axis));
     if (failed(checked(op, loc)))
       return failure();
     if (sizes.size() == 1)
@@ -1642,11 +1639,11 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
                           << " have different ranks";
       shape[axis] += t.getDimSize(axis);
     }
-    return tensorResult(checked(
-        builder.create<ConcatOp>(
-            loc, RankedTensorType::get(shape, first.getElementType()), inputs,
-            builder.getI64IntegerAttr(axis)),
-        loc));
+    return tensorResult(
+        checked(builder.create<ConcatOp>(
+                    loc, RankedTensorType::get(shape, first.getElementType()),
+                    inputs, builder.getI64IntegerAttr(axis)),
+                loc));
   }
   if (name == "reduce_sum" || name == "reduce_mean" || name == "reduce_max") {
     size_t required = 2;
@@ -1668,11 +1665,11 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     ReduceKind kind = name == "reduce_sum"    ? ReduceKind::Sum
                       : name == "reduce_mean" ? ReduceKind::Mean
                                               : ReduceKind::Max;
-    return tensorResult(checked(
-        builder.create<ReduceOp>(
-            loc, RankedTensorType::get(shape, in.getElementType()), kind, x,
-            dims, keep),
-        loc));
+    return tensorResult(
+        checked(builder.create<ReduceOp>(
+                    loc, RankedTensorType::get(shape, in.getElementType()),
+                    kind, x, dims, keep),
+                loc));
   }
   if (name == "cross_entropy") {
     size_t required = 2;
@@ -1690,11 +1687,11 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     SmallVector<int64_t> shape;
     if (*kind == LossReduction::None)
       shape.assign(labelType.getShape().begin(), labelType.getShape().end());
-    return tensorResult(checked(
-        builder.create<CrossEntropyOp>(
-            loc, RankedTensorType::get(shape, builder.getF32Type()), logits,
-            labels, *kind, ignore),
-        loc));
+    return tensorResult(
+        checked(builder.create<CrossEntropyOp>(
+                    loc, RankedTensorType::get(shape, builder.getF32Type()),
+                    logits, labels, *kind, ignore),
+                loc));
   }
   if (name == "cast") {
     size_t required = 2;
@@ -1704,13 +1701,13 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
       return error(loc) << "cast's second argument must be an element type "
                            "(f32, bf16, f16, i32, i64, i1)";
     auto in = cast<RankedTensorType>(x.getType());
-    return tensorResult(checked(
-        builder.create<CastOp>(
-            loc,
-            RankedTensorType::get(in.getShape(),
-                                  elementTypeNamed(context, a[1]->s)),
-            x),
-        loc));
+    return tensorResult(
+        checked(builder.create<CastOp>(
+                    loc,
+                    RankedTensorType::get(in.getShape(),
+                                          elementTypeNamed(context, a[1]->s)),
+                    x),
+                loc));
   }
   // Scalars.
   if (name == "dim") {
@@ -1721,8 +1718,8 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     auto type = cast<RankedTensorType>(x.getType());
     int64_t i = index < 0 ? index + type.getRank() : index;
     if (i < 0 || i >= type.getRank())
-      return error(loc) << "dim: " << index << " is not a dimension of "
-                        << type << " (rank " << type.getRank() << ")";
+      return error(loc) << "dim: " << index << " is not a dimension of " << type
+                        << " (rank " << type.getRank() << ")";
     return Val::ofInt(type.getDimSize(i));
   }
   if (name == "rank") {
@@ -1805,11 +1802,12 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
   for (const auto &entry : blocks)
     consider(entry.getKey());
   for (const char *builtin :
-       {"matmul", "gelu", "relu", "silu", "softmax", "layernorm", "rmsnorm",
-        "dropout", "embedding", "reshape", "transpose", "split", "concat",
-        "reduce_sum", "reduce_mean", "reduce_max", "cross_entropy", "cast",
-        "dim", "rank", "sqrt", "round_up", "min", "max", "int", "float",
-        "check"})
+       {"matmul",     "gelu",          "relu",    "silu",       "softmax",
+        "layernorm",  "rmsnorm",       "dropout", "embedding",  "reshape",
+        "transpose",  "split",         "concat",  "reduce_sum", "reduce_mean",
+        "reduce_max", "cross_entropy", "cast",    "dim",        "rank",
+        "sqrt",       "round_up",      "min",     "max",        "int",
+        "float",      "check"})
     consider(builtin);
   if (!best.empty())
     diag << "; did you mean '" << best << "'?";

@@ -62,9 +62,9 @@ struct Token {
 
 const llvm::StringSet<> &keywords() {
   static const llvm::StringSet<> set = {
-      "model", "block", "config", "input", "param", "init", "repeat", "as",
-      "if",    "else",  "return", "true",  "false", "none", "and",    "or",
-      "not"};
+      "model",  "block", "config", "input", "param",  "init",
+      "repeat", "as",    "if",     "else",  "return", "true",
+      "false",  "none",  "and",    "or",    "not"};
   return set;
 }
 
@@ -80,8 +80,8 @@ std::string describe(const Token &tok) {
   case Tok::Newline:
     return "end of line";
   case Tok::Ident:
-    return (keywords().contains(tok.text) ? "keyword '" : "name '") +
-           tok.text + "'";
+    return (keywords().contains(tok.text) ? "keyword '" : "name '") + tok.text +
+           "'";
   case Tok::Int:
   case Tok::Float:
     return "number";
@@ -130,9 +130,7 @@ private:
 
   //===--- Parser --------------------------------------------------------===//
 
-  InFlightDiagnostic errorAt(const Token &tok) {
-    return emitError(loc(tok));
-  }
+  InFlightDiagnostic errorAt(const Token &tok) { return emitError(loc(tok)); }
   bool isPunct(const Token &tok, llvm::StringRef p) const {
     return tok.kind == Tok::Punct && tok.text == p;
   }
@@ -173,7 +171,8 @@ private:
   size_t pos = 0;
   unsigned line = 1, col = 1;
   int nesting = 0; // depth of () and [] (newlines inside them are spaces)
-  int depth = 0;   // statement nesting, bounded so input cannot overflow the stack
+  int depth =
+      0; // statement nesting, bounded so input cannot overflow the stack
   Token current, lookahead;
 };
 
@@ -236,9 +235,9 @@ LogicalResult Parser::lex(Token &tok) {
     if (peekChar() == 'e' || peekChar() == 'E') {
       size_t digit = (peekChar(1) == '+' || peekChar(1) == '-') ? 2 : 1;
       if (!llvm::isDigit(peekChar(digit)))
-        return errorAt(tok) << "malformed number '"
-                            << source.slice(start, pos + 1)
-                            << "'; an exponent needs digits, as in 1e-5";
+        return errorAt(tok)
+               << "malformed number '" << source.slice(start, pos + 1)
+               << "'; an exponent needs digits, as in 1e-5";
       isFloat = true;
       for (size_t i = 0; i < digit; ++i)
         advanceChar();
@@ -256,14 +255,13 @@ LogicalResult Parser::lex(Token &tok) {
       tok.kind = Tok::Float;
       tok.floatValue = std::strtod(text.c_str(), nullptr);
       if (errno == ERANGE && std::isinf(tok.floatValue))
-        return errorAt(tok) << "number " << text
-                            << " is out of the range of a 64-bit float";
+        return errorAt(tok)
+               << "number " << text << " is out of the range of a 64-bit float";
     } else {
       tok.kind = Tok::Int;
       tok.intValue = std::strtoll(text.c_str(), nullptr, 10);
       if (errno == ERANGE)
-        return errorAt(tok) << "integer " << text
-                            << " does not fit in 64 bits";
+        return errorAt(tok) << "integer " << text << " does not fit in 64 bits";
     }
     return success();
   }
@@ -320,8 +318,8 @@ LogicalResult Parser::expectPunct(llvm::StringRef p, llvm::StringRef what) {
 
 LogicalResult Parser::expectName(std::string &name, llvm::StringRef what) {
   if (current.kind != Tok::Ident || keywords().contains(current.text))
-    return errorAt(current) << "expected " << what << ", found "
-                            << describe(current);
+    return errorAt(current)
+           << "expected " << what << ", found " << describe(current);
   name = current.text;
   return next();
 }
@@ -365,7 +363,8 @@ FailureOr<ast::BlockDef> Parser::parseBlock() {
       if (failed(next()))
         return failure();
       static const char *types[] = {"tensor", "int", "float", "bool", "string"};
-      if (current.kind != Tok::Ident || !llvm::is_contained(types, current.text))
+      if (current.kind != Tok::Ident ||
+          !llvm::is_contained(types, current.text))
         return errorAt(current) << "expected a parameter type (tensor, int, "
                                    "float, bool or string), found "
                                 << describe(current);
@@ -384,8 +383,7 @@ FailureOr<ast::BlockDef> Parser::parseBlock() {
     } else if (!isPunct(current, ")")) {
       return errorAt(current) << "expected ',' or ')' in the parameter list "
                                  "of block '"
-                              << block.name << "', found "
-                              << describe(current);
+                              << block.name << "', found " << describe(current);
     }
   }
   if (failed(next()) || failed(expectPunct("{", "to open the block's body")) ||
@@ -478,7 +476,8 @@ LogicalResult Parser::parseStatement(std::vector<ast::StmtPtr> &out,
     if (failed(next()))
       return failure();
     for (;;) {
-      auto stmt = std::make_unique<ast::Stmt>(ast::StmtKind::Config, loc(current));
+      auto stmt =
+          std::make_unique<ast::Stmt>(ast::StmtKind::Config, loc(current));
       std::string name;
       if (failed(expectName(name, "a config name")) ||
           failed(expectPunct("=", "after the config name (config NAME = "
@@ -626,8 +625,8 @@ LogicalResult Parser::parseStatement(std::vector<ast::StmtPtr> &out,
     return errorAt(current) << "`else` must follow the `}` of its `if` on the "
                                "same line: write `} else {`";
   if (current.kind == Tok::Ident && keywords().contains(current.text))
-    return errorAt(current) << "'" << current.text
-                            << "' cannot start a statement here";
+    return errorAt(current)
+           << "'" << current.text << "' cannot start a statement here";
   return errorAt(current)
          << "expected a statement (NAME = EXPR, param, repeat, if, return"
          << (inModel ? ", config, input" : "") << "), found "
@@ -713,7 +712,8 @@ ast::ExprPtr Parser::parseNot() {
 ast::ExprPtr Parser::parseComparison() {
   ast::ExprPtr lhs = parseAdditive();
   static const char *ops[] = {"==", "!=", "<", "<=", ">", ">="};
-  if (lhs && current.kind == Tok::Punct && llvm::is_contained(ops, current.text)) {
+  if (lhs && current.kind == Tok::Punct &&
+      llvm::is_contained(ops, current.text)) {
     Token op = current;
     if (failed(next()))
       return nullptr;
@@ -912,8 +912,7 @@ FailureOr<ast::File> parseModelFile(llvm::StringRef source,
       return emitError(FileLineColLoc::get(context, filename, 1, 1))
              << "this is not a text file (byte 0x"
              << llvm::toHex(llvm::ArrayRef<uint8_t>(c), /*LowerCase=*/true)
-             << " at offset "
-             << i << "); a model file is UTF-8 text";
+             << " at offset " << i << "); a model file is UTF-8 text";
   }
   const auto *begin = reinterpret_cast<const llvm::UTF8 *>(source.data());
   if (!llvm::isLegalUTF8String(&begin, begin + source.size()))

@@ -45,13 +45,13 @@ cl::opt<std::string>
                    cl::cat(loomcCategory));
 
 enum class Emit { None, Loom };
-cl::opt<Emit> emitAction(
-    "emit", cl::desc("Print the model at a level of the compiler:"),
-    cl::init(Emit::None),
-    cl::values(clEnumValN(Emit::Loom, "loom",
-                          "the loom dialect (global shapes, after "
-                          "verification); loom-opt reads it")),
-    cl::cat(loomcCategory));
+cl::opt<Emit>
+    emitAction("emit", cl::desc("Print the model at a level of the compiler:"),
+               cl::init(Emit::None),
+               cl::values(clEnumValN(Emit::Loom, "loom",
+                                     "the loom dialect (global shapes, after "
+                                     "verification); loom-opt reads it")),
+               cl::cat(loomcCategory));
 
 cl::opt<bool> summary("summary",
                       cl::desc("Print the model: parameters by block, layers, "
