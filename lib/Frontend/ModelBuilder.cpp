@@ -251,6 +251,10 @@ private:
                             llvm::StringRef what);
   FailureOr<Value> tensorArg(const ast::Expr &call, const BoundArgs &args,
                              size_t index, llvm::ArrayRef<const char *> names);
+  template <typename T>
+  FailureOr<T> scalarArg(const ast::Expr &call, const std::optional<Val> &v,
+                         llvm::StringRef name, llvm::StringRef expected,
+                         std::optional<T> (*get)(const Val &));
   FailureOr<int64_t> intArg(const ast::Expr &call, const std::optional<Val> &v,
                             llvm::StringRef name);
   FailureOr<double> floatArg(const ast::Expr &call, const std::optional<Val> &v,
@@ -1303,44 +1307,61 @@ FailureOr<Value> ModelBuilder::tensorArg(const ast::Expr &call,
                          << (v ? describe(*v) : std::string("nothing"));
 }
 
+template <typename T>
+FailureOr<T>
+ModelBuilder::scalarArg(const ast::Expr &call, const std::optional<Val> &v,
+                        llvm::StringRef name, llvm::StringRef expected,
+                        std::optional<T> (*get)(const Val &)) {
+  if (v)
+    if (std::optional<T> value = get(*v))
+      return *value;
+  return error(call.loc) << "argument '" << name << "' of '" << call.text
+                         << "' must be " << expected << ", got "
+                         << (v ? describe(*v) : std::string("nothing"));
+}
+
 FailureOr<int64_t> ModelBuilder::intArg(const ast::Expr &call,
                                         const std::optional<Val> &v,
                                         llvm::StringRef name) {
-  if (v && v->kind == Val::Kind::Int)
-    return v->i;
-  return error(call.loc) << "argument '" << name << "' of '" << call.text
-                         << "' must be an int, got "
-                         << (v ? describe(*v) : std::string("nothing"));
+  return scalarArg<int64_t>(call, v, name, "an int",
+                            [](const Val &x) -> std::optional<int64_t> {
+                              if (x.kind == Val::Kind::Int)
+                                return x.i;
+                              return std::nullopt;
+                            });
 }
 
 FailureOr<double> ModelBuilder::floatArg(const ast::Expr &call,
                                          const std::optional<Val> &v,
                                          llvm::StringRef name) {
-  if (v && v->isNumber())
-    return v->number();
-  return error(call.loc) << "argument '" << name << "' of '" << call.text
-                         << "' must be a number, got "
-                         << (v ? describe(*v) : std::string("nothing"));
+  return scalarArg<double>(call, v, name, "a number",
+                           [](const Val &x) -> std::optional<double> {
+                             if (x.isNumber())
+                               return x.number();
+                             return std::nullopt;
+                           });
 }
 
 FailureOr<bool> ModelBuilder::boolArg(const ast::Expr &call,
                                       const std::optional<Val> &v,
                                       llvm::StringRef name) {
-  if (v && v->kind == Val::Kind::Bool)
-    return v->b;
-  return error(call.loc) << "argument '" << name << "' of '" << call.text
-                         << "' must be true or false, got "
-                         << (v ? describe(*v) : std::string("nothing"));
+  return scalarArg<bool>(call, v, name, "true or false",
+                         [](const Val &x) -> std::optional<bool> {
+                           if (x.kind == Val::Kind::Bool)
+                             return x.b;
+                           return std::nullopt;
+                         });
 }
 
 FailureOr<std::string> ModelBuilder::stringArg(const ast::Expr &call,
                                                const std::optional<Val> &v,
                                                llvm::StringRef name) {
-  if (v && v->kind == Val::Kind::String)
-    return v->s;
-  return error(call.loc) << "argument '" << name << "' of '" << call.text
-                         << "' must be a string, got "
-                         << (v ? describe(*v) : std::string("nothing"));
+  return scalarArg<std::string>(call, v, name, "a string",
+                                [](const Val &x) -> std::optional<std::string> {
+                                  if (x.kind == Val::Kind::String)
+                                    return x.s;
+                                  return std::nullopt;
+                                });
 }
 
 FailureOr<SmallVector<int64_t>>

@@ -162,6 +162,9 @@ private:
   ast::ExprPtr parseUnary();
   ast::ExprPtr parsePrimary();
   ast::ExprPtr makeBinary(const Token &op, ast::ExprPtr lhs, ast::ExprPtr rhs);
+  /// operand {op operand}, for the operators `ops`, left to right.
+  ast::ExprPtr parseLeftAssociative(ast::ExprPtr (Parser::*operand)(),
+                                    std::initializer_list<llvm::StringRef> ops);
   /// Counts one more level of expression tree; fails past the limit.
   bool deeper(int &levels);
 
@@ -662,29 +665,27 @@ ast::ExprPtr Parser::parseExpr() {
 }
 
 ast::ExprPtr Parser::parseOr() {
-  int levels = 0;
-  ast::ExprPtr lhs = parseAnd();
-  while (lhs && isKeyword(current, "or")) {
-    Token op = current;
-    if (!deeper(levels) || failed(next()))
-      return nullptr;
-    ast::ExprPtr rhs = parseAnd();
-    if (!rhs)
-      return nullptr;
-    lhs = makeBinary(op, std::move(lhs), std::move(rhs));
-  }
-  depth -= levels;
-  return lhs;
+  return parseLeftAssociative(&Parser::parseAnd, {"or"});
 }
 
 ast::ExprPtr Parser::parseAnd() {
+  return parseLeftAssociative(&Parser::parseNot, {"and"});
+}
+
+ast::ExprPtr
+Parser::parseLeftAssociative(ast::ExprPtr (Parser::*operand)(),
+                             std::initializer_list<llvm::StringRef> ops) {
+  auto isOperator = [&] {
+    return (current.kind == Tok::Punct || current.kind == Tok::Ident) &&
+           llvm::is_contained(ops, current.text);
+  };
   int levels = 0;
-  ast::ExprPtr lhs = parseNot();
-  while (lhs && isKeyword(current, "and")) {
+  ast::ExprPtr lhs = (this->*operand)();
+  while (lhs && isOperator()) {
     Token op = current;
     if (!deeper(levels) || failed(next()))
       return nullptr;
-    ast::ExprPtr rhs = parseNot();
+    ast::ExprPtr rhs = (this->*operand)();
     if (!rhs)
       return nullptr;
     lhs = makeBinary(op, std::move(lhs), std::move(rhs));
@@ -726,36 +727,11 @@ ast::ExprPtr Parser::parseComparison() {
 }
 
 ast::ExprPtr Parser::parseAdditive() {
-  int levels = 0;
-  ast::ExprPtr lhs = parseMultiplicative();
-  while (lhs && (isPunct(current, "+") || isPunct(current, "-"))) {
-    Token op = current;
-    if (!deeper(levels) || failed(next()))
-      return nullptr;
-    ast::ExprPtr rhs = parseMultiplicative();
-    if (!rhs)
-      return nullptr;
-    lhs = makeBinary(op, std::move(lhs), std::move(rhs));
-  }
-  depth -= levels;
-  return lhs;
+  return parseLeftAssociative(&Parser::parseMultiplicative, {"+", "-"});
 }
 
 ast::ExprPtr Parser::parseMultiplicative() {
-  int levels = 0;
-  ast::ExprPtr lhs = parseUnary();
-  while (lhs && (isPunct(current, "*") || isPunct(current, "/") ||
-                 isPunct(current, "%"))) {
-    Token op = current;
-    if (!deeper(levels) || failed(next()))
-      return nullptr;
-    ast::ExprPtr rhs = parseUnary();
-    if (!rhs)
-      return nullptr;
-    lhs = makeBinary(op, std::move(lhs), std::move(rhs));
-  }
-  depth -= levels;
-  return lhs;
+  return parseLeftAssociative(&Parser::parseUnary, {"*", "/", "%"});
 }
 
 ast::ExprPtr Parser::parseUnary() {
