@@ -96,8 +96,7 @@ std::string describe(const Token &tok) {
 class Parser {
 public:
   Parser(llvm::StringRef source, llvm::StringRef filename, MLIRContext *context)
-      : source(source), context(context),
-        filename(StringAttr::get(context, filename)) {}
+      : source(source), filename(StringAttr::get(context, filename)) {}
 
   FailureOr<ast::File> parseFile();
 
@@ -169,7 +168,6 @@ private:
   bool deeper(int &levels);
 
   llvm::StringRef source;
-  MLIRContext *context;
   StringAttr filename;
   size_t pos = 0;
   unsigned line = 1, col = 1;
