@@ -9,7 +9,7 @@ packages=(
   # MLIR/LLVM 19: mlir-19-tools is needed even for a library-only build (mlir-tblgen)
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   # libraries
-  libfmt-dev libgtest-dev
+  libfmt-dev libgtest-dev pkg-config libopenblas-dev
   # the fuzz target: clang with libFuzzer and the sanitizer runtimes
   clang-19 libclang-rt-19-dev
 )
