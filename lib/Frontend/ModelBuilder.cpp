@@ -615,7 +615,7 @@ LogicalResult ModelBuilder::execute(const std::vector<ast::StmtPtr> &stmts,
     if (++stepCount > kMaxSteps)
       return error(stmt->loc)
              << "building the model takes more than " << kMaxSteps
-             << " statements; check the repeat counts";
+             << " steps; check the repeat counts";
     if (failed(executeStmt(*stmt, scope, returned, i + 1 == stmts.size())))
       return failure();
   }
@@ -801,6 +801,13 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
     int64_t &next = nextRepeatIndex[llvm::join(prefixPath, ".")];
     ++repeatDepth;
     for (int64_t i = 0; i < count->i; ++i) {
+      // An iteration is a step even when its body is empty.
+      if (++stepCount > kMaxSteps) {
+        --repeatDepth;
+        return error(stmt.loc) << "building the model takes more than "
+                               << kMaxSteps
+                               << " steps; check the repeat counts";
+      }
       Block *block = builder.getInsertionBlock();
       Operation *before = block->empty() ? nullptr : &block->back();
       path.push_back(stmt.prefix);
