@@ -447,4 +447,183 @@ def Loom_CrossEntropyOp : Loom_Op<"cross_entropy", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Constants and broadcasting.
+//===----------------------------------------------------------------------===//
+
+def Loom_FillOp : Loom_Op<"fill", [Pure]> {
+  let summary = "a tensor with every element equal to a constant";
+  let description = [{
+    Seeds gradients (the loss's gradient is 1) and stands for the zero
+    gradient of an unused result.
+
+    ```mlir
+    %one = loom.fill 1.000000e+00 : tensor<f32>
+    ```
+  }];
+  let arguments = (ins F64Attr:$value);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = "$value attr-dict `:` type($result)";
+}
+
+def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure]> {
+  let summary = "broadcast to a larger shape, as numpy does";
+  let description = [{
+    The input's shape aligns with the result's at the trailing dimensions;
+    each input dimension is 1 or equal to the result's. The backward of a
+    reduction.
+
+    ```mlir
+    %y = loom.broadcast %x : tensor<8x1xf32> -> tensor<4x8x768xf32>
+    ```
+  }];
+  let arguments = (ins Loom_NumericTensor:$input);
+  let results = (outs Loom_NumericTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Backward ops: what reverse-mode differentiation emits where a gradient is
+// not just forward ops. Each takes what its forward op saw and the gradient
+// of the forward result (`dy`), and returns the gradients of the inputs.
+//===----------------------------------------------------------------------===//
+
+class Loom_ActivationGradOp<string mnemonic, string fn>
+    : Loom_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+  let summary = "dx = dy · " # fn # "'(x)";
+  let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$grad);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
+}
+
+def Loom_ReluGradOp : Loom_ActivationGradOp<"relu_grad", "relu">;
+def Loom_SiluGradOp : Loom_ActivationGradOp<"silu_grad", "silu">;
+def Loom_GeluGradOp : Loom_ActivationGradOp<"gelu_grad", "gelu"> {
+  let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$grad,
+      DefaultValuedAttr<Loom_GeluApproximation,
+                        "::loom::GeluApproximation::None">:$approximate);
+  let assemblyFormat = [{
+    $input `,` $grad (`approximate` $approximate^)? attr-dict `:` type($result)
+  }];
+}
+
+def Loom_SoftmaxGradOp : Loom_Op<"softmax_grad",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "dx = scale · y · (dy - sum(dy · y)) over the last dimension";
+  let description = [{
+    Takes the softmax's output `y` (masked positions are 0 there, so the mask
+    needs no repeating).
+
+    ```mlir
+    %dx = loom.softmax_grad %y, %dy scale 1.250000e-01 : tensor<12x64x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$output, Loom_FloatTensor:$grad,
+                       DefaultValuedAttr<F64Attr, "1.0">:$scale);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat =
+      "$output `,` $grad (`scale` $scale^)? attr-dict `:` type($result)";
+}
+
+def Loom_LayerNormGradOp : Loom_Op<"layernorm_grad", [Pure,
+    AllTypesMatch<["input", "grad", "input_grad"]>,
+    AllTypesMatch<["weight", "weight_grad", "bias_grad"]>]> {
+  let summary = "gradients of layernorm: input, weight and bias";
+  let description = [{
+    Recomputes the mean and 1/std from `input` rather than keeping them.
+
+    ```mlir
+    %dx, %dw, %db = loom.layernorm_grad %x, %w, %dy eps 1.000000e-05
+        : tensor<8x768xf32>, tensor<768xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weight,
+                       Loom_FloatTensor:$grad,
+                       DefaultValuedAttr<F64Attr, "1e-5">:$epsilon);
+  let results = (outs Loom_FloatTensor:$input_grad,
+                      Loom_FloatTensor:$weight_grad,
+                      Loom_FloatTensor:$bias_grad);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $grad (`eps` $epsilon^)? attr-dict `:`
+    type($input) `,` type($weight)
+  }];
+}
+
+def Loom_RmsNormGradOp : Loom_Op<"rmsnorm_grad", [Pure,
+    AllTypesMatch<["input", "grad", "input_grad"]>,
+    AllTypesMatch<["weight", "weight_grad"]>]> {
+  let summary = "gradients of rmsnorm: input and weight";
+  let arguments = (ins Loom_FloatTensor:$input, Loom_FloatTensor:$weight,
+                       Loom_FloatTensor:$grad,
+                       DefaultValuedAttr<F64Attr, "1e-5">:$epsilon);
+  let results = (outs Loom_FloatTensor:$input_grad,
+                      Loom_FloatTensor:$weight_grad);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $grad (`eps` $epsilon^)? attr-dict `:`
+    type($input) `,` type($weight)
+  }];
+}
+
+def Loom_DropoutGradOp : Loom_Op<"dropout_grad",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "the gradient through a dropout: its mask, replayed";
+  let description = [{
+    Applies the mask that `loom.dropout` with the same `site` and `rate` drew
+    (same seed, step and element indices) to `grad`.
+
+    ```mlir
+    %dx = loom.dropout_grad %dy rate 1.000000e-01 site "layers.0.mlp_output_dropout" : tensor<8x768xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$grad, F64Attr:$rate, StrAttr:$site);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat =
+      "$grad `rate` $rate `site` $site attr-dict `:` type($result)";
+}
+
+def Loom_EmbeddingGradOp : Loom_Op<"embedding_grad", [Pure]> {
+  let summary = "the table's gradient: rows of dy added at their indices";
+  let description = [{
+    ```mlir
+    %dtable = loom.embedding_grad %dy[%tokens]
+        : tensor<4x64x768xf32>, tensor<4x64xi32> -> tensor<50257x768xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$grad, Loom_IndexTensor:$indices);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `[` $indices `]` attr-dict `:` type($grad) `,` type($indices) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_CrossEntropyGradOp : Loom_Op<"cross_entropy_grad", [Pure,
+    AllTypesMatch<["logits", "result"]>]> {
+  let summary = "dlogits = dloss · (softmax(logits) - onehot(label))";
+  let description = [{
+    `grad` is the loss's gradient: a scalar for `mean` (divided by the number
+    of tokens not ignored) and `sum`, per token for `none`. Ignored tokens get
+    zero gradient.
+
+    ```mlir
+    %dl = loom.cross_entropy_grad %logits, %labels, %dloss
+        : tensor<4x64x512xf32>, tensor<4x64xi32>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$logits, Loom_IndexTensor:$labels,
+      Loom_FloatTensor:$grad,
+      DefaultValuedAttr<Loom_LossReduction,
+                        "::loom::LossReduction::Mean">:$reduction,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $labels `,` $grad (`reduction` $reduction^)?
+    (`ignore_index` $ignore_index^)? attr-dict `:`
+    type($logits) `,` type($labels) `,` type($grad)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // LOOM_OPS_TD

@@ -95,3 +95,22 @@ func.func @loss(%logits: tensor<4x64x512xf32>, %labels: tensor<4x64xi32>) {
   %2 = loom.concat %1#0, %1#1 axis 2 : tensor<4x64x256xf32>, tensor<4x64x256xf32> -> tensor<4x64x512xf32>
   return
 }
+
+// -----
+
+// TOTAL: remark: total of 4 ops: flops = 208896 (matmul 0), bytes read = 150528, bytes written = 79876
+// expected-remark @+1 {{total of 4 ops: flops = 208896 (matmul 0), bytes read = 150528, bytes written = 79876}}
+func.func @backward(%x: tensor<8x768xf32>, %dy: tensor<8x768xf32>, %w: tensor<768xf32>) {
+  // 2 per element (6144 elements); reads x and dy
+  // expected-remark @+1 {{flops = 12288, bytes read = 49152, bytes written = 24576}}
+  %0 = loom.relu_grad %x, %dy : tensor<8x768xf32>
+  // 16 per element
+  // expected-remark @+1 {{flops = 98304, bytes read = 49152, bytes written = 24576}}
+  %1 = loom.gelu_grad %x, %dy approximate tanh : tensor<8x768xf32>
+  // 16 per input element; reads x, w, dy; writes dx, dw, db
+  // expected-remark @+1 {{flops = 98304, bytes read = 52224, bytes written = 30720}}
+  %2:3 = loom.layernorm_grad %x, %w, %dy : tensor<8x768xf32>, tensor<768xf32>
+  // expected-remark @+1 {{flops = 0, bytes read = 0, bytes written = 4}}
+  %3 = loom.fill 1.0 : tensor<f32>
+  return
+}

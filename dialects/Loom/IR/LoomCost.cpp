@@ -95,3 +95,31 @@ double CrossEntropyOp::getFlops() {
   // Per logit: max, subtract, exp, sum. Per token: log, subtract the target.
   return 4 * numElements(getLogits()) + 2 * numElements(getLabels());
 }
+
+// Constants and broadcasts move data only.
+double FillOp::getFlops() { return 0; }
+double BroadcastOp::getFlops() { return 0; }
+
+// Backward ops, by the same convention (one FLOP per elementary operation).
+// dy · (x > 0).
+double ReluGradOp::getFlops() { return 2 * numElements(getResult()); }
+// s = sigmoid(x) (3), s · (1 + x · (1 - s)) (4), · dy.
+double SiluGradOp::getFlops() { return 8 * numElements(getResult()); }
+double GeluGradOp::getFlops() {
+  // none: 0.5·(1 + erf(x/√2)) + x·exp(-x²/2)/√(2π) is 10 with the · dy;
+  // tanh: the tanh argument (4), tanh, 1 - t², and the products, 16.
+  double perElement = getApproximate() == GeluApproximation::Tanh ? 16 : 10;
+  return perElement * numElements(getResult());
+}
+// dy · y, the row sum, dy - sum, · y, · scale.
+double SoftmaxGradOp::getFlops() { return 5 * numElements(getResult()); }
+// The mean and variance again (4), xhat (2), g = dy · w, two row means of g
+// and g · xhat, and dx (4): 13; dweight and dbias accumulate 3 more.
+double LayerNormGradOp::getFlops() { return 16 * numElements(getInputGrad()); }
+// rstd again (2), g = dy · w, mean(g · x) (2), dx (4), dweight (2).
+double RmsNormGradOp::getFlops() { return 11 * numElements(getInputGrad()); }
+double DropoutGradOp::getFlops() { return 2 * numElements(getResult()); }
+// One add per element of dy into the table.
+double EmbeddingGradOp::getFlops() { return numElements(getGrad()); }
+// Per logit: max, subtract, exp, sum, divide, subtract the one-hot, · dloss.
+double CrossEntropyGradOp::getFlops() { return 7 * numElements(getLogits()); }

@@ -533,5 +533,68 @@ LogicalResult CrossEntropyOp::verify() {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Broadcast and the backward ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult BroadcastOp::verify() {
+  RankedTensorType in = getInput().getType(), out = getType();
+  if (in.getElementType() != out.getElementType())
+    return emitOpError() << "changes the element type from "
+                         << in.getElementType() << " to "
+                         << out.getElementType()
+                         << "; use loom.cast to convert elements";
+  if (in.getRank() > out.getRank())
+    return emitOpError() << "cannot broadcast " << in << " to the lower rank "
+                         << out;
+  int64_t offset = out.getRank() - in.getRank();
+  for (int64_t i = 0; i < in.getRank(); ++i) {
+    int64_t d = in.getDimSize(i), o = out.getDimSize(i + offset);
+    if (d != 1 && d != o)
+      return emitOpError() << "cannot broadcast " << in << " to " << out
+                           << ": dimension " << i << " is " << d
+                           << " but the result's is " << o
+                           << "; each must be 1 or equal";
+  }
+  return success();
+}
+
+LogicalResult EmbeddingGradOp::verify() {
+  RankedTensorType table = getType(), grad = getGrad().getType();
+  if (table.getRank() != 2)
+    return emitOpError() << "result must be the table [vocab, hidden], got "
+                         << table;
+  SmallVector<int64_t> expected(getIndices().getType().getShape());
+  expected.push_back(table.getDimSize(1));
+  if (grad.getShape() != ArrayRef<int64_t>(expected) ||
+      grad.getElementType() != table.getElementType())
+    return emitOpError() << "grad has type " << grad << "; expected "
+                         << RankedTensorType::get(expected,
+                                                  table.getElementType())
+                         << ", the indices' shape and the table's hidden size";
+  return success();
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  RankedTensorType logits = getLogits().getType();
+  if (logits.getRank() < 1)
+    return emitOpError() << "logits must be [..., vocab], got " << logits;
+  ArrayRef<int64_t> tokens = logits.getShape().drop_back();
+  if (getLabels().getType().getShape() != tokens)
+    return emitOpError() << "labels have type " << getLabels().getType()
+                         << "; expected the logits' shape without its last "
+                            "(vocabulary) dimension, "
+                         << shapeString(tokens);
+  bool perToken = getReduction() == LossReduction::None;
+  ArrayRef<int64_t> expected = perToken ? tokens : ArrayRef<int64_t>();
+  if (getGrad().getType().getShape() != expected)
+    return emitOpError() << "with reduction "
+                         << stringifyLossReduction(getReduction())
+                         << " the loss's gradient has shape "
+                         << shapeString(expected) << ", got "
+                         << getGrad().getType();
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/Loom/LoomOps.cpp.inc"

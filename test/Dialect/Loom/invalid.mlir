@@ -481,3 +481,75 @@ func.func @f(%l: tensor<4x64x512xbf16>, %t: tensor<4x64xi32>) {
   %0 = loom.cross_entropy %l, %t : tensor<4x64x512xbf16>, tensor<4x64xi32> -> tensor<f16>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<8x1xf32>) {
+  // expected-error @+1 {{changes the element type from 'f32' to 'bf16'; use loom.cast to convert elements}}
+  %0 = loom.broadcast %x : tensor<8x1xf32> -> tensor<8x4xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8x4xf32>) {
+  // expected-error @+1 {{cannot broadcast 'tensor<2x8x4xf32>' to the lower rank 'tensor<8x4xf32>'}}
+  %0 = loom.broadcast %x : tensor<2x8x4xf32> -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<8x3xf32>) {
+  // expected-error @+1 {{cannot broadcast 'tensor<8x3xf32>' to 'tensor<8x4xf32>': dimension 1 is 3 but the result's is 4; each must be 1 or equal}}
+  %0 = loom.broadcast %x : tensor<8x3xf32> -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dy: tensor<2x4x768xf32>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{result must be the table [vocab, hidden], got 'tensor<50257xf32>'}}
+  %0 = loom.embedding_grad %dy[%ids] : tensor<2x4x768xf32>, tensor<2x4xi32> -> tensor<50257xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dy: tensor<2x4x512xf32>, %ids: tensor<2x4xi32>) {
+  // expected-error @+1 {{grad has type 'tensor<2x4x512xf32>'; expected 'tensor<2x4x768xf32>', the indices' shape and the table's hidden size}}
+  %0 = loom.embedding_grad %dy[%ids] : tensor<2x4x512xf32>, tensor<2x4xi32> -> tensor<50257x768xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<f32>, %t: tensor<i32>, %g: tensor<f32>) {
+  // expected-error @+1 {{logits must be [..., vocab], got 'tensor<f32>'}}
+  %0 = loom.cross_entropy_grad %l, %t, %g : tensor<f32>, tensor<i32>, tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<2x4x512xf32>, %t: tensor<2x512xi32>, %g: tensor<f32>) {
+  // expected-error @+1 {{labels have type 'tensor<2x512xi32>'; expected the logits' shape without its last (vocabulary) dimension, [2, 4]}}
+  %0 = loom.cross_entropy_grad %l, %t, %g : tensor<2x4x512xf32>, tensor<2x512xi32>, tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<2x4x512xf32>, %t: tensor<2x4xi32>, %g: tensor<2x4xf32>) {
+  // expected-error @+1 {{with reduction mean the loss's gradient has shape [], got 'tensor<2x4xf32>'}}
+  %0 = loom.cross_entropy_grad %l, %t, %g : tensor<2x4x512xf32>, tensor<2x4xi32>, tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<8x768xf32>, %w: tensor<768xf32>, %dy: tensor<8x767xf32>) {
+  // expected-error @+1 {{failed to verify that all of {input, grad, input_grad} have same type}}
+  %0:3 = "loom.layernorm_grad"(%x, %w, %dy) : (tensor<8x768xf32>, tensor<768xf32>, tensor<8x767xf32>) -> (tensor<8x768xf32>, tensor<768xf32>, tensor<768xf32>)
+  return
+}

@@ -132,3 +132,39 @@ func.func @reduce_and_loss(%x: tensor<4x64x768xf32>, %logits: tensor<4x64x512xbf
   %5 = loom.cross_entropy %logits, %labels reduction sum : tensor<4x64x512xbf16>, tensor<4x64xi32> -> tensor<bf16>
   return
 }
+
+// CHECK-LABEL: func.func @fill_and_broadcast
+func.func @fill_and_broadcast(%x: tensor<8x1xf32>, %i: tensor<4xi32>) {
+  // CHECK: loom.fill 1.000000e+00 : tensor<f32>
+  %0 = loom.fill 1.0 : tensor<f32>
+  // CHECK: loom.broadcast %{{.*}} : tensor<8x1xf32> -> tensor<4x8x768xf32>
+  %1 = loom.broadcast %x : tensor<8x1xf32> -> tensor<4x8x768xf32>
+  // CHECK: loom.broadcast %{{.*}} : tensor<4xi32> -> tensor<2x4xi32>
+  %2 = loom.broadcast %i : tensor<4xi32> -> tensor<2x4xi32>
+  return
+}
+
+// CHECK-LABEL: func.func @backward_ops
+func.func @backward_ops(%x: tensor<8x768xf32>, %dy: tensor<8x768xf32>, %w: tensor<768xf32>, %p: tensor<12x64x64xbf16>, %dp: tensor<12x64x64xbf16>, %ids: tensor<2x4xi32>, %de: tensor<2x4x768xf32>, %logits: tensor<2x4x512xf32>, %dloss: tensor<f32>, %dtok: tensor<2x4xf32>) {
+  // CHECK: loom.relu_grad %{{.*}}, %{{.*}} : tensor<8x768xf32>
+  %0 = loom.relu_grad %x, %dy : tensor<8x768xf32>
+  // CHECK: loom.silu_grad %{{.*}}, %{{.*}} : tensor<8x768xf32>
+  %1 = loom.silu_grad %x, %dy : tensor<8x768xf32>
+  // CHECK: loom.gelu_grad %{{.*}}, %{{.*}} approximate tanh : tensor<8x768xf32>
+  %2 = loom.gelu_grad %x, %dy approximate tanh : tensor<8x768xf32>
+  // CHECK: loom.softmax_grad %{{.*}}, %{{.*}} scale 1.250000e-01 : tensor<12x64x64xbf16>
+  %3 = loom.softmax_grad %p, %dp scale 0.125 : tensor<12x64x64xbf16>
+  // CHECK: loom.layernorm_grad %{{.*}}, %{{.*}}, %{{.*}} : tensor<8x768xf32>, tensor<768xf32>
+  %4:3 = loom.layernorm_grad %x, %w, %dy : tensor<8x768xf32>, tensor<768xf32>
+  // CHECK: loom.rmsnorm_grad %{{.*}}, %{{.*}}, %{{.*}} eps 9.9999999999999995E-7 : tensor<8x768xf32>, tensor<768xf32>
+  %5:2 = loom.rmsnorm_grad %x, %w, %dy eps 1.0e-6 : tensor<8x768xf32>, tensor<768xf32>
+  // CHECK: loom.dropout_grad %{{.*}} rate 1.000000e-01 site "layers.0.mlp_output_dropout" : tensor<8x768xf32>
+  %6 = loom.dropout_grad %dy rate 0.1 site "layers.0.mlp_output_dropout" : tensor<8x768xf32>
+  // CHECK: loom.embedding_grad %{{.*}}[%{{.*}}] : tensor<2x4x768xf32>, tensor<2x4xi32> -> tensor<50257x768xf32>
+  %7 = loom.embedding_grad %de[%ids] : tensor<2x4x768xf32>, tensor<2x4xi32> -> tensor<50257x768xf32>
+  // CHECK: loom.cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}} : tensor<2x4x512xf32>, tensor<2x4xi32>, tensor<f32>
+  %8 = loom.cross_entropy_grad %logits, %ids, %dloss : tensor<2x4x512xf32>, tensor<2x4xi32>, tensor<f32>
+  // CHECK: loom.cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}} reduction none ignore_index 0 : tensor<2x4x512xf32>, tensor<2x4xi32>, tensor<2x4xf32>
+  %9 = loom.cross_entropy_grad %logits, %ids, %dtok reduction none ignore_index 0 : tensor<2x4x512xf32>, tensor<2x4xi32>, tensor<2x4xf32>
+  return
+}
