@@ -61,4 +61,40 @@ def LoomVerifyModel : Pass<"loom-verify-model", "::mlir::ModuleOp"> {
   let dependentDialects = ["::loom::LoomDialect"];
 }
 
+def LoomAutodiff : Pass<"loom-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Reverse-mode differentiation: return every parameter's gradient of the loss";
+  let description = [{
+    For each function whose first result is a scalar float (the loss), walks
+    the ops backwards from the loss and asks each for its vector-Jacobian
+    product (`DifferentiableOpInterface`), accumulating the gradient of every
+    value. The function then also returns, after its own results, the
+    gradient of the loss with respect to each parameter, one per parameter
+    name in order of first declaration (the declarations of a tied parameter
+    are summed), each marked `loom.grad = "name"`. Calls must be inlined
+    first (`--inline`).
+
+    Before:
+    ```mlir
+    func.func @f(%x: tensor<4x8xf32>, %t: tensor<4xi32>) -> tensor<f32> {
+      %w = loom.parameter "w" init(#loom.normal<std = 2.000000e-02>) : tensor<8x16xf32>
+      %y = loom.matmul %x, %w : tensor<4x8xf32>, tensor<8x16xf32> -> tensor<4x16xf32>
+      %l = loom.cross_entropy %y, %t : tensor<4x16xf32>, tensor<4xi32> -> tensor<f32>
+      return %l : tensor<f32>
+    }
+    ```
+    After:
+    ```mlir
+    func.func @f(%x: tensor<4x8xf32>, %t: tensor<4xi32>)
+        -> (tensor<f32>, tensor<8x16xf32> {loom.grad = "w"}) {
+      ...forward...
+      %one = loom.fill 1.000000e+00 : tensor<f32>
+      %dy = loom.cross_entropy_grad %y, %t, %one : ...
+      %dw = loom.matmul %x transposed, %dy : ...
+      return %l, %dw : tensor<f32>, tensor<8x16xf32>
+    }
+    ```
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
 #endif // LOOM_PASSES_TD

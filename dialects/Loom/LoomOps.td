@@ -62,7 +62,7 @@ def Loom_ParameterOp : Loom_Op<"parameter", [Pure,
 // Contractions.
 //===----------------------------------------------------------------------===//
 
-def Loom_MatmulOp : Loom_Op<"matmul", [Pure]> {
+def Loom_MatmulOp : Loom_Op<"matmul", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "batched matrix multiplication with optional transposes";
   let description = [{
     `lhs` is `[B..., m, k]` (`[B..., k, m]` when marked `transposed`), `rhs`
@@ -99,7 +99,7 @@ def Loom_MatmulOp : Loom_Op<"matmul", [Pure]> {
 // Elementwise binary ops, with numpy-style broadcasting.
 //===----------------------------------------------------------------------===//
 
-class Loom_BinaryOp<string mnemonic, string math> : Loom_Op<mnemonic, [Pure]> {
+class Loom_BinaryOp<string mnemonic, string math> : Loom_Op<mnemonic, [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "elementwise " # math # " with broadcasting";
   let description = [{
     Broadcasts as numpy does: shapes align at their trailing dimensions, and
@@ -137,7 +137,8 @@ def Loom_DivOp : Loom_BinaryOp<"div", "division">;
 //===----------------------------------------------------------------------===//
 
 class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
-    : Loom_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType])> {
+    : Loom_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType,
+        DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>])> {
   let arguments = (ins Loom_FloatTensor:$input);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
@@ -186,7 +187,7 @@ def Loom_ScaleOp : Loom_UnaryOp<"scale"> {
   let hasFolder = 1;
 }
 
-def Loom_CastOp : Loom_Op<"cast", [Pure]> {
+def Loom_CastOp : Loom_Op<"cast", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "element type conversion (same shape)";
   let description = [{
     Float to float rounds to nearest even; float to integer truncates towards
@@ -207,7 +208,7 @@ def Loom_CastOp : Loom_Op<"cast", [Pure]> {
 // Softmax, normalisation, dropout.
 //===----------------------------------------------------------------------===//
 
-def Loom_SoftmaxOp : Loom_Op<"softmax", [Pure,
+def Loom_SoftmaxOp : Loom_Op<"softmax", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "scaled, optionally masked softmax over the last dimension";
   let description = [{
@@ -236,7 +237,7 @@ def Loom_SoftmaxOp : Loom_Op<"softmax", [Pure,
   let hasVerifier = 1;
 }
 
-def Loom_LayerNormOp : Loom_Op<"layernorm", [Pure,
+def Loom_LayerNormOp : Loom_Op<"layernorm", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "layer normalisation over the last dimension";
   let description = [{
@@ -260,7 +261,7 @@ def Loom_LayerNormOp : Loom_Op<"layernorm", [Pure,
   let hasVerifier = 1;
 }
 
-def Loom_RmsNormOp : Loom_Op<"rmsnorm", [Pure,
+def Loom_RmsNormOp : Loom_Op<"rmsnorm", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "RMS normalisation over the last dimension";
   let description = [{
@@ -280,7 +281,7 @@ def Loom_RmsNormOp : Loom_Op<"rmsnorm", [Pure,
   let hasVerifier = 1;
 }
 
-def Loom_DropoutOp : Loom_Op<"dropout", [Pure, SameOperandsAndResultType]> {
+def Loom_DropoutOp : Loom_Op<"dropout", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, SameOperandsAndResultType]> {
   let summary = "inverted dropout keyed by a named RNG site";
   let description = [{
     Zeroes each element with probability `rate` and scales the rest by
@@ -304,7 +305,7 @@ def Loom_DropoutOp : Loom_Op<"dropout", [Pure, SameOperandsAndResultType]> {
 // Gathers and shape manipulation.
 //===----------------------------------------------------------------------===//
 
-def Loom_EmbeddingOp : Loom_Op<"embedding", [Pure,
+def Loom_EmbeddingOp : Loom_Op<"embedding", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
     DeclareOpInterfaceMethods<Loom_CostOpInterface, ["getBytesRead"]>]> {
   let summary = "row gather from an embedding table";
   let description = [{
@@ -325,7 +326,7 @@ def Loom_EmbeddingOp : Loom_Op<"embedding", [Pure,
   let hasVerifier = 1;
 }
 
-def Loom_ReshapeOp : Loom_Op<"reshape", [Pure,
+def Loom_ReshapeOp : Loom_Op<"reshape", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
     DeclareOpInterfaceMethods<Loom_CostOpInterface,
                               ["getBytesRead", "getBytesWritten"]>]> {
   let summary = "reinterpret a tensor with another shape (a view)";
@@ -343,7 +344,7 @@ def Loom_ReshapeOp : Loom_Op<"reshape", [Pure,
   let hasFolder = 1;
 }
 
-def Loom_TransposeOp : Loom_Op<"transpose", [Pure]> {
+def Loom_TransposeOp : Loom_Op<"transpose", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "permute dimensions";
   let description = [{
     Result dimension `i` is input dimension `permutation[i]`.
@@ -360,7 +361,7 @@ def Loom_TransposeOp : Loom_Op<"transpose", [Pure]> {
   let hasFolder = 1;
 }
 
-def Loom_SplitOp : Loom_Op<"split", [Pure]> {
+def Loom_SplitOp : Loom_Op<"split", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "split a tensor into consecutive pieces along one axis";
   let description = [{
     The pieces' sizes along `axis` are read off the result types and add up
@@ -378,7 +379,7 @@ def Loom_SplitOp : Loom_Op<"split", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Loom_ConcatOp : Loom_Op<"concat", [Pure]> {
+def Loom_ConcatOp : Loom_Op<"concat", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "join tensors along one axis";
   let description = [{
     ```mlir
@@ -392,7 +393,7 @@ def Loom_ConcatOp : Loom_Op<"concat", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Loom_ReduceOp : Loom_Op<"reduce", [Pure]> {
+def Loom_ReduceOp : Loom_Op<"reduce", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "sum, mean or max over a set of dimensions";
   let description = [{
     Reduces the listed dimensions (sorted, distinct). With `keep_dims` they
@@ -417,7 +418,7 @@ def Loom_ReduceOp : Loom_Op<"reduce", [Pure]> {
 // Loss.
 //===----------------------------------------------------------------------===//
 
-def Loom_CrossEntropyOp : Loom_Op<"cross_entropy", [Pure]> {
+def Loom_CrossEntropyOp : Loom_Op<"cross_entropy", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "softmax cross-entropy of logits against integer labels";
   let description = [{
     `logits` is `[..., vocab]` and `labels` is `[...]`. Per token the loss is
@@ -466,7 +467,7 @@ def Loom_FillOp : Loom_Op<"fill", [Pure]> {
   let assemblyFormat = "$value attr-dict `:` type($result)";
 }
 
-def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure]> {
+def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "broadcast to a larger shape, as numpy does";
   let description = [{
     The input's shape aligns with the result's at the trailing dimensions;

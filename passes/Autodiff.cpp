@@ -1,0 +1,125 @@
+//===- Autodiff.cpp - --loom-autodiff -------------------------------------===//
+//
+// Reverse-mode differentiation of a loss function into one that also returns
+// every parameter's gradient.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/passes/Passes.h"
+
+#include "llvm/ADT/MapVector.h"
+
+#define DEBUG_TYPE "loom-autodiff"
+
+namespace loom {
+#define GEN_PASS_DEF_LOOMAUTODIFF
+#include "passes/Passes.h.inc"
+} // namespace loom
+
+using namespace mlir;
+
+namespace loom {
+namespace {
+
+LogicalResult differentiate(func::FuncOp fn) {
+  Block &body = fn.front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  auto lossType = ret.getNumOperands()
+                      ? dyn_cast<RankedTensorType>(ret.getOperand(0).getType())
+                      : RankedTensorType();
+  if (!lossType || lossType.getRank() != 0 ||
+      !isa<FloatType>(lossType.getElementType()))
+    return fn.emitError() << "cannot differentiate @" << fn.getSymName()
+                          << ": its first result must be the scalar loss "
+                             "(tensor<f32>)";
+  for (Operation &op : body)
+    if (isa<func::CallOp>(op))
+      return op.emitError() << "inline calls before differentiating "
+                               "(--inline)";
+
+  OpBuilder b(ret);
+  Value loss = ret.getOperand(0);
+  DenseMap<Value, Value> grads;
+  grads[loss] = b.create<FillOp>(ret.getLoc(), lossType, b.getF64FloatAttr(1));
+
+  SmallVector<Operation *> forward;
+  for (Operation &op : body.without_terminator())
+    forward.push_back(&op);
+  for (Operation *op : llvm::reverse(forward)) {
+    SmallVector<Value> resultGrads;
+    bool reached = false;
+    for (Value result : op->getResults()) {
+      resultGrads.push_back(grads.lookup(result));
+      reached |= static_cast<bool>(resultGrads.back());
+    }
+    if (!reached || isa<ParameterOp>(op))
+      continue;
+    auto rule = dyn_cast<DifferentiableOpInterface>(op);
+    if (!rule)
+      return op->emitError() << "cannot differentiate through '"
+                             << op->getName() << "': it has no gradient rule";
+    SmallVector<Value> operandGrads;
+    if (failed(rule.buildVectorJacobianProduct(b, resultGrads, operandGrads)))
+      return failure();
+    if (operandGrads.size() != op->getNumOperands())
+      return op->emitError()
+             << "gradient rule gave " << operandGrads.size()
+             << " gradients for " << op->getNumOperands() << " operands";
+    for (auto [operand, grad] : llvm::zip(op->getOperands(), operandGrads)) {
+      if (!grad)
+        continue;
+      Value &slot = grads[operand];
+      slot = slot ? b.create<AddOp>(op->getLoc(), operand.getType(), slot, grad)
+                        .getResult()
+                  : grad;
+    }
+  }
+
+  // One gradient per parameter name; a tied parameter's declarations sum.
+  llvm::MapVector<StringRef, std::pair<Value, ParameterOp>> byName;
+  for (Operation *op : forward) {
+    auto param = dyn_cast<ParameterOp>(op);
+    if (!param)
+      continue;
+    auto &[grad, first] = byName[param.getName()];
+    if (!first)
+      first = param;
+    Value g = grads.lookup(param.getResult());
+    if (g)
+      grad = grad ? b.create<AddOp>(param.getLoc(), param.getType(), grad, g)
+                        .getResult()
+                  : g;
+  }
+  SmallVector<Value> results(ret.getOperands());
+  SmallVector<StringRef> names;
+  for (auto &[name, entry] : byName) {
+    auto &[grad, param] = entry;
+    if (!grad) // a parameter the loss does not reach
+      grad = b.create<FillOp>(param.getLoc(), param.getType(),
+                              b.getF64FloatAttr(0));
+    results.push_back(grad);
+    names.push_back(name);
+  }
+  unsigned firstGrad = ret.getNumOperands();
+  b.create<func::ReturnOp>(ret.getLoc(), results);
+  ret.erase();
+  fn.setFunctionType(
+      b.getFunctionType(fn.getArgumentTypes(), ValueRange(results).getTypes()));
+  for (auto [i, name] : llvm::enumerate(names))
+    fn.setResultAttr(firstGrad + i, "loom.grad", b.getStringAttr(name));
+  return success();
+}
+
+struct LoomAutodiffPass : impl::LoomAutodiffBase<LoomAutodiffPass> {
+  void runOnOperation() override {
+    for (auto fn : getOperation().getOps<func::FuncOp>()) {
+      if (fn.isExternal() || fn.isPrivate())
+        continue;
+      if (failed(differentiate(fn)))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
+} // namespace loom
