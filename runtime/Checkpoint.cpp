@@ -1,0 +1,204 @@
+//===- Checkpoint.cpp - training state on disk, written atomically --------===//
+
+#include "loom/runtime/Checkpoint.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <iterator>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace loom {
+namespace runtime {
+
+namespace {
+constexpr char kMagic[8] = {'L', 'O', 'O', 'M', 'C', 'K', 'P', 'T'};
+constexpr const char *kFileName = "/checkpoint.loomckpt";
+
+template <typename T> void put(std::vector<uint8_t> &out, T value) {
+  for (size_t i = 0; i < sizeof(T); ++i)
+    out.push_back(uint8_t(uint64_t(value) >> (8 * i)));
+}
+
+/// Reads little-endian values from a buffer, remembering overruns.
+struct Reader {
+  const std::vector<uint8_t> &bytes;
+  size_t pos = 0;
+  bool overrun = false;
+
+  template <typename T> T get() {
+    if (pos + sizeof(T) > bytes.size()) {
+      overrun = true;
+      return T();
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < sizeof(T); ++i)
+      v |= uint64_t(bytes[pos + i]) << (8 * i);
+    pos += sizeof(T);
+    return T(v);
+  }
+  bool has(uint64_t n) const { return !overrun && n <= bytes.size() - pos; }
+};
+
+Status fsyncPath(const std::string &path, int flags) {
+  int fd = ::open(path.c_str(), flags);
+  if (fd < 0)
+    return Status::error("cannot open '" + path + "': " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0)
+    return Status::error("cannot flush '" + path +
+                         "': " + std::strerror(errno));
+  return Status::success();
+}
+} // namespace
+
+uint32_t crc32(const uint8_t *data, size_t size, uint32_t crc) {
+  static uint32_t table[256] = {0};
+  static bool built = false;
+  if (!built) {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    built = true;
+  }
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i)
+    crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+Status saveCheckpoint(const std::string &directory,
+                      const Checkpoint &checkpoint) {
+  if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST)
+    return Status::error("cannot create the checkpoint directory '" +
+                         directory + "': " + std::strerror(errno));
+  std::vector<uint8_t> out(std::begin(kMagic), std::end(kMagic));
+  put<uint32_t>(out, kCheckpointVersion);
+  put<int64_t>(out, checkpoint.step);
+  put<int64_t>(out, checkpoint.dataPosition);
+  put<uint64_t>(out, checkpoint.seed);
+  put<uint32_t>(out, uint32_t(checkpoint.tensors.size()));
+  for (const CheckpointTensor &t : checkpoint.tensors) {
+    int64_t elements = 1;
+    for (int64_t d : t.shape)
+      elements *= d;
+    if (elements != int64_t(t.data.size()))
+      return Status::error("checkpoint tensor '" + t.name + "' has " +
+                           std::to_string(t.data.size()) +
+                           " values for a shape of " +
+                           std::to_string(elements) + " elements");
+    put<uint32_t>(out, uint32_t(t.name.size()));
+    out.insert(out.end(), t.name.begin(), t.name.end());
+    put<uint32_t>(out, uint32_t(t.shape.size()));
+    for (int64_t d : t.shape)
+      put<int64_t>(out, d);
+    for (float f : t.data) {
+      uint32_t bits;
+      std::memcpy(&bits, &f, 4);
+      put<uint32_t>(out, bits);
+    }
+  }
+  put<uint32_t>(out, crc32(out.data(), out.size()));
+
+  std::string path = directory + kFileName, temporary = path + ".tmp";
+  {
+    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+    if (!file)
+      return Status::error("cannot write '" + temporary +
+                           "': " + std::strerror(errno));
+    file.write(reinterpret_cast<const char *>(out.data()),
+               std::streamsize(out.size()));
+    file.flush();
+    if (!file)
+      return Status::error("cannot write '" + temporary +
+                           "': " + std::strerror(errno));
+  }
+  // Flush the data, rename over the old checkpoint, flush the directory:
+  // a kill at any point leaves the old checkpoint or the new one.
+  if (Status s = fsyncPath(temporary, O_RDONLY); !s.ok())
+    return s;
+  if (std::rename(temporary.c_str(), path.c_str()) != 0)
+    return Status::error("cannot rename '" + temporary + "' to '" + path +
+                         "': " + std::strerror(errno));
+  return fsyncPath(directory, O_RDONLY | O_DIRECTORY);
+}
+
+Result<Checkpoint> loadCheckpoint(const std::string &directory) {
+  std::string path = directory + kFileName;
+  std::ifstream file(path, std::ios::binary);
+  if (!file)
+    return Status::error("cannot open the checkpoint '" + path +
+                         "': " + std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)),
+                             std::istreambuf_iterator<char>());
+  auto damaged = [&](const std::string &why) {
+    return Status::error("the checkpoint '" + path + "' is damaged (" + why +
+                         "); load an earlier one");
+  };
+  if (bytes.size() < sizeof(kMagic) + 4 ||
+      std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
+    return Status::error("'" + path + "' is not a Loom checkpoint");
+  Reader header{bytes, sizeof(kMagic)};
+  uint32_t version = header.get<uint32_t>();
+  if (version != kCheckpointVersion)
+    return Status::error("the checkpoint '" + path + "' has format version " +
+                         std::to_string(version) +
+                         "; this build reads version " +
+                         std::to_string(kCheckpointVersion));
+  if (bytes.size() < sizeof(kMagic) + 4 + 8 + 8 + 8 + 4 + 4)
+    return damaged("truncated");
+  size_t body = bytes.size() - 4;
+  Reader tail{bytes, body};
+  uint32_t stored = tail.get<uint32_t>();
+  if (stored != crc32(bytes.data(), body))
+    return damaged("its checksum does not match: truncated or corrupted");
+
+  std::vector<uint8_t> content(bytes.begin(), bytes.begin() + body);
+  Reader in{content, sizeof(kMagic) + 4};
+  Checkpoint c;
+  c.step = in.get<int64_t>();
+  c.dataPosition = in.get<int64_t>();
+  c.seed = in.get<uint64_t>();
+  uint32_t count = in.get<uint32_t>();
+  for (uint32_t i = 0; i < count && !in.overrun; ++i) {
+    CheckpointTensor t;
+    uint32_t nameLength = in.get<uint32_t>();
+    if (!in.has(nameLength))
+      return damaged("a tensor name runs past the end");
+    t.name.assign(content.begin() + in.pos,
+                  content.begin() + in.pos + nameLength);
+    in.pos += nameLength;
+    uint32_t rank = in.get<uint32_t>();
+    if (rank > 64 || !in.has(uint64_t(rank) * 8))
+      return damaged("tensor '" + t.name + "' has a bad rank");
+    uint64_t elements = 1;
+    for (uint32_t d = 0; d < rank; ++d) {
+      int64_t dim = in.get<int64_t>();
+      if (dim < 0 || (dim && elements > (uint64_t(1) << 48) / uint64_t(dim)))
+        return damaged("tensor '" + t.name + "' has a bad shape");
+      elements *= uint64_t(dim);
+      t.shape.push_back(dim);
+    }
+    if (!in.has(elements * 4))
+      return damaged("tensor '" + t.name + "' runs past the end");
+    t.data.resize(elements);
+    for (uint64_t e = 0; e < elements; ++e) {
+      uint32_t bits = in.get<uint32_t>();
+      std::memcpy(&t.data[e], &bits, 4);
+    }
+    c.tensors.push_back(std::move(t));
+  }
+  if (in.overrun || in.pos != content.size())
+    return damaged("its contents do not match its header");
+  return c;
+}
+
+} // namespace runtime
+} // namespace loom

@@ -1,0 +1,79 @@
+//===- Data.cpp - token datasets sampled by global index ------------------===//
+
+#include "loom/runtime/Data.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+namespace loom {
+namespace runtime {
+
+Result<TokenDataset> TokenDataset::open(const std::string &path,
+                                        TokenFormat format, int64_t seqLength,
+                                        int64_t vocab) {
+  if (seqLength < 1)
+    return Status::error("the sequence length must be at least 1, got " +
+                         std::to_string(seqLength));
+  std::ifstream file(path, std::ios::binary);
+  if (!file)
+    return Status::error("cannot open the data file '" + path +
+                         "': " + std::strerror(errno));
+  std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
+                          std::istreambuf_iterator<char>());
+  if (file.bad())
+    return Status::error("cannot read the data file '" + path + "'");
+  if (bytes.empty())
+    return Status::error("the data file '" + path +
+                         "' is empty; training needs at least seq + 1 = " +
+                         std::to_string(seqLength + 1) + " tokens");
+
+  TokenDataset data;
+  size_t width = format == TokenFormat::Bytes    ? 1
+                 : format == TokenFormat::Uint16 ? 2
+                                                 : 4;
+  if (bytes.size() % width != 0)
+    return Status::error(
+        "the data file '" + path + "' has " + std::to_string(bytes.size()) +
+        " bytes, not a whole number of " + std::to_string(width) +
+        "-byte tokens: is it truncated, or another format?");
+  size_t count = bytes.size() / width;
+  data.tokens_.resize(count);
+  const auto *raw = reinterpret_cast<const uint8_t *>(bytes.data());
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t *p = raw + i * width;
+    int64_t id =
+        width == 1 ? p[0]
+        : width == 2
+            ? int64_t(p[0] | (p[1] << 8))
+            : int64_t(int32_t(uint32_t(p[0]) | (uint32_t(p[1]) << 8) |
+                              (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24)));
+    if (id < 0 || id >= vocab)
+      return Status::error(
+          "the data file '" + path + "' has token id " + std::to_string(id) +
+          " at position " + std::to_string(i) +
+          ", outside the model's vocabulary of " + std::to_string(vocab));
+    data.tokens_[i] = int32_t(id);
+  }
+  if (int64_t(count) < seqLength + 1)
+    return Status::error("the data file '" + path + "' has " +
+                         std::to_string(count) +
+                         " tokens; training needs at least seq + 1 = " +
+                         std::to_string(seqLength + 1));
+  data.seq_ = seqLength;
+  data.windows_ = (int64_t(count) - 1) / seqLength;
+  return data;
+}
+
+void TokenDataset::sample(int64_t globalIndex, int32_t *tokens,
+                          int32_t *labels) const {
+  int64_t start = (globalIndex % windows_) * seq_;
+  for (int64_t i = 0; i < seq_; ++i) {
+    tokens[i] = tokens_[start + i];
+    labels[i] = tokens_[start + i + 1];
+  }
+}
+
+} // namespace runtime
+} // namespace loom
