@@ -2,6 +2,7 @@
 
 #include "loom/runtime/Init.h"
 #include "loom/runtime/Philox.h"
+#include "loom/runtime/RandomStreams.h"
 
 #include <cmath>
 
@@ -9,13 +10,6 @@ namespace loom {
 namespace runtime {
 
 namespace {
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 /// The normal draw of global element `g` of the stream `key`.
 double normalAt(uint64_t g, PhiloxKey key) {
   uint64_t block = g / 2;
@@ -53,13 +47,7 @@ void fillNormal(T *data, const TensorBlock &block, double std, uint64_t key) {
 } // namespace
 
 uint64_t parameterKey(uint64_t seed, std::string_view name) {
-  uint64_t h = 0xCBF29CE484222325ull; // FNV-1a over the name
-  for (char c : name) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 0x100000001B3ull;
-  }
-  // Domain-separated from the dropout streams (which also mix in the step).
-  return splitmix64(splitmix64(seed ^ h) ^ 0x5041524D /* "PARM" */);
+  return streamKey(seed, StreamPurpose::Parameter, name, 0);
 }
 
 TensorBlock TensorBlock::whole(std::vector<int64_t> shape) {

@@ -2,6 +2,7 @@
 
 #include "loom/runtime/cpu/Kernels.h"
 #include "loom/runtime/Philox.h"
+#include "loom/runtime/RandomStreams.h"
 
 #include <cblas.h>
 
@@ -317,22 +318,8 @@ void rmsNormBackward(const T *x, const T *weight, const T *rstd, const T *dy,
 
 //===--- Dropout ----------------------------------------------------------===//
 
-namespace {
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-} // namespace
-
 uint64_t dropoutKey(uint64_t seed, std::string_view site, uint64_t step) {
-  uint64_t h = 0xCBF29CE484222325ull; // FNV-1a over the site's name
-  for (char c : site) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 0x100000001B3ull;
-  }
-  return splitmix64(splitmix64(seed ^ h) ^ step);
+  return streamKey(seed, StreamPurpose::Dropout, site, step);
 }
 
 template <typename T>
