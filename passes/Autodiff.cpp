@@ -52,7 +52,8 @@ LogicalResult differentiate(func::FuncOp fn) {
       resultGrads.push_back(grads.lookup(result));
       reached |= static_cast<bool>(resultGrads.back());
     }
-    if (!reached || isa<ParameterOp>(op))
+    // Parameters are the leaves; constants (no operands) need no gradient.
+    if (!reached || isa<ParameterOp>(op) || op->getNumOperands() == 0)
       continue;
     auto rule = dyn_cast<DifferentiableOpInterface>(op);
     if (!rule)
@@ -84,6 +85,15 @@ LogicalResult differentiate(func::FuncOp fn) {
     auto &[grad, first] = byName[param.getName()];
     if (!first)
       first = param;
+    if (first.getType() != param.getType()) {
+      InFlightDiagnostic diag = param.emitError();
+      diag << "parameter '" << param.getName() << "' is declared with type "
+           << param.getType() << " here and " << first.getType()
+           << " before; a tied parameter has one type (--loom-verify-model "
+              "checks this)";
+      diag.attachNote(first.getLoc()) << "first declared here";
+      return failure();
+    }
     Value g = grads.lookup(param.getResult());
     if (g)
       grad = grad ? b.create<AddOp>(param.getLoc(), param.getType(), grad, g)

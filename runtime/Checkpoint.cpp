@@ -2,6 +2,7 @@
 
 #include "loom/runtime/Checkpoint.h"
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -57,17 +58,17 @@ Status fsyncPath(const std::string &path, int flags) {
 } // namespace
 
 uint32_t crc32(const uint8_t *data, size_t size, uint32_t crc) {
-  static uint32_t table[256] = {0};
-  static bool built = false;
-  if (!built) {
+  // Built once, thread-safely (a function-local static).
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
     for (uint32_t i = 0; i < 256; ++i) {
       uint32_t c = i;
       for (int k = 0; k < 8; ++k)
         c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      table[i] = c;
+      t[i] = c;
     }
-    built = true;
-  }
+    return t;
+  }();
   crc = ~crc;
   for (size_t i = 0; i < size; ++i)
     crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
@@ -145,6 +146,14 @@ Result<Checkpoint> loadCheckpoint(const std::string &directory) {
   if (bytes.size() < sizeof(kMagic) + 4 ||
       std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
     return Status::error("'" + path + "' is not a Loom checkpoint");
+  if (bytes.size() < sizeof(kMagic) + 4 + 8 + 8 + 8 + 4 + 4)
+    return damaged("truncated");
+  // The checksum first: a damaged version field is damage, not a version.
+  size_t body = bytes.size() - 4;
+  Reader tail{bytes, body};
+  uint32_t stored = tail.get<uint32_t>();
+  if (stored != crc32(bytes.data(), body))
+    return damaged("its checksum does not match: truncated or corrupted");
   Reader header{bytes, sizeof(kMagic)};
   uint32_t version = header.get<uint32_t>();
   if (version != kCheckpointVersion)
@@ -152,13 +161,6 @@ Result<Checkpoint> loadCheckpoint(const std::string &directory) {
                          std::to_string(version) +
                          "; this build reads version " +
                          std::to_string(kCheckpointVersion));
-  if (bytes.size() < sizeof(kMagic) + 4 + 8 + 8 + 8 + 4 + 4)
-    return damaged("truncated");
-  size_t body = bytes.size() - 4;
-  Reader tail{bytes, body};
-  uint32_t stored = tail.get<uint32_t>();
-  if (stored != crc32(bytes.data(), body))
-    return damaged("its checksum does not match: truncated or corrupted");
 
   std::vector<uint8_t> content(bytes.begin(), bytes.begin() + body);
   Reader in{content, sizeof(kMagic) + 4};

@@ -68,7 +68,7 @@ Result<TokenDataset> TokenDataset::open(const std::string &path,
 
 void TokenDataset::sample(int64_t globalIndex, int32_t *tokens,
                           int32_t *labels) const {
-  int64_t start = (globalIndex % windows_) * seq_;
+  int64_t start = ((globalIndex % windows_) + windows_) % windows_ * seq_;
   for (int64_t i = 0; i < seq_; ++i) {
     tokens[i] = tokens_[start + i];
     labels[i] = tokens_[start + i + 1];

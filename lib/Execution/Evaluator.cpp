@@ -126,6 +126,12 @@ LogicalResult Evaluator::run(Operation *op) {
     const HostTensor &a = in(o->getOperand(0)), &b = in(o->getOperand(1));
     kernels::broadcastBinary(kind, a.data.data(), a.shape, b.data.data(),
                              b.shape, y.data.data(), y.shape);
+    // Integer division truncates, as the ops' integer semantics say.
+    if (kind == kernels::BinaryKind::Div &&
+        !isa<FloatType>(
+            cast<RankedTensorType>(o->getResult(0).getType()).getElementType()))
+      for (double &v : y.data)
+        v = std::trunc(v);
     values[o->getResult(0)] = std::move(y);
     return success();
   };
@@ -336,12 +342,15 @@ LogicalResult Evaluator::run(Operation *op) {
         values[o.getResult()] = std::move(y);
         return success();
       })
-      .Case([&](EmbeddingGradOp o) {
+      .Case([&](EmbeddingGradOp o) -> LogicalResult {
         Shape table = shapeOf(o.getResult());
         std::vector<int64_t> ids = asIndices(in(o.getIndices()));
         HostTensor dt = make(o.getResult());
-        kernels::embeddingBackward(ids.data(), int64_t(ids.size()), table[1],
-                                   in(o.getGrad()).data.data(), dt.data.data());
+        if (!kernels::embeddingBackward(
+                ids.data(), int64_t(ids.size()), table[0], table[1],
+                in(o.getGrad()).data.data(), dt.data.data()))
+          return o.emitError()
+                 << "an index is outside the table's " << table[0] << " rows";
         values[o.getResult()] = std::move(dt);
         return success();
       })
@@ -370,7 +379,7 @@ LogicalResult Evaluator::run(Operation *op) {
         values[o.getResult()] = std::move(y);
         return success();
       })
-      .Case([&](CrossEntropyGradOp o) {
+      .Case([&](CrossEntropyGradOp o) -> LogicalResult {
         auto [tokens, vocab] = rowsCols(o.getLogits());
         std::vector<int64_t> labels = asIndices(in(o.getLabels()));
         int64_t ignore = int64_t(o.getIgnoreIndex());
@@ -384,9 +393,10 @@ LogicalResult Evaluator::run(Operation *op) {
                          ? g.data[0]
                          : (counted ? g.data[0] / double(counted) : 0.0);
         HostTensor dl = make(o.getResult());
-        kernels::crossEntropyBackward(in(o.getLogits()).data.data(),
-                                      labels.data(), dloss.data(), tokens,
-                                      vocab, ignore, dl.data.data());
+        if (!kernels::crossEntropyBackward(in(o.getLogits()).data.data(),
+                                           labels.data(), dloss.data(), tokens,
+                                           vocab, ignore, dl.data.data()))
+          return o.emitError() << "a label is outside [0, " << vocab << ")";
         values[o.getResult()] = std::move(dl);
         return success();
       })
@@ -410,17 +420,22 @@ LogicalResult Evaluator::run(Operation *op) {
         size_t axis = o.getAxis();
         int64_t outer = product(s, 0, axis),
                 inner = product(s, axis + 1, s.size());
-        const HostTensor &x = in(o.getInput());
+        // Inserting the pieces may grow the map: copy out of the input
+        // first, insert after.
+        const std::vector<double> &x = in(o.getInput()).data;
+        std::vector<HostTensor> pieces;
         int64_t offset = 0;
         for (Value r : o.getResults()) {
           HostTensor y = make(r);
           int64_t size = y.shape[axis];
           for (int64_t i = 0; i < outer; ++i)
-            std::copy_n(x.data.begin() + (i * s[axis] + offset) * inner,
+            std::copy_n(x.begin() + (i * s[axis] + offset) * inner,
                         size * inner, y.data.begin() + i * size * inner);
           offset += size;
-          values[r] = std::move(y);
+          pieces.push_back(std::move(y));
         }
+        for (auto [r, y] : llvm::zip(o.getResults(), pieces))
+          values[r] = std::move(y);
         return success();
       })
       .Case([&](ConcatOp o) {

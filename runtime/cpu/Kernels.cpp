@@ -358,13 +358,17 @@ bool embedding(const T *table, int64_t vocab, int64_t hidden, const I *ids,
 }
 
 template <typename T, typename I>
-void embeddingBackward(const I *ids, int64_t count, int64_t hidden, const T *dy,
-                       T *dtable) {
+bool embeddingBackward(const I *ids, int64_t count, int64_t vocab,
+                       int64_t hidden, const T *dy, T *dtable) {
   for (int64_t i = 0; i < count; ++i) {
-    T *row = dtable + static_cast<int64_t>(ids[i]) * hidden;
+    int64_t id = static_cast<int64_t>(ids[i]);
+    if (id < 0 || id >= vocab)
+      return false;
+    T *row = dtable + id * hidden;
     for (int64_t j = 0; j < hidden; ++j)
       row[j] += dy[i * hidden + j];
   }
+  return true;
 }
 
 //===--- Cross-entropy ----------------------------------------------------===//
@@ -393,7 +397,7 @@ int64_t crossEntropy(const T *logits, const I *labels, int64_t tokens,
 }
 
 template <typename T, typename I>
-void crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
+bool crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
                           int64_t tokens, int64_t vocab, int64_t ignoreIndex,
                           T *dlogits) {
   for (int64_t t = 0; t < tokens; ++t) {
@@ -404,6 +408,8 @@ void crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
       std::fill(drow, drow + vocab, T(0));
       continue;
     }
+    if (label < 0 || label >= vocab)
+      return false;
     T max = *std::max_element(row, row + vocab);
     T sum = 0;
     for (int64_t j = 0; j < vocab; ++j)
@@ -411,6 +417,7 @@ void crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
     for (int64_t j = 0; j < vocab; ++j)
       drow[j] = dloss[t] * (std::exp(row[j] - max) / sum - T(j == label));
   }
+  return true;
 }
 
 //===--- Shape ops --------------------------------------------------------===//
@@ -466,17 +473,17 @@ void transpose(const T *x, const Shape &xShape,
                                       const int32_t *, int64_t, T *);          \
   template bool embedding<T, int64_t>(const T *, int64_t, int64_t,             \
                                       const int64_t *, int64_t, T *);          \
-  template void embeddingBackward<T, int32_t>(const int32_t *, int64_t,        \
-                                              int64_t, const T *, T *);        \
-  template void embeddingBackward<T, int64_t>(const int64_t *, int64_t,        \
-                                              int64_t, const T *, T *);        \
+  template bool embeddingBackward<T, int32_t>(                                 \
+      const int32_t *, int64_t, int64_t, int64_t, const T *, T *);             \
+  template bool embeddingBackward<T, int64_t>(                                 \
+      const int64_t *, int64_t, int64_t, int64_t, const T *, T *);             \
   template int64_t crossEntropy<T, int32_t>(const T *, const int32_t *,        \
                                             int64_t, int64_t, int64_t, T *);   \
   template int64_t crossEntropy<T, int64_t>(const T *, const int64_t *,        \
                                             int64_t, int64_t, int64_t, T *);   \
-  template void crossEntropyBackward<T, int32_t>(                              \
+  template bool crossEntropyBackward<T, int32_t>(                              \
       const T *, const int32_t *, const T *, int64_t, int64_t, int64_t, T *);  \
-  template void crossEntropyBackward<T, int64_t>(                              \
+  template bool crossEntropyBackward<T, int64_t>(                              \
       const T *, const int64_t *, const T *, int64_t, int64_t, int64_t, T *);
 
 LOOM_INSTANTIATE(float)

@@ -11,6 +11,7 @@ namespace cpu {
 
 void adamwStep(const AdamW &c, double lr, double weightDecay, int64_t step,
                float *param, const float *grad, float *m, float *v, int64_t n) {
+  step = std::max<int64_t>(step, 1); // steps count from 1
   const double correction1 = 1.0 - std::pow(c.beta1, double(step));
   const double correction2 = 1.0 - std::pow(c.beta2, double(step));
   for (int64_t i = 0; i < n; ++i) {

@@ -130,9 +130,17 @@ TEST_F(CheckpointTest, SavesAndLoadsEverything) {
     EXPECT_EQ(loaded->tensors[i].shape, c.tensors[i].shape);
     EXPECT_EQ(loaded->tensors[i].data, c.tensors[i].data);
   }
-  // A leftover temporary file from a killed writer changes nothing.
+  // A writer killed mid-write leaves a temporary file: the last complete
+  // checkpoint still loads, and the next save replaces both.
   write("ckpt/checkpoint.loomckpt.tmp", "half-written");
-  EXPECT_TRUE(loadCheckpoint(dir + "/ckpt").ok());
+  auto previous = loadCheckpoint(dir + "/ckpt");
+  ASSERT_TRUE(previous.ok()) << previous.message();
+  EXPECT_EQ(previous->step, 120);
+  c.step = 121;
+  ASSERT_TRUE(saveCheckpoint(dir + "/ckpt", c).ok());
+  auto next = loadCheckpoint(dir + "/ckpt");
+  ASSERT_TRUE(next.ok()) << next.message();
+  EXPECT_EQ(next->step, 121);
 }
 
 TEST_F(CheckpointTest, DamageIsDetected) {
@@ -158,9 +166,19 @@ TEST_F(CheckpointTest, DamageIsDetected) {
   EXPECT_NE(corrupted.message().find("checksum does not match"),
             std::string::npos)
       << corrupted.message();
-  // Another format version.
-  std::string newer = bytes;
+  // A damaged version field is damage.
+  std::string bad = bytes;
+  bad[8] = 2;
+  write("ckpt/checkpoint.loomckpt", bad);
+  EXPECT_NE(loadCheckpoint(dir + "/ckpt").message().find("is damaged"),
+            std::string::npos);
+  // A well-formed file of another format version (its checksum rewritten).
+  std::string newer = bytes.substr(0, bytes.size() - 4);
   newer[8] = 2;
+  uint32_t crc =
+      crc32(reinterpret_cast<const uint8_t *>(newer.data()), newer.size());
+  for (int i = 0; i < 4; ++i)
+    newer.push_back(char((crc >> (8 * i)) & 0xFF));
   write("ckpt/checkpoint.loomckpt", newer);
   auto version = loadCheckpoint(dir + "/ckpt");
   ASSERT_FALSE(version.ok());

@@ -72,7 +72,25 @@ MatmulOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange resultGrads,
   // dA = dC · op(B)ᵀ, or its transpose when A is stored transposed.
   Value da = ta ? matmul(bm, dc, tb, true) : matmul(dc, bm, false, !tb);
   // dB = op(A)ᵀ · dC, or its transpose when B is stored transposed.
-  Value db = tb ? matmul(dc, a, true, ta) : matmul(a, dc, !ta, false);
+  Value db;
+  RankedTensorType aType = tensorTypeOf(a), dcType = tensorTypeOf(dc);
+  if (tensorTypeOf(bm).getRank() == 2 && aType.getRank() > 2 && !ta) {
+    // A weight applied to every sequence: fold the batch into the rows,
+    // [B..., m, k] -> [B·m, k], so dB is one matmul, not a batch of them
+    // summed afterwards (which would need a batch-sized temporary).
+    int64_t rows = aType.getNumElements() / aType.getShape().back();
+    auto flat = [&](Value v, RankedTensorType t) -> Value {
+      return b.create<ReshapeOp>(
+          loc,
+          RankedTensorType::get({rows, t.getShape().back()},
+                                t.getElementType()),
+          v);
+    };
+    Value a2 = flat(a, aType), dc2 = flat(dc, dcType);
+    db = tb ? matmul(dc2, a2, true, false) : matmul(a2, dc2, true, false);
+  } else {
+    db = tb ? matmul(dc, a, true, ta) : matmul(a, dc, !ta, false);
+  }
   // A rank-2 side was broadcast over the other's batch: sum its gradient.
   grads.push_back(sumToShape(b, loc, da, tensorTypeOf(a)));
   grads.push_back(sumToShape(b, loc, db, tensorTypeOf(bm)));

@@ -3,7 +3,8 @@
 // Executes a function of loom ops directly, op by op, with the runtime's CPU
 // reference kernels in double precision. It is the compiler's numeric
 // oracle: gradient checks of the autodiff pass (against finite differences)
-// and tests of passes that must not change what a program computes.
+// and tests of passes that must not change what a program computes. Every
+// float computes in double: casts to bf16 or f16 do not round here.
 //
 //===----------------------------------------------------------------------===//
 

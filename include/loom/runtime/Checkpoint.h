@@ -41,7 +41,8 @@ struct Checkpoint {
   std::vector<CheckpointTensor> tensors;
 };
 
-/// Writes `checkpoint` into `directory` (created if missing).
+/// Writes `checkpoint` into `directory` (created if missing; its parent must
+/// exist).
 Status saveCheckpoint(const std::string &directory,
                       const Checkpoint &checkpoint);
 

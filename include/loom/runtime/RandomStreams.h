@@ -2,8 +2,9 @@
 //
 // Every random number Loom draws comes from a Philox stream whose key is a
 // hash of (seed, what the stream is for, a name, a counter). Parameters are
-// keyed by their name; dropout masks by their site and the step. Streams of
-// different purposes never share a key, whatever the names.
+// keyed by their name; dropout masks by their site and the step. The purpose
+// is hashed in, so a parameter and a dropout site of the same name get
+// unrelated keys.
 //
 //===----------------------------------------------------------------------===//
 

@@ -124,10 +124,11 @@ void dropout(const T *x, T *y, int64_t n, int64_t offset, double rate,
 template <typename T, typename I>
 bool embedding(const T *table, int64_t vocab, int64_t hidden, const I *ids,
                int64_t count, T *y);
-/// dtable[ids[i], :] += dy[i, :].
+/// dtable[ids[i], :] += dy[i, :]. Returns false when an index is outside
+/// [0, vocab) (rows before it are already added).
 template <typename T, typename I>
-void embeddingBackward(const I *ids, int64_t count, int64_t hidden, const T *dy,
-                       T *dtable);
+bool embeddingBackward(const I *ids, int64_t count, int64_t vocab,
+                       int64_t hidden, const T *dy, T *dtable);
 
 //===--- Cross-entropy ----------------------------------------------------===//
 
@@ -138,9 +139,10 @@ template <typename T, typename I>
 int64_t crossEntropy(const T *logits, const I *labels, int64_t tokens,
                      int64_t vocab, int64_t ignoreIndex, T *losses);
 /// dlogits = dloss[t] · (softmax(logits) - onehot(label)), 0 for ignored
-/// tokens.
+/// tokens. Returns false when a label is outside [0, vocab) and is not
+/// ignore_index.
 template <typename T, typename I>
-void crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
+bool crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
                           int64_t tokens, int64_t vocab, int64_t ignoreIndex,
                           T *dlogits);
 

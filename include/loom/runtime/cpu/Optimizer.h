@@ -22,7 +22,7 @@ struct AdamW {
 
 /// One AdamW step on `n` elements at learning rate `lr` and weight decay
 /// `weightDecay` (0 for parameters excluded from decay). `step` counts from
-/// 1 and drives the bias correction:
+/// 1 (a smaller one is taken as 1) and drives the bias correction:
 ///   m = β1·m + (1-β1)·g,  v = β2·v + (1-β2)·g²
 ///   p -= lr · ( (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + eps) + wd · p )
 void adamwStep(const AdamW &config, double lr, double weightDecay, int64_t step,
@@ -35,9 +35,11 @@ double sumOfSquares(const float *grad, int64_t n);
 /// `maxNorm`, min(1, maxNorm / (norm + 1e-6)); 1 when maxNorm <= 0 (off).
 double clipCoefficient(double globalNorm, double maxNorm);
 
-/// Linear warm-up from 0 to `maxLr` over `warmupSteps`, then decay to
-/// `minLr` at `decaySteps` (cosine or linear), then `minLr`. Steps count
-/// from 1.
+/// Linear warm-up to `maxLr` over `warmupSteps`, then decay to `minLr` at
+/// `decaySteps` (cosine or linear), then `minLr`. Steps count from 1 and
+/// step s uses maxLr · s / warmupSteps during warm-up (Megatron's scheduler
+/// is one step behind: its first step uses 0). With decaySteps <=
+/// warmupSteps there is no decay: the rate stays at maxLr.
 struct LearningRateSchedule {
   enum class Decay { Cosine, Linear, Constant };
   double maxLr = 3e-4, minLr = 0;
