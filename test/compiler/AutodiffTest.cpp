@@ -93,6 +93,22 @@ protected:
     EXPECT_GT(checked, 0);
   }
 
+  /// Runs --loom-autodiff on `source`, expecting it to fail; returns the
+  /// diagnostics.
+  std::string autodiffError(const char *source) {
+    OwningOpRef<ModuleOp> module =
+        parseSourceString<ModuleOp>(source, &context);
+    std::string message;
+    ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
+      message += d.str();
+      return success();
+    });
+    PassManager pm(&context);
+    pm.addPass(loom::createLoomAutodiff());
+    EXPECT_TRUE(failed(pm.run(*module)));
+    return message;
+  }
+
   void checkSource(const char *source, std::vector<loom::HostTensor> inputs) {
     OwningOpRef<ModuleOp> module =
         parseSourceString<ModuleOp>(source, &context);
@@ -288,15 +304,7 @@ func.func @f() -> tensor<f32> {
   %m = loom.reduce max %x dims [0] : tensor<4xf32> -> tensor<f32>
   return %m : tensor<f32>
 })mlir";
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
-  std::string message;
-  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
-    message += d.str();
-    return success();
-  });
-  PassManager pm(&context);
-  pm.addPass(loom::createLoomAutodiff());
-  EXPECT_TRUE(failed(pm.run(*module)));
+  std::string message = autodiffError(source);
   EXPECT_NE(message.find("reduce max is not differentiable"), std::string::npos)
       << message;
 }
@@ -311,15 +319,7 @@ func.func @f() -> tensor<f32> {
   %l = loom.add %x, %y : tensor<f32>, tensor<f32> -> tensor<f32>
   return %l : tensor<f32>
 })mlir";
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
-  std::string message;
-  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
-    message += d.str();
-    return success();
-  });
-  PassManager pm(&context);
-  pm.addPass(loom::createLoomAutodiff());
-  EXPECT_TRUE(failed(pm.run(*module)));
+  std::string message = autodiffError(source);
   EXPECT_NE(message.find("a tied parameter has one type"), std::string::npos)
       << message;
 }
