@@ -105,7 +105,6 @@ static LogicalResult binaryVJP(Operation *op, OpBuilder &b, Value dc,
     grads.append({Value(), Value()});
     return success();
   }
-  RankedTensorType out = tensorTypeOf(dc);
   auto binary = [&](auto opTag, Value x, Value y) -> Value {
     using OpT = decltype(opTag);
     FailureOr<RankedTensorType> type =
@@ -129,7 +128,6 @@ static LogicalResult binaryVJP(Operation *op, OpBuilder &b, Value dc,
     db = b.create<NegOp>(loc,
                          binary(DivOp(), binary(MulOp(), dc, lhs), squared));
   }
-  (void)out;
   grads.push_back(sumToShape(b, loc, da, tensorTypeOf(lhs)));
   grads.push_back(sumToShape(b, loc, db, tensorTypeOf(rhs)));
   return success();
