@@ -167,15 +167,6 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
   return summary;
 }
 
-static std::string shapeString(ArrayRef<int64_t> shape) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << "[";
-  llvm::interleaveComma(shape, os);
-  os << "]";
-  return s;
-}
-
 /// Counts print as whole numbers, exact up to 2^53.
 static std::string count(double value) {
   return llvm::formatv("{0:f0}", value).str();

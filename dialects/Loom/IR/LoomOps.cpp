@@ -33,14 +33,6 @@ LogicalResult fail(EmitErrorFn emitError, Parts &&...parts) {
   return failure();
 }
 
-std::string shapeString(ArrayRef<int64_t> shape) {
-  return "[" +
-         llvm::join(llvm::map_range(
-                        shape, [](int64_t d) { return std::to_string(d); }),
-                    ", ") +
-         "]";
-}
-
 RankedTensorType tensorTypeOf(Value value) {
   return cast<RankedTensorType>(value.getType());
 }
@@ -74,6 +66,14 @@ bool matchesExceptAlongAxis(RankedTensorType type, RankedTensorType reference,
 }
 
 } // namespace
+
+std::string loom::shapeString(ArrayRef<int64_t> shape) {
+  return "[" +
+         llvm::join(llvm::map_range(
+                        shape, [](int64_t d) { return std::to_string(d); }),
+                    ", ") +
+         "]";
+}
 
 bool loom::isDottedPath(StringRef name) {
   if (name.empty())

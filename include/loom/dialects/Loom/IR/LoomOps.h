@@ -13,12 +13,17 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include <string>
+
 namespace loom {
 /// The numpy-style broadcast of two tensor types (same element type), or
 /// failure with a message through `emitError` (which may be null).
 mlir::FailureOr<mlir::RankedTensorType>
 inferBroadcastType(mlir::RankedTensorType lhs, mlir::RankedTensorType rhs,
                    llvm::function_ref<mlir::InFlightDiagnostic()> emitError);
+
+/// A shape as messages and reports print it: `[4, 64, 768]`.
+std::string shapeString(llvm::ArrayRef<int64_t> shape);
 
 /// True for a non-empty dotted path of identifiers and indices
 /// (`layers.3.attention.qkv.weight`), the form of parameter and RNG-site names.
