@@ -40,7 +40,11 @@ LogicalResult differentiate(func::FuncOp fn) {
   OpBuilder b(ret);
   Value loss = ret.getOperand(0);
   DenseMap<Value, Value> grads;
-  grads[loss] = b.create<FillOp>(ret.getLoc(), lossType, b.getF64FloatAttr(1));
+  // The seed dloss/dloss = 1; marked, so the lowering can make it the loss
+  // scale of f16 training.
+  auto seed = b.create<FillOp>(ret.getLoc(), lossType, b.getF64FloatAttr(1));
+  seed->setAttr("loom.loss_seed", b.getUnitAttr());
+  grads[loss] = seed;
 
   SmallVector<Operation *> forward;
   for (Operation &op : body.without_terminator())

@@ -97,4 +97,67 @@ def LoomAutodiff : Pass<"loom-autodiff", "::mlir::ModuleOp"> {
   let dependentDialects = ["::loom::LoomDialect"];
 }
 
+def LoomGlobalBatchLoss : Pass<"loom-global-batch-loss", "::mlir::ModuleOp"> {
+  let summary = "Make a mean cross-entropy loss a sum, normalised over the global batch";
+  let description = [{
+    A training step runs several microbatches and accumulates their
+    gradients; the loss Megatron reports and differentiates is the mean over
+    every token of the global batch. A mean per microbatch averaged over
+    microbatches is that only when every microbatch counts the same number of
+    tokens (labels equal to `ignore_index` are not counted). So for each
+    public function whose loss (first result) is a `loom.cross_entropy` with
+    reduction `mean`, this pass makes the reduction `sum` and records on the
+    function how the step normalises it:
+
+    - `loom.loss_normalizer = "tokens"`, `loom.labels_input` (the argument
+      the labels come from, through reshapes) and `loom.ignore_index`: the
+      runtime divides the summed loss and the accumulated gradients by the
+      tokens counted in the whole global batch;
+    - `loom.loss_normalizer = "microbatches"` for any other loss, which is
+      then taken as a mean per microbatch and averaged over them.
+
+    Before:
+    ```mlir
+    %l = loom.cross_entropy %logits, %labels : tensor<2x3x7xf32>, tensor<2x3xi32> -> tensor<f32>
+    ```
+    After:
+    ```mlir
+    func.func @f(...) attributes {loom.ignore_index = -100 : i64, loom.labels_input = 1 : i64, loom.loss_normalizer = "tokens"}
+    %l = loom.cross_entropy %logits, %labels reduction sum : tensor<2x3x7xf32>, tensor<2x3xi32> -> tensor<f32>
+    ```
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
+def LoomMixedPrecision : Pass<"loom-mixed-precision", "::mlir::ModuleOp"> {
+  let summary = "Compute in bf16 or f16 with f32 master weights and f32 gradients";
+  let description = [{
+    The precision policy of mixed-precision training (Micikevicius et al.;
+    Megatron's --bf16/--fp16): parameters stay f32 (the master weights the
+    optimizer updates) and are cast to the compute type where they are read;
+    every other floating-point value becomes the compute type, except the
+    loss, which stays f32 (cross-entropy reads 16-bit logits and reduces in
+    f32). Run it before `--loom-autodiff`: the cast's gradient rule casts each
+    parameter's gradient back to f32, so gradients accumulate in f32. With
+    f16 the runtime scales the loss (see the plan's precision policy).
+
+    Before:
+    ```mlir
+    %w = loom.parameter "w" init(#loom.normal<std = 2.000000e-02>) : tensor<8x16xf32>
+    %y = loom.matmul %x, %w : tensor<4x8xf32>, tensor<8x16xf32> -> tensor<4x16xf32>
+    ```
+    After (`--loom-mixed-precision=compute=bf16`):
+    ```mlir
+    %w = loom.parameter "w" init(#loom.normal<std = 2.000000e-02>) : tensor<8x16xf32>
+    %0 = loom.cast %w : tensor<8x16xf32> -> tensor<8x16xbf16>
+    %y = loom.matmul %x, %0 : tensor<4x8xbf16>, tensor<8x16xbf16> -> tensor<4x16xbf16>
+    ```
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+  let options = [
+    Option<"compute", "compute", "std::string", /*default=*/"\"bf16\"",
+           "The compute type: bf16 or f16">,
+  ];
+}
+
 #endif // LOOM_PASSES_TD

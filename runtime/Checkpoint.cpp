@@ -1,6 +1,7 @@
 //===- Checkpoint.cpp - training state on disk, written atomically --------===//
 
 #include "loom/runtime/Checkpoint.h"
+#include "loom/runtime/Files.h"
 
 #include <array>
 #include <cerrno>
@@ -44,17 +45,6 @@ struct Reader {
   bool has(uint64_t n) const { return !overrun && n <= bytes.size() - pos; }
 };
 
-Status fsyncPath(const std::string &path, int flags) {
-  int fd = ::open(path.c_str(), flags);
-  if (fd < 0)
-    return Status::error("cannot open '" + path + "': " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0)
-    return Status::error("cannot flush '" + path +
-                         "': " + std::strerror(errno));
-  return Status::success();
-}
 } // namespace
 
 uint32_t crc32(const uint8_t *data, size_t size, uint32_t crc) {
@@ -108,37 +98,15 @@ Status saveCheckpoint(const std::string &directory,
   }
   put<uint32_t>(out, crc32(out.data(), out.size()));
 
-  std::string path = directory + kFileName, temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    if (!file)
-      return Status::error("cannot write '" + temporary +
-                           "': " + std::strerror(errno));
-    file.write(reinterpret_cast<const char *>(out.data()),
-               std::streamsize(out.size()));
-    file.flush();
-    if (!file)
-      return Status::error("cannot write '" + temporary +
-                           "': " + std::strerror(errno));
-  }
-  // Flush the data, rename over the old checkpoint, flush the directory:
-  // a kill at any point leaves the old checkpoint or the new one.
-  if (Status s = fsyncPath(temporary, O_RDONLY); !s.ok())
-    return s;
-  if (std::rename(temporary.c_str(), path.c_str()) != 0)
-    return Status::error("cannot rename '" + temporary + "' to '" + path +
-                         "': " + std::strerror(errno));
-  return fsyncPath(directory, O_RDONLY | O_DIRECTORY);
+  return writeFileAtomically(directory + kFileName, out);
 }
 
 Result<Checkpoint> loadCheckpoint(const std::string &directory) {
   std::string path = directory + kFileName;
-  std::ifstream file(path, std::ios::binary);
-  if (!file)
-    return Status::error("cannot open the checkpoint '" + path +
-                         "': " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)),
-                             std::istreambuf_iterator<char>());
+  Result<std::vector<uint8_t>> read = readWholeFile(path, "the checkpoint");
+  if (!read.ok())
+    return Status::error(read.message());
+  std::vector<uint8_t> bytes = std::move(*read);
   auto damaged = [&](const std::string &why) {
     return Status::error("the checkpoint '" + path + "' is damaged (" + why +
                          "); load an earlier one");

@@ -10,8 +10,11 @@
 #include "loom/Frontend/Parser.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
+#include "loom/Plan/PlanBuilder.h"
 #include "loom/passes/Passes.h"
+#include "loom/runtime/Plan.h"
 
+#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -19,11 +22,14 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
+
+#include <sstream>
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -44,14 +50,84 @@ cl::opt<std::string>
                    cl::value_desc("file"), cl::init("-"),
                    cl::cat(loomcCategory));
 
-enum class Emit { None, Loom };
-cl::opt<Emit>
-    emitAction("emit", cl::desc("Print the model at a level of the compiler:"),
-               cl::init(Emit::None),
-               cl::values(clEnumValN(Emit::Loom, "loom",
-                                     "the loom dialect (global shapes, after "
-                                     "verification); loom-opt reads it")),
-               cl::cat(loomcCategory));
+enum class Emit { None, Loom, Step, PlanText };
+cl::opt<Emit> emitAction(
+    "emit", cl::desc("Print the model at a level of the compiler:"),
+    cl::init(Emit::None),
+    cl::values(clEnumValN(Emit::Loom, "loom",
+                          "the loom dialect (global shapes, after "
+                          "verification); loom-opt reads it"),
+               clEnumValN(Emit::Step, "step",
+                          "the training step in the loom dialect: loss "
+                          "normalised over the global batch, the precision "
+                          "policy, every parameter's gradient"),
+               clEnumValN(Emit::PlanText, "plan-text",
+                          "the plan (the exec level) as text: buffers with "
+                          "arena offsets, the microbatch and optimizer "
+                          "programs")),
+    cl::cat(loomcCategory));
+
+// The training step's settings. The optimizer's are the plan's defaults;
+// loom-run takes the same options to override them.
+cl::OptionCategory trainCategory("training step options (written into the plan)");
+
+enum class Precision { F32, BF16, F16 };
+cl::opt<Precision> precision(
+    "precision", cl::desc("Compute precision (master weights and gradients "
+                          "are f32 either way):"),
+    cl::init(Precision::F32),
+    cl::values(clEnumValN(Precision::F32, "f32", "f32 throughout (default)"),
+               clEnumValN(Precision::BF16, "bf16", "bf16 activations"),
+               clEnumValN(Precision::F16, "f16",
+                          "f16 activations with dynamic loss scaling")),
+    cl::cat(trainCategory));
+cl::opt<double> lr("lr", cl::desc("Peak learning rate (default 3e-4)"),
+                   cl::init(3e-4), cl::cat(trainCategory));
+cl::opt<double> minLr("min-lr",
+                      cl::desc("Learning rate at the end of the decay "
+                               "(default 3e-5)"),
+                      cl::init(3e-5), cl::cat(trainCategory));
+cl::opt<int64_t> warmup("warmup",
+                        cl::desc("Linear warm-up steps (default 0)"),
+                        cl::init(0), cl::cat(trainCategory));
+cl::opt<int64_t> decaySteps(
+    "decay-steps",
+    cl::desc("Step at which the decay reaches --min-lr (default 0: no "
+             "decay; loom-run sets it to --steps unless given)"),
+    cl::init(0), cl::cat(trainCategory));
+cl::opt<std::string> decayStyle("decay-style",
+                                cl::desc("cosine (default), linear or "
+                                         "constant"),
+                                cl::init("cosine"), cl::cat(trainCategory));
+cl::opt<double> weightDecay("weight-decay",
+                            cl::desc("AdamW's decoupled weight decay, not "
+                                     "applied to biases and 1-D weights "
+                                     "(default 0.01)"),
+                            cl::init(0.01), cl::cat(trainCategory));
+cl::opt<double> clipGrad("clip-grad",
+                         cl::desc("Clip gradients to this global norm; 0 "
+                                  "turns clipping off (default 1.0)"),
+                         cl::init(1.0), cl::cat(trainCategory));
+cl::opt<double> adamBeta1("adam-beta1", cl::desc("AdamW beta1 (default 0.9)"),
+                          cl::init(0.9), cl::cat(trainCategory));
+cl::opt<double> adamBeta2("adam-beta2",
+                          cl::desc("AdamW beta2 (default 0.999)"),
+                          cl::init(0.999), cl::cat(trainCategory));
+cl::opt<double> adamEps("adam-eps", cl::desc("AdamW epsilon (default 1e-8)"),
+                        cl::init(1e-8), cl::cat(trainCategory));
+cl::opt<double> initialLossScale(
+    "initial-loss-scale",
+    cl::desc("f16: the loss scale to start from (default 2^32)"),
+    cl::init(4294967296.0), cl::cat(trainCategory));
+cl::opt<double> minLossScale("min-loss-scale",
+                             cl::desc("f16: the smallest loss scale "
+                                      "(default 1)"),
+                             cl::init(1.0), cl::cat(trainCategory));
+cl::opt<int64_t> lossScaleWindow(
+    "loss-scale-window",
+    cl::desc("f16: steps without overflow before the scale doubles "
+             "(default 1000)"),
+    cl::init(1000), cl::cat(trainCategory));
 
 cl::opt<bool> summary("summary",
                       cl::desc("Print the model: parameters by block, layers, "
@@ -139,15 +215,78 @@ OwningOpRef<ModuleOp> buildFromModelFile(llvm::SourceMgr &sourceMgr,
   return std::move(*module);
 }
 
+/// The training step's passes: inline, normalise the loss over the global
+/// batch, apply the precision policy, differentiate.
+LogicalResult buildTrainingStep(ModuleOp module) {
+  PassManager pm(module.getContext());
+  pm.addPass(createInlinerPass());
+  pm.addPass(createSymbolDCEPass());
+  pm.addPass(loom::createLoomGlobalBatchLoss());
+  if (precision != Precision::F32) {
+    loom::LoomMixedPrecisionOptions options;
+    options.compute = precision == Precision::BF16 ? "bf16" : "f16";
+    pm.addPass(loom::createLoomMixedPrecision(options));
+  }
+  pm.addPass(loom::createLoomAutodiff());
+  return pm.run(module);
+}
+
+FailureOr<loom::PlanOptions> planOptions() {
+  loom::PlanOptions options;
+  if (decayStyle != "cosine" && decayStyle != "linear" &&
+      decayStyle != "constant") {
+    llvm::errs() << "loomc: --decay-style " << decayStyle
+                 << ": use cosine, linear or constant\n";
+    return failure();
+  }
+  if (!(lr > 0) || minLr < 0 || minLr > lr || warmup < 0 || decaySteps < 0 ||
+      weightDecay < 0 || clipGrad < 0 || !(adamBeta1 >= 0 && adamBeta1 < 1) ||
+      !(adamBeta2 >= 0 && adamBeta2 < 1) || !(adamEps > 0)) {
+    llvm::errs() << "loomc: an optimizer setting is out of range: need lr > "
+                    "0, 0 <= min-lr <= lr, warmup, decay-steps, weight-decay "
+                    "and clip-grad >= 0, betas in [0, 1), adam-eps > 0\n";
+    return failure();
+  }
+  loom::plan::OptimizerDefaultsT &o = options.optimizer;
+  o.lr = lr;
+  o.min_lr = minLr;
+  o.warmup_steps = warmup;
+  o.decay_steps = decaySteps;
+  o.decay_style = decayStyle;
+  o.weight_decay = weightDecay;
+  o.clip_grad = clipGrad;
+  o.beta1 = adamBeta1;
+  o.beta2 = adamBeta2;
+  o.eps = adamEps;
+  loom::plan::PrecisionPolicyT &p = options.precision;
+  p.compute = precision == Precision::BF16  ? loom::plan::DType::BF16
+              : precision == Precision::F16 ? loom::plan::DType::F16
+                                            : loom::plan::DType::F32;
+  p.dynamic_loss_scaling = precision == Precision::F16;
+  p.initial_loss_scale = p.dynamic_loss_scaling ? double(initialLossScale) : 1;
+  p.min_loss_scale = minLossScale;
+  p.loss_scale_window = lossScaleWindow;
+  if (p.dynamic_loss_scaling &&
+      !(p.initial_loss_scale >= p.min_loss_scale && p.min_loss_scale > 0 &&
+        p.loss_scale_window > 0)) {
+    llvm::errs() << "loomc: need --initial-loss-scale >= --min-loss-scale > "
+                    "0 and --loss-scale-window > 0\n";
+    return failure();
+  }
+  return options;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions(loomcCategory);
+  cl::HideUnrelatedOptions({&loomcCategory, &trainCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
       "loomc: Loom's compiler driver\n\n"
       "  loomc examples/gpt.loom --summary [--json] [-D layers=24 ...]\n"
+      "  loomc examples/gpt.loom -D layers=2 --global-batch-size 8 -o gpt.plan\n"
+      "  loomc examples/gpt.loom --emit=plan-text\n"
       "  loomc examples/gpt.loom --emit=loom [-o gpt.mlir]\n"
       "  loomc model.mlir --summary       (loom IR, as loom-opt reads it)\n\n"
       "  A response file holds more arguments: loomc examples/gpt.loom "
@@ -157,11 +296,16 @@ int main(int argc, char **argv) {
     llvm::errs() << "loomc: --json goes with --summary\n";
     return 1;
   }
-  if (!summary && emitAction == Emit::None) {
-    llvm::errs() << "loomc: nothing to do; pass --summary or --emit=loom "
+  bool writesPlan = !summary && emitAction == Emit::None;
+  if (writesPlan && outputFilename == "-") {
+    llvm::errs() << "loomc: name the plan file with -o (loomc MODEL -o "
+                    "model.plan), or pass --summary or --emit=... to print "
                     "(see loomc --help)\n";
     return 1;
   }
+  FailureOr<loom::PlanOptions> options = planOptions();
+  if (failed(options))
+    return 1;
   bool isModelFile = llvm::StringRef(inputFilename).ends_with(".loom");
   if (!isModelFile && (!defines.empty() || !modelName.empty())) {
     llvm::errs() << "loomc: -D and --model apply to .loom model files; "
@@ -171,6 +315,7 @@ int main(int argc, char **argv) {
 
   DialectRegistry registry;
   registry.insert<loom::LoomDialect, func::FuncDialect>();
+  func::registerInlinerExtension(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
   // Users read the source line and caret; the generic form of the op is noise.
@@ -197,6 +342,28 @@ int main(int argc, char **argv) {
   if (failed(pm.run(*module)))
     return 1;
 
+  bool training = writesPlan || emitAction == Emit::Step ||
+                  emitAction == Emit::PlanText;
+  if (training && failed(buildTrainingStep(*module)))
+    return 1;
+  std::unique_ptr<loom::plan::PlanT> builtPlan;
+  if (writesPlan || emitAction == Emit::PlanText) {
+    FailureOr<std::unique_ptr<loom::plan::PlanT>> result =
+        loom::buildPlan(*module, *options);
+    if (failed(result))
+      return 1;
+    builtPlan = std::move(*result);
+  }
+  if (writesPlan) {
+    loom::runtime::Status written =
+        loom::runtime::writePlan(*builtPlan, outputFilename);
+    if (!written.ok()) {
+      llvm::errs() << "loomc: " << written.message() << "\n";
+      return 1;
+    }
+    return 0;
+  }
+
   std::unique_ptr<llvm::ToolOutputFile> output =
       openOutputFile(outputFilename, &error);
   if (!output) {
@@ -212,7 +379,12 @@ int main(int argc, char **argv) {
     else
       loom::printModelSummary(*result, output->os());
   }
-  if (emitAction == Emit::Loom) {
+  if (emitAction == Emit::PlanText) {
+    std::ostringstream text;
+    loom::runtime::printPlanText(*builtPlan, text);
+    output->os() << text.str();
+  }
+  if (emitAction == Emit::Loom || emitAction == Emit::Step) {
     module->print(output->os());
     output->os() << "\n";
   }

@@ -1,0 +1,51 @@
+//===- PlanBuilder.h - a differentiated model to the plan bundle -*- C++ -*-===//
+//
+// The last step of the compiler for one rank: the training function (after
+// --loom-global-batch-loss, the precision policy and --loom-autodiff)
+// becomes the exec level of DESIGN.md, a plan (runtime/Plan.fbs). Each loom
+// op becomes an instruction on buffers; parameters, their gradients and
+// AdamW's moments get persistent buffers; each parameter gradient is
+// accumulated over microbatches where it is produced (a GEMM with beta = 1,
+// an embedding gradient scattered in place) or by an `accumulate`; the
+// optimizer program follows. Activations get workspace offsets from the
+// memory planner (lib/Plan/MemoryPlanner.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_PLAN_PLANBUILDER_H
+#define LOOM_PLAN_PLANBUILDER_H
+
+#include "loom/runtime/Plan.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <memory>
+#include <string>
+
+namespace loom {
+
+struct PlanOptions {
+  /// Written into the plan for the runtime's defaults (loom-run overrides).
+  plan::OptimizerDefaultsT optimizer;
+  plan::PrecisionPolicyT precision;
+  std::string compiler = "loomc";
+};
+
+/// Lowers the module's training function. `module` must have been through
+/// the training passes (it reads `loom.grad`, `loom.loss_normalizer`, the
+/// batch sizes the front end records). Errors are diagnostics.
+mlir::FailureOr<std::unique_ptr<plan::PlanT>>
+buildPlan(mlir::ModuleOp module, const PlanOptions &options);
+
+/// Assigns workspace offsets to the plan's buffers so that no two buffers
+/// live at once overlap: a buffer lives from the instruction that first
+/// writes it to the last that reads it (inputs from before the program,
+/// outputs to after it); buffers in one `aliases` group (a reshape's view
+/// and its source) share storage and live as one. Greedy by size, each at
+/// the lowest offset free for its whole life. Sets arena_bytes[Workspace].
+/// `aliasOf[i]` is the buffer i is a view of, or -1.
+void planWorkspace(plan::PlanT &plan, const std::vector<int32_t> &aliasOf);
+
+} // namespace loom
+
+#endif // LOOM_PLAN_PLANBUILDER_H

@@ -1,0 +1,89 @@
+//===- MemoryPlanner.cpp - workspace offsets from buffer lifetimes --------===//
+//
+// Greedy by size (as TFLite's and XLA's heap simulators start from): the
+// largest buffer first, each at the lowest offset that no buffer alive at
+// the same time occupies. Lifetimes are instruction intervals of the
+// microbatch program, inclusive at both ends, so an instruction never writes
+// over one of its own inputs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Plan/PlanBuilder.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace loom {
+
+namespace {
+constexpr int64_t kAlignment = 64;
+int64_t alignUp(int64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
+} // namespace
+
+void planWorkspace(plan::PlanT &p, const std::vector<int32_t> &aliasOf) {
+  size_t n = p.buffers.size();
+  auto root = [&](int32_t id) {
+    while (aliasOf[id] >= 0)
+      id = aliasOf[id];
+    return id;
+  };
+  const int64_t none = std::numeric_limits<int64_t>::max();
+  std::vector<int64_t> first(n, none), last(n, -1);
+  auto touch = [&](int32_t id, int64_t k) {
+    int32_t r = root(id);
+    first[r] = std::min(first[r], k);
+    last[r] = std::max(last[r], k);
+  };
+  const auto &instructions = p.microbatch->instructions;
+  int64_t end = int64_t(instructions.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (p.buffers[i]->kind == plan::BufferKind::Input)
+      touch(int32_t(i), -1); // written before the program runs
+    if (p.buffers[i]->kind == plan::BufferKind::Output)
+      touch(int32_t(i), end); // read after it
+  }
+  for (int64_t k = 0; k < end; ++k) {
+    for (int32_t id : instructions[k]->inputs)
+      touch(id, k);
+    for (int32_t id : instructions[k]->outputs)
+      touch(id, k);
+  }
+
+  std::vector<int32_t> order;
+  for (size_t i = 0; i < n; ++i)
+    if (aliasOf[i] < 0 && p.buffers[i]->arena == plan::Arena::Workspace &&
+        last[i] >= 0)
+      order.push_back(int32_t(i));
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return p.buffers[a]->bytes > p.buffers[b]->bytes;
+  });
+
+  std::vector<int32_t> placed;
+  int64_t arena = 0;
+  for (int32_t id : order) {
+    // The placed buffers alive at the same time, by offset.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (int32_t other : placed)
+      if (first[other] <= last[id] && first[id] <= last[other])
+        busy.push_back({p.buffers[other]->offset,
+                        p.buffers[other]->offset +
+                            alignUp(p.buffers[other]->bytes)});
+    std::sort(busy.begin(), busy.end());
+    int64_t size = alignUp(p.buffers[id]->bytes), offset = 0;
+    for (auto [begin, stop] : busy) {
+      if (offset + size <= begin)
+        break;
+      offset = std::max(offset, stop);
+    }
+    p.buffers[id]->offset = offset;
+    arena = std::max(arena, offset + size);
+    placed.push_back(id);
+  }
+  // A view lives where its source does.
+  for (size_t i = 0; i < n; ++i)
+    if (aliasOf[i] >= 0)
+      p.buffers[i]->offset = p.buffers[root(int32_t(i))]->offset;
+  p.arena_bytes[size_t(plan::Arena::Workspace)] = arena;
+}
+
+} // namespace loom

@@ -1,0 +1,510 @@
+//===- PlanBuilder.cpp - a differentiated model to the plan bundle --------===//
+
+#include "loom/Plan/PlanBuilder.h"
+#include "loom/dialects/Loom/IR/LoomOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+
+namespace loom {
+namespace {
+
+constexpr int64_t kAlignment = 64;
+int64_t alignUp(int64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
+
+FailureOr<plan::DType> dtypeOf(Location loc, Type element) {
+  if (element.isF32())
+    return plan::DType::F32;
+  if (element.isBF16())
+    return plan::DType::BF16;
+  if (element.isF16())
+    return plan::DType::F16;
+  if (element.isInteger(32))
+    return plan::DType::I32;
+  if (element.isInteger(64))
+    return plan::DType::I64;
+  if (element.isInteger(1))
+    return plan::DType::I1;
+  return emitError(loc) << "the plan has no buffer type for " << element;
+}
+
+std::string locationText(Location loc) {
+  if (auto file = loc->findInstanceOf<FileLineColLoc>())
+    return (file.getFilename().str() + ":" + std::to_string(file.getLine()) +
+            ":" + std::to_string(file.getColumn()));
+  return "";
+}
+
+/// Builders for an instruction's attributes.
+void setInts(plan::InstructionT &inst, const char *name,
+             std::vector<int64_t> values) {
+  auto a = std::make_unique<plan::AttributeT>();
+  a->name = name;
+  a->ints = std::move(values);
+  inst.attrs.push_back(std::move(a));
+}
+void setFloat(plan::InstructionT &inst, const char *name, double value) {
+  auto a = std::make_unique<plan::AttributeT>();
+  a->name = name;
+  a->f = value;
+  inst.attrs.push_back(std::move(a));
+}
+void setString(plan::InstructionT &inst, const char *name, StringRef value) {
+  auto a = std::make_unique<plan::AttributeT>();
+  a->name = name;
+  a->s = value.str();
+  inst.attrs.push_back(std::move(a));
+}
+
+class Lowering {
+public:
+  Lowering(func::FuncOp fn, const PlanOptions &options)
+      : fn(fn), options(options), plan(std::make_unique<plan::PlanT>()) {}
+
+  FailureOr<std::unique_ptr<plan::PlanT>> run();
+
+private:
+  FailureOr<int32_t> addBuffer(Location loc, std::string name, Type type,
+                               plan::BufferKind kind, plan::Arena arena);
+  LogicalResult addParameter(ParameterOp param);
+  LogicalResult lowerOp(Operation &op);
+  void setAttributes(Operation &op, plan::InstructionT &inst);
+  void accumulateInto(Value grad, int32_t gradBuffer);
+  void buildOptimizer();
+  void finish();
+  int32_t root(int32_t id) const {
+    while (aliasOf[id] >= 0)
+      id = aliasOf[id];
+    return id;
+  }
+
+  func::FuncOp fn;
+  const PlanOptions &options;
+  std::unique_ptr<plan::PlanT> plan;
+  DenseMap<Value, int32_t> bufferOf;
+  std::vector<int32_t> aliasOf;
+  llvm::StringMap<int32_t> parameterIndex;
+  /// The microbatch program, with the instructions to insert after each.
+  std::vector<std::unique_ptr<plan::InstructionT>> program;
+  std::vector<std::vector<std::unique_ptr<plan::InstructionT>>> after;
+  DenseMap<Operation *, size_t> instructionOf;
+  /// The last instruction writing each buffer's storage (by root).
+  DenseMap<int32_t, size_t> lastWriter;
+  int64_t persistentBytes = 0;
+  unsigned counter = 0;
+};
+
+FailureOr<int32_t> Lowering::addBuffer(Location loc, std::string name,
+                                       Type type, plan::BufferKind kind,
+                                       plan::Arena arena) {
+  auto tensor = cast<RankedTensorType>(type);
+  FailureOr<plan::DType> dtype = dtypeOf(loc, tensor.getElementType());
+  if (failed(dtype))
+    return failure();
+  auto b = std::make_unique<plan::BufferT>();
+  b->name = std::move(name);
+  b->dtype = *dtype;
+  b->shape.assign(tensor.getShape().begin(), tensor.getShape().end());
+  b->kind = kind;
+  b->arena = arena;
+  b->bytes = tensor.getNumElements() * runtime::dtypeBytes(*dtype);
+  if (arena == plan::Arena::Persistent) {
+    b->offset = persistentBytes;
+    persistentBytes += alignUp(b->bytes);
+  }
+  plan->buffers.push_back(std::move(b));
+  aliasOf.push_back(-1);
+  return int32_t(plan->buffers.size() - 1);
+}
+
+LogicalResult Lowering::addParameter(ParameterOp param) {
+  StringRef name = param.getName();
+  auto it = parameterIndex.find(name);
+  if (it != parameterIndex.end()) { // a tied declaration: the same storage
+    bufferOf[param] = plan->parameters[it->second]->value;
+    return success();
+  }
+  Location loc = param.getLoc();
+  auto p = std::make_unique<plan::ParameterT>();
+  p->name = name.str();
+  Type type = param.getType();
+  Type f32 = cast<RankedTensorType>(type).clone(
+      Float32Type::get(param.getContext()));
+  using K = plan::BufferKind;
+  FailureOr<int32_t> value = addBuffer(loc, name.str(), type, K::Parameter,
+                                       plan::Arena::Persistent);
+  FailureOr<int32_t> grad = addBuffer(loc, "grad." + name.str(), f32,
+                                      K::Gradient, plan::Arena::Persistent);
+  FailureOr<int32_t> m = addBuffer(loc, "adam_m." + name.str(), f32,
+                                   K::OptimizerState, plan::Arena::Persistent);
+  FailureOr<int32_t> v = addBuffer(loc, "adam_v." + name.str(), f32,
+                                   K::OptimizerState, plan::Arena::Persistent);
+  if (failed(value) || failed(grad) || failed(m) || failed(v))
+    return failure();
+  p->value = *value;
+  p->grad = *grad;
+  p->moment1 = *m;
+  p->moment2 = *v;
+  auto init = param.getInit();
+  if (std::optional<double> c = init.getConstantValue()) {
+    p->init = *c == 0 ? "zeros" : *c == 1 ? "ones" : "constant";
+    p->constant = *c;
+  } else {
+    p->init = "normal";
+    p->std = init.getEffectiveStd();
+  }
+  // Megatron's rule: no weight decay on biases and 1-D weights (norms).
+  auto shape = cast<RankedTensorType>(type).getShape();
+  p->weight_decay = shape.size() > 1 && !name.ends_with(".bias");
+  p->global_shape.assign(shape.begin(), shape.end());
+  p->block_offset.assign(shape.size(), 0);
+  parameterIndex[name] = int32_t(plan->parameters.size());
+  plan->parameters.push_back(std::move(p));
+  bufferOf[param] = *value;
+  return success();
+}
+
+void Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
+  llvm::TypeSwitch<Operation *>(&op)
+      .Case([&](MatmulOp o) {
+        setInts(inst, "transpose_a", {o.getTransposeLhs()});
+        setInts(inst, "transpose_b", {o.getTransposeRhs()});
+      })
+      .Case([&](ScaleOp o) {
+        setFloat(inst, "factor", o.getFactor().convertToDouble());
+      })
+      .Case<GeluOp, GeluGradOp>([&](auto o) {
+        setString(inst, "approximate",
+                  stringifyGeluApproximation(o.getApproximate()));
+      })
+      .Case([&](SoftmaxOp o) {
+        setInts(inst, "causal", {o.getCausal()});
+        setFloat(inst, "scale", o.getScale().convertToDouble());
+      })
+      .Case([&](SoftmaxGradOp o) {
+        setFloat(inst, "scale", o.getScale().convertToDouble());
+      })
+      .Case<LayerNormOp, LayerNormGradOp, RmsNormOp, RmsNormGradOp>(
+          [&](auto o) {
+            setFloat(inst, "eps", o.getEpsilon().convertToDouble());
+          })
+      .Case<DropoutOp, DropoutGradOp>([&](auto o) {
+        setFloat(inst, "rate", o.getRate().convertToDouble());
+        setString(inst, "site", o.getSite());
+      })
+      .Case<CrossEntropyOp, CrossEntropyGradOp>([&](auto o) {
+        setString(inst, "reduction", stringifyLossReduction(o.getReduction()));
+        setInts(inst, "ignore_index", {int64_t(o.getIgnoreIndex())});
+      })
+      .Case([&](TransposeOp o) {
+        ArrayRef<int64_t> perm = o.getPermutation();
+        setInts(inst, "permutation", {perm.begin(), perm.end()});
+      })
+      .Case<SplitOp, ConcatOp>(
+          [&](auto o) { setInts(inst, "axis", {int64_t(o.getAxis())}); })
+      .Case([&](ReduceOp o) {
+        setString(inst, "kind", stringifyReduceKind(o.getKind()));
+        ArrayRef<int64_t> dims = o.getDims();
+        setInts(inst, "dims", {dims.begin(), dims.end()});
+      })
+      .Case([&](FillOp o) {
+        setFloat(inst, "value", o.getValue().convertToDouble());
+      });
+}
+
+LogicalResult Lowering::lowerOp(Operation &op) {
+  if (auto param = dyn_cast<ParameterOp>(op))
+    return addParameter(param);
+  if (isa<func::CallOp>(op))
+    return op.emitError() << "inline calls before building a plan (--inline)";
+  if (op.getDialect() != op.getContext()->getLoadedDialect<LoomDialect>())
+    return op.emitError() << "the plan has no instruction for '"
+                          << op.getName() << "'";
+  if (auto reshape = dyn_cast<ReshapeOp>(op)) {
+    // A view: the same storage with another shape.
+    int32_t source = bufferOf.lookup(reshape.getInput());
+    const plan::BufferT &src = *plan->buffers[source];
+    FailureOr<int32_t> id =
+        addBuffer(op.getLoc(), "view." + std::to_string(counter++),
+                  reshape.getType(), plan::BufferKind::Temporary,
+                  plan::Arena::Workspace);
+    if (failed(id))
+      return failure();
+    plan->buffers[*id]->arena = src.arena;
+    plan->buffers[*id]->offset = src.offset;
+    aliasOf[*id] = source;
+    bufferOf[reshape] = *id;
+    return success();
+  }
+
+  auto inst = std::make_unique<plan::InstructionT>();
+  inst->op = op.getName().stripDialect().str();
+  if (op.hasAttr("loom.loss_seed"))
+    inst->op = "loss_grad_seed";
+  inst->location = locationText(op.getLoc());
+  for (Value operand : op.getOperands())
+    inst->inputs.push_back(bufferOf.lookup(operand));
+  for (Value result : op.getResults()) {
+    FailureOr<int32_t> id = addBuffer(
+        op.getLoc(), inst->op + "." + std::to_string(counter++),
+        result.getType(), plan::BufferKind::Temporary, plan::Arena::Workspace);
+    if (failed(id))
+      return failure();
+    bufferOf[result] = *id;
+    inst->outputs.push_back(*id);
+    lastWriter[*id] = program.size();
+  }
+  setAttributes(op, *inst);
+  instructionOf[&op] = program.size();
+  program.push_back(std::move(inst));
+  after.emplace_back();
+  return success();
+}
+
+void Lowering::accumulateInto(Value grad, int32_t gradBuffer) {
+  Operation *def = grad.getDefiningOp();
+  auto it = def ? instructionOf.find(def) : instructionOf.end();
+  if (it != instructionOf.end() && grad.hasOneUse()) {
+    plan::InstructionT &inst = *program[it->second];
+    // A sum of gradients: accumulate each term where it is produced.
+    if (auto add = dyn_cast<AddOp>(def);
+        add && add.getLhs().getType() == add.getType() &&
+        add.getRhs().getType() == add.getType()) {
+      inst.op.clear(); // removed in finish()
+      accumulateInto(add.getLhs(), gradBuffer);
+      accumulateInto(add.getRhs(), gradBuffer);
+      return;
+    }
+    // A zero gradient (a parameter the loss does not reach) adds nothing.
+    if (auto fill = dyn_cast<FillOp>(def);
+        fill && fill.getValue().isZero()) {
+      inst.op.clear();
+      return;
+    }
+    // Producers that can add into their output: write the gradient there.
+    if (isa<MatmulOp, EmbeddingGradOp, CastOp>(def) &&
+        plan->buffers[inst.outputs[0]]->dtype == plan::DType::F32 &&
+        plan->buffers[inst.outputs[0]]->shape ==
+            plan->buffers[gradBuffer]->shape) {
+      inst.outputs[0] = gradBuffer;
+      setInts(inst, "accumulate", {1});
+      return;
+    }
+  }
+  auto acc = std::make_unique<plan::InstructionT>();
+  acc->op = "accumulate";
+  acc->inputs = {bufferOf.lookup(grad)};
+  acc->outputs = {gradBuffer};
+  auto writer = lastWriter.find(root(bufferOf.lookup(grad)));
+  size_t position = writer == lastWriter.end() ? 0 : writer->second;
+  after[position].push_back(std::move(acc));
+}
+
+void Lowering::buildOptimizer() {
+  auto opt = std::make_unique<plan::ProgramT>();
+  opt->name = "optimizer";
+  auto norm = std::make_unique<plan::InstructionT>();
+  norm->op = "grad_norm";
+  auto zero = std::make_unique<plan::InstructionT>();
+  zero->op = "zero";
+  for (const auto &p : plan->parameters) {
+    norm->inputs.push_back(p->grad);
+    zero->outputs.push_back(p->grad);
+  }
+  opt->instructions.push_back(std::move(norm));
+  for (const auto &p : plan->parameters) {
+    auto adam = std::make_unique<plan::InstructionT>();
+    adam->op = "adamw";
+    adam->inputs = {p->value, p->grad, p->moment1, p->moment2};
+    adam->outputs = {p->value, p->moment1, p->moment2};
+    setInts(*adam, "weight_decay", {p->weight_decay});
+    opt->instructions.push_back(std::move(adam));
+  }
+  opt->instructions.push_back(std::move(zero));
+  plan->optimizer = std::move(opt);
+}
+
+/// Splices the accumulations in, drops removed instructions and buffers
+/// nothing refers to any more, and renumbers.
+void Lowering::finish() {
+  auto mb = std::make_unique<plan::ProgramT>();
+  mb->name = "microbatch";
+  for (size_t i = 0; i < program.size(); ++i) {
+    if (!program[i]->op.empty())
+      mb->instructions.push_back(std::move(program[i]));
+    for (auto &acc : after[i])
+      mb->instructions.push_back(std::move(acc));
+  }
+  plan->microbatch = std::move(mb);
+  buildOptimizer();
+
+  std::vector<bool> used(plan->buffers.size(), false);
+  auto mark = [&](int32_t id) {
+    for (; id >= 0; id = aliasOf[id])
+      used[id] = true;
+  };
+  for (const auto *prog : {plan->microbatch.get(), plan->optimizer.get()})
+    for (const auto &inst : prog->instructions) {
+      for (int32_t id : inst->inputs)
+        mark(id);
+      for (int32_t id : inst->outputs)
+        mark(id);
+    }
+  for (const auto &p : plan->parameters)
+    for (int32_t id : {p->value, p->grad, p->moment1, p->moment2})
+      mark(id);
+  for (const auto &in : plan->inputs)
+    mark(in->buffer);
+  mark(plan->loss);
+
+  std::vector<int32_t> newId(plan->buffers.size(), -1);
+  std::vector<std::unique_ptr<plan::BufferT>> kept;
+  std::vector<int32_t> keptAlias;
+  for (size_t i = 0; i < plan->buffers.size(); ++i)
+    if (used[i]) {
+      newId[i] = int32_t(kept.size());
+      kept.push_back(std::move(plan->buffers[i]));
+      keptAlias.push_back(aliasOf[i] >= 0 ? newId[aliasOf[i]] : -1);
+    }
+  plan->buffers = std::move(kept);
+  aliasOf = std::move(keptAlias);
+  auto remap = [&](int32_t &id) { id = newId[id]; };
+  for (const auto *prog : {plan->microbatch.get(), plan->optimizer.get()})
+    for (const auto &inst : prog->instructions) {
+      for (int32_t &id : inst->inputs)
+        remap(id);
+      for (int32_t &id : inst->outputs)
+        remap(id);
+    }
+  for (const auto &p : plan->parameters)
+    for (int32_t *id : {&p->value, &p->grad, &p->moment1, &p->moment2})
+      remap(*id);
+  for (const auto &in : plan->inputs)
+    remap(in->buffer);
+  remap(plan->loss);
+}
+
+FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
+  Block &body = fn.front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  if (ret.getNumOperands() == 0 ||
+      cast<RankedTensorType>(ret.getOperand(0).getType()).getRank() != 0)
+    return fn.emitError() << "@" << fn.getSymName()
+                          << " must return the scalar loss first";
+  ModuleOp module = fn->getParentOfType<ModuleOp>();
+  auto intAttr = [](Operation *op, StringRef name, int64_t fallback) {
+    auto a = op->getAttrOfType<IntegerAttr>(name);
+    return a ? a.getInt() : fallback;
+  };
+
+  plan->model = fn.getSymName().str();
+  plan->compiler = options.compiler;
+  for (const char *axis : {"dp", "pp", "tp"}) {
+    auto a = std::make_unique<plan::MeshAxisT>();
+    a->name = axis;
+    a->size = 1;
+    plan->mesh.push_back(std::move(a));
+  }
+  plan->micro_batch_size = intAttr(module, "loom.micro_batch_size", 1);
+  plan->global_batch_size =
+      intAttr(module, "loom.global_batch_size", plan->micro_batch_size);
+  if (plan->global_batch_size % plan->micro_batch_size != 0)
+    return fn.emitError() << "the global batch size "
+                          << plan->global_batch_size
+                          << " is not a multiple of the micro-batch size "
+                          << plan->micro_batch_size;
+  plan->num_microbatches = plan->global_batch_size / plan->micro_batch_size;
+
+  for (BlockArgument arg : body.getArguments()) {
+    auto input = std::make_unique<plan::InputT>();
+    auto name = fn.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                "loom.input");
+    input->name = name ? name.str() : "arg" + std::to_string(arg.getArgNumber());
+    FailureOr<int32_t> id =
+        addBuffer(fn.getLoc(), "input." + input->name, arg.getType(),
+                  plan::BufferKind::Input, plan::Arena::Workspace);
+    if (failed(id))
+      return failure();
+    input->buffer = *id;
+    bufferOf[arg] = *id;
+    if (input->name == "tokens")
+      plan->seq_length = cast<RankedTensorType>(arg.getType()).getShape().back();
+    plan->inputs.push_back(std::move(input));
+  }
+
+  double flops = 0;
+  for (Operation &op : body.without_terminator()) {
+    if (failed(lowerOp(op)))
+      return failure();
+    if (auto cost = dyn_cast<CostOpInterface>(op))
+      flops += cost.getFlops();
+    // Token ids index embedding tables and label ids the logits: both bound
+    // the ids a dataset may hold.
+    int64_t vocab = 0;
+    if (auto e = dyn_cast<EmbeddingOp>(op))
+      vocab = e.getTable().getType().getShape()[0];
+    if (auto ce = dyn_cast<CrossEntropyOp>(op))
+      vocab = ce.getLogits().getType().getShape().back();
+    if (vocab && (!plan->vocab_size || vocab < plan->vocab_size))
+      plan->vocab_size = vocab;
+  }
+  plan->step_flops = flops * double(plan->num_microbatches);
+
+  plan->loss = bufferOf.lookup(ret.getOperand(0));
+  plan->buffers[plan->loss]->kind = plan::BufferKind::Output;
+  plan->buffers[plan->loss]->name = "loss";
+  for (unsigned i = 1; i < ret.getNumOperands(); ++i) {
+    auto name = fn.getResultAttrOfType<StringAttr>(i, "loom.grad");
+    if (!name)
+      continue; // another result: not part of the training step
+    auto it = parameterIndex.find(name.getValue());
+    if (it == parameterIndex.end())
+      return fn.emitError() << "result #" << i << " is the gradient of '"
+                            << name.getValue()
+                            << "', which the function does not declare";
+    accumulateInto(ret.getOperand(i), plan->parameters[it->second]->grad);
+  }
+
+  auto normalizer = fn->getAttrOfType<StringAttr>("loom.loss_normalizer");
+  plan->loss_normalizer = normalizer ? normalizer.str() : "microbatches";
+  plan->labels_input = -1;
+  if (plan->loss_normalizer == "tokens") {
+    plan->labels_input = int32_t(intAttr(fn, "loom.labels_input", -1));
+    plan->ignore_index = intAttr(fn, "loom.ignore_index", -100);
+  }
+  plan->optimizer_defaults =
+      std::make_unique<plan::OptimizerDefaultsT>(options.optimizer);
+  plan->precision = std::make_unique<plan::PrecisionPolicyT>(options.precision);
+
+  finish();
+  plan->arena_bytes = {persistentBytes, 0};
+  planWorkspace(*plan, aliasOf);
+  if (runtime::Status s = runtime::validatePlan(*plan, "the plan just built");
+      !s.ok())
+    return fn.emitError() << s.message();
+  return std::move(plan);
+}
+
+} // namespace
+
+FailureOr<std::unique_ptr<plan::PlanT>> buildPlan(ModuleOp module,
+                                                  const PlanOptions &options) {
+  func::FuncOp entry;
+  for (auto fn : module.getOps<func::FuncOp>()) {
+    if (fn.isExternal() || fn.isPrivate())
+      continue;
+    if (entry)
+      return fn.emitError() << "a plan trains one model; the module has @"
+                            << entry.getSymName() << " and @"
+                            << fn.getSymName();
+    entry = fn;
+  }
+  if (!entry)
+    return module.emitError() << "the module has no public function to train";
+  return Lowering(entry, options).run();
+}
+
+} // namespace loom

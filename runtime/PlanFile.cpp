@@ -1,0 +1,279 @@
+//===- PlanFile.cpp - the plan bundle on disk, checked on load ------------===//
+
+#include "loom/runtime/Checkpoint.h"
+#include "loom/runtime/Files.h"
+#include "loom/runtime/Plan.h"
+
+#include <cstring>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+namespace loom {
+namespace runtime {
+
+namespace {
+constexpr char kMagic[8] = {'L', 'O', 'O', 'M', 'P', 'L', 'A', 'N'};
+constexpr size_t kHeaderBytes = sizeof(kMagic) + 4 + 8;
+
+uint64_t readLE(const uint8_t *p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i)
+    v |= uint64_t(p[i]) << (8 * i);
+  return v;
+}
+void writeLE(std::vector<uint8_t> &out, uint64_t v, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    out.push_back(uint8_t(v >> (8 * i)));
+}
+
+std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? "x" : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+} // namespace
+
+int64_t dtypeBytes(plan::DType dtype) {
+  switch (dtype) {
+  case plan::DType::F32:
+  case plan::DType::I32:
+    return 4;
+  case plan::DType::BF16:
+  case plan::DType::F16:
+    return 2;
+  case plan::DType::I64:
+    return 8;
+  case plan::DType::I1:
+    return 1;
+  }
+  return 0;
+}
+
+const char *dtypeName(plan::DType dtype) {
+  switch (dtype) {
+  case plan::DType::F32:
+    return "f32";
+  case plan::DType::BF16:
+    return "bf16";
+  case plan::DType::F16:
+    return "f16";
+  case plan::DType::I32:
+    return "i32";
+  case plan::DType::I64:
+    return "i64";
+  case plan::DType::I1:
+    return "i1";
+  }
+  return "?";
+}
+
+const plan::AttributeT *findAttr(const plan::InstructionT &inst,
+                                 const std::string &name) {
+  for (const auto &a : inst.attrs)
+    if (a->name == name)
+      return a.get();
+  return nullptr;
+}
+
+Status writePlan(const plan::PlanT &planObject, const std::string &path) {
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(plan::Plan::Pack(fbb, &planObject), plan::PlanIdentifier());
+  std::vector<uint8_t> out(std::begin(kMagic), std::end(kMagic));
+  writeLE(out, kPlanFormatVersion, 4);
+  writeLE(out, fbb.GetSize(), 8);
+  out.insert(out.end(), fbb.GetBufferPointer(),
+             fbb.GetBufferPointer() + fbb.GetSize());
+  writeLE(out, crc32(fbb.GetBufferPointer(), fbb.GetSize()), 4);
+  return writeFileAtomically(path, out);
+}
+
+Result<std::unique_ptr<plan::PlanT>> readPlan(const std::string &path) {
+  Result<std::vector<uint8_t>> read = readWholeFile(path, "the plan");
+  if (!read.ok())
+    return Status::error(read.message());
+  const std::vector<uint8_t> &bytes = *read;
+  const std::string recompile = "; compile it again with loomc ... -o " + path;
+  if (bytes.size() < sizeof(kMagic) ||
+      std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
+    return Status::error("'" + path +
+                         "' is not a Loom plan (it does not start with "
+                         "LOOMPLAN); loomc MODEL -o PLAN writes one");
+  if (bytes.size() < kHeaderBytes)
+    return Status::error("the plan '" + path + "' is truncated" + recompile);
+  uint32_t version = uint32_t(readLE(bytes.data() + sizeof(kMagic), 4));
+  if (version != kPlanFormatVersion)
+    return Status::error("the plan '" + path + "' has format version " +
+                         std::to_string(version) +
+                         "; this runtime reads version " +
+                         std::to_string(kPlanFormatVersion) + recompile +
+                         " of this release");
+  uint64_t size = readLE(bytes.data() + sizeof(kMagic) + 4, 8);
+  if (bytes.size() != kHeaderBytes + size + 4)
+    return Status::error("the plan '" + path + "' is truncated or has " +
+                         "trailing bytes (" + std::to_string(bytes.size()) +
+                         " bytes; its header says " +
+                         std::to_string(kHeaderBytes + size + 4) + ")" +
+                         recompile);
+  const uint8_t *payload = bytes.data() + kHeaderBytes;
+  uint32_t stored = uint32_t(readLE(payload + size, 4));
+  if (stored != crc32(payload, size))
+    return Status::error("the plan '" + path +
+                         "' is damaged: its checksum does not match" +
+                         recompile);
+  flatbuffers::Verifier verifier(payload, size);
+  if (!plan::VerifyPlanBuffer(verifier))
+    return Status::error("the plan '" + path +
+                         "' does not verify as a plan of format version " +
+                         std::to_string(kPlanFormatVersion) + recompile);
+  std::unique_ptr<plan::PlanT> result(plan::GetPlan(payload)->UnPack());
+  if (Status s = validatePlan(*result, "the plan '" + path + "'"); !s.ok())
+    return s;
+  return result;
+}
+
+Status validatePlan(const plan::PlanT &p, const std::string &what) {
+  auto bad = [&](const std::string &why) {
+    return Status::error(what + " is inconsistent: " + why +
+                         "; compile it again with loomc");
+  };
+  int64_t nbuf = int64_t(p.buffers.size());
+  if (p.arena_bytes.size() != 2)
+    return bad("it has " + std::to_string(p.arena_bytes.size()) +
+               " arena sizes, not 2");
+  for (int64_t i = 0; i < nbuf; ++i) {
+    const plan::BufferT &b = *p.buffers[i];
+    int64_t elements = 1;
+    for (int64_t d : b.shape) {
+      if (d < 0 || (d && elements > (int64_t(1) << 50) / d))
+        return bad("buffer '" + b.name + "' has a bad shape");
+      elements *= d;
+    }
+    if (dtypeBytes(b.dtype) == 0)
+      return bad("buffer '" + b.name + "' has an unknown type");
+    if (b.bytes != elements * dtypeBytes(b.dtype))
+      return bad("buffer '" + b.name + "' has " + std::to_string(b.bytes) +
+                 " bytes for " + shapeText(b.shape) + " " +
+                 dtypeName(b.dtype));
+    size_t arena = size_t(b.arena);
+    if (arena > 1 || b.offset < 0 || b.offset + b.bytes > p.arena_bytes[arena])
+      return bad("buffer '" + b.name + "' lies outside its arena");
+  }
+  auto inRange = [&](int32_t id) { return id >= 0 && id < nbuf; };
+  for (const auto *program : {p.microbatch.get(), p.optimizer.get()}) {
+    if (!program)
+      return bad("a program is missing");
+    for (const auto &inst : program->instructions) {
+      for (int32_t id : inst->inputs)
+        if (!inRange(id))
+          return bad("'" + inst->op + "' in " + program->name +
+                     " reads buffer " + std::to_string(id));
+      for (int32_t id : inst->outputs)
+        if (!inRange(id))
+          return bad("'" + inst->op + "' in " + program->name +
+                     " writes buffer " + std::to_string(id));
+    }
+  }
+  for (const auto &param : p.parameters)
+    for (int32_t id :
+         {param->value, param->grad, param->moment1, param->moment2})
+      if (!inRange(id))
+        return bad("parameter '" + param->name + "' has no buffer " +
+                   std::to_string(id));
+  for (const auto &input : p.inputs)
+    if (!inRange(input->buffer))
+      return bad("input '" + input->name + "' has no buffer");
+  if (!inRange(p.loss))
+    return bad("it has no loss buffer");
+  if (p.labels_input >= int32_t(p.inputs.size()))
+    return bad("its labels input does not exist");
+  if (p.micro_batch_size <= 0 || p.num_microbatches <= 0 ||
+      p.global_batch_size != p.micro_batch_size * p.num_microbatches)
+    return bad("its batch sizes do not agree");
+  if (!p.optimizer_defaults || !p.precision)
+    return bad("its optimizer or precision settings are missing");
+  return Status::success();
+}
+
+void printPlanText(const plan::PlanT &p, std::ostream &os) {
+  auto bufferName = [&](int32_t id) { return "%" + p.buffers[id]->name; };
+  os << "plan " << p.model << " (format " << kPlanFormatVersion << ", "
+     << p.compiler << ")\n";
+  os << "  mesh";
+  for (const auto &axis : p.mesh)
+    os << " " << axis->name << "=" << axis->size;
+  os << "\n  batch: " << p.global_batch_size << " sequences per step = "
+     << p.num_microbatches << " microbatches of " << p.micro_batch_size
+     << ", sequence " << p.seq_length << ", vocabulary " << p.vocab_size
+     << "\n  loss: normalised by " << p.loss_normalizer;
+  if (p.loss_normalizer == "tokens")
+    os << " (labels: " << p.inputs[p.labels_input]->name
+       << ", ignore_index " << p.ignore_index << ")";
+  os << "\n  precision: compute " << dtypeName(p.precision->compute)
+     << ", master weights and gradients f32";
+  if (p.precision->dynamic_loss_scaling)
+    os << ", dynamic loss scaling from " << p.precision->initial_loss_scale;
+  const plan::OptimizerDefaultsT &o = *p.optimizer_defaults;
+  os << "\n  optimizer: adamw lr " << o.lr << " -> " << o.min_lr << " ("
+     << o.decay_style << ", warmup " << o.warmup_steps << ", decay "
+     << o.decay_steps << "), weight decay " << o.weight_decay
+     << ", clip " << o.clip_grad << ", betas " << o.beta1 << " " << o.beta2
+     << ", eps " << o.eps << "\n";
+  os << "  step: " << std::setprecision(6) << p.step_flops / 1e9
+     << " GFLOP per global batch\n";
+  os << "  arenas: persistent " << p.arena_bytes[0] << " bytes, workspace "
+     << p.arena_bytes[1] << " bytes\n\n";
+  os << "parameters (" << p.parameters.size() << "):\n";
+  for (const auto &param : p.parameters) {
+    const plan::BufferT &b = *p.buffers[param->value];
+    os << "  " << param->name << ": " << shapeText(b.shape) << " "
+       << dtypeName(b.dtype) << " init " << param->init;
+    if (param->init == "normal")
+      os << "(std=" << param->std << ")";
+    if (param->init == "constant")
+      os << "(" << param->constant << ")";
+    os << (param->weight_decay ? "" : " no-decay") << "\n";
+  }
+  os << "\nbuffers (" << p.buffers.size() << "):\n";
+  static const char *kinds[] = {"parameter", "gradient", "optimizer-state",
+                                "input",     "output",   "temporary"};
+  for (const auto &b : p.buffers)
+    os << "  %" << b->name << ": " << shapeText(b->shape) << " "
+       << dtypeName(b->dtype) << " " << kinds[int(b->kind)] << " @"
+       << (b->arena == plan::Arena::Persistent ? "persistent" : "workspace")
+       << "+" << b->offset << "\n";
+  for (const auto *program : {p.microbatch.get(), p.optimizer.get()}) {
+    os << "\nprogram " << program->name << " ("
+       << program->instructions.size() << " instructions):\n";
+    for (const auto &inst : program->instructions) {
+      os << "  ";
+      for (size_t i = 0; i < inst->outputs.size(); ++i)
+        os << (i ? ", " : "") << bufferName(inst->outputs[i]);
+      os << (inst->outputs.empty() ? "" : " = ") << inst->op;
+      for (size_t i = 0; i < inst->inputs.size(); ++i)
+        os << (i ? ", " : " ") << bufferName(inst->inputs[i]);
+      if (!inst->attrs.empty()) {
+        os << " {";
+        for (size_t i = 0; i < inst->attrs.size(); ++i) {
+          const plan::AttributeT &a = *inst->attrs[i];
+          os << (i ? ", " : "") << a.name << "=";
+          if (!a.s.empty())
+            os << '"' << a.s << '"';
+          else if (!a.ints.empty()) {
+            std::ostringstream list;
+            for (size_t k = 0; k < a.ints.size(); ++k)
+              list << (k ? "," : "") << a.ints[k];
+            os << (a.ints.size() == 1 ? list.str() : "[" + list.str() + "]");
+          } else
+            os << a.f;
+        }
+        os << "}";
+      }
+      os << "\n";
+    }
+  }
+}
+
+} // namespace runtime
+} // namespace loom
