@@ -75,6 +75,14 @@ Status saveCheckpoint(const std::string &directory,
   put<int64_t>(out, checkpoint.step);
   put<int64_t>(out, checkpoint.dataPosition);
   put<uint64_t>(out, checkpoint.seed);
+  put<uint32_t>(out, uint32_t(checkpoint.scalars.size()));
+  for (const auto &[name, value] : checkpoint.scalars) {
+    put<uint32_t>(out, uint32_t(name.size()));
+    out.insert(out.end(), name.begin(), name.end());
+    uint64_t bits;
+    std::memcpy(&bits, &value, 8);
+    put<uint64_t>(out, bits);
+  }
   put<uint32_t>(out, uint32_t(checkpoint.tensors.size()));
   for (const CheckpointTensor &t : checkpoint.tensors) {
     int64_t elements = 1;
@@ -114,7 +122,7 @@ Result<Checkpoint> loadCheckpoint(const std::string &directory) {
   if (bytes.size() < sizeof(kMagic) + 4 ||
       std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
     return Status::error("'" + path + "' is not a Loom checkpoint");
-  if (bytes.size() < sizeof(kMagic) + 4 + 8 + 8 + 8 + 4 + 4)
+  if (bytes.size() < sizeof(kMagic) + 4 + 8 + 8 + 8 + 4 + 4 + 4)
     return damaged("truncated");
   // The checksum first: a damaged version field is damage, not a version.
   size_t body = bytes.size() - 4;
@@ -136,6 +144,19 @@ Result<Checkpoint> loadCheckpoint(const std::string &directory) {
   c.step = in.get<int64_t>();
   c.dataPosition = in.get<int64_t>();
   c.seed = in.get<uint64_t>();
+  uint32_t scalars = in.get<uint32_t>();
+  for (uint32_t i = 0; i < scalars && !in.overrun; ++i) {
+    uint32_t nameLength = in.get<uint32_t>();
+    if (!in.has(uint64_t(nameLength) + 8))
+      return damaged("a scalar runs past the end");
+    std::string name(content.begin() + in.pos,
+                     content.begin() + in.pos + nameLength);
+    in.pos += nameLength;
+    uint64_t bits = in.get<uint64_t>();
+    double value;
+    std::memcpy(&value, &bits, 8);
+    c.scalars.push_back({std::move(name), value});
+  }
   uint32_t count = in.get<uint32_t>();
   for (uint32_t i = 0; i < count && !in.overrun; ++i) {
     CheckpointTensor t;

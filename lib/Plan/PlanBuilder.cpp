@@ -2,8 +2,11 @@
 
 #include "loom/Plan/PlanBuilder.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
+#include "loom/passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -489,6 +492,20 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
 }
 
 } // namespace
+
+LogicalResult buildTrainingStep(ModuleOp module, StringRef compute) {
+  PassManager pm(module.getContext());
+  pm.addPass(createInlinerPass());
+  pm.addPass(createSymbolDCEPass());
+  pm.addPass(createLoomGlobalBatchLoss());
+  if (compute != "f32") {
+    LoomMixedPrecisionOptions options;
+    options.compute = compute.str();
+    pm.addPass(createLoomMixedPrecision(options));
+  }
+  pm.addPass(createLoomAutodiff());
+  return pm.run(module);
+}
 
 FailureOr<std::unique_ptr<plan::PlanT>> buildPlan(ModuleOp module,
                                                   const PlanOptions &options) {

@@ -4,18 +4,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace loom {
 namespace runtime {
 namespace cpu {
 
 void adamwStep(const AdamW &c, double lr, double weightDecay, int64_t step,
-               float *param, const float *grad, float *m, float *v, int64_t n) {
+               float *param, const float *grad, float *m, float *v, int64_t n,
+               double gradScale) {
   step = std::max<int64_t>(step, 1); // steps count from 1
   const double correction1 = 1.0 - std::pow(c.beta1, double(step));
   const double correction2 = 1.0 - std::pow(c.beta2, double(step));
+  // Elements are independent: threads change nothing in the result.
+#pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    double g = grad[i];
+    double g = grad[i] * gradScale;
     double mi = c.beta1 * m[i] + (1.0 - c.beta1) * g;
     double vi = c.beta2 * v[i] + (1.0 - c.beta2) * g * g;
     m[i] = static_cast<float>(mi);
@@ -27,9 +31,20 @@ void adamwStep(const AdamW &c, double lr, double weightDecay, int64_t step,
 }
 
 double sumOfSquares(const float *grad, int64_t n) {
+  // Fixed chunks summed in order: the same bits on any number of threads.
+  constexpr int64_t kChunk = int64_t(1) << 16;
+  int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(size_t(std::max<int64_t>(chunks, 1)), 0.0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double sum = 0;
+    for (int64_t i = c * kChunk, end = std::min(n, i + kChunk); i < end; ++i)
+      sum += double(grad[i]) * double(grad[i]);
+    partial[size_t(c)] = sum;
+  }
   double sum = 0;
-  for (int64_t i = 0; i < n; ++i)
-    sum += double(grad[i]) * double(grad[i]);
+  for (double p : partial)
+    sum += p;
   return sum;
 }
 

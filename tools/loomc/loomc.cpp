@@ -215,22 +215,6 @@ OwningOpRef<ModuleOp> buildFromModelFile(llvm::SourceMgr &sourceMgr,
   return std::move(*module);
 }
 
-/// The training step's passes: inline, normalise the loss over the global
-/// batch, apply the precision policy, differentiate.
-LogicalResult buildTrainingStep(ModuleOp module) {
-  PassManager pm(module.getContext());
-  pm.addPass(createInlinerPass());
-  pm.addPass(createSymbolDCEPass());
-  pm.addPass(loom::createLoomGlobalBatchLoss());
-  if (precision != Precision::F32) {
-    loom::LoomMixedPrecisionOptions options;
-    options.compute = precision == Precision::BF16 ? "bf16" : "f16";
-    pm.addPass(loom::createLoomMixedPrecision(options));
-  }
-  pm.addPass(loom::createLoomAutodiff());
-  return pm.run(module);
-}
-
 FailureOr<loom::PlanOptions> planOptions() {
   loom::PlanOptions options;
   if (decayStyle != "cosine" && decayStyle != "linear" &&
@@ -344,7 +328,11 @@ int main(int argc, char **argv) {
 
   bool training = writesPlan || emitAction == Emit::Step ||
                   emitAction == Emit::PlanText;
-  if (training && failed(buildTrainingStep(*module)))
+  if (training &&
+      failed(loom::buildTrainingStep(
+          *module, precision == Precision::BF16  ? "bf16"
+                   : precision == Precision::F16 ? "f16"
+                                                 : "f32")))
     return 1;
   std::unique_ptr<loom::plan::PlanT> builtPlan;
   if (writesPlan || emitAction == Emit::PlanText) {

@@ -31,6 +31,13 @@ struct PlanOptions {
   std::string compiler = "loomc";
 };
 
+/// The training step's passes on a model module: inline, normalise the loss
+/// over the global batch (--loom-global-batch-loss), apply the precision
+/// policy when `compute` is "bf16" or "f16" (--loom-mixed-precision), and
+/// differentiate (--loom-autodiff). `compute` "f32" leaves types as they are.
+mlir::LogicalResult buildTrainingStep(mlir::ModuleOp module,
+                                      llvm::StringRef compute);
+
 /// Lowers the module's training function. `module` must have been through
 /// the training passes (it reads `loom.grad`, `loom.loss_normalizer`, the
 /// batch sizes the front end records). Errors are diagnostics.

@@ -9,7 +9,8 @@
 // (The sharded, resharding checkpoint format comes with the parallel plans.)
 //
 // Layout (little-endian): "LOOMCKPT", u32 version, i64 step, i64 data
-// position, u64 seed, u32 tensor count; per tensor: u32 name length, name,
+// position, u64 seed, u32 scalar count; per scalar: u32 name length, name,
+// f64 value; u32 tensor count; per tensor: u32 name length, name,
 // u32 rank, i64 dims[rank], f32 data; then u32 CRC-32 of all before it.
 //
 //===----------------------------------------------------------------------===//
@@ -21,12 +22,13 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace loom {
 namespace runtime {
 
-constexpr uint32_t kCheckpointVersion = 1;
+constexpr uint32_t kCheckpointVersion = 2;
 
 struct CheckpointTensor {
   std::string name;
@@ -38,6 +40,9 @@ struct Checkpoint {
   int64_t step = 0;
   int64_t dataPosition = 0;
   uint64_t seed = 0;
+  /// Named training-state numbers (the optimizer's update count, the loss
+  /// scale).
+  std::vector<std::pair<std::string, double>> scalars;
   std::vector<CheckpointTensor> tensors;
 };
 

@@ -1,0 +1,83 @@
+//===- Executor.h - the CPU backend: runs a plan's programs -----*- C++ -*-===//
+//
+// Allocates a plan's two arenas and turns each instruction into a prepared
+// call of the CPU reference kernels (runtime/cpu/Kernels.cpp), with its
+// buffers' addresses, shapes and attributes resolved once, at load. A plan
+// with an instruction this backend does not know, or one missing an
+// attribute, is refused then, not in the middle of a step.
+//
+// f32 buffers are used in place. bf16 and f16 buffers are stored as 16 bits;
+// an instruction reading one widens it into an f32 shadow first and one
+// writing one rounds its result back (runtime/cpu/Float16.h).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_RUNTIME_CPU_EXECUTOR_H
+#define LOOM_RUNTIME_CPU_EXECUTOR_H
+
+#include "loom/runtime/Plan.h"
+#include "loom/runtime/cpu/Optimizer.h"
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace loom {
+namespace runtime {
+namespace cpu {
+
+/// What one step's instructions read and write beyond the buffers.
+struct StepState {
+  uint64_t seed = 0;
+  /// The step being run, from 1: it keys the dropout masks.
+  int64_t step = 1;
+  /// The optimizer updates made so far, plus this one: AdamW's bias
+  /// correction (a skipped step makes no update).
+  int64_t optimizerStep = 1;
+  /// The loss gradient's seed (1, or the f16 loss scale).
+  double lossScale = 1;
+  /// 1 / (the loss normaliser · the loss scale): turns the accumulated
+  /// gradients into the gradients of the global-batch mean.
+  double gradScale = 1;
+  double clipGrad = 0, lr = 0, weightDecay = 0;
+  AdamW adam;
+  /// Written by grad_norm: the global norm of the true gradients, and
+  /// whether it is inf or nan (then the optimizer leaves everything as is).
+  double gradNorm = 0;
+  bool nonFinite = false;
+};
+
+class CpuExecutor {
+public:
+  /// Allocates the arenas (zeroed) and prepares every instruction.
+  static Result<std::unique_ptr<CpuExecutor>> create(const plan::PlanT &plan);
+
+  /// Runs a program of the plan. An error (a token id outside the
+  /// vocabulary, say) names the instruction and its model source position.
+  Status run(const plan::ProgramT &program, StepState &state);
+
+  /// A buffer's storage.
+  void *data(int32_t buffer);
+  template <typename T> T *as(int32_t buffer) {
+    return static_cast<T *>(data(buffer));
+  }
+
+private:
+  explicit CpuExecutor(const plan::PlanT &plan) : plan(plan) {}
+  using Prepared = std::function<Status(StepState &)>;
+  Status prepare(const plan::ProgramT &program);
+
+  const plan::PlanT &plan;
+  std::vector<uint8_t *> arenaBase;
+  std::vector<std::unique_ptr<uint8_t[]>> arenas;
+  std::vector<std::vector<float>> shadows; // per 16-bit buffer
+  /// Prepared instructions per program, keyed by the program's address.
+  std::vector<std::pair<const plan::ProgramT *, std::vector<Prepared>>>
+      prepared;
+};
+
+} // namespace cpu
+} // namespace runtime
+} // namespace loom
+
+#endif // LOOM_RUNTIME_CPU_EXECUTOR_H

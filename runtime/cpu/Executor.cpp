@@ -1,0 +1,592 @@
+//===- Executor.cpp - the CPU backend: runs a plan's programs -------------===//
+
+#include "loom/runtime/cpu/Executor.h"
+#include "loom/runtime/cpu/Float16.h"
+#include "loom/runtime/cpu/Kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+namespace loom {
+namespace runtime {
+namespace cpu {
+
+namespace {
+
+bool isFloat16(plan::DType t) {
+  return t == plan::DType::BF16 || t == plan::DType::F16;
+}
+bool isFloat(plan::DType t) { return t == plan::DType::F32 || isFloat16(t); }
+
+int64_t product(const Shape &shape, size_t begin, size_t end) {
+  int64_t n = 1;
+  for (size_t i = begin; i < end; ++i)
+    n *= shape[i];
+  return n;
+}
+
+/// Reads an instruction's attributes, remembering the first one missing.
+struct Attrs {
+  const plan::InstructionT &inst;
+  std::string missing;
+
+  const plan::AttributeT *find(const char *name) {
+    const plan::AttributeT *a = findAttr(inst, name);
+    if (!a && missing.empty())
+      missing = name;
+    return a;
+  }
+  int64_t integer(const char *name) {
+    const plan::AttributeT *a = find(name);
+    return a && !a->ints.empty() ? a->ints[0] : 0;
+  }
+  std::vector<int64_t> ints(const char *name) {
+    const plan::AttributeT *a = find(name);
+    return a ? a->ints : std::vector<int64_t>();
+  }
+  double real(const char *name) {
+    const plan::AttributeT *a = find(name);
+    return a ? a->f : 0.0;
+  }
+  std::string text(const char *name) {
+    const plan::AttributeT *a = find(name);
+    return a ? a->s : std::string();
+  }
+  bool flag(const char *name) { // optional, false when absent
+    const plan::AttributeT *a = findAttr(inst, name);
+    return a && !a->ints.empty() && a->ints[0] != 0;
+  }
+};
+
+/// The reduction of `x` over `reduced` dimensions into `y` (shape with
+/// those dimensions 1 or dropped, as the op's result).
+void reduce(const float *x, const Shape &shape, const std::vector<bool> &reduced,
+            bool max, bool mean, float *y, int64_t outElements) {
+  std::vector<double> acc(size_t(outElements),
+                          max ? -INFINITY : 0.0);
+  size_t rank = shape.size();
+  std::vector<int64_t> index(rank, 0);
+  int64_t n = numElements(shape);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t o = 0;
+    for (size_t d = 0; d < rank; ++d)
+      if (!reduced[d])
+        o = o * shape[d] + index[d];
+    acc[o] = max ? std::max(acc[o], double(x[i])) : acc[o] + double(x[i]);
+    for (size_t d = rank; d-- > 0;) {
+      if (++index[d] < shape[d])
+        break;
+      index[d] = 0;
+    }
+  }
+  double count = double(n) / double(std::max<int64_t>(1, outElements));
+  for (int64_t o = 0; o < outElements; ++o)
+    y[o] = float(mean ? acc[o] / count : acc[o]);
+}
+
+} // namespace
+
+Result<std::unique_ptr<CpuExecutor>>
+CpuExecutor::create(const plan::PlanT &plan) {
+  std::unique_ptr<CpuExecutor> ex(new CpuExecutor(plan));
+  for (int64_t bytes : plan.arena_bytes) {
+    ex->arenas.emplace_back(new (std::nothrow) uint8_t[size_t(bytes) + 64]());
+    if (!ex->arenas.back())
+      return Status::error("cannot allocate an arena of " +
+                           std::to_string(bytes) + " bytes");
+    ex->arenaBase.push_back(ex->arenas.back().get());
+  }
+  ex->shadows.resize(plan.buffers.size());
+  for (size_t i = 0; i < plan.buffers.size(); ++i)
+    if (isFloat16(plan.buffers[i]->dtype))
+      ex->shadows[i].resize(size_t(numElements(plan.buffers[i]->shape)));
+  for (const auto *program : {plan.microbatch.get(), plan.optimizer.get()})
+    if (Status s = ex->prepare(*program); !s.ok())
+      return s;
+  return ex;
+}
+
+void *CpuExecutor::data(int32_t buffer) {
+  const plan::BufferT &b = *plan.buffers[buffer];
+  return arenaBase[size_t(b.arena)] + b.offset;
+}
+
+Status CpuExecutor::run(const plan::ProgramT &program, StepState &state) {
+  for (auto &[p, steps] : prepared)
+    if (p == &program) {
+      for (Prepared &step : steps)
+        if (Status s = step(state); !s.ok())
+          return s;
+      return Status::success();
+    }
+  return Status::error("program '" + program.name + "' is not prepared");
+}
+
+Status CpuExecutor::prepare(const plan::ProgramT &program) {
+  std::vector<Prepared> steps;
+  for (size_t k = 0; k < program.instructions.size(); ++k) {
+    const plan::InstructionT &inst = *program.instructions[k];
+    const std::string where =
+        program.name + " instruction " + std::to_string(k) + " (" + inst.op +
+        (inst.location.empty() ? "" : ", from " + inst.location) + ")";
+    auto fail = [&](const std::string &why) {
+      return Status::error("the plan's " + where + ": " + why);
+    };
+    const auto &in = inst.inputs;
+    const auto &out = inst.outputs;
+    auto S = [&](int32_t id) -> const Shape & { return plan.buffers[id]->shape; };
+    auto N = [&](int32_t id) { return numElements(S(id)); };
+    auto dtype = [&](int32_t id) { return plan.buffers[id]->dtype; };
+    // f32 views of float buffers: in place, or the 16-bit buffer's shadow.
+    auto F = [this, &dtype](int32_t id) -> float * {
+      return isFloat16(dtype(id)) ? shadows[id].data() : as<float>(id);
+    };
+    auto arity = [&](size_t ins, size_t outs) {
+      return in.size() == ins && out.size() == outs;
+    };
+    for (int32_t id : in)
+      if (!isFloat(dtype(id)) && dtype(id) != plan::DType::I32 &&
+          dtype(id) != plan::DType::I64 && dtype(id) != plan::DType::I1)
+        return fail("unknown buffer type");
+    Attrs attrs{inst, {}};
+    const std::string &op = inst.op;
+    Prepared body;
+    // Errors found while running name the instruction too.
+    auto runError = [where](const std::string &why) {
+      return Status::error(where + ": " + why);
+    };
+
+    if (op == "matmul" && arity(2, 1)) {
+      const Shape &a = S(in[0]), &b = S(in[1]);
+      MatmulShape s;
+      s.transposeA = attrs.integer("transpose_a");
+      s.transposeB = attrs.integer("transpose_b");
+      if (a.size() < 2 || b.size() < 2)
+        return fail("operands must have rank 2 or more");
+      s.m = s.transposeA ? a.back() : a[a.size() - 2];
+      s.k = s.transposeA ? a[a.size() - 2] : a.back();
+      s.n = s.transposeB ? b[b.size() - 2] : b.back();
+      s.broadcastA = a.size() == 2 && b.size() > 2;
+      s.broadcastB = b.size() == 2 && a.size() > 2;
+      const Shape &batched = a.size() >= b.size() ? a : b;
+      s.batch = product(batched, 0, batched.size() - 2);
+      // x[b, m, k] · w[k, n]: one GEMM over the folded rows.
+      if (s.broadcastB && !s.transposeA) {
+        s.m *= s.batch;
+        s.batch = 1;
+        s.broadcastB = false;
+      }
+      float beta = attrs.flag("accumulate") ? 1.0f : 0.0f;
+      float *x = F(in[0]), *w = F(in[1]), *y = F(out[0]);
+      body = [=](StepState &) {
+        matmul<float>(s, x, w, y, beta);
+        return Status::success();
+      };
+    } else if ((op == "add" || op == "sub" || op == "mul" || op == "div") &&
+               arity(2, 1)) {
+      if (!isFloat(dtype(out[0])))
+        return fail("integer arithmetic is not supported by the CPU backend");
+      BinaryKind kind = op == "add"   ? BinaryKind::Add
+                        : op == "sub" ? BinaryKind::Sub
+                        : op == "mul" ? BinaryKind::Mul
+                                      : BinaryKind::Div;
+      float *a = F(in[0]), *b = F(in[1]), *y = F(out[0]);
+      Shape as = S(in[0]), bs = S(in[1]), ys = S(out[0]);
+      body = [=](StepState &) {
+        broadcastBinary<float>(kind, a, as, b, bs, y, ys);
+        return Status::success();
+      };
+    } else if ((op == "neg" || op == "scale" || op == "accumulate") &&
+               arity(1, 1)) {
+      float factor = op == "neg" ? -1.0f
+                     : op == "scale" ? float(attrs.real("factor"))
+                                     : 1.0f;
+      bool add = op == "accumulate";
+      float *x = F(in[0]), *y = F(out[0]);
+      int64_t n = N(out[0]);
+      if (N(in[0]) != n)
+        return fail("input and output sizes differ");
+      body = [=](StepState &) {
+#pragma omp parallel for schedule(static) if (n > 262144)
+        for (int64_t i = 0; i < n; ++i)
+          y[i] = add ? y[i] + x[i] : factor * x[i];
+        return Status::success();
+      };
+    } else if (op == "cast" && arity(1, 1)) {
+      plan::DType from = dtype(in[0]), to = dtype(out[0]);
+      int64_t n = N(out[0]);
+      bool add = attrs.flag("accumulate");
+      if (isFloat(from) && isFloat(to)) {
+        float *x = F(in[0]), *y = F(out[0]);
+        body = [=](StepState &) {
+          for (int64_t i = 0; i < n; ++i)
+            y[i] = add ? y[i] + x[i] : x[i];
+          return Status::success();
+        };
+      } else if (from == plan::DType::I32 && isFloat(to)) {
+        const int32_t *x = as<int32_t>(in[0]);
+        float *y = F(out[0]);
+        body = [=](StepState &) {
+          for (int64_t i = 0; i < n; ++i)
+            y[i] = float(x[i]);
+          return Status::success();
+        };
+      } else {
+        return fail(std::string("casting ") + dtypeName(from) + " to " +
+                    dtypeName(to) + " is not supported by the CPU backend");
+      }
+    } else if ((op == "relu" || op == "silu" || op == "gelu") &&
+               arity(1, 1)) {
+      Activation kind = op == "relu"   ? Activation::Relu
+                        : op == "silu" ? Activation::Silu
+                        : attrs.text("approximate") == "tanh"
+                            ? Activation::GeluTanh
+                            : Activation::Gelu;
+      float *x = F(in[0]), *y = F(out[0]);
+      int64_t n = N(out[0]);
+      body = [=](StepState &) {
+        activation<float>(kind, x, y, n);
+        return Status::success();
+      };
+    } else if ((op == "relu_grad" || op == "silu_grad" ||
+                op == "gelu_grad") &&
+               arity(2, 1)) {
+      Activation kind = op == "relu_grad"   ? Activation::Relu
+                        : op == "silu_grad" ? Activation::Silu
+                        : attrs.text("approximate") == "tanh"
+                            ? Activation::GeluTanh
+                            : Activation::Gelu;
+      float *x = F(in[0]), *dy = F(in[1]), *dx = F(out[0]);
+      int64_t n = N(out[0]);
+      body = [=](StepState &) {
+        activationBackward<float>(kind, x, dy, dx, n);
+        return Status::success();
+      };
+    } else if (op == "softmax" && (arity(1, 1) || arity(2, 1))) {
+      const Shape &xs = S(in[0]);
+      SoftmaxShape s{N(in[0]) / xs.back(), xs.back(),
+                     xs.size() >= 2 ? xs[xs.size() - 2] : 1,
+                     attrs.integer("causal") != 0, attrs.real("scale")};
+      float *x = F(in[0]), *y = F(out[0]);
+      const uint8_t *mask = in.size() == 2 ? as<uint8_t>(in[1]) : nullptr;
+      Shape maskShape = in.size() == 2 ? S(in[1]) : Shape();
+      auto wide = std::make_shared<std::vector<uint8_t>>();
+      body = [=](StepState &) {
+        const uint8_t *m = nullptr;
+        if (mask) { // broadcast the mask to the scores' shape
+          std::vector<float> narrow(mask, mask + numElements(maskShape));
+          std::vector<float> full(size_t(numElements(xs))), zero(1, 0.0f);
+          broadcastBinary<float>(BinaryKind::Add, narrow.data(), maskShape,
+                                 zero.data(), Shape{}, full.data(), xs);
+          wide->assign(full.begin(), full.end());
+          m = wide->data();
+        }
+        softmax<float>(s, x, m, y);
+        return Status::success();
+      };
+    } else if (op == "softmax_grad" && arity(2, 1)) {
+      SoftmaxShape s{N(in[0]) / S(in[0]).back(), S(in[0]).back(), 1, false,
+                     attrs.real("scale")};
+      float *y = F(in[0]), *dy = F(in[1]), *dx = F(out[0]);
+      body = [=](StepState &) {
+        softmaxBackward<float>(s, y, dy, dx);
+        return Status::success();
+      };
+    } else if ((op == "layernorm" && arity(3, 1)) ||
+               (op == "rmsnorm" && arity(2, 1))) {
+      int64_t cols = S(in[0]).back(), rows = N(in[0]) / cols;
+      double eps = attrs.real("eps");
+      bool layer = op == "layernorm";
+      float *x = F(in[0]), *w = F(in[1]), *b = layer ? F(in[2]) : nullptr,
+            *y = F(out[0]);
+      auto stats = std::make_shared<std::vector<float>>(size_t(2 * rows));
+      body = [=](StepState &) {
+        float *mean = stats->data(), *rstd = mean + rows;
+        if (layer)
+          layerNorm<float>(x, w, b, y, mean, rstd, rows, cols, eps);
+        else
+          rmsNorm<float>(x, w, y, rstd, rows, cols, eps);
+        return Status::success();
+      };
+    } else if ((op == "layernorm_grad" && arity(3, 3)) ||
+               (op == "rmsnorm_grad" && arity(3, 2))) {
+      // The statistics are recomputed from x rather than stored.
+      int64_t cols = S(in[0]).back(), rows = N(in[0]) / cols;
+      double eps = attrs.real("eps");
+      bool layer = op == "layernorm_grad";
+      float *x = F(in[0]), *w = F(in[1]), *dy = F(in[2]), *dx = F(out[0]),
+            *dw = F(out[1]), *db = layer ? F(out[2]) : nullptr;
+      auto scratch = std::make_shared<std::vector<float>>(
+          size_t(rows * cols + 2 * rows + cols));
+      body = [=](StepState &) {
+        float *y = scratch->data(), *mean = y + rows * cols,
+              *rstd = mean + rows, *zeros = rstd + rows;
+        std::fill(dw, dw + cols, 0.0f);
+        if (layer) {
+          std::fill(zeros, zeros + cols, 0.0f);
+          std::fill(db, db + cols, 0.0f);
+          layerNorm<float>(x, w, zeros, y, mean, rstd, rows, cols, eps);
+          layerNormBackward<float>(x, w, mean, rstd, dy, dx, dw, db, rows,
+                                   cols);
+        } else {
+          rmsNorm<float>(x, w, y, rstd, rows, cols, eps);
+          rmsNormBackward<float>(x, w, rstd, dy, dx, dw, rows, cols);
+        }
+        return Status::success();
+      };
+    } else if ((op == "dropout" || op == "dropout_grad") && arity(1, 1)) {
+      double rate = attrs.real("rate");
+      std::string site = attrs.text("site");
+      float *x = F(in[0]), *y = F(out[0]);
+      int64_t n = N(out[0]);
+      body = [=](StepState &state) {
+        dropout<float>(x, y, n, 0, rate, dropoutKey(state.seed, site, state.step));
+        return Status::success();
+      };
+    } else if ((op == "embedding" || op == "embedding_grad") &&
+               arity(2, 1)) {
+      bool forward = op == "embedding";
+      int32_t tableId = forward ? in[0] : out[0];
+      int64_t vocab = S(tableId)[0], hidden = S(tableId).back();
+      int32_t idsId = in[1];
+      int64_t count = N(idsId);
+      bool wide = dtype(idsId) == plan::DType::I64;
+      if (!wide && dtype(idsId) != plan::DType::I32)
+        return fail("indices must be i32 or i64");
+      void *ids = data(idsId);
+      float *table = F(tableId), *rows = F(forward ? out[0] : in[0]);
+      bool accumulate = attrs.flag("accumulate");
+      body = [=](StepState &) {
+        bool ok;
+        if (forward)
+          ok = wide ? embedding<float, int64_t>(table, vocab, hidden,
+                                                static_cast<int64_t *>(ids),
+                                                count, rows)
+                    : embedding<float, int32_t>(table, vocab, hidden,
+                                                static_cast<int32_t *>(ids),
+                                                count, rows);
+        else {
+          if (!accumulate)
+            std::fill(table, table + vocab * hidden, 0.0f);
+          ok = wide ? embeddingBackward<float, int64_t>(
+                          static_cast<int64_t *>(ids), count, vocab, hidden,
+                          rows, table)
+                    : embeddingBackward<float, int32_t>(
+                          static_cast<int32_t *>(ids), count, vocab, hidden,
+                          rows, table);
+        }
+        return ok ? Status::success()
+                  : runError("a token id is outside the table's " +
+                             std::to_string(vocab) + " rows");
+      };
+    } else if ((op == "cross_entropy" && arity(2, 1)) ||
+               (op == "cross_entropy_grad" && arity(3, 1))) {
+      bool forward = op == "cross_entropy";
+      int64_t vocab = S(in[0]).back(), tokens = N(in[0]) / vocab;
+      std::string reduction = attrs.text("reduction");
+      int64_t ignore = attrs.integer("ignore_index");
+      if (reduction != "none" && reduction != "sum" && reduction != "mean")
+        return fail("unknown reduction '" + reduction + "'");
+      if (dtype(in[1]) != plan::DType::I32)
+        return fail("labels must be i32");
+      const int32_t *labels = as<int32_t>(in[1]);
+      float *logits = F(in[0]), *result = F(out[0]);
+      float *dl = forward ? nullptr : F(in[2]);
+      auto scratch = std::make_shared<std::vector<float>>(size_t(tokens));
+      body = [=](StepState &) {
+        float *perToken = scratch->data();
+        auto badLabel = [&] {
+          return runError("a label is outside [0, " + std::to_string(vocab) +
+                          ") and is not ignore_index " +
+                          std::to_string(ignore));
+        };
+        if (forward) {
+          int64_t counted = crossEntropy<float, int32_t>(
+              logits, labels, tokens, vocab, ignore, perToken);
+          if (counted < 0)
+            return badLabel();
+          if (reduction == "none") {
+            std::copy(perToken, perToken + tokens, result);
+          } else {
+            double sum = 0;
+            for (int64_t t = 0; t < tokens; ++t)
+              sum += perToken[t];
+            result[0] = float(reduction == "sum" ? sum
+                              : counted          ? sum / double(counted)
+                                                 : 0.0);
+          }
+          return Status::success();
+        }
+        int64_t counted = std::count_if(labels, labels + tokens,
+                                        [&](int32_t l) { return l != ignore; });
+        for (int64_t t = 0; t < tokens; ++t)
+          perToken[t] = reduction == "none" ? dl[t]
+                        : reduction == "sum"
+                            ? dl[0]
+                            : (counted ? float(dl[0] / double(counted)) : 0.f);
+        if (!crossEntropyBackward<float, int32_t>(logits, labels, perToken,
+                                                  tokens, vocab, ignore,
+                                                  result))
+          return badLabel();
+        return Status::success();
+      };
+    } else if (op == "transpose" && arity(1, 1)) {
+      std::vector<int64_t> perm = attrs.ints("permutation");
+      if (perm.size() != S(in[0]).size())
+        return fail("the permutation does not match the input's rank");
+      float *x = F(in[0]), *y = F(out[0]);
+      Shape xs = S(in[0]);
+      body = [=](StepState &) {
+        transpose<float>(x, xs, perm, y);
+        return Status::success();
+      };
+    } else if ((op == "split" && in.size() == 1 && !out.empty()) ||
+               (op == "concat" && out.size() == 1 && !in.empty())) {
+      bool split = op == "split";
+      int64_t axis = attrs.integer("axis");
+      const Shape &whole = S(split ? in[0] : out[0]);
+      if (axis < 0 || axis >= int64_t(whole.size()))
+        return fail("axis out of range");
+      int64_t outer = product(whole, 0, size_t(axis)),
+              inner = product(whole, size_t(axis) + 1, whole.size()),
+              wholeAxis = whole[size_t(axis)];
+      std::vector<std::pair<float *, int64_t>> pieces; // data, axis size
+      for (int32_t id : split ? out : in)
+        pieces.push_back({F(id), S(id)[size_t(axis)]});
+      float *w = F(split ? in[0] : out[0]);
+      body = [=](StepState &) {
+        int64_t offset = 0;
+        for (auto [piece, size] : pieces) {
+          for (int64_t i = 0; i < outer; ++i) {
+            float *whole = w + (i * wholeAxis + offset) * inner;
+            float *part = piece + i * size * inner;
+            if (split)
+              std::copy_n(whole, size * inner, part);
+            else
+              std::copy_n(part, size * inner, whole);
+          }
+          offset += size;
+        }
+        return Status::success();
+      };
+    } else if (op == "reduce" && arity(1, 1)) {
+      std::string kind = attrs.text("kind");
+      if (kind != "sum" && kind != "mean" && kind != "max")
+        return fail("unknown reduction '" + kind + "'");
+      std::vector<bool> reduced(S(in[0]).size(), false);
+      for (int64_t d : attrs.ints("dims")) {
+        if (d < 0 || d >= int64_t(reduced.size()))
+          return fail("a reduced dimension is out of range");
+        reduced[size_t(d)] = true;
+      }
+      float *x = F(in[0]), *y = F(out[0]);
+      Shape xs = S(in[0]);
+      int64_t n = N(out[0]);
+      body = [=](StepState &) {
+        cpu::reduce(x, xs, reduced, kind == "max", kind == "mean", y, n);
+        return Status::success();
+      };
+    } else if (op == "broadcast" && arity(1, 1)) {
+      float *x = F(in[0]), *y = F(out[0]);
+      Shape xs = S(in[0]), ys = S(out[0]);
+      body = [=](StepState &) {
+        float zero = 0;
+        broadcastBinary<float>(BinaryKind::Add, x, xs, &zero, Shape{}, y, ys);
+        return Status::success();
+      };
+    } else if ((op == "fill" || op == "loss_grad_seed") && arity(0, 1)) {
+      bool seed = op == "loss_grad_seed";
+      float value = float(attrs.real("value"));
+      float *y = F(out[0]);
+      int64_t n = N(out[0]);
+      body = [=](StepState &state) {
+        std::fill(y, y + n, seed ? float(state.lossScale) : value);
+        return Status::success();
+      };
+    } else if (op == "grad_norm" && out.empty()) {
+      std::vector<std::pair<const float *, int64_t>> grads;
+      for (int32_t id : in)
+        grads.push_back({as<float>(id), N(id)});
+      body = [=](StepState &state) {
+        double sum = 0;
+        for (auto [g, n] : grads)
+          sum += sumOfSquares(g, n);
+        state.gradNorm = std::sqrt(sum) * state.gradScale;
+        state.nonFinite = !std::isfinite(state.gradNorm);
+        return Status::success();
+      };
+    } else if (op == "adamw" && arity(4, 3)) {
+      bool decay = attrs.integer("weight_decay") != 0;
+      float *p = as<float>(in[0]), *g = as<float>(in[1]),
+            *m = as<float>(in[2]), *v = as<float>(in[3]);
+      int64_t n = N(in[0]);
+      body = [=](StepState &state) {
+        if (state.nonFinite)
+          return Status::success(); // a skipped step changes nothing
+        double scale =
+            state.gradScale * clipCoefficient(state.gradNorm, state.clipGrad);
+        adamwStep(state.adam, state.lr, decay ? state.weightDecay : 0.0,
+                  state.optimizerStep, p, g, m, v, n, scale);
+        return Status::success();
+      };
+    } else if (op == "zero" && in.empty()) {
+      std::vector<std::pair<uint8_t *, int64_t>> regions;
+      for (int32_t id : out)
+        regions.push_back(
+            {as<uint8_t>(id), plan.buffers[id]->bytes});
+      body = [=](StepState &) {
+        for (auto [p, bytes] : regions)
+          std::memset(p, 0, size_t(bytes));
+        return Status::success();
+      };
+    } else {
+      return fail("the CPU backend has no instruction '" + op + "' with " +
+                  std::to_string(in.size()) + " inputs and " +
+                  std::to_string(out.size()) + " outputs");
+    }
+    if (!attrs.missing.empty())
+      return fail("attribute '" + attrs.missing +
+                  "' is missing; was the plan written by another loomc?");
+
+    // 16-bit buffers: widen the inputs before, round the outputs after.
+    std::vector<int32_t> widen, round;
+    for (int32_t id : in)
+      if (isFloat16(dtype(id)))
+        widen.push_back(id);
+    for (int32_t id : out)
+      if (isFloat16(dtype(id)))
+        round.push_back(id);
+    if (!widen.empty() || !round.empty()) {
+      auto convert = [this](int32_t id, bool toFloat) {
+        const plan::BufferT &b = *plan.buffers[id];
+        uint16_t *bits = as<uint16_t>(id);
+        float *f = shadows[id].data();
+        int64_t n = int64_t(shadows[id].size());
+        bool bf16 = b.dtype == plan::DType::BF16;
+        for (int64_t i = 0; i < n; ++i) {
+          if (toFloat)
+            f[i] = bf16 ? bf16ToFloat(bits[i]) : f16ToFloat(bits[i]);
+          else
+            bits[i] = bf16 ? floatToBf16(f[i]) : floatToF16(f[i]);
+        }
+      };
+      body = [body, widen, round, convert](StepState &state) {
+        for (int32_t id : widen)
+          convert(id, true);
+        Status s = body(state);
+        for (int32_t id : round)
+          convert(id, false);
+        return s;
+      };
+    }
+    steps.push_back(std::move(body));
+  }
+  prepared.push_back({&program, std::move(steps)});
+  return Status::success();
+}
+
+} // namespace cpu
+} // namespace runtime
+} // namespace loom

@@ -1,0 +1,284 @@
+//===- PlanTest.cpp - the plan: lowering, memory planning, the file -------===//
+//
+// The plan the compiler builds is checked against the compiler's own oracle:
+// the CPU executor (f32, arena offsets, in-place accumulation) must compute
+// the loss and every parameter gradient that the double-precision evaluator
+// computes from the same differentiated loom IR. The memory plan must never
+// place two buffers alive at once in overlapping bytes, and a damaged plan
+// file must be refused with a message that says what is wrong.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Execution/Evaluator.h"
+#include "loom/Frontend/ModelBuilder.h"
+#include "loom/Frontend/Parser.h"
+#include "loom/Plan/PlanBuilder.h"
+#include "loom/dialects/Loom/IR/LoomDialect.h"
+#include "loom/runtime/Init.h"
+#include "loom/runtime/cpu/Executor.h"
+
+#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+using namespace mlir;
+namespace rt = loom::runtime;
+namespace plan = loom::plan;
+
+namespace {
+
+class PlanTest : public ::testing::Test {
+protected:
+  PlanTest() {
+    DialectRegistry registry;
+    registry.insert<loom::LoomDialect, func::FuncDialect>();
+    func::registerInlinerExtension(registry);
+    context.appendDialectRegistry(registry);
+    context.loadAllAvailableDialects();
+    context.printOpOnDiagnostic(false);
+  }
+
+  /// examples/gpt.loom at a tiny size, differentiated.
+  OwningOpRef<ModuleOp> tinyGpt(int64_t micro, int64_t global,
+                                llvm::StringRef compute = "f32") {
+    auto buffer =
+        llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
+    EXPECT_TRUE(bool(buffer));
+    auto library = loom::parseModelFile(loom::standardLibrarySource(),
+                                        loom::standardLibraryName(), &context);
+    auto file =
+        loom::parseModelFile((*buffer)->getBuffer(), "gpt.loom", &context);
+    EXPECT_TRUE(succeeded(library) && succeeded(file));
+    loom::ModelOptions options;
+    options.overrides = {{"vocab", "13"}, {"seq", "6"}, {"hidden", "16"},
+                         {"heads", "2"},  {"layers", "2"}};
+    options.microBatchSize = micro;
+    options.globalBatchSize = global;
+    auto module = loom::buildModel(*file, *library, options, &context);
+    EXPECT_TRUE(succeeded(module));
+    EXPECT_TRUE(succeeded(loom::buildTrainingStep(**module, compute)));
+    return std::move(*module);
+  }
+
+  std::unique_ptr<plan::PlanT> planOf(ModuleOp module) {
+    loom::PlanOptions options;
+    options.optimizer.decay_style = "cosine";
+    auto built = loom::buildPlan(module, options);
+    EXPECT_TRUE(succeeded(built));
+    return succeeded(built) ? std::move(*built) : nullptr;
+  }
+
+  MLIRContext context;
+};
+
+// Token ids and labels for one microbatch of 2 × 6, one label ignored.
+const std::vector<int32_t> kTokens = {1, 5, 9, 2, 0, 12, 3, 3, 7, 11, 4, 8};
+const std::vector<int32_t> kLabels = {5, 9, 2, 0, 12, 3, 3, 7, 11, 4, 8, -100};
+
+TEST_F(PlanTest, ExecutorMatchesTheEvaluatorOnEveryGradient) {
+  OwningOpRef<ModuleOp> module = tinyGpt(2, 2);
+  std::unique_ptr<plan::PlanT> p = planOf(*module);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->loss_normalizer, "tokens");
+  auto executor = rt::cpu::CpuExecutor::create(*p);
+  ASSERT_TRUE(executor.ok()) << executor.message();
+  rt::cpu::CpuExecutor &ex = **executor;
+
+  // Parameters drawn as the runtime draws them; the evaluator gets the same.
+  llvm::StringMap<loom::HostTensor> parameters;
+  for (const auto &param : p->parameters) {
+    const plan::BufferT &b = *p->buffers[param->value];
+    float *data = ex.as<float>(param->value);
+    int64_t n = b.bytes / 4;
+    if (param->init == "normal")
+      rt::initNormal(data, rt::TensorBlock::whole(b.shape), 0.5,
+                     rt::parameterKey(3, param->name));
+    else
+      for (int64_t i = 0; i < n; ++i)
+        data[i] = param->init == "ones" ? 1.0f : 0.01f * float(i % 7);
+    parameters[param->name] = {b.shape,
+                               std::vector<double>(data, data + n)};
+  }
+  std::copy(kTokens.begin(), kTokens.end(),
+            ex.as<int32_t>(p->inputs[0]->buffer));
+  std::copy(kLabels.begin(), kLabels.end(),
+            ex.as<int32_t>(p->inputs[1]->buffer));
+  rt::cpu::StepState state;
+  state.seed = 7;
+  state.step = 3;
+  rt::Status ran = ex.run(*p->microbatch, state);
+  ASSERT_TRUE(ran.ok()) << ran.message();
+
+  auto fn = *module->getOps<func::FuncOp>().begin();
+  loom::EvaluationOptions options;
+  options.seed = 7;
+  options.step = 3;
+  auto asHost = [](const std::vector<int32_t> &v) {
+    return loom::HostTensor{{2, 6}, std::vector<double>(v.begin(), v.end())};
+  };
+  auto expected = loom::evaluate(fn, {asHost(kTokens), asHost(kLabels)},
+                                 parameters, options);
+  ASSERT_TRUE(succeeded(expected));
+  // The loss is a sum over the 11 counted tokens.
+  double loss = (*expected)[0].data[0];
+  EXPECT_NEAR(*ex.as<float>(p->loss), loss, 1e-5 * std::abs(loss));
+  EXPECT_GT(loss / 11, 1.0);
+
+  int checked = 0;
+  for (unsigned i = 1; i < fn.getNumResults(); ++i) {
+    auto name = fn.getResultAttrOfType<StringAttr>(i, "loom.grad");
+    ASSERT_TRUE(name);
+    const plan::ParameterT *param = nullptr;
+    for (const auto &q : p->parameters)
+      if (q->name == name.getValue())
+        param = q.get();
+    ASSERT_TRUE(param) << name.str();
+    const std::vector<double> &want = (*expected)[i].data;
+    const float *got = ex.as<float>(param->grad);
+    double scale = 1e-6;
+    for (double w : want)
+      scale = std::max(scale, std::abs(w));
+    for (size_t e = 0; e < want.size(); ++e)
+      ASSERT_NEAR(got[e], want[e], 2e-5 * scale)
+          << name.str() << "[" << e << "]";
+    ++checked;
+  }
+  EXPECT_EQ(checked, int(p->parameters.size()));
+
+  // A second run of the microbatch adds the same gradients again. (Inputs
+  // are written before each run: their workspace is reused after their
+  // last read.)
+  std::vector<float> once(ex.as<float>(p->parameters[0]->grad),
+                          ex.as<float>(p->parameters[0]->grad) + 10);
+  std::copy(kTokens.begin(), kTokens.end(),
+            ex.as<int32_t>(p->inputs[0]->buffer));
+  std::copy(kLabels.begin(), kLabels.end(),
+            ex.as<int32_t>(p->inputs[1]->buffer));
+  rt::Status again = ex.run(*p->microbatch, state);
+  ASSERT_TRUE(again.ok()) << again.message();
+  for (int e = 0; e < 10; ++e)
+    EXPECT_NEAR(ex.as<float>(p->parameters[0]->grad)[e], 2 * once[e],
+                1e-6 + 1e-5 * std::abs(once[e]));
+}
+
+TEST_F(PlanTest, NoTwoLiveBuffersShareBytes) {
+  OwningOpRef<ModuleOp> module = tinyGpt(2, 4);
+  std::unique_ptr<plan::PlanT> p = planOf(*module);
+  ASSERT_TRUE(p);
+  // Lifetimes by byte range: the storage each instruction touches must not
+  // be touched by a buffer of another lifetime in between. Recompute the
+  // lifetimes of each (offset, bytes) region from the program.
+  const auto &insts = p->microbatch->instructions;
+  struct Region {
+    int64_t begin, end, first, last;
+    bool view;
+  };
+  std::map<int32_t, Region> regions;
+  int64_t n = int64_t(insts.size());
+  auto touch = [&](int32_t id, int64_t k) {
+    const plan::BufferT &b = *p->buffers[id];
+    if (b.arena != plan::Arena::Workspace)
+      return;
+    bool view = b.name.rfind("view.", 0) == 0;
+    auto [it, fresh] =
+        regions.insert({id, {b.offset, b.offset + b.bytes, k, k, view}});
+    it->second.first = std::min(it->second.first, k);
+    it->second.last = std::max(it->second.last, k);
+  };
+  for (const auto &in : p->inputs)
+    touch(in->buffer, -1);
+  touch(p->loss, n);
+  for (int64_t k = 0; k < n; ++k) {
+    for (int32_t id : insts[k]->inputs)
+      touch(id, k);
+    for (int32_t id : insts[k]->outputs)
+      touch(id, k);
+  }
+  // A view (a reshape) shares its source's storage; any other two buffers
+  // that overlap in bytes must not be alive at the same time.
+  std::vector<Region> list;
+  for (auto &[key, r] : regions)
+    list.push_back(r);
+  int overlapsInBytes = 0;
+  for (size_t a = 0; a < list.size(); ++a)
+    for (size_t b = a + 1; b < list.size(); ++b) {
+      const Region &x = list[a], &y = list[b];
+      bool bytes = x.begin < y.end && y.begin < x.end;
+      if (!bytes || ((x.view || y.view) && x.begin == y.begin))
+        continue;
+      ++overlapsInBytes;
+      EXPECT_FALSE(x.first <= y.last && y.first <= x.last)
+          << "[" << x.begin << ", " << x.end << ") and [" << y.begin << ", "
+          << y.end << ") are alive together";
+    }
+  EXPECT_GT(overlapsInBytes, 10); // the planner does reuse memory
+  int64_t sum = 0;
+  for (const auto &b : p->buffers)
+    if (b->arena == plan::Arena::Workspace)
+      sum += b->bytes;
+  EXPECT_LT(p->arena_bytes[1], sum / 2);
+}
+
+TEST_F(PlanTest, PlanFileRoundTripsAndRefusesDamage) {
+  OwningOpRef<ModuleOp> module = tinyGpt(2, 4);
+  std::unique_ptr<plan::PlanT> p = planOf(*module);
+  ASSERT_TRUE(p);
+  std::string path = ::testing::TempDir() + "/tiny.plan";
+  ASSERT_TRUE(rt::writePlan(*p, path).ok());
+  auto back = rt::readPlan(path);
+  ASSERT_TRUE(back.ok()) << back.message();
+  std::ostringstream a, b;
+  rt::printPlanText(*p, a);
+  rt::printPlanText(**back, b);
+  EXPECT_EQ(a.str(), b.str());
+  EXPECT_EQ((*back)->num_microbatches, 2);
+
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+  auto refused = [&](std::string content) {
+    std::string damaged = ::testing::TempDir() + "/damaged.plan";
+    std::ofstream(damaged, std::ios::binary) << content;
+    auto r = rt::readPlan(damaged);
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? std::string() : r.message();
+  };
+  EXPECT_NE(refused(bytes.substr(0, bytes.size() / 2)).find("truncated"),
+            std::string::npos);
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x10;
+  EXPECT_NE(refused(flipped).find("checksum does not match"),
+            std::string::npos);
+  std::string version = bytes;
+  version[8] = 99;
+  EXPECT_NE(refused(version).find("format version 99"), std::string::npos);
+  EXPECT_NE(refused("hello, world").find("not a Loom plan"),
+            std::string::npos);
+  auto missing = rt::readPlan(::testing::TempDir() + "/no-such.plan");
+  EXPECT_NE(missing.message().find("cannot open the plan"), std::string::npos);
+}
+
+TEST_F(PlanTest, MixedPrecisionKeepsF32MastersAndGradients) {
+  OwningOpRef<ModuleOp> module = tinyGpt(2, 2, "bf16");
+  std::unique_ptr<plan::PlanT> p = planOf(*module);
+  ASSERT_TRUE(p);
+  int bf16 = 0;
+  for (const auto &b : p->buffers)
+    bf16 += b->dtype == plan::DType::BF16;
+  EXPECT_GT(bf16, 20);
+  for (const auto &param : p->parameters) {
+    EXPECT_EQ(p->buffers[param->value]->dtype, plan::DType::F32);
+    EXPECT_EQ(p->buffers[param->grad]->dtype, plan::DType::F32);
+  }
+  EXPECT_EQ(p->buffers[p->loss]->dtype, plan::DType::F32);
+}
+
+} // namespace

@@ -1,0 +1,307 @@
+//===- loom-run.cpp - train a compiled plan -------------------------------===//
+//
+// The runtime's command line: no MLIR or LLVM, only Loom's runtime.
+//
+//   loom-run PLAN --steps N --data FILE [--seed S] [--log-json FILE]
+//            [--lr X --min-lr X --warmup N --decay-steps N --decay-style S
+//             --weight-decay X --clip-grad X --adam-beta1 X --adam-beta2 X
+//             --adam-eps X] [--save DIR] [--load DIR] [--dump]
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/runtime/Session.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+
+using namespace loom::runtime;
+
+namespace {
+
+const char *kUsage =
+    R"(usage: loom-run PLAN --steps N --data FILE [options]
+       loom-run PLAN --dump
+
+Trains a plan compiled by loomc on one CPU rank.
+
+  --steps N            train until step N (a run resumed with --load at step
+                       K runs N - K more steps; as Megatron's --train-iters)
+  --data FILE          the corpus: a text file read as bytes (vocabulary 256),
+                       or raw token ids with --data-format
+  --data-format F      bytes (default), uint16 or int32 (little-endian ids)
+  --seed S             the seed of initialisation and dropout (default 1234;
+                       with --load, the checkpoint's)
+  --log-json FILE      also write one JSON object per step to FILE
+  --log-interval K     print every K-th step (default 1); JSON has every step
+  --save DIR           save a checkpoint into DIR at the end (and with
+                       --save-interval K, every K steps)
+  --load DIR           resume from the checkpoint in DIR
+  --dump               print the plan as text and exit
+
+Optimizer settings (default: the plan's, from loomc):
+  --lr X  --min-lr X  --warmup N  --decay-steps N (default: --steps when the
+  plan has none)  --decay-style cosine|linear|constant  --weight-decay X
+  --clip-grad X  --adam-beta1 X  --adam-beta2 X  --adam-eps X
+)";
+
+int usageError(const std::string &message) {
+  std::cerr << "loom-run: " << message << "\n(loom-run --help lists the "
+            << "options)\n";
+  return 2;
+}
+
+bool parseInt(const std::string &text, int64_t &value) {
+  char *end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end || errno)
+    return false;
+  value = v;
+  return true;
+}
+bool parseDouble(const std::string &text, double &value) {
+  char *end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end || !std::isfinite(v))
+    return false;
+  value = v;
+  return true;
+}
+
+std::string jsonNumber(double v) {
+  if (!std::isfinite(v))
+    return "null";
+  std::ostringstream s;
+  s.precision(9);
+  s << v;
+  return s.str();
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string planPath;
+  std::map<std::string, std::string> values;
+  bool dump = false;
+  const char *valued[] = {"--steps",       "--data",        "--data-format",
+                          "--seed",        "--log-json",    "--log-interval",
+                          "--save",        "--save-interval", "--load",
+                          "--lr",          "--min-lr",      "--warmup",
+                          "--decay-steps", "--decay-style", "--weight-decay",
+                          "--clip-grad",   "--adam-beta1",  "--adam-beta2",
+                          "--adam-eps"};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (arg == "--dump") {
+      dump = true;
+      continue;
+    }
+    std::string value;
+    size_t eq = arg.find('=');
+    std::string name = arg.substr(0, eq);
+    bool known = false;
+    for (const char *v : valued)
+      known |= name == v;
+    if (known) {
+      if (eq != std::string::npos)
+        value = arg.substr(eq + 1);
+      else if (i + 1 < argc)
+        value = argv[++i];
+      else
+        return usageError(name + " needs a value");
+      values[name] = value;
+      continue;
+    }
+    if (!arg.empty() && arg[0] == '-')
+      return usageError("unknown option " + arg);
+    if (!planPath.empty())
+      return usageError("one plan at a time; got " + planPath + " and " + arg);
+    planPath = arg;
+  }
+  if (planPath.empty())
+    return usageError("name the plan: loom-run PLAN --steps N --data FILE");
+
+  SessionOptions options;
+  auto getInt = [&](const char *name, int64_t &out, int64_t min) {
+    auto it = values.find(name);
+    if (it == values.end())
+      return true;
+    if (!parseInt(it->second, out) || out < min) {
+      usageError(std::string(name) + " " + it->second +
+                 ": expected an integer >= " + std::to_string(min));
+      return false;
+    }
+    return true;
+  };
+  auto getDouble = [&](const char *name, std::optional<double> &out) {
+    auto it = values.find(name);
+    if (it == values.end())
+      return true;
+    double v;
+    if (!parseDouble(it->second, v) || v < 0) {
+      usageError(std::string(name) + " " + it->second +
+                 ": expected a number >= 0");
+      return false;
+    }
+    out = v;
+    return true;
+  };
+  int64_t steps = 0, seed = 1234, logInterval = 1, saveInterval = 0;
+  int64_t warmup = -1, decaySteps = -1;
+  if (!getInt("--steps", steps, 1) || !getInt("--seed", seed, 0) ||
+      !getInt("--log-interval", logInterval, 1) ||
+      !getInt("--save-interval", saveInterval, 0) ||
+      !getInt("--warmup", warmup, 0) || !getInt("--decay-steps", decaySteps, 0) ||
+      !getDouble("--lr", options.lr) || !getDouble("--min-lr", options.minLr) ||
+      !getDouble("--weight-decay", options.weightDecay) ||
+      !getDouble("--clip-grad", options.clipGrad) ||
+      !getDouble("--adam-beta1", options.beta1) ||
+      !getDouble("--adam-beta2", options.beta2) ||
+      !getDouble("--adam-eps", options.eps))
+    return 2;
+  if (options.beta1.value_or(0) >= 1 || options.beta2.value_or(0) >= 1)
+    return usageError("--adam-beta1 and --adam-beta2 must be below 1");
+  if (options.lr && options.minLr && *options.minLr > *options.lr)
+    return usageError("--min-lr must not exceed --lr");
+  options.seed = uint64_t(seed);
+  if (warmup >= 0)
+    options.warmupSteps = warmup;
+  if (decaySteps >= 0)
+    options.decaySteps = decaySteps;
+  if (values.count("--decay-style")) {
+    const std::string &style = values["--decay-style"];
+    if (style != "cosine" && style != "linear" && style != "constant")
+      return usageError("--decay-style " + style +
+                        ": use cosine, linear or constant");
+    options.decayStyle = style;
+  }
+
+  Result<std::unique_ptr<Session>> opened = Session::open(planPath, options);
+  if (!opened.ok()) {
+    std::cerr << "loom-run: " << opened.message() << "\n";
+    return 1;
+  }
+  Session &session = **opened;
+  const loom::plan::PlanT &plan = session.plan();
+  if (dump) {
+    printPlanText(plan, std::cout);
+    return 0;
+  }
+  if (!values.count("--steps") || !values.count("--data"))
+    return usageError("--steps and --data are required to train (or pass "
+                      "--dump)");
+  // The data first: a bad file is reported before any step runs.
+  std::string format = values.count("--data-format") ? values["--data-format"]
+                                                      : "bytes";
+  TokenFormat tokenFormat;
+  if (format == "bytes")
+    tokenFormat = TokenFormat::Bytes;
+  else if (format == "uint16")
+    tokenFormat = TokenFormat::Uint16;
+  else if (format == "int32")
+    tokenFormat = TokenFormat::Int32;
+  else
+    return usageError("--data-format " + format +
+                      ": use bytes, uint16 or int32");
+  Result<TokenDataset> data = TokenDataset::open(
+      values["--data"], tokenFormat, plan.seq_length, plan.vocab_size);
+  if (!data.ok()) {
+    std::cerr << "loom-run: " << data.message() << "\n";
+    return 1;
+  }
+
+  if (values.count("--load")) {
+    if (values.count("--seed"))
+      std::cerr << "loom-run: note: --seed is ignored with --load; the "
+                   "checkpoint's seed continues\n";
+    if (Status s = session.load(values["--load"]); !s.ok()) {
+      std::cerr << "loom-run: " << s.message() << "\n";
+      return 1;
+    }
+    std::cout << "loaded " << values["--load"] << ": step "
+              << session.step() << ", " << session.dataPosition()
+              << " samples consumed\n";
+  } else {
+    session.initializeParameters();
+  }
+  // Megatron's default: the decay lasts the whole run (--steps).
+  if (!options.decaySteps && plan.optimizer_defaults->decay_steps == 0)
+    session.setDecaySteps(steps);
+
+  std::ofstream json;
+  if (values.count("--log-json")) {
+    json.open(values["--log-json"], std::ios::app);
+    if (!json) {
+      std::cerr << "loom-run: cannot write '" << values["--log-json"]
+                << "'\n";
+      return 1;
+    }
+  }
+  auto save = [&](const std::string &dir) {
+    if (Status s = session.save(dir); !s.ok()) {
+      std::cerr << "loom-run: " << s.message() << "\n";
+      return false;
+    }
+    std::cout << "saved " << dir << " at step " << session.step() << "\n";
+    return true;
+  };
+
+  std::printf("training %s: %lld parameter tensors, %lld sequences of %lld "
+              "tokens per step (%lld microbatches), steps %lld to %lld\n",
+              plan.model.c_str(), (long long)plan.parameters.size(),
+              (long long)plan.global_batch_size, (long long)plan.seq_length,
+              (long long)plan.num_microbatches,
+              (long long)session.step() + 1, (long long)steps);
+  double elapsed = 0;
+  while (session.step() < steps) {
+    Result<StepMetrics> m = session.step(*data);
+    if (!m.ok()) {
+      std::cerr << "loom-run: " << m.message() << "\n";
+      return 1;
+    }
+    elapsed += m->seconds;
+    double tokensPerSecond = double(m->tokens) / m->seconds;
+    if (m->step % logInterval == 0 || m->step == steps || m->skipped) {
+      std::printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | "
+                  "%.0f tokens/s | %.1f s",
+                  (long long)m->step, m->loss, m->lr, m->gradNorm,
+                  tokensPerSecond, elapsed);
+      if (plan.precision->dynamic_loss_scaling)
+        std::printf(" | loss scale %g", m->lossScale);
+      if (m->skipped)
+        std::printf(" | skipped: inf/nan gradients%s",
+                    plan.precision->dynamic_loss_scaling
+                        ? ", loss scale halved"
+                        : "");
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+    if (json) {
+      json << "{\"step\": " << m->step << ", \"loss\": " << jsonNumber(m->loss)
+           << ", \"grad_norm\": " << jsonNumber(m->gradNorm)
+           << ", \"lr\": " << jsonNumber(m->lr)
+           << ", \"loss_scale\": " << jsonNumber(m->lossScale)
+           << ", \"skipped\": " << (m->skipped ? "true" : "false")
+           << ", \"tokens_per_s\": " << jsonNumber(tokensPerSecond)
+           << ", \"elapsed_s\": " << jsonNumber(elapsed) << "}\n";
+      json.flush();
+    }
+    if (saveInterval > 0 && values.count("--save") &&
+        m->step % saveInterval == 0 && m->step != steps &&
+        !save(values["--save"]))
+      return 1;
+  }
+  if (values.count("--save") && !save(values["--save"]))
+    return 1;
+  return 0;
+}
