@@ -87,7 +87,7 @@ def LoomAutodiff : Pass<"loom-autodiff", "::mlir::ModuleOp"> {
     func.func @f(%x: tensor<4x8xf32>, %t: tensor<4xi32>)
         -> (tensor<f32>, tensor<8x16xf32> {loom.grad = "w"}) {
       ...forward...
-      %one = loom.fill 1.000000e+00 : tensor<f32>
+      %one = loom.fill 1.000000e+00 {loom.loss_seed} : tensor<f32>
       %dy = loom.cross_entropy_grad %y, %t, %one : ...
       %dw = loom.matmul %x transposed, %dy : ...
       return %l, %dw : tensor<f32>, tensor<8x16xf32>
@@ -149,7 +149,7 @@ def LoomMixedPrecision : Pass<"loom-mixed-precision", "::mlir::ModuleOp"> {
     After (`--loom-mixed-precision=compute=bf16`):
     ```mlir
     %w = loom.parameter "w" init(#loom.normal<std = 2.000000e-02>) : tensor<8x16xf32>
-    %0 = loom.cast %w : tensor<8x16xf32> -> tensor<8x16xbf16>
+    %0 = loom.cast %w : tensor<8x16xf32> to tensor<8x16xbf16>
     %y = loom.matmul %x, %0 : tensor<4x8xbf16>, tensor<8x16xbf16> -> tensor<4x16xbf16>
     ```
   }];

@@ -68,7 +68,31 @@ Result<TokenDataset> TokenDataset::open(const std::string &path,
 
 void TokenDataset::sample(int64_t globalIndex, int32_t *tokens,
                           int32_t *labels) const {
-  int64_t start = ((globalIndex % windows_) + windows_) % windows_ * seq_;
+  int64_t index = ((globalIndex % windows_) + windows_) % windows_;
+  if (shuffled_) {
+    int64_t epoch = globalIndex >= 0 ? globalIndex / windows_ : 0;
+    if (epoch != epoch_ || order_.empty()) {
+      // Fisher-Yates with splitmix64 keyed by (seed, epoch): the same
+      // permutation on every platform and every mesh.
+      order_.resize(size_t(windows_));
+      for (int64_t i = 0; i < windows_; ++i)
+        order_[size_t(i)] = i;
+      uint64_t state = shuffleSeed_ * 0x9E3779B97F4A7C15ull + uint64_t(epoch);
+      auto next = [&state] {
+        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+      };
+      for (int64_t i = windows_ - 1; i > 0; --i) {
+        int64_t j = int64_t((unsigned __int128)next() * uint64_t(i + 1) >> 64);
+        std::swap(order_[size_t(i)], order_[size_t(j)]);
+      }
+      epoch_ = epoch;
+    }
+    index = order_[size_t(index)];
+  }
+  int64_t start = index * seq_;
   for (int64_t i = 0; i < seq_; ++i) {
     tokens[i] = tokens_[start + i];
     labels[i] = tokens_[start + i + 1];

@@ -15,10 +15,14 @@ config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.loom_obj_root, "test")
 
 config.substitutions.append(("%loom_src_root", config.loom_src_root))
+config.substitutions.append(("%python", config.python_executable))
+# Inputs/ folders hold data and helpers, not tests.
+config.excludes.append("Inputs")
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.add_tool_substitutions(
-    [ToolSubst("loom-opt", unresolved="fatal"), ToolSubst("loomc", unresolved="fatal")],
+    [ToolSubst("loom-opt", unresolved="fatal"), ToolSubst("loomc", unresolved="fatal"),
+     ToolSubst("loom-run", unresolved="fatal")],
     [config.loom_tools_dir],
 )

@@ -10,7 +10,8 @@ func.func @lm(%ids: tensor<2x3xi32>, %labels: tensor<2x3xi32>) -> tensor<f32> {
   %head = loom.parameter "table" init(#loom.normal<std = 2.000000e-02>) : tensor<7x4xf32>
   %logits = loom.matmul %x, %head transposed : tensor<2x3x4xf32>, tensor<7x4xf32> -> tensor<2x3x7xf32>
   %l = loom.cross_entropy %logits, %labels : tensor<2x3x7xf32>, tensor<2x3xi32> -> tensor<f32>
-  // CHECK: %[[ONE:.*]] = loom.fill 1.000000e+00 : tensor<f32>
+  // The seed dloss/dloss = 1 is marked: the plan makes it the loss scale.
+  // CHECK: %[[ONE:.*]] = loom.fill 1.000000e+00 {loom.loss_seed} : tensor<f32>
   // CHECK: %[[DLOGITS:.*]] = loom.cross_entropy_grad %{{.*}}, %{{.*}}, %[[ONE]]
   // dX = dlogits · head; dHead = dlogitsᵀ · x with the batch folded into
   // the rows: one [7, 6] · [6, 4] matmul.

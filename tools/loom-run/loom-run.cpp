@@ -35,6 +35,8 @@ Trains a plan compiled by loomc on one CPU rank.
   --data FILE          the corpus: a text file read as bytes (vocabulary 256),
                        or raw token ids with --data-format
   --data-format F      bytes (default), uint16 or int32 (little-endian ids)
+  --no-shuffle         read the samples in corpus order (default: each epoch
+                       in an order keyed by the seed, as Megatron shuffles)
   --seed S             the seed of initialisation and dropout (default 1234;
                        with --load, the checkpoint's)
   --log-json FILE      also write one JSON object per step to FILE
@@ -104,6 +106,10 @@ int main(int argc, char **argv) {
     }
     if (arg == "--dump") {
       dump = true;
+      continue;
+    }
+    if (arg == "--no-shuffle") {
+      values[arg] = "1";
       continue;
     }
     std::string value;
@@ -234,6 +240,10 @@ int main(int argc, char **argv) {
   } else {
     session.initializeParameters();
   }
+  // Samples in a seeded order (the session's seed: the checkpoint's after
+  // --load), unless asked to read the corpus in order.
+  if (!values.count("--no-shuffle"))
+    data->shuffle(session.seed());
   // Megatron's default: the decay lasts the whole run (--steps).
   if (!options.decaySteps && plan.optimizer_defaults->decay_steps == 0)
     session.setDecaySteps(steps);

@@ -6,7 +6,9 @@
 // (i mod windows) · seq, where windows = (tokens - 1) / seq: its tokens are
 // window[0, seq) and its labels window[1, seq]. A sample depends only on its
 // global index, so for one global batch size every mesh shape trains on the
-// same sequences in the same step.
+// same sequences in the same step. With shuffle(seed), each epoch visits the
+// windows in a permutation keyed by (seed, epoch), as Megatron's shuffle
+// index does: still a function of the global index alone.
 //
 //===----------------------------------------------------------------------===//
 
@@ -35,12 +37,23 @@ public:
   int64_t numTokens() const { return int64_t(tokens_.size()); }
   /// Distinct samples before the stream repeats.
   int64_t samplesPerEpoch() const { return windows_; }
+  /// Visit the windows of each epoch in a seeded random order.
+  void shuffle(uint64_t seed) {
+    shuffled_ = true;
+    shuffleSeed_ = seed;
+    order_.clear();
+  }
   /// Writes sample `globalIndex`'s seq tokens and seq labels.
   void sample(int64_t globalIndex, int32_t *tokens, int32_t *labels) const;
 
 private:
   std::vector<int32_t> tokens_;
   int64_t seq_ = 0, windows_ = 0;
+  bool shuffled_ = false;
+  uint64_t shuffleSeed_ = 0;
+  // The current epoch's permutation, built when first needed.
+  mutable std::vector<int64_t> order_;
+  mutable int64_t epoch_ = -1;
 };
 
 } // namespace runtime

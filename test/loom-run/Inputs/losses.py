@@ -1,0 +1,68 @@
+"""Checks on loom-run's --log-json files (one JSON object per step).
+
+  losses.py same A B [FIRST LAST]   the losses of steps FIRST..LAST (default:
+                                    every step of A) are bit-identical in B
+  losses.py falls LOG START BELOW   the first step's loss is within 0.3 of
+                                    START and the mean of the last 20 steps'
+                                    losses is below BELOW
+  losses.py close A B TOL          the mean losses of the last 20 steps of A
+                                    and B differ by less than TOL
+  losses.py skipped LOG MIN MAX     between MIN and MAX steps were skipped,
+                                    and the last step was not
+"""
+import json
+import sys
+
+
+def read(path):
+    with open(path) as f:
+        return {r["step"]: r for r in map(json.loads, f) if r}
+
+
+def main(argv):
+    what = argv[1]
+    if what == "same":
+        a, b = read(argv[2]), read(argv[3])
+        first = int(argv[4]) if len(argv) > 4 else min(a)
+        last = int(argv[5]) if len(argv) > 5 else max(a)
+        for step in range(first, last + 1):
+            if step not in a or step not in b:
+                sys.exit(f"step {step} is missing from {argv[2]} or {argv[3]}")
+            # repr of the parsed float: every digit loom-run printed (9
+            # significant), and both runs print the same float's digits.
+            if a[step]["loss"] != b[step]["loss"] or a[step]["grad_norm"] != b[step]["grad_norm"]:
+                sys.exit(f"step {step}: loss {a[step]['loss']!r} vs {b[step]['loss']!r}, "
+                         f"grad norm {a[step]['grad_norm']!r} vs {b[step]['grad_norm']!r}")
+        print(f"same: steps {first}..{last} identical")
+    elif what == "falls":
+        log = read(argv[2])
+        start, below = float(argv[3]), float(argv[4])
+        first = log[min(log)]["loss"]
+        tail = [log[s]["loss"] for s in sorted(log)[-20:]]
+        mean = sum(tail) / len(tail)
+        if abs(first - start) > 0.3:
+            sys.exit(f"the first loss is {first}, not about {start}")
+        if not mean < below:
+            sys.exit(f"the last 20 steps' mean loss is {mean:.4f}, not below {below}")
+        print(f"falls: {first:.4f} -> {mean:.4f} (mean of the last 20 steps)")
+    elif what == "close":
+        means = []
+        for path in argv[2:4]:
+            log = read(path)
+            tail = [log[s]["loss"] for s in sorted(log)[-20:]]
+            means.append(sum(tail) / len(tail))
+        if not abs(means[0] - means[1]) < float(argv[4]):
+            sys.exit(f"mean losses {means[0]:.4f} and {means[1]:.4f} differ by more than {argv[4]}")
+        print(f"close: {means[0]:.4f} and {means[1]:.4f}")
+    elif what == "skipped":
+        log = read(argv[2])
+        lo, hi = int(argv[3]), int(argv[4])
+        skipped = [s for s in sorted(log) if log[s]["skipped"]]
+        if not lo <= len(skipped) <= hi or log[max(log)]["skipped"]:
+            sys.exit(f"skipped steps {skipped}; expected {lo} to {hi}, the last not")
+        print(f"skipped: {len(skipped)} steps")
+    else:
+        sys.exit(f"unknown check {what}")
+
+
+main(sys.argv)
