@@ -10,6 +10,8 @@ packages=(
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   # libraries
   libfmt-dev libgtest-dev pkg-config libopenblas-dev
+  # OpenBLAS built with OpenMP: one thread pool with the CPU backend's loops
+  libopenblas-openmp-dev
   # the plan bundle's format (FlatBuffers: flatc and the header-only library)
   flatbuffers-compiler libflatbuffers-dev
   # the fuzz target: clang with libFuzzer and the sanitizer runtimes

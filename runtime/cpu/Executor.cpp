@@ -5,6 +5,10 @@
 #include "loom/runtime/cpu/Kernels.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -64,6 +68,22 @@ struct Attrs {
 /// those dimensions 1 or dropped, as the op's result).
 void reduce(const float *x, const Shape &shape, const std::vector<bool> &reduced,
             bool max, bool mean, float *y, int64_t outElements) {
+  // The common case, bias gradients: a sum over the leading dimensions.
+  size_t prefix = 0;
+  while (prefix < reduced.size() && reduced[prefix])
+    ++prefix;
+  bool leading = !max && std::none_of(reduced.begin() + prefix, reduced.end(),
+                                      [](bool r) { return r; });
+  if (leading) {
+    int64_t rows = product(shape, 0, prefix), cols = outElements;
+    std::vector<double> acc(size_t(cols), 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        acc[size_t(c)] += x[r * cols + c];
+    for (int64_t c = 0; c < cols; ++c)
+      y[c] = float(mean ? acc[size_t(c)] / double(rows) : acc[size_t(c)]);
+    return;
+  }
   std::vector<double> acc(size_t(outElements),
                           max ? -INFINITY : 0.0);
   size_t rank = shape.size();
@@ -91,6 +111,8 @@ void reduce(const float *x, const Shape &shape, const std::vector<bool> &reduced
 Result<std::unique_ptr<CpuExecutor>>
 CpuExecutor::create(const plan::PlanT &plan) {
   std::unique_ptr<CpuExecutor> ex(new CpuExecutor(plan));
+  const char *profile = std::getenv("LOOM_PROFILE");
+  ex->profiling = profile && std::string(profile) == "1";
   for (int64_t bytes : plan.arena_bytes) {
     ex->arenas.emplace_back(new (std::nothrow) uint8_t[size_t(bytes) + 64]());
     if (!ex->arenas.back())
@@ -113,12 +135,39 @@ void *CpuExecutor::data(int32_t buffer) {
   return arenaBase[size_t(b.arena)] + b.offset;
 }
 
+CpuExecutor::~CpuExecutor() {
+  if (!profiling)
+    return;
+  std::map<std::string, double> byOp;
+  double total = 0;
+  for (auto &[op, seconds] : profile) {
+    byOp[op] += seconds;
+    total += seconds;
+  }
+  std::vector<std::pair<double, std::string>> sorted;
+  for (auto &[op, seconds] : byOp)
+    sorted.push_back({seconds, op});
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::fprintf(stderr, "LOOM_PROFILE: %.3f s in instructions\n", total);
+  for (auto &[seconds, op] : sorted)
+    std::fprintf(stderr, "  %-20s %9.3f s %5.1f%%\n", op.c_str(), seconds,
+                 100 * seconds / total);
+}
+
 Status CpuExecutor::run(const plan::ProgramT &program, StepState &state) {
   for (auto &[p, steps] : prepared)
     if (p == &program) {
-      for (Prepared &step : steps)
-        if (Status s = step(state); !s.ok())
+      for (size_t k = 0; k < steps.size(); ++k) {
+        auto start = std::chrono::steady_clock::now();
+        if (Status s = steps[k](state); !s.ok())
           return s;
+        if (profiling)
+          profile.push_back(
+              {program.instructions[k]->op,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             start)
+                   .count()});
+      }
       return Status::success();
     }
   return Status::error("program '" + program.name + "' is not prepared");

@@ -136,6 +136,8 @@ constexpr double kGeluCubic = 0.044715;
 
 template <typename T>
 void activation(Activation kind, const T *x, T *y, int64_t n) {
+  // Every element is independent: threads do not change the result.
+#pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; ++i) {
     T v = x[i];
     switch (kind) {
@@ -160,6 +162,7 @@ void activation(Activation kind, const T *x, T *y, int64_t n) {
 template <typename T>
 void activationBackward(Activation kind, const T *x, const T *dy, T *dx,
                         int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; ++i) {
     T v = x[i], d = 0;
     switch (kind) {
@@ -192,6 +195,7 @@ void activationBackward(Activation kind, const T *x, const T *dy, T *dx,
 template <typename T>
 void softmax(const SoftmaxShape &s, const T *x, const uint8_t *mask, T *y) {
   const T scale = static_cast<T>(s.scale);
+#pragma omp parallel for schedule(static) if (s.rows * s.cols > 32768)
   for (int64_t r = 0; r < s.rows; ++r) {
     const T *xr = x + r * s.cols;
     T *yr = y + r * s.cols;
@@ -223,6 +227,7 @@ void softmax(const SoftmaxShape &s, const T *x, const uint8_t *mask, T *y) {
 template <typename T>
 void softmaxBackward(const SoftmaxShape &s, const T *y, const T *dy, T *dx) {
   const T scale = static_cast<T>(s.scale);
+#pragma omp parallel for schedule(static) if (s.rows * s.cols > 32768)
   for (int64_t r = 0; r < s.rows; ++r) {
     const T *yr = y + r * s.cols, *dyr = dy + r * s.cols;
     T dot = 0;
@@ -329,6 +334,7 @@ void dropout(const T *x, T *y, int64_t n, int64_t offset, double rate,
   const float threshold = static_cast<float>(rate);
   PhiloxKey k{
       {static_cast<PhiloxWord>(key), static_cast<PhiloxWord>(key >> 32)}};
+#pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; ++i) {
     // Four elements share one Philox block: element g uses word g % 4 of the
     // block at counter g / 4, so a partition draws what the whole tensor does.
@@ -379,19 +385,24 @@ int64_t crossEntropy(const T *logits, const I *labels, int64_t tokens,
   int64_t counted = 0;
   for (int64_t t = 0; t < tokens; ++t) {
     int64_t label = static_cast<int64_t>(labels[t]);
+    if (label != ignoreIndex && (label < 0 || label >= vocab))
+      return -1;
+    counted += label != ignoreIndex;
+  }
+  // Rows are independent: threads do not change the result.
+#pragma omp parallel for schedule(static) if (tokens * vocab > 32768)
+  for (int64_t t = 0; t < tokens; ++t) {
+    int64_t label = static_cast<int64_t>(labels[t]);
     if (label == ignoreIndex) {
       losses[t] = 0;
       continue;
     }
-    if (label < 0 || label >= vocab)
-      return -1;
     const T *row = logits + t * vocab;
     T max = *std::max_element(row, row + vocab);
     T sum = 0;
     for (int64_t j = 0; j < vocab; ++j)
       sum += std::exp(row[j] - max);
     losses[t] = max + std::log(sum) - row[label];
-    ++counted;
   }
   return counted;
 }
@@ -401,6 +412,12 @@ bool crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
                           int64_t tokens, int64_t vocab, int64_t ignoreIndex,
                           T *dlogits) {
   for (int64_t t = 0; t < tokens; ++t) {
+    int64_t label = static_cast<int64_t>(labels[t]);
+    if (label != ignoreIndex && (label < 0 || label >= vocab))
+      return false;
+  }
+#pragma omp parallel for schedule(static) if (tokens * vocab > 32768)
+  for (int64_t t = 0; t < tokens; ++t) {
     const T *row = logits + t * vocab;
     T *drow = dlogits + t * vocab;
     int64_t label = static_cast<int64_t>(labels[t]);
@@ -408,8 +425,6 @@ bool crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
       std::fill(drow, drow + vocab, T(0));
       continue;
     }
-    if (label < 0 || label >= vocab)
-      return false;
     T max = *std::max_element(row, row + vocab);
     T sum = 0;
     for (int64_t j = 0; j < vocab; ++j)

@@ -168,13 +168,13 @@ TEST_F(CheckpointTest, DamageIsDetected) {
       << corrupted.message();
   // A damaged version field is damage.
   std::string bad = bytes;
-  bad[8] = 2;
+  bad[8] = char(kCheckpointVersion + 1);
   write("ckpt/checkpoint.loomckpt", bad);
   EXPECT_NE(loadCheckpoint(dir + "/ckpt").message().find("is damaged"),
             std::string::npos);
   // A well-formed file of another format version (its checksum rewritten).
   std::string newer = bytes.substr(0, bytes.size() - 4);
-  newer[8] = 2;
+  newer[8] = char(kCheckpointVersion + 1);
   uint32_t crc =
       crc32(reinterpret_cast<const uint8_t *>(newer.data()), newer.size());
   for (int i = 0; i < 4; ++i)
@@ -183,7 +183,9 @@ TEST_F(CheckpointTest, DamageIsDetected) {
   auto version = loadCheckpoint(dir + "/ckpt");
   ASSERT_FALSE(version.ok());
   EXPECT_NE(version.message().find(
-                "has format version 2; this build reads version 1"),
+                "has format version " + std::to_string(kCheckpointVersion + 1) +
+                "; this build reads version " +
+                std::to_string(kCheckpointVersion)),
             std::string::npos)
       << version.message();
   // Not a checkpoint at all, and no checkpoint.

@@ -19,6 +19,7 @@
 #include "loom/runtime/cpu/Optimizer.h"
 
 #include <functional>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -62,6 +63,11 @@ public:
     return static_cast<T *>(data(buffer));
   }
 
+  /// With LOOM_PROFILE=1 in the environment, the executor times every
+  /// instruction and prints the seconds per op kind to stderr when it is
+  /// destroyed.
+  ~CpuExecutor();
+
 private:
   explicit CpuExecutor(const plan::PlanT &plan) : plan(plan) {}
   using Prepared = std::function<Status(StepState &)>;
@@ -74,6 +80,8 @@ private:
   /// Prepared instructions per program, keyed by the program's address.
   std::vector<std::pair<const plan::ProgramT *, std::vector<Prepared>>>
       prepared;
+  bool profiling = false;
+  std::vector<std::pair<std::string, double>> profile; // op -> seconds
 };
 
 } // namespace cpu
