@@ -7,7 +7,7 @@
 // RUN: not loomc %S/Inputs/conflicting-parameter.mlir --summary 2>&1 | FileCheck %s --check-prefix=CONFLICT
 // RUN: not loomc %S/Inputs/syntax.mlir --summary 2>&1 | FileCheck %s --check-prefix=SYNTAX
 
-// NOTHING: loomc: nothing to do; pass --summary or --emit=loom (see loomc --help)
+// NOTHING: loomc: name the plan file with -o (loomc MODEL -o model.plan), or pass --summary or --emit=... to print (see loomc --help)
 // JSON: loomc: --json goes with --summary
 // MISSING: loomc: cannot open input file '{{.*}}does-not-exist.mlir'
 // DFLAG: loomc: -D and --model apply to .loom model files; {{.*}}errors.mlir is read as loom IR
