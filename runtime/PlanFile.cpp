@@ -157,8 +157,11 @@ Status validatePlan(const plan::PlanT &p, const std::string &what) {
                  " bytes for " + shapeText(b.shape) + " " +
                  dtypeName(b.dtype));
     size_t arena = size_t(b.arena);
-    if (arena > 1 || b.offset < 0 || b.offset + b.bytes > p.arena_bytes[arena])
+    if (arena > 1 || b.offset < 0 || b.bytes > p.arena_bytes[arena] ||
+        b.offset > p.arena_bytes[arena] - b.bytes)
       return bad("buffer '" + b.name + "' lies outside its arena");
+    if (int(b.kind) < 0 || int(b.kind) > int(plan::BufferKind::MAX))
+      return bad("buffer '" + b.name + "' has an unknown kind");
   }
   auto inRange = [&](int32_t id) { return id >= 0 && id < nbuf; };
   for (const auto *program : {p.microbatch.get(), p.optimizer.get()}) {
@@ -177,22 +180,38 @@ Status validatePlan(const plan::PlanT &p, const std::string &what) {
   }
   for (const auto &param : p.parameters)
     for (int32_t id :
-         {param->value, param->grad, param->moment1, param->moment2})
+         {param->value, param->grad, param->moment1, param->moment2}) {
       if (!inRange(id))
         return bad("parameter '" + param->name + "' has no buffer " +
                    std::to_string(id));
+      // The optimizer and checkpoints work on f32 master weights.
+      const plan::BufferT &b = *p.buffers[id];
+      if (b.dtype != plan::DType::F32 || b.arena != plan::Arena::Persistent ||
+          b.shape != p.buffers[param->value]->shape)
+        return bad("parameter '" + param->name +
+                   "' needs persistent f32 buffers of one shape");
+    }
   for (const auto &input : p.inputs)
     if (!inRange(input->buffer))
       return bad("input '" + input->name + "' has no buffer");
-  if (!inRange(p.loss))
-    return bad("it has no loss buffer");
-  if (p.labels_input >= int32_t(p.inputs.size()))
+  if (!inRange(p.loss) || p.buffers[p.loss]->dtype != plan::DType::F32 ||
+      p.buffers[p.loss]->bytes != 4)
+    return bad("it has no f32 scalar loss buffer");
+  if (p.loss_normalizer != "tokens" && p.loss_normalizer != "microbatches")
+    return bad("its loss normaliser '" + p.loss_normalizer + "' is unknown");
+  if (p.loss_normalizer == "tokens" &&
+      (p.labels_input < 0 || p.labels_input >= int32_t(p.inputs.size())))
     return bad("its labels input does not exist");
   if (p.micro_batch_size <= 0 || p.num_microbatches <= 0 ||
       p.global_batch_size != p.micro_batch_size * p.num_microbatches)
     return bad("its batch sizes do not agree");
   if (!p.optimizer_defaults || !p.precision)
     return bad("its optimizer or precision settings are missing");
+  const plan::PrecisionPolicyT &precision = *p.precision;
+  if (precision.dynamic_loss_scaling &&
+      !(precision.loss_scale_window > 0 && precision.min_loss_scale > 0 &&
+        precision.initial_loss_scale >= precision.min_loss_scale))
+    return bad("its loss-scaling settings are out of range");
   return Status::success();
 }
 

@@ -45,6 +45,11 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
                            "' must be i32[micro-batch, seq]");
     *slot = int32_t(i);
   }
+  if (p.loss_normalizer == "tokens" && p.labels_input != s->labelsInput_)
+    return Status::error("the plan '" + planPath +
+                         "' normalises the loss by the tokens of an input "
+                         "other than 'labels'; a session feeds tokens and "
+                         "labels");
   if (s->tokensInput_ < 0 || s->labelsInput_ < 0)
     return Status::error("the model of '" + planPath +
                          "' must take the inputs tokens and labels");
@@ -136,27 +141,39 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
   double lossSum = 0;
   int64_t counted = 0;
   for (int64_t mb = 0; mb < p.num_microbatches; ++mb) {
+    const int32_t *mbLabels = labels + mb * perMicrobatch;
     std::copy_n(tokens + mb * perMicrobatch, perMicrobatch, tokenBuffer);
-    std::copy_n(labels + mb * perMicrobatch, perMicrobatch, labelBuffer);
-    if (Status s = executor_->run(*p.microbatch, state); !s.ok())
+    std::copy_n(mbLabels, perMicrobatch, labelBuffer);
+    // Microbatch mb's tensors are elements [mb·n, (mb+1)·n) of the global
+    // batch's: dropout draws by that global index.
+    state.microbatch = mb;
+    if (Status s = executor_->run(*p.microbatch, state); !s.ok()) {
+      zeroGradients(); // nothing of a failed step may leak into the next
       return Status::error("step " + std::to_string(state.step) +
                            ", microbatch " + std::to_string(mb) + ": " +
                            s.message());
+    }
     lossSum += *loss;
-    counted += std::count_if(labelBuffer, labelBuffer + perMicrobatch,
+    // From the caller's labels: the input buffer's workspace is reused once
+    // the program has read it.
+    counted += std::count_if(mbLabels, mbLabels + perMicrobatch,
                              [&](int32_t l) { return l != p.ignore_index; });
   }
   double normalizer = p.loss_normalizer == "tokens" ? double(counted)
                                                     : double(p.num_microbatches);
-  if (normalizer == 0)
+  if (normalizer == 0) {
+    zeroGradients();
     return Status::error("step " + std::to_string(state.step) +
                          ": every label of the global batch is ignore_index " +
                          std::to_string(p.ignore_index) +
                          "; there is no loss to train on");
+  }
   state.gradScale = 1.0 / (normalizer * lossScale_);
-  if (Status s = executor_->run(*p.optimizer, state); !s.ok())
+  if (Status s = executor_->run(*p.optimizer, state); !s.ok()) {
+    zeroGradients();
     return Status::error("step " + std::to_string(state.step) + ": " +
                          s.message());
+  }
 
   StepMetrics m;
   m.step = state.step;
@@ -185,6 +202,12 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
   return m;
 }
 
+void Session::zeroGradients() {
+  for (const auto &param : plan_->parameters)
+    std::memset(executor_->data(param->grad), 0,
+                size_t(plan_->buffers[param->grad]->bytes));
+}
+
 std::vector<std::pair<std::string, float *>>
 Session::stateTensors(bool moments) {
   std::vector<std::pair<std::string, float *>> tensors;
@@ -208,18 +231,15 @@ Status Session::save(const std::string &directory) const {
   c.scalars = {{"optimizer_steps", double(optimizerSteps_)},
                {"loss_scale", lossScale_},
                {"good_steps", double(goodSteps_)}};
-  auto *self = const_cast<Session *>(this);
-  for (const auto &param : plan_->parameters) {
-    const plan::BufferT &b = *plan_->buffers[param->value];
-    int64_t n = b.bytes / 4;
-    std::pair<std::string, int32_t> parts[] = {
-        {param->name, param->value},
-        {"adam_m." + param->name, param->moment1},
-        {"adam_v." + param->name, param->moment2}};
-    for (auto &[name, id] : parts) {
-      const float *data = self->executor_->as<float>(id);
-      c.tensors.push_back({name, b.shape, std::vector<float>(data, data + n)});
-    }
+  for (auto &[name, data] : const_cast<Session *>(this)->stateTensors(true)) {
+    const std::string &param =
+        name.rfind("adam_", 0) == 0 ? name.substr(7) : name;
+    for (const auto &p : plan_->parameters)
+      if (p->name == param) {
+        const plan::BufferT &b = *plan_->buffers[p->value];
+        c.tensors.push_back(
+            {name, b.shape, std::vector<float>(data, data + b.bytes / 4)});
+      }
   }
   return saveCheckpoint(directory, c);
 }
@@ -255,9 +275,7 @@ Status Session::load(const std::string &directory) {
   for (size_t i = 0; i < wanted.size(); ++i)
     std::copy(c.tensors[i].data.begin(), c.tensors[i].data.end(),
               wanted[i].second);
-  for (const auto &param : plan_->parameters)
-    std::memset(executor_->data(param->grad), 0,
-                size_t(plan_->buffers[param->grad]->bytes));
+  zeroGradients();
   step_ = c.step;
   dataPosition_ = c.dataPosition;
   options_.seed = c.seed;

@@ -59,17 +59,9 @@ private:
 };
 
 LogicalResult Evaluator::runMatmul(MatmulOp op) {
-  Shape a = shapeOf(op.getLhs()), b = shapeOf(op.getRhs());
-  kernels::MatmulShape s;
-  s.transposeA = op.getTransposeLhs();
-  s.transposeB = op.getTransposeRhs();
-  s.m = s.transposeA ? a.back() : a[a.size() - 2];
-  s.k = s.transposeA ? a[a.size() - 2] : a.back();
-  s.n = s.transposeB ? b[b.size() - 2] : b.back();
-  s.broadcastA = a.size() == 2 && b.size() > 2;
-  s.broadcastB = b.size() == 2 && a.size() > 2;
-  const Shape &batched = a.size() >= b.size() ? a : b;
-  s.batch = product(batched, 0, batched.size() - 2);
+  kernels::MatmulShape s =
+      kernels::matmulShapeOf(shapeOf(op.getLhs()), shapeOf(op.getRhs()),
+                             op.getTransposeLhs(), op.getTransposeRhs());
   HostTensor c = make(op.getResult());
   kernels::matmul(s, in(op.getLhs()).data.data(), in(op.getRhs()).data.data(),
                   c.data.data());

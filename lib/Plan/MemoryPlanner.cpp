@@ -52,7 +52,7 @@ void planWorkspace(plan::PlanT &p, const std::vector<int32_t> &aliasOf) {
   std::vector<int32_t> order;
   for (size_t i = 0; i < n; ++i)
     if (aliasOf[i] < 0 && p.buffers[i]->arena == plan::Arena::Workspace &&
-        last[i] >= 0)
+        first[i] != none)
       order.push_back(int32_t(i));
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
     return p.buffers[a]->bytes > p.buffers[b]->bytes;

@@ -131,6 +131,12 @@ LogicalResult Lowering::addParameter(ParameterOp param) {
     return success();
   }
   Location loc = param.getLoc();
+  if (!param.getType().getElementType().isF32())
+    return param.emitError()
+           << "parameter '" << name << "' is "
+           << param.getType().getElementType()
+           << "; parameters are f32 master weights (declare it f32 and "
+              "compile with --precision bf16 or f16 for 16-bit compute)";
   auto p = std::make_unique<plan::ParameterT>();
   p->name = name.str();
   Type type = param.getType();

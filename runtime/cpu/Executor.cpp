@@ -64,6 +64,16 @@ struct Attrs {
   }
 };
 
+/// The activation of relu/silu/gelu and their _grad instructions.
+Activation activationOf(const std::string &op, Attrs &attrs) {
+  if (op.rfind("relu", 0) == 0)
+    return Activation::Relu;
+  if (op.rfind("silu", 0) == 0)
+    return Activation::Silu;
+  return attrs.text("approximate") == "tanh" ? Activation::GeluTanh
+                                             : Activation::Gelu;
+}
+
 /// The reduction of `x` over `reduced` dimensions into `y` (shape with
 /// those dimensions 1 or dropped, as the op's result).
 void reduce(const float *x, const Shape &shape, const std::vector<bool> &reduced,
@@ -114,6 +124,7 @@ CpuExecutor::create(const plan::PlanT &plan) {
   const char *profile = std::getenv("LOOM_PROFILE");
   ex->profiling = profile && std::string(profile) == "1";
   for (int64_t bytes : plan.arena_bytes) {
+    // 64 spare bytes: a zero-byte arena still has an address.
     ex->arenas.emplace_back(new (std::nothrow) uint8_t[size_t(bytes) + 64]());
     if (!ex->arenas.back())
       return Status::error("cannot allocate an arena of " +
@@ -161,12 +172,11 @@ Status CpuExecutor::run(const plan::ProgramT &program, StepState &state) {
         auto start = std::chrono::steady_clock::now();
         if (Status s = steps[k](state); !s.ok())
           return s;
-        if (profiling)
-          profile.push_back(
-              {program.instructions[k]->op,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                             start)
-                   .count()});
+        if (profiling) // totals per op, so memory stays bounded
+          profile[program.instructions[k]->op] +=
+              std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                            start)
+                  .count();
       }
       return Status::success();
     }
@@ -189,16 +199,35 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     auto N = [&](int32_t id) { return numElements(S(id)); };
     auto dtype = [&](int32_t id) { return plan.buffers[id]->dtype; };
     // f32 views of float buffers: in place, or the 16-bit buffer's shadow.
-    auto F = [this, &dtype](int32_t id) -> float * {
+    // Asking for one of another type is a broken plan, reported below.
+    int32_t notFloat = -1;
+    auto F = [this, &dtype, &notFloat](int32_t id) -> float * {
+      if (!isFloat(dtype(id)))
+        notFloat = id;
       return isFloat16(dtype(id)) ? shadows[id].data() : as<float>(id);
     };
+    // Shape checks: a plan that passes its checksum can still be wrong.
+    auto sameSize = [&](std::initializer_list<int32_t> ids) {
+      for (int32_t id : ids)
+        if (N(id) != N(*ids.begin()))
+          return false;
+      return true;
+    };
+    auto broadcastsTo = [&](int32_t from, int32_t to) {
+      const Shape &f = S(from), &t = S(to);
+      if (f.size() > t.size())
+        return false;
+      for (size_t i = 0; i < f.size(); ++i) {
+        int64_t d = f[f.size() - 1 - i], e = t[t.size() - 1 - i];
+        if (d != e && d != 1)
+          return false;
+      }
+      return true;
+    };
+
     auto arity = [&](size_t ins, size_t outs) {
       return in.size() == ins && out.size() == outs;
     };
-    for (int32_t id : in)
-      if (!isFloat(dtype(id)) && dtype(id) != plan::DType::I32 &&
-          dtype(id) != plan::DType::I64 && dtype(id) != plan::DType::I1)
-        return fail("unknown buffer type");
     Attrs attrs{inst, {}};
     const std::string &op = inst.op;
     Prepared body;
@@ -209,24 +238,15 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
 
     if (op == "matmul" && arity(2, 1)) {
       const Shape &a = S(in[0]), &b = S(in[1]);
-      MatmulShape s;
-      s.transposeA = attrs.integer("transpose_a");
-      s.transposeB = attrs.integer("transpose_b");
       if (a.size() < 2 || b.size() < 2)
         return fail("operands must have rank 2 or more");
-      s.m = s.transposeA ? a.back() : a[a.size() - 2];
-      s.k = s.transposeA ? a[a.size() - 2] : a.back();
-      s.n = s.transposeB ? b[b.size() - 2] : b.back();
-      s.broadcastA = a.size() == 2 && b.size() > 2;
-      s.broadcastB = b.size() == 2 && a.size() > 2;
-      const Shape &batched = a.size() >= b.size() ? a : b;
-      s.batch = product(batched, 0, batched.size() - 2);
-      // x[b, m, k] · w[k, n]: one GEMM over the folded rows.
-      if (s.broadcastB && !s.transposeA) {
-        s.m *= s.batch;
-        s.batch = 1;
-        s.broadcastB = false;
-      }
+      MatmulShape s = matmulShapeOf(a, b, attrs.integer("transpose_a"),
+                                    attrs.integer("transpose_b"));
+      int64_t kb = s.transposeB ? b.back() : b[b.size() - 2];
+      if (kb != s.k || N(out[0]) != s.batch * s.m * s.n ||
+          N(in[0]) != (s.broadcastA ? 1 : s.batch) * s.m * s.k ||
+          N(in[1]) != (s.broadcastB ? 1 : s.batch) * s.k * s.n)
+        return fail("operand shapes do not agree");
       float beta = attrs.flag("accumulate") ? 1.0f : 0.0f;
       float *x = F(in[0]), *w = F(in[1]), *y = F(out[0]);
       body = [=](StepState &) {
@@ -241,6 +261,8 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
                         : op == "sub" ? BinaryKind::Sub
                         : op == "mul" ? BinaryKind::Mul
                                       : BinaryKind::Div;
+      if (!broadcastsTo(in[0], out[0]) || !broadcastsTo(in[1], out[0]))
+        return fail("operands do not broadcast to the result");
       float *a = F(in[0]), *b = F(in[1]), *y = F(out[0]);
       Shape as = S(in[0]), bs = S(in[1]), ys = S(out[0]);
       body = [=](StepState &) {
@@ -266,6 +288,8 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     } else if (op == "cast" && arity(1, 1)) {
       plan::DType from = dtype(in[0]), to = dtype(out[0]);
       int64_t n = N(out[0]);
+      if (!sameSize({in[0], out[0]}))
+        return fail("input and output sizes differ");
       bool add = attrs.flag("accumulate");
       if (isFloat(from) && isFloat(to)) {
         float *x = F(in[0]), *y = F(out[0]);
@@ -288,11 +312,9 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       }
     } else if ((op == "relu" || op == "silu" || op == "gelu") &&
                arity(1, 1)) {
-      Activation kind = op == "relu"   ? Activation::Relu
-                        : op == "silu" ? Activation::Silu
-                        : attrs.text("approximate") == "tanh"
-                            ? Activation::GeluTanh
-                            : Activation::Gelu;
+      Activation kind = activationOf(op, attrs);
+      if (!sameSize({in[0], out[0]}))
+        return fail("input and output sizes differ");
       float *x = F(in[0]), *y = F(out[0]);
       int64_t n = N(out[0]);
       body = [=](StepState &) {
@@ -302,11 +324,9 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     } else if ((op == "relu_grad" || op == "silu_grad" ||
                 op == "gelu_grad") &&
                arity(2, 1)) {
-      Activation kind = op == "relu_grad"   ? Activation::Relu
-                        : op == "silu_grad" ? Activation::Silu
-                        : attrs.text("approximate") == "tanh"
-                            ? Activation::GeluTanh
-                            : Activation::Gelu;
+      Activation kind = activationOf(op, attrs);
+      if (!sameSize({in[0], in[1], out[0]}))
+        return fail("operand sizes differ");
       float *x = F(in[0]), *dy = F(in[1]), *dx = F(out[0]);
       int64_t n = N(out[0]);
       body = [=](StepState &) {
@@ -315,6 +335,10 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       };
     } else if (op == "softmax" && (arity(1, 1) || arity(2, 1))) {
       const Shape &xs = S(in[0]);
+      if (xs.empty() || xs.back() == 0 || !sameSize({in[0], out[0]}) ||
+          (in.size() == 2 && (dtype(in[1]) != plan::DType::I1 ||
+                              !broadcastsTo(in[1], in[0]))))
+        return fail("operand shapes do not agree");
       SoftmaxShape s{N(in[0]) / xs.back(), xs.back(),
                      xs.size() >= 2 ? xs[xs.size() - 2] : 1,
                      attrs.integer("causal") != 0, attrs.real("scale")};
@@ -336,6 +360,9 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
         return Status::success();
       };
     } else if (op == "softmax_grad" && arity(2, 1)) {
+      if (S(in[0]).empty() || S(in[0]).back() == 0 ||
+          !sameSize({in[0], in[1], out[0]}))
+        return fail("operand shapes do not agree");
       SoftmaxShape s{N(in[0]) / S(in[0]).back(), S(in[0]).back(), 1, false,
                      attrs.real("scale")};
       float *y = F(in[0]), *dy = F(in[1]), *dx = F(out[0]);
@@ -345,9 +372,14 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       };
     } else if ((op == "layernorm" && arity(3, 1)) ||
                (op == "rmsnorm" && arity(2, 1))) {
+      if (S(in[0]).empty() || S(in[0]).back() == 0)
+        return fail("the input must have a last dimension");
       int64_t cols = S(in[0]).back(), rows = N(in[0]) / cols;
       double eps = attrs.real("eps");
       bool layer = op == "layernorm";
+      if (!sameSize({in[0], out[0]}) || N(in[1]) != cols ||
+          (layer && N(in[2]) != cols))
+        return fail("operand shapes do not agree");
       float *x = F(in[0]), *w = F(in[1]), *b = layer ? F(in[2]) : nullptr,
             *y = F(out[0]);
       auto stats = std::make_shared<std::vector<float>>(size_t(2 * rows));
@@ -362,9 +394,14 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     } else if ((op == "layernorm_grad" && arity(3, 3)) ||
                (op == "rmsnorm_grad" && arity(3, 2))) {
       // The statistics are recomputed from x rather than stored.
+      if (S(in[0]).empty() || S(in[0]).back() == 0)
+        return fail("the input must have a last dimension");
       int64_t cols = S(in[0]).back(), rows = N(in[0]) / cols;
       double eps = attrs.real("eps");
       bool layer = op == "layernorm_grad";
+      if (!sameSize({in[0], in[2], out[0]}) || N(in[1]) != cols ||
+          N(out[1]) != cols || (layer && N(out[2]) != cols))
+        return fail("operand shapes do not agree");
       float *x = F(in[0]), *w = F(in[1]), *dy = F(in[2]), *dx = F(out[0]),
             *dw = F(out[1]), *db = layer ? F(out[2]) : nullptr;
       auto scratch = std::make_shared<std::vector<float>>(
@@ -388,10 +425,13 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     } else if ((op == "dropout" || op == "dropout_grad") && arity(1, 1)) {
       double rate = attrs.real("rate");
       std::string site = attrs.text("site");
+      if (!sameSize({in[0], out[0]}))
+        return fail("input and output sizes differ");
       float *x = F(in[0]), *y = F(out[0]);
       int64_t n = N(out[0]);
       body = [=](StepState &state) {
-        dropout<float>(x, y, n, 0, rate, dropoutKey(state.seed, site, state.step));
+        dropout<float>(x, y, n, state.microbatch * n, rate,
+                       dropoutKey(state.seed, site, state.step));
         return Status::success();
       };
     } else if ((op == "embedding" || op == "embedding_grad") &&
@@ -404,6 +444,9 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       bool wide = dtype(idsId) == plan::DType::I64;
       if (!wide && dtype(idsId) != plan::DType::I32)
         return fail("indices must be i32 or i64");
+      if (S(tableId).size() != 2 ||
+          N(forward ? out[0] : in[0]) != count * hidden)
+        return fail("operand shapes do not agree");
       void *ids = data(idsId);
       float *table = F(tableId), *rows = F(forward ? out[0] : in[0]);
       bool accumulate = attrs.flag("accumulate");
@@ -440,6 +483,11 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
         return fail("unknown reduction '" + reduction + "'");
       if (dtype(in[1]) != plan::DType::I32)
         return fail("labels must be i32");
+      int64_t perToken = reduction == "none" ? tokens : 1;
+      if (S(in[0]).empty() || vocab == 0 || N(in[1]) != tokens ||
+          N(out[0]) != (forward ? perToken : N(in[0])) ||
+          (!forward && N(in[2]) != perToken))
+        return fail("operand shapes do not agree");
       const int32_t *labels = as<int32_t>(in[1]);
       float *logits = F(in[0]), *result = F(out[0]);
       float *dl = forward ? nullptr : F(in[2]);
@@ -483,7 +531,12 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       };
     } else if (op == "transpose" && arity(1, 1)) {
       std::vector<int64_t> perm = attrs.ints("permutation");
-      if (perm.size() != S(in[0]).size())
+      std::vector<int64_t> sorted = perm;
+      std::sort(sorted.begin(), sorted.end());
+      for (size_t d = 0; d < sorted.size(); ++d)
+        if (sorted[d] != int64_t(d))
+          return fail("the permutation is not one");
+      if (perm.size() != S(in[0]).size() || !sameSize({in[0], out[0]}))
         return fail("the permutation does not match the input's rank");
       float *x = F(in[0]), *y = F(out[0]);
       Shape xs = S(in[0]);
@@ -502,8 +555,19 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
               inner = product(whole, size_t(axis) + 1, whole.size()),
               wholeAxis = whole[size_t(axis)];
       std::vector<std::pair<float *, int64_t>> pieces; // data, axis size
-      for (int32_t id : split ? out : in)
+      int64_t total = 0;
+      for (int32_t id : split ? out : in) {
+        Shape piece = S(id);
+        if (piece.size() != whole.size())
+          return fail("pieces and whole differ in rank");
+        total += piece[size_t(axis)];
+        piece[size_t(axis)] = wholeAxis;
+        if (piece != whole)
+          return fail("pieces and whole differ off the axis");
         pieces.push_back({F(id), S(id)[size_t(axis)]});
+      }
+      if (total != wholeAxis)
+        return fail("the pieces do not add up to the whole");
       float *w = F(split ? in[0] : out[0]);
       body = [=](StepState &) {
         int64_t offset = 0;
@@ -530,6 +594,12 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
           return fail("a reduced dimension is out of range");
         reduced[size_t(d)] = true;
       }
+      int64_t kept = 1;
+      for (size_t d = 0; d < reduced.size(); ++d)
+        if (!reduced[d])
+          kept *= S(in[0])[d];
+      if (N(out[0]) != kept)
+        return fail("the result's size is not the kept dimensions'");
       float *x = F(in[0]), *y = F(out[0]);
       Shape xs = S(in[0]);
       int64_t n = N(out[0]);
@@ -538,6 +608,8 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
         return Status::success();
       };
     } else if (op == "broadcast" && arity(1, 1)) {
+      if (!broadcastsTo(in[0], out[0]))
+        return fail("the input does not broadcast to the result");
       float *x = F(in[0]), *y = F(out[0]);
       Shape xs = S(in[0]), ys = S(out[0]);
       body = [=](StepState &) {
@@ -556,8 +628,11 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       };
     } else if (op == "grad_norm" && out.empty()) {
       std::vector<std::pair<const float *, int64_t>> grads;
-      for (int32_t id : in)
+      for (int32_t id : in) {
+        if (dtype(id) != plan::DType::F32)
+          return fail("gradients must be f32");
         grads.push_back({as<float>(id), N(id)});
+      }
       body = [=](StepState &state) {
         double sum = 0;
         for (auto [g, n] : grads)
@@ -568,6 +643,12 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       };
     } else if (op == "adamw" && arity(4, 3)) {
       bool decay = attrs.integer("weight_decay") != 0;
+      for (int32_t id : {in[0], in[1], in[2], in[3], out[0], out[1], out[2]})
+        if (dtype(id) != plan::DType::F32)
+          return fail("adamw works on f32 buffers");
+      if (!sameSize({in[0], in[1], in[2], in[3]}) || out[0] != in[0] ||
+          out[1] != in[2] || out[2] != in[3])
+        return fail("adamw's parameter, gradient and moments do not agree");
       float *p = as<float>(in[0]), *g = as<float>(in[1]),
             *m = as<float>(in[2]), *v = as<float>(in[3]);
       int64_t n = N(in[0]);
@@ -598,6 +679,9 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     if (!attrs.missing.empty())
       return fail("attribute '" + attrs.missing +
                   "' is missing; was the plan written by another loomc?");
+    if (notFloat >= 0)
+      return fail("buffer '" + plan.buffers[notFloat]->name +
+                  "' must be a float tensor");
 
     // 16-bit buffers: widen the inputs before, round the outputs after.
     std::vector<int32_t> widen, round;

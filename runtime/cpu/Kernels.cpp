@@ -50,6 +50,27 @@ void matmul(const MatmulShape &s, const T *a, const T *b, T *c, T beta) {
          b + i * strideB, ldb, beta, c + i * s.m * s.n);
 }
 
+MatmulShape matmulShapeOf(const Shape &a, const Shape &b, bool transposeA,
+                          bool transposeB) {
+  MatmulShape s;
+  s.transposeA = transposeA;
+  s.transposeB = transposeB;
+  s.m = transposeA ? a.back() : a[a.size() - 2];
+  s.k = transposeA ? a[a.size() - 2] : a.back();
+  s.n = transposeB ? b[b.size() - 2] : b.back();
+  s.broadcastA = a.size() == 2 && b.size() > 2;
+  s.broadcastB = b.size() == 2 && a.size() > 2;
+  const Shape &batched = a.size() >= b.size() ? a : b;
+  for (size_t i = 0; i + 2 < batched.size(); ++i)
+    s.batch *= batched[i];
+  if (s.broadcastB && !s.transposeA) { // rows of a and c are contiguous
+    s.m *= s.batch;
+    s.batch = 1;
+    s.broadcastB = false;
+  }
+  return s;
+}
+
 //===--- Broadcasting -----------------------------------------------------===//
 
 namespace {

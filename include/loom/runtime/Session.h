@@ -94,6 +94,7 @@ public:
 private:
   Session() = default;
   std::vector<std::pair<std::string, float *>> stateTensors(bool moments);
+  void zeroGradients();
 
   std::unique_ptr<plan::PlanT> plan_;
   std::unique_ptr<cpu::CpuExecutor> executor_;

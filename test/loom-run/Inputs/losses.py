@@ -5,6 +5,7 @@
   losses.py falls LOG START BELOW   the first step's loss is within 0.3 of
                                     START and the mean of the last 20 steps'
                                     losses is below BELOW
+  losses.py near A B RTOL          every step's loss agrees to RTOL relative
   losses.py close A B TOL          the mean losses of the last 20 steps of A
                                     and B differ by less than TOL
   losses.py skipped LOG MIN MAX     between MIN and MAX steps were skipped,
@@ -45,6 +46,15 @@ def main(argv):
         if not mean < below:
             sys.exit(f"the last 20 steps' mean loss is {mean:.4f}, not below {below}")
         print(f"falls: {first:.4f} -> {mean:.4f} (mean of the last 20 steps)")
+    elif what == "near":
+        a, b = read(argv[2]), read(argv[3])
+        rtol = float(argv[4])
+        if sorted(a) != sorted(b):
+            sys.exit("the logs have different steps")
+        worst = max(abs(a[s]["loss"] - b[s]["loss"]) / abs(b[s]["loss"]) for s in a)
+        if not worst < rtol:
+            sys.exit(f"losses differ by {worst:.3g} relative, more than {rtol}")
+        print(f"near: {len(a)} steps agree to {worst:.3g} relative")
     elif what == "close":
         means = []
         for path in argv[2:4]:

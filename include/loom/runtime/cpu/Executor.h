@@ -19,6 +19,7 @@
 #include "loom/runtime/cpu/Optimizer.h"
 
 #include <functional>
+#include <map>
 #include <string>
 #include <memory>
 #include <vector>
@@ -32,6 +33,9 @@ struct StepState {
   uint64_t seed = 0;
   /// The step being run, from 1: it keys the dropout masks.
   int64_t step = 1;
+  /// The microbatch being run: its tensors' elements start at global index
+  /// microbatch · (elements per microbatch), for dropout.
+  int64_t microbatch = 0;
   /// The optimizer updates made so far, plus this one: AdamW's bias
   /// correction (a skipped step makes no update).
   int64_t optimizerStep = 1;
@@ -81,7 +85,7 @@ private:
   std::vector<std::pair<const plan::ProgramT *, std::vector<Prepared>>>
       prepared;
   bool profiling = false;
-  std::vector<std::pair<std::string, double>> profile; // op -> seconds
+  std::map<std::string, double> profile; // op -> seconds
 };
 
 } // namespace cpu

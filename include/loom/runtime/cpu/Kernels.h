@@ -38,6 +38,12 @@ struct MatmulShape {
 template <typename T>
 void matmul(const MatmulShape &s, const T *a, const T *b, T *c, T beta = 0);
 
+/// The GEMMs of loom.matmul on row-major operands of shapes `a` and `b`
+/// (rank 2 or more; a rank-2 side broadcasts over the other's batch). A
+/// batch of x[b, m, k] · w[k, n] folds into one GEMM of b·m rows.
+MatmulShape matmulShapeOf(const Shape &a, const Shape &b, bool transposeA,
+                          bool transposeB);
+
 //===--- Broadcasting elementwise ops -----------------------------------===//
 
 enum class BinaryKind { Add, Sub, Mul, Div };
