@@ -58,6 +58,20 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
       p.optimizer_defaults->decay_style != "constant")
     return Status::error("the plan '" + planPath +
                          "' has an unknown decay style");
+  // The settings a step will use: the plan's defaults, overridden.
+  const plan::OptimizerDefaultsT &d = *p.optimizer_defaults;
+  double lr = options.lr.value_or(d.lr), minLr = options.minLr.value_or(d.min_lr);
+  double beta1 = options.beta1.value_or(d.beta1),
+         beta2 = options.beta2.value_or(d.beta2), eps = options.eps.value_or(d.eps);
+  if (!(lr > 0) || !(minLr >= 0 && minLr <= lr) || !(eps > 0) ||
+      !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) ||
+      options.weightDecay.value_or(d.weight_decay) < 0 ||
+      options.clipGrad.value_or(d.clip_grad) < 0)
+    return Status::error(
+        "optimizer settings out of range (plan defaults with the options "
+        "given): need lr > 0 (" + std::to_string(lr) + "), 0 <= min-lr <= lr (" +
+        std::to_string(minLr) + "), adam-eps > 0, betas in [0, 1), "
+        "weight-decay and clip-grad >= 0");
   Result<std::unique_ptr<cpu::CpuExecutor>> executor =
       cpu::CpuExecutor::create(p);
   if (!executor.ok())

@@ -15,11 +15,6 @@
 
 namespace loom {
 
-namespace {
-constexpr int64_t kAlignment = 64;
-int64_t alignUp(int64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
-} // namespace
-
 void planWorkspace(plan::PlanT &p, const std::vector<int32_t> &aliasOf) {
   size_t n = p.buffers.size();
   auto root = [&](int32_t id) {
@@ -67,9 +62,9 @@ void planWorkspace(plan::PlanT &p, const std::vector<int32_t> &aliasOf) {
       if (first[other] <= last[id] && first[id] <= last[other])
         busy.push_back({p.buffers[other]->offset,
                         p.buffers[other]->offset +
-                            alignUp(p.buffers[other]->bytes)});
+                            alignBuffer(p.buffers[other]->bytes)});
     std::sort(busy.begin(), busy.end());
-    int64_t size = alignUp(p.buffers[id]->bytes), offset = 0;
+    int64_t size = alignBuffer(p.buffers[id]->bytes), offset = 0;
     for (auto [begin, stop] : busy) {
       if (offset + size <= begin)
         break;

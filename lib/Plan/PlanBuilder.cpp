@@ -15,8 +15,6 @@ using namespace mlir;
 namespace loom {
 namespace {
 
-constexpr int64_t kAlignment = 64;
-int64_t alignUp(int64_t v) { return (v + kAlignment - 1) / kAlignment * kAlignment; }
 
 FailureOr<plan::DType> dtypeOf(Location loc, Type element) {
   if (element.isF32())
@@ -116,7 +114,7 @@ FailureOr<int32_t> Lowering::addBuffer(Location loc, std::string name,
   b->bytes = tensor.getNumElements() * runtime::dtypeBytes(*dtype);
   if (arena == plan::Arena::Persistent) {
     b->offset = persistentBytes;
-    persistentBytes += alignUp(b->bytes);
+    persistentBytes += alignBuffer(b->bytes);
   }
   plan->buffers.push_back(std::move(b));
   aliasOf.push_back(-1);

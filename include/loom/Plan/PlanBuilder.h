@@ -24,6 +24,12 @@
 
 namespace loom {
 
+/// Every buffer starts at a multiple of this many bytes in its arena.
+constexpr int64_t kBufferAlignment = 64;
+inline int64_t alignBuffer(int64_t bytes) {
+  return (bytes + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+}
+
 struct PlanOptions {
   /// Written into the plan for the runtime's defaults (loom-run overrides).
   plan::OptimizerDefaultsT optimizer;
