@@ -355,18 +355,25 @@ void dropout(const T *x, T *y, int64_t n, int64_t offset, double rate,
   const float threshold = static_cast<float>(rate);
   PhiloxKey k{
       {static_cast<PhiloxWord>(key), static_cast<PhiloxWord>(key >> 32)}};
+  // Four elements share one Philox block: element g uses word g % 4 of the
+  // block at counter g / 4, so a partition draws what the whole tensor does.
+  // One block is drawn per four elements.
+  if (n <= 0)
+    return;
+  const int64_t first = offset / 4, last = (offset + n - 1) / 4;
 #pragma omp parallel for schedule(static) if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) {
-    // Four elements share one Philox block: element g uses word g % 4 of the
-    // block at counter g / 4, so a partition draws what the whole tensor does.
-    uint64_t g = static_cast<uint64_t>(offset + i);
-    uint64_t block = g / 4;
+  for (int64_t block = first; block <= last; ++block) {
     PhiloxCounter c =
-        philox4x32_10({{static_cast<PhiloxWord>(block),
-                        static_cast<PhiloxWord>(block >> 32), 0, 0}},
+        philox4x32_10({{static_cast<PhiloxWord>(uint64_t(block)),
+                        static_cast<PhiloxWord>(uint64_t(block) >> 32), 0, 0}},
                       k);
-    bool keep = uniformOpen01(c.word[g % 4]) >= threshold;
-    y[i] = keep ? x[i] * keepScale : T(0);
+    for (int64_t w = 0; w < 4; ++w) {
+      int64_t i = block * 4 + w - offset;
+      if (i < 0 || i >= n)
+        continue;
+      bool keep = uniformOpen01(c.word[w]) >= threshold;
+      y[i] = keep ? x[i] * keepScale : T(0);
+    }
   }
 }
 
