@@ -175,10 +175,8 @@ int main(int argc, char **argv) {
       !getDouble("--adam-beta2", options.beta2) ||
       !getDouble("--adam-eps", options.eps))
     return 2;
-  if (options.beta1.value_or(0) >= 1 || options.beta2.value_or(0) >= 1)
-    return usageError("--adam-beta1 and --adam-beta2 must be below 1");
-  if (options.lr && options.minLr && *options.minLr > *options.lr)
-    return usageError("--min-lr must not exceed --lr");
+  // Ranges that depend on the plan's defaults (min-lr <= lr, betas < 1,
+  // eps > 0) are checked by Session::open on the settings a step will use.
   options.seed = uint64_t(seed);
   if (warmup >= 0)
     options.warmupSteps = warmup;
