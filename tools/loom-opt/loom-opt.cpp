@@ -1,5 +1,6 @@
 //===- loom-opt.cpp - Loom's pass driver, like mlir-opt -------------------===//
 
+#include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/passes/Passes.h"
 
@@ -11,7 +12,7 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<loom::LoomDialect, mlir::func::FuncDialect>();
+  registry.insert<loom::LoomDialect, loom::dist::DistDialect, mlir::func::FuncDialect>();
   mlir::func::registerInlinerExtension(registry);
 
   loom::registerLoomPasses();

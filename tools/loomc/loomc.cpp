@@ -8,6 +8,7 @@
 #include "loom/Analysis/ModelSummary.h"
 #include "loom/Frontend/ModelBuilder.h"
 #include "loom/Frontend/Parser.h"
+#include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/Plan/PlanBuilder.h"
@@ -298,7 +299,7 @@ int main(int argc, char **argv) {
   }
 
   DialectRegistry registry;
-  registry.insert<loom::LoomDialect, func::FuncDialect>();
+  registry.insert<loom::LoomDialect, loom::dist::DistDialect, func::FuncDialect>();
   func::registerInlinerExtension(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
