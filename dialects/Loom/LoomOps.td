@@ -627,4 +627,112 @@ def Loom_CrossEntropyGradOp : Loom_Op<"cross_entropy_grad", [Pure,
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// The vocabulary-parallel cross-entropy (Megatron): what the partition pass
+// makes of a cross_entropy whose logits are split over the vocabulary. Each
+// rank holds a block of the classes; per token, the ranks exchange only the
+// max, the sum of exponentials and the label's logit.
+//===----------------------------------------------------------------------===//
+
+def Loom_StopGradientOp : Loom_Op<"stop_gradient", [Pure,
+    DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
+    SameOperandsAndResultType]> {
+  let summary = "the identity, through which no gradient flows";
+  let description = [{
+    The cross-entropy's per-token max is a shift that cancels in the loss;
+    its gradient is zero, and this op says so.
+
+    ```mlir
+    %m = loom.stop_gradient %max : tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$input);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Loom_CrossEntropyPartialsOp : Loom_Op<"cross_entropy_partials", [Pure,
+    DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+  let summary = "per token: sum of exp(logit - max), and the label's logit - max";
+  let description = [{
+    `logits` is `[..., classes]`: this rank's block of the vocabulary, whose
+    first class is the block's offset (the op's `dist.sharding` attribute
+    says which dimension is split over which mesh axis; without it the block
+    is the whole vocabulary). `max` is the per-token max over the whole
+    vocabulary. `sumexp` is Σ exp(logit - max) over the block; `target` is
+    logit[label] - max when the label falls in the block, else 0. Tokens whose
+    label is `ignore_index` get target 0. Both results are f32.
+
+    ```mlir
+    %se, %t = loom.cross_entropy_partials %logits, %max, %labels
+        : tensor<4x64x256xf32>, tensor<4x64xf32>, tensor<4x64xi32>
+          -> tensor<4x64xf32>, tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$logits, Loom_FloatTensor:$max,
+      Loom_IndexTensor:$labels, DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs Loom_FloatTensor:$sumexp, Loom_FloatTensor:$target);
+  let assemblyFormat = [{
+    $logits `,` $max `,` $labels (`ignore_index` $ignore_index^)? attr-dict `:`
+    type($logits) `,` type($max) `,` type($labels) `->` type($sumexp) `,` type($target)
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_CrossEntropyPartialsGradOp : Loom_Op<"cross_entropy_partials_grad", [Pure,
+    AllTypesMatch<["logits", "result"]>]> {
+  let summary = "dlogit = dsumexp · exp(logit - max) + dtarget · [class == label]";
+  let description = [{
+    ```mlir
+    %dl = loom.cross_entropy_partials_grad %logits, %max, %labels, %dse, %dt
+        : tensor<4x64x256xf32>, tensor<4x64xf32>, tensor<4x64xi32>, tensor<4x64xf32>, tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$logits, Loom_FloatTensor:$max,
+      Loom_IndexTensor:$labels, Loom_FloatTensor:$dsumexp,
+      Loom_FloatTensor:$dtarget, DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $max `,` $labels `,` $dsumexp `,` $dtarget
+    (`ignore_index` $ignore_index^)? attr-dict `:` type($logits) `,`
+    type($max) `,` type($labels) `,` type($dsumexp) `,` type($dtarget)
+  }];
+}
+
+def Loom_CrossEntropyCombineOp : Loom_Op<"cross_entropy_combine", [Pure,
+    DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+  let summary = "per-token loss log(sumexp) - target; 0 where the label is ignored";
+  let description = [{
+    ```mlir
+    %l = loom.cross_entropy_combine %se, %t, %labels
+        : tensor<4x64xf32>, tensor<4x64xf32>, tensor<4x64xi32> -> tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$sumexp, Loom_FloatTensor:$target,
+      Loom_IndexTensor:$labels, DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $sumexp `,` $target `,` $labels (`ignore_index` $ignore_index^)? attr-dict
+    `:` type($sumexp) `,` type($target) `,` type($labels) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_CrossEntropyCombineGradOp : Loom_Op<"cross_entropy_combine_grad", [Pure]> {
+  let summary = "dsumexp = dy / sumexp, dtarget = -dy; 0 where the label is ignored";
+  let description = [{
+    ```mlir
+    %dse, %dt = loom.cross_entropy_combine_grad %se, %labels, %dy
+        : tensor<4x64xf32>, tensor<4x64xi32>, tensor<4x64xf32> -> tensor<4x64xf32>, tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$sumexp, Loom_IndexTensor:$labels,
+      Loom_FloatTensor:$grad, DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs Loom_FloatTensor:$dsumexp, Loom_FloatTensor:$dtarget);
+  let assemblyFormat = [{
+    $sumexp `,` $labels `,` $grad (`ignore_index` $ignore_index^)? attr-dict
+    `:` type($sumexp) `,` type($labels) `,` type($grad) `->` type($dsumexp) `,` type($dtarget)
+  }];
+}
+
 #endif // LOOM_OPS_TD

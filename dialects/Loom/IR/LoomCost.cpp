@@ -123,3 +123,14 @@ double DropoutGradOp::getFlops() { return 2 * numElements(getResult()); }
 double EmbeddingGradOp::getFlops() { return numElements(getGrad()); }
 // Per logit: max, subtract, exp, sum, divide, subtract the one-hot, · dloss.
 double CrossEntropyGradOp::getFlops() { return 7 * numElements(getLogits()); }
+
+double StopGradientOp::getFlops() { return 0; }
+// max subtraction, exp, sum; the label compare.
+double CrossEntropyPartialsOp::getFlops() { return 3 * numElements(getLogits()); }
+double CrossEntropyPartialsGradOp::getFlops() {
+  return 4 * numElements(getLogits());
+}
+double CrossEntropyCombineOp::getFlops() { return 2 * numElements(getSumexp()); }
+double CrossEntropyCombineGradOp::getFlops() {
+  return 2 * numElements(getSumexp());
+}

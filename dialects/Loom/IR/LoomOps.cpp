@@ -533,6 +533,32 @@ LogicalResult CrossEntropyOp::verify() {
   return success();
 }
 
+LogicalResult CrossEntropyPartialsOp::verify() {
+  RankedTensorType logits = getLogits().getType();
+  if (logits.getRank() < 1 || logits.getShape().back() == 0)
+    return emitOpError() << "logits must be [..., classes], got " << logits;
+  ArrayRef<int64_t> tokens = logits.getShape().drop_back();
+  for (Value v : {getMax(), getLabels(), getSumexp(), getTarget()})
+    if (cast<RankedTensorType>(v.getType()).getShape() != tokens)
+      return emitOpError() << "max, labels, sumexp and target must have the "
+                              "logits' shape without the class dimension, "
+                           << shapeString(tokens) << "; got " << v.getType();
+  if (!getSumexp().getType().getElementType().isF32() ||
+      !getTarget().getType().getElementType().isF32())
+    return emitOpError() << "sumexp and target are f32";
+  return success();
+}
+
+LogicalResult CrossEntropyCombineOp::verify() {
+  auto shape = getSumexp().getType().getShape();
+  for (Value v : {getTarget(), getLabels(), getResult()})
+    if (cast<RankedTensorType>(v.getType()).getShape() != shape)
+      return emitOpError() << "sumexp, target, labels and the result have one "
+                              "shape; got "
+                           << v.getType() << " beside " << getSumexp().getType();
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Broadcast and the backward ops
 //===----------------------------------------------------------------------===//

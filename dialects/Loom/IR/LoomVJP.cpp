@@ -351,3 +351,36 @@ CrossEntropyOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
   g.push_back(Value()); // labels
   return success();
 }
+
+LogicalResult StopGradientOp::buildVectorJacobianProduct(
+    OpBuilder &b, ValueRange dy, SmallVectorImpl<Value> &g) {
+  g.push_back(Value());
+  return success();
+}
+
+LogicalResult CrossEntropyPartialsOp::buildVectorJacobianProduct(
+    OpBuilder &b, ValueRange dy, SmallVectorImpl<Value> &g) {
+  // An unused result's gradient is zero.
+  SmallVector<Value, 2> grads(dy);
+  for (auto [i, grad] : llvm::enumerate(grads))
+    if (!grad)
+      grad = b.create<FillOp>(getLoc(), getResult(i).getType(),
+                              b.getF64FloatAttr(0));
+  g.push_back(b.create<CrossEntropyPartialsGradOp>(
+      getLoc(), getLogits().getType(), getLogits(), getMax(), getLabels(),
+      grads[0], grads[1], getIgnoreIndexAttr()));
+  g.push_back(Value()); // the max is a shift that cancels
+  g.push_back(Value());
+  return success();
+}
+
+LogicalResult CrossEntropyCombineOp::buildVectorJacobianProduct(
+    OpBuilder &b, ValueRange dy, SmallVectorImpl<Value> &g) {
+  auto grads = b.create<CrossEntropyCombineGradOp>(
+      getLoc(), getSumexp().getType(), getTarget().getType(), getSumexp(),
+      getLabels(), dy[0], getIgnoreIndexAttr());
+  g.push_back(grads.getDsumexp());
+  g.push_back(grads.getDtarget());
+  g.push_back(Value());
+  return success();
+}

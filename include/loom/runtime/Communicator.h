@@ -1,0 +1,147 @@
+//===- Communicator.h - collectives among the ranks of a mesh ---*- C++ -*-===//
+//
+// A rank's view of the job's device mesh: collectives (all-reduce,
+// all-gather, reduce-scatter, broadcast) along one mesh axis, and
+// point-to-point send/recv along an axis. Backends implement Communicator;
+// this header also declares the `local` backend, where every rank is a
+// thread of one process (tests, CPU runs of multi-rank plans).
+//
+//   LocalCommunicatorGroup job(mesh, /*timeoutSeconds=*/60);
+//   // on rank r's thread:
+//   Communicator &comm = job.forRank(r);
+//   Status s = comm.allReduce(mesh.axisIndex("tp"), grad, grad, n,
+//                             CommDType::F32, ReduceKind::Sum,
+//                             "all_reduce layers.0.attention (tp)");
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_RUNTIME_COMMUNICATOR_H
+#define LOOM_RUNTIME_COMMUNICATOR_H
+
+#include "loom/runtime/Status.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace loom {
+namespace runtime {
+
+/// The device mesh: named axes with sizes, e.g. {"dp",2},{"pp",1},{"tp",2}.
+/// Ranks are numbered row-major over the axes in order (the LAST axis varies
+/// fastest, so tp ranks are adjacent as in Megatron).
+struct MeshShape {
+  std::vector<std::string> names;
+  std::vector<int64_t> sizes;
+
+  /// Ok when names and sizes have the same length, names are non-empty and
+  /// distinct, and every size is at least 1. The other members assume this.
+  Status verify() const;
+  /// The product of the sizes (1 for a mesh without axes).
+  int64_t numRanks() const;
+  /// One coordinate per axis.
+  std::vector<int64_t> coordinates(int64_t rank) const;
+  int64_t rankOf(const std::vector<int64_t> &coords) const;
+  /// -1 if absent.
+  int axisIndex(const std::string &name) const;
+  /// "rank 3 (dp=1, pp=0, tp=1)".
+  std::string describe(int64_t rank) const;
+  /// How far apart in rank numbers two neighbours along `axis` are.
+  int64_t stride(int axis) const;
+  /// The ranks of `rank`'s group along `axis` (those sharing every other
+  /// coordinate), in group-index order.
+  std::vector<int64_t> groupMembers(int64_t rank, int axis) const;
+};
+
+enum class CommDType { F32, F64 };
+/// Max propagates NaN: a NaN on any member gives NaN.
+enum class ReduceKind { Sum, Max };
+
+/// Bytes per element of `dtype`.
+size_t commDTypeSize(CommDType dtype);
+/// "f32", "f64".
+const char *commDTypeName(CommDType dtype);
+
+/// One rank's handle. A collective over mesh axis `axis` runs among the ranks
+/// that share every coordinate but that axis ("the group"), in the order of
+/// their coordinate on `axis` (group index). Every rank of a group must call
+/// the same collectives in the same order. `what` is a short label for
+/// errors (e.g. "all_reduce layers.0.attention (tp)").
+class Communicator {
+public:
+  virtual ~Communicator() = default;
+  virtual int64_t rank() const = 0;
+  virtual const MeshShape &mesh() const = 0;
+
+  /// out[i] = reduce over the group of in[i]; in == out allowed. Sums run in
+  /// group order, so every rank gets bit-identical results.
+  virtual Status allReduce(int axis, const void *in, void *out, size_t count,
+                           CommDType dtype, ReduceKind op,
+                           const std::string &what) = 0;
+  /// in is [outer, inner]; out is [outer, n*inner] with group member g's
+  /// block at columns [g*inner, (g+1)*inner). (This is an all-gather along
+  /// any tensor dim.)
+  virtual Status allGather(int axis, const void *in, void *out, size_t outer,
+                           size_t inner, CommDType dtype,
+                           const std::string &what) = 0;
+  /// in is [outer, n*inner]; out is [outer, inner] = the sum over the group
+  /// of everyone's block g = this rank's group index. Sum in group order.
+  virtual Status reduceScatter(int axis, const void *in, void *out,
+                               size_t outer, size_t inner, CommDType dtype,
+                               const std::string &what) = 0;
+  /// Copies root's data (group index `root`) to every member.
+  virtual Status broadcast(int axis, void *data, size_t count, CommDType dtype,
+                           int64_t root, const std::string &what) = 0;
+  /// Point-to-point along `axis`: to/from the group member at group index
+  /// `peer`. A send matches the peer's recv with the same tag (in send
+  /// order); sends do not deadlock with the receiver's progress (they are
+  /// buffered: the data is copied).
+  virtual Status send(int axis, int64_t peer, const void *data, size_t count,
+                      CommDType dtype, int64_t tag,
+                      const std::string &what) = 0;
+  virtual Status recv(int axis, int64_t peer, void *data, size_t count,
+                      CommDType dtype, int64_t tag,
+                      const std::string &what) = 0;
+  /// Marks the whole job failed: every rank blocked in (or later entering) a
+  /// collective returns an error naming this rank and `why`.
+  virtual void abort(const std::string &why) = 0;
+};
+
+/// The `local` communicator: every rank of `mesh` is a thread of this
+/// process. Create one LocalCommunicatorGroup per job; hand rank r the
+/// handle forRank(r) (each handle is used by one thread at a time).
+///
+/// A collective that waits longer than `timeoutSeconds` for the group's
+/// other members returns an error that names the waiting rank (with
+/// coordinates), the collective (`what`), its sequence number in that group,
+/// and which group members had not arrived; members arriving later at that
+/// collective get an error too (nobody reads a buffer whose owner gave up).
+/// A non-positive timeout waits forever. A rank calling a different
+/// collective kind or size than its peers in the same slot gets an error
+/// naming both, and so do its peers. In a group of size 1, collectives copy
+/// in to out without waiting.
+class LocalCommunicatorGroup {
+public:
+  /// `mesh` must verify() ok.
+  LocalCommunicatorGroup(MeshShape mesh, double timeoutSeconds);
+  ~LocalCommunicatorGroup();
+  LocalCommunicatorGroup(const LocalCommunicatorGroup &) = delete;
+  LocalCommunicatorGroup &operator=(const LocalCommunicatorGroup &) = delete;
+
+  /// Requires 0 <= rank < mesh.numRanks().
+  Communicator &forRank(int64_t rank);
+  const MeshShape &mesh() const;
+
+  struct State; // shared by the ranks' handles (LocalCommunicator.cpp)
+
+private:
+  std::unique_ptr<State> state_;
+  std::vector<std::unique_ptr<Communicator>> ranks_;
+};
+
+} // namespace runtime
+} // namespace loom
+
+#endif // LOOM_RUNTIME_COMMUNICATOR_H
