@@ -64,6 +64,7 @@ LogicalResult differentiate(func::FuncOp fn) {
       return op->emitError() << "cannot differentiate through '"
                              << op->getName() << "': it has no gradient rule";
     SmallVector<Value> operandGrads;
+    Operation *last = ret->getPrevNode();
     if (failed(rule.buildVectorJacobianProduct(b, resultGrads, operandGrads)))
       return failure();
     if (operandGrads.size() != op->getNumOperands())
@@ -78,6 +79,13 @@ LogicalResult differentiate(func::FuncOp fn) {
                         .getResult()
                   : grad;
     }
+    // The backward of a layer's op belongs to the layer (pipeline stages
+    // and per-layer reports read it).
+    if (Attribute layer = op->getAttr("loom.layer"))
+      for (Operation *made = last ? last->getNextNode() : &body.front();
+           made && made != ret.getOperation(); made = made->getNextNode())
+        if (!made->hasAttr("loom.layer"))
+          made->setAttr("loom.layer", layer);
   }
 
   // One gradient per parameter name; a tied parameter's declarations sum.

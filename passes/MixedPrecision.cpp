@@ -54,8 +54,20 @@ struct LoomMixedPrecisionPass
           param.getResult().replaceAllUsesExcept(cast, cast);
           continue;
         }
-        // Cross-entropy reduces in f32 whatever its logits are.
-        if (isa<CrossEntropyOp, func::ReturnOp>(op))
+        // Cross-entropy reduces in f32 whatever its logits are, and so does
+        // what works on its f32 results (the vocabulary-parallel
+        // cross-entropy's all-reduced sums, the loss's sum over tokens): an
+        // op whose float operands are all still f32 stays f32.
+        if (isa<CrossEntropyOp, CrossEntropyPartialsOp, func::ReturnOp>(op))
+          continue;
+        bool anyFloat = false, allF32 = true;
+        for (Value v : op.getOperands())
+          if (auto t = dyn_cast<RankedTensorType>(v.getType());
+              t && isa<FloatType>(t.getElementType())) {
+            anyFloat = true;
+            allF32 &= t.getElementType().isF32();
+          }
+        if (anyFloat && allF32)
           continue;
         for (Value result : op.getResults())
           result.setType(lower(result.getType()));

@@ -160,4 +160,62 @@ def LoomMixedPrecision : Pass<"loom-mixed-precision", "::mlir::ModuleOp"> {
   ];
 }
 
+def LoomShard : Pass<"loom-shard", "::mlir::ModuleOp"> {
+  let summary = "Decide how every value is split over a device mesh (Megatron's rules, propagated by factors)";
+  let description = [{
+    Puts the mesh on the module (`dist.mesh`) and records on every op of each
+    public function the sharding it needs of its operands
+    (`dist.in_shardings`) and gives its results (`dist.out_shardings`).
+    Nothing is rewritten yet: `--loom-partition` does that.
+
+    Walking the program in order, each op's factor rule
+    (dialects/Loom/IR/LoomSharding.cpp) propagates the splits of its
+    operands to its results. Parameters are decided at their first use, by
+    Megatron's rules: a matmul whose input is whole splits its weight's
+    output features over `tp` (column-parallel: QKV, the MLP's first layer,
+    the tied LM head); one whose input is split along the contraction splits
+    the weight's rows (row-parallel: the attention output, the MLP's second
+    layer) and leaves partial sums; an embedding table is split by rows
+    (vocabulary-parallel). A parameter pinned by the model language
+    (`shard(...)`, a `dist.sharding` attribute on `loom.parameter`) keeps its
+    pin: user annotations win.
+
+    Partial sums are resolved where they are used: by an all-reduce, or with
+    `sequence-parallel` by a reduce-scatter along the sequence, so the
+    layernorm and dropout regions between the tensor-parallel blocks run on
+    blocks of the sequence.
+
+    A split that cannot carry through an op because the mesh axis does not
+    divide a dimension (attention heads, the ffn size, the vocabulary) is an
+    error naming the op and the dimension; an op that needs whole operands
+    gets them all-gathered, with a warning.
+  }];
+  let dependentDialects = ["::loom::LoomDialect", "::loom::dist::DistDialect"];
+  let options = [
+    Option<"meshSpec", "mesh", "std::string", /*default=*/"\"tp=1\"",
+           "The mesh: dp=D,tp=T (axes dp, pp, tp; unnamed axes have size 1)">,
+    Option<"sequenceParallel", "sequence-parallel", "bool", /*default=*/"false",
+           "Split the layernorm and dropout regions along the sequence">,
+  ];
+}
+
+def LoomPartition : Pass<"loom-partition", "::mlir::ModuleOp"> {
+  let summary = "Rewrite a sharded program to one rank's local shapes, with explicit collectives";
+  let description = [{
+    Reads the shardings `--loom-shard` recorded and rewrites each public
+    function into the program every rank runs (SPMD): every value takes its
+    local shape, and where an op needs an operand split otherwise than it is,
+    the conversion is inserted: `dist.all_reduce` (partial to whole),
+    `dist.reduce_scatter` (partial to split), `dist.all_gather` (split to
+    whole), `dist.all_slice` (whole to split, no communication). A whole
+    value feeding an op whose work is split gets a `dist.fan_out` (its
+    gradient is all-reduced). A cross_entropy with the vocabulary split
+    becomes Megatron's vocabulary-parallel cross-entropy: a per-token max,
+    sum of exponentials and label logit, each all-reduced. Ops whose work
+    depends on the rank's block (embedding, dropout, the cross-entropy's
+    partials) and split parameters carry `dist.sharding`.
+  }];
+  let dependentDialects = ["::loom::LoomDialect", "::loom::dist::DistDialect"];
+}
+
 #endif // LOOM_PASSES_TD

@@ -372,7 +372,7 @@ LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
              << "' is set by the compiler"
              << (name == "batch" ? "; use --micro-batch-size"
                                  : " (the tensor-parallel size of the mesh; "
-                                   "meshes are not supported yet)");
+                                   "use --mesh tp=N)");
     if (it == configs.end()) {
       std::string best;
       unsigned bestDistance = 3;
@@ -918,7 +918,7 @@ FailureOr<Val> ModelBuilder::evalName(const ast::Expr &expr, Scope &scope) {
     if (expr.text == "batch")
       return Val::ofInt(options.microBatchSize);
     if (expr.text == "tp")
-      return Val::ofInt(1); // tensor parallelism arrives with --mesh
+      return Val::ofInt(options.tensorParallel);
   }
   if (elementTypeNamed(context, expr.text))
     return Val::ofString(expr.text, Val::Kind::DType);

@@ -1,6 +1,7 @@
 //===- PlanBuilder.cpp - a differentiated model to the plan bundle --------===//
 
 #include "loom/Plan/PlanBuilder.h"
+#include "loom/dialects/Dist/IR/DistOps.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/passes/Passes.h"
 
@@ -96,6 +97,22 @@ private:
   DenseMap<int32_t, size_t> lastWriter;
   int64_t persistentBytes = 0;
   unsigned counter = 0;
+  dist::MeshAttr mesh;
+  /// The index in plan->mesh of a mesh axis name.
+  int64_t axisIndex(StringRef axis) const {
+    for (size_t i = 0; i < plan->mesh.size(); ++i)
+      if (plan->mesh[i]->name == axis)
+        return int64_t(i);
+    return -1;
+  }
+  int64_t axisSize(StringRef axis) const {
+    int64_t i = axisIndex(axis);
+    return i < 0 ? 1 : plan->mesh[i]->size;
+  }
+  /// `shard_axis` and `global_shape` of a block of a partitioned tensor.
+  void setBlock(plan::InstructionT &inst, dist::ShardingAttr sharding,
+                ArrayRef<int64_t> local);
+  void layoutPersistent();
 };
 
 FailureOr<int32_t> Lowering::addBuffer(Location loc, std::string name,
@@ -168,6 +185,13 @@ LogicalResult Lowering::addParameter(ParameterOp param) {
   p->weight_decay = shape.size() > 1 && !name.ends_with(".bias");
   p->global_shape.assign(shape.begin(), shape.end());
   p->block_offset.assign(shape.size(), 0);
+  p->shard_axis.assign(shape.size(), -1);
+  if (auto s = param->getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName))
+    for (auto [d, axis] : llvm::enumerate(s.getDims()))
+      if (!axis.empty()) {
+        p->shard_axis[d] = int32_t(axisIndex(axis));
+        p->global_shape[d] *= axisSize(axis);
+      }
   parameterIndex[name] = int32_t(plan->parameters.size());
   plan->parameters.push_back(std::move(p));
   bufferOf[param] = *value;
@@ -219,7 +243,37 @@ void Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
       })
       .Case([&](FillOp o) {
         setFloat(inst, "value", o.getValue().convertToDouble());
-      });
+      })
+      .Case<CrossEntropyPartialsOp, CrossEntropyPartialsGradOp,
+            CrossEntropyCombineOp, CrossEntropyCombineGradOp>([&](auto o) {
+        setInts(inst, "ignore_index", {int64_t(o.getIgnoreIndex())});
+      })
+      .Case([&](dist::AllReduceOp o) {
+        setString(inst, "kind", stringifyReduceKind(o.getKind()));
+        setInts(inst, "axis", {axisIndex(o.getAxis())});
+      })
+      .Case<dist::AllGatherOp, dist::ReduceScatterOp, dist::AllSliceOp>(
+          [&](auto o) {
+            setInts(inst, "axis", {axisIndex(o.getAxis())});
+            setInts(inst, "dim", {int64_t(o.getDim())});
+          });
+  // The block of a partitioned tensor the op works on.
+  if (auto s = op.getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName)) {
+    Value block = isa<EmbeddingGradOp>(op) ? op.getResult(0) : op.getOperand(0);
+    setBlock(inst, s, cast<RankedTensorType>(block.getType()).getShape());
+  }
+}
+
+void Lowering::setBlock(plan::InstructionT &inst, dist::ShardingAttr sharding,
+                        ArrayRef<int64_t> local) {
+  std::vector<int64_t> axes, global(local.begin(), local.end());
+  for (auto [d, axis] : llvm::enumerate(sharding.getDims())) {
+    axes.push_back(axis.empty() ? -1 : axisIndex(axis));
+    if (!axis.empty())
+      global[d] *= axisSize(axis);
+  }
+  setInts(inst, "shard_axis", axes);
+  setInts(inst, "global_shape", global);
 }
 
 LogicalResult Lowering::lowerOp(Operation &op) {
@@ -227,12 +281,18 @@ LogicalResult Lowering::lowerOp(Operation &op) {
     return addParameter(param);
   if (isa<func::CallOp>(op))
     return op.emitError() << "inline calls before building a plan (--inline)";
-  if (op.getDialect() != op.getContext()->getLoadedDialect<LoomDialect>())
+  if (op.getDialect() != op.getContext()->getLoadedDialect<LoomDialect>() &&
+      op.getDialect() != op.getContext()->getLoadedDialect<dist::DistDialect>())
     return op.emitError() << "the plan has no instruction for '"
                           << op.getName() << "'";
-  if (auto reshape = dyn_cast<ReshapeOp>(op)) {
-    // A view: the same storage with another shape.
-    int32_t source = bufferOf.lookup(reshape.getInput());
+  if (isa<dist::AllToAllOp, dist::BroadcastOp, dist::SendOp, dist::RecvOp>(op))
+    return op.emitError() << "the plan has no instruction for '"
+                          << op.getName() << "' yet";
+  if (isa<ReshapeOp, StopGradientOp, dist::FanOutOp>(op)) {
+    // A view: the same storage with another shape (or the same; a fan_out
+    // is the identity forward, a stop_gradient only stops the backward).
+    Value reshape = op.getResult(0);
+    int32_t source = bufferOf.lookup(op.getOperand(0));
     const plan::BufferT &src = *plan->buffers[source];
     FailureOr<int32_t> id =
         addBuffer(op.getLoc(), "view." + std::to_string(counter++),
@@ -310,16 +370,74 @@ void Lowering::accumulateInto(Value grad, int32_t gradBuffer) {
   after[position].push_back(std::move(acc));
 }
 
+/// The persistent arena: parameters, then the gradients in reverse order of
+/// declaration (the order the backward finishes them; a data-parallel
+/// bucket is a contiguous range of them), then AdamW's moments.
+void Lowering::layoutPersistent() {
+  persistentBytes = 0;
+  auto place = [&](int32_t id) {
+    plan::BufferT &b = *plan->buffers[id];
+    b.offset = persistentBytes;
+    persistentBytes += alignBuffer(b.bytes);
+  };
+  for (const auto &p : plan->parameters)
+    place(p->value);
+  for (auto it = plan->parameters.rbegin(); it != plan->parameters.rend(); ++it)
+    place((*it)->grad);
+  for (const auto &p : plan->parameters)
+    place(p->moment1);
+  for (const auto &p : plan->parameters)
+    place(p->moment2);
+}
+
 void Lowering::buildOptimizer() {
   auto opt = std::make_unique<plan::ProgramT>();
   opt->name = "optimizer";
+  // Data parallelism: sum the accumulated gradients over dp, a bucket of
+  // contiguous gradients per all-reduce.
+  if (axisSize("dp") > 1) {
+    std::unique_ptr<plan::InstructionT> bucket;
+    int64_t bytes = 0;
+    auto flush = [&] {
+      if (bucket)
+        opt->instructions.push_back(std::move(bucket));
+      bucket.reset();
+      bytes = 0;
+    };
+    for (auto it = plan->parameters.rbegin(); it != plan->parameters.rend();
+         ++it) {
+      if (!bucket) {
+        bucket = std::make_unique<plan::InstructionT>();
+        bucket->op = "all_reduce";
+        setString(*bucket, "kind", "sum");
+        setInts(*bucket, "axis", {axisIndex("dp")});
+        bucket->location = "gradient bucket " +
+                           std::to_string(opt->instructions.size());
+      }
+      bucket->inputs.push_back((*it)->grad);
+      bucket->outputs.push_back((*it)->grad);
+      bytes += plan->buffers[(*it)->grad]->bytes;
+      if (bytes >= options.gradBucketBytes)
+        flush();
+    }
+    flush();
+  }
   auto norm = std::make_unique<plan::InstructionT>();
   norm->op = "grad_norm";
   auto zero = std::make_unique<plan::InstructionT>();
   zero->op = "zero";
+  // A gradient split over tp adds each rank's block to the norm; a whole one
+  // counts once (on tp rank 0), then the squares are summed over tp.
+  std::vector<int64_t> split;
   for (const auto &p : plan->parameters) {
     norm->inputs.push_back(p->grad);
     zero->outputs.push_back(p->grad);
+    split.push_back(llvm::any_of(p->shard_axis,
+                                 [&](int32_t a) { return a == axisIndex("tp"); }));
+  }
+  if (axisSize("tp") > 1) {
+    setInts(*norm, "split", split);
+    setInts(*norm, "axis", {axisIndex("tp")});
   }
   opt->instructions.push_back(std::move(norm));
   for (const auto &p : plan->parameters) {
@@ -409,21 +527,34 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
 
   plan->model = fn.getSymName().str();
   plan->compiler = options.compiler;
+  mesh = dist::getMesh(fn);
   for (const char *axis : {"dp", "pp", "tp"}) {
     auto a = std::make_unique<plan::MeshAxisT>();
     a->name = axis;
-    a->size = 1;
+    a->size = mesh ? mesh.getAxisSize(axis).value_or(1) : 1;
     plan->mesh.push_back(std::move(a));
   }
+  if (mesh)
+    for (StringAttr axis : mesh.getNames())
+      if (axisIndex(axis) < 0)
+        return fn.emitError() << "the plan's mesh has the axes dp, pp and tp; "
+                              << mesh << " has '" << axis.getValue() << "'";
+  plan->sequence_parallel = module->hasAttr("dist.sequence_parallel");
   plan->micro_batch_size = intAttr(module, "loom.micro_batch_size", 1);
   plan->global_batch_size =
       intAttr(module, "loom.global_batch_size", plan->micro_batch_size);
-  if (plan->global_batch_size % plan->micro_batch_size != 0)
+  int64_t dp = axisSize("dp");
+  if (plan->global_batch_size % (plan->micro_batch_size * dp) != 0)
     return fn.emitError() << "the global batch size "
                           << plan->global_batch_size
                           << " is not a multiple of the micro-batch size "
-                          << plan->micro_batch_size;
-  plan->num_microbatches = plan->global_batch_size / plan->micro_batch_size;
+                          << plan->micro_batch_size << " x dp " << dp
+                          << " (each data-parallel rank runs microbatches of "
+                             "--micro-batch-size sequences); choose "
+                             "--global-batch-size as a multiple of "
+                          << plan->micro_batch_size * dp;
+  plan->num_microbatches =
+      plan->global_batch_size / (plan->micro_batch_size * dp);
 
   for (BlockArgument arg : body.getArguments()) {
     auto input = std::make_unique<plan::InputT>();
@@ -450,15 +581,22 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
       flops += cost.getFlops();
     // Token ids index embedding tables and label ids the logits: both bound
     // the ids a dataset may hold.
-    int64_t vocab = 0;
+    // A vocabulary-parallel table or logits hold a block of the vocabulary.
+    int64_t vocab = 0, blocks = 1;
+    if (auto s = op.getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName))
+      blocks = axisSize(s.getDimAxis(isa<EmbeddingOp>(op) ? 0 : s.getDims().size() - 1));
     if (auto e = dyn_cast<EmbeddingOp>(op))
-      vocab = e.getTable().getType().getShape()[0];
+      vocab = e.getTable().getType().getShape()[0] * blocks;
     if (auto ce = dyn_cast<CrossEntropyOp>(op))
       vocab = ce.getLogits().getType().getShape().back();
+    if (auto ce = dyn_cast<CrossEntropyPartialsOp>(op))
+      vocab = ce.getLogits().getType().getShape().back() * blocks;
     if (vocab && (!plan->vocab_size || vocab < plan->vocab_size))
       plan->vocab_size = vocab;
   }
-  plan->step_flops = flops * double(plan->num_microbatches);
+  // Every rank's work: the global batch's microbatches on every rank.
+  plan->step_flops = flops * double(plan->num_microbatches) *
+                     double(axisSize("dp") * axisSize("tp"));
 
   plan->loss = bufferOf.lookup(ret.getOperand(0));
   plan->buffers[plan->loss]->kind = plan::BufferKind::Output;
@@ -487,6 +625,7 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   plan->precision = std::make_unique<plan::PrecisionPolicyT>(options.precision);
 
   finish();
+  layoutPersistent();
   plan->arena_bytes = {persistentBytes, 0};
   planWorkspace(*plan, aliasOf);
   if (runtime::Status s = runtime::validatePlan(*plan, "the plan just built");
@@ -497,18 +636,56 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
 
 } // namespace
 
-LogicalResult buildTrainingStep(ModuleOp module, StringRef compute) {
+LogicalResult buildDistProgram(ModuleOp module, const DistOptions &dist) {
   PassManager pm(module.getContext());
   pm.addPass(createInlinerPass());
   pm.addPass(createSymbolDCEPass());
   pm.addPass(createLoomGlobalBatchLoss());
+  if (!dist.mesh.empty()) {
+    LoomShardOptions options;
+    options.meshSpec = dist.mesh;
+    options.sequenceParallel = dist.sequenceParallel;
+    pm.addPass(createLoomShard(options));
+    pm.addPass(createLoomPartition());
+  }
+  return pm.run(module);
+}
+
+LogicalResult buildTrainingStep(ModuleOp module, StringRef compute,
+                                const DistOptions &dist) {
+  if (failed(buildDistProgram(module, dist)))
+    return failure();
+  PassManager pm(module.getContext());
   if (compute != "f32") {
     LoomMixedPrecisionOptions options;
     options.compute = compute.str();
     pm.addPass(createLoomMixedPrecision(options));
   }
   pm.addPass(createLoomAutodiff());
-  return pm.run(module);
+  if (failed(pm.run(module)))
+    return failure();
+  if (dist.mesh.empty())
+    return success();
+  // all_slice(all_reduce) -> reduce_scatter (the dialect's canonicalization,
+  // applied alone: the rest of the program keeps its form).
+  SmallVector<dist::AllSliceOp> slices;
+  module.walk([&](dist::AllSliceOp op) { slices.push_back(op); });
+  for (dist::AllSliceOp slice : slices) {
+    auto reduce = slice.getInput().getDefiningOp<dist::AllReduceOp>();
+    if (!reduce || reduce.getKind() != ReduceKind::Sum ||
+        reduce.getAxis() != slice.getAxis() || !reduce->hasOneUse())
+      continue;
+    OpBuilder b(slice);
+    Value scattered = b.create<dist::ReduceScatterOp>(
+        slice.getLoc(), slice.getType(), reduce.getInput(),
+        slice.getAxisAttr(), slice.getDimAttr());
+    if (Attribute layer = slice->getAttr("loom.layer"))
+      scattered.getDefiningOp()->setAttr("loom.layer", layer);
+    slice.getResult().replaceAllUsesWith(scattered);
+    slice.erase();
+    reduce.erase();
+  }
+  return success();
 }
 
 FailureOr<std::unique_ptr<plan::PlanT>> buildPlan(ModuleOp module,

@@ -51,13 +51,17 @@ cl::opt<std::string>
                    cl::value_desc("file"), cl::init("-"),
                    cl::cat(loomcCategory));
 
-enum class Emit { None, Loom, Step, PlanText };
+enum class Emit { None, Loom, Dist, Step, PlanText };
 cl::opt<Emit> emitAction(
     "emit", cl::desc("Print the model at a level of the compiler:"),
     cl::init(Emit::None),
     cl::values(clEnumValN(Emit::Loom, "loom",
                           "the loom dialect (global shapes, after "
                           "verification); loom-opt reads it"),
+               clEnumValN(Emit::Dist, "dist",
+                          "the program one rank runs on the --mesh: local "
+                          "shapes, shardings and dist collectives, before "
+                          "differentiation"),
                clEnumValN(Emit::Step, "step",
                           "the training step in the loom dialect: loss "
                           "normalised over the global batch, the precision "
@@ -67,6 +71,20 @@ cl::opt<Emit> emitAction(
                           "arena offsets, the microbatch and optimizer "
                           "programs")),
     cl::cat(loomcCategory));
+
+cl::OptionCategory meshCategory("parallelism options");
+cl::opt<std::string> meshSpec(
+    "mesh",
+    cl::desc("The device mesh, e.g. dp=2,tp=4 (axes dp, pp, tp; default: one "
+             "rank). --micro-batch-size is per data-parallel rank"),
+    cl::value_desc("dp=D,tp=T"), cl::init(""), cl::cat(meshCategory));
+cl::opt<bool> sequenceParallel(
+    "sequence-parallel",
+    cl::desc("Split the layernorm and dropout regions along the sequence "
+             "over tp (reduce-scatter/all-gather instead of all-reduce)"),
+    cl::init(false), cl::cat(meshCategory));
+/// The mesh's tp, for the model language's `tp` (set once main parses --mesh).
+int64_t tensorParallelSize = 1;
 
 // The training step's settings. The optimizer's are the plan's defaults;
 // loom-run takes the same options to override them.
@@ -205,6 +223,7 @@ OwningOpRef<ModuleOp> buildFromModelFile(llvm::SourceMgr &sourceMgr,
   }
   options.microBatchSize = microBatchSize;
   options.globalBatchSize = globalBatchSize;
+  options.tensorParallel = tensorParallelSize;
   options.modelName = modelName;
   FailureOr<OwningOpRef<ModuleOp>> module =
       loom::buildModel(*file, *library, options, &context);
@@ -265,13 +284,15 @@ FailureOr<loom::PlanOptions> planOptions() {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&loomcCategory, &trainCategory});
+  cl::HideUnrelatedOptions({&loomcCategory, &meshCategory, &trainCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
       "loomc: Loom's compiler driver\n\n"
       "  loomc examples/gpt.loom --summary [--json] [-D layers=24 ...]\n"
       "  loomc examples/gpt.loom -D layers=2 --global-batch-size 8 -o gpt.plan\n"
       "  loomc examples/gpt.loom --emit=plan-text\n"
+      "  loomc examples/gpt.loom --mesh dp=2,tp=2 --sequence-parallel -o gpt.plan\n"
+      "  loomc examples/gpt.loom --mesh tp=2 --emit=dist\n"
       "  loomc examples/gpt.loom --emit=loom [-o gpt.mlir]\n"
       "  loomc model.mlir --summary       (loom IR, as loom-opt reads it)\n\n"
       "  A response file holds more arguments: loomc examples/gpt.loom "
@@ -291,6 +312,34 @@ int main(int argc, char **argv) {
   FailureOr<loom::PlanOptions> options = planOptions();
   if (failed(options))
     return 1;
+  if (!meshSpec.empty()) {
+    std::string meshError;
+    auto axes = loom::parseMeshSpec(meshSpec, meshError);
+    if (failed(axes)) {
+      llvm::errs() << "loomc: --mesh " << meshSpec << ": " << meshError << "\n";
+      return 1;
+    }
+    for (auto &[name, size] : *axes) {
+      if (name == "tp")
+        tensorParallelSize = size;
+      if (name == "pp" && size > 1) {
+        llvm::errs() << "loomc: --mesh " << meshSpec
+                     << ": pipeline parallelism (pp > 1) is not built yet; "
+                        "use dp and tp\n";
+        return 1;
+      }
+    }
+  }
+  if (sequenceParallel && tensorParallelSize == 1) {
+    llvm::errs() << "loomc: --sequence-parallel splits the sequence over tp; "
+                    "give a --mesh with tp > 1\n";
+    return 1;
+  }
+  if (emitAction == Emit::Dist && meshSpec.empty()) {
+    llvm::errs() << "loomc: --emit=dist prints the program of a --mesh; give "
+                    "one, e.g. --mesh tp=2\n";
+    return 1;
+  }
   bool isModelFile = llvm::StringRef(inputFilename).ends_with(".loom");
   if (!isModelFile && (!defines.empty() || !modelName.empty())) {
     llvm::errs() << "loomc: -D and --model apply to .loom model files; "
@@ -329,11 +378,18 @@ int main(int argc, char **argv) {
 
   bool training = writesPlan || emitAction == Emit::Step ||
                   emitAction == Emit::PlanText;
+  loom::DistOptions dist;
+  dist.mesh = meshSpec;
+  dist.sequenceParallel = sequenceParallel;
+  if (emitAction == Emit::Dist && failed(loom::buildDistProgram(*module, dist)))
+    return 1;
   if (training &&
       failed(loom::buildTrainingStep(
-          *module, precision == Precision::BF16  ? "bf16"
-                   : precision == Precision::F16 ? "f16"
-                                                 : "f32")))
+          *module,
+          precision == Precision::BF16  ? "bf16"
+          : precision == Precision::F16 ? "f16"
+                                        : "f32",
+          dist)))
     return 1;
   std::unique_ptr<loom::plan::PlanT> builtPlan;
   if (writesPlan || emitAction == Emit::PlanText) {
@@ -373,7 +429,8 @@ int main(int argc, char **argv) {
     loom::runtime::printPlanText(*builtPlan, text);
     output->os() << text.str();
   }
-  if (emitAction == Emit::Loom || emitAction == Emit::Step) {
+  if (emitAction == Emit::Loom || emitAction == Emit::Dist ||
+      emitAction == Emit::Step) {
     module->print(output->os());
     output->os() << "\n";
   }

@@ -227,8 +227,12 @@ LogicalResult RmsNormOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
 
 LogicalResult DropoutOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
                                                     SmallVectorImpl<Value> &g) {
-  g.push_back(
-      b.create<DropoutGradOp>(getLoc(), dy[0], getRateAttr(), getSiteAttr()));
+  auto grad =
+      b.create<DropoutGradOp>(getLoc(), dy[0], getRateAttr(), getSiteAttr());
+  // The mask of a block of a partitioned tensor: the same block's indices.
+  if (Attribute s = (*this)->getAttr("dist.sharding"))
+    grad->setAttr("dist.sharding", s);
+  g.push_back(grad);
   return success();
 }
 
@@ -239,8 +243,12 @@ LogicalResult DropoutOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
 LogicalResult
 EmbeddingOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
                                         SmallVectorImpl<Value> &g) {
-  g.push_back(b.create<EmbeddingGradOp>(getLoc(), getTable().getType(), dy[0],
-                                        getIndices()));
+  auto grad = b.create<EmbeddingGradOp>(getLoc(), getTable().getType(), dy[0],
+                                        getIndices());
+  // A vocabulary-parallel table's gradient rows are this rank's block.
+  if (Attribute s = (*this)->getAttr("dist.sharding"))
+    grad->setAttr("dist.sharding", s);
+  g.push_back(grad);
   g.push_back(Value()); // indices
   return success();
 }
@@ -366,9 +374,12 @@ LogicalResult CrossEntropyPartialsOp::buildVectorJacobianProduct(
     if (!grad)
       grad = b.create<FillOp>(getLoc(), getResult(i).getType(),
                               b.getF64FloatAttr(0));
-  g.push_back(b.create<CrossEntropyPartialsGradOp>(
+  auto grad = b.create<CrossEntropyPartialsGradOp>(
       getLoc(), getLogits().getType(), getLogits(), getMax(), getLabels(),
-      grads[0], grads[1], getIgnoreIndexAttr()));
+      grads[0], grads[1], getIgnoreIndexAttr());
+  if (Attribute s = (*this)->getAttr("dist.sharding"))
+    grad->setAttr("dist.sharding", s);
+  g.push_back(grad);
   g.push_back(Value()); // the max is a shift that cancels
   g.push_back(Value());
   return success();

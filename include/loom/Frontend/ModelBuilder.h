@@ -19,6 +19,8 @@ struct ModelOptions {
   std::vector<std::pair<std::string, std::string>> overrides;
   /// Sequences per data-parallel rank per microbatch: the `batch` dimension.
   int64_t microBatchSize = 1;
+  /// The mesh's tensor-parallel size: the model language's `tp`.
+  int64_t tensorParallel = 1;
   /// Sequences per step; 0 means the micro-batch size.
   int64_t globalBatchSize = 0;
   /// Which model of the file to build; "" means its only one.

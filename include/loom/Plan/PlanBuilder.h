@@ -35,14 +35,32 @@ struct PlanOptions {
   plan::OptimizerDefaultsT optimizer;
   plan::PrecisionPolicyT precision;
   std::string compiler = "loomc";
+  /// Data parallelism all-reduces gradients in buckets of about this many
+  /// bytes (PyTorch DDP's default).
+  int64_t gradBucketBytes = 25 << 20;
 };
 
-/// The training step's passes on a model module: inline, normalise the loss
-/// over the global batch (--loom-global-batch-loss), apply the precision
-/// policy when `compute` is "bf16" or "f16" (--loom-mixed-precision), and
-/// differentiate (--loom-autodiff). `compute` "f32" leaves types as they are.
+/// The mesh to compile for (loomc --mesh, --sequence-parallel). An empty
+/// mesh compiles for one rank without the dist passes.
+struct DistOptions {
+  std::string mesh;
+  bool sequenceParallel = false;
+};
+
+/// The passes up to the partitioned program (loomc --emit=dist): inline,
+/// normalise the loss over the global batch (--loom-global-batch-loss), and
+/// with a mesh, --loom-shard and --loom-partition.
+mlir::LogicalResult buildDistProgram(mlir::ModuleOp module,
+                                     const DistOptions &dist);
+
+/// The training step's passes on a model module: buildDistProgram, then the
+/// precision policy when `compute` is "bf16" or "f16"
+/// (--loom-mixed-precision), and differentiation (--loom-autodiff). With a
+/// mesh, the backward's all_slice(all_reduce) pairs become reduce_scatters.
+/// `compute` "f32" leaves types as they are.
 mlir::LogicalResult buildTrainingStep(mlir::ModuleOp module,
-                                      llvm::StringRef compute);
+                                      llvm::StringRef compute,
+                                      const DistOptions &dist = {});
 
 /// Lowers the module's training function. `module` must have been through
 /// the training passes (it reads `loom.grad`, `loom.loss_normalizer`, the

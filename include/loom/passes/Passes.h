@@ -3,6 +3,7 @@
 #ifndef LOOM_PASSES_PASSES_H
 #define LOOM_PASSES_PASSES_H
 
+#include "loom/dialects/Dist/IR/DistOps.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -10,6 +11,11 @@
 #include "mlir/Pass/Pass.h"
 
 namespace loom {
+
+/// Parses a mesh like `dp=2,tp=4` into the axes dp, pp, tp in that order
+/// (unnamed axes have size 1), or fails with a message in `error`.
+mlir::FailureOr<llvm::SmallVector<std::pair<std::string, int64_t>>>
+parseMeshSpec(llvm::StringRef spec, std::string &error);
 
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"

@@ -8,6 +8,7 @@
 #include "llvm/ADT/SmallVector.h"
 
 #include <cstdint>
+#include <optional>
 
 namespace loom {
 
@@ -29,6 +30,10 @@ struct ShardingRule {
   /// True when `factor` appears in no result (sharding it needs a reduction).
   bool isReductionFactor(int64_t factor) const;
 };
+
+/// The sharding rule of a loom op (dialects/Loom/IR/LoomSharding.cpp), or
+/// std::nullopt for an op without one (it runs on whole, replicated values).
+std::optional<ShardingRule> getShardingRule(mlir::Operation *op);
 
 namespace detail {
 /// Bytes of every tensor operand (the default of CostOpInterface).

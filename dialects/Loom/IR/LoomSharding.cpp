@@ -1,0 +1,252 @@
+//===- LoomSharding.cpp - factor-based sharding rules of the loom ops -----===//
+//
+// Each op's rule (Shardy's OpShardingRule): every dimension of every operand
+// and result names a factor, or kNoFactor where the dimension must stay
+// whole for the op to run on blocks (a softmax's or a layernorm's normalised
+// dimension, a split's axis). Dimensions that share a factor are split
+// together; a factor only operands have is a reduction (matmul's k, the
+// embedding table's rows): splitting it leaves partial sums.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/dialects/Loom/IR/LoomOps.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+
+namespace loom {
+namespace {
+
+ArrayRef<int64_t> shapeOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getShape();
+}
+
+struct RuleBuilder {
+  ShardingRule rule;
+  int64_t factor(int64_t size) {
+    rule.factorSizes.push_back(size);
+    return int64_t(rule.factorSizes.size()) - 1;
+  }
+  SmallVector<int64_t> fresh(ArrayRef<int64_t> shape) {
+    SmallVector<int64_t> f;
+    for (int64_t d : shape)
+      f.push_back(factor(d));
+    return f;
+  }
+  /// `shape` aligned with `factors` (of `full`) at the trailing dimensions,
+  /// numpy-style: broadcast (size-1) dimensions carry no factor.
+  SmallVector<int64_t> aligned(ArrayRef<int64_t> shape, ArrayRef<int64_t> full,
+                               ArrayRef<int64_t> factors) {
+    SmallVector<int64_t> f;
+    size_t lead = full.size() - shape.size();
+    for (size_t d = 0; d < shape.size(); ++d)
+      f.push_back(shape[d] == full[lead + d] ? factors[lead + d]
+                                             : ShardingRule::kNoFactor);
+    return f;
+  }
+  /// Every result the same rank as `factors` gets them; others none.
+  void sameResults(Operation *op, ArrayRef<int64_t> factors) {
+    for (Value r : op->getResults())
+      rule.resultFactors.push_back(
+          shapeOf(r).size() == factors.size()
+              ? SmallVector<int64_t>(factors)
+              : SmallVector<int64_t>(shapeOf(r).size(),
+                                     ShardingRule::kNoFactor));
+  }
+};
+
+constexpr int64_t kNone = ShardingRule::kNoFactor;
+
+/// [b, s, 3h] -> [b, s, heads, 3·head_dim]: dimensions group where their
+/// products agree. In a group, the major (first non-1) dimensions on both
+/// sides share a factor, so a split of it carries through the reshape
+/// (the heads); the minor ones stay whole.
+ShardingRule reshapeRule(ArrayRef<int64_t> in, ArrayRef<int64_t> out) {
+  RuleBuilder b;
+  SmallVector<int64_t> fin(in.size(), kNone), fout(out.size(), kNone);
+  size_t i = 0, j = 0;
+  while (i < in.size() || j < out.size()) {
+    // Size-1 dimensions take no part in a group.
+    if (i < in.size() && in[i] == 1) {
+      ++i;
+      continue;
+    }
+    if (j < out.size() && out[j] == 1) {
+      ++j;
+      continue;
+    }
+    if (i >= in.size() || j >= out.size())
+      break;
+    size_t gi = i, gj = j;
+    int64_t pin = in[i++], pout = out[j++];
+    while (pin != pout) {
+      if (pin < pout && i < in.size())
+        pin *= in[i++];
+      else if (pout < pin && j < out.size())
+        pout *= out[j++];
+      else
+        break;
+    }
+    int64_t f = b.factor(std::min(in[gi], out[gj]));
+    fin[gi] = f;
+    fout[gj] = f;
+  }
+  b.rule.operandFactors.push_back(fin);
+  b.rule.resultFactors.push_back(fout);
+  return b.rule;
+}
+
+} // namespace
+
+std::optional<ShardingRule> getShardingRule(Operation *op) {
+  RuleBuilder b;
+  auto unary = [&](Value input) -> std::optional<ShardingRule> {
+    SmallVector<int64_t> f = b.fresh(shapeOf(input));
+    b.rule.operandFactors.push_back(f);
+    b.sameResults(op, f);
+    return b.rule;
+  };
+  return TypeSwitch<Operation *, std::optional<ShardingRule>>(op)
+      .Case<AddOp, SubOp, MulOp, DivOp>([&](auto bin) -> std::optional<ShardingRule> {
+        ArrayRef<int64_t> full = shapeOf(bin.getResult());
+        SmallVector<int64_t> f = b.fresh(full);
+        for (Value v : op->getOperands())
+          b.rule.operandFactors.push_back(b.aligned(shapeOf(v), full, f));
+        b.rule.resultFactors.push_back(f);
+        return b.rule;
+      })
+      .Case<NegOp, ReluOp, SiluOp, GeluOp, ScaleOp, CastOp, DropoutOp,
+            StopGradientOp>([&](auto) { return unary(op->getOperand(0)); })
+      .Case<SoftmaxOp, LayerNormOp, RmsNormOp>([&](auto) -> std::optional<ShardingRule> {
+        // The last dimension is normalised over: it stays whole.
+        ArrayRef<int64_t> full = shapeOf(op->getOperand(0));
+        SmallVector<int64_t> f = b.fresh(full);
+        f.back() = kNone;
+        b.rule.operandFactors.push_back(f);
+        for (Value v : op->getOperands().drop_front()) {
+          bool isMask = isa<SoftmaxOp>(op);
+          b.rule.operandFactors.push_back(
+              isMask ? b.aligned(shapeOf(v), full, f)
+                     : SmallVector<int64_t>(shapeOf(v).size(), kNone));
+        }
+        b.sameResults(op, f);
+        return b.rule;
+      })
+      .Case<MatmulOp>([&](MatmulOp mm) -> std::optional<ShardingRule> {
+        ArrayRef<int64_t> lhs = shapeOf(mm.getLhs()), rhs = shapeOf(mm.getRhs());
+        ArrayRef<int64_t> out = shapeOf(mm.getResult());
+        size_t batch = out.size() - 2;
+        SmallVector<int64_t> fb;
+        for (size_t d = 0; d < batch; ++d)
+          fb.push_back(b.factor(out[d]));
+        int64_t m = b.factor(out[batch]), n = b.factor(out[batch + 1]);
+        int64_t k = b.factor(mm.getTransposeLhs() ? lhs[lhs.size() - 2]
+                                                   : lhs.back());
+        auto side = [&](ArrayRef<int64_t> shape, int64_t rows, int64_t cols) {
+          SmallVector<int64_t> f;
+          size_t ownBatch = shape.size() - 2;
+          for (size_t d = 0; d < ownBatch; ++d)
+            f.push_back(ownBatch == batch ? fb[d] : kNone);
+          f.push_back(rows);
+          f.push_back(cols);
+          return f;
+        };
+        b.rule.operandFactors.push_back(
+            mm.getTransposeLhs() ? side(lhs, k, m) : side(lhs, m, k));
+        b.rule.operandFactors.push_back(
+            mm.getTransposeRhs() ? side(rhs, n, k) : side(rhs, k, n));
+        SmallVector<int64_t> fr(fb);
+        fr.push_back(m);
+        fr.push_back(n);
+        b.rule.resultFactors.push_back(fr);
+        return b.rule;
+      })
+      .Case<EmbeddingOp>([&](EmbeddingOp e) -> std::optional<ShardingRule> {
+        ArrayRef<int64_t> table = shapeOf(e.getTable());
+        int64_t vocab = b.factor(table[0]), hidden = b.factor(table[1]);
+        SmallVector<int64_t> fi = b.fresh(shapeOf(e.getIndices()));
+        b.rule.operandFactors.push_back({vocab, hidden});
+        b.rule.operandFactors.push_back(fi);
+        SmallVector<int64_t> fr(fi);
+        fr.push_back(hidden);
+        b.rule.resultFactors.push_back(fr);
+        return b.rule;
+      })
+      .Case<ReshapeOp>([&](ReshapeOp r) -> std::optional<ShardingRule> {
+        return reshapeRule(shapeOf(r.getInput()), shapeOf(r.getResult()));
+      })
+      .Case<TransposeOp>([&](TransposeOp t) -> std::optional<ShardingRule> {
+        SmallVector<int64_t> f = b.fresh(shapeOf(t.getInput()));
+        b.rule.operandFactors.push_back(f);
+        SmallVector<int64_t> fr;
+        for (int64_t p : t.getPermutation())
+          fr.push_back(f[p]);
+        b.rule.resultFactors.push_back(fr);
+        return b.rule;
+      })
+      .Case<SplitOp>([&](SplitOp s) -> std::optional<ShardingRule> {
+        SmallVector<int64_t> f = b.fresh(shapeOf(s.getInput()));
+        f[s.getAxis()] = kNone;
+        b.rule.operandFactors.push_back(f);
+        b.sameResults(op, f);
+        return b.rule;
+      })
+      .Case<ConcatOp>([&](ConcatOp c) -> std::optional<ShardingRule> {
+        SmallVector<int64_t> f = b.fresh(shapeOf(c.getResult()));
+        f[c.getAxis()] = kNone;
+        for (size_t i = 0; i < c.getInputs().size(); ++i)
+          b.rule.operandFactors.push_back(f);
+        b.rule.resultFactors.push_back(f);
+        return b.rule;
+      })
+      .Case<ReduceOp>([&](ReduceOp r) -> std::optional<ShardingRule> {
+        // A sum over a split dimension leaves partial sums; a mean or max
+        // needs the dimension whole.
+        ArrayRef<int64_t> in = shapeOf(r.getInput());
+        SmallVector<int64_t> f = b.fresh(in), fr;
+        for (int64_t d = 0; d < int64_t(in.size()); ++d) {
+          bool reduced = llvm::is_contained(r.getDims(), d);
+          if (reduced && r.getKind() != ReduceKind::Sum)
+            f[d] = kNone;
+          if (!reduced)
+            fr.push_back(f[d]);
+          else if (r.getKeepDims())
+            fr.push_back(kNone);
+        }
+        b.rule.operandFactors.push_back(f);
+        b.rule.resultFactors.push_back(fr);
+        return b.rule;
+      })
+      .Case<BroadcastOp>([&](BroadcastOp br) -> std::optional<ShardingRule> {
+        ArrayRef<int64_t> full = shapeOf(br.getResult());
+        SmallVector<int64_t> f = b.fresh(full);
+        b.rule.operandFactors.push_back(
+            b.aligned(shapeOf(br.getInput()), full, f));
+        b.rule.resultFactors.push_back(f);
+        return b.rule;
+      })
+      .Case<CrossEntropyOp>([&](CrossEntropyOp ce) -> std::optional<ShardingRule> {
+        // The class dimension may be split (the vocabulary-parallel
+        // cross-entropy); the tokens' dimensions only with per-token losses.
+        ArrayRef<int64_t> logits = shapeOf(ce.getLogits());
+        bool perToken = ce.getReduction() == LossReduction::None;
+        SmallVector<int64_t> fl;
+        for (size_t d = 0; d + 1 < logits.size(); ++d)
+          fl.push_back(perToken ? b.factor(logits[d]) : kNone);
+        SmallVector<int64_t> tokens(fl);
+        fl.push_back(b.factor(logits.back()));
+        b.rule.operandFactors.push_back(fl);
+        b.rule.operandFactors.push_back(tokens);
+        b.rule.resultFactors.push_back(perToken ? tokens
+                                                : SmallVector<int64_t>());
+        return b.rule;
+      })
+      .Case<FillOp, ParameterOp>([&](Operation *) -> std::optional<ShardingRule> {
+        b.sameResults(op, b.fresh(shapeOf(op->getResult(0))));
+        return b.rule;
+      })
+      .Default([](Operation *) { return std::nullopt; });
+}
+
+} // namespace loom
