@@ -202,9 +202,36 @@ Status validatePlan(const plan::PlanT &p, const std::string &what) {
   if (p.loss_normalizer == "tokens" &&
       (p.labels_input < 0 || p.labels_input >= int32_t(p.inputs.size())))
     return bad("its labels input does not exist");
+  // The mesh: dp, pp and tp, each at least 1.
+  int64_t dp = 0;
+  if (p.mesh.size() != 3 || p.mesh[0]->name != "dp" ||
+      p.mesh[1]->name != "pp" || p.mesh[2]->name != "tp")
+    return bad("its mesh is not (dp, pp, tp)");
+  for (const auto &axis : p.mesh)
+    if (axis->size < 1 || axis->size > (int64_t(1) << 20))
+      return bad("mesh axis '" + axis->name + "' has size " +
+                 std::to_string(axis->size));
+  dp = p.mesh[0]->size;
   if (p.micro_batch_size <= 0 || p.num_microbatches <= 0 ||
-      p.global_batch_size != p.micro_batch_size * p.num_microbatches)
+      p.global_batch_size != p.micro_batch_size * p.num_microbatches * dp)
     return bad("its batch sizes do not agree");
+  // A parameter's blocks: split dimensions name a mesh axis, and the whole
+  // shape is the block's times the axis sizes.
+  for (const auto &param : p.parameters) {
+    const plan::BufferT &b = *p.buffers[param->value];
+    if (param->global_shape.size() != b.shape.size() ||
+        (!param->shard_axis.empty() &&
+         param->shard_axis.size() != b.shape.size()))
+      return bad("parameter '" + param->name + "' has a bad global shape");
+    for (size_t d = 0; d < b.shape.size(); ++d) {
+      int32_t a = param->shard_axis.empty() ? -1 : param->shard_axis[d];
+      if (a < -1 || a >= int32_t(p.mesh.size()) ||
+          param->global_shape[d] !=
+              b.shape[d] * (a < 0 ? 1 : p.mesh[size_t(a)]->size))
+        return bad("parameter '" + param->name +
+                   "' has a block that does not tile its global shape");
+    }
+  }
   if (!p.optimizer_defaults || !p.precision)
     return bad("its optimizer or precision settings are missing");
   const plan::PrecisionPolicyT &precision = *p.precision;
@@ -222,8 +249,13 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
   os << "  mesh";
   for (const auto &axis : p.mesh)
     os << " " << axis->name << "=" << axis->size;
+  if (p.sequence_parallel)
+    os << ", sequence parallel";
   os << "\n  batch: " << p.global_batch_size << " sequences per step = "
      << p.num_microbatches << " microbatches of " << p.micro_batch_size
+     << (p.mesh.size() == 3 && p.mesh[0]->size > 1
+             ? " on each of " + std::to_string(p.mesh[0]->size) + " dp ranks"
+             : "")
      << ", sequence " << p.seq_length << ", vocabulary " << p.vocab_size
      << "\n  loss: normalised by " << p.loss_normalizer;
   if (p.loss_normalizer == "tokens")
@@ -247,7 +279,13 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
   for (const auto &param : p.parameters) {
     const plan::BufferT &b = *p.buffers[param->value];
     os << "  " << param->name << ": " << shapeText(b.shape) << " "
-       << dtypeName(b.dtype) << " init " << param->init;
+       << dtypeName(b.dtype);
+    for (size_t d = 0; d < param->shard_axis.size(); ++d)
+      if (param->shard_axis[d] >= 0)
+        os << " (dim " << d << " of " << shapeText(param->global_shape)
+           << " split over " << p.mesh[size_t(param->shard_axis[d])]->name
+           << ")";
+    os << " init " << param->init;
     if (param->init == "normal")
       os << "(std=" << param->std << ")";
     if (param->init == "constant")

@@ -8,6 +8,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <mutex>
+#include <thread>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace loom {
 namespace runtime {
@@ -24,11 +30,29 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
   s->options_ = options;
   s->planPath_ = planPath;
   const plan::PlanT &p = *s->plan_;
-  for (const auto &axis : p.mesh)
-    if (axis->size != 1)
-      return Status::error("the plan '" + planPath + "' is for a mesh with " +
-                           axis->name + "=" + std::to_string(axis->size) +
-                           "; this runtime runs single-rank plans");
+  for (const auto &axis : p.mesh) {
+    s->mesh_.names.push_back(axis->name);
+    s->mesh_.sizes.push_back(axis->size);
+  }
+  if (Status m = s->mesh_.verify(); !m.ok())
+    return Status::error("the plan '" + planPath + "' has a bad mesh: " +
+                         m.message());
+  int64_t numRanks = s->mesh_.numRanks();
+  std::string meshText;
+  for (size_t a = 0; a < p.mesh.size(); ++a)
+    meshText += (a ? "," : "") + p.mesh[a]->name + "=" +
+                std::to_string(p.mesh[a]->size);
+  if (int a = s->mesh_.axisIndex("pp"); a >= 0 && s->mesh_.sizes[a] > 1)
+    return Status::error("the plan '" + planPath + "' is for a mesh with " +
+                         meshText + "; this runtime runs pp=1 plans "
+                         "(pipeline parallelism is not built yet)");
+  if (options.ranks && *options.ranks != numRanks)
+    return Status::error(
+        "the plan '" + planPath + "' is for a mesh of " +
+        std::to_string(numRanks) + " ranks (" + meshText + "); the launcher "
+        "gives " + std::to_string(*options.ranks) + ". Launch " +
+        std::to_string(numRanks) + " ranks, or recompile with a --mesh of " +
+        std::to_string(*options.ranks) + " ranks");
   for (size_t i = 0; i < p.inputs.size(); ++i) {
     const plan::InputT &input = *p.inputs[i];
     const plan::BufferT &b = *p.buffers[input.buffer];
@@ -72,35 +96,62 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
         "given): need lr > 0 (" + std::to_string(lr) + "), 0 <= min-lr <= lr (" +
         std::to_string(minLr) + "), adam-eps > 0, betas in [0, 1), "
         "weight-decay and clip-grad >= 0");
-  Result<std::unique_ptr<cpu::CpuExecutor>> executor =
-      cpu::CpuExecutor::create(p);
-  if (!executor.ok())
-    return Status::error(executor.message());
-  s->executor_ = std::move(*executor);
+  if (numRanks > 1)
+    s->comm_ = std::make_unique<LocalCommunicatorGroup>(
+        s->mesh_, options.collectiveTimeoutSeconds);
+  for (int64_t r = 0; r < numRanks; ++r) {
+    Rank rank;
+    rank.coords = s->mesh_.coordinates(r);
+    cpu::RankContext context;
+    context.coords = rank.coords;
+    context.comm = s->comm_ ? &s->comm_->forRank(r) : nullptr;
+    Result<std::unique_ptr<cpu::CpuExecutor>> executor =
+        cpu::CpuExecutor::create(p, context);
+    if (!executor.ok())
+      return Status::error(numRanks > 1 ? s->mesh_.describe(r) + ": " +
+                                              executor.message()
+                                        : executor.message());
+    rank.executor = std::move(*executor);
+    s->ranks_.push_back(std::move(rank));
+  }
   s->lossScale_ = p.precision->dynamic_loss_scaling
                       ? p.precision->initial_loss_scale
                       : 1.0;
   return s;
 }
 
+std::vector<int64_t> Session::blockOffset(const plan::ParameterT &p,
+                                          const Rank &rank) const {
+  const plan::BufferT &b = *plan_->buffers[p.value];
+  std::vector<int64_t> offset(b.shape.size(), 0);
+  for (size_t d = 0; d < p.shard_axis.size() && d < offset.size(); ++d)
+    if (p.shard_axis[d] >= 0)
+      offset[d] = rank.coords[size_t(p.shard_axis[d])] * b.shape[d];
+  return offset;
+}
+
 void Session::initializeParameters() {
-  for (const auto &param : plan_->parameters) {
-    const plan::BufferT &b = *plan_->buffers[param->value];
-    float *data = executor_->as<float>(param->value);
-    int64_t n = b.bytes / 4;
-    if (param->init == "normal") {
-      TensorBlock block{param->global_shape, param->block_offset, b.shape};
-      initNormal(data, block, param->std,
-                 parameterKey(options_.seed, param->name));
-    } else {
-      float value = param->init == "zeros"  ? 0.0f
-                    : param->init == "ones" ? 1.0f
-                                            : float(param->constant);
-      std::fill(data, data + n, value);
+  for (Rank &rank : ranks_)
+    for (const auto &param : plan_->parameters) {
+      const plan::BufferT &b = *plan_->buffers[param->value];
+      float *data = rank.executor->as<float>(param->value);
+      int64_t n = b.bytes / 4;
+      if (param->init == "normal") {
+        // Keyed by the global element index: every mesh draws one model.
+        TensorBlock block{param->global_shape, blockOffset(*param, rank),
+                          b.shape};
+        initNormal(data, block, param->std,
+                   parameterKey(options_.seed, param->name));
+      } else {
+        float value = param->init == "zeros"  ? 0.0f
+                      : param->init == "ones" ? 1.0f
+                                              : float(param->constant);
+        std::fill(data, data + n, value);
+      }
+      for (int32_t id : {param->grad, param->moment1, param->moment2})
+        std::memset(rank.executor->data(id), 0,
+                    size_t(plan_->buffers[id]->bytes));
     }
-    for (int32_t id : {param->grad, param->moment1, param->moment2})
-      std::memset(executor_->data(id), 0, size_t(plan_->buffers[id]->bytes));
-  }
   step_ = optimizerSteps_ = dataPosition_ = goodSteps_ = 0;
   lossScale_ = plan_->precision->dynamic_loss_scaling
                    ? plan_->precision->initial_loss_scale
@@ -123,6 +174,10 @@ Result<StepMetrics> Session::step(const TokenDataset &data) {
 
 Result<StepMetrics> Session::step(const int32_t *tokens,
                                   const int32_t *labels) {
+  if (!broken_.empty())
+    return Status::error("an earlier step failed and left the ranks out of "
+                         "step (" + broken_ + "); open the plan again and "
+                         "load a checkpoint");
   auto start = std::chrono::steady_clock::now();
   const plan::PlanT &p = *plan_;
   const plan::OptimizerDefaultsT &d = *p.optimizer_defaults;
@@ -146,48 +201,47 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
                                          : cpu::LearningRateSchedule::Decay::Cosine;
   state.lr = schedule.at(state.step);
 
-  int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
-  int32_t *tokenBuffer =
-      executor_->as<int32_t>(p.inputs[size_t(tokensInput_)]->buffer);
-  int32_t *labelBuffer =
-      executor_->as<int32_t>(p.inputs[size_t(labelsInput_)]->buffer);
-  const float *loss = executor_->as<float>(p.loss);
-  double lossSum = 0;
-  int64_t counted = 0;
-  for (int64_t mb = 0; mb < p.num_microbatches; ++mb) {
-    const int32_t *mbLabels = labels + mb * perMicrobatch;
-    std::copy_n(tokens + mb * perMicrobatch, perMicrobatch, tokenBuffer);
-    std::copy_n(mbLabels, perMicrobatch, labelBuffer);
-    // Microbatch mb's tensors are elements [mb·n, (mb+1)·n) of the global
-    // batch's: dropout draws by that global index.
-    state.microbatch = mb;
-    if (Status s = executor_->run(*p.microbatch, state); !s.ok()) {
+  std::vector<Status> results(ranks_.size());
+  if (ranks_.size() == 1) {
+    results[0] = runRank(ranks_[0], tokens, labels, state);
+  } else {
+    // Every rank a thread; the first to fail aborts the others' collectives.
+    std::mutex mutex;
+    bool failed = false;
+    std::vector<std::thread> threads;
+    for (size_t r = 0; r < ranks_.size(); ++r)
+      threads.emplace_back([&, r] {
+#ifdef _OPENMP
+        omp_set_num_threads(std::max(
+            1, omp_get_num_procs() / int(ranks_.size())));
+#endif
+        Status s = runRank(ranks_[r], tokens, labels, state);
+        if (!s.ok()) {
+          s = Status::error(mesh_.describe(int64_t(r)) + ": " + s.message());
+          std::lock_guard<std::mutex> lock(mutex);
+          if (!failed) {
+            failed = true;
+            comm_->forRank(int64_t(r)).abort(s.message());
+            results[r] = s;
+          }
+        }
+      });
+    for (std::thread &t : threads)
+      t.join();
+  }
+  for (const Status &s : results)
+    if (!s.ok()) {
       zeroGradients(); // nothing of a failed step may leak into the next
-      return Status::error("step " + std::to_string(state.step) +
-                           ", microbatch " + std::to_string(mb) + ": " +
-                           s.message());
+      // The ranks' collectives gave up mid-step: the job cannot go on.
+      if (comm_)
+        broken_ = s.message();
+      return s;
     }
-    lossSum += *loss;
-    // From the caller's labels: the input buffer's workspace is reused once
-    // the program has read it.
-    counted += std::count_if(mbLabels, mbLabels + perMicrobatch,
-                             [&](int32_t l) { return l != p.ignore_index; });
-  }
-  double normalizer = p.loss_normalizer == "tokens" ? double(counted)
-                                                    : double(p.num_microbatches);
-  if (normalizer == 0) {
-    zeroGradients();
-    return Status::error("step " + std::to_string(state.step) +
-                         ": every label of the global batch is ignore_index " +
-                         std::to_string(p.ignore_index) +
-                         "; there is no loss to train on");
-  }
-  state.gradScale = 1.0 / (normalizer * lossScale_);
-  if (Status s = executor_->run(*p.optimizer, state); !s.ok()) {
-    zeroGradients();
-    return Status::error("step " + std::to_string(state.step) + ": " +
-                         s.message());
-  }
+  const Rank &first = ranks_[0];
+  double normalizer = first.normalizer;
+  state.gradNorm = first.gradNorm;
+  state.nonFinite = first.nonFinite;
+  double lossSum = first.lossSum;
 
   StepMetrics m;
   m.step = state.step;
@@ -216,25 +270,154 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
   return m;
 }
 
-void Session::zeroGradients() {
-  for (const auto &param : plan_->parameters)
-    std::memset(executor_->data(param->grad), 0,
-                size_t(plan_->buffers[param->grad]->bytes));
+Status Session::runRank(Rank &rank, const int32_t *tokens,
+                        const int32_t *labels, cpu::StepState state) {
+  const plan::PlanT &p = *plan_;
+  cpu::CpuExecutor &ex = *rank.executor;
+  int dpAxis = mesh_.axisIndex("dp");
+  int64_t dp = dpAxis >= 0 ? mesh_.sizes[size_t(dpAxis)] : 1;
+  int64_t d = dpAxis >= 0 ? rank.coords[size_t(dpAxis)] : 0;
+  int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
+  int32_t *tokenBuffer = ex.as<int32_t>(p.inputs[size_t(tokensInput_)]->buffer);
+  int32_t *labelBuffer = ex.as<int32_t>(p.inputs[size_t(labelsInput_)]->buffer);
+  const float *loss = ex.as<float>(p.loss);
+  double lossSum = 0, counted = 0;
+  for (int64_t mb = 0; mb < p.num_microbatches; ++mb) {
+    // Data parallelism assigns samples by their global index: microbatch mb
+    // of dp rank d is the global batch's microbatch mb·dp + d, so every mesh
+    // trains on the same sequences, and dropout draws by that index.
+    int64_t global = mb * dp + d;
+    const int32_t *mbLabels = labels + global * perMicrobatch;
+    std::copy_n(tokens + global * perMicrobatch, perMicrobatch, tokenBuffer);
+    std::copy_n(mbLabels, perMicrobatch, labelBuffer);
+    state.microbatch = global;
+    if (Status s = ex.run(*p.microbatch, state); !s.ok())
+      return Status::error("step " + std::to_string(state.step) +
+                           ", microbatch " + std::to_string(global) + ": " +
+                           s.message());
+    lossSum += *loss;
+    // From the caller's labels: the input buffer's workspace is reused once
+    // the program has read it.
+    counted += double(std::count_if(mbLabels, mbLabels + perMicrobatch,
+                                    [&](int32_t l) {
+                                      return l != p.ignore_index;
+                                    }));
+  }
+  // The loss and the tokens counted, over the data-parallel ranks (every
+  // tensor-parallel rank holds the same).
+  double totals[2] = {lossSum, counted};
+  if (dp > 1)
+    if (Status s = comm_->forRank(mesh_.rankOf(rank.coords))
+                       .allReduce(dpAxis, totals, totals, 2, CommDType::F64,
+                                  ReduceKind::Sum, "the step's loss and tokens");
+        !s.ok())
+      return Status::error("step " + std::to_string(state.step) + ": " +
+                           s.message());
+  rank.lossSum = totals[0];
+  rank.normalizer = p.loss_normalizer == "tokens"
+                        ? totals[1]
+                        : double(p.num_microbatches * dp);
+  if (rank.normalizer == 0)
+    return Status::error("step " + std::to_string(state.step) +
+                         ": every label of the global batch is ignore_index " +
+                         std::to_string(p.ignore_index) +
+                         "; there is no loss to train on");
+  state.gradScale = 1.0 / (rank.normalizer * state.lossScale);
+  if (Status s = ex.run(*p.optimizer, state); !s.ok())
+    return Status::error("step " + std::to_string(state.step) + ": " +
+                         s.message());
+  rank.gradNorm = state.gradNorm;
+  rank.nonFinite = state.nonFinite;
+  return Status::success();
 }
 
-std::vector<std::pair<std::string, float *>>
-Session::stateTensors(bool moments) {
-  std::vector<std::pair<std::string, float *>> tensors;
+void Session::zeroGradients() {
+  for (Rank &rank : ranks_)
+    for (const auto &param : plan_->parameters)
+      std::memset(rank.executor->data(param->grad), 0,
+                  size_t(plan_->buffers[param->grad]->bytes));
+}
+
+std::vector<Session::StateTensor> Session::stateTensors(bool moments) const {
+  std::vector<StateTensor> tensors;
   for (const auto &param : plan_->parameters) {
-    tensors.push_back({param->name, executor_->as<float>(param->value)});
+    tensors.push_back({param->name, param.get(), param->value});
     if (moments) {
-      tensors.push_back({"adam_m." + param->name,
-                         executor_->as<float>(param->moment1)});
-      tensors.push_back({"adam_v." + param->name,
-                         executor_->as<float>(param->moment2)});
+      tensors.push_back({"adam_m." + param->name, param.get(), param->moment1});
+      tensors.push_back({"adam_v." + param->name, param.get(), param->moment2});
     }
   }
   return tensors;
+}
+
+namespace {
+/// Copies a block (`local`, at `offset` in a tensor of shape `global`)
+/// into the whole tensor, or out of it.
+void copyBlock(float *local, const std::vector<int64_t> &shape,
+               float *whole, const std::vector<int64_t> &global,
+               const std::vector<int64_t> &offset, bool toWhole) {
+  size_t rank = shape.size();
+  if (rank == 0) {
+    toWhole ? *whole = *local : *local = *whole;
+    return;
+  }
+  int64_t inner = shape.back(), rows = 1;
+  for (size_t d = 0; d + 1 < rank; ++d)
+    rows *= shape[d];
+  std::vector<int64_t> index(rank, 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t g = 0;
+    for (size_t d = 0; d < rank; ++d)
+      g = g * global[d] + offset[d] + index[d];
+    float *src = local + r * inner, *dst = whole + g;
+    if (toWhole)
+      std::copy_n(src, inner, dst);
+    else
+      std::copy_n(dst, inner, src);
+    for (size_t d = rank - 1; d-- > 0;) {
+      if (++index[d] < shape[d])
+        break;
+      index[d] = 0;
+    }
+  }
+}
+
+int64_t elements(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+} // namespace
+
+std::vector<float> Session::gather(const StateTensor &t) const {
+  const plan::ParameterT &p = *t.param;
+  std::vector<float> whole(size_t(elements(p.global_shape)), 0.0f);
+  for (const Rank &rank : ranks_) {
+    // One rank per block: coordinate 0 on every axis the tensor is not
+    // split over (the others hold copies).
+    bool representative = true;
+    for (size_t a = 0; a < rank.coords.size(); ++a)
+      if (rank.coords[a] != 0 &&
+          std::find(p.shard_axis.begin(), p.shard_axis.end(), int32_t(a)) ==
+              p.shard_axis.end())
+        representative = false;
+    if (!representative)
+      continue;
+    copyBlock(rank.executor->as<float>(t.buffer),
+              plan_->buffers[t.buffer]->shape, whole.data(), p.global_shape,
+              blockOffset(p, rank), true);
+  }
+  return whole;
+}
+
+void Session::scatter(const StateTensor &t, const std::vector<float> &whole) {
+  const plan::ParameterT &p = *t.param;
+  for (Rank &rank : ranks_)
+    copyBlock(rank.executor->as<float>(t.buffer),
+              plan_->buffers[t.buffer]->shape,
+              const_cast<float *>(whole.data()), p.global_shape,
+              blockOffset(p, rank), false);
 }
 
 Status Session::save(const std::string &directory) const {
@@ -245,16 +428,9 @@ Status Session::save(const std::string &directory) const {
   c.scalars = {{"optimizer_steps", double(optimizerSteps_)},
                {"loss_scale", lossScale_},
                {"good_steps", double(goodSteps_)}};
-  for (auto &[name, data] : const_cast<Session *>(this)->stateTensors(true)) {
-    const std::string &param =
-        name.rfind("adam_", 0) == 0 ? name.substr(7) : name;
-    for (const auto &p : plan_->parameters)
-      if (p->name == param) {
-        const plan::BufferT &b = *plan_->buffers[p->value];
-        c.tensors.push_back(
-            {name, b.shape, std::vector<float>(data, data + b.bytes / 4)});
-      }
-  }
+  // Whole tensors: a checkpoint does not depend on the mesh.
+  for (const StateTensor &t : stateTensors(true))
+    c.tensors.push_back({t.name, t.param->global_shape, gather(t)});
   return saveCheckpoint(directory, c);
 }
 
@@ -264,7 +440,7 @@ Status Session::load(const std::string &directory) {
     return Status::error(read.message());
   const Checkpoint &c = *read;
   std::string where = "the checkpoint in '" + directory + "'";
-  std::vector<std::pair<std::string, float *>> wanted = stateTensors(true);
+  std::vector<StateTensor> wanted = stateTensors(true);
   if (c.tensors.size() != wanted.size())
     return Status::error(where + " has " + std::to_string(c.tensors.size()) +
                          " tensors; the plan '" + planPath_ + "' needs " +
@@ -274,21 +450,16 @@ Status Session::load(const std::string &directory) {
   // Check everything before changing anything.
   for (size_t i = 0; i < wanted.size(); ++i) {
     const CheckpointTensor &t = c.tensors[i];
-    const std::string &name = wanted[i].first;
-    if (t.name != name)
+    if (t.name != wanted[i].name)
       return Status::error(where + " holds '" + t.name + "' where the plan '" +
-                           planPath_ + "' expects '" + name +
+                           planPath_ + "' expects '" + wanted[i].name +
                            "': was it saved from another model?");
-    const std::string &param =
-        name.rfind("adam_", 0) == 0 ? name.substr(7) : name;
-    for (const auto &p : plan_->parameters)
-      if (p->name == param && t.shape != plan_->buffers[p->value]->shape)
-        return Status::error(where + " has '" + name +
-                             "' with another shape than the plan's");
+    if (t.shape != wanted[i].param->global_shape)
+      return Status::error(where + " has '" + t.name +
+                           "' with another shape than the plan's");
   }
   for (size_t i = 0; i < wanted.size(); ++i)
-    std::copy(c.tensors[i].data.begin(), c.tensors[i].data.end(),
-              wanted[i].second);
+    scatter(wanted[i], c.tensors[i].data);
   zeroGradients();
   step_ = c.step;
   dataPosition_ = c.dataPosition;
@@ -305,12 +476,9 @@ Status Session::load(const std::string &directory) {
 }
 
 Result<std::vector<float>> Session::parameter(const std::string &name) {
-  for (const auto &param : plan_->parameters)
-    if (param->name == name) {
-      const float *data = executor_->as<float>(param->value);
-      return std::vector<float>(
-          data, data + plan_->buffers[param->value]->bytes / 4);
-    }
+  for (const StateTensor &t : stateTensors(false))
+    if (t.name == name)
+      return gather(t);
   return Status::error("the plan has no parameter '" + name + "'");
 }
 

@@ -119,8 +119,19 @@ void reduce(const float *x, const Shape &shape, const std::vector<bool> &reduced
 } // namespace
 
 Result<std::unique_ptr<CpuExecutor>>
-CpuExecutor::create(const plan::PlanT &plan) {
+CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
   std::unique_ptr<CpuExecutor> ex(new CpuExecutor(plan));
+  if (rank.coords.empty())
+    rank.coords.assign(plan.mesh.size(), 0);
+  if (rank.coords.size() != plan.mesh.size())
+    return Status::error("the rank has " + std::to_string(rank.coords.size()) +
+                         " coordinates; the plan's mesh has " +
+                         std::to_string(plan.mesh.size()) + " axes");
+  for (size_t a = 0; a < plan.mesh.size(); ++a)
+    if (rank.coords[a] < 0 || rank.coords[a] >= plan.mesh[a]->size)
+      return Status::error("the rank's coordinate on mesh axis '" +
+                           plan.mesh[a]->name + "' is out of range");
+  ex->rank = std::move(rank);
   const char *profile = std::getenv("LOOM_PROFILE");
   ex->profiling = profile && std::string(profile) == "1";
   for (int64_t bytes : plan.arena_bytes) {
@@ -139,6 +150,15 @@ CpuExecutor::create(const plan::PlanT &plan) {
     if (Status s = ex->prepare(*program); !s.ok())
       return s;
   return ex;
+}
+
+int64_t CpuExecutor::axisSize(int64_t axis) const {
+  return axis >= 0 && axis < int64_t(plan.mesh.size()) ? plan.mesh[axis]->size
+                                                       : 1;
+}
+int64_t CpuExecutor::coord(int64_t axis) const {
+  return axis >= 0 && axis < int64_t(rank.coords.size()) ? rank.coords[axis]
+                                                         : 0;
 }
 
 void *CpuExecutor::data(int32_t buffer) {
@@ -235,6 +255,41 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     auto runError = [where](const std::string &why) {
       return Status::error(where + ": " + why);
     };
+    // This rank's block of a partitioned tensor of local shape `local`, from
+    // the attributes shard_axis and global_shape (absent: the whole tensor).
+    struct Block {
+      Shape global;
+      std::vector<int64_t> offset;
+      bool split = false;
+    };
+    auto blockOf = [&](const Shape &local, Block &b) {
+      const plan::AttributeT *axes = findAttr(inst, "shard_axis"),
+                             *global = findAttr(inst, "global_shape");
+      b.global = local;
+      b.offset.assign(local.size(), 0);
+      if (!axes && !global)
+        return true;
+      if (!axes || !global || axes->ints.size() != local.size() ||
+          global->ints.size() != local.size())
+        return false;
+      for (size_t d = 0; d < local.size(); ++d) {
+        int64_t a = axes->ints[d];
+        if (a < -1 || a >= int64_t(plan.mesh.size()) ||
+            global->ints[d] != local[d] * (a < 0 ? 1 : axisSize(a)))
+          return false;
+        b.offset[d] = a < 0 ? 0 : coord(a) * local[d];
+        b.split |= a >= 0 && axisSize(a) > 1;
+      }
+      b.global = global->ints;
+      return true;
+    };
+    // A collective's mesh axis and transport.
+    auto collectiveAxis = [&](int64_t &axis) {
+      axis = attrs.integer("axis");
+      return axis >= 0 && axis < int64_t(plan.mesh.size()) &&
+             (rank.comm || axisSize(axis) == 1);
+    };
+    std::string label = op + (inst.location.empty() ? "" : " from " + inst.location);
 
     if (op == "matmul" && arity(2, 1)) {
       const Shape &a = S(in[0]), &b = S(in[1]);
@@ -429,11 +484,48 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
         return fail("input and output sizes differ");
       float *x = F(in[0]), *y = F(out[0]);
       int64_t n = N(out[0]);
-      body = [=](StepState &state) {
-        dropout<float>(x, y, n, state.microbatch * n, rate,
-                       dropoutKey(state.seed, site, state.step));
-        return Status::success();
-      };
+      Block block;
+      if (!blockOf(S(in[0]), block))
+        return fail("shard_axis and global_shape do not match the input");
+      if (!block.split) {
+        body = [=](StepState &state) {
+          dropout<float>(x, y, n, state.microbatch * n, rate,
+                         dropoutKey(state.seed, site, state.step));
+          return Status::success();
+        };
+      } else {
+        // A block of the tensor: the mask of each element is the whole
+        // tensor's at its global index. Runs of whole trailing dimensions
+        // are contiguous in both.
+        Shape local = S(in[0]);
+        size_t rank = local.size(), last = 0;
+        for (size_t d = 0; d < rank; ++d)
+          if (block.offset[d] != 0 || block.global[d] != local[d])
+            last = d;
+        int64_t inner = product(local, last + 1, rank),
+                outer = product(local, 0, last + 1),
+                globalN = numElements(block.global);
+        std::vector<int64_t> stride(rank, 1);
+        for (size_t d = rank - 1; d-- > 0;)
+          stride[d] = stride[d + 1] * block.global[d + 1];
+        body = [=](StepState &state) {
+          uint64_t key = dropoutKey(state.seed, site, state.step);
+          std::vector<int64_t> index(last + 1, 0);
+          for (int64_t o = 0; o < outer; ++o) {
+            int64_t g = 0;
+            for (size_t d = 0; d <= last; ++d)
+              g += (block.offset[d] + index[d]) * stride[d];
+            dropout<float>(x + o * inner, y + o * inner, inner,
+                           state.microbatch * globalN + g, rate, key);
+            for (size_t d = last + 1; d-- > 0;) {
+              if (++index[d] < local[d])
+                break;
+              index[d] = 0;
+            }
+          }
+          return Status::success();
+        };
+      }
     } else if ((op == "embedding" || op == "embedding_grad") &&
                arity(2, 1)) {
       bool forward = op == "embedding";
@@ -450,7 +542,42 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       void *ids = data(idsId);
       float *table = F(tableId), *rows = F(forward ? out[0] : in[0]);
       bool accumulate = attrs.flag("accumulate");
-      body = [=](StepState &) {
+      Block block;
+      if (!blockOf(S(tableId), block) || block.offset.back() != 0 ||
+          block.global.back() != hidden)
+        return fail("shard_axis and global_shape do not match the table "
+                    "(only its rows may be split)");
+      if (block.split) {
+        // A vocabulary-parallel table: this rank's rows are
+        // [first, first + vocab) of the vocabulary; other tokens read zeros
+        // (the all-reduce after adds the owner's row).
+        int64_t first = block.offset[0], total = block.global[0];
+        body = [=](StepState &) {
+          if (!forward && !accumulate)
+            std::fill(table, table + vocab * hidden, 0.0f);
+          for (int64_t i = 0; i < count; ++i) {
+            int64_t t = wide ? static_cast<int64_t *>(ids)[i]
+                             : static_cast<int32_t *>(ids)[i];
+            if (t < 0 || t >= total)
+              return runError("a token id is outside the table's " +
+                              std::to_string(total) + " rows");
+            int64_t r = t - first;
+            bool mine = r >= 0 && r < vocab;
+            float *row = rows + i * hidden;
+            if (forward) {
+              if (mine)
+                std::copy_n(table + r * hidden, hidden, row);
+              else
+                std::fill(row, row + hidden, 0.0f);
+            } else if (mine) {
+              float *dst = table + r * hidden;
+              for (int64_t h = 0; h < hidden; ++h)
+                dst[h] += row[h];
+            }
+          }
+          return Status::success();
+        };
+      } else body = [=](StepState &) {
         bool ok;
         if (forward)
           ok = wide ? embedding<float, int64_t>(table, vocab, hidden,
@@ -528,6 +655,176 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
                                                   result))
           return badLabel();
         return Status::success();
+      };
+    } else if ((op == "cross_entropy_partials" && arity(3, 2)) ||
+               (op == "cross_entropy_partials_grad" && arity(5, 1))) {
+      // The vocabulary-parallel cross-entropy's per-token partials over this
+      // rank's block of the classes.
+      bool forward = op == "cross_entropy_partials";
+      const Shape &ls = S(in[0]);
+      if (ls.empty() || ls.back() == 0)
+        return fail("logits must be [..., classes]");
+      int64_t classes = ls.back(), tokens = N(in[0]) / classes;
+      int64_t ignore = attrs.integer("ignore_index");
+      Block block;
+      if (!blockOf(ls, block))
+        return fail("shard_axis and global_shape do not match the logits");
+      int64_t first = block.offset.back(), total = block.global.back();
+      if (dtype(in[2]) != plan::DType::I32 || N(in[1]) != tokens ||
+          N(in[2]) != tokens ||
+          (forward ? (N(out[0]) != tokens || N(out[1]) != tokens)
+                   : (N(in[3]) != tokens || N(in[4]) != tokens ||
+                      N(out[0]) != N(in[0]))))
+        return fail("operand shapes do not agree");
+      const float *z = F(in[0]), *mx = F(in[1]);
+      const int32_t *labels = as<int32_t>(in[2]);
+      float *a = forward ? F(out[0]) : F(in[3]);
+      float *b = forward ? F(out[1]) : F(in[4]);
+      float *dz = forward ? nullptr : F(out[0]);
+      body = [=](StepState &) {
+        for (int64_t t = 0; t < tokens; ++t) {
+          int64_t l = labels[t];
+          if (l != ignore && (l < 0 || l >= total))
+            return runError("a label is outside [0, " + std::to_string(total) +
+                            ") and is not ignore_index " +
+                            std::to_string(ignore));
+        }
+#pragma omp parallel for schedule(static) if (tokens * classes > 65536)
+        for (int64_t t = 0; t < tokens; ++t) {
+          const float *row = z + t * classes;
+          int64_t l = labels[t], mine = l != ignore ? l - first : -1;
+          bool in = mine >= 0 && mine < classes;
+          float m = mx[t];
+          if (forward) {
+            double sum = 0;
+            for (int64_t c = 0; c < classes; ++c)
+              sum += std::exp(double(row[c]) - double(m));
+            a[t] = float(sum);
+            b[t] = in ? row[mine] - m : 0.0f;
+          } else {
+            float *drow = dz + t * classes;
+            for (int64_t c = 0; c < classes; ++c)
+              drow[c] = float(double(a[t]) * std::exp(double(row[c]) - double(m)));
+            if (in)
+              drow[mine] += b[t];
+          }
+        }
+        return Status::success();
+      };
+    } else if ((op == "cross_entropy_combine" && arity(3, 1)) ||
+               (op == "cross_entropy_combine_grad" && arity(3, 2))) {
+      bool forward = op == "cross_entropy_combine";
+      int64_t tokens = N(in[0]), ignore = attrs.integer("ignore_index");
+      int32_t labelsId = forward ? in[2] : in[1];
+      if (dtype(labelsId) != plan::DType::I32 || N(labelsId) != tokens ||
+          N(in[forward ? 1 : 2]) != tokens || N(out[0]) != tokens ||
+          (!forward && N(out[1]) != tokens))
+        return fail("operand shapes do not agree");
+      const float *sumexp = F(in[0]);
+      const int32_t *labels = as<int32_t>(labelsId);
+      const float *other = F(forward ? in[1] : in[2]); // target, or dloss
+      float *y = F(out[0]), *y2 = forward ? nullptr : F(out[1]);
+      body = [=](StepState &) {
+        for (int64_t t = 0; t < tokens; ++t) {
+          bool counted = labels[t] != ignore;
+          if (forward) {
+            y[t] = counted ? float(std::log(double(sumexp[t])) - other[t]) : 0.0f;
+          } else {
+            y[t] = counted ? float(double(other[t]) / double(sumexp[t])) : 0.0f;
+            y2[t] = counted ? -other[t] : 0.0f;
+          }
+        }
+        return Status::success();
+      };
+    } else if (op == "all_reduce" && !in.empty() && in.size() == out.size()) {
+      int64_t axis;
+      if (!collectiveAxis(axis))
+        return fail("the collective's axis is not one of the mesh's, or the "
+                    "executor has no communicator");
+      std::string kind = attrs.text("kind");
+      if (kind != "sum" && kind != "max")
+        return fail("unknown all_reduce kind '" + kind + "'");
+      ReduceKind reduce = kind == "sum" ? ReduceKind::Sum : ReduceKind::Max;
+      float *x, *y;
+      size_t count;
+      if (in.size() == 1 && in[0] != out[0]) {
+        if (!sameSize({in[0], out[0]}))
+          return fail("input and output sizes differ");
+        x = F(in[0]);
+        y = F(out[0]);
+        count = size_t(N(in[0]));
+      } else {
+        // A bucket: f32 buffers reduced in place, adjacent in one arena
+        // (up to their alignment), reduced as one span.
+        std::vector<int32_t> ids(in.begin(), in.end());
+        if (ids != out)
+          return fail("a bucket reduces its buffers in place");
+        std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+          return plan.buffers[a]->offset < plan.buffers[b]->offset;
+        });
+        for (size_t i = 0; i < ids.size(); ++i) {
+          const plan::BufferT &b = *plan.buffers[ids[i]];
+          if (b.dtype != plan::DType::F32 || b.bytes % 4 ||
+              b.arena != plan.buffers[ids[0]]->arena)
+            return fail("a bucket holds f32 buffers of one arena");
+          if (i > 0) {
+            const plan::BufferT &p = *plan.buffers[ids[i - 1]];
+            int64_t gap = b.offset - (p.offset + p.bytes);
+            if (gap < 0 || gap >= 64 || gap % 4)
+              return fail("a bucket's buffers are not adjacent");
+          }
+        }
+        const plan::BufferT &back = *plan.buffers[ids.back()];
+        x = y = as<float>(ids.front());
+        count = size_t(back.offset + back.bytes -
+                       plan.buffers[ids.front()]->offset) / 4;
+      }
+      Communicator *comm = rank.comm;
+      body = [=](StepState &) -> Status {
+        if (!comm) {
+          if (x != y)
+            std::copy_n(x, count, y);
+          return Status::success();
+        }
+        Status s = comm->allReduce(int(axis), x, y, count, CommDType::F32,
+                                   reduce, label);
+        return s.ok() ? s : runError(s.message());
+      };
+    } else if ((op == "all_gather" || op == "reduce_scatter" ||
+                op == "all_slice") && arity(1, 1)) {
+      int64_t axis, dim = attrs.integer("dim");
+      if (!collectiveAxis(axis))
+        return fail("the collective's axis is not one of the mesh's, or the "
+                    "executor has no communicator");
+      bool gather = op == "all_gather";
+      const Shape &small = S(gather ? in[0] : out[0]), &big = S(gather ? out[0] : in[0]);
+      int64_t n = axisSize(axis);
+      if (dim < 0 || dim >= int64_t(small.size()) || small.size() != big.size())
+        return fail("dim is out of range");
+      for (size_t d = 0; d < small.size(); ++d)
+        if (big[d] != small[d] * (int64_t(d) == dim ? n : 1))
+          return fail("the shapes do not differ by the axis size along dim");
+      size_t outer = size_t(product(small, 0, size_t(dim))),
+             inner = size_t(product(small, size_t(dim), small.size()));
+      float *x = F(in[0]), *y = F(out[0]);
+      Communicator *comm = rank.comm;
+      int64_t g = coord(axis);
+      body = [=](StepState &) -> Status {
+        if (op == "all_slice") { // no communication: keep this block
+          for (size_t o = 0; o < outer; ++o)
+            std::copy_n(x + (o * size_t(n) + size_t(g)) * inner, inner,
+                        y + o * inner);
+          return Status::success();
+        }
+        if (!comm) { // alone on the axis
+          std::copy_n(x, outer * inner, y);
+          return Status::success();
+        }
+        Status s = gather ? comm->allGather(int(axis), x, y, outer, inner,
+                                            CommDType::F32, label)
+                          : comm->reduceScatter(int(axis), x, y, outer, inner,
+                                                CommDType::F32, label);
+        return s.ok() ? s : runError(s.message());
       };
     } else if (op == "transpose" && arity(1, 1)) {
       std::vector<int64_t> perm = attrs.ints("permutation");
@@ -627,16 +924,33 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
         return Status::success();
       };
     } else if (op == "grad_norm" && out.empty()) {
+      // Over a tensor-parallel axis: each rank adds its blocks of split
+      // gradients, rank 0 of the axis the whole ones, and the sums of
+      // squares are all-reduced.
+      const plan::AttributeT *splitAttr = findAttr(inst, "split");
+      int64_t axis = -1;
+      if (splitAttr && (!collectiveAxis(axis) || splitAttr->ints.size() != in.size()))
+        return fail("grad_norm's split and axis do not match the mesh");
       std::vector<std::pair<const float *, int64_t>> grads;
-      for (int32_t id : in) {
+      for (size_t i = 0; i < in.size(); ++i) {
+        int32_t id = in[i];
         if (dtype(id) != plan::DType::F32)
           return fail("gradients must be f32");
-        grads.push_back({as<float>(id), N(id)});
+        bool counted = !splitAttr || splitAttr->ints[i] || coord(axis) == 0;
+        if (counted)
+          grads.push_back({as<float>(id), N(id)});
       }
-      body = [=](StepState &state) {
+      Communicator *comm = splitAttr ? rank.comm : nullptr;
+      body = [=](StepState &state) -> Status {
         double sum = 0;
         for (auto [g, n] : grads)
           sum += sumOfSquares(g, n);
+        if (comm)
+          if (Status s = comm->allReduce(int(axis), &sum, &sum, 1,
+                                         CommDType::F64, ReduceKind::Sum,
+                                         label);
+              !s.ok())
+            return runError(s.message());
         state.gradNorm = std::sqrt(sum) * state.gradScale;
         state.nonFinite = !std::isfinite(state.gradNorm);
         return Status::success();

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -28,7 +29,9 @@ const char *kUsage =
     R"(usage: loom-run PLAN --steps N --data FILE [options]
        loom-run PLAN --dump
 
-Trains a plan compiled by loomc on one CPU rank.
+Trains a plan compiled by loomc on the CPU. Every rank of the plan's mesh
+(loomc --mesh dp=D,tp=T) runs in this process, as a thread, joined by the
+local communicator.
 
   --steps N            train until step N (a run resumed with --load at step
                        K runs N - K more steps; as Megatron's --train-iters)
@@ -45,6 +48,11 @@ Trains a plan compiled by loomc on one CPU rank.
                        --save-interval K, every K steps)
   --load DIR           resume from the checkpoint in DIR
   --dump               print the plan as text and exit
+  --ranks N            the ranks the launcher provides: an error unless it is
+                       the plan's mesh size (default: the mesh's size)
+  --collective-timeout S
+                       seconds a rank waits in a collective before the run
+                       fails naming the rank and the collective (default 300)
 
 Optimizer settings (default: the plan's, from loomc):
   --lr X  --min-lr X  --warmup N  --decay-steps N (default: --steps when the
@@ -97,7 +105,7 @@ int main(int argc, char **argv) {
                           "--lr",          "--min-lr",      "--warmup",
                           "--decay-steps", "--decay-style", "--weight-decay",
                           "--clip-grad",   "--adam-beta1",  "--adam-beta2",
-                          "--adam-eps"};
+                          "--adam-eps",    "--ranks",       "--collective-timeout"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -163,7 +171,8 @@ int main(int argc, char **argv) {
     return true;
   };
   int64_t steps = 0, seed = 1234, logInterval = 1, saveInterval = 0;
-  int64_t warmup = -1, decaySteps = -1;
+  int64_t warmup = -1, decaySteps = -1, ranks = 0;
+  std::optional<double> timeout;
   if (!getInt("--steps", steps, 1) || !getInt("--seed", seed, 0) ||
       !getInt("--log-interval", logInterval, 1) ||
       !getInt("--save-interval", saveInterval, 0) ||
@@ -173,8 +182,13 @@ int main(int argc, char **argv) {
       !getDouble("--clip-grad", options.clipGrad) ||
       !getDouble("--adam-beta1", options.beta1) ||
       !getDouble("--adam-beta2", options.beta2) ||
-      !getDouble("--adam-eps", options.eps))
+      !getDouble("--adam-eps", options.eps) || !getInt("--ranks", ranks, 1) ||
+      !getDouble("--collective-timeout", timeout))
     return 2;
+  if (ranks)
+    options.ranks = ranks;
+  if (timeout)
+    options.collectiveTimeoutSeconds = *timeout;
   // Ranges that depend on the plan's defaults (min-lr <= lr, betas < 1,
   // eps > 0) are checked by Session::open on the settings a step will use.
   options.seed = uint64_t(seed);
@@ -264,9 +278,17 @@ int main(int argc, char **argv) {
     return true;
   };
 
-  std::printf("training %s: %lld parameter tensors, %lld sequences of %lld "
-              "tokens per step (%lld microbatches), steps %lld to %lld\n",
-              plan.model.c_str(), (long long)plan.parameters.size(),
+  std::string mesh;
+  for (const auto &axis : plan.mesh)
+    mesh += (mesh.empty() ? "" : ",") + axis->name + "=" +
+            std::to_string(axis->size);
+  std::printf("training %s on %lld rank%s (%s%s): %lld parameter tensors, "
+              "%lld sequences of %lld tokens per step (%lld microbatches per "
+              "rank), steps %lld to %lld\n",
+              plan.model.c_str(), (long long)session.numRanks(),
+              session.numRanks() == 1 ? "" : "s", mesh.c_str(),
+              plan.sequence_parallel ? ", sequence parallel" : "",
+              (long long)plan.parameters.size(),
               (long long)plan.global_batch_size, (long long)plan.seq_length,
               (long long)plan.num_microbatches,
               (long long)session.step() + 1, (long long)steps);

@@ -2,8 +2,10 @@
 //
 // What an application embeds (DESIGN.md, "Runtime"): open a plan, initialise
 // or load the parameters, run training steps, read the loss and metrics,
-// save. One Session is one rank; this release runs single-rank plans on the
-// CPU backend.
+// save. A Session runs every rank of the plan's mesh in this process, each
+// rank a thread with its own CPU executor, joined by the `local`
+// communicator. Checkpoints and parameter() hold whole (global) tensors, so
+// they do not depend on the mesh.
 //
 //   auto session = loom::runtime::Session::open("gpt.plan", {});
 //   (*session)->initializeParameters();
@@ -16,6 +18,7 @@
 #ifndef LOOM_RUNTIME_SESSION_H
 #define LOOM_RUNTIME_SESSION_H
 
+#include "loom/runtime/Communicator.h"
 #include "loom/runtime/Data.h"
 #include "loom/runtime/Plan.h"
 #include "loom/runtime/Status.h"
@@ -41,6 +44,12 @@ struct SessionOptions {
   std::optional<double> lr, minLr, weightDecay, clipGrad, beta1, beta2, eps;
   std::optional<int64_t> warmupSteps, decaySteps;
   std::optional<std::string> decayStyle;
+  /// The rank count the launcher provides; it must be the plan's mesh size
+  /// (unset: run every rank of the plan's mesh).
+  std::optional<int64_t> ranks;
+  /// How long a rank waits in a collective for the others before the step
+  /// fails with an error naming the rank and the collective.
+  double collectiveTimeoutSeconds = 300;
 };
 
 struct StepMetrics {
@@ -62,6 +71,8 @@ public:
   ~Session();
 
   const plan::PlanT &plan() const { return *plan_; }
+  /// The ranks of the plan's mesh, all run by this session.
+  int64_t numRanks() const { return int64_t(ranks_.size()); }
   /// Steps completed, and samples of the dataset consumed.
   int64_t step() const { return step_; }
   int64_t dataPosition() const { return dataPosition_; }
@@ -88,16 +99,41 @@ public:
   /// plan's (names and shapes). The session takes the checkpoint's seed.
   Status load(const std::string &directory);
 
-  /// A parameter's values (f32), or an error naming the missing parameter.
+  /// A parameter's values (f32, the whole tensor), or an error naming the
+  /// missing parameter.
   Result<std::vector<float>> parameter(const std::string &name);
 
 private:
   Session() = default;
-  std::vector<std::pair<std::string, float *>> stateTensors(bool moments);
+  struct Rank {
+    std::vector<int64_t> coords; // per plan mesh axis
+    std::unique_ptr<cpu::CpuExecutor> executor;
+    double lossSum = 0, normalizer = 0, gradNorm = 0;
+    bool nonFinite = false;
+  };
+  /// A state tensor (parameter or moment) of a parameter: its buffer in
+  /// each rank, and the whole tensor's shape.
+  struct StateTensor {
+    std::string name;
+    const plan::ParameterT *param;
+    int32_t buffer;
+  };
+  std::vector<StateTensor> stateTensors(bool moments) const;
+  /// The whole tensor assembled from the ranks' blocks, or scattered back.
+  std::vector<float> gather(const StateTensor &t) const;
+  void scatter(const StateTensor &t, const std::vector<float> &whole);
+  std::vector<int64_t> blockOffset(const plan::ParameterT &p,
+                                   const Rank &rank) const;
+  Status runRank(Rank &rank, const int32_t *tokens, const int32_t *labels,
+                 cpu::StepState state);
   void zeroGradients();
 
   std::unique_ptr<plan::PlanT> plan_;
-  std::unique_ptr<cpu::CpuExecutor> executor_;
+  std::vector<Rank> ranks_;
+  MeshShape mesh_;
+  std::unique_ptr<LocalCommunicatorGroup> comm_;
+  /// Set when a step failed on some rank of a multi-rank session.
+  std::string broken_;
   SessionOptions options_;
   std::string planPath_;
   int32_t tokensInput_ = -1, labelsInput_ = -1;

@@ -10,9 +10,45 @@
                                     and B differ by less than TOL
   losses.py skipped LOG MIN MAX     between MIN and MAX steps were skipped,
                                     and the last step was not
+  losses.py params A B RTOL ATOL    the checkpoints in directories A and B
+                                    hold the same tensors (names, shapes),
+                                    every element within ATOL + RTOL·|b|
 """
 import json
+import struct
 import sys
+
+
+def read_checkpoint(directory):
+    """The tensors of a checkpoint (include/loom/runtime/Checkpoint.h)."""
+    with open(directory + "/checkpoint.loomckpt", "rb") as f:
+        data = f.read()
+    if data[:8] != b"LOOMCKPT":
+        sys.exit(f"{directory}: not a Loom checkpoint")
+    pos = 8 + 4 + 8 + 8 + 8
+    (scalars,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    for _ in range(scalars):
+        (n,) = struct.unpack_from("<I", data, pos)
+        pos += 4 + n + 8
+    (count,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    tensors = {}
+    for _ in range(count):
+        (n,) = struct.unpack_from("<I", data, pos)
+        name = data[pos + 4:pos + 4 + n].decode()
+        pos += 4 + n
+        (rank,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        shape = struct.unpack_from(f"<{rank}q", data, pos)
+        pos += 8 * rank
+        size = 1
+        for d in shape:
+            size *= d
+        values = struct.unpack_from(f"<{size}f", data, pos)
+        pos += 4 * size
+        tensors[name] = (shape, values)
+    return tensors
 
 
 def read(path):
@@ -71,6 +107,23 @@ def main(argv):
         if not lo <= len(skipped) <= hi or log[max(log)]["skipped"]:
             sys.exit(f"skipped steps {skipped}; expected {lo} to {hi}, the last not")
         print(f"skipped: {len(skipped)} steps")
+    elif what == "params":
+        a, b = read_checkpoint(argv[2]), read_checkpoint(argv[3])
+        rtol, atol = float(argv[4]), float(argv[5])
+        if sorted(a) != sorted(b):
+            sys.exit(f"the checkpoints hold different tensors: {sorted(set(a) ^ set(b))}")
+        worst, where = 0.0, ""
+        for name in a:
+            (sa, va), (sb, vb) = a[name], b[name]
+            if sa != sb:
+                sys.exit(f"{name}: shape {sa} vs {sb}")
+            for i, (x, y) in enumerate(zip(va, vb)):
+                excess = abs(x - y) / (atol + rtol * abs(y))
+                if excess > worst:
+                    worst, where = excess, f"{name}[{i}]: {x!r} vs {y!r}"
+        if not worst <= 1:
+            sys.exit(f"parameters differ beyond tolerance: {where}")
+        print(f"params: {len(a)} tensors agree (worst {worst:.3g} of the tolerance)")
     else:
         sys.exit(f"unknown check {what}")
 

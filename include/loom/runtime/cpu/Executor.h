@@ -15,6 +15,7 @@
 #ifndef LOOM_RUNTIME_CPU_EXECUTOR_H
 #define LOOM_RUNTIME_CPU_EXECUTOR_H
 
+#include "loom/runtime/Communicator.h"
 #include "loom/runtime/Plan.h"
 #include "loom/runtime/cpu/Optimizer.h"
 
@@ -52,10 +53,21 @@ struct StepState {
   bool nonFinite = false;
 };
 
+/// Which rank of the plan's mesh an executor runs, and how it reaches the
+/// others. A single-rank plan needs neither.
+struct RankContext {
+  /// The rank's coordinate on each of the plan's mesh axes (empty: all 0).
+  std::vector<int64_t> coords;
+  /// The collectives' transport; null for a plan without collectives.
+  Communicator *comm = nullptr;
+};
+
 class CpuExecutor {
 public:
-  /// Allocates the arenas (zeroed) and prepares every instruction.
-  static Result<std::unique_ptr<CpuExecutor>> create(const plan::PlanT &plan);
+  /// Allocates the arenas (zeroed) and prepares every instruction for the
+  /// rank `rank` (its blocks of partitioned tensors, its collectives).
+  static Result<std::unique_ptr<CpuExecutor>>
+  create(const plan::PlanT &plan, RankContext rank = {});
 
   /// Runs a program of the plan. An error (a token id outside the
   /// vocabulary, say) names the instruction and its model source position.
@@ -74,10 +86,14 @@ public:
 
 private:
   explicit CpuExecutor(const plan::PlanT &plan) : plan(plan) {}
+  /// The size of mesh axis `axis` and this rank's coordinate on it.
+  int64_t axisSize(int64_t axis) const;
+  int64_t coord(int64_t axis) const;
   using Prepared = std::function<Status(StepState &)>;
   Status prepare(const plan::ProgramT &program);
 
   const plan::PlanT &plan;
+  RankContext rank;
   std::vector<uint8_t *> arenaBase;
   std::vector<std::unique_ptr<uint8_t[]>> arenas;
   std::vector<std::vector<float>> shadows; // per 16-bit buffer
