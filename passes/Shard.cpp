@@ -275,9 +275,18 @@ LogicalResult Sharder::decide(Operation *op) {
                                           : tensorType(mm.getLhs()).getRank() - 1;
       bool rowParallel = !shardingOf(mm.getLhs()).getDimAxis(kLhs).empty();
       int64_t n = rule->resultFactors[0].back();
-      if (!rowParallel && !assign(n, "tp") && factorAxis[n].empty()) {
-        if (!divides(n, "tp"))
-          return divisibilityError(n, "tp");
+      if (!rowParallel && !assign(n, "tp") && factorAxis[n].empty() &&
+          !divides(n, "tp")) {
+        auto weight = mm.getRhs().getDefiningOp<ParameterOp>();
+        return op->emitError()
+               << "the column-parallel linear with weight '"
+               << weight.getName() << "' " << shapeString(weight.getType().getShape())
+               << " splits its " << rule->factorSizes[n]
+               << " output features over tp=" << tp
+               << ", which does not divide them. With tensor parallelism the "
+                  "attention heads, the ffn size and the padded vocabulary "
+                  "must be divisible by tp; choose another --mesh (or pin "
+                  "the weight whole with shard(none, none))";
       }
     }
     if (auto emb = dyn_cast<EmbeddingOp>(op); emb && isOpenParameter(emb.getTable())) {
@@ -303,7 +312,16 @@ LogicalResult Sharder::decide(Operation *op) {
       auto seq = seqDim.find(v);
       if (!s || s.getPartial().empty() || seq == seqDim.end())
         continue;
-      assign(rule->operandFactors[i][seq->second], s.getPartial()[0]);
+      StringRef axis = s.getPartial()[0];
+      int64_t f = rule->operandFactors[i][seq->second];
+      if (!assign(f, axis) && f != kNone && factorAxis[f].empty() &&
+          !usedAxes.contains(axis) && !divides(f, axis))
+        return op->emitError()
+               << "sequence parallelism splits the sequence ("
+               << tensorType(v).getDimSize(seq->second) << ") over '" << axis
+               << "' (" << size(axis)
+               << " ranks), which does not divide it; choose a sequence "
+                  "length divisible by tp, or drop --sequence-parallel";
     }
 
   // 4. Splits of activations propagate through the factors.

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Frontend/ModelBuilder.h"
+#include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -753,6 +754,27 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
                 stmt.loc);
     if (failed(param))
       return failure();
+    if (!stmt.shard.empty()) {
+      // A pinned sharding (user annotations win over the sharding rules).
+      if (stmt.shard.size() != size_t(type->getRank()))
+        return error(stmt.loc)
+               << "shard(...) of parameter '" << stmt.names.front()
+               << "' names " << stmt.shard.size() << " dimensions; it has "
+               << type->getRank();
+      SmallVector<StringAttr> dims;
+      for (const std::string &axis : stmt.shard) {
+        if (axis != "none" && axis != "tp")
+          return error(stmt.loc)
+                 << "shard(...) of parameter '" << stmt.names.front()
+                 << "': '" << axis
+                 << "' cannot split a parameter; use tp (tensor "
+                    "parallelism) or none (whole on every rank)";
+        dims.push_back(builder.getStringAttr(axis == "none" ? "" : axis));
+      }
+      param->getDefiningOp()->setAttr(
+          dist::kShardingAttrName,
+          dist::ShardingAttr::get(builder.getContext(), dims, {}));
+    }
     scope.vars[stmt.names.front()] = Val::ofTensor(*param);
     return success();
   }
@@ -1850,7 +1872,7 @@ FailureOr<OwningOpRef<ModuleOp>> buildModel(const ast::File &file,
                                             const ast::File &library,
                                             const ModelOptions &options,
                                             MLIRContext *context) {
-  context->loadDialect<LoomDialect, func::FuncDialect>();
+  context->loadDialect<LoomDialect, dist::DistDialect, func::FuncDialect>();
   return ModelBuilder(file, library, options, context).build();
 }
 

@@ -9,6 +9,7 @@
 //   stmt    := 'config' NAME '=' expr {',' NAME '=' expr}
 //            | 'input' NAME ':' DTYPE '[' exprs ']'
 //            | 'param' NAME ':' [DTYPE] '[' exprs ']' 'init' expr
+//              ['shard' '(' NAME {',' NAME} ')']
 //            | 'repeat' expr ['as' NAME] '{' stmts '}'
 //            | 'if' expr '{' stmts '}' ['else' ('{' stmts '}' | if-stmt)]
 //            | 'return' expr {',' expr}
@@ -529,6 +530,28 @@ LogicalResult Parser::parseStatement(std::vector<ast::StmtPtr> &out,
                               << describe(current);
     if (failed(next()) || !(stmt->init = parseExpr()))
       return failure();
+    // An optional pinned sharding: shard(none, tp), one entry per dimension.
+    if (isKeyword(current, "shard")) {
+      if (failed(next()) ||
+          failed(expectPunct("(", "after 'shard' (shard(none, tp): one mesh "
+                                  "axis or none per dimension)")))
+        return failure();
+      for (;;) {
+        if (current.kind != Tok::Ident)
+          return errorAt(current) << "expected a mesh axis (dp, pp, tp) or "
+                                     "none in shard(...), found "
+                                  << describe(current);
+        stmt->shard.push_back(current.text);
+        if (failed(next()))
+          return failure();
+        if (!isPunct(current, ","))
+          break;
+        if (failed(next()))
+          return failure();
+      }
+      if (failed(expectPunct(")", "to close shard(...)")))
+        return failure();
+    }
     out.push_back(std::move(stmt));
     return endStatement();
   }

@@ -14,7 +14,9 @@
 #include "loom/Frontend/Parser.h"
 #include "loom/Plan/PlanBuilder.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
+#include "loom/passes/Passes.h"
 #include "loom/runtime/Init.h"
+#include "loom/runtime/Session.h"
 #include "loom/runtime/cpu/Executor.h"
 
 #include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
@@ -23,6 +25,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -39,7 +42,8 @@ class PlanTest : public ::testing::Test {
 protected:
   PlanTest() {
     DialectRegistry registry;
-    registry.insert<loom::LoomDialect, func::FuncDialect>();
+    registry.insert<loom::LoomDialect, loom::dist::DistDialect,
+                    func::FuncDialect>();
     func::registerInlinerExtension(registry);
     context.appendDialectRegistry(registry);
     context.loadAllAvailableDialects();
@@ -48,7 +52,8 @@ protected:
 
   /// examples/gpt.loom at a tiny size, differentiated.
   OwningOpRef<ModuleOp> tinyGpt(int64_t micro, int64_t global,
-                                llvm::StringRef compute = "f32") {
+                                llvm::StringRef compute = "f32",
+                                llvm::StringRef mesh = "") {
     auto buffer =
         llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
     EXPECT_TRUE(bool(buffer));
@@ -62,9 +67,15 @@ protected:
                          {"heads", "2"},  {"layers", "2"}};
     options.microBatchSize = micro;
     options.globalBatchSize = global;
+    std::string error;
+    auto axes = loom::parseMeshSpec(mesh, error);
+    EXPECT_TRUE(succeeded(axes)) << error;
+    options.tensorParallel = (*axes)[2].second;
     auto module = loom::buildModel(*file, *library, options, &context);
     EXPECT_TRUE(succeeded(module));
-    EXPECT_TRUE(succeeded(loom::buildTrainingStep(**module, compute)));
+    loom::DistOptions dist;
+    dist.mesh = mesh.str();
+    EXPECT_TRUE(succeeded(loom::buildTrainingStep(**module, compute, dist)));
     return std::move(*module);
   }
 
@@ -282,3 +293,56 @@ TEST_F(PlanTest, MixedPrecisionKeepsF32MastersAndGradients) {
 }
 
 } // namespace
+
+// A rank that fails mid-step (here dp rank 1, on a label outside the
+// vocabulary) ends the step with its own error on every rank, at once: the
+// others, waiting in a collective, are released. The session then refuses
+// to go on rather than train with ranks out of step.
+TEST_F(PlanTest, ARankThatFailsEndsTheStepWithItsErrorNotAHang) {
+  OwningOpRef<ModuleOp> module = tinyGpt(2, 4, "f32", "dp=2,tp=2");
+  std::unique_ptr<plan::PlanT> p = planOf(*module);
+  ASSERT_TRUE(p);
+  std::string path = ::testing::TempDir() + "/loom-parallel-test.plan";
+  ASSERT_TRUE(rt::writePlan(*p, path).ok());
+  rt::SessionOptions options;
+  options.collectiveTimeoutSeconds = 120;
+  options.lr = 1e-3;
+  options.minLr = 1e-4;
+  options.eps = 1e-8;
+  options.beta1 = 0.9;
+  options.beta2 = 0.95;
+  auto session = rt::Session::open(path, options);
+  ASSERT_TRUE(session.ok()) << session.message();
+  EXPECT_EQ((*session)->numRanks(), 4);
+  (*session)->initializeParameters();
+  // Four samples: dp rank 0 trains samples 0 and 1, dp rank 1 samples 2, 3.
+  std::vector<int32_t> tokens, labels;
+  for (int copy = 0; copy < 2; ++copy) {
+    tokens.insert(tokens.end(), kTokens.begin(), kTokens.end());
+    labels.insert(labels.end(), kLabels.begin(), kLabels.end());
+  }
+  auto good = (*session)->step(tokens.data(), labels.data());
+  ASSERT_TRUE(good.ok()) << good.message();
+  EXPECT_TRUE(std::isfinite(good->loss));
+
+  std::vector<int32_t> bad = labels;
+  bad[2 * 6 + 1] = 99; // sample 2: dp rank 1's
+  auto start = std::chrono::steady_clock::now();
+  auto failed = (*session)->step(tokens.data(), bad.data());
+  double seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find("dp=1"), std::string::npos)
+      << failed.message();
+  EXPECT_NE(failed.message().find("a label is outside [0, 14)"),
+            std::string::npos)
+      << failed.message();
+  EXPECT_LT(seconds, 60) << "the other ranks waited for the collective "
+                            "timeout instead of being released";
+  auto after = (*session)->step(tokens.data(), labels.data());
+  ASSERT_FALSE(after.ok());
+  EXPECT_NE(after.message().find("an earlier step failed"), std::string::npos)
+      << after.message();
+  std::remove(path.c_str());
+}

@@ -82,6 +82,9 @@ struct Stmt {
   std::vector<ExprPtr> dims;
   /// A parameter's initializer: a name (`zeros`) or a call (`normal(std = s)`).
   ExprPtr init;
+  /// A parameter's pinned sharding (`shard(none, tp)`): per dimension a mesh
+  /// axis name or "none"; empty when not pinned.
+  std::vector<std::string> shard;
   /// Repeat: the name prefix of the layers (default "layers").
   std::string prefix;
   std::vector<StmtPtr> body;
