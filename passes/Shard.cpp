@@ -64,6 +64,27 @@ RankedTensorType tensorType(Value v) {
 
 bool isParameter(Value v) { return v.getDefiningOp<ParameterOp>() != nullptr; }
 
+/// Megatron splits a linear by its output features when what reads the
+/// output can work on the split: another linear (then row-parallel) or the
+/// loss (vocabulary-parallel), through elementwise ops and reshapes. A
+/// linear whose output next meets an op that needs its features whole (a
+/// layernorm, as in BERT's masked-LM head) stays whole: splitting it would
+/// only add an all-gather.
+bool splitOutputPays(Value v, int depth = 0) {
+  if (depth > 32)
+    return true;
+  for (Operation *user : v.getUsers()) {
+    if (isa<MatmulOp, CrossEntropyOp>(user))
+      return true;
+    if (isa<LayerNormOp, RmsNormOp, SoftmaxOp, ReduceOp, func::ReturnOp>(user))
+      continue;
+    for (Value r : user->getResults())
+      if (splitOutputPays(r, depth + 1))
+        return true;
+  }
+  return false;
+}
+
 class Sharder {
 public:
   Sharder(MeshAttr mesh, bool sequenceParallel)
@@ -275,8 +296,8 @@ LogicalResult Sharder::decide(Operation *op) {
                                           : tensorType(mm.getLhs()).getRank() - 1;
       bool rowParallel = !shardingOf(mm.getLhs()).getDimAxis(kLhs).empty();
       int64_t n = rule->resultFactors[0].back();
-      if (!rowParallel && !assign(n, "tp") && factorAxis[n].empty() &&
-          !divides(n, "tp")) {
+      if (!rowParallel && splitOutputPays(mm.getResult()) &&
+          !assign(n, "tp") && factorAxis[n].empty() && !divides(n, "tp")) {
         auto weight = mm.getRhs().getDefiningOp<ParameterOp>();
         return op->emitError()
                << "the column-parallel linear with weight '"

@@ -5,8 +5,9 @@
   losses.py falls LOG START BELOW   the first step's loss is within 0.3 of
                                     START and the mean of the last 20 steps'
                                     losses is below BELOW
-  losses.py near A B RTOL          every step of A is in B, and its loss
-                                    agrees to RTOL relative
+  losses.py near A B RTOL [NRTOL]  every step of A is in B, and its loss
+                                    agrees to RTOL relative (and its gradient
+                                    norm to NRTOL)
   losses.py close A B TOL          the mean losses of the last 20 steps of A
                                     and B differ by less than TOL
   losses.py skipped LOG MIN MAX     between MIN and MAX steps were skipped,
@@ -91,7 +92,15 @@ def main(argv):
         worst = max(abs(a[s]["loss"] - b[s]["loss"]) / abs(b[s]["loss"]) for s in a)
         if not worst < rtol:
             sys.exit(f"losses differ by {worst:.3g} relative, more than {rtol}")
-        print(f"near: {len(a)} steps agree to {worst:.3g} relative")
+        message = f"near: {len(a)} steps agree to {worst:.3g} relative"
+        if len(argv) > 5:
+            # AdamW hardly sees a gradient's scale; the global norm does.
+            nrtol = float(argv[5])
+            norms = max(abs(a[s]["grad_norm"] - b[s]["grad_norm"]) / abs(b[s]["grad_norm"]) for s in a)
+            if not norms < nrtol:
+                sys.exit(f"gradient norms differ by {norms:.3g} relative, more than {nrtol}")
+            message += f", gradient norms to {norms:.3g}"
+        print(message)
     elif what == "close":
         means = []
         for path in argv[2:4]:
