@@ -31,9 +31,8 @@ private:
     assert(succeeded(shape) && "--loom-shard checked divisibility");
     return global.clone(*shape);
   }
-  ShardingAttr withDims(ShardingAttr s, ArrayRef<StringAttr> dims,
-                        ArrayRef<StringAttr> partial) {
-    return ShardingAttr::get(ctx, dims, partial);
+  ShardingAttr sharding(ArrayRef<StringAttr> dims) {
+    return ShardingAttr::get(ctx, dims, {});
   }
   Value convert(OpBuilder &b, Location loc, Value v, ShardingAttr want);
   Value fanOut(OpBuilder &b, Location loc, Value v, StringRef axis);
@@ -58,38 +57,37 @@ Value Partitioner::convert(OpBuilder &b, Location loc, Value v,
   RankedTensorType global = globalType.lookup(v);
   Value x = v;
   SmallVector<StringAttr> dims(cur.getDims());
-  if (!cur.getPartial().empty()) {
-    StringAttr axis = cur.getPartial()[0];
-    // Partial to split along one dimension: a reduce-scatter.
+  StringAttr whole = StringAttr::get(ctx, "");
+  auto typeOf = [&] { return localType(global, sharding(dims)); };
+  // Pending sums first: a reduce-scatter when the wanted split of that axis
+  // lands on a dimension held whole, else an all-reduce.
+  for (StringAttr axis : cur.getPartial()) {
     int64_t scatterDim = -1;
     for (auto [d, a] : llvm::enumerate(want.getDims()))
-      if (a == axis && dims[d].empty())
+      if (a == axis && dims[d].empty() && !llvm::is_contained(dims, axis))
         scatterDim = d;
     if (scatterDim >= 0) {
       dims[scatterDim] = axis;
-      ShardingAttr next = withDims(cur, dims, {});
-      x = b.create<ReduceScatterOp>(loc, localType(global, next), x, axis,
+      x = b.create<ReduceScatterOp>(loc, typeOf(), x, axis,
                                     b.getI64IntegerAttr(scatterDim));
     } else {
       x = b.create<AllReduceOp>(loc, x.getType(), ReduceKind::Sum, x, axis);
     }
   }
-  for (size_t d = 0; d < dims.size(); ++d) {
-    StringAttr w = want.getDims()[d];
-    if (dims[d] == w)
-      continue;
-    if (!dims[d].empty()) {
+  // Then every gather, then every slice: an axis moving from one dimension
+  // to another is whole in between, never split twice.
+  for (size_t d = 0; d < dims.size(); ++d)
+    if (!dims[d].empty() && dims[d] != want.getDims()[d]) {
       StringAttr axis = dims[d];
-      dims[d] = StringAttr::get(ctx, "");
-      x = b.create<AllGatherOp>(loc, localType(global, withDims(cur, dims, {})),
-                                x, axis, b.getI64IntegerAttr(d));
+      dims[d] = whole;
+      x = b.create<AllGatherOp>(loc, typeOf(), x, axis, b.getI64IntegerAttr(d));
     }
-    if (!w.empty()) {
-      dims[d] = w;
-      x = b.create<AllSliceOp>(loc, localType(global, withDims(cur, dims, {})),
-                               x, w, b.getI64IntegerAttr(d));
+  for (size_t d = 0; d < dims.size(); ++d)
+    if (dims[d] != want.getDims()[d]) {
+      dims[d] = want.getDims()[d];
+      x = b.create<AllSliceOp>(loc, typeOf(), x, dims[d],
+                               b.getI64IntegerAttr(d));
     }
-  }
   have[x] = want;
   globalType[x] = global;
   converted[key] = x;
@@ -112,11 +110,8 @@ Value Partitioner::fanOut(OpBuilder &b, Location loc, Value v, StringRef axis) {
 /// all-reduced over the axis the classes are split over.
 LogicalResult Partitioner::vocabParallelCrossEntropy(CrossEntropyOp ce,
                                                      ShardingAttr logitsSharding) {
-  if (ce.getReduction() == LossReduction::Mean)
-    return ce.emitError()
-           << "a cross-entropy with reduction mean and its vocabulary split "
-              "is not partitioned; run --loom-global-batch-loss first (it "
-              "makes the loss a sum normalised by the runtime)";
+  // (A mean keeps its classes whole: see the rule in LoomSharding.cpp.)
+  assert(ce.getReduction() != LossReduction::Mean);
   OpBuilder b(ce);
   Location loc = ce.getLoc();
   Value logits = ce.getLogits(), labels = ce.getLabels();

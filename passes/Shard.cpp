@@ -70,20 +70,31 @@ bool isParameter(Value v) { return v.getDefiningOp<ParameterOp>() != nullptr; }
 /// linear whose output next meets an op that needs its features whole (a
 /// layernorm, as in BERT's masked-LM head) stays whole: splitting it would
 /// only add an all-gather.
-bool splitOutputPays(Value v, int depth = 0) {
-  if (depth > 32)
-    return true;
+bool splitOutputPays(Value v, DenseMap<Value, bool> &memo) {
+  auto [it, inserted] = memo.try_emplace(v, false);
+  if (!inserted)
+    return it->second;
+  bool pays = false;
   for (Operation *user : v.getUsers()) {
-    if (isa<MatmulOp, CrossEntropyOp>(user))
-      return true;
+    if (isa<MatmulOp, CrossEntropyOp>(user)) {
+      pays = true;
+      break;
+    }
     if (isa<LayerNormOp, RmsNormOp, SoftmaxOp, ReduceOp, func::ReturnOp>(user))
       continue;
     for (Value r : user->getResults())
-      if (splitOutputPays(r, depth + 1))
-        return true;
+      pays = pays || splitOutputPays(r, memo);
+    if (pays)
+      break;
   }
-  return false;
+  memo[v] = pays;
+  return pays;
 }
+
+/// What every divisibility error ends with.
+constexpr llvm::StringLiteral kDivisibleAdvice =
+    "With tensor parallelism the attention heads, the ffn size and the "
+    "padded vocabulary must be divisible by tp";
 
 class Sharder {
 public:
@@ -132,7 +143,18 @@ private:
         return replicated(type.getRank());
     return s;
   }
-  bool isOpenParameter(Value v) { return isParameter(v) && !have.count(v); }
+  /// A parameter not decided yet. A tied parameter's declarations share one
+  /// decision: the first use of any of them decides them all.
+  bool isOpenParameter(Value v) {
+    auto param = v.getDefiningOp<ParameterOp>();
+    if (!param || have.count(v))
+      return false;
+    auto known = parameters.find(param.getName());
+    if (known == parameters.end())
+      return true;
+    have[v] = known->second;
+    return false;
+  }
   int64_t size(StringRef axis) { return mesh.getAxisSize(axis).value_or(1); }
 
   LogicalResult decide(Operation *op);
@@ -149,6 +171,7 @@ private:
   DenseMap<Value, ShardingAttr> have;
   DenseMap<Value, int64_t> seqDim;
   llvm::StringMap<ShardingAttr> parameters;
+  DenseMap<Value, bool> pays;
 };
 
 LogicalResult Sharder::decideParameter(ParameterOp param) {
@@ -254,7 +277,7 @@ LogicalResult Sharder::decide(Operation *op) {
     return llvm::all_of(dimsOf(f), [&](int64_t s) { return s % size(axis) == 0; });
   };
   auto assign = [&](int64_t f, StringRef axis) {
-    if (f == kNone)
+    if (rule->mustStayWhole(f))
       return false;
     if (factorAxis[f] == axis)
       return true;
@@ -274,9 +297,8 @@ LogicalResult Sharder::decide(Operation *op) {
         break;
       }
     diag << " would be split and " << size(axis)
-         << " does not divide it. With tensor parallelism the attention "
-            "heads, the ffn size and the padded vocabulary must be "
-            "divisible by tp; choose another --mesh";
+         << " does not divide it. " << kDivisibleAdvice
+         << "; choose another --mesh";
     return diag;
   };
 
@@ -296,7 +318,7 @@ LogicalResult Sharder::decide(Operation *op) {
                                           : tensorType(mm.getLhs()).getRank() - 1;
       bool rowParallel = !shardingOf(mm.getLhs()).getDimAxis(kLhs).empty();
       int64_t n = rule->resultFactors[0].back();
-      if (!rowParallel && splitOutputPays(mm.getResult()) &&
+      if (!rowParallel && splitOutputPays(mm.getResult(), pays) &&
           !assign(n, "tp") && factorAxis[n].empty() && !divides(n, "tp")) {
         auto weight = mm.getRhs().getDefiningOp<ParameterOp>();
         return op->emitError()
@@ -304,13 +326,18 @@ LogicalResult Sharder::decide(Operation *op) {
                << weight.getName() << "' " << shapeString(weight.getType().getShape())
                << " splits its " << rule->factorSizes[n]
                << " output features over tp=" << tp
-               << ", which does not divide them. With tensor parallelism the "
-                  "attention heads, the ffn size and the padded vocabulary "
-                  "must be divisible by tp; choose another --mesh (or pin "
-                  "the weight whole with shard(none, none))";
+               << ", which does not divide them. " << kDivisibleAdvice
+               << "; choose another --mesh (or pin the weight whole with "
+                  "shard(none, none))";
       }
     }
-    if (auto emb = dyn_cast<EmbeddingOp>(op); emb && isOpenParameter(emb.getTable())) {
+    // A vocabulary (at least as many rows as features) is split by rows; a
+    // small table (BERT's token types, a position table) stays whole, as
+    // in Megatron.
+    if (auto emb = dyn_cast<EmbeddingOp>(op);
+        emb && isOpenParameter(emb.getTable()) &&
+        emb.getTable().getType().getDimSize(0) >=
+            emb.getTable().getType().getDimSize(1)) {
       int64_t vocab = rule->operandFactors[0][0];
       if (!assign(vocab, "tp")) {
         int64_t rows = tensorType(emb.getTable()).getDimSize(0);
@@ -335,7 +362,7 @@ LogicalResult Sharder::decide(Operation *op) {
         continue;
       StringRef axis = s.getPartial()[0];
       int64_t f = rule->operandFactors[i][seq->second];
-      if (!assign(f, axis) && f != kNone && factorAxis[f].empty() &&
+      if (!assign(f, axis) && !rule->mustStayWhole(f) && factorAxis[f].empty() &&
           !usedAxes.contains(axis) && !divides(f, axis))
         return op->emitError()
                << "sequence parallelism splits the sequence ("
@@ -357,7 +384,7 @@ LogicalResult Sharder::decide(Operation *op) {
       if (axis.empty())
         continue;
       int64_t f = rule->operandFactors[i][d];
-      if (f == kNone) {
+      if (rule->mustStayWhole(f)) {
         op->emitWarning() << "dimension " << d << " of operand " << i
                           << " is split over '" << axis << "', but '"
                           << op->getName()
@@ -384,6 +411,17 @@ LogicalResult Sharder::decide(Operation *op) {
     parameters[param.getName()] = s;
     have[v] = s;
     annotate(param, {}, {s});
+  }
+
+  if (auto emb = dyn_cast<EmbeddingOp>(op)) {
+    int64_t hidden = rule->operandFactors[0][1];
+    if (!factorAxis[hidden].empty())
+      return op->emitError()
+             << "the embedding table '"
+             << emb.getTable().getDefiningOp<ParameterOp>().getName()
+             << "' would be split along its features; an embedding table "
+                "is split by rows (vocabulary-parallel) or kept whole: pin "
+                "it shard(tp, none) or shard(none, none)";
   }
 
   // 6. What the op needs of its operands, and what its results are.

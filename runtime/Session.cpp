@@ -421,6 +421,9 @@ void Session::scatter(const StateTensor &t, const std::vector<float> &whole) {
 }
 
 Status Session::save(const std::string &directory) const {
+  if (!broken_.empty())
+    return Status::error("not saving: a step failed and left the ranks out "
+                         "of step (" + broken_ + ")");
   Checkpoint c;
   c.step = step_;
   c.dataPosition = dataPosition_;
@@ -476,6 +479,9 @@ Status Session::load(const std::string &directory) {
 }
 
 Result<std::vector<float>> Session::parameter(const std::string &name) {
+  if (!broken_.empty())
+    return Status::error("a step failed and left the ranks out of step (" +
+                         broken_ + ")");
   for (const StateTensor &t : stateTensors(false))
     if (t.name == name)
       return gather(t);

@@ -7,6 +7,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -184,7 +185,6 @@ LogicalResult Lowering::addParameter(ParameterOp param) {
   auto shape = cast<RankedTensorType>(type).getShape();
   p->weight_decay = shape.size() > 1 && !name.ends_with(".bias");
   p->global_shape.assign(shape.begin(), shape.end());
-  p->block_offset.assign(shape.size(), 0);
   p->shard_axis.assign(shape.size(), -1);
   if (auto s = param->getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName))
     for (auto [d, axis] : llvm::enumerate(s.getDims()))
@@ -666,26 +666,15 @@ LogicalResult buildTrainingStep(ModuleOp module, StringRef compute,
     return failure();
   if (dist.mesh.empty())
     return success();
-  // all_slice(all_reduce) -> reduce_scatter (the dialect's canonicalization,
-  // applied alone: the rest of the program keeps its form).
-  SmallVector<dist::AllSliceOp> slices;
+  // all_slice(all_reduce) -> reduce_scatter: the dialect's canonicalization,
+  // applied to those ops alone (the rest of the program keeps its form).
+  SmallVector<Operation *> slices;
   module.walk([&](dist::AllSliceOp op) { slices.push_back(op); });
-  for (dist::AllSliceOp slice : slices) {
-    auto reduce = slice.getInput().getDefiningOp<dist::AllReduceOp>();
-    if (!reduce || reduce.getKind() != ReduceKind::Sum ||
-        reduce.getAxis() != slice.getAxis() || !reduce->hasOneUse())
-      continue;
-    OpBuilder b(slice);
-    Value scattered = b.create<dist::ReduceScatterOp>(
-        slice.getLoc(), slice.getType(), reduce.getInput(),
-        slice.getAxisAttr(), slice.getDimAttr());
-    if (Attribute layer = slice->getAttr("loom.layer"))
-      scattered.getDefiningOp()->setAttr("loom.layer", layer);
-    slice.getResult().replaceAllUsesWith(scattered);
-    slice.erase();
-    reduce.erase();
-  }
-  return success();
+  RewritePatternSet patterns(module.getContext());
+  dist::AllSliceOp::getCanonicalizationPatterns(patterns, module.getContext());
+  GreedyRewriteConfig config;
+  config.strictMode = GreedyRewriteStrictness::ExistingOps;
+  return applyOpPatternsAndFold(slices, std::move(patterns), config);
 }
 
 FailureOr<std::unique_ptr<plan::PlanT>> buildPlan(ModuleOp module,

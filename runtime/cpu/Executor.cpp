@@ -806,16 +806,30 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
           return fail("the shapes do not differ by the axis size along dim");
       size_t outer = size_t(product(small, 0, size_t(dim))),
              inner = size_t(product(small, size_t(dim), small.size()));
+      int64_t g = coord(axis);
+      if (op == "all_slice") {
+        // No communication: keep this rank's block, of any element type (a
+        // split activation's labels or mask come with it).
+        if (dtype(in[0]) != dtype(out[0]))
+          return fail("input and output types differ");
+        size_t bytes = inner * size_t(dtypeBytes(dtype(in[0])));
+        const uint8_t *x = as<uint8_t>(in[0]);
+        uint8_t *y = as<uint8_t>(out[0]);
+        body = [=](StepState &) {
+          for (size_t o = 0; o < outer; ++o)
+            std::memcpy(y + o * bytes, x + (o * size_t(n) + size_t(g)) * bytes,
+                        bytes);
+          return Status::success();
+        };
+        // Raw storage, so no 16-bit shadows around it (below).
+        if (!attrs.missing.empty())
+          return fail("attribute '" + attrs.missing + "' is missing");
+        steps.push_back(std::move(body));
+        continue;
+      }
       float *x = F(in[0]), *y = F(out[0]);
       Communicator *comm = rank.comm;
-      int64_t g = coord(axis);
       body = [=](StepState &) -> Status {
-        if (op == "all_slice") { // no communication: keep this block
-          for (size_t o = 0; o < outer; ++o)
-            std::copy_n(x + (o * size_t(n) + size_t(g)) * inner, inner,
-                        y + o * inner);
-          return Status::success();
-        }
         if (!comm) { // alone on the axis
           std::copy_n(x, outer * inner, y);
           return Status::success();

@@ -58,7 +58,7 @@ Attribute MeshAttr::parse(AsmParser &parser, Type) {
     return {};
   auto parseAxis = [&]() -> ParseResult {
     std::string name;
-    int64_t size;
+    int64_t size = 0;
     if (parser.parseKeywordOrString(&name) || parser.parseEqual() ||
         parser.parseInteger(size))
       return failure();

@@ -57,9 +57,6 @@ LogicalResult verifyResize(Operation *op, StringRef axis, int64_t dim,
   return success();
 }
 
-bool isFloat(Value v) {
-  return isa<FloatType>(cast<ShapedType>(v.getType()).getElementType());
-}
 } // namespace
 
 #define GET_OP_CLASSES
@@ -118,8 +115,9 @@ LogicalResult BroadcastOp::verify() {
   FailureOr<int64_t> n = axisSize(*this, getAxis());
   if (failed(n))
     return failure();
-  if (getRoot() < 0 || getRoot() >= *n)
-    return emitOpError() << "root " << getRoot() << " is not a rank of axis '"
+  int64_t root = int64_t(getRoot());
+  if (root < 0 || root >= *n)
+    return emitOpError() << "root " << root << " is not a rank of axis '"
                          << getAxis() << "' (0.." << *n - 1 << ")";
   return success();
 }
@@ -170,10 +168,6 @@ LogicalResult ReduceScatterOp::buildVectorJacobianProduct(
 
 LogicalResult AllSliceOp::buildVectorJacobianProduct(
     OpBuilder &b, ValueRange dy, SmallVectorImpl<Value> &g) {
-  if (!isFloat(getInput())) {
-    g.push_back(Value());
-    return success();
-  }
   g.push_back(b.create<AllGatherOp>(getLoc(), getInput().getType(), dy[0],
                                     getAxis(), getDim()));
   return success();
@@ -224,9 +218,13 @@ struct SliceOfAllReduce : OpRewritePattern<AllSliceOp> {
     if (!reduce || reduce.getKind() != ReduceKind::Sum ||
         reduce.getAxis() != slice.getAxis() || !reduce->hasOneUse())
       return failure();
-    rewriter.replaceOpWithNewOp<ReduceScatterOp>(
+    // It does the slice's work, for the same layer.
+    Attribute layer = slice->getAttr("loom.layer");
+    auto scatter = rewriter.replaceOpWithNewOp<ReduceScatterOp>(
         slice, slice.getType(), reduce.getInput(), slice.getAxisAttr(),
         slice.getDimAttr());
+    if (layer)
+      scatter->setAttr("loom.layer", layer);
     rewriter.eraseOp(reduce);
     return success();
   }

@@ -17,6 +17,10 @@ bool ShardingRule::isReductionFactor(int64_t factor) const {
   });
 }
 
+bool ShardingRule::mustStayWhole(int64_t factor) const {
+  return factor == kNoFactor || llvm::is_contained(wholeFactors, factor);
+}
+
 int64_t tensorBytes(Type type) {
   auto shaped = dyn_cast<ShapedType>(type);
   if (!shaped || !shaped.hasStaticShape())

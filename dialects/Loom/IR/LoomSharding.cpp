@@ -119,10 +119,15 @@ std::optional<ShardingRule> getShardingRule(Operation *op) {
       .Case<NegOp, ReluOp, SiluOp, GeluOp, ScaleOp, CastOp, DropoutOp,
             StopGradientOp>([&](auto) { return unary(op->getOperand(0)); })
       .Case<SoftmaxOp, LayerNormOp, RmsNormOp>([&](auto) -> std::optional<ShardingRule> {
-        // The last dimension is normalised over: it stays whole.
+        // The last dimension is normalised over: it stays whole. A causal
+        // mask is drawn from the query's position, so the queries stay
+        // whole too (a block of them would need its offset).
         ArrayRef<int64_t> full = shapeOf(op->getOperand(0));
         SmallVector<int64_t> f = b.fresh(full);
         f.back() = kNone;
+        if (auto softmax = dyn_cast<SoftmaxOp>(op);
+            softmax && softmax.getCausal() && f.size() >= 2)
+          b.rule.wholeFactors.push_back(f[f.size() - 2]);
         b.rule.operandFactors.push_back(f);
         for (Value v : op->getOperands().drop_front()) {
           bool isMask = isa<SoftmaxOp>(op);
@@ -229,13 +234,17 @@ std::optional<ShardingRule> getShardingRule(Operation *op) {
       .Case<CrossEntropyOp>([&](CrossEntropyOp ce) -> std::optional<ShardingRule> {
         // The class dimension may be split (the vocabulary-parallel
         // cross-entropy); the tokens' dimensions only with per-token losses.
+        // A mean divides by the tokens counted over the whole batch: that
+        // form keeps the classes whole (--loom-global-batch-loss makes the
+        // loss of a training step a sum).
         ArrayRef<int64_t> logits = shapeOf(ce.getLogits());
         bool perToken = ce.getReduction() == LossReduction::None;
+        bool mean = ce.getReduction() == LossReduction::Mean;
         SmallVector<int64_t> fl;
         for (size_t d = 0; d + 1 < logits.size(); ++d)
           fl.push_back(perToken ? b.factor(logits[d]) : kNone);
         SmallVector<int64_t> tokens(fl);
-        fl.push_back(b.factor(logits.back()));
+        fl.push_back(mean ? kNone : b.factor(logits.back()));
         b.rule.operandFactors.push_back(fl);
         b.rule.operandFactors.push_back(tokens);
         b.rule.resultFactors.push_back(perToken ? tokens

@@ -27,8 +27,15 @@ struct ShardingRule {
   /// For each result, for each of its dimensions, a factor index.
   llvm::SmallVector<llvm::SmallVector<int64_t>> resultFactors;
 
+  /// Factors that must stay whole although they relate dimensions (a causal
+  /// softmax's queries: the mask depends on the query's position). They
+  /// still say which dimensions correspond, e.g. to follow the sequence.
+  llvm::SmallVector<int64_t> wholeFactors;
+
   /// True when `factor` appears in no result (sharding it needs a reduction).
   bool isReductionFactor(int64_t factor) const;
+  /// True when `factor` may not be split.
+  bool mustStayWhole(int64_t factor) const;
 };
 
 /// The sharding rule of a loom op (dialects/Loom/IR/LoomSharding.cpp), or
