@@ -27,8 +27,14 @@ LogicalResult differentiate(func::FuncOp fn) {
   auto lossType = ret.getNumOperands()
                       ? dyn_cast<RankedTensorType>(ret.getOperand(0).getType())
                       : RankedTensorType();
-  if (!lossType || lossType.getRank() != 0 ||
-      !isa<FloatType>(lossType.getElementType()))
+  // A pipeline chunk other than the last returns an activation: its
+  // gradient arrives from the next stage as a new argument.
+  bool activationOut = fn->hasAttr("loom.pipeline_chunk") && lossType &&
+                       lossType.getRank() > 0 &&
+                       isa<FloatType>(lossType.getElementType());
+  if (!activationOut &&
+      (!lossType || lossType.getRank() != 0 ||
+       !isa<FloatType>(lossType.getElementType())))
     return fn.emitError() << "cannot differentiate @" << fn.getSymName()
                           << ": its first result must be the scalar loss "
                              "(tensor<f32>)";
@@ -37,18 +43,30 @@ LogicalResult differentiate(func::FuncOp fn) {
       return op.emitError() << "inline calls before differentiating "
                                "(--inline)";
 
-  OpBuilder b(ret);
-  Value loss = ret.getOperand(0);
-  DenseMap<Value, Value> grads;
-  // The seed dloss/dloss = 1; marked, so the lowering can make it the loss
-  // scale of f16 training.
-  auto seed = b.create<FillOp>(ret.getLoc(), lossType, b.getF64FloatAttr(1));
-  seed->setAttr("loom.loss_seed", b.getUnitAttr());
-  grads[loss] = seed;
-
   SmallVector<Operation *> forward;
   for (Operation &op : body.without_terminator())
     forward.push_back(&op);
+  // How many ops are the forward: a pipeline stage runs them alone.
+  fn->setAttr("loom.forward_ops", OpBuilder(fn).getI64IntegerAttr(
+                                      int64_t(forward.size())));
+
+  OpBuilder b(ret);
+  Value loss = ret.getOperand(0);
+  DenseMap<Value, Value> grads;
+  if (activationOut) {
+    unsigned index = fn.getNumArguments();
+    fn.insertArgument(index, lossType,
+                      b.getDictionaryAttr(b.getNamedAttr(
+                          "loom.output_grad", b.getUnitAttr())),
+                      ret.getLoc());
+    grads[loss] = body.getArgument(index);
+  } else {
+    // The seed dloss/dloss = 1; marked, so the lowering can make it the
+    // loss scale of f16 training.
+    auto seed = b.create<FillOp>(ret.getLoc(), lossType, b.getF64FloatAttr(1));
+    seed->setAttr("loom.loss_seed", b.getUnitAttr());
+    grads[loss] = seed;
+  }
   for (Operation *op : llvm::reverse(forward)) {
     SmallVector<Value> resultGrads;
     bool reached = false;
@@ -113,6 +131,17 @@ LogicalResult differentiate(func::FuncOp fn) {
                   : g;
   }
   SmallVector<Value> results(ret.getOperands());
+  // A pipeline chunk's input activation: its gradient goes to the stage
+  // before, right after the loss (or activation).
+  int64_t inputGrad = -1;
+  for (BlockArgument arg : body.getArguments())
+    if (fn.getArgAttr(arg.getArgNumber(), "loom.boundary_input")) {
+      Value g = grads.lookup(arg);
+      if (!g)
+        g = b.create<FillOp>(ret.getLoc(), arg.getType(), b.getF64FloatAttr(0));
+      inputGrad = int64_t(results.size());
+      results.push_back(g);
+    }
   SmallVector<StringRef> names;
   for (auto &[name, entry] : byName) {
     auto &[grad, param] = entry;
@@ -127,6 +156,10 @@ LogicalResult differentiate(func::FuncOp fn) {
   ret.erase();
   fn.setFunctionType(
       b.getFunctionType(fn.getArgumentTypes(), ValueRange(results).getTypes()));
+  if (inputGrad >= 0) {
+    ++firstGrad;
+    fn.setResultAttr(unsigned(inputGrad), "loom.input_grad", b.getUnitAttr());
+  }
   for (auto [i, name] : llvm::enumerate(names))
     fn.setResultAttr(firstGrad + i, "loom.grad", b.getStringAttr(name));
   return success();

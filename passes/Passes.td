@@ -218,4 +218,35 @@ def LoomPartition : Pass<"loom-partition", "::mlir::ModuleOp"> {
   let dependentDialects = ["::loom::LoomDialect", "::loom::dist::DistDialect"];
 }
 
+def LoomPipeline : Pass<"loom-pipeline", "::mlir::ModuleOp"> {
+  let summary = "Cut the layer stack into pipeline chunks, one function each";
+  let description = [{
+    Cuts the model function into `stages` × `chunks` functions (Megatron's
+    pipeline stages and virtual chunks; chunk c runs on stage c mod
+    `stages`), by contiguous ranges of layers (`loom.layer`): balanced by
+    the cost interface with the embedding counted in the first chunk and
+    the head and loss in the last, or as `layout` says (layers per chunk,
+    e.g. `3,3,2,2`). Each chunk function takes the activation of the chunk
+    before (`loom.boundary_input`) and the model inputs it reads, declares
+    the parameters it reads (a parameter tied across chunks, the token
+    embedding and the LM head, is declared in both), and returns the
+    activation for the next chunk, or the loss. `--loom-autodiff` then gives
+    each chunk its backward: the next chunk's activation gradient comes in
+    as an argument (`loom.output_grad`), the input's gradient goes out
+    (`loom.input_grad`).
+
+    One activation must cross each boundary, and the loss must come from the
+    last chunk; anything else is an error at the op that breaks it.
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+  let options = [
+    Option<"stages", "stages", "int64_t", /*default=*/"1",
+           "Pipeline stages (the mesh's pp)">,
+    Option<"chunksPerStage", "chunks", "int64_t", /*default=*/"1",
+           "Virtual chunks per stage (the interleaved schedule's v)">,
+    Option<"layout", "layout", "std::string", /*default=*/"\"\"",
+           "Layers per chunk, comma-separated (default: balanced by cost)">,
+  ];
+}
+
 #endif // LOOM_PASSES_TD

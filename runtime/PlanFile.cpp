@@ -133,7 +133,73 @@ Result<std::unique_ptr<plan::PlanT>> readPlan(const std::string &path) {
   return result;
 }
 
+namespace {
+Status validateBody(const plan::PlanT &p, const std::string &what,
+                    bool chunk);
+
+/// A pipeline plan: the chunks, and a schedule that runs every forward and
+/// backward of every (microbatch, chunk) once, on the chunk's stage.
+Status validatePipeline(const plan::PlanT &p, const std::string &what) {
+  auto bad = [&](const std::string &why) {
+    return Status::error(what + " is inconsistent: " + why +
+                         "; compile it again with loomc");
+  };
+  if (p.mesh.size() != 3 || p.mesh[1]->name != "pp")
+    return bad("its mesh is not (dp, pp, tp)");
+  int64_t stages = p.mesh[1]->size, n = int64_t(p.chunks.size());
+  if (stages < 1 || p.chunks_per_stage < 1 ||
+      n != stages * p.chunks_per_stage)
+    return bad("it has " + std::to_string(n) + " chunks for pp=" +
+               std::to_string(stages) + " x " +
+               std::to_string(p.chunks_per_stage));
+  if (int64_t(p.stage_schedules.size()) != stages)
+    return bad("its schedule does not have one list per stage");
+  if (p.num_microbatches < 1 || p.num_microbatches > (int64_t(1) << 30))
+    return bad("its batch sizes do not agree");
+  std::vector<uint8_t> done(size_t(2 * n * p.num_microbatches), 0);
+  for (int64_t s = 0; s < stages; ++s)
+    for (const auto &step : p.stage_schedules[size_t(s)]->steps) {
+      if (step->chunk < 0 || step->chunk >= n || step->chunk % stages != s ||
+          step->microbatch < 0 || step->microbatch >= p.num_microbatches)
+        return bad("its schedule has a step of another stage or batch");
+      size_t k = size_t((step->microbatch * n + step->chunk) * 2 +
+                        (step->backward ? 1 : 0));
+      if (done[k]++)
+        return bad("its schedule runs a step twice");
+    }
+  for (uint8_t d : done)
+    if (!d)
+      return bad("its schedule leaves a step out");
+  for (int64_t c = 0; c < n; ++c) {
+    const plan::PlanT &chunk = *p.chunks[size_t(c)];
+    std::string name = what + ", chunk " + std::to_string(c) + ",";
+    if (!chunk.chunks.empty() || chunk.chunk_index != c)
+      return bad("chunk " + std::to_string(c) + " is out of place");
+    if (chunk.num_microbatches != p.num_microbatches ||
+        chunk.micro_batch_size != p.micro_batch_size)
+      return bad("chunk " + std::to_string(c) + " has other batch sizes");
+    if ((c > 0) != (chunk.activation_in >= 0) ||
+        (c + 1 < n) != (chunk.activation_out >= 0) ||
+        (c + 1 < n) != (chunk.output_grad >= 0) ||
+        (c > 0) != (chunk.input_grad >= 0) || (c + 1 == n) != (chunk.loss >= 0))
+      return bad("chunk " + std::to_string(c) +
+                 " does not pass activations as its place needs");
+    if (Status s = validateBody(chunk, name, /*chunk=*/true); !s.ok())
+      return s;
+  }
+  return Status::success();
+}
+} // namespace
+
 Status validatePlan(const plan::PlanT &p, const std::string &what) {
+  if (!p.chunks.empty())
+    return validatePipeline(p, what);
+  return validateBody(p, what, /*chunk=*/false);
+}
+
+namespace {
+Status validateBody(const plan::PlanT &p, const std::string &what,
+                    bool chunk) {
   auto bad = [&](const std::string &why) {
     return Status::error(what + " is inconsistent: " + why +
                          "; compile it again with loomc");
@@ -194,9 +260,33 @@ Status validatePlan(const plan::PlanT &p, const std::string &what) {
   for (const auto &input : p.inputs)
     if (!inRange(input->buffer))
       return bad("input '" + input->name + "' has no buffer");
-  if (!inRange(p.loss) || p.buffers[p.loss]->dtype != plan::DType::F32 ||
-      p.buffers[p.loss]->bytes != 4)
+  bool hasLoss = !chunk || p.loss >= 0;
+  if (hasLoss && (!inRange(p.loss) ||
+                  p.buffers[p.loss]->dtype != plan::DType::F32 ||
+                  p.buffers[p.loss]->bytes != 4))
     return bad("it has no f32 scalar loss buffer");
+  if (chunk) {
+    auto activation = [&](int32_t id, bool input) {
+      if (id < 0)
+        return true;
+      if (input && id >= int32_t(p.inputs.size()))
+        return false;
+      int32_t buffer = input ? p.inputs[size_t(id)]->buffer : id;
+      if (!inRange(buffer))
+        return false;
+      plan::DType t = p.buffers[buffer]->dtype;
+      return t == plan::DType::F32 || t == plan::DType::BF16 ||
+             t == plan::DType::F16;
+    };
+    if (!activation(p.activation_in, true) ||
+        !activation(p.output_grad, true) ||
+        !activation(p.activation_out, false) ||
+        !activation(p.input_grad, false))
+      return bad("its activations in and out are not float buffers");
+    if (p.forward_end < 0 ||
+        p.forward_end > int64_t(p.microbatch->instructions.size()))
+      return bad("its forward part is out of range");
+  }
   if (p.loss_normalizer != "tokens" && p.loss_normalizer != "microbatches")
     return bad("its loss normaliser '" + p.loss_normalizer + "' is unknown");
   if (p.loss_normalizer == "tokens" &&
@@ -241,8 +331,33 @@ Status validatePlan(const plan::PlanT &p, const std::string &what) {
     return bad("its loss-scaling settings are out of range");
   return Status::success();
 }
+} // namespace
 
 void printPlanText(const plan::PlanT &p, std::ostream &os) {
+  if (!p.chunks.empty()) {
+    os << "plan " << p.model << " (format " << kPlanFormatVersion << ", "
+       << p.compiler << ")\n  mesh";
+    for (const auto &axis : p.mesh)
+      os << " " << axis->name << "=" << axis->size;
+    os << "\n  pipeline: " << p.chunks.size() << " chunks, "
+       << p.chunks_per_stage << " per stage, schedule " << p.schedule
+       << ", " << p.num_microbatches << " microbatches\n";
+    for (size_t s = 0; s < p.stage_schedules.size(); ++s) {
+      os << "  stage " << s << ":";
+      for (const auto &step : p.stage_schedules[s]->steps)
+        os << " " << (step->backward ? "B" : "F") << step->microbatch << "."
+           << step->chunk;
+      os << "\n";
+    }
+    for (const auto &chunk : p.chunks) {
+      os << "\n== chunk " << chunk->chunk_index << " (stage "
+         << chunk->chunk_index % std::max<int64_t>(1, p.mesh[1]->size)
+         << ", forward: the first " << chunk->forward_end
+         << " instructions of its microbatch program)\n";
+      printPlanText(*chunk, os);
+    }
+    return;
+  }
   auto bufferName = [&](int32_t id) { return "%" + p.buffers[id]->name; };
   os << "plan " << p.model << " (format " << kPlanFormatVersion << ", "
      << p.compiler << ")\n";

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <map>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -42,10 +44,6 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
   for (size_t a = 0; a < p.mesh.size(); ++a)
     meshText += (a ? "," : "") + p.mesh[a]->name + "=" +
                 std::to_string(p.mesh[a]->size);
-  if (int a = s->mesh_.axisIndex("pp"); a >= 0 && s->mesh_.sizes[a] > 1)
-    return Status::error("the plan '" + planPath + "' is for a mesh with " +
-                         meshText + "; this runtime runs pp=1 plans "
-                         "(pipeline parallelism is not built yet)");
   if (options.ranks && *options.ranks != numRanks)
     return Status::error(
         "the plan '" + planPath + "' is for a mesh of " +
@@ -53,28 +51,37 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
         "gives " + std::to_string(*options.ranks) + ". Launch " +
         std::to_string(numRanks) + " ranks, or recompile with a --mesh of " +
         std::to_string(*options.ranks) + " ranks");
-  for (size_t i = 0; i < p.inputs.size(); ++i) {
-    const plan::InputT &input = *p.inputs[i];
-    const plan::BufferT &b = *p.buffers[input.buffer];
-    int32_t *slot = input.name == "tokens"   ? &s->tokensInput_
-                    : input.name == "labels" ? &s->labelsInput_
-                                             : nullptr;
-    if (!slot)
-      return Status::error("the model of '" + planPath + "' takes input '" +
-                           input.name +
-                           "'; a session feeds the inputs tokens and labels");
-    if (b.dtype != plan::DType::I32 || b.shape.size() != 2 ||
-        b.shape[0] != p.micro_batch_size || b.shape[1] != p.seq_length)
-      return Status::error("input '" + input.name + "' of '" + planPath +
-                           "' must be i32[micro-batch, seq]");
-    *slot = int32_t(i);
-  }
-  if (p.loss_normalizer == "tokens" && p.labels_input != s->labelsInput_)
-    return Status::error("the plan '" + planPath +
-                         "' normalises the loss by the tokens of an input "
-                         "other than 'labels'; a session feeds tokens and "
-                         "labels");
-  if (s->tokensInput_ < 0 || s->labelsInput_ < 0)
+  // The plans a rank runs: the plan, or the pipeline chunks of its stage.
+  std::vector<const plan::PlanT *> pieces;
+  if (p.chunks.empty())
+    pieces.push_back(&p);
+  else
+    for (const auto &chunk : p.chunks)
+      pieces.push_back(chunk.get());
+  bool sawTokens = false, sawLabels = false;
+  for (const plan::PlanT *piece : pieces)
+    for (size_t i = 0; i < piece->inputs.size(); ++i) {
+      const plan::InputT &input = *piece->inputs[i];
+      const plan::BufferT &b = *piece->buffers[input.buffer];
+      if (input.name == "activation" || input.name == "output_grad")
+        continue; // a pipeline chunk's, from its neighbours
+      if (input.name != "tokens" && input.name != "labels")
+        return Status::error("the model of '" + planPath + "' takes input '" +
+                             input.name +
+                             "'; a session feeds the inputs tokens and labels");
+      if (b.dtype != plan::DType::I32 || b.shape.size() != 2 ||
+          b.shape[0] != p.micro_batch_size || b.shape[1] != p.seq_length)
+        return Status::error("input '" + input.name + "' of '" + planPath +
+                             "' must be i32[micro-batch, seq]");
+      (input.name == "tokens" ? sawTokens : sawLabels) = true;
+      if (piece->loss >= 0 && piece->loss_normalizer == "tokens" &&
+          input.name == "labels" && piece->labels_input != int32_t(i))
+        return Status::error("the plan '" + planPath +
+                             "' normalises the loss by the tokens of an "
+                             "input other than 'labels'; a session feeds "
+                             "tokens and labels");
+    }
+  if (!sawTokens || !sawLabels)
     return Status::error("the model of '" + planPath +
                          "' must take the inputs tokens and labels");
   if (p.optimizer_defaults->decay_style != "cosine" &&
@@ -99,19 +106,40 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
   if (numRanks > 1)
     s->comm_ = std::make_unique<LocalCommunicatorGroup>(
         s->mesh_, options.collectiveTimeoutSeconds);
+  int ppAxis = s->mesh_.axisIndex("pp");
+  int64_t stages = ppAxis >= 0 ? s->mesh_.sizes[size_t(ppAxis)] : 1;
   for (int64_t r = 0; r < numRanks; ++r) {
     Rank rank;
     rank.coords = s->mesh_.coordinates(r);
     cpu::RankContext context;
     context.coords = rank.coords;
     context.comm = s->comm_ ? &s->comm_->forRank(r) : nullptr;
-    Result<std::unique_ptr<cpu::CpuExecutor>> executor =
-        cpu::CpuExecutor::create(p, context);
-    if (!executor.ok())
-      return Status::error(numRanks > 1 ? s->mesh_.describe(r) + ": " +
-                                              executor.message()
-                                        : executor.message());
-    rank.executor = std::move(*executor);
+    int64_t stage = ppAxis >= 0 ? rank.coords[size_t(ppAxis)] : 0;
+    for (const plan::PlanT *piece : pieces) {
+      if (!p.chunks.empty() && piece->chunk_index % stages != stage)
+        continue;
+      Part part;
+      part.plan = piece;
+      part.chunk = piece->chunk_index;
+      for (size_t i = 0; i < piece->inputs.size(); ++i) {
+        if (piece->inputs[i]->name == "tokens")
+          part.tokens = int32_t(i);
+        if (piece->inputs[i]->name == "labels")
+          part.labels = int32_t(i);
+      }
+      const auto &opt = piece->optimizer->instructions;
+      for (size_t k = 0; k < opt.size(); ++k)
+        if (opt[k]->op == "grad_norm")
+          part.normEnd = k + 1;
+      Result<std::unique_ptr<cpu::CpuExecutor>> executor =
+          cpu::CpuExecutor::create(*piece, context);
+      if (!executor.ok())
+        return Status::error(numRanks > 1 ? s->mesh_.describe(r) + ": " +
+                                                executor.message()
+                                          : executor.message());
+      part.executor = std::move(*executor);
+      rank.parts.push_back(std::move(part));
+    }
     s->ranks_.push_back(std::move(rank));
   }
   s->lossScale_ = p.precision->dynamic_loss_scaling
@@ -121,8 +149,9 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
 }
 
 std::vector<int64_t> Session::blockOffset(const plan::ParameterT &p,
+                                          const plan::PlanT &owner,
                                           const Rank &rank) const {
-  const plan::BufferT &b = *plan_->buffers[p.value];
+  const plan::BufferT &b = *owner.buffers[p.value];
   std::vector<int64_t> offset(b.shape.size(), 0);
   for (size_t d = 0; d < p.shard_axis.size() && d < offset.size(); ++d)
     if (p.shard_axis[d] >= 0)
@@ -132,26 +161,28 @@ std::vector<int64_t> Session::blockOffset(const plan::ParameterT &p,
 
 void Session::initializeParameters() {
   for (Rank &rank : ranks_)
-    for (const auto &param : plan_->parameters) {
-      const plan::BufferT &b = *plan_->buffers[param->value];
-      float *data = rank.executor->as<float>(param->value);
-      int64_t n = b.bytes / 4;
-      if (param->init == "normal") {
-        // Keyed by the global element index: every mesh draws one model.
-        TensorBlock block{param->global_shape, blockOffset(*param, rank),
-                          b.shape};
-        initNormal(data, block, param->std,
-                   parameterKey(options_.seed, param->name));
-      } else {
-        float value = param->init == "zeros"  ? 0.0f
-                      : param->init == "ones" ? 1.0f
-                                              : float(param->constant);
-        std::fill(data, data + n, value);
+    for (Part &part : rank.parts)
+      for (const auto &param : part.plan->parameters) {
+        const plan::BufferT &b = *part.plan->buffers[param->value];
+        float *data = part.executor->as<float>(param->value);
+        int64_t n = b.bytes / 4;
+        if (param->init == "normal") {
+          // Keyed by the global element index: every mesh draws one model
+          // (and a parameter tied across pipeline chunks one value).
+          TensorBlock block{param->global_shape,
+                            blockOffset(*param, *part.plan, rank), b.shape};
+          initNormal(data, block, param->std,
+                     parameterKey(options_.seed, param->name));
+        } else {
+          float value = param->init == "zeros"  ? 0.0f
+                        : param->init == "ones" ? 1.0f
+                                                : float(param->constant);
+          std::fill(data, data + n, value);
+        }
+        for (int32_t id : {param->grad, param->moment1, param->moment2})
+          std::memset(part.executor->data(id), 0,
+                      size_t(part.plan->buffers[id]->bytes));
       }
-      for (int32_t id : {param->grad, param->moment1, param->moment2})
-        std::memset(rank.executor->data(id), 0,
-                    size_t(plan_->buffers[id]->bytes));
-    }
   step_ = optimizerSteps_ = dataPosition_ = goodSteps_ = 0;
   lossScale_ = plan_->precision->dynamic_loss_scaling
                    ? plan_->precision->initial_loss_scale
@@ -202,6 +233,7 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
   state.lr = schedule.at(state.step);
 
   std::vector<Status> results(ranks_.size());
+  bool pipelined = !plan_->chunks.empty();
   if (ranks_.size() == 1) {
     results[0] = runRank(ranks_[0], tokens, labels, state);
   } else {
@@ -215,7 +247,9 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
         omp_set_num_threads(std::max(
             1, omp_get_num_procs() / int(ranks_.size())));
 #endif
-        Status s = runRank(ranks_[r], tokens, labels, state);
+        Status s = pipelined
+                       ? runPipelineRank(ranks_[r], tokens, labels, state)
+                       : runRank(ranks_[r], tokens, labels, state);
         if (!s.ok()) {
           s = Status::error(mesh_.describe(int64_t(r)) + ": " + s.message());
           std::lock_guard<std::mutex> lock(mutex);
@@ -273,13 +307,14 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
 Status Session::runRank(Rank &rank, const int32_t *tokens,
                         const int32_t *labels, cpu::StepState state) {
   const plan::PlanT &p = *plan_;
-  cpu::CpuExecutor &ex = *rank.executor;
+  Part &part = rank.parts.front();
+  cpu::CpuExecutor &ex = *part.executor;
   int dpAxis = mesh_.axisIndex("dp");
   int64_t dp = dpAxis >= 0 ? mesh_.sizes[size_t(dpAxis)] : 1;
   int64_t d = dpAxis >= 0 ? rank.coords[size_t(dpAxis)] : 0;
   int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
-  int32_t *tokenBuffer = ex.as<int32_t>(p.inputs[size_t(tokensInput_)]->buffer);
-  int32_t *labelBuffer = ex.as<int32_t>(p.inputs[size_t(labelsInput_)]->buffer);
+  int32_t *tokenBuffer = ex.as<int32_t>(p.inputs[size_t(part.tokens)]->buffer);
+  int32_t *labelBuffer = ex.as<int32_t>(p.inputs[size_t(part.labels)]->buffer);
   const float *loss = ex.as<float>(p.loss);
   double lossSum = 0, counted = 0;
   for (int64_t mb = 0; mb < p.num_microbatches; ++mb) {
@@ -331,22 +366,230 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
   return Status::success();
 }
 
+Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
+                                const int32_t *labels, cpu::StepState state) {
+  const plan::PlanT &p = *plan_;
+  int ppAxis = mesh_.axisIndex("pp"), dpAxis = mesh_.axisIndex("dp");
+  int64_t stages = mesh_.sizes[size_t(ppAxis)];
+  int64_t dp = mesh_.sizes[size_t(dpAxis)], d = rank.coords[size_t(dpAxis)];
+  int64_t stage = rank.coords[size_t(ppAxis)];
+  int64_t chunks = int64_t(p.chunks.size());
+  Communicator &comm = comm_->forRank(mesh_.rankOf(rank.coords));
+  int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
+  auto partOf = [&](int64_t chunk) -> Part & {
+    for (Part &part : rank.parts)
+      if (part.chunk == chunk)
+        return part;
+    return rank.parts.front(); // the schedule is validated: not reached
+  };
+  auto where = [&](const std::string &what) {
+    return "step " + std::to_string(state.step) + ", " + what;
+  };
+  // A message between chunks: tagged by (microbatch, receiving chunk,
+  // direction). Activations travel as raw storage (16-bit ones too).
+  auto bufferBytes = [](const Part &part, int32_t buffer) {
+    return std::make_pair(part.executor->data(buffer),
+                          size_t(part.plan->buffers[buffer]->bytes));
+  };
+  auto tag = [&](int64_t mb, int64_t chunk, bool backward) {
+    return (mb * chunks + chunk) * 2 + (backward ? 1 : 0);
+  };
+  auto transfer = [&](bool send, int64_t peerChunk, void *data, size_t bytes,
+                      int64_t t, const std::string &what) -> Status {
+    if (bytes % 4)
+      return Status::error("an activation of " + std::to_string(bytes) +
+                           " bytes does not travel as 4-byte words");
+    int64_t peer = peerChunk % stages;
+    return send ? comm.send(ppAxis, peer, data, bytes / 4, CommDType::F32, t,
+                            what)
+                : comm.recv(ppAxis, peer, data, bytes / 4, CommDType::F32, t,
+                            what);
+  };
+  // Each in-flight (microbatch, chunk) keeps its input activation until its
+  // backward, which recomputes the forward from it.
+  std::map<std::pair<int64_t, int64_t>, std::vector<uint8_t>> stash;
+  double lossSum = 0, counted = 0;
+  for (const auto &step : p.stage_schedules[size_t(stage)]->steps) {
+    Part &part = partOf(step->chunk);
+    const plan::PlanT &cp = *part.plan;
+    cpu::CpuExecutor &ex = *part.executor;
+    int64_t mb = step->microbatch, c = step->chunk;
+    int64_t global = mb * dp + d;
+    state.microbatch = global;
+    std::string what = (step->backward ? "backward of microbatch "
+                                       : "forward of microbatch ") +
+                       std::to_string(global) + ", chunk " + std::to_string(c);
+    const int32_t *mbLabels = labels + global * perMicrobatch;
+    if (part.tokens >= 0)
+      std::copy_n(tokens + global * perMicrobatch, perMicrobatch,
+                  ex.as<int32_t>(cp.inputs[size_t(part.tokens)]->buffer));
+    if (part.labels >= 0)
+      std::copy_n(mbLabels, perMicrobatch,
+                  ex.as<int32_t>(cp.inputs[size_t(part.labels)]->buffer));
+    auto [in, inBytes] = cp.activation_in >= 0
+                             ? bufferBytes(part, cp.inputs[size_t(cp.activation_in)]->buffer)
+                             : std::make_pair(static_cast<void *>(nullptr), size_t(0));
+    if (!step->backward) {
+      if (in) {
+        if (Status s = transfer(false, c - 1, in, inBytes, tag(mb, c, false),
+                                "the activation for " + what);
+            !s.ok())
+          return Status::error(where(what) + ": " + s.message());
+        auto *bytes = static_cast<uint8_t *>(in);
+        stash[{mb, c}].assign(bytes, bytes + inBytes);
+      }
+      if (Status s = ex.run(*cp.microbatch, state, size_t(cp.forward_end));
+          !s.ok())
+        return Status::error(where(what) + ": " + s.message());
+      if (cp.activation_out >= 0) {
+        auto [out, outBytes] = bufferBytes(part, cp.activation_out);
+        if (Status s = transfer(true, c + 1, out, outBytes,
+                                tag(mb, c + 1, false),
+                                "the activation of " + what);
+            !s.ok())
+          return Status::error(where(what) + ": " + s.message());
+      }
+      continue;
+    }
+    if (in) {
+      auto it = stash.find({mb, c});
+      std::memcpy(in, it->second.data(), inBytes);
+      stash.erase(it);
+    }
+    if (cp.output_grad >= 0) {
+      auto [grad, gradBytes] =
+          bufferBytes(part, cp.inputs[size_t(cp.output_grad)]->buffer);
+      if (Status s = transfer(false, c + 1, grad, gradBytes,
+                              tag(mb, c, true), "the gradient for " + what);
+          !s.ok())
+        return Status::error(where(what) + ": " + s.message());
+    }
+    if (Status s = ex.run(*cp.microbatch, state); !s.ok())
+      return Status::error(where(what) + ": " + s.message());
+    if (cp.loss >= 0) {
+      lossSum += *ex.as<float>(cp.loss);
+      counted += double(std::count_if(
+          mbLabels, mbLabels + perMicrobatch,
+          [&](int32_t l) { return l != p.ignore_index; }));
+    }
+    if (cp.input_grad >= 0) {
+      auto [grad, gradBytes] = bufferBytes(part, cp.input_grad);
+      if (Status s = transfer(true, c - 1, grad, gradBytes,
+                              tag(mb, c - 1, true), "the gradient of " + what);
+          !s.ok())
+        return Status::error(where(what) + ": " + s.message());
+    }
+  }
+
+  // A parameter tied across chunks (the token embedding and the LM head):
+  // the two stages swap gradients and both add them, in one order.
+  for (size_t i = 0; i < rank.parts.size(); ++i)
+    for (const auto &param : rank.parts[i].plan->parameters)
+      for (int64_t other = 0; other < chunks; ++other) {
+        Part &mine = rank.parts[i];
+        if (other == mine.chunk)
+          continue;
+        const plan::PlanT &op = *p.chunks[size_t(other)];
+        bool tied = false;
+        for (const auto &q : op.parameters)
+          tied |= q->name == param->name;
+        if (!tied)
+          continue;
+        auto [g, bytes] = bufferBytes(mine, param->grad);
+        if (other % stages == stage)
+          return Status::error(where("") + "parameter '" + param->name +
+                               "' is tied across two chunks of one stage; "
+                               "ties are between different stages");
+        std::vector<float> theirs(bytes / 4);
+        int64_t t = -1 - int64_t(std::min(mine.chunk, other)) * chunks -
+                    std::max(mine.chunk, other);
+        std::string what = "the gradient of tied parameter '" + param->name + "'";
+        bool first = mine.chunk < other;
+        // The lower chunk sends first; sends are buffered, so neither waits.
+        if (Status s = transfer(true, other, g, bytes, t, what); !s.ok())
+          return Status::error(where(what) + ": " + s.message());
+        if (Status s = transfer(false, other, theirs.data(), bytes, t, what);
+            !s.ok())
+          return Status::error(where(what) + ": " + s.message());
+        float *mineG = static_cast<float *>(g);
+        for (size_t k = 0; k < theirs.size(); ++k)
+          mineG[k] = first ? mineG[k] + theirs[k] : theirs[k] + mineG[k];
+      }
+
+  // The loss and tokens live on the last stage: summed over pp, then dp.
+  double totals[2] = {lossSum, counted};
+  if (Status s = comm.allReduce(ppAxis, totals, totals, 2, CommDType::F64,
+                                ReduceKind::Sum, "the step's loss and tokens (pp)");
+      !s.ok())
+    return Status::error(where("the loss") + ": " + s.message());
+  if (dp > 1)
+    if (Status s = comm.allReduce(dpAxis, totals, totals, 2, CommDType::F64,
+                                  ReduceKind::Sum,
+                                  "the step's loss and tokens (dp)");
+        !s.ok())
+      return Status::error(where("the loss") + ": " + s.message());
+  rank.lossSum = totals[0];
+  rank.normalizer = p.loss_normalizer == "tokens"
+                        ? totals[1]
+                        : double(p.num_microbatches * dp);
+  if (rank.normalizer == 0)
+    return Status::error(where("") + "every label of the global batch is "
+                         "ignore_index " + std::to_string(p.ignore_index) +
+                         "; there is no loss to train on");
+  state.gradScale = 1.0 / (rank.normalizer * state.lossScale);
+  // Every chunk's squares, then the norm over the stages, then the updates.
+  state.gradSquares = 0;
+  for (Part &part : rank.parts)
+    if (Status s = part.executor->run(*part.plan->optimizer, state,
+                                      part.normEnd);
+        !s.ok())
+      return Status::error(where("") + s.message());
+  if (Status s = comm.allReduce(ppAxis, &state.gradSquares, &state.gradSquares,
+                                1, CommDType::F64, ReduceKind::Sum,
+                                "the gradient norm (pp)");
+      !s.ok())
+    return Status::error(where("the gradient norm") + ": " + s.message());
+  state.gradNorm = std::sqrt(state.gradSquares) * state.gradScale;
+  state.nonFinite = !std::isfinite(state.gradNorm);
+  for (Part &part : rank.parts)
+    if (Status s = part.executor->run(*part.plan->optimizer, state, SIZE_MAX,
+                                      part.normEnd);
+        !s.ok())
+      return Status::error(where("") + s.message());
+  rank.gradNorm = state.gradNorm;
+  rank.nonFinite = state.nonFinite;
+  return Status::success();
+}
+
 void Session::zeroGradients() {
   for (Rank &rank : ranks_)
-    for (const auto &param : plan_->parameters)
-      std::memset(rank.executor->data(param->grad), 0,
-                  size_t(plan_->buffers[param->grad]->bytes));
+    for (Part &part : rank.parts)
+      for (const auto &param : part.plan->parameters)
+        std::memset(part.executor->data(param->grad), 0,
+                    size_t(part.plan->buffers[param->grad]->bytes));
 }
 
 std::vector<Session::StateTensor> Session::stateTensors(bool moments) const {
+  // Every parameter once, in chunk order (a tied one where it first
+  // appears).
   std::vector<StateTensor> tensors;
-  for (const auto &param : plan_->parameters) {
-    tensors.push_back({param->name, param.get(), param->value});
-    if (moments) {
-      tensors.push_back({"adam_m." + param->name, param.get(), param->moment1});
-      tensors.push_back({"adam_v." + param->name, param.get(), param->moment2});
+  std::vector<const plan::PlanT *> pieces;
+  if (plan_->chunks.empty())
+    pieces.push_back(plan_.get());
+  for (const auto &chunk : plan_->chunks)
+    pieces.push_back(chunk.get());
+  std::vector<std::string> seen;
+  for (const plan::PlanT *piece : pieces)
+    for (const auto &param : piece->parameters) {
+      if (std::find(seen.begin(), seen.end(), param->name) != seen.end())
+        continue;
+      seen.push_back(param->name);
+      tensors.push_back({param->name, param.get(), 0});
+      if (moments) {
+        tensors.push_back({"adam_m." + param->name, param.get(), 1});
+        tensors.push_back({"adam_v." + param->name, param.get(), 2});
+      }
     }
-  }
   return tensors;
 }
 
@@ -390,34 +633,58 @@ int64_t elements(const std::vector<int64_t> &shape) {
 }
 } // namespace
 
+namespace {
+/// A rank's copy of a parameter (by name) in one of its parts, if any.
+template <typename PartT>
+const plan::ParameterT *findParameter(PartT &part, const std::string &name) {
+  for (const auto &param : part.plan->parameters)
+    if (param->name == name)
+      return param.get();
+  return nullptr;
+}
+int32_t roleBuffer(const plan::ParameterT &p, int role) {
+  return role == 0 ? p.value : role == 1 ? p.moment1 : p.moment2;
+}
+} // namespace
+
 std::vector<float> Session::gather(const StateTensor &t) const {
-  const plan::ParameterT &p = *t.param;
-  std::vector<float> whole(size_t(elements(p.global_shape)), 0.0f);
+  const plan::ParameterT &info = *t.param;
+  std::vector<float> whole(size_t(elements(info.global_shape)), 0.0f);
+  int ppAxis = mesh_.axisIndex("pp");
   for (const Rank &rank : ranks_) {
     // One rank per block: coordinate 0 on every axis the tensor is not
-    // split over (the others hold copies).
+    // split over (the others hold copies); a pipeline stage holds its
+    // chunks' parameters.
     bool representative = true;
     for (size_t a = 0; a < rank.coords.size(); ++a)
-      if (rank.coords[a] != 0 &&
-          std::find(p.shard_axis.begin(), p.shard_axis.end(), int32_t(a)) ==
-              p.shard_axis.end())
+      if (rank.coords[a] != 0 && int(a) != ppAxis &&
+          std::find(info.shard_axis.begin(), info.shard_axis.end(),
+                    int32_t(a)) == info.shard_axis.end())
         representative = false;
     if (!representative)
       continue;
-    copyBlock(rank.executor->as<float>(t.buffer),
-              plan_->buffers[t.buffer]->shape, whole.data(), p.global_shape,
-              blockOffset(p, rank), true);
+    for (const Part &part : rank.parts)
+      if (const plan::ParameterT *p = findParameter(part, info.name)) {
+        int32_t buffer = roleBuffer(*p, t.role);
+        copyBlock(part.executor->template as<float>(buffer),
+                  part.plan->buffers[buffer]->shape, whole.data(),
+                  info.global_shape, blockOffset(*p, *part.plan, rank), true);
+        break; // a tied copy holds the same values
+      }
   }
   return whole;
 }
 
 void Session::scatter(const StateTensor &t, const std::vector<float> &whole) {
-  const plan::ParameterT &p = *t.param;
   for (Rank &rank : ranks_)
-    copyBlock(rank.executor->as<float>(t.buffer),
-              plan_->buffers[t.buffer]->shape,
-              const_cast<float *>(whole.data()), p.global_shape,
-              blockOffset(p, rank), false);
+    for (Part &part : rank.parts)
+      if (const plan::ParameterT *p = findParameter(part, t.param->name)) {
+        int32_t buffer = roleBuffer(*p, t.role);
+        copyBlock(part.executor->as<float>(buffer),
+                  part.plan->buffers[buffer]->shape,
+                  const_cast<float *>(whole.data()), p->global_shape,
+                  blockOffset(*p, *part.plan, rank), false);
+      }
 }
 
 Status Session::save(const std::string &directory) const {

@@ -1,6 +1,7 @@
 //===- PlanBuilder.cpp - a differentiated model to the plan bundle --------===//
 
 #include "loom/Plan/PlanBuilder.h"
+#include "loom/Pipeline/Schedule.h"
 #include "loom/dialects/Dist/IR/DistOps.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/passes/Passes.h"
@@ -10,6 +11,7 @@
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -98,6 +100,8 @@ private:
   DenseMap<int32_t, size_t> lastWriter;
   int64_t persistentBytes = 0;
   unsigned counter = 0;
+  /// The microbatch program's first backward instruction (before finish()).
+  size_t forwardEnd = SIZE_MAX;
   dist::MeshAttr mesh;
   /// The index in plan->mesh of a mesh axis name.
   int64_t axisIndex(StringRef axis) const {
@@ -458,11 +462,15 @@ void Lowering::finish() {
   auto mb = std::make_unique<plan::ProgramT>();
   mb->name = "microbatch";
   for (size_t i = 0; i < program.size(); ++i) {
+    if (i == forwardEnd)
+      plan->forward_end = int64_t(mb->instructions.size());
     if (!program[i]->op.empty())
       mb->instructions.push_back(std::move(program[i]));
     for (auto &acc : after[i])
       mb->instructions.push_back(std::move(acc));
   }
+  if (forwardEnd >= program.size())
+    plan->forward_end = int64_t(mb->instructions.size());
   plan->microbatch = std::move(mb);
   buildOptimizer();
 
@@ -483,7 +491,9 @@ void Lowering::finish() {
       mark(id);
   for (const auto &in : plan->inputs)
     mark(in->buffer);
-  mark(plan->loss);
+  for (int32_t id : {plan->loss, plan->activation_out, plan->input_grad})
+    if (id >= 0)
+      mark(id);
 
   std::vector<int32_t> newId(plan->buffers.size(), -1);
   std::vector<std::unique_ptr<plan::BufferT>> kept;
@@ -509,16 +519,25 @@ void Lowering::finish() {
       remap(*id);
   for (const auto &in : plan->inputs)
     remap(in->buffer);
-  remap(plan->loss);
+  for (int32_t *id : {&plan->loss, &plan->activation_out, &plan->input_grad})
+    if (*id >= 0)
+      remap(*id);
 }
 
 FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   Block &body = fn.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
+  auto chunkAttr = fn->getAttrOfType<IntegerAttr>("loom.pipeline_chunk");
+  bool activationOut =
+      chunkAttr && ret.getNumOperands() &&
+      cast<RankedTensorType>(ret.getOperand(0).getType()).getRank() != 0;
   if (ret.getNumOperands() == 0 ||
-      cast<RankedTensorType>(ret.getOperand(0).getType()).getRank() != 0)
+      (!activationOut &&
+       cast<RankedTensorType>(ret.getOperand(0).getType()).getRank() != 0))
     return fn.emitError() << "@" << fn.getSymName()
                           << " must return the scalar loss first";
+  if (chunkAttr)
+    plan->chunk_index = chunkAttr.getInt();
   ModuleOp module = fn->getParentOfType<ModuleOp>();
   auto intAttr = [](Operation *op, StringRef name, int64_t fallback) {
     auto a = op->getAttrOfType<IntegerAttr>(name);
@@ -561,6 +580,14 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     auto name = fn.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                 "loom.input");
     input->name = name ? name.str() : "arg" + std::to_string(arg.getArgNumber());
+    if (fn.getArgAttr(arg.getArgNumber(), "loom.boundary_input")) {
+      input->name = "activation";
+      plan->activation_in = int32_t(plan->inputs.size());
+    }
+    if (fn.getArgAttr(arg.getArgNumber(), "loom.output_grad")) {
+      input->name = "output_grad";
+      plan->output_grad = int32_t(plan->inputs.size());
+    }
     FailureOr<int32_t> id =
         addBuffer(fn.getLoc(), "input." + input->name, arg.getType(),
                   plan::BufferKind::Input, plan::Arena::Workspace);
@@ -574,7 +601,12 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   }
 
   double flops = 0;
+  int64_t forwardOps = -1, index = 0;
+  if (auto n = fn->getAttrOfType<IntegerAttr>("loom.forward_ops"))
+    forwardOps = n.getInt();
   for (Operation &op : body.without_terminator()) {
+    if (index++ == forwardOps)
+      forwardEnd = program.size();
     if (failed(lowerOp(op)))
       return failure();
     if (auto cost = dyn_cast<CostOpInterface>(op))
@@ -598,10 +630,25 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   plan->step_flops = flops * double(plan->num_microbatches) *
                      double(axisSize("dp") * axisSize("tp"));
 
-  plan->loss = bufferOf.lookup(ret.getOperand(0));
-  plan->buffers[plan->loss]->kind = plan::BufferKind::Output;
-  plan->buffers[plan->loss]->name = "loss";
+  if (forwardEnd == SIZE_MAX)
+    forwardEnd = program.size();
+  int32_t first = bufferOf.lookup(ret.getOperand(0));
+  if (activationOut) {
+    plan->loss = -1;
+    plan->activation_out = first;
+  } else {
+    plan->loss = first;
+  }
+  plan->buffers[first]->kind = plan::BufferKind::Output;
+  plan->buffers[first]->name = activationOut ? "activation_out" : "loss";
   for (unsigned i = 1; i < ret.getNumOperands(); ++i) {
+    if (fn.getResultAttr(i, "loom.input_grad")) {
+      // Written by the backward, read after the program: its own buffer.
+      plan->input_grad = bufferOf.lookup(ret.getOperand(i));
+      plan->buffers[plan->input_grad]->kind = plan::BufferKind::Output;
+      plan->buffers[plan->input_grad]->name = "input_grad";
+      continue;
+    }
     auto name = fn.getResultAttrOfType<StringAttr>(i, "loom.grad");
     if (!name)
       continue; // another result: not part of the training step
@@ -628,8 +675,9 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   layoutPersistent();
   plan->arena_bytes = {persistentBytes, 0};
   planWorkspace(*plan, aliasOf);
+  // (A pipeline chunk is checked with the pipeline's plan.)
   if (runtime::Status s = runtime::validatePlan(*plan, "the plan just built");
-      !s.ok())
+      !chunkAttr && !s.ok())
     return fn.emitError() << s.message();
   return std::move(plan);
 }
@@ -647,6 +695,15 @@ LogicalResult buildDistProgram(ModuleOp module, const DistOptions &dist) {
     options.sequenceParallel = dist.sequenceParallel;
     pm.addPass(createLoomShard(options));
     pm.addPass(createLoomPartition());
+    std::string error;
+    auto axes = parseMeshSpec(dist.mesh, error);
+    if (succeeded(axes) && (*axes)[1].second > 1) {
+      LoomPipelineOptions pipeline;
+      pipeline.stages = (*axes)[1].second;
+      pipeline.chunksPerStage = dist.chunksPerStage;
+      pipeline.layout = dist.pipelineLayout;
+      pm.addPass(createLoomPipeline(pipeline));
+    }
   }
   return pm.run(module);
 }
@@ -677,8 +734,127 @@ LogicalResult buildTrainingStep(ModuleOp module, StringRef compute,
   return applyOpPatternsAndFold(slices, std::move(patterns), config);
 }
 
+namespace {
+/// A pipeline's plan: one plan per chunk, the schedule that runs them.
+FailureOr<std::unique_ptr<plan::PlanT>>
+buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
+                  const PlanOptions &options) {
+  llvm::sort(chunks, [](func::FuncOp a, func::FuncOp b) {
+    return a->getAttrOfType<IntegerAttr>("loom.pipeline_chunk").getInt() <
+           b->getAttrOfType<IntegerAttr>("loom.pipeline_chunk").getInt();
+  });
+  auto top = std::make_unique<plan::PlanT>();
+  for (auto [i, fn] : llvm::enumerate(chunks)) {
+    if (fn->getAttrOfType<IntegerAttr>("loom.pipeline_chunk").getInt() !=
+        int64_t(i))
+      return fn.emitError() << "pipeline chunk " << i << " is missing";
+    FailureOr<std::unique_ptr<plan::PlanT>> chunk =
+        Lowering(fn, options).run();
+    if (failed(chunk))
+      return failure();
+    top->chunks.push_back(std::move(*chunk));
+  }
+  const plan::PlanT &first = *top->chunks.front(), &last = *top->chunks.back();
+  StringRef model = chunks.front().getSymName();
+  top->model = model.drop_back(model.size() - model.rfind("_chunk")).str();
+  top->compiler = options.compiler;
+  for (const auto &axis : first.mesh)
+    top->mesh.push_back(std::make_unique<plan::MeshAxisT>(*axis));
+  top->sequence_parallel = first.sequence_parallel;
+  top->micro_batch_size = first.micro_batch_size;
+  top->global_batch_size = first.global_batch_size;
+  top->num_microbatches = first.num_microbatches;
+  top->seq_length = first.seq_length;
+  for (const auto &c : top->chunks) {
+    top->step_flops += c->step_flops;
+    if (c->vocab_size && (!top->vocab_size || c->vocab_size < top->vocab_size))
+      top->vocab_size = c->vocab_size;
+  }
+  top->loss_normalizer = last.loss_normalizer;
+  top->labels_input = -1;
+  top->ignore_index = last.ignore_index;
+  top->loss = -1;
+  top->arena_bytes = {0, 0};
+  top->optimizer_defaults =
+      std::make_unique<plan::OptimizerDefaultsT>(options.optimizer);
+  top->precision = std::make_unique<plan::PrecisionPolicyT>(options.precision);
+
+  // The global gradient norm sums every chunk's squares; a parameter tied
+  // across chunks (the token embedding and the LM head) counts once.
+  llvm::StringSet<> seen;
+  for (auto &chunk : top->chunks) {
+    plan::InstructionT *norm = nullptr;
+    for (auto &inst : chunk->optimizer->instructions)
+      if (inst->op == "grad_norm")
+        norm = inst.get();
+    std::vector<int64_t> exclude;
+    for (const auto &param : chunk->parameters)
+      exclude.push_back(!seen.insert(param->name).second);
+    setInts(*norm, "partial", {1});
+    setInts(*norm, "exclude", exclude);
+  }
+
+  int64_t p = top->mesh[1]->size;
+  auto v = module->getAttrOfType<IntegerAttr>("loom.pipeline_chunks_per_stage");
+  top->chunks_per_stage = v ? v.getInt() : 1;
+  if (int64_t(top->chunks.size()) != p * top->chunks_per_stage)
+    return module.emitError()
+           << "the module has " << top->chunks.size()
+           << " pipeline chunks; the mesh's pp=" << p << " with "
+           << top->chunks_per_stage << " per stage needs "
+           << p * top->chunks_per_stage;
+  pipeline::ScheduleKind kind;
+  if (options.schedule == "gpipe")
+    kind = pipeline::ScheduleKind::GPipe;
+  else if (options.schedule == "1f1b")
+    kind = pipeline::ScheduleKind::OneFOneB;
+  else if (options.schedule == "interleaved")
+    kind = pipeline::ScheduleKind::Interleaved;
+  else
+    return module.emitError() << "unknown pipeline schedule '"
+                              << options.schedule
+                              << "'; use gpipe, 1f1b or interleaved:V";
+  std::string error;
+  std::optional<pipeline::Schedule> schedule = pipeline::buildSchedule(
+      kind, p, top->chunks_per_stage, top->num_microbatches, error);
+  if (!schedule)
+    return module.emitError() << error;
+  // The compiler proves the schedule deadlock-free before emitting it.
+  std::vector<pipeline::StepCost> costs;
+  for (const auto &c : top->chunks)
+    costs.push_back({c->step_flops, 2 * c->step_flops});
+  pipeline::Simulation sim = pipeline::simulate(*schedule, costs);
+  if (!sim.deadlockFree)
+    return module.emitError() << "the " << options.schedule
+                              << " schedule would deadlock: " << sim.deadlock;
+  top->schedule = options.schedule;
+  for (const auto &steps : schedule->perStage) {
+    auto stage = std::make_unique<plan::StageScheduleT>();
+    for (const pipeline::Step &step : steps) {
+      auto s = std::make_unique<plan::ScheduleStepT>();
+      s->backward = step.kind == pipeline::Step::Backward;
+      s->microbatch = step.microbatch;
+      s->chunk = step.chunk;
+      stage->steps.push_back(std::move(s));
+    }
+    top->stage_schedules.push_back(std::move(stage));
+  }
+  if (runtime::Status s = runtime::validatePlan(*top, "the plan just built");
+      !s.ok())
+    return module.emitError() << s.message();
+  return std::move(top);
+}
+} // namespace
+
 FailureOr<std::unique_ptr<plan::PlanT>> buildPlan(ModuleOp module,
                                                   const PlanOptions &options) {
+  SmallVector<func::FuncOp> chunks;
+  for (auto fn : module.getOps<func::FuncOp>())
+    if (!fn.isExternal() && !fn.isPrivate() &&
+        fn->hasAttr("loom.pipeline_chunk"))
+      chunks.push_back(fn);
+  if (!chunks.empty())
+    return buildPipelinePlan(module, chunks, options);
   func::FuncOp entry;
   for (auto fn : module.getOps<func::FuncOp>()) {
     if (fn.isExternal() || fn.isPrivate())

@@ -185,10 +185,11 @@ CpuExecutor::~CpuExecutor() {
                  100 * seconds / total);
 }
 
-Status CpuExecutor::run(const plan::ProgramT &program, StepState &state) {
+Status CpuExecutor::run(const plan::ProgramT &program, StepState &state,
+                        size_t end, size_t begin) {
   for (auto &[p, steps] : prepared)
     if (p == &program) {
-      for (size_t k = 0; k < steps.size(); ++k) {
+      for (size_t k = begin; k < std::min(end, steps.size()); ++k) {
         auto start = std::chrono::steady_clock::now();
         if (Status s = steps[k](state); !s.ok())
           return s;
@@ -945,12 +946,20 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       int64_t axis = -1;
       if (splitAttr && (!collectiveAxis(axis) || splitAttr->ints.size() != in.size()))
         return fail("grad_norm's split and axis do not match the mesh");
+      // In a pipeline chunk (`partial`), the squares are added to the
+      // step's total, which the runtime sums over the chunks and stages;
+      // `exclude` marks a tied parameter's second copy (counted once).
+      const plan::AttributeT *excludeAttr = findAttr(inst, "exclude");
+      bool partial = attrs.flag("partial");
+      if (excludeAttr && excludeAttr->ints.size() != in.size())
+        return fail("grad_norm's exclude does not match its inputs");
       std::vector<std::pair<const float *, int64_t>> grads;
       for (size_t i = 0; i < in.size(); ++i) {
         int32_t id = in[i];
         if (dtype(id) != plan::DType::F32)
           return fail("gradients must be f32");
-        bool counted = !splitAttr || splitAttr->ints[i] || coord(axis) == 0;
+        bool counted = (!splitAttr || splitAttr->ints[i] || coord(axis) == 0) &&
+                       !(excludeAttr && excludeAttr->ints[i]);
         if (counted)
           grads.push_back({as<float>(id), N(id)});
       }
@@ -965,6 +974,10 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
                                          label);
               !s.ok())
             return runError(s.message());
+        if (partial) {
+          state.gradSquares += sum;
+          return Status::success();
+        }
         state.gradNorm = std::sqrt(sum) * state.gradScale;
         state.nonFinite = !std::isfinite(state.gradNorm);
         return Status::success();

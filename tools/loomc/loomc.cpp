@@ -8,6 +8,7 @@
 #include "loom/Analysis/ModelSummary.h"
 #include "loom/Frontend/ModelBuilder.h"
 #include "loom/Frontend/Parser.h"
+#include "loom/Pipeline/Schedule.h"
 #include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
@@ -83,6 +84,24 @@ cl::opt<bool> sequenceParallel(
     cl::desc("Split the layernorm and dropout regions along the sequence "
              "over tp (reduce-scatter/all-gather instead of all-reduce)"),
     cl::init(false), cl::cat(meshCategory));
+cl::opt<std::string> scheduleSpec(
+    "schedule",
+    cl::desc("Pipeline schedule with pp > 1: gpipe, 1f1b (default) or "
+             "interleaved:V (V virtual chunks per stage)"),
+    cl::value_desc("gpipe|1f1b|interleaved:V"), cl::init("1f1b"),
+    cl::cat(meshCategory));
+cl::opt<std::string> pipelineLayout(
+    "pipeline-layout",
+    cl::desc("Layers per pipeline chunk, e.g. 3,3,2,2 (default: balanced by "
+             "the cost model)"),
+    cl::init(""), cl::cat(meshCategory));
+cl::opt<bool> explain("explain",
+                      cl::desc("Report the pipeline schedule: bubble "
+                               "fraction, microbatches in flight per stage"),
+                      cl::init(false), cl::cat(meshCategory));
+cl::opt<std::string> scheduleSvg(
+    "schedule-svg", cl::desc("Draw the pipeline schedule into this SVG file"),
+    cl::value_desc("file"), cl::init(""), cl::cat(meshCategory));
 /// The mesh's tp, for the model language's `tp` (set once main parses --mesh).
 int64_t tensorParallelSize = 1;
 
@@ -298,11 +317,13 @@ int main(int argc, char **argv) {
       "  A response file holds more arguments: loomc examples/gpt.loom "
       "@examples/configs/gpt2-355m.args --summary\n");
 
-  if (json && !summary) {
-    llvm::errs() << "loomc: --json goes with --summary\n";
+  if (json && !summary && !explain) {
+    llvm::errs() << "loomc: --json goes with --summary or --explain\n";
     return 1;
   }
-  bool writesPlan = !summary && emitAction == Emit::None;
+  bool reportsSchedule = explain || !scheduleSvg.empty();
+  bool writesPlan = !summary && emitAction == Emit::None &&
+                    (!reportsSchedule || outputFilename != "-");
   if (writesPlan && outputFilename == "-") {
     llvm::errs() << "loomc: name the plan file with -o (loomc MODEL -o "
                     "model.plan), or pass --summary or --emit=... to print "
@@ -322,13 +343,39 @@ int main(int argc, char **argv) {
     for (auto &[name, size] : *axes) {
       if (name == "tp")
         tensorParallelSize = size;
-      if (name == "pp" && size > 1) {
-        llvm::errs() << "loomc: --mesh " << meshSpec
-                     << ": pipeline parallelism (pp > 1) is not built yet; "
-                        "use dp and tp\n";
+
+    }
+  }
+  int64_t pipelineStages = 1, chunksPerStage = 1;
+  if (!meshSpec.empty()) {
+    std::string meshError;
+    auto axes = loom::parseMeshSpec(meshSpec, meshError);
+    if (succeeded(axes))
+      pipelineStages = (*axes)[1].second;
+  }
+  {
+    llvm::StringRef spec = scheduleSpec;
+    if (spec == "gpipe" || spec == "1f1b") {
+      options->schedule = spec.str();
+    } else if (spec.consume_front("interleaved")) {
+      options->schedule = "interleaved";
+      if (!spec.consume_front(":") || spec.getAsInteger(10, chunksPerStage) ||
+          chunksPerStage < 2) {
+        llvm::errs() << "loomc: --schedule " << scheduleSpec
+                     << ": give the virtual chunks per stage, "
+                        "interleaved:V with V >= 2 (e.g. interleaved:2)\n";
         return 1;
       }
+    } else {
+      llvm::errs() << "loomc: --schedule " << scheduleSpec
+                   << ": use gpipe, 1f1b or interleaved:V\n";
+      return 1;
     }
+  }
+  if (reportsSchedule && pipelineStages == 1) {
+    llvm::errs() << "loomc: --explain and --schedule-svg report a pipeline "
+                    "schedule; give a --mesh with pp > 1\n";
+    return 1;
   }
   if (sequenceParallel && tensorParallelSize == 1) {
     llvm::errs() << "loomc: --sequence-parallel splits the sequence over tp; "
@@ -377,10 +424,12 @@ int main(int argc, char **argv) {
     return 1;
 
   bool training = writesPlan || emitAction == Emit::Step ||
-                  emitAction == Emit::PlanText;
+                  emitAction == Emit::PlanText || reportsSchedule;
   loom::DistOptions dist;
   dist.mesh = meshSpec;
   dist.sequenceParallel = sequenceParallel;
+  dist.chunksPerStage = chunksPerStage;
+  dist.pipelineLayout = pipelineLayout;
   if (emitAction == Emit::Dist && failed(loom::buildDistProgram(*module, dist)))
     return 1;
   if (training &&
@@ -392,12 +441,57 @@ int main(int argc, char **argv) {
           dist)))
     return 1;
   std::unique_ptr<loom::plan::PlanT> builtPlan;
-  if (writesPlan || emitAction == Emit::PlanText) {
+  if (writesPlan || emitAction == Emit::PlanText || reportsSchedule) {
     FailureOr<std::unique_ptr<loom::plan::PlanT>> result =
         loom::buildPlan(*module, *options);
     if (failed(result))
       return 1;
     builtPlan = std::move(*result);
+  }
+  if (reportsSchedule) {
+    // The schedule the plan holds, simulated with the chunks' costs.
+    const loom::plan::PlanT &p = *builtPlan;
+    loom::pipeline::Schedule schedule;
+    schedule.kind = p.schedule == "gpipe"  ? loom::pipeline::ScheduleKind::GPipe
+                    : p.schedule == "1f1b" ? loom::pipeline::ScheduleKind::OneFOneB
+                                           : loom::pipeline::ScheduleKind::Interleaved;
+    schedule.stages = int64_t(p.stage_schedules.size());
+    schedule.chunksPerStage = p.chunks_per_stage;
+    schedule.microbatches = p.num_microbatches;
+    for (const auto &stage : p.stage_schedules) {
+      schedule.perStage.emplace_back();
+      for (const auto &step : stage->steps)
+        schedule.perStage.back().push_back(
+            {step->backward ? loom::pipeline::Step::Backward
+                            : loom::pipeline::Step::Forward,
+             step->microbatch, step->chunk});
+    }
+    // A chunk's forward costs its forward FLOPs; its backward the
+    // backward's and the recomputed forward: the microbatch program's.
+    std::vector<loom::pipeline::StepCost> costs;
+    for (const auto &chunk : p.chunks) {
+      double total = chunk->step_flops /
+                     double(std::max<int64_t>(1, p.num_microbatches));
+      costs.push_back({total / 3, total});
+    }
+    loom::pipeline::Simulation sim = loom::pipeline::simulate(schedule, costs);
+    if (!scheduleSvg.empty()) {
+      std::string svgError;
+      auto svg = openOutputFile(scheduleSvg, &svgError);
+      if (!svg) {
+        llvm::errs() << "loomc: " << svgError << "\n";
+        return 1;
+      }
+      svg->os() << loom::pipeline::scheduleSvg(schedule, sim);
+      svg->keep();
+    }
+    if (explain) {
+      if (json)
+        llvm::outs() << loom::pipeline::explainJson(schedule, sim) << "\n";
+      else
+        llvm::outs() << loom::pipeline::scheduleText(schedule) << "bubble fraction "
+                     << sim.bubbleFraction << "\n";
+    }
   }
   if (writesPlan) {
     loom::runtime::Status written =
@@ -408,6 +502,8 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
+  if (reportsSchedule)
+    return 0;
 
   std::unique_ptr<llvm::ToolOutputFile> output =
       openOutputFile(outputFilename, &error);

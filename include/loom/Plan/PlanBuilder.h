@@ -38,6 +38,8 @@ struct PlanOptions {
   /// Data parallelism all-reduces gradients in buckets of about this many
   /// bytes (PyTorch DDP's default).
   int64_t gradBucketBytes = 25 << 20;
+  /// The pipeline schedule: gpipe, 1f1b or interleaved.
+  std::string schedule = "1f1b";
 };
 
 /// The mesh to compile for (loomc --mesh, --sequence-parallel). An empty
@@ -45,6 +47,10 @@ struct PlanOptions {
 struct DistOptions {
   std::string mesh;
   bool sequenceParallel = false;
+  /// Pipeline parallelism (the mesh's pp > 1): virtual chunks per stage and
+  /// an optional layout (layers per chunk, "3,3,2,2").
+  int64_t chunksPerStage = 1;
+  std::string pipelineLayout;
 };
 
 /// The passes up to the partitioned program (loomc --emit=dist): inline,

@@ -17,6 +17,14 @@ namespace loom {
 mlir::FailureOr<llvm::SmallVector<std::pair<std::string, int64_t>>>
 parseMeshSpec(llvm::StringRef spec, std::string &error);
 
+/// Contiguous ranges of layers for `chunks` pipeline chunks minimising the
+/// most expensive chunk, the first chunk also paying `firstExtra` (the
+/// embedding) and the last `lastExtra` (the head and the loss): the layers
+/// per chunk, or failure with a message in `error`.
+mlir::FailureOr<llvm::SmallVector<int64_t>>
+balanceLayers(llvm::ArrayRef<double> layerCost, double firstExtra,
+              double lastExtra, int64_t chunks, std::string &error);
+
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
 

@@ -23,7 +23,7 @@ namespace runtime {
 
 /// The on-disk format version. An older or newer runtime refuses the file
 /// with a message naming both versions.
-constexpr uint32_t kPlanFormatVersion = 2;
+constexpr uint32_t kPlanFormatVersion = 3;
 
 /// Bytes per element of a buffer type (i1 is stored as one byte).
 int64_t dtypeBytes(plan::DType dtype);

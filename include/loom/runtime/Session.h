@@ -105,25 +105,37 @@ public:
 
 private:
   Session() = default;
+  /// A plan a rank runs: the whole plan, or one pipeline chunk of it.
+  struct Part {
+    const plan::PlanT *plan = nullptr;
+    int64_t chunk = 0;
+    std::unique_ptr<cpu::CpuExecutor> executor;
+    int32_t tokens = -1, labels = -1; // inputs indices
+    size_t normEnd = 0; // optimizer program instructions through grad_norm
+  };
   struct Rank {
     std::vector<int64_t> coords; // per plan mesh axis
-    std::unique_ptr<cpu::CpuExecutor> executor;
+    std::vector<Part> parts;
     double lossSum = 0, normalizer = 0, gradNorm = 0;
     bool nonFinite = false;
   };
-  /// A state tensor (parameter or moment) of a parameter: its buffer in
-  /// each rank, and the whole tensor's shape.
+  /// A tensor of the training state: a parameter (role 0) or one of its
+  /// AdamW moments (1, 2), whole, under its checkpoint name.
   struct StateTensor {
     std::string name;
     const plan::ParameterT *param;
-    int32_t buffer;
+    int role;
   };
   std::vector<StateTensor> stateTensors(bool moments) const;
-  /// The whole tensor assembled from the ranks' blocks, or scattered back.
+  /// The whole tensor assembled from the ranks' blocks, or scattered back
+  /// (into every copy of a parameter tied across pipeline chunks).
   std::vector<float> gather(const StateTensor &t) const;
   void scatter(const StateTensor &t, const std::vector<float> &whole);
   std::vector<int64_t> blockOffset(const plan::ParameterT &p,
+                                   const plan::PlanT &owner,
                                    const Rank &rank) const;
+  Status runPipelineRank(Rank &rank, const int32_t *tokens,
+                         const int32_t *labels, cpu::StepState state);
   Status runRank(Rank &rank, const int32_t *tokens, const int32_t *labels,
                  cpu::StepState state);
   void zeroGradients();
@@ -136,7 +148,6 @@ private:
   std::string broken_;
   SessionOptions options_;
   std::string planPath_;
-  int32_t tokensInput_ = -1, labelsInput_ = -1;
   int64_t step_ = 0, optimizerSteps_ = 0, dataPosition_ = 0;
   double lossScale_ = 1;
   int64_t goodSteps_ = 0;

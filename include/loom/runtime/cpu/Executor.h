@@ -19,6 +19,7 @@
 #include "loom/runtime/Plan.h"
 #include "loom/runtime/cpu/Optimizer.h"
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -51,6 +52,9 @@ struct StepState {
   /// whether it is inf or nan (then the optimizer leaves everything as is).
   double gradNorm = 0;
   bool nonFinite = false;
+  /// A pipeline chunk's grad_norm adds its squares here (the runtime then
+  /// sums over stages and sets gradNorm and nonFinite).
+  double gradSquares = 0;
 };
 
 /// Which rank of the plan's mesh an executor runs, and how it reaches the
@@ -69,9 +73,12 @@ public:
   static Result<std::unique_ptr<CpuExecutor>>
   create(const plan::PlanT &plan, RankContext rank = {});
 
-  /// Runs a program of the plan. An error (a token id outside the
-  /// vocabulary, say) names the instruction and its model source position.
-  Status run(const plan::ProgramT &program, StepState &state);
+  /// Runs a program of the plan, or its instructions [begin, end) (a
+  /// pipeline chunk's forward, an optimizer's norm). An error (a token id
+  /// outside the vocabulary, say) names the instruction and its model
+  /// source position.
+  Status run(const plan::ProgramT &program, StepState &state,
+             size_t end = SIZE_MAX, size_t begin = 0);
 
   /// A buffer's storage.
   void *data(int32_t buffer);
