@@ -76,7 +76,7 @@ double flopsOf(Operation *op) {
 }
 
 LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
-  int64_t chunks = stages * chunksPerStage;
+  int64_t p = stages, v = chunksPerStage, chunks = p * v;
   Block &body = fn.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
 
@@ -139,15 +139,14 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
              << "--pipeline-layout " << layout << " gives " << sizes.size()
              << " chunks of " << total << " layers; the model has " << layers
              << " layers and the pipeline " << chunks << " chunks (pp="
-             << stages << " x " << chunksPerStage << " per stage)";
+             << p << " x " << v << " per stage)";
   } else {
     std::string error;
     auto balanced =
         balanceLayers(layerCost, firstExtra, lastExtra, chunks, error);
     if (failed(balanced))
       return fn.emitError() << "cannot cut @" << fn.getSymName() << " into pp="
-                            << stages << " x " << chunksPerStage
-                            << " chunks: " << error
+                            << p << " x " << v << " chunks: " << error
                             << " (use fewer stages or virtual chunks, or "
                                "more layers)";
     sizes = *balanced;
@@ -298,9 +297,9 @@ void LoomPipelinePass::runOnOperation() {
     return signalPassFailure();
   }
   OpBuilder b(module.getContext());
-  module->setAttr("loom.pipeline_stages", b.getI64IntegerAttr(stages));
+  module->setAttr("loom.pipeline_stages", b.getI64IntegerAttr(int64_t(stages)));
   module->setAttr("loom.pipeline_chunks_per_stage",
-                  b.getI64IntegerAttr(chunksPerStage));
+                  b.getI64IntegerAttr(int64_t(chunksPerStage)));
   if (failed(split(fns.front())))
     return signalPassFailure();
 }

@@ -697,5 +697,63 @@ std::string scheduleSvg(const Schedule &s, const Simulation &sim) {
   return os.str();
 }
 
+std::optional<Schedule> parseScheduleText(const std::string &text, int64_t p,
+                                          int64_t v, int64_t m,
+                                          std::string &error) {
+  Schedule s;
+  s.kind = v > 1 ? ScheduleKind::Interleaved : ScheduleKind::OneFOneB;
+  s.stages = p;
+  s.chunksPerStage = v;
+  s.microbatches = m;
+  s.perStage.assign(size_t(std::max<int64_t>(p, 0)), {});
+  std::vector<bool> seen(s.perStage.size(), false);
+  size_t pos = 0;
+  int line = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos)
+      end = text.size();
+    std::string l = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line;
+    if (l.find_first_not_of(" \t\r") == std::string::npos || l[0] == '#')
+      continue;
+    long long stage = -1;
+    int used = 0;
+    if (std::sscanf(l.c_str(), " stage %lld:%n", &stage, &used) != 1 ||
+        used == 0 || stage < 0 || stage >= p || seen[size_t(stage)]) {
+      error = "line " + std::to_string(line) +
+              ": expected 'stage S: F0.0 B0.0 ...' with S a new stage below " +
+              std::to_string(p);
+      return std::nullopt;
+    }
+    seen[size_t(stage)] = true;
+    const char *c = l.c_str() + used;
+    for (;;) {
+      while (*c == ' ' || *c == '\t' || *c == '\r')
+        ++c;
+      if (!*c)
+        break;
+      char kind = 0;
+      long long mb = -1, chunk = -1;
+      int n = 0;
+      if (std::sscanf(c, "%c%lld.%lld%n", &kind, &mb, &chunk, &n) != 3 ||
+          (kind != 'F' && kind != 'B')) {
+        error = "line " + std::to_string(line) + ": expected F<mb>.<chunk> or "
+                "B<mb>.<chunk> at '" + std::string(c).substr(0, 12) + "'";
+        return std::nullopt;
+      }
+      s.perStage[size_t(stage)].push_back(
+          {kind == 'F' ? Step::Forward : Step::Backward, int64_t(mb),
+           int64_t(chunk)});
+      c += n;
+    }
+  }
+  error = validateSchedule(s);
+  if (!error.empty())
+    return std::nullopt;
+  return s;
+}
+
 } // namespace pipeline
 } // namespace loom

@@ -803,8 +803,10 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
            << " pipeline chunks; the mesh's pp=" << p << " with "
            << top->chunks_per_stage << " per stage needs "
            << p * top->chunks_per_stage;
-  pipeline::ScheduleKind kind;
-  if (options.schedule == "gpipe")
+  pipeline::ScheduleKind kind = pipeline::ScheduleKind::OneFOneB;
+  if (options.schedule == "custom")
+    ;
+  else if (options.schedule == "gpipe")
     kind = pipeline::ScheduleKind::GPipe;
   else if (options.schedule == "1f1b")
     kind = pipeline::ScheduleKind::OneFOneB;
@@ -815,10 +817,16 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
                               << options.schedule
                               << "'; use gpipe, 1f1b or interleaved:V";
   std::string error;
-  std::optional<pipeline::Schedule> schedule = pipeline::buildSchedule(
-      kind, p, top->chunks_per_stage, top->num_microbatches, error);
+  std::optional<pipeline::Schedule> schedule =
+      options.schedule == "custom"
+          ? pipeline::parseScheduleText(options.scheduleText, p,
+                                        top->chunks_per_stage,
+                                        top->num_microbatches, error)
+          : pipeline::buildSchedule(kind, p, top->chunks_per_stage,
+                                    top->num_microbatches, error);
   if (!schedule)
-    return module.emitError() << error;
+    return module.emitError() << "the " << options.schedule
+                              << " pipeline schedule: " << error;
   // The compiler proves the schedule deadlock-free before emitting it.
   std::vector<pipeline::StepCost> costs;
   for (const auto &c : top->chunks)

@@ -86,9 +86,10 @@ cl::opt<bool> sequenceParallel(
     cl::init(false), cl::cat(meshCategory));
 cl::opt<std::string> scheduleSpec(
     "schedule",
-    cl::desc("Pipeline schedule with pp > 1: gpipe, 1f1b (default) or "
-             "interleaved:V (V virtual chunks per stage)"),
-    cl::value_desc("gpipe|1f1b|interleaved:V"), cl::init("1f1b"),
+    cl::desc("Pipeline schedule with pp > 1: gpipe, 1f1b (default), "
+             "interleaved:V (V virtual chunks per stage), or file:PATH (a "
+             "schedule in --explain's text form, checked for deadlock)"),
+    cl::value_desc("gpipe|1f1b|interleaved:V|file:PATH"), cl::init("1f1b"),
     cl::cat(meshCategory));
 cl::opt<std::string> pipelineLayout(
     "pipeline-layout",
@@ -357,6 +358,31 @@ int main(int argc, char **argv) {
     llvm::StringRef spec = scheduleSpec;
     if (spec == "gpipe" || spec == "1f1b") {
       options->schedule = spec.str();
+    } else if (spec.consume_front("file:")) {
+      // A schedule written by hand, in --explain's text form.
+      std::string fileError;
+      auto file = openInputFile(spec, &fileError);
+      if (!file) {
+        llvm::errs() << "loomc: --schedule file:" << spec << ": " << fileError
+                     << "\n";
+        return 1;
+      }
+      options->schedule = "custom";
+      options->scheduleText = file->getBuffer().str();
+      // Its chunks per stage: the most chunk index + 1 over pp, read below.
+      int64_t most = -1;
+      for (llvm::StringRef rest = options->scheduleText; !rest.empty();) {
+        size_t dot = rest.find('.');
+        if (dot == llvm::StringRef::npos)
+          break;
+        rest = rest.drop_front(dot + 1);
+        int64_t chunk = 0;
+        llvm::StringRef digits =
+            rest.take_while([](char ch) { return ch >= '0' && ch <= '9'; });
+        if (!digits.getAsInteger(10, chunk))
+          most = std::max(most, chunk);
+      }
+      chunksPerStage = -(most + 1); // resolved against pp below
     } else if (spec.consume_front("interleaved")) {
       options->schedule = "interleaved";
       if (!spec.consume_front(":") || spec.getAsInteger(10, chunksPerStage) ||
@@ -372,6 +398,9 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  if (chunksPerStage < 0) // a schedule file: its chunks over the stages
+    chunksPerStage = std::max<int64_t>(
+        1, (-chunksPerStage + pipelineStages - 1) / pipelineStages);
   if (reportsSchedule && pipelineStages == 1) {
     llvm::errs() << "loomc: --explain and --schedule-svg report a pipeline "
                     "schedule; give a --mesh with pp > 1\n";
@@ -452,9 +481,9 @@ int main(int argc, char **argv) {
     // The schedule the plan holds, simulated with the chunks' costs.
     const loom::plan::PlanT &p = *builtPlan;
     loom::pipeline::Schedule schedule;
-    schedule.kind = p.schedule == "gpipe"  ? loom::pipeline::ScheduleKind::GPipe
-                    : p.schedule == "1f1b" ? loom::pipeline::ScheduleKind::OneFOneB
-                                           : loom::pipeline::ScheduleKind::Interleaved;
+    schedule.kind = p.schedule == "gpipe"         ? loom::pipeline::ScheduleKind::GPipe
+                    : p.chunks_per_stage == 1     ? loom::pipeline::ScheduleKind::OneFOneB
+                                                  : loom::pipeline::ScheduleKind::Interleaved;
     schedule.stages = int64_t(p.stage_schedules.size());
     schedule.chunksPerStage = p.chunks_per_stage;
     schedule.microbatches = p.num_microbatches;

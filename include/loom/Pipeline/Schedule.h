@@ -110,6 +110,13 @@ Simulation simulate(const Schedule &s, const std::vector<StepCost> &costs);
 /// when valid, else the error (a deadlock names the stuck stages).
 std::string validateSchedule(const Schedule &s);
 
+/// Reads a schedule in scheduleText's form (one "stage S: F0.0 B0.0 ..." line
+/// per stage) for p stages, v chunks per stage and m microbatches; std::nullopt
+/// with a message in `error` when it does not parse or validateSchedule
+/// rejects it (a deadlock among them).
+std::optional<Schedule> parseScheduleText(const std::string &text, int64_t p,
+                                          int64_t v, int64_t m,
+                                          std::string &error);
 /// One line per stage, "stage 0: F0.0 F1.0 B0.0 ...\n" (F<mb>.<chunk>).
 std::string scheduleText(const Schedule &s);
 

@@ -38,8 +38,10 @@ struct PlanOptions {
   /// Data parallelism all-reduces gradients in buckets of about this many
   /// bytes (PyTorch DDP's default).
   int64_t gradBucketBytes = 25 << 20;
-  /// The pipeline schedule: gpipe, 1f1b or interleaved.
+  /// The pipeline schedule: gpipe, 1f1b, interleaved, or custom (the text
+  /// in scheduleText, in loom::pipeline::scheduleText's form).
   std::string schedule = "1f1b";
+  std::string scheduleText;
 };
 
 /// The mesh to compile for (loomc --mesh, --sequence-parallel). An empty
