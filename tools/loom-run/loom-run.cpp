@@ -18,6 +18,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -278,17 +279,29 @@ int main(int argc, char **argv) {
     return true;
   };
 
+  // Parameter tensors: a pipeline's chunks declare theirs (a tied one in
+  // two chunks counts once).
+  std::set<std::string> parameterNames;
+  for (const auto &param : plan.parameters)
+    parameterNames.insert(param->name);
+  for (const auto &chunk : plan.chunks)
+    for (const auto &param : chunk->parameters)
+      parameterNames.insert(param->name);
   std::string mesh;
   for (const auto &axis : plan.mesh)
     mesh += (mesh.empty() ? "" : ",") + axis->name + "=" +
             std::to_string(axis->size);
-  std::printf("training %s on %lld rank%s (%s%s): %lld parameter tensors, "
+  std::printf("training %s on %lld rank%s (%s%s%s): %lld parameter tensors, "
               "%lld sequences of %lld tokens per step (%lld microbatches per "
               "rank), steps %lld to %lld\n",
               plan.model.c_str(), (long long)session.numRanks(),
               session.numRanks() == 1 ? "" : "s", mesh.c_str(),
               plan.sequence_parallel ? ", sequence parallel" : "",
-              (long long)plan.parameters.size(),
+              plan.chunks.empty() ? ""
+                                  : (", " + plan.schedule + " schedule, " +
+                                     std::to_string(plan.chunks.size()) +
+                                     " chunks").c_str(),
+              (long long)parameterNames.size(),
               (long long)plan.global_batch_size, (long long)plan.seq_length,
               (long long)plan.num_microbatches,
               (long long)session.step() + 1, (long long)steps);
