@@ -44,6 +44,16 @@ struct LoomMixedPrecisionPass
       if (fn.isExternal() || fn.isPrivate())
         continue;
       OpBuilder b(ctx);
+      // A float argument (a pipeline chunk's activation from the stage
+      // before) arrives in f32 and is cast where the chunk starts.
+      b.setInsertionPointToStart(&fn.front());
+      for (BlockArgument arg : fn.getArguments()) {
+        Type low = lower(arg.getType());
+        if (low == arg.getType())
+          continue;
+        auto cast = b.create<CastOp>(arg.getLoc(), low, arg);
+        arg.replaceAllUsesExcept(cast, cast);
+      }
       for (Operation &op : llvm::make_early_inc_range(fn.front())) {
         if (auto param = dyn_cast<ParameterOp>(op)) {
           Type low = lower(param.getType());

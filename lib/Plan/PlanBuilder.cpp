@@ -825,8 +825,10 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
           : pipeline::buildSchedule(kind, p, top->chunks_per_stage,
                                     top->num_microbatches, error);
   if (!schedule)
-    return module.emitError() << "the " << options.schedule
-                              << " pipeline schedule: " << error;
+    return module.emitError()
+           << (options.schedule == "custom" ? "the custom pipeline schedule: "
+                                            : "")
+           << error;
   // The compiler proves the schedule deadlock-free before emitting it.
   std::vector<pipeline::StepCost> costs;
   for (const auto &c : top->chunks)
