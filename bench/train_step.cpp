@@ -48,9 +48,18 @@ int main(int argc, char **argv) {
   Session &session = **opened;
   session.initializeParameters();
   const loom::plan::PlanT &plan = session.plan();
+  // The parameters of one tensor-parallel rank's blocks: the plan's, or
+  // every pipeline chunk's (a parameter tied across chunks counted once).
   int64_t parameters = 0;
   for (const auto &p : plan.parameters)
     parameters += plan.buffers[p->value]->bytes / 4;
+  std::vector<std::string> seen;
+  for (const auto &chunk : plan.chunks)
+    for (const auto &p : chunk->parameters)
+      if (std::find(seen.begin(), seen.end(), p->name) == seen.end()) {
+        seen.push_back(p->name);
+        parameters += chunk->buffers[p->value]->bytes / 4;
+      }
 
   size_t n = size_t(plan.global_batch_size * plan.seq_length);
   std::vector<int32_t> tokens(n + 1);
