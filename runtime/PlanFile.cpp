@@ -144,8 +144,21 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
     return Status::error(what + " is inconsistent: " + why +
                          "; compile it again with loomc");
   };
-  if (p.mesh.size() != 3 || p.mesh[1]->name != "pp")
+  if (p.mesh.size() != 3 || p.mesh[0]->name != "dp" ||
+      p.mesh[1]->name != "pp" || p.mesh[2]->name != "tp")
     return bad("its mesh is not (dp, pp, tp)");
+  for (const auto &axis : p.mesh)
+    if (axis->size < 1 || axis->size > (int64_t(1) << 20))
+      return bad("mesh axis '" + axis->name + "' has size " +
+                 std::to_string(axis->size));
+  if (p.mesh[1]->size < 2)
+    return bad("it has pipeline chunks but pp=1");
+  if (!p.optimizer_defaults || !p.precision)
+    return bad("its optimizer defaults or precision policy are missing");
+  if (p.micro_batch_size <= 0 || p.num_microbatches <= 0 ||
+      p.global_batch_size !=
+          p.micro_batch_size * p.num_microbatches * p.mesh[0]->size)
+    return bad("its batch sizes do not agree");
   int64_t stages = p.mesh[1]->size, n = int64_t(p.chunks.size());
   if (stages < 1 || p.chunks_per_stage < 1 ||
       n != stages * p.chunks_per_stage)
@@ -156,6 +169,8 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
     return bad("its schedule does not have one list per stage");
   if (p.num_microbatches < 1 || p.num_microbatches > (int64_t(1) << 30))
     return bad("its batch sizes do not agree");
+  if (n > (int64_t(1) << 16) || p.num_microbatches > (int64_t(1) << 20))
+    return bad("its pipeline is too large");
   std::vector<uint8_t> done(size_t(2 * n * p.num_microbatches), 0);
   for (int64_t s = 0; s < stages; ++s)
     for (const auto &step : p.stage_schedules[size_t(s)]->steps) {
@@ -166,6 +181,10 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
                         (step->backward ? 1 : 0));
       if (done[k]++)
         return bad("its schedule runs a step twice");
+      // A stage runs a chunk's backward after its forward (the forward
+      // keeps the input the backward recomputes from).
+      if (step->backward && !done[k - 1])
+        return bad("its schedule runs a backward before its forward");
     }
   for (uint8_t d : done)
     if (!d)
@@ -176,8 +195,15 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
     if (!chunk.chunks.empty() || chunk.chunk_index != c)
       return bad("chunk " + std::to_string(c) + " is out of place");
     if (chunk.num_microbatches != p.num_microbatches ||
-        chunk.micro_batch_size != p.micro_batch_size)
+        chunk.micro_batch_size != p.micro_batch_size ||
+        chunk.global_batch_size != p.global_batch_size)
       return bad("chunk " + std::to_string(c) + " has other batch sizes");
+    if (chunk.mesh.size() != p.mesh.size())
+      return bad("chunk " + std::to_string(c) + " has another mesh");
+    for (size_t a = 0; a < p.mesh.size(); ++a)
+      if (chunk.mesh[a]->name != p.mesh[a]->name ||
+          chunk.mesh[a]->size != p.mesh[a]->size)
+        return bad("chunk " + std::to_string(c) + " has another mesh");
     if ((c > 0) != (chunk.activation_in >= 0) ||
         (c + 1 < n) != (chunk.activation_out >= 0) ||
         (c + 1 < n) != (chunk.output_grad >= 0) ||
@@ -187,6 +213,18 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
     if (Status s = validateBody(chunk, name, /*chunk=*/true); !s.ok())
       return s;
   }
+  // A parameter in two chunks (tied) is one tensor: the same blocks.
+  for (int64_t a = 0; a < n; ++a)
+    for (const auto &pa : p.chunks[size_t(a)]->parameters)
+      for (int64_t b = a + 1; b < n; ++b)
+        for (const auto &pb : p.chunks[size_t(b)]->parameters)
+          if (pa->name == pb->name &&
+              (pa->global_shape != pb->global_shape ||
+               pa->shard_axis != pb->shard_axis ||
+               p.chunks[size_t(a)]->buffers[pa->value]->shape !=
+                   p.chunks[size_t(b)]->buffers[pb->value]->shape))
+            return bad("parameter '" + pa->name +
+                       "' has other shapes in two chunks");
   return Status::success();
 }
 } // namespace

@@ -438,9 +438,12 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
         auto *bytes = static_cast<uint8_t *>(in);
         stash[{mb, c}].assign(bytes, bytes + inBytes);
       }
-      if (Status s = ex.run(*cp.microbatch, state, size_t(cp.forward_end));
-          !s.ok())
-        return Status::error(where(what) + ": " + s.message());
+      // The last chunk's forward has nothing to send: its backward step
+      // computes the loss.
+      if (cp.loss < 0)
+        if (Status s = ex.run(*cp.microbatch, state, size_t(cp.forward_end));
+            !s.ok())
+          return Status::error(where(what) + ": " + s.message());
       if (cp.activation_out >= 0) {
         auto [out, outBytes] = bufferBytes(part, cp.activation_out);
         if (Status s = transfer(true, c + 1, out, outBytes,
@@ -453,6 +456,8 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
     }
     if (in) {
       auto it = stash.find({mb, c});
+      if (it == stash.end())
+        return Status::error(where(what) + ": its forward has not run");
       std::memcpy(in, it->second.data(), inBytes);
       stash.erase(it);
     }
@@ -481,40 +486,52 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
     }
   }
 
-  // A parameter tied across chunks (the token embedding and the LM head):
-  // the two stages swap gradients and both add them, in one order.
-  for (size_t i = 0; i < rank.parts.size(); ++i)
-    for (const auto &param : rank.parts[i].plan->parameters)
-      for (int64_t other = 0; other < chunks; ++other) {
-        Part &mine = rank.parts[i];
-        if (other == mine.chunk)
-          continue;
-        const plan::PlanT &op = *p.chunks[size_t(other)];
-        bool tied = false;
-        for (const auto &q : op.parameters)
-          tied |= q->name == param->name;
-        if (!tied)
-          continue;
-        auto [g, bytes] = bufferBytes(mine, param->grad);
-        if (other % stages == stage)
-          return Status::error(where("") + "parameter '" + param->name +
-                               "' is tied across two chunks of one stage; "
-                               "ties are between different stages");
-        std::vector<float> theirs(bytes / 4);
-        int64_t t = -1 - int64_t(std::min(mine.chunk, other)) * chunks -
-                    std::max(mine.chunk, other);
-        std::string what = "the gradient of tied parameter '" + param->name + "'";
-        bool first = mine.chunk < other;
-        // The lower chunk sends first; sends are buffered, so neither waits.
-        if (Status s = transfer(true, other, g, bytes, t, what); !s.ok())
-          return Status::error(where(what) + ": " + s.message());
-        if (Status s = transfer(false, other, theirs.data(), bytes, t, what);
-            !s.ok())
-          return Status::error(where(what) + ": " + s.message());
-        float *mineG = static_cast<float *>(g);
-        for (size_t k = 0; k < theirs.size(); ++k)
-          mineG[k] = first ? mineG[k] + theirs[k] : theirs[k] + mineG[k];
-      }
+  // A parameter tied across chunks (the token embedding and the LM head;
+  // the compiler allows two chunks on different stages): the two stages
+  // swap gradients and both add them, in one order. Ties go by name, each
+  // with its own tag.
+  std::vector<std::string> tiedNames;
+  for (const auto &chunk : p.chunks)
+    for (const auto &param : chunk->parameters)
+      for (const auto &other : p.chunks)
+        if (other.get() != chunk.get())
+          for (const auto &q : other->parameters)
+            if (q->name == param->name &&
+                std::find(tiedNames.begin(), tiedNames.end(), param->name) ==
+                    tiedNames.end())
+              tiedNames.push_back(param->name);
+  std::sort(tiedNames.begin(), tiedNames.end());
+  for (size_t tie = 0; tie < tiedNames.size(); ++tie) {
+    const std::string &name = tiedNames[tie];
+    int64_t holders[2] = {-1, -1};
+    for (const auto &chunk : p.chunks)
+      for (const auto &param : chunk->parameters)
+        if (param->name == name)
+          (holders[0] < 0 ? holders[0] : holders[1]) = chunk->chunk_index;
+    for (Part &mine : rank.parts) {
+      if (mine.chunk != holders[0] && mine.chunk != holders[1])
+        continue;
+      int64_t other = mine.chunk == holders[0] ? holders[1] : holders[0];
+      const plan::ParameterT *param = nullptr;
+      for (const auto &q : mine.plan->parameters)
+        if (q->name == name)
+          param = q.get();
+      auto [g, bytes] = bufferBytes(mine, param->grad);
+      std::vector<float> theirs(bytes / 4);
+      int64_t t = -1 - int64_t(tie);
+      std::string what = "the gradient of tied parameter '" + name + "'";
+      // Sends are buffered, so both sides send first.
+      if (Status s = transfer(true, other, g, bytes, t, what); !s.ok())
+        return Status::error(where(what) + ": " + s.message());
+      if (Status s = transfer(false, other, theirs.data(), bytes, t, what);
+          !s.ok())
+        return Status::error(where(what) + ": " + s.message());
+      float *mineG = static_cast<float *>(g);
+      bool first = mine.chunk < other;
+      for (size_t k = 0; k < theirs.size(); ++k)
+        mineG[k] = first ? mineG[k] + theirs[k] : theirs[k] + mineG[k];
+    }
+  }
 
   // The loss and tokens live on the last stage: summed over pp, then dp.
   double totals[2] = {lossSum, counted};
@@ -717,19 +734,25 @@ Status Session::load(const std::string &directory) {
                          std::to_string(wanted.size()) +
                          " (parameters and AdamW moments): was it saved "
                          "from another model?");
-  // Check everything before changing anything.
-  for (size_t i = 0; i < wanted.size(); ++i) {
-    const CheckpointTensor &t = c.tensors[i];
-    if (t.name != wanted[i].name)
-      return Status::error(where + " holds '" + t.name + "' where the plan '" +
-                           planPath_ + "' expects '" + wanted[i].name +
-                           "': was it saved from another model?");
-    if (t.shape != wanted[i].param->global_shape)
-      return Status::error(where + " has '" + t.name +
+  // Check everything before changing anything. Tensors match by name: a
+  // pipeline's chunks list their parameters in another order.
+  std::vector<const CheckpointTensor *> found;
+  for (const StateTensor &w : wanted) {
+    const CheckpointTensor *t = nullptr;
+    for (const CheckpointTensor &candidate : c.tensors)
+      if (candidate.name == w.name)
+        t = &candidate;
+    if (!t)
+      return Status::error(where + " has no '" + w.name + "', which the plan '" +
+                           planPath_ + "' needs: was it saved from another "
+                           "model?");
+    if (t->shape != w.param->global_shape)
+      return Status::error(where + " has '" + t->name +
                            "' with another shape than the plan's");
+    found.push_back(t);
   }
   for (size_t i = 0; i < wanted.size(); ++i)
-    scatter(wanted[i], c.tensors[i].data);
+    scatter(wanted[i], found[i]->data);
   zeroGradients();
   step_ = c.step;
   dataPosition_ = c.dataPosition;

@@ -10,6 +10,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -371,6 +372,11 @@ void Lowering::accumulateInto(Value grad, int32_t gradBuffer) {
   acc->outputs = {gradBuffer};
   auto writer = lastWriter.find(root(bufferOf.lookup(grad)));
   size_t position = writer == lastWriter.end() ? 0 : writer->second;
+  // A gradient nothing here writes (an argument: a pipeline chunk's
+  // output_grad) is added in the backward, never in a forward-only run.
+  if (writer == lastWriter.end() && forwardEnd != SIZE_MAX &&
+      !program.empty())
+    position = std::min(forwardEnd, program.size() - 1);
   after[position].push_back(std::move(acc));
 }
 
@@ -779,6 +785,28 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
       std::make_unique<plan::OptimizerDefaultsT>(options.optimizer);
   top->precision = std::make_unique<plan::PrecisionPolicyT>(options.precision);
 
+  // A parameter read by two chunks (the token embedding and the tied LM
+  // head) is tied between their stages; more is not supported.
+  {
+    llvm::StringMap<SmallVector<int64_t>> readers;
+    for (const auto &chunk : top->chunks)
+      for (const auto &param : chunk->parameters)
+        readers[param->name].push_back(chunk->chunk_index);
+    int64_t stages = top->mesh[1]->size;
+    for (auto &[name, list] : readers)
+      if (list.size() > 2 ||
+          (list.size() == 2 && list[0] % stages == list[1] % stages))
+        return module.emitError()
+               << "parameter '" << name << "' is read by pipeline chunks "
+               << llvm::join(llvm::map_range(list,
+                                             [](int64_t c) {
+                                               return std::to_string(c);
+                                             }),
+                             ", ")
+               << "; a pipeline ties a parameter between two chunks on "
+                  "different stages only (the token embedding and the LM "
+                  "head): choose another --pipeline-layout or schedule";
+  }
   // The global gradient norm sums every chunk's squares; a parameter tied
   // across chunks (the token embedding and the LM head) counts once.
   llvm::StringSet<> seen;

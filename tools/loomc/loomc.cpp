@@ -371,16 +371,22 @@ int main(int argc, char **argv) {
       options->scheduleText = file->getBuffer().str();
       // Its chunks per stage: the most chunk index + 1 over pp, read below.
       int64_t most = -1;
-      for (llvm::StringRef rest = options->scheduleText; !rest.empty();) {
-        size_t dot = rest.find('.');
-        if (dot == llvm::StringRef::npos)
-          break;
-        rest = rest.drop_front(dot + 1);
-        int64_t chunk = 0;
-        llvm::StringRef digits =
-            rest.take_while([](char ch) { return ch >= '0' && ch <= '9'; });
-        if (!digits.getAsInteger(10, chunk))
-          most = std::max(most, chunk);
+      llvm::SmallVector<llvm::StringRef> lines;
+      llvm::StringRef(options->scheduleText).split(lines, '\n');
+      for (llvm::StringRef line : lines) {
+        if (line.trim().starts_with("#"))
+          continue; // a comment
+        for (llvm::StringRef rest = line; !rest.empty();) {
+          size_t dot = rest.find('.');
+          if (dot == llvm::StringRef::npos)
+            break;
+          rest = rest.drop_front(dot + 1);
+          int64_t chunk = 0;
+          llvm::StringRef digits = rest.take_while(
+              [](char ch) { return ch >= '0' && ch <= '9'; });
+          if (!digits.getAsInteger(10, chunk))
+            most = std::max(most, chunk);
+        }
       }
       chunksPerStage = -(most + 1); // resolved against pp below
     } else if (spec.consume_front("interleaved")) {
