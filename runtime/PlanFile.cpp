@@ -137,6 +137,18 @@ namespace {
 Status validateBody(const plan::PlanT &p, const std::string &what,
                     bool chunk);
 
+/// What is wrong with a plan's mesh (dp, pp, tp, each at least 1), or "".
+std::string meshProblem(const plan::PlanT &p) {
+  if (p.mesh.size() != 3 || p.mesh[0]->name != "dp" ||
+      p.mesh[1]->name != "pp" || p.mesh[2]->name != "tp")
+    return "its mesh is not (dp, pp, tp)";
+  for (const auto &axis : p.mesh)
+    if (axis->size < 1 || axis->size > (int64_t(1) << 20))
+      return "mesh axis '" + axis->name + "' has size " +
+             std::to_string(axis->size);
+  return "";
+}
+
 /// A pipeline plan: the chunks, and a schedule that runs every forward and
 /// backward of every (microbatch, chunk) once, on the chunk's stage.
 Status validatePipeline(const plan::PlanT &p, const std::string &what) {
@@ -144,13 +156,8 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
     return Status::error(what + " is inconsistent: " + why +
                          "; compile it again with loomc");
   };
-  if (p.mesh.size() != 3 || p.mesh[0]->name != "dp" ||
-      p.mesh[1]->name != "pp" || p.mesh[2]->name != "tp")
-    return bad("its mesh is not (dp, pp, tp)");
-  for (const auto &axis : p.mesh)
-    if (axis->size < 1 || axis->size > (int64_t(1) << 20))
-      return bad("mesh axis '" + axis->name + "' has size " +
-                 std::to_string(axis->size));
+  if (std::string problem = meshProblem(p); !problem.empty())
+    return bad(problem);
   if (p.mesh[1]->size < 2)
     return bad("it has pipeline chunks but pp=1");
   if (!p.optimizer_defaults || !p.precision)
@@ -332,13 +339,8 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
     return bad("its labels input does not exist");
   // The mesh: dp, pp and tp, each at least 1.
   int64_t dp = 0;
-  if (p.mesh.size() != 3 || p.mesh[0]->name != "dp" ||
-      p.mesh[1]->name != "pp" || p.mesh[2]->name != "tp")
-    return bad("its mesh is not (dp, pp, tp)");
-  for (const auto &axis : p.mesh)
-    if (axis->size < 1 || axis->size > (int64_t(1) << 20))
-      return bad("mesh axis '" + axis->name + "' has size " +
-                 std::to_string(axis->size));
+  if (std::string problem = meshProblem(p); !problem.empty())
+    return bad(problem);
   dp = p.mesh[0]->size;
   if (p.micro_batch_size <= 0 || p.num_microbatches <= 0 ||
       p.global_batch_size != p.micro_batch_size * p.num_microbatches * dp)
