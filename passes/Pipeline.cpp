@@ -83,12 +83,16 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
   // Each op's layer; ops before the first layer (the embedding) go with
   // layer 0's chunk, ops after a layer with the latest layer seen (the
   // final layernorm, the head and the loss with the last).
+  // The cost of each layer, of what comes before the first (the embedding)
+  // and of what follows the last (the head and the loss).
   DenseMap<Operation *, int64_t> layerOf;
-  int64_t layers = 0, current = -1;
-  double firstExtra = 0, lastExtra = 0;
+  int64_t current = -1;
+  double firstExtra = 0;
+  SmallVector<double> layerCost, trailing;
   for (Operation &op : body.without_terminator()) {
     if (isa<ParameterOp>(op))
       continue;
+    bool inLayer = false;
     if (auto l = op.getAttrOfType<IntegerAttr>("loom.layer")) {
       if (l.getInt() < current)
         return op.emitError() << "layer " << l.getInt() << " comes after layer "
@@ -96,28 +100,23 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
                               << "; a pipeline cuts a model whose layers run "
                                  "in order";
       current = l.getInt();
-      layers = std::max(layers, current + 1);
+      inLayer = true;
+      layerCost.resize(current + 1, 0);
+      trailing.resize(current + 1, 0);
     }
     layerOf[&op] = current;
-    if (current < 0)
-      firstExtra += flopsOf(&op);
+    (current < 0  ? firstExtra
+     : inLayer    ? layerCost[current]
+                  : trailing[current]) += flopsOf(&op);
   }
+  int64_t layers = int64_t(layerCost.size());
   if (layers == 0)
     return fn.emitError() << "@" << fn.getSymName()
                           << " has no layers (a `repeat` block) to cut into "
                              "pipeline stages";
-  SmallVector<double> layerCost(layers, 0);
-  bool afterLast = false;
-  for (Operation &op : body.without_terminator()) {
-    auto it = layerOf.find(&op);
-    if (it == layerOf.end() || it->second < 0)
-      continue;
-    afterLast |= !op.hasAttr("loom.layer") && it->second == layers - 1;
-    if (afterLast && !op.hasAttr("loom.layer"))
-      lastExtra += flopsOf(&op);
-    else
-      layerCost[it->second] += flopsOf(&op);
-  }
+  double lastExtra = trailing.back();
+  for (int64_t l = 0; l + 1 < layers; ++l)
+    layerCost[l] += trailing[l];
 
   // Layers per chunk: the layout given, or balanced by the cost model.
   SmallVector<int64_t> sizes;
@@ -201,7 +200,6 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
   // parameter is declared in each chunk that reads it), the model inputs
   // they read, and the activation in and out.
   OpBuilder mb(fn);
-  MLIRContext *ctx = fn.getContext();
   for (int64_t c = 0; c < chunks; ++c) {
     llvm::SetVector<Operation *> ops;
     for (Operation &op : body.without_terminator())
@@ -274,7 +272,6 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
       for (Value v : ret.getOperands())
         results.push_back(map.lookupOrDefault(v));
     b.create<func::ReturnOp>(ret.getLoc(), results);
-    (void)ctx;
   }
   fn.erase();
   return success();

@@ -490,24 +490,15 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   // the compiler allows two chunks on different stages): the two stages
   // swap gradients and both add them, in one order. Ties go by name, each
   // with its own tag.
-  std::vector<std::string> tiedNames;
+  std::map<std::string, std::vector<int64_t>> holdersOf; // sorted by name
   for (const auto &chunk : p.chunks)
     for (const auto &param : chunk->parameters)
-      for (const auto &other : p.chunks)
-        if (other.get() != chunk.get())
-          for (const auto &q : other->parameters)
-            if (q->name == param->name &&
-                std::find(tiedNames.begin(), tiedNames.end(), param->name) ==
-                    tiedNames.end())
-              tiedNames.push_back(param->name);
-  std::sort(tiedNames.begin(), tiedNames.end());
-  for (size_t tie = 0; tie < tiedNames.size(); ++tie) {
-    const std::string &name = tiedNames[tie];
-    int64_t holders[2] = {-1, -1};
-    for (const auto &chunk : p.chunks)
-      for (const auto &param : chunk->parameters)
-        if (param->name == name)
-          (holders[0] < 0 ? holders[0] : holders[1]) = chunk->chunk_index;
+      holdersOf[param->name].push_back(chunk->chunk_index);
+  int64_t tie = -1;
+  for (const auto &[name, holders] : holdersOf) {
+    if (holders.size() != 2)
+      continue;
+    ++tie;
     for (Part &mine : rank.parts) {
       if (mine.chunk != holders[0] && mine.chunk != holders[1])
         continue;
@@ -518,7 +509,7 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
           param = q.get();
       auto [g, bytes] = bufferBytes(mine, param->grad);
       std::vector<float> theirs(bytes / 4);
-      int64_t t = -1 - int64_t(tie);
+      int64_t t = -1 - tie;
       std::string what = "the gradient of tied parameter '" + name + "'";
       // Sends are buffered, so both sides send first.
       if (Status s = transfer(true, other, g, bytes, t, what); !s.ok())

@@ -1,7 +1,6 @@
 //===- PlanBuilder.cpp - a differentiated model to the plan bundle --------===//
 
 #include "loom/Plan/PlanBuilder.h"
-#include "loom/Pipeline/Schedule.h"
 #include "loom/dialects/Dist/IR/DistOps.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/passes/Passes.h"
@@ -858,10 +857,7 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
                                             : "")
            << error;
   // The compiler proves the schedule deadlock-free before emitting it.
-  std::vector<pipeline::StepCost> costs;
-  for (const auto &c : top->chunks)
-    costs.push_back({c->step_flops, 2 * c->step_flops});
-  pipeline::Simulation sim = pipeline::simulate(*schedule, costs);
+  pipeline::Simulation sim = pipeline::simulate(*schedule, chunkCosts(*top));
   if (!sim.deadlockFree)
     return module.emitError() << "the " << options.schedule
                               << " schedule would deadlock: " << sim.deadlock;
@@ -883,6 +879,34 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
   return std::move(top);
 }
 } // namespace
+
+pipeline::Schedule scheduleOfPlan(const plan::PlanT &p) {
+  pipeline::Schedule schedule;
+  schedule.kind = p.schedule == "gpipe"      ? pipeline::ScheduleKind::GPipe
+                  : p.chunks_per_stage == 1 ? pipeline::ScheduleKind::OneFOneB
+                                            : pipeline::ScheduleKind::Interleaved;
+  schedule.stages = int64_t(p.stage_schedules.size());
+  schedule.chunksPerStage = p.chunks_per_stage;
+  schedule.microbatches = p.num_microbatches;
+  for (const auto &stage : p.stage_schedules) {
+    schedule.perStage.emplace_back();
+    for (const auto &step : stage->steps)
+      schedule.perStage.back().push_back(
+          {step->backward ? pipeline::Step::Backward : pipeline::Step::Forward,
+           step->microbatch, step->chunk});
+  }
+  return schedule;
+}
+
+std::vector<pipeline::StepCost> chunkCosts(const plan::PlanT &p) {
+  std::vector<pipeline::StepCost> costs;
+  for (const auto &chunk : p.chunks) {
+    double total =
+        chunk->step_flops / double(std::max<int64_t>(1, p.num_microbatches));
+    costs.push_back({total / 3, total});
+  }
+  return costs;
+}
 
 FailureOr<std::unique_ptr<plan::PlanT>> buildPlan(ModuleOp module,
                                                   const PlanOptions &options) {

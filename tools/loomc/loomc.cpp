@@ -8,7 +8,6 @@
 #include "loom/Analysis/ModelSummary.h"
 #include "loom/Frontend/ModelBuilder.h"
 #include "loom/Frontend/Parser.h"
-#include "loom/Pipeline/Schedule.h"
 #include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
@@ -334,6 +333,7 @@ int main(int argc, char **argv) {
   FailureOr<loom::PlanOptions> options = planOptions();
   if (failed(options))
     return 1;
+  int64_t pipelineStages = 1, chunksPerStage = 1;
   if (!meshSpec.empty()) {
     std::string meshError;
     auto axes = loom::parseMeshSpec(meshSpec, meshError);
@@ -341,18 +341,9 @@ int main(int argc, char **argv) {
       llvm::errs() << "loomc: --mesh " << meshSpec << ": " << meshError << "\n";
       return 1;
     }
-    for (auto &[name, size] : *axes) {
-      if (name == "tp")
-        tensorParallelSize = size;
-
-    }
-  }
-  int64_t pipelineStages = 1, chunksPerStage = 1;
-  if (!meshSpec.empty()) {
-    std::string meshError;
-    auto axes = loom::parseMeshSpec(meshSpec, meshError);
-    if (succeeded(axes))
-      pipelineStages = (*axes)[1].second;
+    // The axes come as dp, pp, tp.
+    pipelineStages = (*axes)[1].second;
+    tensorParallelSize = (*axes)[2].second;
   }
   {
     llvm::StringRef spec = scheduleSpec;
@@ -485,31 +476,9 @@ int main(int argc, char **argv) {
   }
   if (reportsSchedule) {
     // The schedule the plan holds, simulated with the chunks' costs.
-    const loom::plan::PlanT &p = *builtPlan;
-    loom::pipeline::Schedule schedule;
-    schedule.kind = p.schedule == "gpipe"         ? loom::pipeline::ScheduleKind::GPipe
-                    : p.chunks_per_stage == 1     ? loom::pipeline::ScheduleKind::OneFOneB
-                                                  : loom::pipeline::ScheduleKind::Interleaved;
-    schedule.stages = int64_t(p.stage_schedules.size());
-    schedule.chunksPerStage = p.chunks_per_stage;
-    schedule.microbatches = p.num_microbatches;
-    for (const auto &stage : p.stage_schedules) {
-      schedule.perStage.emplace_back();
-      for (const auto &step : stage->steps)
-        schedule.perStage.back().push_back(
-            {step->backward ? loom::pipeline::Step::Backward
-                            : loom::pipeline::Step::Forward,
-             step->microbatch, step->chunk});
-    }
-    // A chunk's forward costs its forward FLOPs; its backward the
-    // backward's and the recomputed forward: the microbatch program's.
-    std::vector<loom::pipeline::StepCost> costs;
-    for (const auto &chunk : p.chunks) {
-      double total = chunk->step_flops /
-                     double(std::max<int64_t>(1, p.num_microbatches));
-      costs.push_back({total / 3, total});
-    }
-    loom::pipeline::Simulation sim = loom::pipeline::simulate(schedule, costs);
+    loom::pipeline::Schedule schedule = loom::scheduleOfPlan(*builtPlan);
+    loom::pipeline::Simulation sim =
+        loom::pipeline::simulate(schedule, loom::chunkCosts(*builtPlan));
     if (!scheduleSvg.empty()) {
       std::string svgError;
       auto svg = openOutputFile(scheduleSvg, &svgError);

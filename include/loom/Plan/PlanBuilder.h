@@ -15,6 +15,7 @@
 #ifndef LOOM_PLAN_PLANBUILDER_H
 #define LOOM_PLAN_PLANBUILDER_H
 
+#include "loom/Pipeline/Schedule.h"
 #include "loom/runtime/Plan.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -75,6 +76,13 @@ mlir::LogicalResult buildTrainingStep(mlir::ModuleOp module,
 /// batch sizes the front end records). Errors are diagnostics.
 mlir::FailureOr<std::unique_ptr<plan::PlanT>>
 buildPlan(mlir::ModuleOp module, const PlanOptions &options);
+
+/// A pipeline plan's schedule (its stage_schedules) as schedule data.
+pipeline::Schedule scheduleOfPlan(const plan::PlanT &plan);
+/// A pipeline plan's step costs per chunk, from the cost model: a forward
+/// costs the chunk's forward FLOPs, a backward its microbatch program's (the
+/// forward recomputed, then the backward, taken as twice the forward).
+std::vector<pipeline::StepCost> chunkCosts(const plan::PlanT &plan);
 
 /// Assigns workspace offsets to the plan's buffers so that no two buffers
 /// live at once overlap: a buffer lives from the instruction that first
