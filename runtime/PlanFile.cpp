@@ -122,6 +122,12 @@ Result<std::unique_ptr<plan::PlanT>> readPlan(const std::string &path) {
     return Status::error("the plan '" + path +
                          "' is damaged: its checksum does not match" +
                          recompile);
+  // FlatBuffers reads its 8-byte fields in place, at the alignment its
+  // builder gave them; the 20-byte frame header breaks that, so the payload
+  // is read from an 8-byte-aligned copy.
+  std::vector<uint64_t> aligned((size_t(size) + 7) / 8);
+  std::memcpy(aligned.data(), payload, size_t(size));
+  payload = reinterpret_cast<const uint8_t *>(aligned.data());
   flatbuffers::Verifier verifier(payload, size);
   if (!plan::VerifyPlanBuffer(verifier))
     return Status::error("the plan '" + path +
