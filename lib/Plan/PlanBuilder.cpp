@@ -697,6 +697,15 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
                   "micro-batch size "
                << plan->micro_batch_size << " (loom.micro_batch_size)";
       plan->seq_length = shape.back();
+      // The runtime holds a step's tokens at once; 2^40 keeps every count
+      // of them (and of their bytes) inside int64.
+      if (!boundedProduct(plan->global_batch_size, plan->seq_length,
+                          int64_t(1) << 40))
+        return fn.emitError()
+               << "a step of " << plan->global_batch_size
+               << " sequences of " << plan->seq_length
+               << " tokens is more than 2^40 tokens; choose a smaller "
+                  "--global-batch-size";
     }
     plan->inputs.push_back(std::move(input));
   }

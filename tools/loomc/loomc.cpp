@@ -585,6 +585,13 @@ int main(int argc, char **argv) {
                     "schedule; give a --mesh with pp > 1\n";
     return 1;
   }
+  // Settings of a pipeline, given without one, would be dropped silently.
+  if (pipelineStages == 1 && (scheduleSpec.getNumOccurrences() > 0 ||
+                              pipelineLayout.getNumOccurrences() > 0)) {
+    llvm::errs() << "loomc: --schedule and --pipeline-layout set up a "
+                    "pipeline; give a --mesh with pp > 1\n";
+    return 1;
+  }
   if (sequenceParallel && tensorParallelSize == 1) {
     llvm::errs() << "loomc: --sequence-parallel splits the sequence over tp; "
                     "give a --mesh with tp > 1\n";
