@@ -76,6 +76,7 @@ double flopsOf(Operation *op) {
 }
 
 LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
+  // runOnOperation bounds both, so the product fits.
   int64_t p = stages, v = chunksPerStage, chunks = p * v;
   Block &body = fn.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
@@ -94,6 +95,13 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
       continue;
     bool inLayer = false;
     if (auto l = op.getAttrOfType<IntegerAttr>("loom.layer")) {
+      // Layers number 0, 1, ... in order; a number past the ops there are
+      // would only size the cost table (loom IR may say anything here).
+      int64_t ops = int64_t(body.getOperations().size());
+      if (l.getInt() < 0 || l.getInt() > ops)
+        return op.emitError() << "loom.layer = " << l.getInt()
+                              << " is out of range; layers are numbered 0, "
+                                 "1, ... in the order they run";
       if (l.getInt() < current)
         return op.emitError() << "layer " << l.getInt() << " comes after layer "
                               << current
@@ -126,10 +134,12 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
     int64_t total = 0;
     for (StringRef part : parts) {
       int64_t n = 0;
-      if (part.trim().getAsInteger(10, n) || n < 1)
+      // Each at most the model's layers, so the sum cannot overflow.
+      if (part.trim().getAsInteger(10, n) || n < 1 || n > layers)
         return fn.emitError() << "--pipeline-layout " << layout
                               << ": give layers per chunk as whole numbers "
-                                 ">= 1, e.g. 3,3,2,2";
+                                 "from 1 to the model's "
+                              << layers << " layers, e.g. 3,3,2,2";
       sizes.push_back(n);
       total += n;
     }
@@ -279,8 +289,16 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
 
 void LoomPipelinePass::runOnOperation() {
   ModuleOp module = getOperation();
-  if (stages < 1 || chunksPerStage < 1) {
-    module.emitError() << "--loom-pipeline needs stages >= 1 and chunks >= 1";
+  // A chunk holds at least one layer, and a layer at least one op, so more
+  // chunks than 2^20 can never be cut; the bound keeps stages x chunks inside
+  // int64.
+  constexpr int64_t kMaxChunks = int64_t(1) << 20;
+  if (stages < 1 || chunksPerStage < 1 || stages > kMaxChunks ||
+      chunksPerStage > kMaxChunks / stages) {
+    module.emitError() << "--loom-pipeline needs stages >= 1 and chunks >= 1, "
+                          "at most "
+                       << kMaxChunks << " chunks in all (got stages=" << stages
+                       << ", chunks=" << chunksPerStage << ")";
     return signalPassFailure();
   }
   SmallVector<func::FuncOp> fns;

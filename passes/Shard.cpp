@@ -51,6 +51,19 @@ parseMeshSpec(StringRef spec, std::string &error) {
     }
     axis->second = size;
   }
+  // The runtime runs at most 2^20 ranks (runtime/PlanFile.cpp); checking the
+  // product here also keeps every later product of the sizes inside int64.
+  constexpr int64_t kMaxRanks = int64_t(1) << 20;
+  int64_t ranks = 1;
+  for (auto &[name, size] : axes) {
+    if (size > kMaxRanks / ranks) {
+      error = "the mesh '" + spec.str() + "' has more than " +
+              std::to_string(kMaxRanks) +
+              " ranks (dp x pp x tp); use smaller axis sizes";
+      return failure();
+    }
+    ranks *= size;
+  }
   return axes;
 }
 

@@ -428,6 +428,49 @@ std::string jsonString(const std::string &in) {
 
 } // namespace
 
+namespace {
+
+/// The share of the makespan stage `st` is idle; NaN on deadlock.
+double idleFraction(const Simulation &sim, size_t st) {
+  if (!sim.deadlockFree || st >= sim.times.size() || !(sim.makespan > 0))
+    return std::numeric_limits<double>::quiet_NaN();
+  double busy = 0;
+  for (const auto &t : sim.times[st])
+    busy += t.second - t.first;
+  return (sim.makespan - busy) / sim.makespan;
+}
+
+} // namespace
+
+std::string explainSummary(const Schedule &s, const Simulation &sim) {
+  std::ostringstream os;
+  auto count = [](int64_t n, const char *one, const char *many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+  };
+  os << scheduleKindName(s.kind)
+     << " schedule: " << count(s.stages, "stage", "stages") << ", "
+     << count(s.chunksPerStage, "chunk", "chunks") << " per stage, "
+     << count(s.microbatches, "microbatch", "microbatches") << "\n";
+  if (!sim.deadlockFree) {
+    os << "deadlock: " << sim.deadlock << "\n";
+    return os.str();
+  }
+  os << "stage  steps  in flight   idle\n";
+  char row[96];
+  for (size_t st = 0; st < s.perStage.size(); ++st) {
+    int64_t inFlight = st < sim.maxInFlight.size() ? sim.maxInFlight[st] : 0;
+    std::snprintf(row, sizeof row, "%5zu  %5zu  %9lld  %5.1f%%\n", st,
+                  s.perStage[st].size(), (long long)inFlight,
+                  100 * idleFraction(sim, st));
+    os << row;
+  }
+  std::snprintf(row, sizeof row, "%.4g", sim.bubbleFraction);
+  os << "bubble fraction " << row
+     << " ((makespan - ideal) / ideal; ideal: m times the busiest stage's "
+        "work per microbatch)\n";
+  return os.str();
+}
+
 std::string explainJson(const Schedule &s, const Simulation &sim) {
   std::ostringstream os;
   os << "{\"schedule\": " << jsonString(scheduleKindName(s.kind))
@@ -442,7 +485,8 @@ std::string explainJson(const Schedule &s, const Simulation &sim) {
     int64_t inFlight = st < sim.maxInFlight.size() ? sim.maxInFlight[st] : 0;
     os << (st ? ", " : "") << "{\"stage\": " << st
        << ", \"max_in_flight\": " << inFlight
-       << ", \"steps\": " << s.perStage[st].size() << "}";
+       << ", \"steps\": " << s.perStage[st].size()
+       << ", \"idle_fraction\": " << jsonNumber(idleFraction(sim, st)) << "}";
   }
   os << "]}";
   return os.str();
@@ -697,16 +741,16 @@ std::string scheduleSvg(const Schedule &s, const Simulation &sim) {
   return os.str();
 }
 
-std::optional<Schedule> parseScheduleText(const std::string &text, int64_t p,
-                                          int64_t v, int64_t m,
-                                          std::string &error) {
-  Schedule s;
-  s.kind = v > 1 ? ScheduleKind::Interleaved : ScheduleKind::OneFOneB;
-  s.stages = p;
-  s.chunksPerStage = v;
-  s.microbatches = m;
-  s.perStage.assign(size_t(std::max<int64_t>(p, 0)), {});
-  std::vector<bool> seen(s.perStage.size(), false);
+namespace {
+
+/// Reads scheduleText's form into `perStage` (sized to p): a stage named
+/// twice, a stage not below p, a step that does not parse, or a microbatch
+/// or chunk index past the schedule bound is an error naming the line.
+bool readScheduleLines(const std::string &text, int64_t p,
+                       std::vector<std::vector<Step>> &perStage,
+                       std::string &error) {
+  perStage.assign(size_t(std::max<int64_t>(p, 0)), {});
+  std::vector<bool> seen(perStage.size(), false);
   size_t pos = 0;
   int line = 0;
   while (pos < text.size()) {
@@ -716,7 +760,8 @@ std::optional<Schedule> parseScheduleText(const std::string &text, int64_t p,
     std::string l = text.substr(pos, end - pos);
     pos = end + 1;
     ++line;
-    if (l.find_first_not_of(" \t\r") == std::string::npos || l[0] == '#')
+    size_t first = l.find_first_not_of(" \t\r");
+    if (first == std::string::npos || l[first] == '#')
       continue;
     long long stage = -1;
     int used = 0;
@@ -725,7 +770,7 @@ std::optional<Schedule> parseScheduleText(const std::string &text, int64_t p,
       error = "line " + std::to_string(line) +
               ": expected 'stage S: F0.0 B0.0 ...' with S a new stage below " +
               std::to_string(p);
-      return std::nullopt;
+      return false;
     }
     seen[size_t(stage)] = true;
     const char *c = l.c_str() + used;
@@ -741,14 +786,64 @@ std::optional<Schedule> parseScheduleText(const std::string &text, int64_t p,
           (kind != 'F' && kind != 'B')) {
         error = "line " + std::to_string(line) + ": expected F<mb>.<chunk> or "
                 "B<mb>.<chunk> at '" + std::string(c).substr(0, 12) + "'";
-        return std::nullopt;
+        return false;
       }
-      s.perStage[size_t(stage)].push_back(
+      // Indices past the bound on p * v * m cannot belong to a schedule
+      // (and would make the caller's chunk count overflow).
+      if (mb < 0 || chunk < 0 || mb >= kMaxStepsPerDirection ||
+          chunk >= kMaxStepsPerDirection) {
+        error = "line " + std::to_string(line) + ": step " +
+                std::string(c).substr(0, size_t(n)) +
+                " has a microbatch or chunk out of range (0 to " +
+                std::to_string(kMaxStepsPerDirection - 1) + ")";
+        return false;
+      }
+      perStage[size_t(stage)].push_back(
           {kind == 'F' ? Step::Forward : Step::Backward, int64_t(mb),
            int64_t(chunk)});
       c += n;
     }
   }
+  return true;
+}
+
+} // namespace
+
+std::optional<int64_t> scheduleTextChunks(const std::string &text, int64_t p,
+                                          std::string &error) {
+  if (p < 1 || p > kMaxStepsPerDirection) {
+    error = "a schedule needs 1 to " + std::to_string(kMaxStepsPerDirection) +
+            " stages, got " + std::to_string(p);
+    return std::nullopt;
+  }
+  std::vector<std::vector<Step>> perStage;
+  if (!readScheduleLines(text, p, perStage, error))
+    return std::nullopt;
+  int64_t most = -1;
+  bool any = false;
+  for (const auto &steps : perStage)
+    for (const Step &step : steps) {
+      any = true;
+      most = std::max(most, step.chunk);
+    }
+  if (!any) {
+    error = "it has no steps; write one line per stage, 'stage S: F0.0 "
+            "B0.0 ...' (the form loomc --explain=schedule prints)";
+    return std::nullopt;
+  }
+  return (most + 1 + p - 1) / p;
+}
+
+std::optional<Schedule> parseScheduleText(const std::string &text, int64_t p,
+                                          int64_t v, int64_t m,
+                                          std::string &error) {
+  Schedule s;
+  s.kind = v > 1 ? ScheduleKind::Interleaved : ScheduleKind::OneFOneB;
+  s.stages = p;
+  s.chunksPerStage = v;
+  s.microbatches = m;
+  if (!readScheduleLines(text, p, s.perStage, error))
+    return std::nullopt;
   error = validateSchedule(s);
   if (!error.empty())
     return std::nullopt;

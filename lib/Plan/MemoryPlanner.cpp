@@ -15,7 +15,8 @@
 
 namespace loom {
 
-void planWorkspace(plan::PlanT &p, const std::vector<int32_t> &aliasOf) {
+mlir::LogicalResult planWorkspace(plan::PlanT &p,
+                                  const std::vector<int32_t> &aliasOf) {
   size_t n = p.buffers.size();
   auto root = [&](int32_t id) {
     while (aliasOf[id] >= 0)
@@ -70,8 +71,12 @@ void planWorkspace(plan::PlanT &p, const std::vector<int32_t> &aliasOf) {
         break;
       offset = std::max(offset, stop);
     }
+    // Every size is at most kMaxArenaBytes (addBuffer checks) and every
+    // offset at most the arena so far, so the sum cannot overflow.
     p.buffers[id]->offset = offset;
     arena = std::max(arena, offset + size);
+    if (arena > kMaxArenaBytes)
+      return mlir::failure();
     placed.push_back(id);
   }
   // A view lives where its source does.
@@ -79,6 +84,7 @@ void planWorkspace(plan::PlanT &p, const std::vector<int32_t> &aliasOf) {
     if (aliasOf[i] >= 0)
       p.buffers[i]->offset = p.buffers[root(int32_t(i))]->offset;
   p.arena_bytes[size_t(plan::Arena::Workspace)] = arena;
+  return mlir::success();
 }
 
 } // namespace loom

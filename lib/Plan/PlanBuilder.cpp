@@ -64,6 +64,20 @@ void setString(plan::InstructionT &inst, const char *name, StringRef value) {
   inst.attrs.push_back(std::move(a));
 }
 
+/// The micro-batch of loom IR without loom.micro_batch_size: the leading
+/// dimension of its tokens input (every pipeline chunk's plan agrees), else 1.
+int64_t tokensBatch(ModuleOp module) {
+  for (auto fn : module.getOps<func::FuncOp>())
+    for (BlockArgument arg : fn.getArguments()) {
+      auto name =
+          fn.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "loom.input");
+      auto type = dyn_cast<RankedTensorType>(arg.getType());
+      if (name && name.getValue() == "tokens" && type && type.getRank() >= 1)
+        return type.getDimSize(0);
+    }
+  return 1;
+}
+
 class Lowering {
 public:
   Lowering(func::FuncOp fn, const PlanOptions &options)
@@ -76,7 +90,7 @@ private:
                                plan::BufferKind kind, plan::Arena arena);
   LogicalResult addParameter(ParameterOp param);
   LogicalResult lowerOp(Operation &op);
-  void setAttributes(Operation &op, plan::InstructionT &inst);
+  LogicalResult setAttributes(Operation &op, plan::InstructionT &inst);
   void accumulateInto(Value grad, int32_t gradBuffer);
   void buildOptimizer();
   void finish();
@@ -115,15 +129,18 @@ private:
     return i < 0 ? 1 : plan->mesh[i]->size;
   }
   /// `shard_axis` and `global_shape` of a block of a partitioned tensor.
-  void setBlock(plan::InstructionT &inst, dist::ShardingAttr sharding,
-                ArrayRef<int64_t> local);
+  LogicalResult setBlock(Operation &op, plan::InstructionT &inst,
+                         dist::ShardingAttr sharding, ArrayRef<int64_t> local);
   void layoutPersistent();
 };
 
 FailureOr<int32_t> Lowering::addBuffer(Location loc, std::string name,
                                        Type type, plan::BufferKind kind,
                                        plan::Arena arena) {
-  auto tensor = cast<RankedTensorType>(type);
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape())
+    return emitError(loc) << "the plan has no buffer for " << type
+                          << "; a plan holds tensors of static shape";
   FailureOr<plan::DType> dtype = dtypeOf(loc, tensor.getElementType());
   if (failed(dtype))
     return failure();
@@ -133,10 +150,24 @@ FailureOr<int32_t> Lowering::addBuffer(Location loc, std::string name,
   b->shape.assign(tensor.getShape().begin(), tensor.getShape().end());
   b->kind = kind;
   b->arena = arena;
-  b->bytes = tensor.getNumElements() * runtime::dtypeBytes(*dtype);
+  // Shapes from loom IR are as the user wrote them: multiply with checks.
+  std::optional<int64_t> bytes = runtime::dtypeBytes(*dtype);
+  for (int64_t d : tensor.getShape())
+    if (bytes)
+      bytes = boundedProduct(*bytes, d, kMaxArenaBytes);
+  if (!bytes)
+    return emitError(loc) << "the tensor " << type << " takes more than 2^50 "
+                          << "bytes (1 PiB) on one rank; use smaller sizes "
+                             "or split it over more ranks (--mesh)";
+  b->bytes = *bytes;
   if (arena == plan::Arena::Persistent) {
     b->offset = persistentBytes;
     persistentBytes += alignBuffer(b->bytes);
+    if (persistentBytes > kMaxArenaBytes)
+      return emitError(loc) << "the parameters, gradients and optimizer state "
+                               "take more than 2^50 bytes (1 PiB) on one "
+                               "rank; use a smaller model or split it over "
+                               "more ranks (--mesh tp=..., pp=...)";
   }
   plan->buffers.push_back(std::move(b));
   aliasOf.push_back(-1);
@@ -190,11 +221,23 @@ LogicalResult Lowering::addParameter(ParameterOp param) {
   p->weight_decay = shape.size() > 1 && !name.ends_with(".bias");
   p->global_shape.assign(shape.begin(), shape.end());
   p->shard_axis.assign(shape.size(), -1);
-  if (auto s = param->getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName))
+  auto s = param->getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName);
+  if (s && s.getDims().size() != shape.size())
+    return param.emitError() << "parameter '" << name << "' has the sharding "
+                             << s << " for a tensor of rank " << shape.size();
+  if (s)
     for (auto [d, axis] : llvm::enumerate(s.getDims()))
       if (!axis.empty()) {
         p->shard_axis[d] = int32_t(axisIndex(axis));
-        p->global_shape[d] *= axisSize(axis);
+        std::optional<int64_t> global =
+            boundedProduct(p->global_shape[d], axisSize(axis), kMaxArenaBytes);
+        if (!global)
+          return param.emitError() << "parameter '" << name
+                                   << "' is too large over the mesh: its "
+                                      "dimension "
+                                   << d << " times " << axis.getValue() << "="
+                                   << axisSize(axis) << " exceeds 2^50";
+        p->global_shape[d] = *global;
       }
   parameterIndex[name] = int32_t(plan->parameters.size());
   plan->parameters.push_back(std::move(p));
@@ -202,7 +245,7 @@ LogicalResult Lowering::addParameter(ParameterOp param) {
   return success();
 }
 
-void Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
+LogicalResult Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
   llvm::TypeSwitch<Operation *>(&op)
       .Case([&](MatmulOp o) {
         setInts(inst, "transpose_a", {o.getTransposeLhs()});
@@ -264,20 +307,35 @@ void Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
   // The block of a partitioned tensor the op works on.
   if (auto s = op.getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName)) {
     Value block = isa<EmbeddingGradOp>(op) ? op.getResult(0) : op.getOperand(0);
-    setBlock(inst, s, cast<RankedTensorType>(block.getType()).getShape());
+    return setBlock(op, inst, s,
+                    cast<RankedTensorType>(block.getType()).getShape());
   }
+  return success();
 }
 
-void Lowering::setBlock(plan::InstructionT &inst, dist::ShardingAttr sharding,
-                        ArrayRef<int64_t> local) {
+LogicalResult Lowering::setBlock(Operation &op, plan::InstructionT &inst,
+                                 dist::ShardingAttr sharding,
+                                 ArrayRef<int64_t> local) {
   std::vector<int64_t> axes, global(local.begin(), local.end());
   for (auto [d, axis] : llvm::enumerate(sharding.getDims())) {
     axes.push_back(axis.empty() ? -1 : axisIndex(axis));
-    if (!axis.empty())
-      global[d] *= axisSize(axis);
+    if (axis.empty())
+      continue;
+    std::optional<int64_t> whole =
+        d < global.size()
+            ? boundedProduct(global[d], axisSize(axis), kMaxArenaBytes)
+            : std::nullopt;
+    if (!whole)
+      return op.emitError() << "the sharding " << sharding
+                            << " does not fit the operand's shape over the "
+                               "mesh (a dimension it names is missing or "
+                               "exceeds 2^50 times "
+                            << axis.getValue() << ")";
+    global[d] = *whole;
   }
   setInts(inst, "shard_axis", axes);
   setInts(inst, "global_shape", global);
+  return success();
 }
 
 LogicalResult Lowering::lowerOp(Operation &op) {
@@ -328,7 +386,8 @@ LogicalResult Lowering::lowerOp(Operation &op) {
     inst->outputs.push_back(*id);
     lastWriter[*id] = program.size();
   }
-  setAttributes(op, *inst);
+  if (failed(setAttributes(op, *inst)))
+    return failure();
   instructionOf[&op] = program.size();
   program.push_back(std::move(inst));
   after.emplace_back();
@@ -533,12 +592,11 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   Block &body = fn.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   auto chunkAttr = fn->getAttrOfType<IntegerAttr>("loom.pipeline_chunk");
-  bool activationOut =
-      chunkAttr && ret.getNumOperands() &&
-      cast<RankedTensorType>(ret.getOperand(0).getType()).getRank() != 0;
-  if (ret.getNumOperands() == 0 ||
-      (!activationOut &&
-       cast<RankedTensorType>(ret.getOperand(0).getType()).getRank() != 0))
+  auto result = ret.getNumOperands()
+                    ? dyn_cast<RankedTensorType>(ret.getOperand(0).getType())
+                    : RankedTensorType();
+  bool activationOut = chunkAttr && result && result.getRank() != 0;
+  if (!result || (!activationOut && result.getRank() != 0))
     return fn.emitError() << "@" << fn.getSymName()
                           << " must return the scalar loss first";
   if (chunkAttr)
@@ -548,6 +606,10 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     auto a = op->getAttrOfType<IntegerAttr>(name);
     return a ? a.getInt() : fallback;
   };
+  // An attribute the plan divides by or sizes with: present means an integer.
+  for (StringRef name : {"loom.micro_batch_size", "loom.global_batch_size"})
+    if (Attribute a = module->getAttr(name); a && !isa<IntegerAttr>(a))
+      return module.emitError() << name << " must be an integer, got " << a;
 
   plan->model = fn.getSymName().str();
   plan->compiler = options.compiler;
@@ -563,22 +625,48 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
       if (axisIndex(axis) < 0)
         return fn.emitError() << "the plan's mesh has the axes dp, pp and tp; "
                               << mesh << " has '" << axis.getValue() << "'";
+  std::optional<int64_t> ranks = 1;
+  for (const auto &axis : plan->mesh)
+    if (ranks)
+      ranks = boundedProduct(*ranks, axis->size, kMaxMeshRanks);
+  if (!ranks)
+    return fn.emitError() << "the mesh " << mesh << " has more than "
+                          << kMaxMeshRanks << " ranks; use a smaller --mesh";
   plan->sequence_parallel = module->hasAttr("dist.sequence_parallel");
-  plan->micro_batch_size = intAttr(module, "loom.micro_batch_size", 1);
+  // The front end records the batch sizes; loom IR may hold anything here,
+  // so check them before dividing by them.
+  plan->micro_batch_size =
+      intAttr(module, "loom.micro_batch_size", tokensBatch(module));
   plan->global_batch_size =
       intAttr(module, "loom.global_batch_size", plan->micro_batch_size);
   int64_t dp = axisSize("dp");
-  if (plan->global_batch_size % (plan->micro_batch_size * dp) != 0)
-    return fn.emitError() << "the global batch size "
-                          << plan->global_batch_size
+  for (auto [value, attr, option] :
+       {std::tuple(plan->micro_batch_size, "loom.micro_batch_size",
+                   "--micro-batch-size"),
+        std::tuple(plan->global_batch_size, "loom.global_batch_size",
+                   "--global-batch-size")})
+    if (value < 1 || value > kMaxBatchSize)
+      return module.emitError()
+             << attr << " is " << value << "; the batch sizes are 1 to "
+             << kMaxBatchSize << " sequences (loomc " << option << ")";
+  // Both are at most 2^30 and dp at most 2^20: no overflow.
+  int64_t perStep = plan->micro_batch_size * dp;
+  if (plan->global_batch_size % perStep != 0)
+    return fn.emitError() << "the global batch size " << plan->global_batch_size
                           << " is not a multiple of the micro-batch size "
                           << plan->micro_batch_size << " x dp " << dp
                           << " (each data-parallel rank runs microbatches of "
                              "--micro-batch-size sequences); choose "
                              "--global-batch-size as a multiple of "
-                          << plan->micro_batch_size * dp;
-  plan->num_microbatches =
-      plan->global_batch_size / (plan->micro_batch_size * dp);
+                          << perStep;
+  plan->num_microbatches = plan->global_batch_size / perStep;
+  if (plan->num_microbatches > kMaxMicrobatches)
+    return fn.emitError() << "the global batch size " << plan->global_batch_size
+                          << " makes " << plan->num_microbatches
+                          << " microbatches per step, more than "
+                          << kMaxMicrobatches
+                          << "; choose a larger --micro-batch-size or a "
+                             "smaller --global-batch-size";
 
   for (BlockArgument arg : body.getArguments()) {
     auto input = std::make_unique<plan::InputT>();
@@ -600,8 +688,25 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
       return failure();
     input->buffer = *id;
     bufferOf[arg] = *id;
-    if (input->name == "tokens")
-      plan->seq_length = cast<RankedTensorType>(arg.getType()).getShape().back();
+    if (input->name == "tokens") {
+      auto shape = cast<RankedTensorType>(arg.getType()).getShape();
+      if (shape.size() != 2 || shape[0] != plan->micro_batch_size)
+        return fn.emitError()
+               << "the tokens input is " << arg.getType()
+               << "; a plan reads tokens as i32[micro-batch, seq] with the "
+                  "micro-batch size "
+               << plan->micro_batch_size << " (loom.micro_batch_size)";
+      plan->seq_length = shape.back();
+      // The runtime holds a step's tokens at once; 2^40 keeps every count
+      // of them (and of their bytes) inside int64.
+      if (!boundedProduct(plan->global_batch_size, plan->seq_length,
+                          int64_t(1) << 40))
+        return fn.emitError()
+               << "a step of " << plan->global_batch_size
+               << " sequences of " << plan->seq_length
+               << " tokens is more than 2^40 tokens; choose a smaller "
+                  "--global-batch-size";
+    }
     plan->inputs.push_back(std::move(input));
   }
 
@@ -669,7 +774,12 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   plan->loss_normalizer = normalizer ? normalizer.str() : "microbatches";
   plan->labels_input = -1;
   if (plan->loss_normalizer == "tokens") {
-    plan->labels_input = int32_t(intAttr(fn, "loom.labels_input", -1));
+    int64_t labels = intAttr(fn, "loom.labels_input", -1);
+    if (labels < 0 || labels >= int64_t(plan->inputs.size()))
+      return fn.emitError()
+             << "loom.labels_input = " << labels << " names no argument of @"
+             << fn.getSymName() << ", which has " << plan->inputs.size();
+    plan->labels_input = int32_t(labels);
     plan->ignore_index = intAttr(fn, "loom.ignore_index", -100);
   }
   plan->optimizer_defaults =
@@ -679,7 +789,11 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   finish();
   layoutPersistent();
   plan->arena_bytes = {persistentBytes, 0};
-  planWorkspace(*plan, aliasOf);
+  if (failed(planWorkspace(*plan, aliasOf)))
+    return fn.emitError() << "the activations of one microbatch take more "
+                             "than 2^50 bytes (1 PiB) on one rank; choose a "
+                             "smaller --micro-batch-size or split the model "
+                             "over more ranks (--mesh)";
   // (A pipeline chunk is checked with the pipeline's plan.)
   if (runtime::Status s = runtime::validatePlan(*plan, "the plan just built");
       !chunkAttr && !s.ok())
@@ -824,12 +938,14 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
   int64_t p = top->mesh[1]->size;
   auto v = module->getAttrOfType<IntegerAttr>("loom.pipeline_chunks_per_stage");
   top->chunks_per_stage = v ? v.getInt() : 1;
-  if (int64_t(top->chunks.size()) != p * top->chunks_per_stage)
+  if (top->chunks_per_stage < 1 ||
+      int64_t(top->chunks.size()) / p != top->chunks_per_stage ||
+      int64_t(top->chunks.size()) % p != 0)
     return module.emitError()
            << "the module has " << top->chunks.size()
            << " pipeline chunks; the mesh's pp=" << p << " with "
-           << top->chunks_per_stage << " per stage needs "
-           << p * top->chunks_per_stage;
+           << top->chunks_per_stage << " per stage needs " << p << " x "
+           << top->chunks_per_stage;
   pipeline::ScheduleKind kind = pipeline::ScheduleKind::OneFOneB;
   if (options.schedule == "custom")
     ;
@@ -853,8 +969,10 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
                                     top->num_microbatches, error);
   if (!schedule)
     return module.emitError()
-           << (options.schedule == "custom" ? "the custom pipeline schedule: "
-                                            : "")
+           << (options.schedule != "custom" ? ""
+               : options.scheduleName.empty()
+                   ? "the custom pipeline schedule: "
+                   : "--schedule file:" + options.scheduleName + ": ")
            << error;
   // The compiler proves the schedule deadlock-free before emitting it.
   pipeline::Simulation sim = pipeline::simulate(*schedule, chunkCosts(*top));
@@ -913,8 +1031,13 @@ FailureOr<std::unique_ptr<plan::PlanT>> buildPlan(ModuleOp module,
   SmallVector<func::FuncOp> chunks;
   for (auto fn : module.getOps<func::FuncOp>())
     if (!fn.isExternal() && !fn.isPrivate() &&
-        fn->hasAttr("loom.pipeline_chunk"))
+        fn->hasAttr("loom.pipeline_chunk")) {
+      auto index = fn->getAttrOfType<IntegerAttr>("loom.pipeline_chunk");
+      if (!index)
+        return fn.emitError() << "loom.pipeline_chunk must be an integer, got "
+                              << fn->getAttr("loom.pipeline_chunk");
       chunks.push_back(fn);
+    }
   if (!chunks.empty())
     return buildPipelinePlan(module, chunks, options);
   func::FuncOp entry;

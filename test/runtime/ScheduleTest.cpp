@@ -446,13 +446,16 @@ TEST(ScheduleTest, ExplainJson) {
   Simulation sim = simulate(s, uniform(s, 1, 2));
   std::string json = explainJson(s, sim);
   EXPECT_TRUE(isValidJson(json)) << json;
-  for (const char *key :
-       {"\"schedule\": \"interleaved\"", "\"stages\": 2",
-        "\"chunks_per_stage\": 2", "\"microbatches\": 4",
-        "\"bubble_fraction\": 0.125", "\"makespan\": 27",
-        "\"deadlock_free\": true", "\"per_stage\": [",
-        "{\"stage\": 0, \"max_in_flight\": 5, \"steps\": 16}",
-        "{\"stage\": 1, \"max_in_flight\": 3, \"steps\": 16}"})
+  // idle_fraction: each stage is busy 2 chunks x 4 microbatches x (1 + 2) =
+  // 24 of the makespan's 27, idle 3/27 = 1/9.
+  for (const char *key : {"\"schedule\": \"interleaved\"", "\"stages\": 2",
+                          "\"chunks_per_stage\": 2", "\"microbatches\": 4",
+                          "\"bubble_fraction\": 0.125", "\"makespan\": 27",
+                          "\"deadlock_free\": true", "\"per_stage\": [",
+                          "{\"stage\": 0, \"max_in_flight\": 5, \"steps\": 16, "
+                          "\"idle_fraction\": 0.11111111111111",
+                          "{\"stage\": 1, \"max_in_flight\": 3, \"steps\": 16, "
+                          "\"idle_fraction\": 0.11111111111111"})
     EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
   Schedule g = build(ScheduleKind::GPipe, 3, 1, 3);
   std::string gj = explainJson(g, simulate(g, uniform(g, 1, 2)));
@@ -464,6 +467,47 @@ TEST(ScheduleTest, ExplainJson) {
   EXPECT_NE(oj.find("\"schedule\": \"1f1b\""), std::string::npos);
   EXPECT_NE(oj.find("\"bubble_fraction\": 0.28571428571428"), std::string::npos)
       << oj;
+}
+
+// loomc --explain's table. GPipe, p = 2, m = 3, every forward 1 and every
+// backward 2, worked out by hand:
+//   stage 0: F0 [0,1] F1 [1,2] F2 [2,3]; stage 1: F0 [1,2] F1 [2,3] F2 [3,4]
+//   stage 1: B0 [4,6] B1 [6,8] B2 [8,10]
+//   stage 0: B0 [6,8] B1 [8,10] B2 [10,12] (each after stage 1's)
+// makespan 12; each stage busy 3 x (1 + 2) = 9, idle 3/12 = 25.0%; it holds
+// all 3 microbatches before its first backward; ideal = m x (1 + 2) = 9, so
+// the bubble is (12 - 9) / 9 = 1/3, which is (p - 1) / m.
+TEST(ScheduleTest, ExplainSummary) {
+  Schedule s = build(ScheduleKind::GPipe, 2, 1, 3);
+  EXPECT_EQ(explainSummary(s, simulate(s, uniform(s, 1, 2))),
+            "gpipe schedule: 2 stages, 1 chunk per stage, 3 microbatches\n"
+            "stage  steps  in flight   idle\n"
+            "    0      6          3   25.0%\n"
+            "    1      6          3   25.0%\n"
+            "bubble fraction 0.3333 ((makespan - ideal) / ideal; ideal: m "
+            "times the busiest stage's work per microbatch)\n");
+  // 1F1B, p = 2, m = 1, the same costs: F0 [0,1], F1 [1,2], B1 [2,4],
+  // B0 [4,6]; each stage busy 3 of 6 (50.0%), one microbatch in flight;
+  // ideal 3, bubble (6 - 3) / 3 = 1.
+  Schedule o = build(ScheduleKind::OneFOneB, 2, 1, 1);
+  EXPECT_EQ(explainSummary(o, simulate(o, uniform(o, 1, 2))),
+            "1f1b schedule: 2 stages, 1 chunk per stage, 1 microbatch\n"
+            "stage  steps  in flight   idle\n"
+            "    0      2          1   50.0%\n"
+            "    1      2          1   50.0%\n"
+            "bubble fraction 1 ((makespan - ideal) / ideal; ideal: m times "
+            "the busiest stage's work per microbatch)\n");
+  // A deadlock names the stuck stages instead of a table.
+  Schedule dead{
+      ScheduleKind::OneFOneB,
+      2,
+      1,
+      2,
+      {parseSteps("F0.0 B0.0 F1.0 B1.0"), parseSteps("F1.1 F0.1 B0.1 B1.1")}};
+  std::string text = explainSummary(dead, simulate(dead, uniform(dead, 1, 2)));
+  EXPECT_NE(text.find("deadlock: stage 0 waits at step 1"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("idle"), std::string::npos) << text;
 }
 
 TEST(ScheduleTest, SvgWellFormed) {

@@ -23,13 +23,18 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/Passes.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Transforms/Passes.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/StringSaver.h"
 #include "llvm/Support/ToolOutputFile.h"
 
+#include <cmath>
 #include <sstream>
 
 using namespace mlir;
@@ -87,7 +92,8 @@ cl::opt<std::string> scheduleSpec(
     "schedule",
     cl::desc("Pipeline schedule with pp > 1: gpipe, 1f1b (default), "
              "interleaved:V (V virtual chunks per stage), or file:PATH (a "
-             "schedule in --explain's text form, checked for deadlock)"),
+             "schedule in --explain=schedule's text form, checked for "
+             "deadlock)"),
     cl::value_desc("gpipe|1f1b|interleaved:V|file:PATH"), cl::init("1f1b"),
     cl::cat(meshCategory));
 cl::opt<std::string> pipelineLayout(
@@ -95,10 +101,20 @@ cl::opt<std::string> pipelineLayout(
     cl::desc("Layers per pipeline chunk, e.g. 3,3,2,2 (default: balanced by "
              "the cost model)"),
     cl::init(""), cl::cat(meshCategory));
-cl::opt<bool> explain("explain",
-                      cl::desc("Report the pipeline schedule: bubble "
-                               "fraction, microbatches in flight per stage"),
-                      cl::init(false), cl::cat(meshCategory));
+enum class Explain { None, Summary, Schedule };
+cl::opt<Explain> explain(
+    "explain", cl::ValueOptional,
+    cl::desc("Report the pipeline schedule: per stage its steps, the most "
+             "microbatches in flight and its idle share, and the bubble "
+             "fraction"),
+    cl::init(Explain::None),
+    cl::values(clEnumValN(Explain::Summary, "summary",
+                          "that table (what --explain alone prints)"),
+               clEnumValN(Explain::Schedule, "schedule",
+                          "every stage's steps too, in the form --schedule "
+                          "file: reads"),
+               clEnumValN(Explain::Summary, "", "")),
+    cl::cat(meshCategory));
 cl::opt<std::string> scheduleSvg(
     "schedule-svg", cl::desc("Draw the pipeline schedule into this SVG file"),
     cl::value_desc("file"), cl::init(""), cl::cat(meshCategory));
@@ -254,22 +270,134 @@ OwningOpRef<ModuleOp> buildFromModelFile(llvm::SourceMgr &sourceMgr,
   return std::move(*module);
 }
 
-FailureOr<loom::PlanOptions> planOptions() {
-  loom::PlanOptions options;
+/// Expands each @FILE argument into the arguments FILE holds (GNU quoting,
+/// as llvm::cl does), an @FILE inside FILE relative to FILE's directory.
+/// llvm::cl leaves a missing file as an argument ("Too many positional
+/// arguments") and reports a directory or a file that includes itself but
+/// parses on, so loomc expands them first: false, with a message naming the
+/// file, for any of those.
+bool expandResponseFiles(ArrayRef<const char *> in, llvm::StringRef dir,
+                         std::vector<std::string> &including,
+                         llvm::StringSaver &saver,
+                         SmallVectorImpl<const char *> &out) {
+  for (const char *arg : in) {
+    if (arg[0] != '@') {
+      out.push_back(arg);
+      continue;
+    }
+    llvm::StringRef name(arg + 1);
+    llvm::SmallString<256> path(name);
+    if (!dir.empty() && llvm::sys::path::is_relative(path)) {
+      path = dir;
+      llvm::sys::path::append(path, name);
+    }
+    auto fail = [&](const llvm::Twine &why) {
+      llvm::errs() << "loomc: response file @" << path << ": " << why << "\n";
+      return false;
+    };
+    if (name.empty())
+      return fail("give a file name after '@' (@FILE reads more arguments "
+                  "from FILE)");
+    llvm::sys::fs::file_status status;
+    if (std::error_code ec = llvm::sys::fs::status(path, status))
+      return fail(ec.message());
+    if (llvm::sys::fs::is_directory(status))
+      return fail("it is a directory; @FILE reads arguments from a file");
+    llvm::SmallString<256> real;
+    if (std::error_code ec = llvm::sys::fs::real_path(path, real))
+      return fail(ec.message());
+    if (llvm::is_contained(including, std::string(real))) {
+      std::string chain;
+      for (const std::string &file : including)
+        chain += file + " -> ";
+      return fail("it includes itself (" + chain + std::string(real) +
+                  "); remove the @ that leads back to it");
+    }
+    auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+    if (!buffer)
+      return fail(buffer.getError().message());
+    SmallVector<const char *> args;
+    cl::TokenizeGNUCommandLine((*buffer)->getBuffer(), saver, args);
+    including.push_back(std::string(real));
+    bool ok = expandResponseFiles(args, llvm::sys::path::parent_path(path),
+                                  including, saver, out);
+    including.pop_back();
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+/// Every training option's range, checked in one place after llvm::cl has
+/// parsed them (it accepts inf, nan and 1e400 for a double), each message
+/// naming the option and what it accepts.
+LogicalResult checkOptions() {
+  auto refuse = [](llvm::StringRef option, auto value, llvm::StringRef range) {
+    llvm::errs() << "loomc: --" << option << " ";
+    if constexpr (std::is_floating_point_v<decltype(value)>)
+      llvm::errs() << llvm::format("%g", double(value));
+    else
+      llvm::errs() << value;
+    llvm::errs() << " is out of range; use " << range << "\n";
+    return failure();
+  };
+  auto finite = [](double x) { return std::isfinite(x); };
+  // Steps and windows: 2^40 steps is past any run, and keeps the runtime's
+  // step arithmetic far from int64's end.
+  const int64_t maxSteps = int64_t(1) << 40;
+  if (!(finite(lr) && lr > 0))
+    return refuse("lr", double(lr), "a finite number > 0");
+  if (!(finite(minLr) && minLr >= 0 && minLr <= lr))
+    return refuse("min-lr", double(minLr), "a number from 0 to --lr");
+  if (warmup < 0 || warmup > maxSteps)
+    return refuse("warmup", int64_t(warmup), "0 to 2^40 steps");
+  if (decaySteps < 0 || decaySteps > maxSteps)
+    return refuse("decay-steps", int64_t(decaySteps),
+                  "0 (no decay) to 2^40 steps");
   if (decayStyle != "cosine" && decayStyle != "linear" &&
       decayStyle != "constant") {
     llvm::errs() << "loomc: --decay-style " << decayStyle
                  << ": use cosine, linear or constant\n";
     return failure();
   }
-  if (!(lr > 0) || minLr < 0 || minLr > lr || warmup < 0 || decaySteps < 0 ||
-      weightDecay < 0 || clipGrad < 0 || !(adamBeta1 >= 0 && adamBeta1 < 1) ||
-      !(adamBeta2 >= 0 && adamBeta2 < 1) || !(adamEps > 0)) {
-    llvm::errs() << "loomc: an optimizer setting is out of range: need lr > "
-                    "0, 0 <= min-lr <= lr, warmup, decay-steps, weight-decay "
-                    "and clip-grad >= 0, betas in [0, 1), adam-eps > 0\n";
-    return failure();
-  }
+  if (!(finite(weightDecay) && weightDecay >= 0))
+    return refuse("weight-decay", double(weightDecay), "a finite number >= 0");
+  if (!(finite(clipGrad) && clipGrad >= 0))
+    return refuse("clip-grad", double(clipGrad),
+                  "a finite number >= 0 (0 turns clipping off)");
+  if (!(adamBeta1 >= 0 && adamBeta1 < 1))
+    return refuse("adam-beta1", double(adamBeta1), "a number in [0, 1)");
+  if (!(adamBeta2 >= 0 && adamBeta2 < 1))
+    return refuse("adam-beta2", double(adamBeta2), "a number in [0, 1)");
+  if (!(finite(adamEps) && adamEps > 0))
+    return refuse("adam-eps", double(adamEps), "a finite number > 0");
+  // The loss scale multiplies an f32 loss: past 1e30 it overflows f32.
+  if (!(finite(minLossScale) && minLossScale > 0 && minLossScale <= 1e30))
+    return refuse("min-loss-scale", double(minLossScale),
+                  "a number > 0, at most 1e30");
+  if (!(finite(initialLossScale) && initialLossScale > 0 &&
+        initialLossScale <= 1e30))
+    return refuse("initial-loss-scale", double(initialLossScale),
+                  "a number > 0, at most 1e30");
+  if (precision == Precision::F16 && initialLossScale < minLossScale)
+    return refuse("initial-loss-scale", double(initialLossScale),
+                  "a number >= --min-loss-scale");
+  if (lossScaleWindow < 1 || lossScaleWindow > maxSteps)
+    return refuse("loss-scale-window", int64_t(lossScaleWindow),
+                  "1 to 2^40 steps");
+  // Below 1 the model builder says what is wrong (loom IR does not read
+  // these); the bound above keeps batch x sequence inside int64.
+  if (microBatchSize > loom::kMaxBatchSize)
+    return refuse("micro-batch-size", int64_t(microBatchSize),
+                  "1 to 2^30 sequences");
+  if (globalBatchSize > loom::kMaxBatchSize)
+    return refuse("global-batch-size", int64_t(globalBatchSize),
+                  "1 to 2^30 sequences (0: the micro-batch size)");
+  return success();
+}
+
+loom::PlanOptions planOptions() {
+  loom::PlanOptions options;
   loom::plan::OptimizerDefaultsT &o = options.optimizer;
   o.lr = lr;
   o.min_lr = minLr;
@@ -289,14 +417,34 @@ FailureOr<loom::PlanOptions> planOptions() {
   p.initial_loss_scale = p.dynamic_loss_scaling ? double(initialLossScale) : 1;
   p.min_loss_scale = minLossScale;
   p.loss_scale_window = lossScaleWindow;
-  if (p.dynamic_loss_scaling &&
-      !(p.initial_loss_scale >= p.min_loss_scale && p.min_loss_scale > 0 &&
-        p.loss_scale_window > 0)) {
-    llvm::errs() << "loomc: need --initial-loss-scale >= --min-loss-scale > "
-                    "0 and --loss-scale-window > 0\n";
+  return options;
+}
+
+/// An output path a file can be written at: not empty, not a directory, in
+/// a directory that exists, and not the model being read.
+LogicalResult checkOutputPath(llvm::StringRef option, llvm::StringRef path) {
+  if (path == "-")
+    return success();
+  auto refuse = [&](const llvm::Twine &why) {
+    llvm::errs() << "loomc: " << option << " " << path << " " << why << "\n";
+    return failure();
+  };
+  if (path.empty()) {
+    llvm::errs() << "loomc: " << option
+                 << " needs a file name (got an empty one)\n";
     return failure();
   }
-  return options;
+  if (llvm::sys::fs::is_directory(path))
+    return refuse("is a directory; name a file in it, e.g. " + path + "/out" +
+                  (option == "-o" ? ".plan" : ".svg"));
+  llvm::StringRef parent = llvm::sys::path::parent_path(path);
+  if (!parent.empty() && !llvm::sys::fs::is_directory(parent))
+    return refuse("is in " + parent +
+                  ", which is not a directory that "
+                  "exists");
+  if (llvm::sys::fs::equivalent(path, inputFilename))
+    return refuse("is the model file; name another file to write");
+  return success();
 }
 
 } // namespace
@@ -304,24 +452,37 @@ FailureOr<loom::PlanOptions> planOptions() {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions({&loomcCategory, &meshCategory, &trainCategory});
-  cl::ParseCommandLineOptions(
-      argc, argv,
-      "loomc: Loom's compiler driver\n\n"
-      "  loomc examples/gpt.loom --summary [--json] [-D layers=24 ...]\n"
-      "  loomc examples/gpt.loom -D layers=2 --global-batch-size 8 -o gpt.plan\n"
-      "  loomc examples/gpt.loom --emit=plan-text\n"
-      "  loomc examples/gpt.loom --mesh dp=2,tp=2 --sequence-parallel -o gpt.plan\n"
-      "  loomc examples/gpt.loom --mesh tp=2 --emit=dist\n"
-      "  loomc examples/gpt.loom --emit=loom [-o gpt.mlir]\n"
-      "  loomc model.mlir --summary       (loom IR, as loom-opt reads it)\n\n"
-      "  A response file holds more arguments: loomc examples/gpt.loom "
-      "@examples/configs/gpt2-355m.args --summary\n");
+  llvm::BumpPtrAllocator allocator;
+  llvm::StringSaver saver(allocator);
+  SmallVector<const char *> args;
+  std::vector<std::string> including;
+  if (!expandResponseFiles(ArrayRef(argv, argc), "", including, saver, args))
+    return 1;
+  if (!cl::ParseCommandLineOptions(
+          int(args.size()), args.data(),
+          "loomc: Loom's compiler driver\n\n"
+          "  loomc examples/gpt.loom --summary [--json] [-D layers=24 ...]\n"
+          "  loomc examples/gpt.loom -D layers=2 --global-batch-size 8 -o "
+          "gpt.plan\n"
+          "  loomc examples/gpt.loom --emit=plan-text\n"
+          "  loomc examples/gpt.loom --mesh dp=2,tp=2 --sequence-parallel -o "
+          "gpt.plan\n"
+          "  loomc examples/gpt.loom --mesh tp=2 --emit=dist\n"
+          "  loomc examples/gpt.loom --emit=loom [-o gpt.mlir]\n"
+          "  loomc model.mlir --summary       (loom IR, as loom-opt reads "
+          "it)\n\n"
+          "  A response file holds more arguments: loomc examples/gpt.loom "
+          "@examples/configs/gpt2-355m.args --summary (an @FILE inside one "
+          "is relative to its directory)\n"))
+    return 1;
 
-  if (json && !summary && !explain) {
+  if (json && !summary && explain == Explain::None) {
     llvm::errs() << "loomc: --json goes with --summary or --explain\n";
     return 1;
   }
-  bool reportsSchedule = explain || !scheduleSvg.empty();
+  // Given at all: an empty --schedule-svg is refused, not ignored.
+  bool drawsSchedule = scheduleSvg.getNumOccurrences() > 0;
+  bool reportsSchedule = explain != Explain::None || drawsSchedule;
   bool writesPlan = !summary && emitAction == Emit::None &&
                     (!reportsSchedule || outputFilename != "-");
   if (writesPlan && outputFilename == "-") {
@@ -330,9 +491,31 @@ int main(int argc, char **argv) {
                     "(see loomc --help)\n";
     return 1;
   }
-  FailureOr<loom::PlanOptions> options = planOptions();
-  if (failed(options))
+  if (failed(checkOutputPath("-o", outputFilename)) ||
+      (drawsSchedule && failed(checkOutputPath("--schedule-svg", scheduleSvg))))
     return 1;
+  // What goes to standard output must stay readable as one thing.
+  bool printsOutput = summary || emitAction != Emit::None;
+  if (scheduleSvg == "-" &&
+      (explain != Explain::None || (printsOutput && outputFilename == "-"))) {
+    llvm::errs() << "loomc: --schedule-svg - and another report would share "
+                    "standard output; write the SVG to a file\n";
+    return 1;
+  }
+  if (json && summary && explain != Explain::None && outputFilename == "-") {
+    llvm::errs() << "loomc: --json with --summary and --explain would print "
+                    "two JSON objects; write the summary to a file with -o\n";
+    return 1;
+  }
+  if (drawsSchedule && scheduleSvg != "-" && outputFilename != "-" &&
+      llvm::StringRef(scheduleSvg) == llvm::StringRef(outputFilename)) {
+    llvm::errs() << "loomc: -o and --schedule-svg name the same file, "
+                 << outputFilename << "; name two files\n";
+    return 1;
+  }
+  if (failed(checkOptions()))
+    return 1;
+  loom::PlanOptions options = planOptions();
   int64_t pipelineStages = 1, chunksPerStage = 1;
   if (!meshSpec.empty()) {
     std::string meshError;
@@ -348,9 +531,14 @@ int main(int argc, char **argv) {
   {
     llvm::StringRef spec = scheduleSpec;
     if (spec == "gpipe" || spec == "1f1b") {
-      options->schedule = spec.str();
+      options.schedule = spec.str();
     } else if (spec.consume_front("file:")) {
-      // A schedule written by hand, in --explain's text form.
+      // A schedule written by hand, in --explain=schedule's text form.
+      if (spec.empty()) {
+        llvm::errs() << "loomc: --schedule file: needs a path, e.g. "
+                        "--schedule file:my.schedule\n";
+        return 1;
+      }
       std::string fileError;
       auto file = openInputFile(spec, &fileError);
       if (!file) {
@@ -358,30 +546,21 @@ int main(int argc, char **argv) {
                      << "\n";
         return 1;
       }
-      options->schedule = "custom";
-      options->scheduleText = file->getBuffer().str();
-      // Its chunks per stage: the most chunk index + 1 over pp, read below.
-      int64_t most = -1;
-      llvm::SmallVector<llvm::StringRef> lines;
-      llvm::StringRef(options->scheduleText).split(lines, '\n');
-      for (llvm::StringRef line : lines) {
-        if (line.trim().starts_with("#"))
-          continue; // a comment
-        for (llvm::StringRef rest = line; !rest.empty();) {
-          size_t dot = rest.find('.');
-          if (dot == llvm::StringRef::npos)
-            break;
-          rest = rest.drop_front(dot + 1);
-          int64_t chunk = 0;
-          llvm::StringRef digits = rest.take_while(
-              [](char ch) { return ch >= '0' && ch <= '9'; });
-          if (!digits.getAsInteger(10, chunk))
-            most = std::max(most, chunk);
-        }
+      options.schedule = "custom";
+      options.scheduleName = spec.str();
+      options.scheduleText = file->getBuffer().str();
+      // Its form is checked here, naming the file and line; the plan
+      // builder checks the steps against the pipeline's m.
+      std::optional<int64_t> chunks = loom::pipeline::scheduleTextChunks(
+          options.scheduleText, pipelineStages, fileError);
+      if (!chunks) {
+        llvm::errs() << "loomc: --schedule file:" << spec << ": " << fileError
+                     << "\n";
+        return 1;
       }
-      chunksPerStage = -(most + 1); // resolved against pp below
+      chunksPerStage = *chunks;
     } else if (spec.consume_front("interleaved")) {
-      options->schedule = "interleaved";
+      options.schedule = "interleaved";
       if (!spec.consume_front(":") || spec.getAsInteger(10, chunksPerStage) ||
           chunksPerStage < 2) {
         llvm::errs() << "loomc: --schedule " << scheduleSpec
@@ -389,18 +568,28 @@ int main(int argc, char **argv) {
                         "interleaved:V with V >= 2 (e.g. interleaved:2)\n";
         return 1;
       }
+      // Each chunk holds a layer: V past 2^20 can never be cut.
+      if (chunksPerStage > (int64_t(1) << 20)) {
+        llvm::errs() << "loomc: --schedule " << scheduleSpec
+                     << ": V is at most the layers per stage (and 2^20)\n";
+        return 1;
+      }
     } else {
       llvm::errs() << "loomc: --schedule " << scheduleSpec
-                   << ": use gpipe, 1f1b or interleaved:V\n";
+                   << ": use gpipe, 1f1b, interleaved:V or file:PATH\n";
       return 1;
     }
   }
-  if (chunksPerStage < 0) // a schedule file: its chunks over the stages
-    chunksPerStage = std::max<int64_t>(
-        1, (-chunksPerStage + pipelineStages - 1) / pipelineStages);
   if (reportsSchedule && pipelineStages == 1) {
     llvm::errs() << "loomc: --explain and --schedule-svg report a pipeline "
                     "schedule; give a --mesh with pp > 1\n";
+    return 1;
+  }
+  // Settings of a pipeline, given without one, would be dropped silently.
+  if (pipelineStages == 1 && (scheduleSpec.getNumOccurrences() > 0 ||
+                              pipelineLayout.getNumOccurrences() > 0)) {
+    llvm::errs() << "loomc: --schedule and --pipeline-layout set up a "
+                    "pipeline; give a --mesh with pp > 1\n";
     return 1;
   }
   if (sequenceParallel && tensorParallelSize == 1) {
@@ -449,6 +638,26 @@ int main(int argc, char **argv) {
   if (failed(pm.run(*module)))
     return 1;
 
+  // The reports of the model as written come first: the training passes
+  // below rewrite the module in place.
+  // The text is written once everything has succeeded, so a failure leaves
+  // an existing -o file as it was.
+  std::string outputText;
+  llvm::raw_string_ostream out(outputText);
+  if (summary) {
+    FailureOr<loom::ModelSummary> result = loom::summarizeModel(*module);
+    if (failed(result))
+      return 1;
+    if (json)
+      loom::printModelSummaryJson(*result, out);
+    else
+      loom::printModelSummary(*result, out);
+  }
+  if (emitAction == Emit::Loom) {
+    module->print(out);
+    out << "\n";
+  }
+
   bool training = writesPlan || emitAction == Emit::Step ||
                   emitAction == Emit::PlanText || reportsSchedule;
   loom::DistOptions dist;
@@ -456,8 +665,15 @@ int main(int argc, char **argv) {
   dist.sequenceParallel = sequenceParallel;
   dist.chunksPerStage = chunksPerStage;
   dist.pipelineLayout = pipelineLayout;
-  if (emitAction == Emit::Dist && failed(loom::buildDistProgram(*module, dist)))
-    return 1;
+  if (emitAction == Emit::Dist) {
+    // On a copy when the training step is built from the module too.
+    OwningOpRef<ModuleOp> copy = training ? module->clone() : nullptr;
+    ModuleOp target = training ? *copy : *module;
+    if (failed(loom::buildDistProgram(target, dist)))
+      return 1;
+    target.print(out);
+    out << "\n";
+  }
   if (training &&
       failed(loom::buildTrainingStep(
           *module,
@@ -469,17 +685,36 @@ int main(int argc, char **argv) {
   std::unique_ptr<loom::plan::PlanT> builtPlan;
   if (writesPlan || emitAction == Emit::PlanText || reportsSchedule) {
     FailureOr<std::unique_ptr<loom::plan::PlanT>> result =
-        loom::buildPlan(*module, *options);
+        loom::buildPlan(*module, options);
     if (failed(result))
       return 1;
     builtPlan = std::move(*result);
+  }
+  if (emitAction == Emit::PlanText) {
+    std::ostringstream text;
+    loom::runtime::printPlanText(*builtPlan, text);
+    out << text.str();
+  }
+  if (emitAction == Emit::Step) {
+    module->print(out);
+    out << "\n";
+  }
+  if (printsOutput) {
+    std::unique_ptr<llvm::ToolOutputFile> output =
+        openOutputFile(outputFilename, &error);
+    if (!output) {
+      llvm::errs() << "loomc: " << error << "\n";
+      return 1;
+    }
+    output->os() << out.str();
+    output->keep();
   }
   if (reportsSchedule) {
     // The schedule the plan holds, simulated with the chunks' costs.
     loom::pipeline::Schedule schedule = loom::scheduleOfPlan(*builtPlan);
     loom::pipeline::Simulation sim =
         loom::pipeline::simulate(schedule, loom::chunkCosts(*builtPlan));
-    if (!scheduleSvg.empty()) {
+    if (drawsSchedule) {
       std::string svgError;
       auto svg = openOutputFile(scheduleSvg, &svgError);
       if (!svg) {
@@ -489,12 +724,17 @@ int main(int argc, char **argv) {
       svg->os() << loom::pipeline::scheduleSvg(schedule, sim);
       svg->keep();
     }
-    if (explain) {
+    if (explain != Explain::None) {
       if (json)
         llvm::outs() << loom::pipeline::explainJson(schedule, sim) << "\n";
       else
-        llvm::outs() << loom::pipeline::scheduleText(schedule) << "bubble fraction "
-                     << sim.bubbleFraction << "\n";
+        llvm::outs() << (explain == Explain::Schedule
+                             ? loom::pipeline::scheduleText(schedule)
+                             : "")
+                     << loom::pipeline::explainSummary(schedule, sim)
+                     << (explain == Explain::Summary
+                             ? "(--explain=schedule lists every step)\n"
+                             : "");
     }
   }
   if (writesPlan) {
@@ -504,36 +744,6 @@ int main(int argc, char **argv) {
       llvm::errs() << "loomc: " << written.message() << "\n";
       return 1;
     }
-    return 0;
   }
-  if (reportsSchedule)
-    return 0;
-
-  std::unique_ptr<llvm::ToolOutputFile> output =
-      openOutputFile(outputFilename, &error);
-  if (!output) {
-    llvm::errs() << "loomc: " << error << "\n";
-    return 1;
-  }
-  if (summary) {
-    FailureOr<loom::ModelSummary> result = loom::summarizeModel(*module);
-    if (failed(result))
-      return 1;
-    if (json)
-      loom::printModelSummaryJson(*result, output->os());
-    else
-      loom::printModelSummary(*result, output->os());
-  }
-  if (emitAction == Emit::PlanText) {
-    std::ostringstream text;
-    loom::runtime::printPlanText(*builtPlan, text);
-    output->os() << text.str();
-  }
-  if (emitAction == Emit::Loom || emitAction == Emit::Dist ||
-      emitAction == Emit::Step) {
-    module->print(output->os());
-    output->os() << "\n";
-  }
-  output->keep();
   return 0;
 }

@@ -117,12 +117,24 @@ std::string validateSchedule(const Schedule &s);
 std::optional<Schedule> parseScheduleText(const std::string &text, int64_t p,
                                           int64_t v, int64_t m,
                                           std::string &error);
+/// The chunks per stage a schedule in scheduleText's form uses over p
+/// stages (its largest chunk index + 1 over p, rounded up), checking only
+/// its lines' form: std::nullopt with a message in `error` ("line N: ...")
+/// when a line does not parse or the text has no steps at all.
+std::optional<int64_t> scheduleTextChunks(const std::string &text, int64_t p,
+                                          std::string &error);
 /// One line per stage, "stage 0: F0.0 F1.0 B0.0 ...\n" (F<mb>.<chunk>).
 std::string scheduleText(const Schedule &s);
 
+/// A table, one row per stage: its steps, the most microbatches in flight
+/// and the share of the makespan it is idle; then the bubble fraction. (On
+/// deadlock, the stuck stages instead.) Its size grows with p, not with m.
+std::string explainSummary(const Schedule &s, const Simulation &sim);
+
 /// JSON object: schedule, stages, chunks_per_stage, microbatches,
 /// bubble_fraction, makespan (null when not finite), deadlock_free, deadlock,
-/// per_stage: [{stage, max_in_flight, steps}].
+/// per_stage: [{stage, max_in_flight, steps, idle_fraction}] (idle_fraction:
+/// the share of the makespan the stage is idle, null on deadlock).
 std::string explainJson(const Schedule &s, const Simulation &sim);
 
 /// Self-contained SVG 1.1 timeline in the style of Figures 3/4 of Narayanan

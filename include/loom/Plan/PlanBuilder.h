@@ -21,6 +21,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace loom {
@@ -29,6 +30,26 @@ namespace loom {
 constexpr int64_t kBufferAlignment = 64;
 inline int64_t alignBuffer(int64_t bytes) {
   return (bytes + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+}
+
+/// Bounds on what one rank's plan may hold. The runtime refuses a buffer of
+/// more than 2^50 elements; an arena of 2^50 bytes (1 PiB) is far past any
+/// device, and keeps every sum of offsets and sizes well inside int64.
+constexpr int64_t kMaxArenaBytes = int64_t(1) << 50;
+/// Sequences per step, and microbatches per step (the runtime's bound on a
+/// pipeline's m).
+constexpr int64_t kMaxBatchSize = int64_t(1) << 30;
+constexpr int64_t kMaxMicrobatches = int64_t(1) << 20;
+/// Ranks of a mesh, dp × pp × tp (the runtime's bound on each axis).
+constexpr int64_t kMaxMeshRanks = int64_t(1) << 20;
+
+/// a * b, or std::nullopt when either is negative or the product overflows
+/// int64 or exceeds `limit`: the one check for every product of sizes.
+inline std::optional<int64_t> boundedProduct(int64_t a, int64_t b,
+                                             int64_t limit) {
+  if (a < 0 || b < 0 || (b != 0 && a > limit / b))
+    return std::nullopt;
+  return a * b;
 }
 
 struct PlanOptions {
@@ -43,6 +64,8 @@ struct PlanOptions {
   /// in scheduleText, in loom::pipeline::scheduleText's form).
   std::string schedule = "1f1b";
   std::string scheduleText;
+  /// Where scheduleText came from, for messages (loomc's --schedule file:).
+  std::string scheduleName;
 };
 
 /// The mesh to compile for (loomc --mesh, --sequence-parallel). An empty
@@ -90,8 +113,10 @@ std::vector<pipeline::StepCost> chunkCosts(const plan::PlanT &plan);
 /// outputs to after it); buffers in one `aliases` group (a reshape's view
 /// and its source) share storage and live as one. Greedy by size, each at
 /// the lowest offset free for its whole life. Sets arena_bytes[Workspace].
-/// `aliasOf[i]` is the buffer i is a view of, or -1.
-void planWorkspace(plan::PlanT &plan, const std::vector<int32_t> &aliasOf);
+/// `aliasOf[i]` is the buffer i is a view of, or -1. Fails when the
+/// workspace would exceed kMaxArenaBytes.
+mlir::LogicalResult planWorkspace(plan::PlanT &plan,
+                                  const std::vector<int32_t> &aliasOf);
 
 } // namespace loom
 
