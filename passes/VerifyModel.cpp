@@ -36,7 +36,8 @@ struct LoomVerifyModelPass : impl::LoomVerifyModelBase<LoomVerifyModelPass> {
       std::optional<int64_t> count = elementCount(tensor);
       if (count && *count <= kMaxTensorElements)
         return;
-      at->emitError() << tensor << " has more than 2^48 elements, the most a "
+      at->emitError() << tensor
+                      << " has more than 2^48 elements, the most a "
                          "tensor may have";
       ok = false;
       sizeReported = true;

@@ -435,9 +435,9 @@ LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
                                  : " (the tensor-parallel size of the mesh; "
                                    "use --mesh tp=N)");
     if (it == configs.end()) {
-      std::string best = closestName(
-          name, SmallVector<llvm::StringRef>(configOrder.begin(),
-                                             configOrder.end()));
+      std::string best =
+          closestName(name, SmallVector<llvm::StringRef>(configOrder.begin(),
+                                                         configOrder.end()));
       InFlightDiagnostic diag = emitError(model.loc);
       diag << "-D " << name << "=" << text << ": model '" << model.name
            << "' has no config '" << name << "'";
@@ -693,8 +693,7 @@ LogicalResult ModelBuilder::checkModelResults(const ast::Stmt &ret,
            << "a model returns its training loss first, a float scalar such "
               "as cross_entropy(logits, labels) (reduction \"mean\" or "
               "\"sum\"); this is "
-           << loss
-           << (loss.getRank() != 0 ? ": reduce it to a scalar" : "");
+           << loss << (loss.getRank() != 0 ? ": reduce it to a scalar" : "");
   for (auto [i, v] : llvm::enumerate(values))
     for (size_t j = 0; j < i; ++j)
       if (values[j].tensor == v.tensor)
@@ -1027,9 +1026,8 @@ FailureOr<Val> ModelBuilder::eval(const ast::Expr &expr, Scope &scope) {
   return value;
 }
 
-std::string
-ModelBuilder::configOrigins(llvm::ArrayRef<const ast::Expr *> exprs,
-                            const Scope &scope) {
+std::string ModelBuilder::configOrigins(llvm::ArrayRef<const ast::Expr *> exprs,
+                                        const Scope &scope) {
   std::string out;
   for (const ast::Expr *expr : exprs) {
     if (expr->kind != ast::ExprKind::Name || !scope.seesConfigs ||
@@ -1294,8 +1292,8 @@ FailureOr<Val> ModelBuilder::evalBinary(const ast::Expr &expr, Scope &scope) {
     if (overflow)
       return error(expr.loc)
              << x << " " << op << " " << y << " does not fit in 64 bits"
-             << configOrigins(
-                    {expr.operands[0].get(), expr.operands[1].get()}, scope);
+             << configOrigins({expr.operands[0].get(), expr.operands[1].get()},
+                              scope);
     return Val::ofInt(r);
   }
   if (op == "%")
@@ -1859,8 +1857,7 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
       if (t.getRank() != first.getRank())
         return error(loc) << "concat: " << t << " and " << first
                           << " have different ranks";
-      if (__builtin_add_overflow(shape[axis], t.getDimSize(axis),
-                                 &shape[axis]))
+      if (__builtin_add_overflow(shape[axis], t.getDimSize(axis), &shape[axis]))
         return error(loc) << "concat: the sizes along axis " << axis
                           << " add up to more than 64 bits hold";
     }

@@ -309,10 +309,10 @@ LogicalResult Parser::lex(Token &tok) {
         advanceChar();
     }
     if (llvm::isAlpha(peekChar()) || peekChar() == '_')
-      return emitError(loc(tok)) << "malformed number '"
-                          << source.slice(start, pos + 1)
-                          << "'; separate a number from a name with a space "
-                             "or an operator";
+      return emitError(loc(tok))
+             << "malformed number '" << source.slice(start, pos + 1)
+             << "'; separate a number from a name with a space "
+                "or an operator";
     std::string text = source.slice(start, pos).str();
     errno = 0;
     if (isFloat) {
@@ -325,7 +325,8 @@ LogicalResult Parser::lex(Token &tok) {
       tok.kind = Tok::Int;
       tok.intValue = std::strtoll(text.c_str(), nullptr, 10);
       if (errno == ERANGE)
-        return emitError(loc(tok)) << "integer " << text << " does not fit in 64 bits";
+        return emitError(loc(tok))
+               << "integer " << text << " does not fit in 64 bits";
     }
     return success();
   }
@@ -337,8 +338,9 @@ LogicalResult Parser::lex(Token &tok) {
       advanceChar();
     }
     if (peekChar() != '"')
-      return emitError(loc(tok)) << "unterminated string; close it with \" on the "
-                             "same line";
+      return emitError(loc(tok))
+             << "unterminated string; close it with \" on the "
+                "same line";
     advanceChar();
     tok.kind = Tok::String;
     tok.text = value;

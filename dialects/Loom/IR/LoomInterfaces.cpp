@@ -64,7 +64,8 @@ double tensorBytesAsDouble(Type type) {
   auto shaped = dyn_cast<ShapedType>(type);
   if (!shaped || !shaped.hasStaticShape())
     return 0;
-  return elementCountAsDouble(type) * static_cast<double>(bytesPerElement(shaped));
+  return elementCountAsDouble(type) *
+         static_cast<double>(bytesPerElement(shaped));
 }
 
 namespace detail {

@@ -3,8 +3,8 @@
 #ifndef LOOM_DIALECTS_LOOM_IR_LOOMINTERFACES_H
 #define LOOM_DIALECTS_LOOM_IR_LOOMINTERFACES_H
 
-#include "mlir/IR/BuiltinTypeInterfaces.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypeInterfaces.h"
 #include "mlir/IR/OpDefinition.h"
 #include "llvm/ADT/SmallVector.h"
 
