@@ -25,7 +25,30 @@ struct LoomVerifyModelPass : impl::LoomVerifyModelBase<LoomVerifyModelPass> {
     llvm::StringMap<ParameterOp> parameters;
     llvm::StringMap<DropoutOp> dropouts;
     bool ok = true;
+    // Element counts and byte sizes are int64 everywhere after this pass
+    // (the summary, the planner, the runtime): bound them here, once; the
+    // first oversized tensor is reported, not every op that uses its size.
+    bool sizeReported = false;
+    auto checkSize = [&](Type type, Operation *at) {
+      auto tensor = dyn_cast<RankedTensorType>(type);
+      if (sizeReported || !tensor || !tensor.hasStaticShape())
+        return;
+      std::optional<int64_t> count = elementCount(tensor);
+      if (count && *count <= kMaxTensorElements)
+        return;
+      at->emitError() << tensor
+                      << " has more than 2^48 elements, the most a "
+                         "tensor may have";
+      ok = false;
+      sizeReported = true;
+    };
     getOperation().walk([&](Operation *op) {
+      for (Type type : op->getResultTypes())
+        checkSize(type, op);
+      for (Region &region : op->getRegions())
+        for (Block &block : region)
+          for (BlockArgument arg : block.getArguments())
+            checkSize(arg.getType(), op);
       if (auto param = dyn_cast<ParameterOp>(op)) {
         auto [it, inserted] = parameters.try_emplace(param.getName(), param);
         ParameterOp first = it->second;

@@ -17,14 +17,23 @@ using namespace mlir;
 
 namespace loom {
 
-void CostTotals::add(const CostTotals &other, int64_t times) {
+bool CostTotals::add(const CostTotals &other, int64_t times) {
   double t = static_cast<double>(times);
   flops += t * other.flops;
   matmulFlops += t * other.matmulFlops;
   bytesRead += t * other.bytesRead;
   bytesWritten += t * other.bytesWritten;
-  for (const auto &[name, count] : other.opCounts)
-    opCounts[name] += times * count;
+  bool fits = true;
+  for (const auto &[name, count] : other.opCounts) {
+    int64_t more;
+    int64_t &total = opCounts[name];
+    if (__builtin_mul_overflow(times, count, &more) ||
+        __builtin_add_overflow(total, more, &total)) {
+      total = INT64_MAX;
+      fits = false;
+    }
+  }
+  return fits;
 }
 
 namespace {
@@ -70,32 +79,52 @@ public:
     return failure(walk.wasInterrupted());
   }
 
-  /// The cost of one call of `fn`, callees included.
+  /// The cost of one call of `fn`, callees included. Iterative (a post-order
+  /// over the call graph with an explicit stack): a chain of calls as deep as
+  /// the input makes it would overflow the native stack.
   FailureOr<CostTotals> total(func::FuncOp fn) {
     if (auto it = totals.find(fn); it != totals.end())
       return it->second;
-    if (!inProgress.insert(fn).second)
-      return fn.emitError() << "@" << fn.getSymName()
-                            << " calls itself, directly or through other "
-                               "functions; a model's call graph must be "
-                               "acyclic";
-    CostTotals result = functions[fn].own;
-    for (auto [callee, count] : functions[fn].calls) {
-      FailureOr<CostTotals> calleeTotal = total(callee);
-      if (failed(calleeTotal))
-        return failure();
-      result.add(*calleeTotal, count);
+    // Each frame: a function and how many of its callees are summed so far.
+    SmallVector<std::pair<func::FuncOp, size_t>> stack{{fn, 0}};
+    inProgress.insert(fn);
+    while (!stack.empty()) {
+      auto &[current, next] = stack.back();
+      FunctionCost &cost = functions[current];
+      if (next < cost.calls.size()) {
+        func::FuncOp callee = cost.calls[next].first;
+        if (totals.count(callee)) {
+          ++next;
+          continue;
+        }
+        if (!inProgress.insert(callee).second)
+          return callee.emitError()
+                 << "@" << callee.getSymName()
+                 << " calls itself, directly or through other functions; a "
+                    "model's call graph must be acyclic";
+        stack.push_back({callee, 0});
+        continue;
+      }
+      CostTotals result = cost.own;
+      for (auto [callee, count] : cost.calls)
+        if (!result.add(totals[callee], count))
+          return current.emitError()
+                 << "@" << current.getSymName()
+                 << " executes an op more than 2^63 times through its calls; "
+                    "the summary cannot count it";
+      totals[current] = std::move(result);
+      inProgress.erase(current);
+      stack.pop_back();
     }
-    inProgress.erase(fn);
-    return totals[fn] = result;
+    return totals[fn];
   }
 
-  bool isCalled(func::FuncOp fn) const {
-    for (const auto &[caller, cost] : functions)
-      for (auto [callee, count] : cost.calls)
-        if (callee == fn)
-          return true;
-    return false;
+  bool isCalled(func::FuncOp fn) {
+    if (called.empty())
+      for (const auto &[caller, cost] : functions)
+        for (auto [callee, count] : cost.calls)
+          called.insert(callee);
+    return called.contains(fn);
   }
 
 private:
@@ -103,6 +132,8 @@ private:
   llvm::DenseMap<func::FuncOp, FunctionCost> functions;
   llvm::DenseMap<func::FuncOp, CostTotals> totals;
   llvm::DenseSet<func::FuncOp> inProgress;
+  /// Every function some function calls (filled on first use).
+  llvm::DenseSet<func::FuncOp> called;
 };
 
 } // namespace
@@ -125,6 +156,7 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
   ModelSummary summary;
 
   llvm::StringSet<> seen;
+  ParameterOp overflowed;
   module.walk([&](ParameterOp param) {
     if (!seen.insert(param.getName()).second)
       return; // a tied parameter, counted at its first declaration
@@ -133,15 +165,23 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
     p.name = param.getName().str();
     p.shape.assign(type.getShape().begin(), type.getShape().end());
     llvm::raw_string_ostream(p.elementType) << type.getElementType();
-    p.elements = type.getNumElements();
+    // --loom-verify-model bounds each tensor, so its count and bytes fit.
+    p.elements = elementCount(type).value_or(INT64_MAX);
     p.bytes = tensorBytes(type);
-    summary.totalParameters += p.elements;
-    summary.parameterBytes += p.bytes;
+    if (__builtin_add_overflow(summary.totalParameters, p.elements,
+                               &summary.totalParameters) ||
+        __builtin_add_overflow(summary.parameterBytes, p.bytes,
+                               &summary.parameterBytes))
+      overflowed = param;
     std::string pattern = layerPattern(p.name);
     summary.parametersByGroup[StringRef(pattern).rsplit('.').first.str()] +=
         p.elements;
     summary.parameters.push_back(std::move(p));
   });
+  if (overflowed)
+    return overflowed.emitError()
+           << "the model's parameters number more than 2^63 elements or "
+              "bytes; the summary cannot count them";
 
   CallGraphCost graph(module);
   auto functions = module.getOps<func::FuncOp>();
@@ -154,7 +194,9 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
     FailureOr<CostTotals> total = graph.total(fn);
     if (failed(total))
       return failure();
-    summary.cost.add(*total);
+    if (!summary.cost.add(*total))
+      return fn.emitError() << "the entry functions execute an op more than "
+                               "2^63 times; the summary cannot count it";
     if (summary.model.empty())
       summary.model = fn.getSymName().str();
     if (auto layers = fn->getAttrOfType<IntegerAttr>("loom.layers"))

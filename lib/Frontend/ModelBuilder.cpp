@@ -15,6 +15,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Verifier.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
 
@@ -178,15 +180,56 @@ constexpr int64_t kMaxSteps = 2000000;
 constexpr int64_t kMaxListElements = 100000;
 constexpr int64_t kMaxOps = 200000;
 constexpr int64_t kMaxSplitPieces = 4096;
-constexpr int64_t kMaxElements = int64_t(1) << 48;
+/// Expressions, statement bodies and block calls nest into each other in the
+/// interpreter's recursion; the parser bounds each kind, this bounds them
+/// together, so that no input overflows the stack: 512 levels take under
+/// 1 MB of it (examples/gpt.loom and bert.loom need 12).
+constexpr int kMaxNesting = 512;
 
-/// Checks that `type` has at most kMaxElements elements, without overflow.
+/// Checks that `type` has at most kMaxTensorElements elements.
 bool hasSaneSize(RankedTensorType type) {
-  int64_t count = 1;
-  for (int64_t d : type.getShape())
-    if (__builtin_mul_overflow(count, d, &count) || count > kMaxElements)
-      return false;
-  return true;
+  std::optional<int64_t> count = elementCount(type);
+  return count && *count <= kMaxTensorElements;
+}
+
+/// A float that is a whole number in int64's range, as an int64.
+std::optional<int64_t> wholeNumber(double f) {
+  // 2^63 is exact in double; every double at or past 2^53 is whole.
+  if (std::floor(f) != f || !(f >= -0x1p63 && f < 0x1p63))
+    return std::nullopt;
+  return static_cast<int64_t>(f);
+}
+
+/// The builtin ops and functions of the language (docs/language.md).
+llvm::ArrayRef<const char *> builtinNames() {
+  static const char *names[] = {
+      "matmul",     "gelu",          "relu",    "silu",       "softmax",
+      "layernorm",  "rmsnorm",       "dropout", "embedding",  "reshape",
+      "transpose",  "split",         "concat",  "reduce_sum", "reduce_mean",
+      "reduce_max", "cross_entropy", "cast",    "dim",        "rank",
+      "sqrt",       "round_up",      "min",     "max",        "int",
+      "float",      "check"};
+  return names;
+}
+
+bool isBuiltin(llvm::StringRef name) {
+  return llvm::is_contained(builtinNames(), name);
+}
+
+/// The candidate nearest to `name` for a "did you mean", or "" when none is
+/// within two edits.
+std::string closestName(llvm::StringRef name,
+                        llvm::ArrayRef<llvm::StringRef> candidates) {
+  std::string best;
+  unsigned bestDistance = 3;
+  for (llvm::StringRef candidate : candidates) {
+    unsigned d = candidate.edit_distance(name);
+    if (d < bestDistance && candidate != name) {
+      bestDistance = d;
+      best = candidate.str();
+    }
+  }
+  return best;
 }
 
 /// Arguments of a call bound to a signature's names, in signature order.
@@ -234,6 +277,19 @@ private:
                             std::optional<std::vector<Val>> *returned,
                             bool last);
   FailureOr<Val> eval(const ast::Expr &expr, Scope &scope);
+  FailureOr<Val> evalExpr(const ast::Expr &expr, Scope &scope);
+  /// Counts one more level of recursion at `loc`; fails past kMaxNesting.
+  LogicalResult enter(Location loc);
+  /// "; 'hidden' is 4611686018427387904, set by -D hidden=..." for each of
+  /// `exprs` that names a config: where a value in a message came from.
+  std::string configOrigins(llvm::ArrayRef<const ast::Expr *> exprs,
+                            const Scope &scope);
+  /// Checks what the model returns: its training loss first, a float scalar
+  /// that depends on a parameter, and each tensor once.
+  LogicalResult checkModelResults(const ast::Stmt &ret,
+                                  const std::vector<Val> &values);
+  /// "'linaer' is neither a block nor a builtin op; did you mean 'linear'?"
+  InFlightDiagnostic unknownCallee(const ast::Expr &call);
   FailureOr<Val> evalName(const ast::Expr &expr, Scope &scope);
   FailureOr<Val> evalUnary(const ast::Expr &expr, Scope &scope);
   FailureOr<Val> evalBinary(const ast::Expr &expr, Scope &scope);
@@ -290,6 +346,10 @@ private:
   llvm::StringMap<Location> claimedNames;
   int64_t layerCount = 0;
   int repeatDepth = 0;
+  /// The interpreter's recursion depth (kMaxNesting).
+  int nesting = 0;
+  /// Where the model's `return` is: its results' location.
+  std::optional<Location> returnLoc;
   int64_t opCount = 0;
   int64_t stepCount = 0;
   /// The next index of each repeat's name prefix, so that a second `repeat`
@@ -375,15 +435,9 @@ LogicalResult ModelBuilder::collectConfigs(const ast::ModelDef &model) {
                                  : " (the tensor-parallel size of the mesh; "
                                    "use --mesh tp=N)");
     if (it == configs.end()) {
-      std::string best;
-      unsigned bestDistance = 3;
-      for (const std::string &candidate : configOrder) {
-        unsigned d = llvm::StringRef(candidate).edit_distance(name);
-        if (d < bestDistance) {
-          bestDistance = d;
-          best = candidate;
-        }
-      }
+      std::string best =
+          closestName(name, SmallVector<llvm::StringRef>(configOrder.begin(),
+                                                         configOrder.end()));
       InFlightDiagnostic diag = emitError(model.loc);
       diag << "-D " << name << "=" << text << ": model '" << model.name
            << "' has no config '" << name << "'";
@@ -411,6 +465,13 @@ FailureOr<Val> ModelBuilder::parseOverride(Config &config,
   Val value;
   int64_t i;
   double f;
+  llvm::StringRef digits = t.starts_with("-") ? t.drop_front() : t;
+  bool integerText = !digits.empty() && llvm::all_of(digits, llvm::isDigit);
+  if (integerText && t.getAsInteger(10, i))
+    return error(config.decl->loc)
+           << "-D " << name << "=" << text
+           << " does not fit in 64 bits (from -9223372036854775808 to "
+              "9223372036854775807)";
   if (!t.getAsInteger(10, i))
     value = Val::ofInt(i);
   else if (!t.getAsDouble(f) && std::isfinite(f))
@@ -530,15 +591,7 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
            << " is not a positive multiple of --micro-batch-size="
            << options.microBatchSize;
   for (const auto &[name, block] : blocks)
-    if (llvm::is_contained(
-            {"matmul",        "gelu",       "relu",        "silu",
-             "softmax",       "layernorm",  "rmsnorm",     "dropout",
-             "embedding",     "reshape",    "transpose",   "split",
-             "concat",        "reduce_sum", "reduce_mean", "reduce_max",
-             "cross_entropy", "cast",       "dim",         "rank",
-             "sqrt",          "round_up",   "min",         "max",
-             "int",           "float",      "check"},
-            name))
+    if (isBuiltin(name))
       return emitError(block->loc)
              << "block '" << name.str()
              << "' has the name of a builtin; give it another name";
@@ -598,7 +651,7 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
   SmallVector<Value> results;
   for (const Val &v : *returned)
     results.push_back(v.tensor);
-  builder.create<func::ReturnOp>(model->loc, results);
+  builder.create<func::ReturnOp>(returnLoc.value_or(model->loc), results);
   fn.setFunctionType(
       builder.getFunctionType(inputTypes, ValueRange(results).getTypes()));
   fn->setAttr("loom.layers", b.getI64IntegerAttr(layerCount));
@@ -612,6 +665,12 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
 LogicalResult ModelBuilder::execute(const std::vector<ast::StmtPtr> &stmts,
                                     Scope &scope,
                                     std::optional<std::vector<Val>> *returned) {
+  if (!stmts.empty() && failed(enter(stmts.front()->loc)))
+    return failure();
+  auto leave = llvm::make_scope_exit([&] {
+    if (!stmts.empty())
+      --nesting;
+  });
   for (auto [i, stmt] : llvm::enumerate(stmts)) {
     if (++stepCount > kMaxSteps)
       return error(stmt->loc)
@@ -621,6 +680,43 @@ LogicalResult ModelBuilder::execute(const std::vector<ast::StmtPtr> &stmts,
       return failure();
   }
   return success();
+}
+
+LogicalResult ModelBuilder::checkModelResults(const ast::Stmt &ret,
+                                              const std::vector<Val> &values) {
+  // loomc trains the first result, so it must be a loss that training can
+  // lower; further results are kept for --emit, but the same tensor twice is
+  // a slip (`return loss, loss`).
+  RankedTensorType loss = values.front().tensorType();
+  if (loss.getRank() != 0 || !isa<FloatType>(loss.getElementType()))
+    return error(ret.values.front()->loc)
+           << "a model returns its training loss first, a float scalar such "
+              "as cross_entropy(logits, labels) (reduction \"mean\" or "
+              "\"sum\"); this is "
+           << loss << (loss.getRank() != 0 ? ": reduce it to a scalar" : "");
+  for (auto [i, v] : llvm::enumerate(values))
+    for (size_t j = 0; j < i; ++j)
+      if (values[j].tensor == v.tensor)
+        return error(ret.values[i]->loc)
+               << "`return` gives the same tensor as its value " << j + 1
+               << " again (value " << i + 1
+               << "); return each value once, the loss first";
+  // A loss that reaches no parameter trains nothing: walk its operands back.
+  SmallVector<Value> work{values.front().tensor};
+  llvm::DenseSet<Value> seen;
+  while (!work.empty()) {
+    Value value = work.pop_back_val();
+    Operation *def = value.getDefiningOp();
+    if (!def || !seen.insert(value).second)
+      continue;
+    if (isa<ParameterOp>(def))
+      return success();
+    llvm::append_range(work, def->getOperands());
+  }
+  return error(ret.values.front()->loc)
+         << "the loss depends on no parameter, so training would change "
+            "nothing; compute it from the model's parameters (`param`, or "
+            "blocks such as linear)";
 }
 
 FailureOr<RankedTensorType>
@@ -636,8 +732,13 @@ ModelBuilder::evalTensorType(const ast::Stmt &stmt, Scope &scope,
     if (failed(dim))
       return failure();
     if (dim->kind == Val::Kind::Float && std::floor(dim->f) == dim->f &&
-        std::abs(dim->f) < 9e15)
-      *dim = Val::ofInt(static_cast<int64_t>(dim->f));
+        !wholeNumber(dim->f))
+      return error(dimExpr->loc)
+             << "dimension " << i << " of '" << stmt.names.front() << "' is "
+             << describe(*dim) << ", past any tensor's size"
+             << configOrigins({dimExpr.get()}, scope);
+    if (dim->kind == Val::Kind::Float && wholeNumber(dim->f))
+      *dim = Val::ofInt(*wholeNumber(dim->f));
     if (dim->kind != Val::Kind::Int)
       return error(dimExpr->loc)
              << "dimension " << i << " of '" << stmt.names.front() << "' is "
@@ -648,13 +749,21 @@ ModelBuilder::evalTensorType(const ast::Stmt &stmt, Scope &scope,
     if (dim->i < 1)
       return error(dimExpr->loc)
              << "dimension " << i << " of '" << stmt.names.front() << "' is "
-             << dim->i << "; a dimension must be at least 1";
+             << dim->i << "; a dimension must be at least 1"
+             << configOrigins({dimExpr.get()}, scope);
     shape.push_back(dim->i);
   }
   auto type = RankedTensorType::get(shape, element);
-  if (!hasSaneSize(type))
+  if (!hasSaneSize(type)) {
+    // Name where the large dimensions came from, not every dimension.
+    SmallVector<const ast::Expr *> dims;
+    for (auto [dim, size] : llvm::zip(stmt.dims, shape))
+      if (size > 65536)
+        dims.push_back(dim.get());
     return error(stmt.loc) << "'" << stmt.names.front() << "' of type " << type
-                           << " has more than 2^48 elements";
+                           << " has more than 2^48 elements"
+                           << configOrigins(dims, scope);
+  }
   return type;
 }
 
@@ -815,8 +924,9 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
                 "got "
              << describe(*count);
     if (count->i > kMaxRepeat)
-      return error(stmt.value->loc) << "repeat " << count->i << " is more than "
-                                    << kMaxRepeat << " layers";
+      return error(stmt.value->loc)
+             << "repeat " << count->i << " is more than " << kMaxRepeat
+             << " layers" << configOrigins({stmt.value.get()}, scope);
     // Numbering continues across repeats with the same prefix in one scope.
     std::vector<std::string> prefixPath = path;
     prefixPath.push_back(stmt.prefix);
@@ -881,6 +991,11 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
                << "a model returns tensors, not " << describe(*v);
       values.push_back(*v);
     }
+    if (callStack.empty()) {
+      if (failed(checkModelResults(stmt, values)))
+        return failure();
+      returnLoc = stmt.loc;
+    }
     *returned = std::move(values);
     return success();
   }
@@ -892,7 +1007,45 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
 // Expressions
 //===----------------------------------------------------------------------===//
 
+LogicalResult ModelBuilder::enter(Location loc) {
+  if (++nesting <= kMaxNesting)
+    return success();
+  --nesting;
+  return error(loc) << "the model nests more than " << kMaxNesting
+                    << " levels deep (block calls, the bodies of `if` and "
+                       "`repeat`, and expressions, inside each other); "
+                       "assign parts of long expressions to names, or call "
+                       "blocks less deeply";
+}
+
 FailureOr<Val> ModelBuilder::eval(const ast::Expr &expr, Scope &scope) {
+  if (failed(enter(expr.loc)))
+    return failure();
+  FailureOr<Val> value = evalExpr(expr, scope);
+  --nesting;
+  return value;
+}
+
+std::string ModelBuilder::configOrigins(llvm::ArrayRef<const ast::Expr *> exprs,
+                                        const Scope &scope) {
+  std::string out;
+  for (const ast::Expr *expr : exprs) {
+    if (expr->kind != ast::ExprKind::Name || !scope.seesConfigs ||
+        scope.vars.count(expr->text))
+      continue;
+    auto it = configs.find(expr->text);
+    if (it == configs.end() || !it->second.value)
+      continue;
+    out += "; '" + expr->text + "' is " + describe(*it->second.value);
+    if (it->second.overrideText)
+      out += ", set by -D " + expr->text + "=" + *it->second.overrideText;
+    else
+      out += ", its default";
+  }
+  return out;
+}
+
+FailureOr<Val> ModelBuilder::evalExpr(const ast::Expr &expr, Scope &scope) {
   switch (expr.kind) {
   case ast::ExprKind::Int:
     return Val::ofInt(expr.intValue);
@@ -954,8 +1107,19 @@ FailureOr<Val> ModelBuilder::evalName(const ast::Expr &expr, Scope &scope) {
          << expr.text << "' to the block as an argument";
   else if (!builder.getInsertionBlock())
     diag << "; a config may use other configs, `batch` and `tp`";
-  else
-    diag << "; assign it first (" << expr.text << " = ...)";
+  else {
+    SmallVector<llvm::StringRef> visible;
+    for (const auto &entry : scope.vars)
+      visible.push_back(entry.getKey());
+    if (scope.seesConfigs)
+      for (const std::string &name : configOrder)
+        visible.push_back(name);
+    std::string best = closestName(expr.text, visible);
+    if (!best.empty())
+      diag << "; did you mean '" << best << "'?";
+    else
+      diag << "; assign it first (" << expr.text << " = ...)";
+  }
   return failure();
 }
 
@@ -971,7 +1135,9 @@ FailureOr<Val> ModelBuilder::evalUnary(const ast::Expr &expr, Scope &scope) {
   switch (v->kind) {
   case Val::Kind::Int:
     if (v->i == INT64_MIN)
-      return error(expr.loc) << "-(" << v->i << ") does not fit in 64 bits";
+      return error(expr.loc)
+             << "-(" << v->i << ") does not fit in 64 bits"
+             << configOrigins({expr.operands.front().get()}, scope);
     return Val::ofInt(-v->i);
   case Val::Kind::Float:
     return Val::ofFloat(-v->f);
@@ -1125,7 +1291,9 @@ FailureOr<Val> ModelBuilder::evalBinary(const ast::Expr &expr, Scope &scope) {
     }
     if (overflow)
       return error(expr.loc)
-             << x << " " << op << " " << y << " does not fit in 64 bits";
+             << x << " " << op << " " << y << " does not fit in 64 bits"
+             << configOrigins({expr.operands[0].get(), expr.operands[1].get()},
+                              scope);
     return Val::ofInt(r);
   }
   if (op == "%")
@@ -1400,11 +1568,10 @@ ModelBuilder::intListArg(const ast::Expr &call, const std::optional<Val> &v,
   if (v && v->kind == Val::Kind::List &&
       llvm::all_of(v->list, [](const Val &x) {
         return x.kind == Val::Kind::Int ||
-               (x.kind == Val::Kind::Float && std::floor(x.f) == x.f &&
-                std::abs(x.f) < 9e15);
+               (x.kind == Val::Kind::Float && wholeNumber(x.f));
       })) {
     for (const Val &x : v->list)
-      out.push_back(x.kind == Val::Kind::Int ? x.i : int64_t(x.f));
+      out.push_back(x.kind == Val::Kind::Int ? x.i : *wholeNumber(x.f));
     return out;
   }
   return error(call.loc)
@@ -1419,7 +1586,7 @@ ModelBuilder::intListArg(const ast::Expr &call, const std::optional<Val> &v,
                                        [](const Val &x) {
                                          return x.kind != Val::Kind::Int &&
                                                 !(x.kind == Val::Kind::Float &&
-                                                  std::floor(x.f) == x.f);
+                                                  wholeNumber(x.f));
                                        })))
                       : describe(*v))
                : std::string("nothing"));
@@ -1429,6 +1596,9 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
                                          std::vector<Val> &args) {
   const std::string &name = call.text;
   Location loc = call.loc;
+  // A misspelled block is reported as such, with or without `as NAME`.
+  if (!isBuiltin(name))
+    return unknownCallee(call);
   if (!call.instanceName.empty() && name != "dropout")
     return error(loc) << "`as " << call.instanceName
                       << "` names block calls and dropout sites; '" << name
@@ -1687,7 +1857,9 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
       if (t.getRank() != first.getRank())
         return error(loc) << "concat: " << t << " and " << first
                           << " have different ranks";
-      shape[axis] += t.getDimSize(axis);
+      if (__builtin_add_overflow(shape[axis], t.getDimSize(axis), &shape[axis]))
+        return error(loc) << "concat: the sizes along axis " << axis
+                          << " add up to more than 64 bits hold";
     }
     return tensorResult(
         checked(builder.create<ConcatOp>(
@@ -1813,10 +1985,13 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
     size_t required = 1;
     BIND("x");
     ARG(x, floatArg, 0);
-    if (std::floor(x) != x || std::abs(x) > 9e15)
+    if (std::floor(x) != x)
       return error(loc) << "int(" << formatFloat(x)
                         << ") is not a whole number";
-    return Val::ofInt(static_cast<int64_t>(x));
+    if (!wholeNumber(x))
+      return error(loc) << "int(" << formatFloat(x)
+                        << ") does not fit in 64 bits";
+    return Val::ofInt(*wholeNumber(x));
   }
   if (name == "float") {
     size_t required = 1;
@@ -1838,32 +2013,22 @@ FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
 #undef ARG
 #undef OPTIONAL_ARG
 
-  InFlightDiagnostic diag = error(loc);
-  diag << "'" << name << "' is neither a block nor a builtin op";
-  std::string best;
-  unsigned bestDistance = 3;
-  auto consider = [&](llvm::StringRef candidate) {
-    unsigned d = candidate.edit_distance(name);
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = candidate.str();
-    }
-  };
+  return unknownCallee(call); // a name of builtinNames() without a case
+}
+
+InFlightDiagnostic ModelBuilder::unknownCallee(const ast::Expr &call) {
+  InFlightDiagnostic diag = error(call.loc);
+  diag << "'" << call.text << "' is neither a block nor a builtin op";
+  SmallVector<llvm::StringRef> candidates(builtinNames().begin(),
+                                          builtinNames().end());
   for (const auto &entry : blocks)
-    consider(entry.getKey());
-  for (const char *builtin :
-       {"matmul",     "gelu",          "relu",    "silu",       "softmax",
-        "layernorm",  "rmsnorm",       "dropout", "embedding",  "reshape",
-        "transpose",  "split",         "concat",  "reduce_sum", "reduce_mean",
-        "reduce_max", "cross_entropy", "cast",    "dim",        "rank",
-        "sqrt",       "round_up",      "min",     "max",        "int",
-        "float",      "check"})
-    consider(builtin);
+    candidates.push_back(entry.getKey());
+  std::string best = closestName(call.text, candidates);
   if (!best.empty())
     diag << "; did you mean '" << best << "'?";
   else
     diag << " (docs/language.md lists the builtins)";
-  return failure();
+  return diag;
 }
 
 } // namespace

@@ -94,6 +94,55 @@ std::string describe(const Token &tok) {
   return "token";
 }
 
+/// The 1-based line and byte column of `offset`, counting lines as the lexer
+/// does (`\n`, `\r\n` and a lone `\r` each end one).
+std::pair<unsigned, unsigned> lineAndColumn(llvm::StringRef source,
+                                            size_t offset) {
+  unsigned line = 1, col = 1;
+  for (size_t i = 0; i < offset && i < source.size(); ++i) {
+    bool lineEnd = source[i] == '\n' ||
+                   (source[i] == '\r' &&
+                    (i + 1 >= source.size() || source[i + 1] != '\n'));
+    if (lineEnd) {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return {line, col};
+}
+
+/// What to say about a character outside ASCII where a token should start
+/// (the file is valid UTF-8 by then): the look-alikes that editors and web
+/// pages put in for spaces and quotes, by name.
+std::string describeNonAscii(llvm::StringRef rest) {
+  const auto *begin = reinterpret_cast<const llvm::UTF8 *>(rest.data());
+  unsigned length = llvm::getNumBytesForUTF8(rest.front());
+  llvm::UTF32 code = 0;
+  const llvm::UTF8 *from = begin;
+  llvm::UTF32 *to = &code;
+  if (length > rest.size() ||
+      llvm::ConvertUTF8toUTF32(&from, begin + length, &to, to + 1,
+                               llvm::strictConversion) != llvm::conversionOK)
+    return "unexpected byte 0x" +
+           llvm::utohexstr(static_cast<uint8_t>(rest.front()));
+  std::string out = "unexpected character '" + rest.take_front(length).str() +
+                    "' (U+" + llvm::utohexstr(code, /*LowerCase=*/false, 4) +
+                    ")";
+  if (code == 0xA0 || (code >= 0x2000 && code <= 0x200B) || code == 0x202F ||
+      code == 0x3000 || code == 0xFEFF)
+    out += ", a space that is not a plain space; type a plain space (or "
+           "delete it)";
+  else if ((code >= 0x2018 && code <= 0x201F) || code == 0x00AB ||
+           code == 0x00BB)
+    out += ", a typographic quote; strings use the plain double quote \"";
+  else
+    out += "; names are ASCII letters, digits and '_', and comments (from "
+           "'#') may hold any text";
+  return out;
+}
+
 class Parser {
 public:
   Parser(llvm::StringRef source, llvm::StringRef filename, MLIRContext *context)
@@ -130,7 +179,15 @@ private:
 
   //===--- Parser --------------------------------------------------------===//
 
-  InFlightDiagnostic errorAt(const Token &tok) { return emitError(loc(tok)); }
+  /// An error at `tok`; at the end of the file, with a note at the bracket
+  /// left open, which is where the mistake usually is.
+  InFlightDiagnostic errorAt(const Token &tok) {
+    InFlightDiagnostic diag = emitError(loc(tok));
+    if (tok.kind == Tok::Eof && !open.empty())
+      diag.attachNote(open.back().second)
+          << "this '" << open.back().first << "' is not closed";
+    return diag;
+  }
   bool isPunct(const Token &tok, llvm::StringRef p) const {
     return tok.kind == Tok::Punct && tok.text == p;
   }
@@ -167,6 +224,9 @@ private:
                                     std::initializer_list<llvm::StringRef> ops);
   /// Counts one more level of expression tree; fails past the limit.
   bool deeper(int &levels);
+  /// One more level of nesting (`depth`); past the limit, reports it at the
+  /// current token and fails, so no input overflows the stack.
+  bool enter();
 
   llvm::StringRef source;
   StringAttr filename;
@@ -176,6 +236,8 @@ private:
   int depth =
       0; // statement nesting, bounded so input cannot overflow the stack
   Token current, lookahead;
+  /// The brackets lexed and not yet closed, innermost last.
+  SmallVector<std::pair<char, Location>> open;
 };
 
 LogicalResult Parser::lex(Token &tok) {
@@ -237,7 +299,7 @@ LogicalResult Parser::lex(Token &tok) {
     if (peekChar() == 'e' || peekChar() == 'E') {
       size_t digit = (peekChar(1) == '+' || peekChar(1) == '-') ? 2 : 1;
       if (!llvm::isDigit(peekChar(digit)))
-        return errorAt(tok)
+        return emitError(loc(tok))
                << "malformed number '" << source.slice(start, pos + 1)
                << "'; an exponent needs digits, as in 1e-5";
       isFloat = true;
@@ -247,23 +309,24 @@ LogicalResult Parser::lex(Token &tok) {
         advanceChar();
     }
     if (llvm::isAlpha(peekChar()) || peekChar() == '_')
-      return errorAt(tok) << "malformed number '"
-                          << source.slice(start, pos + 1)
-                          << "'; separate a number from a name with a space "
-                             "or an operator";
+      return emitError(loc(tok))
+             << "malformed number '" << source.slice(start, pos + 1)
+             << "'; separate a number from a name with a space "
+                "or an operator";
     std::string text = source.slice(start, pos).str();
     errno = 0;
     if (isFloat) {
       tok.kind = Tok::Float;
       tok.floatValue = std::strtod(text.c_str(), nullptr);
       if (errno == ERANGE && std::isinf(tok.floatValue))
-        return errorAt(tok)
+        return emitError(loc(tok))
                << "number " << text << " is out of the range of a 64-bit float";
     } else {
       tok.kind = Tok::Int;
       tok.intValue = std::strtoll(text.c_str(), nullptr, 10);
       if (errno == ERANGE)
-        return errorAt(tok) << "integer " << text << " does not fit in 64 bits";
+        return emitError(loc(tok))
+               << "integer " << text << " does not fit in 64 bits";
     }
     return success();
   }
@@ -275,8 +338,9 @@ LogicalResult Parser::lex(Token &tok) {
       advanceChar();
     }
     if (peekChar() != '"')
-      return errorAt(tok) << "unterminated string; close it with \" on the "
-                             "same line";
+      return emitError(loc(tok))
+             << "unterminated string; close it with \" on the "
+                "same line";
     advanceChar();
     tok.kind = Tok::String;
     tok.text = value;
@@ -300,14 +364,23 @@ LogicalResult Parser::lex(Token &tok) {
       ++nesting;
     else if ((c == ')' || c == ']') && nesting > 0)
       --nesting;
+    if (c == '(' || c == '[' || c == '{')
+      open.push_back({c, loc(tok)});
+    else if ((c == ')' || c == ']' || c == '}') && !open.empty())
+      open.pop_back();
     return success();
   }
-  InFlightDiagnostic diag = errorAt(tok);
-  if (llvm::isPrint(c))
-    diag << "unexpected character '" << c << "'";
+  InFlightDiagnostic diag = emitError(loc(tok));
+  if (static_cast<unsigned char>(c) >= 0x80)
+    diag << describeNonAscii(source.drop_front(pos));
+  else if (llvm::isPrint(c))
+    diag << "unexpected character '" << c
+         << "'; names are letters, digits and '_', and comments start with "
+            "'#'";
   else
-    diag << "unexpected byte 0x" << llvm::utohexstr(static_cast<uint8_t>(c));
-  diag << "; names are letters, digits and '_', and comments start with '#'";
+    diag << "unexpected byte 0x" << llvm::utohexstr(static_cast<uint8_t>(c))
+         << "; names are letters, digits and '_', and comments start with "
+            "'#'";
   return failure();
 }
 
@@ -668,18 +741,21 @@ ast::ExprPtr Parser::makeBinary(const Token &op, ast::ExprPtr lhs,
 
 bool Parser::deeper(int &levels) {
   ++levels;
+  return enter();
+}
+
+bool Parser::enter() {
   if (++depth <= 256)
     return true;
-  errorAt(current) << "expression nests more than 256 deep (operators in a "
-                      "row count too); split it over several assignments";
+  errorAt(current) << "expression nests more than 256 deep (parentheses, "
+                      "brackets, calls and operators in a row count too); "
+                      "split it over several assignments";
   return false;
 }
 
 ast::ExprPtr Parser::parseExpr() {
-  if (++depth > 256) {
-    errorAt(current) << "expression nests more than 256 deep";
+  if (!enter())
     return nullptr;
-  }
   ast::ExprPtr expr = parseOr();
   --depth;
   return expr;
@@ -760,12 +836,8 @@ ast::ExprPtr Parser::parseUnary() {
     return parsePrimary();
   auto expr = std::make_unique<ast::Expr>(ast::ExprKind::Unary, loc(current));
   expr->text = "-";
-  if (failed(next()))
+  if (failed(next()) || !enter())
     return nullptr;
-  if (++depth > 256) {
-    errorAt(current) << "expression nests more than 256 deep";
-    return nullptr;
-  }
   ast::ExprPtr operand = parseUnary();
   --depth;
   if (!operand)
@@ -901,25 +973,47 @@ ast::ExprPtr Parser::parsePrimary() {
 FailureOr<ast::File> parseModelFile(llvm::StringRef source,
                                     llvm::StringRef filename,
                                     MLIRContext *context) {
-  // A binary file would lex into nonsense; say what it is instead.
+  // A UTF-8 byte-order mark is not part of the text (nor of its columns).
+  if (source.starts_with("\xEF\xBB\xBF"))
+    source = source.drop_front(3);
+  // Bytes that are not text are reported where they are, so that an editor
+  // can find them; a binary file would lex into nonsense.
+  auto at = [&](size_t offset) {
+    auto [line, col] = lineAndColumn(source, offset);
+    return emitError(FileLineColLoc::get(context, filename, line, col));
+  };
   for (size_t i = 0; i < source.size(); ++i) {
     unsigned char c = source[i];
     if (c == 0 || (c < 0x20 && c != '\n' && c != '\t' && c != '\r') ||
         c == 0x7f)
-      return emitError(FileLineColLoc::get(context, filename, 1, 1))
-             << "this is not a text file (byte 0x"
-             << llvm::toHex(llvm::ArrayRef<uint8_t>(c), /*LowerCase=*/true)
-             << " at offset " << i << "); a model file is UTF-8 text";
+      return at(i) << "this is not a text file (byte 0x"
+                   << llvm::toHex(llvm::ArrayRef<uint8_t>(c),
+                                  /*LowerCase=*/true)
+                   << "); a model file is UTF-8 text";
   }
   const auto *begin = reinterpret_cast<const llvm::UTF8 *>(source.data());
-  if (!llvm::isLegalUTF8String(&begin, begin + source.size()))
-    return emitError(FileLineColLoc::get(context, filename, 1, 1))
-           << "this is not a text file (invalid UTF-8 at offset "
-           << (reinterpret_cast<const char *>(begin) - source.data())
-           << "); a model file is UTF-8 text";
-  // A UTF-8 byte-order mark is not part of the text.
-  size_t bom = source.starts_with("\xEF\xBB\xBF") ? 3 : 0;
-  return Parser(source.drop_front(bom), filename, context).parseFile();
+  if (!llvm::isLegalUTF8String(&begin, begin + source.size())) {
+    size_t offset = reinterpret_cast<const char *>(begin) - source.data();
+    // The source manager prints no caret under a line that is not ASCII, so
+    // the message also quotes the text just before the byte.
+    llvm::StringRef before = source.take_front(offset);
+    before = before.drop_front(before.find_last_of("\r\n") + 1).ltrim();
+    if (before.size() > 24) {
+      before = before.take_back(24);
+      while (!before.empty() && (uint8_t(before.front()) & 0xC0) == 0x80)
+        before = before.drop_front();
+    }
+    InFlightDiagnostic diag = at(offset);
+    diag << "invalid UTF-8 byte 0x"
+         << llvm::toHex(llvm::ArrayRef<uint8_t>(uint8_t(source[offset])),
+                        /*LowerCase=*/true);
+    if (!before.empty())
+      diag << " after `" << before << "`";
+    diag << "; a model file is UTF-8 text (save it as UTF-8, or remove the "
+            "byte)";
+    return diag;
+  }
+  return Parser(source, filename, context).parseFile();
 }
 
 } // namespace loom

@@ -11,9 +11,10 @@
 using namespace mlir;
 using namespace loom;
 
+// Counts are doubles, the product taken in double: an int64 product of huge
+// dimensions would overflow (undefined), and FLOPs exceed int64 anyway.
 static double numElements(Value value) {
-  return static_cast<double>(
-      cast<RankedTensorType>(value.getType()).getNumElements());
+  return elementCountAsDouble(value.getType());
 }
 
 // Parameters are resident: reading one is counted at its consumers.
@@ -71,8 +72,8 @@ double DropoutOp::getFlops() { return 2 * numElements(getResult()); }
 // A gather reads the indices and the selected rows, not the whole table.
 double EmbeddingOp::getFlops() { return 0; }
 double EmbeddingOp::getBytesRead() {
-  return static_cast<double>(tensorBytes(getIndices().getType()) +
-                             tensorBytes(getType()));
+  return tensorBytesAsDouble(getIndices().getType()) +
+         tensorBytesAsDouble(getType());
 }
 
 // A reshape is a view of its input: nothing moves.

@@ -121,7 +121,7 @@ LogicalResult ParameterOp::verify() {
                             "indices; write it like "
                             "'layers.3.attention.qkv.weight'";
   RankedTensorType type = getResult().getType();
-  if (type.getNumElements() == 0)
+  if (llvm::is_contained(type.getShape(), 0))
     return emitOpError() << "parameter '" << getName() << "' of type " << type
                          << " has no elements; every dimension must be at "
                             "least 1";
@@ -367,10 +367,15 @@ LogicalResult ReshapeOp::verify() {
                          << in.getElementType() << " to "
                          << out.getElementType()
                          << "; use loom.cast to convert elements";
-  if (in.getNumElements() != out.getNumElements())
-    return emitOpError() << "from " << in << " (" << in.getNumElements()
-                         << " elements) to " << out << " ("
-                         << out.getNumElements()
+  std::optional<int64_t> inCount = elementCount(in),
+                         outCount = elementCount(out);
+  for (auto [type, count] : {std::pair(in, inCount), std::pair(out, outCount)})
+    if (!count)
+      return emitOpError() << type
+                           << " has more elements than a 64-bit count holds";
+  if (*inCount != *outCount)
+    return emitOpError() << "from " << in << " (" << *inCount
+                         << " elements) to " << out << " (" << *outCount
                          << " elements) changes the element count";
   return success();
 }
@@ -442,7 +447,9 @@ LogicalResult SplitOp::verify() {
       return emitOpError() << "result #" << i << " has type " << piece
                            << "; only dimension " << axis
                            << " may differ from the input " << in;
-    total += piece.getDimSize(axis);
+    if (__builtin_add_overflow(total, piece.getDimSize(axis), &total))
+      return emitOpError() << "the pieces' sizes along axis " << axis
+                           << " add up to more than a 64-bit count holds";
   }
   if (total != in.getDimSize(axis))
     return emitOpError() << "the pieces' sizes along axis " << axis
@@ -465,7 +472,10 @@ LogicalResult ConcatOp::verify() {
       return emitOpError() << "input #" << i + 1 << " has type " << type
                            << "; every input must match input #0 (" << first
                            << ") except along axis " << axis;
-    shape[axis] += type.getDimSize(axis);
+    if (__builtin_add_overflow(shape[axis], type.getDimSize(axis),
+                               &shape[axis]))
+      return emitOpError() << "the inputs' sizes along axis " << axis
+                           << " add up to more than a 64-bit count holds";
   }
   return verifyResultType(*this, getType(),
                           RankedTensorType::get(shape, first.getElementType()));

@@ -78,7 +78,11 @@ MatmulOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange resultGrads,
     // A weight applied to every sequence: fold the batch into the rows,
     // [B..., m, k] -> [B·m, k], so dB is one matmul, not a batch of them
     // summed afterwards (which would need a batch-sized temporary).
-    int64_t rows = aType.getNumElements() / aType.getShape().back();
+    std::optional<int64_t> leading = elementCount(aType.getShape().drop_back());
+    if (!leading)
+      return emitOpError() << "operand " << aType
+                           << " has more elements than a 64-bit count holds";
+    int64_t rows = *leading;
     auto flat = [&](Value v, RankedTensorType t) -> Value {
       return b.create<ReshapeOp>(
           loc,
@@ -327,11 +331,10 @@ LogicalResult ReduceOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
     grad = b.create<ReshapeOp>(getLoc(), keptType, grad);
   grad = b.create<BroadcastOp>(getLoc(), in, grad);
   if (getKind() == ReduceKind::Mean) {
-    int64_t count = 1;
+    double count = 1; // in double: a product of huge dims cannot overflow
     for (int64_t d : getDims())
-      count *= in.getDimSize(d);
-    grad = b.create<ScaleOp>(getLoc(), grad,
-                             b.getF64FloatAttr(1.0 / double(count)));
+      count *= double(in.getDimSize(d));
+    grad = b.create<ScaleOp>(getLoc(), grad, b.getF64FloatAttr(1.0 / count));
   }
   g.push_back(grad);
   return success();

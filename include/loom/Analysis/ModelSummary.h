@@ -31,7 +31,9 @@ struct CostTotals {
   /// Op name -> executions.
   std::map<std::string, int64_t> opCounts;
 
-  void add(const CostTotals &other, int64_t times = 1);
+  /// Adds `times` executions of `other`. False when an op count passes
+  /// int64 (it is then left at INT64_MAX); the doubles never overflow.
+  bool add(const CostTotals &other, int64_t times = 1);
 };
 
 /// What a model is: its parameters (each name once) and the cost of one

@@ -4,6 +4,7 @@
 #define LOOM_DIALECTS_LOOM_IR_LOOMINTERFACES_H
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypeInterfaces.h"
 #include "mlir/IR/OpDefinition.h"
 #include "llvm/ADT/SmallVector.h"
 
@@ -49,8 +50,25 @@ double defaultBytesRead(mlir::Operation *op);
 double defaultBytesWritten(mlir::Operation *op);
 } // namespace detail
 
-/// Bytes of a statically shaped tensor; i1 is stored as one byte.
+/// The most elements a tensor may have, in the model language and in loom IR
+/// (--loom-verify-model): far above any real model's tensor, and low enough
+/// that element counts, byte sizes and offsets fit in int64 with room to add.
+constexpr int64_t kMaxTensorElements = int64_t(1) << 48;
+
+/// The element count of a static shape, or std::nullopt when it does not fit
+/// in int64 (ShapedType::getNumElements would overflow, which is undefined).
+std::optional<int64_t> elementCount(llvm::ArrayRef<int64_t> shape);
+std::optional<int64_t> elementCount(mlir::ShapedType type);
+
+/// Bytes of a statically shaped tensor; i1 is stored as one byte. Saturates at
+/// INT64_MAX: callers that need the exact size check it first (a verified
+/// model's tensors have at most kMaxTensorElements elements).
 int64_t tensorBytes(mlir::Type type);
+/// The same as a double, for the cost model: never overflows, exact to 2^53.
+double tensorBytesAsDouble(mlir::Type type);
+/// Elements of a statically shaped tensor as a double (the cost model's
+/// counts): the product of the dimensions, which never overflows.
+double elementCountAsDouble(mlir::Type type);
 
 } // namespace loom
 
