@@ -48,7 +48,9 @@ def LoomVerifyModel : Pass<"loom-verify-model", "::mlir::ModuleOp"> {
       initializers (declaring a name twice is how a parameter is shared, as
       with tied embeddings, so both declarations must agree);
     - two dropout ops use the same `site` (the mask is keyed by the site, so
-      they would draw the same mask).
+      they would draw the same mask);
+    - a tensor has more than 2^48 elements (every size after this pass is an
+      int64 count or byte size, so the bound keeps their products exact).
 
     `loomc` runs it on every model it reads.
 
