@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <sys/stat.h>
+#include <utility>
 
 namespace loom {
 namespace runtime {
@@ -20,14 +21,16 @@ template <typename T> void put(std::vector<uint8_t> &out, T value) {
     out.push_back(uint8_t(uint64_t(value) >> (8 * i)));
 }
 
-/// Reads little-endian values from a buffer, remembering overruns.
+/// Reads little-endian values from bytes [pos, end) of a buffer,
+/// remembering overruns.
 struct Reader {
   const std::vector<uint8_t> &bytes;
   size_t pos = 0;
+  size_t end = 0;
   bool overrun = false;
 
   template <typename T> T get() {
-    if (pos + sizeof(T) > bytes.size()) {
+    if (!has(sizeof(T))) {
       overrun = true;
       return T();
     }
@@ -37,8 +40,25 @@ struct Reader {
     pos += sizeof(T);
     return T(v);
   }
-  bool has(uint64_t n) const { return !overrun && n <= bytes.size() - pos; }
+  bool has(uint64_t n) const { return !overrun && n <= end - pos; }
 };
+
+/// Creates `directory` (its parent must exist) unless it is one already.
+Status makeDirectory(const std::string &directory) {
+  if (directory.empty())
+    return Status::error("the checkpoint directory's name is empty; name one");
+  if (::mkdir(directory.c_str(), 0755) == 0)
+    return Status::success();
+  if (errno != EEXIST)
+    return Status::error("cannot create the checkpoint directory '" +
+                         directory + "': " + std::strerror(errno));
+  struct stat st;
+  if (::stat(directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::error("cannot save a checkpoint into '" + directory +
+                         "': it exists and is not a directory; name a "
+                         "directory (it is created if missing)");
+  return Status::success();
+}
 
 } // namespace
 
@@ -62,9 +82,8 @@ uint32_t crc32(const uint8_t *data, size_t size, uint32_t crc) {
 
 Status saveCheckpoint(const std::string &directory,
                       const Checkpoint &checkpoint) {
-  if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST)
-    return Status::error("cannot create the checkpoint directory '" +
-                         directory + "': " + std::strerror(errno));
+  if (Status s = makeDirectory(directory); !s.ok())
+    return s;
   std::vector<uint8_t> out(std::begin(kMagic), std::end(kMagic));
   put<uint32_t>(out, kCheckpointVersion);
   put<int64_t>(out, checkpoint.step);
@@ -82,7 +101,9 @@ Status saveCheckpoint(const std::string &directory,
   for (const CheckpointTensor &t : checkpoint.tensors) {
     int64_t elements = 1;
     for (int64_t d : t.shape)
-      elements *= d;
+      if (d < 0 || __builtin_mul_overflow(elements, d, &elements))
+        return Status::error("checkpoint tensor '" + t.name +
+                             "' has a bad shape");
     if (elements != int64_t(t.data.size()))
       return Status::error("checkpoint tensor '" + t.name + "' has " +
                            std::to_string(t.data.size()) +
@@ -104,9 +125,22 @@ Status saveCheckpoint(const std::string &directory,
   return writeFileAtomically(directory + kFileName, out);
 }
 
-Result<Checkpoint> loadCheckpoint(const std::string &directory) {
+Status checkCheckpointDirectory(const std::string &directory) {
+  if (Status s = makeDirectory(directory); !s.ok())
+    return s;
+  if (Status s = checkWritable(directory + kFileName); !s.ok())
+    return Status::error("cannot save a checkpoint into '" + directory +
+                         "': " + s.message());
+  return Status::success();
+}
+
+Result<Checkpoint> loadCheckpoint(const std::string &directory,
+                                  uint64_t maxBytes) {
+  if (directory.empty())
+    return Status::error("the checkpoint directory's name is empty; name one");
   std::string path = directory + kFileName;
-  Result<std::vector<uint8_t>> read = readWholeFile(path, "the checkpoint");
+  Result<std::vector<uint8_t>> read =
+      readWholeFile(path, "the checkpoint", maxBytes);
   if (!read.ok())
     return Status::error(read.message());
   std::vector<uint8_t> bytes = std::move(*read);
@@ -133,23 +167,37 @@ Result<Checkpoint> loadCheckpoint(const std::string &directory) {
                          "; this build reads version " +
                          std::to_string(kCheckpointVersion));
 
-  std::vector<uint8_t> content(bytes.begin(), bytes.begin() + body);
-  Reader in{content, sizeof(kMagic) + 4};
+  Reader in{bytes, sizeof(kMagic) + 4, body};
   Checkpoint c;
   c.step = in.get<int64_t>();
   c.dataPosition = in.get<int64_t>();
   c.seed = in.get<uint64_t>();
+  // The checksum matched, so an impossible value was written (or edited)
+  // that way; it would make the run go wrong later rather than fail here.
+  auto impossible = [&](const std::string &what) {
+    return Status::error("the checkpoint '" + path +
+                         "' holds an impossible value: " + what +
+                         "; load another checkpoint");
+  };
+  for (auto [name, value] : {std::pair<const char *, int64_t>{"step", c.step},
+                             {"data position", c.dataPosition}})
+    if (value < 0 || value > kMaxCheckpointCount)
+      return impossible(std::string(name) + " " + std::to_string(value) +
+                        " (a count in [0, 2^53])");
   uint32_t scalars = in.get<uint32_t>();
   for (uint32_t i = 0; i < scalars && !in.overrun; ++i) {
     uint32_t nameLength = in.get<uint32_t>();
     if (!in.has(uint64_t(nameLength) + 8))
       return damaged("a scalar runs past the end");
-    std::string name(content.begin() + in.pos,
-                     content.begin() + in.pos + nameLength);
+    std::string name(bytes.begin() + in.pos,
+                     bytes.begin() + in.pos + nameLength);
     in.pos += nameLength;
     uint64_t bits = in.get<uint64_t>();
     double value;
     std::memcpy(&value, &bits, 8);
+    for (const auto &scalar : c.scalars)
+      if (scalar.first == name)
+        return impossible("the scalar '" + name + "' twice");
     c.scalars.push_back({std::move(name), value});
   }
   uint32_t count = in.get<uint32_t>();
@@ -158,8 +206,7 @@ Result<Checkpoint> loadCheckpoint(const std::string &directory) {
     uint32_t nameLength = in.get<uint32_t>();
     if (!in.has(nameLength))
       return damaged("a tensor name runs past the end");
-    t.name.assign(content.begin() + in.pos,
-                  content.begin() + in.pos + nameLength);
+    t.name.assign(bytes.begin() + in.pos, bytes.begin() + in.pos + nameLength);
     in.pos += nameLength;
     uint32_t rank = in.get<uint32_t>();
     if (rank > 64 || !in.has(uint64_t(rank) * 8))
@@ -181,7 +228,7 @@ Result<Checkpoint> loadCheckpoint(const std::string &directory) {
     }
     c.tensors.push_back(std::move(t));
   }
-  if (in.overrun || in.pos != content.size())
+  if (in.overrun || in.pos != body)
     return damaged("its contents do not match its header");
   return c;
 }

@@ -1,11 +1,7 @@
 //===- Data.cpp - token datasets sampled by global index ------------------===//
 
 #include "loom/runtime/Data.h"
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
+#include "loom/runtime/Files.h"
 
 namespace loom {
 namespace runtime {
@@ -13,26 +9,24 @@ namespace runtime {
 Result<TokenDataset> TokenDataset::open(const std::string &path,
                                         TokenFormat format, int64_t seqLength,
                                         int64_t vocab) {
-  if (seqLength < 1)
-    return Status::error("the sequence length must be at least 1, got " +
+  // Bounded so seq + 1 and the window arithmetic cannot overflow.
+  if (seqLength < 1 || seqLength > kMaxDataTokens)
+    return Status::error("the sequence length must be in [1, 2^32], got " +
                          std::to_string(seqLength));
-  std::ifstream file(path, std::ios::binary);
-  if (!file)
-    return Status::error("cannot open the data file '" + path +
-                         "': " + std::strerror(errno));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
-                          std::istreambuf_iterator<char>());
-  if (file.bad())
-    return Status::error("cannot read the data file '" + path + "'");
+  size_t width = format == TokenFormat::Bytes    ? 1
+                 : format == TokenFormat::Uint16 ? 2
+                                                 : 4;
+  Result<std::vector<uint8_t>> read =
+      readWholeFile(path, "the data file", uint64_t(kMaxDataTokens) * width);
+  if (!read.ok())
+    return Status::error(read.message());
+  const std::vector<uint8_t> &bytes = *read;
   if (bytes.empty())
     return Status::error("the data file '" + path +
                          "' is empty; training needs at least seq + 1 = " +
                          std::to_string(seqLength + 1) + " tokens");
 
   TokenDataset data;
-  size_t width = format == TokenFormat::Bytes    ? 1
-                 : format == TokenFormat::Uint16 ? 2
-                                                 : 4;
   if (bytes.size() % width != 0)
     return Status::error(
         "the data file '" + path + "' has " + std::to_string(bytes.size()) +
@@ -40,7 +34,7 @@ Result<TokenDataset> TokenDataset::open(const std::string &path,
         "-byte tokens: is it truncated, or another format?");
   size_t count = bytes.size() / width;
   data.tokens_.resize(count);
-  const auto *raw = reinterpret_cast<const uint8_t *>(bytes.data());
+  const uint8_t *raw = bytes.data();
   for (size_t i = 0; i < count; ++i) {
     const uint8_t *p = raw + i * width;
     int64_t id =

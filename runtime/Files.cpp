@@ -3,27 +3,66 @@
 #include "loom/runtime/Files.h"
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
-#include <iterator>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace loom {
 namespace runtime {
 
 namespace {
-Status fsyncPath(const std::string &path, int flags) {
-  int fd = ::open(path.c_str(), flags);
-  if (fd < 0)
-    return Status::error("cannot open '" + path + "': " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0)
-    return Status::error("cannot flush '" + path +
-                         "': " + std::strerror(errno));
-  return Status::success();
+std::string errnoText() { return std::strerror(errno); }
+
+/// "a directory", "a FIFO", ...: what a path is, for messages.
+std::string kindOf(mode_t mode) {
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISFIFO(mode))
+    return "a FIFO";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  if (S_ISBLK(mode))
+    return "a block device";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISLNK(mode))
+    return "a symbolic link";
+  return "not a regular file";
+}
+
+/// Closes a descriptor when it goes out of scope.
+struct Descriptor {
+  int fd = -1;
+  ~Descriptor() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+  /// Closes now, reporting the error a close can carry (NFS, a full disk).
+  bool close() {
+    int rc = ::close(fd);
+    fd = -1;
+    return rc == 0;
+  }
+};
+
+bool writeAll(int fd, const std::vector<uint8_t> &bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      if (n == 0)
+        errno = EIO;
+      return false;
+    }
+    done += size_t(n);
+  }
+  return true;
 }
 
 std::string parentDirectory(const std::string &path) {
@@ -32,43 +71,167 @@ std::string parentDirectory(const std::string &path) {
     return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
 }
+
+Status fsyncDirectory(const std::string &path) {
+  Descriptor d{::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (d.fd < 0 || ::fsync(d.fd) != 0)
+    return Status::error("cannot flush the directory '" + path +
+                         "': " + errnoText());
+  return Status::success();
+}
+
+/// Where writeFileAtomically writes `path`, and how.
+struct Target {
+  std::string path; // the file to replace or write (a link resolved)
+  bool replace;     // through path.tmp and a rename; else written in place
+};
+
+Result<Target> resolveTarget(const std::string &path) {
+  if (path.empty())
+    return Status::error("cannot write a file with an empty name; name one");
+  if (path.back() == '/')
+    return Status::error("cannot write '" + path +
+                         "': it names a directory; name a file");
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      return Target{path, true}; // a new file
+    return Status::error("cannot write '" + path + "': " + errnoText());
+  }
+  std::string target = path;
+  if (S_ISLNK(st.st_mode)) {
+    // Renaming over the link would replace the link itself.
+    char *resolved = ::realpath(path.c_str(), nullptr);
+    if (!resolved)
+      return Status::error("cannot write '" + path +
+                           "': it is a symbolic link that does not lead to "
+                           "a file (" +
+                           errnoText() + "); point it at one or remove it");
+    target = resolved;
+    std::free(resolved);
+    if (::stat(target.c_str(), &st) != 0)
+      return Status::error("cannot write '" + target + "': " + errnoText());
+  }
+  if (S_ISREG(st.st_mode))
+    return Target{target, true};
+  // A device is never replaced: as root, a rename over /dev/null would put
+  // a regular file in its place.
+  if (S_ISCHR(st.st_mode))
+    return Target{target, false};
+  return Status::error("cannot write '" + path + "': it is " +
+                       kindOf(st.st_mode) +
+                       "; name a regular file (or a character device such "
+                       "as /dev/null)");
+}
+
+/// Creates `target.tmp` for writing (a stale one, left by a killed writer,
+/// is removed first), or fails naming `path`.
+Result<int> createTemporary(const std::string &path,
+                            const std::string &temporary) {
+  // O_EXCL after the unlink: a link planted at the name is never followed.
+  if (::unlink(temporary.c_str()) != 0 && errno != ENOENT)
+    return Status::error("cannot write '" + path + "': '" + temporary +
+                         "' is in the way (" + errnoText() + ")");
+  int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    std::string why = errnoText();
+    if (errno == ENOENT || errno == ENOTDIR)
+      why += "; the directory '" + parentDirectory(temporary) + "' must exist";
+    return Status::error("cannot write '" + path + "' (creating '" + temporary +
+                         "'): " + why);
+  }
+  return fd;
+}
 } // namespace
 
 Result<std::vector<uint8_t>> readWholeFile(const std::string &path,
-                                           const std::string &what) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file)
+                                           const std::string &what,
+                                           uint64_t maxBytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+  // below); on a regular file the flag changes nothing.
+  Descriptor d{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+  if (d.fd < 0)
     return Status::error("cannot open " + what + " '" + path +
-                         "': " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)),
-                             std::istreambuf_iterator<char>());
-  if (file.bad())
+                         "': " + errnoText());
+  struct stat st;
+  if (::fstat(d.fd, &st) != 0)
     return Status::error("cannot read " + what + " '" + path +
-                         "': " + std::strerror(errno));
+                         "': " + errnoText());
+  if (!S_ISREG(st.st_mode))
+    return Status::error("cannot read " + what + " '" + path + "': it is " +
+                         kindOf(st.st_mode) + ", not a regular file");
+  uint64_t size = uint64_t(st.st_size);
+  if (size > maxBytes)
+    return Status::error(what + " '" + path + "' is " + std::to_string(size) +
+                         " bytes, more than the " + std::to_string(maxBytes) +
+                         " bytes it may be: is it the right file?");
+  std::vector<uint8_t> bytes(size);
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::read(d.fd, bytes.data() + done, size - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return Status::error("cannot read " + what + " '" + path +
+                           "': " + errnoText());
+    if (n == 0)
+      return Status::error(what + " '" + path +
+                           "' became shorter while it was read; is "
+                           "something writing it?");
+    done += size_t(n);
+  }
   return bytes;
 }
 
 Status writeFileAtomically(const std::string &path,
                            const std::vector<uint8_t> &bytes) {
-  std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    if (!file)
-      return Status::error("cannot write '" + temporary +
-                           "': " + std::strerror(errno));
-    file.write(reinterpret_cast<const char *>(bytes.data()),
-               std::streamsize(bytes.size()));
-    file.flush();
-    if (!file)
-      return Status::error("cannot write '" + temporary +
-                           "': " + std::strerror(errno));
+  Result<Target> target = resolveTarget(path);
+  if (!target.ok())
+    return Status::error(target.message());
+  if (!target->replace) {
+    Descriptor d{::open(target->path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY)};
+    if (d.fd < 0 || !writeAll(d.fd, bytes) || !d.close())
+      return Status::error("cannot write '" + path + "': " + errnoText());
+    return Status::success();
   }
-  if (Status s = fsyncPath(temporary, O_RDONLY); !s.ok())
-    return s;
-  if (std::rename(temporary.c_str(), path.c_str()) != 0)
-    return Status::error("cannot rename '" + temporary + "' to '" + path +
-                         "': " + std::strerror(errno));
-  return fsyncPath(parentDirectory(path), O_RDONLY | O_DIRECTORY);
+  std::string temporary = target->path + ".tmp";
+  Result<int> created = createTemporary(path, temporary);
+  if (!created.ok())
+    return Status::error(created.message());
+  Descriptor d{*created};
+  auto fail = [&](const std::string &doing) {
+    std::string why = errnoText();
+    ::unlink(temporary.c_str());
+    return Status::error("cannot write '" + path + "' (" + doing + " '" +
+                         temporary + "'): " + why);
+  };
+  if (!writeAll(d.fd, bytes))
+    return fail("writing");
+  if (::fsync(d.fd) != 0 || !d.close())
+    return fail("flushing");
+  if (std::rename(temporary.c_str(), target->path.c_str()) != 0)
+    return fail("renaming");
+  return fsyncDirectory(parentDirectory(target->path));
+}
+
+Status checkWritable(const std::string &path) {
+  Result<Target> target = resolveTarget(path);
+  if (!target.ok())
+    return Status::error(target.message());
+  if (!target->replace) {
+    Descriptor d{::open(target->path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY)};
+    if (d.fd < 0)
+      return Status::error("cannot write '" + path + "': " + errnoText());
+    return Status::success();
+  }
+  std::string temporary = target->path + ".tmp";
+  Result<int> created = createTemporary(path, temporary);
+  if (!created.ok())
+    return Status::error(created.message());
+  ::close(*created);
+  ::unlink(temporary.c_str());
+  return Status::success();
 }
 
 } // namespace runtime

@@ -6,12 +6,15 @@
 #include "loom/runtime/cpu/Executor.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
-#include <map>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -191,6 +194,13 @@ void Session::initializeParameters() {
 
 Result<StepMetrics> Session::step(const TokenDataset &data) {
   const plan::PlanT &p = *plan_;
+  // A checkpoint records at most kMaxCheckpointCount samples: stop before
+  // a position it could not hold (or one that overflows).
+  if (dataPosition_ > kMaxCheckpointCount - p.global_batch_size)
+    return Status::error("the run has consumed " +
+                         std::to_string(dataPosition_) +
+                         " samples; another global batch would pass the "
+                         "2^53 a checkpoint records");
   int64_t seq = p.seq_length;
   batchTokens_.resize(size_t(p.global_batch_size * seq));
   batchLabels_.resize(batchTokens_.size());
@@ -209,6 +219,9 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
     return Status::error("an earlier step failed and left the ranks out of "
                          "step (" + broken_ + "); open the plan again and "
                          "load a checkpoint");
+  if (step_ >= kMaxCheckpointCount)
+    return Status::error("the run is at step " + std::to_string(step_) +
+                         ", the last a checkpoint records (2^53)");
   auto start = std::chrono::steady_clock::now();
   const plan::PlanT &p = *plan_;
   const plan::OptimizerDefaultsT &d = *p.optimizer_defaults;
@@ -639,6 +652,14 @@ int64_t elements(const std::vector<int64_t> &shape) {
     n *= d;
   return n;
 }
+
+/// A number as a message shows it: the shortest text that reads back as
+/// the same double (1e+300, not 1.0000000000000001e+300).
+std::string numberText(double v) {
+  char text[32];
+  auto [end, error] = std::to_chars(text, text + sizeof(text), v);
+  return error == std::errc() ? std::string(text, end) : std::to_string(v);
+}
 } // namespace
 
 namespace {
@@ -713,12 +734,18 @@ Status Session::save(const std::string &directory) const {
 }
 
 Status Session::load(const std::string &directory) {
-  Result<Checkpoint> read = loadCheckpoint(directory);
+  std::vector<StateTensor> wanted = stateTensors(true);
+  // The most this plan's checkpoint can hold: its tensors (name, rank,
+  // dims, data each) and room for the header and scalars.
+  uint64_t maxBytes = uint64_t(1) << 16;
+  for (const StateTensor &w : wanted)
+    maxBytes += 8 + w.name.size() + 8 * w.param->global_shape.size() +
+                4 * uint64_t(elements(w.param->global_shape));
+  Result<Checkpoint> read = loadCheckpoint(directory, maxBytes);
   if (!read.ok())
     return Status::error(read.message());
   const Checkpoint &c = *read;
   std::string where = "the checkpoint in '" + directory + "'";
-  std::vector<StateTensor> wanted = stateTensors(true);
   if (c.tensors.size() != wanted.size())
     return Status::error(where + " has " + std::to_string(c.tensors.size()) +
                          " tensors; the plan '" + planPath_ + "' needs " +
@@ -740,22 +767,67 @@ Status Session::load(const std::string &directory) {
     if (t->shape != w.param->global_shape)
       return Status::error(where + " has '" + t->name +
                            "' with another shape than the plan's");
+    // A non-finite value (or a negative second moment, whose square root
+    // is NaN) would turn every parameter into NaN at the first update.
+    bool second = wanted[found.size()].role == 2;
+    for (size_t e = 0; e < t->data.size(); ++e)
+      if (!std::isfinite(t->data[e]) || (second && t->data[e] < 0))
+        return Status::error(where + " holds an impossible value: '" + t->name +
+                             "' element " + std::to_string(e) + " is " +
+                             numberText(t->data[e]) +
+                             (second ? " (second moments are finite and >= 0)"
+                                     : " (values are finite)") +
+                             "; load another checkpoint");
     found.push_back(t);
   }
+  // The training-state scalars: each known one exactly once, in its range.
+  // The checksum matched, so a value out of range was written that way (or
+  // edited) and would make the run go wrong later instead of failing here.
+  std::optional<double> optimizerSteps, lossScale, goodSteps;
+  for (const auto &[name, value] : c.scalars) {
+    std::optional<double> *slot = name == "optimizer_steps" ? &optimizerSteps
+                                  : name == "loss_scale"    ? &lossScale
+                                  : name == "good_steps"    ? &goodSteps
+                                                            : nullptr;
+    if (!slot)
+      return Status::error(where + " holds the scalar '" + name +
+                           "', which this build does not know: was it "
+                           "saved by another version of Loom?");
+    *slot = value;
+  }
+  for (auto [name, slot] : {std::pair{"optimizer_steps", &optimizerSteps},
+                            std::pair{"loss_scale", &lossScale},
+                            std::pair{"good_steps", &goodSteps}})
+    if (!*slot)
+      return Status::error(where + " lacks the scalar '" + name +
+                           "': was it saved by another version of Loom?");
+  auto isCount = [](double v, double most) {
+    return v >= 0 && v <= most && v == std::floor(v); // false for NaN
+  };
+  auto impossible = [&](const std::string &what) {
+    return Status::error(where + " holds an impossible value: " + what +
+                         "; load another checkpoint");
+  };
+  if (!isCount(*optimizerSteps, double(c.step)))
+    return impossible("optimizer_steps " + numberText(*optimizerSteps) +
+                      " (a whole number of updates, at most the step " +
+                      std::to_string(c.step) + ")");
+  if (!isCount(*goodSteps, *optimizerSteps))
+    return impossible("good_steps " + numberText(*goodSteps) +
+                      " (a whole number, at most optimizer_steps)");
+  if (!(std::isfinite(*lossScale) && *lossScale > 0))
+    return impossible("loss_scale " + numberText(*lossScale) +
+                      " (a finite number > 0)");
+
   for (size_t i = 0; i < wanted.size(); ++i)
     scatter(wanted[i], found[i]->data);
   zeroGradients();
   step_ = c.step;
   dataPosition_ = c.dataPosition;
   options_.seed = c.seed;
-  for (const auto &[name, value] : c.scalars) {
-    if (name == "optimizer_steps")
-      optimizerSteps_ = int64_t(value);
-    else if (name == "loss_scale")
-      lossScale_ = plan_->precision->dynamic_loss_scaling ? value : 1.0;
-    else if (name == "good_steps")
-      goodSteps_ = int64_t(value);
-  }
+  optimizerSteps_ = int64_t(*optimizerSteps);
+  lossScale_ = plan_->precision->dynamic_loss_scaling ? *lossScale : 1.0;
+  goodSteps_ = int64_t(*goodSteps);
   return Status::success();
 }
 

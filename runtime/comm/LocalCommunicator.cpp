@@ -290,13 +290,19 @@ struct LocalCommunicatorGroup::State {
   /// Waits on cv until `pred` or the timeout; returns pred().
   template <typename Pred>
   bool waitFor(std::unique_lock<std::mutex> &lock, Pred pred) {
-    if (timeoutSeconds <= 0) {
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point now = Clock::now();
+    // A deadline past the clock's range (about 292 years of nanoseconds)
+    // would overflow into the past and time out at once: one that far away
+    // (half the range, leaving room for rounding) saturates to waiting
+    // forever, as does a NaN timeout, which fails both comparisons.
+    std::chrono::duration<double> range = Clock::time_point::max() - now;
+    if (!(timeoutSeconds > 0) || !(timeoutSeconds < range.count() / 2)) {
       cv.wait(lock, pred);
       return true;
     }
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                        std::chrono::duration<double>(timeoutSeconds));
+    auto deadline = now + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(timeoutSeconds));
     return cv.wait_until(lock, deadline, pred);
   }
 };

@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <sys/stat.h>
 
 using namespace loom::runtime;
 
@@ -100,6 +102,28 @@ TEST_F(DataTest, BadDataIsReportedBeforeTraining) {
                                  "model's vocabulary of 50257"),
             std::string::npos)
       << vocab.message();
+}
+
+TEST_F(DataTest, WhatIsNotARegularFileIsRefusedBeforeReading) {
+  // A directory used to throw from inside the stream (an abort), and
+  // /dev/zero to be read until memory ran out. (A FIFO: FilesTest and
+  // test/loom-run/bad-input.test.)
+  auto directory = TokenDataset::open(dir, TokenFormat::Bytes, 4, 256);
+  ASSERT_FALSE(directory.ok());
+  EXPECT_EQ(directory.message(),
+            "cannot read the data file '" + dir +
+                "': it is a directory, not a regular file");
+  auto zero = TokenDataset::open("/dev/zero", TokenFormat::Bytes, 4, 256);
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.message().find("it is a character device"), std::string::npos)
+      << zero.message();
+  // A sequence length whose seq + 1 would overflow is refused, not used.
+  auto huge = TokenDataset::open(write("t.txt", "abcdef"), TokenFormat::Bytes,
+                                 INT64_MAX, 256);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.message().find("the sequence length must be in [1, 2^32]"),
+            std::string::npos)
+      << huge.message();
 }
 
 Checkpoint sampleCheckpoint() {
@@ -197,6 +221,69 @@ TEST_F(CheckpointTest, DamageIsDetected) {
                 .message()
                 .find("cannot open the checkpoint"),
             std::string::npos);
+}
+
+TEST_F(CheckpointTest, ImpossibleCountsAndRepeatedScalarsAreRefused) {
+  // Written as given (the writer does not judge), so each file has a valid
+  // checksum: the reader must catch the value by its range.
+  struct Case {
+    int64_t step, position;
+    const char *message; // empty: loads
+  };
+  const Case cases[] = {
+      {-1, 0, "step -1 (a count in [0, 2^53])"},
+      {0, -1, "data position -1 (a count in [0, 2^53])"},
+      {5, INT64_MAX, "data position 9223372036854775807 (a count in"},
+      {kMaxCheckpointCount + 1, 0, "step 9007199254740993 (a count in"},
+      {kMaxCheckpointCount, kMaxCheckpointCount, ""},
+  };
+  for (const Case &k : cases) {
+    Checkpoint c = sampleCheckpoint();
+    c.step = k.step;
+    c.dataPosition = k.position;
+    ASSERT_TRUE(saveCheckpoint(dir + "/ckpt", c).ok());
+    auto loaded = loadCheckpoint(dir + "/ckpt");
+    if (!*k.message) {
+      EXPECT_TRUE(loaded.ok()) << loaded.message();
+      continue;
+    }
+    ASSERT_FALSE(loaded.ok())
+        << "step " << k.step << " position " << k.position << " loaded";
+    EXPECT_NE(loaded.message().find("holds an impossible value: " +
+                                    std::string(k.message)),
+              std::string::npos)
+        << loaded.message();
+  }
+  Checkpoint twice = sampleCheckpoint();
+  twice.scalars = {{"loss_scale", 1.0}, {"loss_scale", 2.0}};
+  ASSERT_TRUE(saveCheckpoint(dir + "/ckpt", twice).ok());
+  auto repeated = loadCheckpoint(dir + "/ckpt");
+  ASSERT_FALSE(repeated.ok());
+  EXPECT_NE(repeated.message().find("the scalar 'loss_scale' twice"),
+            std::string::npos)
+      << repeated.message();
+}
+
+TEST_F(CheckpointTest, AFileOverTheBoundOrNotAFileIsRefused) {
+  ASSERT_TRUE(saveCheckpoint(dir + "/ckpt", sampleCheckpoint()).ok());
+  auto bounded = loadCheckpoint(dir + "/ckpt", 16);
+  ASSERT_FALSE(bounded.ok());
+  EXPECT_NE(bounded.message().find("more than the 16 bytes it may be"),
+            std::string::npos)
+      << bounded.message();
+  ASSERT_EQ(mkdir((dir + "/dir").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((dir + "/dir/checkpoint.loomckpt").c_str(), 0755), 0);
+  auto directory = loadCheckpoint(dir + "/dir");
+  ASSERT_FALSE(directory.ok());
+  EXPECT_NE(directory.message().find("it is a directory, not a regular file"),
+            std::string::npos)
+      << directory.message();
+  // An empty name is not the root's /checkpoint.loomckpt.
+  auto empty = loadCheckpoint("");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.message(),
+            "the checkpoint directory's name is empty; name one");
+  EXPECT_FALSE(saveCheckpoint("", sampleCheckpoint()).ok());
 }
 
 TEST(Crc32Test, MatchesTheStandardCheckValue) {

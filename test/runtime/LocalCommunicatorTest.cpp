@@ -333,6 +333,40 @@ TEST(LocalCommunicator, TimeoutNamesRankCollectiveAndMissingMember) {
   EXPECT_EQ(late, (std::vector<float>{3, 4}));
 }
 
+TEST(LocalCommunicator, AHugeTimeoutWaitsInsteadOfExpiringAtOnce) {
+  // 1e10 s is past the steady clock's nanosecond range from now: the
+  // deadline used to overflow into the past, so the collective "timed out
+  // after 1e+10 s" at once. A late peer must still be waited for, by
+  // all-reduces and by recv alike.
+  for (double timeout :
+       {1e10, 1e300, std::numeric_limits<double>::infinity()}) {
+    LocalCommunicatorGroup job(MeshShape{{"pp"}, {2}}, timeout);
+    std::vector<Status> status(2);
+    std::vector<float> sum(2);
+    runRanks(job, [&](int64_t r, Communicator &comm) {
+      if (r == 1)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::vector<float> in = {float(r + 1), 1};
+      status[size_t(r)] =
+          comm.allReduce(0, in.data(), in.data(), 2, CommDType::F32,
+                         ReduceKind::Sum, "late peer");
+      if (r == 0)
+        sum = in;
+      if (!status[size_t(r)].ok())
+        return;
+      float message = 7;
+      if (r == 1)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      status[size_t(r)] =
+          r == 1 ? comm.send(0, 0, &message, 1, CommDType::F32, 0, "late")
+                 : comm.recv(0, 1, &message, 1, CommDType::F32, 0, "late");
+    });
+    for (const Status &st : status)
+      EXPECT_TRUE(st.ok()) << "timeout " << timeout << ": " << st.message();
+    EXPECT_EQ(sum, (std::vector<float>{3, 2})) << "timeout " << timeout;
+  }
+}
+
 TEST(LocalCommunicator, RecvTimesOut) {
   LocalCommunicatorGroup job(MeshShape{{"pp"}, {2}}, 0.2);
   std::vector<float> buf(2);

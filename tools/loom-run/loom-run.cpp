@@ -9,18 +9,23 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Session.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
+#include <fcntl.h>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace loom::runtime;
 
@@ -41,19 +46,27 @@ local communicator.
   --data-format F      bytes (default), uint16 or int32 (little-endian ids)
   --no-shuffle         read the samples in corpus order (default: each epoch
                        in an order keyed by the seed, as Megatron shuffles)
-  --seed S             the seed of initialisation and dropout (default 1234;
-                       with --load, the checkpoint's)
-  --log-json FILE      also write one JSON object per step to FILE
+  --seed S             the seed of initialisation and dropout, 0 to 2^64 - 1
+                       (default 1234; with --load, the checkpoint's)
+  --log-json FILE      also write one JSON object per step to FILE: a fresh
+                       run starts FILE anew, a run resumed with --load
+                       appends to it
   --log-interval K     print every K-th step (default 1); JSON has every step
   --save DIR           save a checkpoint into DIR at the end (and with
-                       --save-interval K, every K steps)
+                       --save-interval K, every K steps); DIR is created,
+                       and checked to be writable, before the first step
   --load DIR           resume from the checkpoint in DIR
   --dump               print the plan as text and exit
   --ranks N            the ranks the launcher provides: an error unless it is
                        the plan's mesh size (default: the mesh's size)
   --collective-timeout S
                        seconds a rank waits in a collective before the run
-                       fails naming the rank and the collective (default 300)
+                       fails naming the rank and the collective (default 300,
+                       at most 86400; 0 waits forever)
+
+Step counts (--steps, --warmup, --decay-steps, the intervals) are at most
+2^53, the most a checkpoint records, and so is the number of samples a run
+consumes.
 
 Optimizer settings (default: the plan's, from loomc):
   --lr X  --min-lr X  --warmup N  --decay-steps N (default: --steps when the
@@ -76,13 +89,69 @@ bool parseInt(const std::string &text, int64_t &value) {
   value = v;
   return true;
 }
-bool parseDouble(const std::string &text, double &value) {
+bool parseUnsigned(const std::string &text, uint64_t &value) {
+  // strtoull takes "-1" as 2^64 - 1.
+  if (text.empty() || text[0] < '0' || text[0] > '9')
+    return false;
   char *end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end || !std::isfinite(v))
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (*end || errno)
     return false;
   value = v;
   return true;
+}
+/// A finite double: strtod's inf, nan and out-of-range values (1e400, and
+/// 1e-400, which would silently become 0) are refused.
+bool parseDouble(const std::string &text, double &value) {
+  char *end = nullptr;
+  errno = 0;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end || errno == ERANGE || !std::isfinite(v))
+    return false;
+  value = v;
+  return true;
+}
+
+/// Whether two paths name one file (false when either does not exist).
+bool sameFile(const std::string &a, const std::string &b) {
+  struct stat x, y;
+  return ::stat(a.c_str(), &x) == 0 && ::stat(b.c_str(), &y) == 0 &&
+         x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/// Opens the JSON log: truncated for a fresh run, appended to for a resumed
+/// one. O_NONBLOCK for the open only, so a FIFO without a reader is an
+/// error instead of a hang.
+FILE *openLog(const std::string &path, bool append, std::string &error) {
+  int fd = ::open(path.c_str(),
+                  O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY |
+                      (append ? O_APPEND : O_TRUNC),
+                  0666);
+  if (fd < 0) {
+    error = errno == ENXIO ? "it is a FIFO that no process reads"
+                           : std::strerror(errno);
+    return nullptr;
+  }
+  int flags = ::fcntl(fd, F_GETFL);
+  struct stat st;
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ||
+      ::fstat(fd, &st) != 0) {
+    error = std::strerror(errno);
+    ::close(fd);
+    return nullptr;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    error = "it is not a file, a FIFO or a character device";
+    ::close(fd);
+    return nullptr;
+  }
+  FILE *file = ::fdopen(fd, append ? "a" : "w");
+  if (!file) {
+    error = std::strerror(errno);
+    ::close(fd);
+  }
+  return file;
 }
 
 std::string jsonNumber(double v) {
@@ -147,52 +216,71 @@ int main(int argc, char **argv) {
     return usageError("name the plan: loom-run PLAN --steps N --data FILE");
 
   SessionOptions options;
-  auto getInt = [&](const char *name, int64_t &out, int64_t min) {
+  // Step counts stop at the most a checkpoint records, so every run's
+  // checkpoint loads again.
+  constexpr int64_t kMaxSteps = kMaxCheckpointCount;
+  auto getInt = [&](const char *name, int64_t &out, int64_t min, int64_t max) {
     auto it = values.find(name);
     if (it == values.end())
       return true;
-    if (!parseInt(it->second, out) || out < min) {
-      usageError(std::string(name) + " " + it->second +
-                 ": expected an integer >= " + std::to_string(min));
+    if (!parseInt(it->second, out) || out < min || out > max) {
+      usageError(
+          std::string(name) + " " + it->second + ": expected an integer from " +
+          std::to_string(min) + " to " +
+          (max == kMaxSteps ? std::string("2^53") : std::to_string(max)));
       return false;
     }
     return true;
   };
-  auto getDouble = [&](const char *name, std::optional<double> &out) {
+  auto getDouble = [&](const char *name, std::optional<double> &out,
+                       double max = HUGE_VAL) {
     auto it = values.find(name);
     if (it == values.end())
       return true;
     double v;
-    if (!parseDouble(it->second, v) || v < 0) {
+    if (!parseDouble(it->second, v) || v < 0 || v > max) {
+      std::ostringstream bound;
+      bound << max;
       usageError(std::string(name) + " " + it->second +
-                 ": expected a number >= 0");
+                 ": expected a finite number >= 0" +
+                 (max < HUGE_VAL ? " and <= " + bound.str() : ""));
       return false;
     }
     out = v;
     return true;
   };
-  int64_t steps = 0, seed = 1234, logInterval = 1, saveInterval = 0;
+  int64_t steps = 0, logInterval = 1, saveInterval = 0;
   int64_t warmup = -1, decaySteps = -1, ranks = 0;
+  uint64_t seed = 1234;
   std::optional<double> timeout;
-  if (!getInt("--steps", steps, 1) || !getInt("--seed", seed, 0) ||
-      !getInt("--log-interval", logInterval, 1) ||
-      !getInt("--save-interval", saveInterval, 0) ||
-      !getInt("--warmup", warmup, 0) || !getInt("--decay-steps", decaySteps, 0) ||
+  if (values.count("--seed") && !parseUnsigned(values["--seed"], seed))
+    return usageError("--seed " + values["--seed"] +
+                      ": expected an integer from 0 to 2^64 - 1");
+  if (!getInt("--steps", steps, 1, kMaxSteps) ||
+      !getInt("--log-interval", logInterval, 1, kMaxSteps) ||
+      !getInt("--save-interval", saveInterval, 0, kMaxSteps) ||
+      !getInt("--warmup", warmup, 0, kMaxSteps) ||
+      !getInt("--decay-steps", decaySteps, 0, kMaxSteps) ||
       !getDouble("--lr", options.lr) || !getDouble("--min-lr", options.minLr) ||
       !getDouble("--weight-decay", options.weightDecay) ||
       !getDouble("--clip-grad", options.clipGrad) ||
       !getDouble("--adam-beta1", options.beta1) ||
       !getDouble("--adam-beta2", options.beta2) ||
-      !getDouble("--adam-eps", options.eps) || !getInt("--ranks", ranks, 1) ||
-      !getDouble("--collective-timeout", timeout))
+      !getDouble("--adam-eps", options.eps) ||
+      !getInt("--ranks", ranks, 1, INT64_MAX) ||
+      // A day: a collective waiting longer is a hang, not a slow peer.
+      !getDouble("--collective-timeout", timeout, 86400))
     return 2;
+  if (saveInterval > 0 && !values.count("--save"))
+    return usageError("--save-interval needs --save DIR, the directory to "
+                      "save into");
   if (ranks)
     options.ranks = ranks;
   if (timeout)
     options.collectiveTimeoutSeconds = *timeout;
   // Ranges that depend on the plan's defaults (min-lr <= lr, betas < 1,
   // eps > 0) are checked by Session::open on the settings a step will use.
-  options.seed = uint64_t(seed);
+  options.seed = seed;
   if (warmup >= 0)
     options.warmupSteps = warmup;
   if (decaySteps >= 0)
@@ -253,6 +341,32 @@ int main(int argc, char **argv) {
   } else {
     session.initializeParameters();
   }
+  if (steps < session.step())
+    return usageError("--steps " + std::to_string(steps) +
+                      ": the checkpoint "
+                      "in '" +
+                      values["--load"] + "' is at step " +
+                      std::to_string(session.step()) +
+                      " already; ask for a later step");
+  // The samples the run will have consumed at its end, checked now rather
+  // than at the step that cannot be taken.
+  int64_t endPosition;
+  if (__builtin_mul_overflow(steps - session.step(), plan.global_batch_size,
+                             &endPosition) ||
+      __builtin_add_overflow(endPosition, session.dataPosition(),
+                             &endPosition) ||
+      endPosition > kMaxCheckpointCount)
+    return usageError("--steps " + std::to_string(steps) + " at " +
+                      std::to_string(plan.global_batch_size) +
+                      " samples a step would consume more than the 2^53 "
+                      "samples a checkpoint records; ask for fewer steps");
+  // Before the first step: an unwritable --save fails now, not after the
+  // work it was to keep.
+  if (values.count("--save"))
+    if (Status s = checkCheckpointDirectory(values["--save"]); !s.ok()) {
+      std::cerr << "loom-run: " << s.message() << "\n";
+      return 1;
+    }
   // Samples in a seeded order (the session's seed: the checkpoint's after
   // --load), unless asked to read the corpus in order.
   if (!values.count("--no-shuffle"))
@@ -261,12 +375,19 @@ int main(int argc, char **argv) {
   if (!options.decaySteps && plan.optimizer_defaults->decay_steps == 0)
     session.setDecaySteps(steps);
 
-  std::ofstream json;
+  FILE *json = nullptr;
+  std::string logPath = values.count("--log-json") ? values["--log-json"] : "";
   if (values.count("--log-json")) {
-    json.open(values["--log-json"], std::ios::app);
+    // A fresh run would truncate it.
+    for (const std::string &input : {planPath, values["--data"]})
+      if (sameFile(logPath, input))
+        return usageError("--log-json " + logPath + " is the input '" + input +
+                          "'; name another file for the log");
+    std::string why;
+    json = openLog(logPath, values.count("--load") > 0, why);
     if (!json) {
-      std::cerr << "loom-run: cannot write '" << values["--log-json"]
-                << "'\n";
+      std::cerr << "loom-run: cannot write the log '" << logPath << "': " << why
+                << "\n";
       return 1;
     }
   }
@@ -330,14 +451,24 @@ int main(int argc, char **argv) {
       std::fflush(stdout);
     }
     if (json) {
-      json << "{\"step\": " << m->step << ", \"loss\": " << jsonNumber(m->loss)
+      std::ostringstream line;
+      line << "{\"step\": " << m->step << ", \"loss\": " << jsonNumber(m->loss)
            << ", \"grad_norm\": " << jsonNumber(m->gradNorm)
            << ", \"lr\": " << jsonNumber(m->lr)
            << ", \"loss_scale\": " << jsonNumber(m->lossScale)
            << ", \"skipped\": " << (m->skipped ? "true" : "false")
            << ", \"tokens_per_s\": " << jsonNumber(tokensPerSecond)
            << ", \"elapsed_s\": " << jsonNumber(elapsed) << "}\n";
-      json.flush();
+      std::string text = line.str();
+      if (std::fwrite(text.data(), 1, text.size(), json) != text.size() ||
+          std::fflush(json) != 0) {
+        // The log was asked for: keep what training did, then fail.
+        std::cerr << "loom-run: cannot write the log '" << logPath
+                  << "': " << std::strerror(errno) << "\n";
+        if (values.count("--save"))
+          save(values["--save"]);
+        return 1;
+      }
     }
     if (saveInterval > 0 && values.count("--save") &&
         m->step % saveInterval == 0 && m->step != steps &&
@@ -346,5 +477,10 @@ int main(int argc, char **argv) {
   }
   if (values.count("--save") && !save(values["--save"]))
     return 1;
+  if (json && std::fclose(json) != 0) {
+    std::cerr << "loom-run: cannot write the log '" << logPath
+              << "': " << std::strerror(errno) << "\n";
+    return 1;
+  }
   return 0;
 }

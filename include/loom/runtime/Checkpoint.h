@@ -46,14 +46,34 @@ struct Checkpoint {
   std::vector<CheckpointTensor> tensors;
 };
 
+/// The largest step and data position a checkpoint holds. The update
+/// counters are stored as doubles, exact to 2^53; no run comes near it
+/// (2^53 steps, or samples).
+constexpr int64_t kMaxCheckpointCount = int64_t(1) << 53;
+
+/// The bound loadCheckpoint applies when the caller gives none (Session
+/// passes the size its plan's tensors need): 1 TiB, 85 billion parameters
+/// with their two moments.
+constexpr uint64_t kDefaultMaxCheckpointBytes = uint64_t(1) << 40;
+
 /// Writes `checkpoint` into `directory` (created if missing; its parent must
 /// exist).
 Status saveCheckpoint(const std::string &directory,
                       const Checkpoint &checkpoint);
 
+/// Creates `directory` if missing and checks that saveCheckpoint can write
+/// into it, leaving nothing else behind: a run calls it before its first
+/// step, so an unwritable --save fails before the work, not after it.
+Status checkCheckpointDirectory(const std::string &directory);
+
 /// Reads the checkpoint in `directory`. Fails, naming the file, when it is
-/// missing, truncated, damaged (CRC mismatch) or of another format version.
-Result<Checkpoint> loadCheckpoint(const std::string &directory);
+/// missing, not a regular file, over `maxBytes`, truncated, damaged (CRC
+/// mismatch), of another format version, or holds a step or data position
+/// outside [0, kMaxCheckpointCount] or a scalar twice. (What the scalars
+/// mean, and their ranges, is the session's to check.)
+Result<Checkpoint>
+loadCheckpoint(const std::string &directory,
+               uint64_t maxBytes = kDefaultMaxCheckpointBytes);
 
 /// CRC-32 (IEEE 802.3, as zlib computes it).
 uint32_t crc32(const uint8_t *data, size_t size, uint32_t crc = 0);

@@ -26,11 +26,17 @@ namespace runtime {
 
 enum class TokenFormat { Bytes, Uint16, Int32 };
 
+/// The most tokens a corpus may hold (and the longest sequence): the whole
+/// file is read into memory as int32 ids, so 2^32 tokens is 16 GiB there. A
+/// larger corpus needs a memory-mapped reader, which does not exist yet.
+constexpr int64_t kMaxDataTokens = int64_t(1) << 32;
+
 class TokenDataset {
 public:
   /// Reads `path`. Fails, naming the file, when it is missing or unreadable,
-  /// empty, shorter than seq + 1 tokens, not a whole number of tokens, or
-  /// holds an id outside [0, vocab).
+  /// not a regular file (a directory, a FIFO, /dev/zero), over
+  /// kMaxDataTokens tokens, empty, shorter than seq + 1 tokens, not a whole
+  /// number of tokens, or holds an id outside [0, vocab).
   static Result<TokenDataset> open(const std::string &path, TokenFormat format,
                                    int64_t seqLength, int64_t vocab);
 
