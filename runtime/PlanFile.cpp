@@ -715,7 +715,11 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
               instructionProblem(p, *program->instructions[k]);
           !problem.empty())
         return bad(program->name + " instruction " + std::to_string(k) + " (" +
-                   program->instructions[k]->op + "): " + problem);
+                   program->instructions[k]->op +
+                   (program->instructions[k]->location.empty()
+                        ? ""
+                        : ", from " + program->instructions[k]->location) +
+                   "): " + problem);
   }
   for (const auto &param : p.parameters)
     for (int32_t id :

@@ -26,6 +26,7 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstdio>
 #include <functional>
 
@@ -113,11 +114,22 @@ const plan::InstructionT *findOp(const plan::PlanT &p, const std::string &op) {
 TEST_F(PlanValidationTest, ACrossEntropyWithZeroClassesIsRefused) {
   auto p = tinyPlan();
   ASSERT_TRUE(p);
-  const plan::InstructionT *ce = findOp(*p, "cross_entropy");
-  ASSERT_TRUE(ce);
-  plan::BufferT &logits = *p->buffers[ce->inputs[0]];
-  logits.shape.back() = 0; // [..., 0]: the executor divided by it
-  logits.bytes = 0;
+  // A vocabulary of 0 everywhere (every dimension 13 becomes 0), so every
+  // shape agrees with every other and only the division by the classes is
+  // wrong: the executor's cross_entropy divided the logits' elements by it.
+  for (auto &b : p->buffers) {
+    int64_t elements = 1;
+    for (int64_t &d : b->shape) {
+      d = d == 13 ? 0 : d;
+      elements *= d;
+    }
+    b->bytes = elements * rt::dtypeBytes(b->dtype);
+  }
+  for (auto &param : p->parameters)
+    for (int64_t &d : param->global_shape)
+      d = d == 13 ? 0 : d;
+  ASSERT_TRUE(findOp(*p, "cross_entropy"));
+  EXPECT_REFUSED(refusal(*p), "(cross_entropy, from gpt.loom:");
   EXPECT_REFUSED(refusal(*p), "needs a last dimension > 0");
 }
 
@@ -232,7 +244,7 @@ TEST_F(PlanValidationTest, UnknownInstructionsAndMissingAttributesAreRefused) {
   EXPECT_REFUSED(refusal(*p), "the attribute 'transpose_a' is missing");
   matmul.attrs = std::move(attrs);
   matmul.inputs.push_back(matmul.inputs[0]);
-  EXPECT_REFUSED(refusal(*p), "(matmul): it has 3 inputs and 1 outputs");
+  EXPECT_REFUSED(refusal(*p), "it has 3 inputs and 1 outputs");
   matmul.inputs.pop_back();
   matmul.op = "conv2d";
   EXPECT_REFUSED(refusal(*p), "no executor knows the instruction 'conv2d'");
@@ -241,10 +253,10 @@ TEST_F(PlanValidationTest, UnknownInstructionsAndMissingAttributesAreRefused) {
 TEST_F(PlanValidationTest, SizesThatOverflowOrAreAbsurdAreRefused) {
   auto p = tinyPlan();
   ASSERT_TRUE(p);
-  // 4 x 2^62 microbatches wraps to a global batch of 0.
+  // 2 x 2^62 microbatches wraps around to -2^63 sequences.
+  ASSERT_EQ(p->micro_batch_size, 2);
   p->num_microbatches = int64_t(1) << 62;
-  p->micro_batch_size = 4;
-  p->global_batch_size = 0;
+  p->global_batch_size = INT64_MIN;
   EXPECT_REFUSED(refusal(*p), "its batch sizes do not agree");
 
   p = tinyPlan();
@@ -259,6 +271,14 @@ TEST_F(PlanValidationTest, SizesThatOverflowOrAreAbsurdAreRefused) {
   plan::BufferT &b = *p->buffers[findOp(*p, "matmul")->outputs[0]];
   b.shape = {int64_t(1) << 32, int64_t(1) << 32, 4}; // 2^66 elements
   EXPECT_REFUSED(refusal(*p), "the elements at most");
+  // 2^41 one-byte elements: inside a 2^41-byte arena, but no buffer of a
+  // rank is that large.
+  b.dtype = plan::DType::I1;
+  b.shape = {int64_t(1) << 21, int64_t(1) << 20};
+  b.bytes = int64_t(1) << 41;
+  b.offset = 0;
+  p->arena_bytes[1] = b.bytes;
+  EXPECT_REFUSED(refusal(*p), "the elements at most 1099511627776");
 }
 
 TEST_F(PlanValidationTest, ADeadlockingScheduleIsRefusedAtLoad) {
