@@ -4,8 +4,9 @@
 # - loom-parser-fuzzer: the model-language front end, seeded with the example
 #   models, the standard library and every error case of the lit tests;
 # - loom-plan-fuzzer: the plan loader (validatePlan) and the CPU executor,
-#   seeded with plan payloads loomc writes (build/bin/loomc when the normal
-#   build has one, else the committed test/fuzz/plan-seeds/).
+#   seeded with plan payloads loomc writes: the committed
+#   test/fuzz/plan-seeds/, and fresh ones when the normal build has
+#   build/bin/loomc.
 # Exits non-zero, with the crashing input under build-fuzz/fuzz-artifacts/, if
 # either finds a crash, a hang or a sanitizer report.
 set -euo pipefail
@@ -23,9 +24,10 @@ ninja -C "$dir" -j "$(nproc)" loom-parser-fuzzer loom-plan-fuzzer
 
 seeds="$dir/fuzz-seeds"
 rm -rf "$seeds"
-mkdir -p "$dir/fuzz-corpus" "$dir/plan-corpus" "$seeds/plans" "$dir/fuzz-artifacts"
-cp examples/*.loom lib/Frontend/stdlib/*.loom "$seeds/"
-/usr/lib/llvm-19/bin/split-file test/loomc/language-errors.test "$seeds/errors"
+mkdir -p "$dir/fuzz-corpus" "$dir/plan-corpus" "$seeds/models" "$seeds/plans" \
+  "$seeds/plan-files" "$dir/fuzz-artifacts"
+cp examples/*.loom lib/Frontend/stdlib/*.loom "$seeds/models/"
+/usr/lib/llvm-19/bin/split-file test/loomc/language-errors.test "$seeds/models/errors"
 
 # Plan seeds: the payload of a plan file is its bytes after the 20-byte
 # header (LOOMPLAN, version, size), less the 4-byte CRC.
@@ -34,8 +36,8 @@ if [ -x "$loomc" ]; then
   tiny="-D layers=1 -D hidden=8 -D heads=2 -D seq=4 -D vocab=16 --micro-batch-size 2"
   while read -r name args; do
     # shellcheck disable=SC2086
-    if "$loomc" examples/gpt.loom $tiny $args -o "$seeds/$name.plan" 2>/dev/null; then
-      tail -c +21 "$seeds/$name.plan" | head -c -4 >"$seeds/plans/$name.payload"
+    if "$loomc" examples/gpt.loom $tiny $args -o "$seeds/plan-files/$name.plan" 2>/dev/null; then
+      tail -c +21 "$seeds/plan-files/$name.plan" | head -c -4 >"$seeds/plans/$name.payload"
     fi
   done <<'PLANS'
 f32 --global-batch-size 4
@@ -69,7 +71,7 @@ run() {
     status=$code
   fi
 }
-run loom-parser-fuzzer "$dir/fuzz.log" "$dir/fuzz-corpus" "$seeds" "$seeds/errors" \
+run loom-parser-fuzzer "$dir/fuzz.log" "$dir/fuzz-corpus" "$seeds/models" \
   -max_len=8192
 # Plans are tens of KB; -malloc_limit_mb catches an allocation a plan could
 # make absurd before the OS does.
