@@ -46,6 +46,11 @@ void fillNormal(T *data, const TensorBlock &block, double std, uint64_t key) {
 }
 } // namespace
 
+bool isKnownInitializer(std::string_view kind) {
+  return kind == "normal" || kind == "zeros" || kind == "ones" ||
+         kind == "constant";
+}
+
 uint64_t parameterKey(uint64_t seed, std::string_view name) {
   return streamKey(seed, StreamPurpose::Parameter, name, 0);
 }

@@ -1,11 +1,17 @@
 //===- PlanFile.cpp - the plan bundle on disk, checked on load ------------===//
 
+#include "loom/Pipeline/Schedule.h"
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Files.h"
+#include "loom/runtime/Init.h"
 #include "loom/runtime/Plan.h"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <iomanip>
+#include <map>
 #include <ostream>
 #include <sstream>
 
@@ -122,19 +128,25 @@ Result<std::unique_ptr<plan::PlanT>> readPlan(const std::string &path) {
     return Status::error("the plan '" + path +
                          "' is damaged: its checksum does not match" +
                          recompile);
+  return readPlanPayload(payload, size, "the plan '" + path + "'");
+}
+
+Result<std::unique_ptr<plan::PlanT>>
+readPlanPayload(const uint8_t *bytes, size_t size, const std::string &what) {
   // FlatBuffers reads its 8-byte fields in place, at the alignment its
-  // builder gave them; the 20-byte frame header breaks that, so the payload
-  // is read from an 8-byte-aligned copy.
-  std::vector<uint64_t> aligned((size_t(size) + 7) / 8);
-  std::memcpy(aligned.data(), payload, size_t(size));
-  payload = reinterpret_cast<const uint8_t *>(aligned.data());
-  flatbuffers::Verifier verifier(payload, size);
+  // builder gave them; the plan file's 20-byte frame header breaks that, so
+  // the payload is read from an 8-byte-aligned copy.
+  std::vector<uint64_t> aligned((size + 7) / 8);
+  if (size)
+    std::memcpy(aligned.data(), bytes, size);
+  const uint8_t *data = reinterpret_cast<const uint8_t *>(aligned.data());
+  flatbuffers::Verifier verifier(data, size);
   if (!plan::VerifyPlanBuffer(verifier))
-    return Status::error("the plan '" + path +
-                         "' does not verify as a plan of format version " +
-                         std::to_string(kPlanFormatVersion) + recompile);
-  std::unique_ptr<plan::PlanT> result(plan::GetPlan(payload)->UnPack());
-  if (Status s = validatePlan(*result, "the plan '" + path + "'"); !s.ok())
+    return Status::error(
+        what + " does not verify as a plan of format version " +
+        std::to_string(kPlanFormatVersion) + "; compile it again with loomc");
+  std::unique_ptr<plan::PlanT> result(plan::GetPlan(data)->UnPack());
+  if (Status s = validatePlan(*result, what); !s.ok())
     return s;
   return result;
 }
@@ -148,10 +160,53 @@ std::string meshProblem(const plan::PlanT &p) {
   if (p.mesh.size() != 3 || p.mesh[0]->name != "dp" ||
       p.mesh[1]->name != "pp" || p.mesh[2]->name != "tp")
     return "its mesh is not (dp, pp, tp)";
-  for (const auto &axis : p.mesh)
-    if (axis->size < 1 || axis->size > (int64_t(1) << 20))
+  int64_t ranks = 1;
+  for (const auto &axis : p.mesh) {
+    if (axis->size < 1)
       return "mesh axis '" + axis->name + "' has size " +
-             std::to_string(axis->size);
+             std::to_string(axis->size) + "; sizes must be >= 1";
+    // Checked: dp=2^40 must not wrap around to a small mesh.
+    if (!checkedMul(ranks, axis->size, ranks) || ranks > kMaxRanks)
+      return "its mesh has more than " + std::to_string(kMaxRanks) +
+             " ranks (axis '" + axis->name + "' has size " +
+             std::to_string(axis->size) + ")";
+  }
+  return "";
+}
+
+/// What is wrong with the learning-rate schedule's decay style, or "".
+std::string decayProblem(const plan::PlanT &p) {
+  const std::string &decay = p.optimizer_defaults->decay_style;
+  if (decay != "cosine" && decay != "linear" && decay != "constant")
+    return "its learning-rate decay style '" + decay +
+           "' is not cosine, linear or constant";
+  return "";
+}
+
+/// What is wrong with a plan's batch sizes, or "": the global batch is
+/// micro x microbatches x dp, each product checked, and (in a plan the
+/// session feeds: not a chunk) a global batch of tokens of a sane size.
+std::string batchProblem(const plan::PlanT &p, bool chunk) {
+  int64_t perRank = 0, global = 0, tokens = 0;
+  if (p.micro_batch_size <= 0 || p.num_microbatches <= 0 ||
+      !checkedMul(p.micro_batch_size, p.num_microbatches, perRank) ||
+      !checkedMul(perRank, p.mesh[0]->size, global) ||
+      p.global_batch_size != global)
+    return "its batch sizes do not agree (global " +
+           std::to_string(p.global_batch_size) + ", micro " +
+           std::to_string(p.micro_batch_size) + ", " +
+           std::to_string(p.num_microbatches) + " microbatches, dp " +
+           std::to_string(p.mesh[0]->size) + ")";
+  if (chunk)
+    return "";
+  if (p.seq_length < 1 || p.vocab_size < 1)
+    return "its sequence length (" + std::to_string(p.seq_length) +
+           ") or vocabulary (" + std::to_string(p.vocab_size) +
+           ") is not positive";
+  if (!checkedMul(global, p.seq_length, tokens) || tokens > kMaxBatchTokens)
+    return "its global batch of " + std::to_string(global) + " sequences of " +
+           std::to_string(p.seq_length) + " tokens is more than " +
+           std::to_string(kMaxBatchTokens) + " tokens";
   return "";
 }
 
@@ -168,13 +223,14 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
     return bad("it has pipeline chunks but pp=1");
   if (!p.optimizer_defaults || !p.precision)
     return bad("its optimizer defaults or precision policy are missing");
-  if (p.micro_batch_size <= 0 || p.num_microbatches <= 0 ||
-      p.global_batch_size !=
-          p.micro_batch_size * p.num_microbatches * p.mesh[0]->size)
-    return bad("its batch sizes do not agree");
+  if (std::string problem = decayProblem(p); !problem.empty())
+    return bad(problem);
+  if (std::string problem = batchProblem(p, /*chunk=*/false); !problem.empty())
+    return bad(problem);
   int64_t stages = p.mesh[1]->size, n = int64_t(p.chunks.size());
+  int64_t expected = 0;
   if (stages < 1 || p.chunks_per_stage < 1 ||
-      n != stages * p.chunks_per_stage)
+      !checkedMul(stages, p.chunks_per_stage, expected) || n != expected)
     return bad("it has " + std::to_string(n) + " chunks for pp=" +
                std::to_string(stages) + " x " +
                std::to_string(p.chunks_per_stage));
@@ -184,6 +240,20 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
     return bad("its batch sizes do not agree");
   if (n > (int64_t(1) << 16) || p.num_microbatches > (int64_t(1) << 20))
     return bad("its pipeline is too large");
+  if (p.schedule != "gpipe" && p.schedule != "1f1b" &&
+      p.schedule != "interleaved" && p.schedule != "custom")
+    return bad("its schedule '" + p.schedule +
+               "' is not gpipe, 1f1b, interleaved or custom");
+  // Every (microbatch, chunk) runs forward and backward once, so the
+  // schedule's length bounds the bookkeeping below by the file's size.
+  size_t listed = 0;
+  for (const auto &stage : p.stage_schedules)
+    listed += stage->steps.size();
+  if (uint64_t(listed) != uint64_t(2 * n) * uint64_t(p.num_microbatches))
+    return bad("its schedule has " + std::to_string(listed) + " steps for " +
+               std::to_string(n) + " chunks x " +
+               std::to_string(p.num_microbatches) +
+               " microbatches, forward and backward");
   std::vector<uint8_t> done(size_t(2 * n * p.num_microbatches), 0);
   for (int64_t s = 0; s < stages; ++s)
     for (const auto &step : p.stage_schedules[size_t(s)]->steps) {
@@ -202,6 +272,27 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
   for (uint8_t d : done)
     if (!d)
       return bad("its schedule leaves a step out");
+  // The compiler proved the schedule deadlock-free; a plan written by hand
+  // or damaged before its checksum was taken is proved again, by the same
+  // simulation, rather than hanging every rank at the first step.
+  {
+    pipeline::Schedule schedule;
+    schedule.kind = pipeline::ScheduleKind::OneFOneB; // not read
+    schedule.stages = stages;
+    schedule.chunksPerStage = p.chunks_per_stage;
+    schedule.microbatches = p.num_microbatches;
+    for (const auto &stage : p.stage_schedules) {
+      schedule.perStage.emplace_back();
+      for (const auto &step : stage->steps)
+        schedule.perStage.back().push_back({step->backward
+                                                ? pipeline::Step::Backward
+                                                : pipeline::Step::Forward,
+                                            step->microbatch, step->chunk});
+    }
+    if (std::string problem = pipeline::validateSchedule(schedule);
+        !problem.empty())
+      return bad("its pipeline schedule is refused: " + problem);
+  }
   for (int64_t c = 0; c < n; ++c) {
     const plan::PlanT &chunk = *p.chunks[size_t(c)];
     std::string name = what + ", chunk " + std::to_string(c) + ",";
@@ -249,6 +340,327 @@ Status validatePlan(const plan::PlanT &p, const std::string &what) {
 }
 
 namespace {
+/// An instruction an executor knows: its operand counts and the attributes
+/// it reads. The CPU executor (runtime/cpu/Executor.cpp) prepares exactly
+/// these; another backend implements the same list.
+struct OpRule {
+  const char *op;
+  size_t minIn, maxIn, minOut, maxOut;
+  std::vector<const char *> attrs;
+};
+constexpr size_t kAny = SIZE_MAX;
+const std::vector<OpRule> &opRules() {
+  static const std::vector<OpRule> rules = {
+      {"matmul", 2, 2, 1, 1, {"transpose_a", "transpose_b"}},
+      {"add", 2, 2, 1, 1, {}},
+      {"sub", 2, 2, 1, 1, {}},
+      {"mul", 2, 2, 1, 1, {}},
+      {"div", 2, 2, 1, 1, {}},
+      {"neg", 1, 1, 1, 1, {}},
+      {"scale", 1, 1, 1, 1, {"factor"}},
+      {"accumulate", 1, 1, 1, 1, {}},
+      {"cast", 1, 1, 1, 1, {}},
+      {"relu", 1, 1, 1, 1, {}},
+      {"silu", 1, 1, 1, 1, {}},
+      {"gelu", 1, 1, 1, 1, {"approximate"}},
+      {"relu_grad", 2, 2, 1, 1, {}},
+      {"silu_grad", 2, 2, 1, 1, {}},
+      {"gelu_grad", 2, 2, 1, 1, {"approximate"}},
+      {"softmax", 1, 2, 1, 1, {"causal", "scale"}},
+      {"softmax_grad", 2, 2, 1, 1, {"scale"}},
+      {"layernorm", 3, 3, 1, 1, {"eps"}},
+      {"rmsnorm", 2, 2, 1, 1, {"eps"}},
+      {"layernorm_grad", 3, 3, 3, 3, {"eps"}},
+      {"rmsnorm_grad", 3, 3, 2, 2, {"eps"}},
+      {"dropout", 1, 1, 1, 1, {"rate", "site"}},
+      {"dropout_grad", 1, 1, 1, 1, {"rate", "site"}},
+      {"embedding", 2, 2, 1, 1, {}},
+      {"embedding_grad", 2, 2, 1, 1, {}},
+      {"cross_entropy", 2, 2, 1, 1, {"reduction", "ignore_index"}},
+      {"cross_entropy_grad", 3, 3, 1, 1, {"reduction", "ignore_index"}},
+      {"cross_entropy_partials", 3, 3, 2, 2, {"ignore_index"}},
+      {"cross_entropy_partials_grad", 5, 5, 1, 1, {"ignore_index"}},
+      {"cross_entropy_combine", 3, 3, 1, 1, {"ignore_index"}},
+      {"cross_entropy_combine_grad", 3, 3, 2, 2, {"ignore_index"}},
+      {"all_reduce", 1, kAny, 1, kAny, {"axis", "kind"}},
+      {"all_gather", 1, 1, 1, 1, {"axis", "dim"}},
+      {"reduce_scatter", 1, 1, 1, 1, {"axis", "dim"}},
+      {"all_slice", 1, 1, 1, 1, {"axis", "dim"}},
+      {"transpose", 1, 1, 1, 1, {"permutation"}},
+      {"split", 1, 1, 1, kAny, {"axis"}},
+      {"concat", 1, kAny, 1, 1, {"axis"}},
+      {"reduce", 1, 1, 1, 1, {"kind", "dims"}},
+      {"broadcast", 1, 1, 1, 1, {}},
+      {"fill", 0, 0, 1, 1, {"value"}},
+      {"loss_grad_seed", 0, 0, 1, 1, {"value"}},
+      {"grad_norm", 0, kAny, 0, 0, {}},
+      {"adamw", 4, 4, 3, 3, {"weight_decay"}},
+      {"zero", 0, 0, 0, kAny, {}},
+  };
+  return rules;
+}
+
+bool oneOf(const std::string &s, std::initializer_list<const char *> names) {
+  for (const char *n : names)
+    if (s == n)
+      return true;
+  return false;
+}
+
+/// What is wrong with one instruction, or "": its op and operand counts,
+/// the attributes it needs and their values, and the ranks and nonzero
+/// dimensions of the operands it indexes or divides by. Operand ids are
+/// already in range.
+std::string instructionProblem(const plan::PlanT &p,
+                               const plan::InstructionT &inst) {
+  const std::string &op = inst.op;
+  const OpRule *rule = nullptr;
+  for (const OpRule &r : opRules())
+    if (op == r.op)
+      rule = &r;
+  if (!rule)
+    return "no executor knows the instruction '" + op + "'";
+  const auto &in = inst.inputs;
+  const auto &out = inst.outputs;
+  if (in.size() < rule->minIn || in.size() > rule->maxIn ||
+      out.size() < rule->minOut || out.size() > rule->maxOut)
+    return "it has " + std::to_string(in.size()) + " inputs and " +
+           std::to_string(out.size()) + " outputs";
+  for (const char *name : rule->attrs)
+    if (!findAttr(inst, name))
+      return "the attribute '" + std::string(name) + "' is missing";
+  auto shape = [&](int32_t id) -> const std::vector<int64_t> & {
+    return p.buffers[size_t(id)]->shape;
+  };
+  auto named = [&](int32_t id) {
+    return "'" + p.buffers[size_t(id)]->name + "' " + shapeText(shape(id));
+  };
+  auto text = [&](const char *name) {
+    const plan::AttributeT *a = findAttr(inst, name);
+    return a ? a->s : std::string();
+  };
+  auto integer = [&](const char *name) {
+    const plan::AttributeT *a = findAttr(inst, name);
+    return a && !a->ints.empty() ? a->ints[0] : 0;
+  };
+  int64_t meshAxes = int64_t(p.mesh.size());
+
+  // Rows of a last dimension: the kernels divide the elements by it.
+  if (oneOf(op, {"softmax", "softmax_grad", "layernorm", "rmsnorm",
+                 "layernorm_grad", "rmsnorm_grad", "cross_entropy",
+                 "cross_entropy_grad", "cross_entropy_partials",
+                 "cross_entropy_partials_grad"}) &&
+      (shape(in[0]).empty() || shape(in[0]).back() <= 0))
+    return "its input " + named(in[0]) + " needs a last dimension > 0";
+  if (op == "matmul" && (shape(in[0]).size() < 2 || shape(in[1]).size() < 2))
+    return "its operands " + named(in[0]) + " and " + named(in[1]) +
+           " need rank 2 or more";
+  if (op == "embedding" || op == "embedding_grad") {
+    int32_t table = op == "embedding" ? in[0] : out[0];
+    if (shape(table).size() != 2)
+      return "its table " + named(table) + " needs rank 2";
+    plan::DType ids = p.buffers[size_t(in[1])]->dtype;
+    if (ids != plan::DType::I32 && ids != plan::DType::I64)
+      return "its indices " + named(in[1]) + " must be i32 or i64";
+  }
+  if (oneOf(op, {"cross_entropy", "cross_entropy_grad"})) {
+    if (!oneOf(text("reduction"), {"none", "sum", "mean"}))
+      return "the reduction '" + text("reduction") +
+             "' is not none, sum or mean";
+  }
+  if ((op == "gelu" || op == "gelu_grad") &&
+      !oneOf(text("approximate"), {"none", "tanh"}))
+    return "the approximation '" + text("approximate") +
+           "' is not none or tanh";
+  if (op == "reduce") {
+    if (!oneOf(text("kind"), {"sum", "mean", "max"}))
+      return "the reduction '" + text("kind") + "' is not sum, mean or max";
+    for (int64_t d : findAttr(inst, "dims")->ints)
+      if (d < 0 || d >= int64_t(shape(in[0]).size()))
+        return "it reduces dimension " + std::to_string(d) + " of " +
+               named(in[0]);
+  }
+  if (op == "all_reduce") {
+    if (in.size() != out.size())
+      return "it has " + std::to_string(in.size()) + " inputs and " +
+             std::to_string(out.size()) + " outputs";
+    if (!oneOf(text("kind"), {"sum", "max"}))
+      return "the reduction '" + text("kind") + "' is not sum or max";
+  }
+  if (oneOf(op, {"all_reduce", "all_gather", "reduce_scatter", "all_slice"}) ||
+      (op == "grad_norm" && findAttr(inst, "split"))) {
+    if (!findAttr(inst, "axis"))
+      return "the attribute 'axis' is missing";
+    if (integer("axis") < 0 || integer("axis") >= meshAxes)
+      return "the mesh axis " + std::to_string(integer("axis")) +
+             " is not one of the mesh's " + std::to_string(meshAxes);
+  }
+  if (oneOf(op, {"all_gather", "reduce_scatter", "all_slice"})) {
+    int32_t small = op == "all_gather" ? in[0] : out[0];
+    if (integer("dim") < 0 || integer("dim") >= int64_t(shape(small).size()))
+      return "the dimension " + std::to_string(integer("dim")) +
+             " is not one of " + named(small);
+  }
+  if (op == "grad_norm")
+    for (const char *list : {"split", "exclude"})
+      if (const plan::AttributeT *a = findAttr(inst, list);
+          a && a->ints.size() != in.size())
+        return "its '" + std::string(list) +
+               "' does not have one entry per "
+               "input";
+  if (op == "split" || op == "concat") {
+    int32_t whole = op == "split" ? in[0] : out[0];
+    if (integer("axis") < 0 || integer("axis") >= int64_t(shape(whole).size()))
+      return "the axis " + std::to_string(integer("axis")) + " is not one of " +
+             named(whole);
+  }
+  if (op == "transpose") {
+    std::vector<int64_t> perm = findAttr(inst, "permutation")->ints;
+    std::sort(perm.begin(), perm.end());
+    bool permutation = perm.size() == shape(in[0]).size();
+    for (size_t d = 0; permutation && d < perm.size(); ++d)
+      permutation = perm[d] == int64_t(d);
+    if (!permutation)
+      return "its permutation does not permute the dimensions of " +
+             named(in[0]);
+  }
+  // A rank's block of a partitioned operand: a mesh axis or -1 per
+  // dimension, and the whole shape the block tiles.
+  const plan::AttributeT *axes = findAttr(inst, "shard_axis"),
+                         *global = findAttr(inst, "global_shape");
+  if (axes || global) {
+    int32_t blocked = op == "embedding_grad" ? out[0] : in[0];
+    size_t rank = shape(blocked).size();
+    if (!axes || !global || axes->ints.size() != rank ||
+        global->ints.size() != rank)
+      return "its shard_axis and global_shape do not both give one entry "
+             "per dimension of " +
+             named(blocked);
+    for (size_t d = 0; d < rank; ++d) {
+      int64_t a = axes->ints[d], whole = 0;
+      if (a < -1 || a >= meshAxes ||
+          !checkedMul(shape(blocked)[d], a < 0 ? 1 : p.mesh[size_t(a)]->size,
+                      whole) ||
+          global->ints[d] != whole)
+        return "its global_shape does not tile " + named(blocked) +
+               " over the mesh axes of shard_axis";
+    }
+  }
+  return "";
+}
+
+/// Two buffers that share bytes of one arena while both are live, or "".
+/// Lifetimes follow the program order as the memory planner's do: inputs
+/// from before the microbatch program, outputs until after it, the
+/// optimizer program after it, inclusive at both ends; persistent buffers
+/// always. Two buffers at the same offset with the same size are one
+/// storage (a view: a reshape shares its source's bytes), so only partial
+/// overlaps and overlaps of different storage count. A sweep over time
+/// keeps the live ranges of an arena disjoint in an ordered map, so the
+/// check is O(n log n) in the buffers.
+std::string liveOverlap(const plan::PlanT &p) {
+  size_t n = p.buffers.size();
+  const int64_t none = INT64_MAX;
+  std::vector<int64_t> first(n, none), last(n, -2);
+  auto touch = [&](int32_t id, int64_t k) {
+    first[size_t(id)] = std::min(first[size_t(id)], k);
+    last[size_t(id)] = std::max(last[size_t(id)], k);
+  };
+  int64_t end = int64_t(p.microbatch->instructions.size());
+  int64_t after = end + 1 + int64_t(p.optimizer->instructions.size());
+  for (size_t i = 0; i < n; ++i) {
+    const plan::BufferT &b = *p.buffers[i];
+    if (b.arena == plan::Arena::Persistent) {
+      touch(int32_t(i), -1);
+      touch(int32_t(i), after);
+    }
+    if (b.kind == plan::BufferKind::Input)
+      touch(int32_t(i), -1);
+    if (b.kind == plan::BufferKind::Output)
+      touch(int32_t(i), end);
+  }
+  for (const auto &input : p.inputs)
+    touch(input->buffer, -1);
+  for (int32_t id : {p.loss, p.activation_out, p.input_grad})
+    if (id >= 0 && size_t(id) < n)
+      touch(id, end);
+  int64_t k = 0;
+  for (const auto *program : {p.microbatch.get(), p.optimizer.get()}) {
+    for (const auto &inst : program->instructions) {
+      for (int32_t id : inst->inputs)
+        touch(id, k);
+      for (int32_t id : inst->outputs)
+        touch(id, k);
+      ++k;
+    }
+    k = end + 1;
+  }
+  for (int arena = 0; arena < 2; ++arena) {
+    std::vector<int32_t> byFirst;
+    for (size_t i = 0; i < n; ++i)
+      if (int(p.buffers[i]->arena) == arena && p.buffers[i]->bytes > 0 &&
+          first[i] != none)
+        byFirst.push_back(int32_t(i));
+    std::vector<int32_t> byLast = byFirst;
+    std::sort(byFirst.begin(), byFirst.end(), [&](int32_t a, int32_t b) {
+      return first[size_t(a)] < first[size_t(b)];
+    });
+    std::sort(byLast.begin(), byLast.end(), [&](int32_t a, int32_t b) {
+      return last[size_t(a)] < last[size_t(b)];
+    });
+    // offset -> (end, how many live buffers hold exactly that range, one)
+    struct Live {
+      int64_t end;
+      int64_t count;
+      int32_t id;
+    };
+    std::map<int64_t, Live> live;
+    size_t gone = 0;
+    auto clash = [&](int32_t a, int32_t b) {
+      const plan::BufferT &x = *p.buffers[size_t(a)],
+                          &y = *p.buffers[size_t(b)];
+      auto range = [](const plan::BufferT &z) {
+        return "[" + std::to_string(z.offset) + ", " +
+               std::to_string(z.offset + z.bytes) + ")";
+      };
+      return "buffers '" + x.name + "' " + range(x) + " and '" + y.name + "' " +
+             range(y) + " share bytes of the " +
+             (arena ? "workspace" : "persistent") +
+             " arena while both are live";
+    };
+    for (int32_t id : byFirst) {
+      // Buffers whose life ended before this one's began free their bytes.
+      for (; gone < byLast.size() &&
+             last[size_t(byLast[gone])] < first[size_t(id)];
+           ++gone) {
+        const plan::BufferT &b = *p.buffers[size_t(byLast[gone])];
+        auto it = live.find(b.offset);
+        if (it != live.end() && --it->second.count == 0)
+          live.erase(it);
+      }
+      const plan::BufferT &b = *p.buffers[size_t(id)];
+      int64_t begin = b.offset, stop = b.offset + b.bytes;
+      auto it = live.find(begin);
+      if (it != live.end()) {
+        if (it->second.end != stop)
+          return clash(it->second.id, id);
+        ++it->second.count;
+        continue;
+      }
+      auto next = live.lower_bound(begin);
+      if (next != live.end() && next->first < stop)
+        return clash(next->second.id, id);
+      if (next != live.begin() && std::prev(next)->second.end > begin)
+        return clash(std::prev(next)->second.id, id);
+      live.emplace(begin, Live{stop, 1, id});
+    }
+  }
+  return "";
+}
+
+} // namespace
+
+namespace {
 Status validateBody(const plan::PlanT &p, const std::string &what,
                     bool chunk) {
   auto bad = [&](const std::string &why) {
@@ -259,14 +671,19 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
   if (p.arena_bytes.size() != 2)
     return bad("it has " + std::to_string(p.arena_bytes.size()) +
                " arena sizes, not 2");
+  for (size_t a = 0; a < 2; ++a)
+    if (p.arena_bytes[a] < 0 || p.arena_bytes[a] > kMaxArenaBytes)
+      return bad("its " + std::string(a ? "workspace" : "persistent") +
+                 " arena of " + std::to_string(p.arena_bytes[a]) +
+                 " bytes is not in [0, " + std::to_string(kMaxArenaBytes) +
+                 "]");
   for (int64_t i = 0; i < nbuf; ++i) {
     const plan::BufferT &b = *p.buffers[i];
-    int64_t elements = 1;
-    for (int64_t d : b.shape) {
-      if (d < 0 || (d && elements > (int64_t(1) << 50) / d))
-        return bad("buffer '" + b.name + "' has a bad shape");
-      elements *= d;
-    }
+    int64_t elements = 0;
+    if (!checkedProduct(b.shape, elements) || elements > kMaxBufferElements)
+      return bad("buffer '" + b.name + "' has the shape " + shapeText(b.shape) +
+                 "; dimensions must be >= 0 and the elements at most " +
+                 std::to_string(kMaxBufferElements));
     if (dtypeBytes(b.dtype) == 0)
       return bad("buffer '" + b.name + "' has an unknown type");
     if (b.bytes != elements * dtypeBytes(b.dtype))
@@ -277,6 +694,12 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
     if (arena > 1 || b.offset < 0 || b.bytes > p.arena_bytes[arena] ||
         b.offset > p.arena_bytes[arena] - b.bytes)
       return bad("buffer '" + b.name + "' lies outside its arena");
+    // Kernels read a buffer as an array of its type.
+    if (b.offset % dtypeBytes(b.dtype) != 0)
+      return bad("buffer '" + b.name + "' starts at byte " +
+                 std::to_string(b.offset) + ", not a multiple of its " +
+                 dtypeName(b.dtype) + " elements' " +
+                 std::to_string(dtypeBytes(b.dtype)) + " bytes");
     if (int(b.kind) < 0 || int(b.kind) > int(plan::BufferKind::MAX))
       return bad("buffer '" + b.name + "' has an unknown kind");
   }
@@ -294,6 +717,16 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
           return bad("'" + inst->op + "' in " + program->name +
                      " writes buffer " + std::to_string(id));
     }
+    for (size_t k = 0; k < program->instructions.size(); ++k)
+      if (std::string problem =
+              instructionProblem(p, *program->instructions[k]);
+          !problem.empty())
+        return bad(program->name + " instruction " + std::to_string(k) + " (" +
+                   program->instructions[k]->op +
+                   (program->instructions[k]->location.empty()
+                        ? ""
+                        : ", from " + program->instructions[k]->location) +
+                   "): " + problem);
   }
   for (const auto &param : p.parameters)
     for (int32_t id :
@@ -308,6 +741,18 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
         return bad("parameter '" + param->name +
                    "' needs persistent f32 buffers of one shape");
     }
+  for (const auto &param : p.parameters) {
+    if (!isKnownInitializer(param->init))
+      return bad("parameter '" + param->name + "' has the initializer '" +
+                 param->init +
+                 "'; this runtime knows normal, zeros, ones "
+                 "and constant");
+    if (!std::isfinite(param->std) || param->std < 0 ||
+        !std::isfinite(param->constant))
+      return bad("parameter '" + param->name +
+                 "' has an initializer std or constant that is negative or "
+                 "not finite");
+  }
   for (const auto &input : p.inputs)
     if (!inRange(input->buffer))
       return bad("input '" + input->name + "' has no buffer");
@@ -344,13 +789,10 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
       (p.labels_input < 0 || p.labels_input >= int32_t(p.inputs.size())))
     return bad("its labels input does not exist");
   // The mesh: dp, pp and tp, each at least 1.
-  int64_t dp = 0;
   if (std::string problem = meshProblem(p); !problem.empty())
     return bad(problem);
-  dp = p.mesh[0]->size;
-  if (p.micro_batch_size <= 0 || p.num_microbatches <= 0 ||
-      p.global_batch_size != p.micro_batch_size * p.num_microbatches * dp)
-    return bad("its batch sizes do not agree");
+  if (std::string problem = batchProblem(p, chunk); !problem.empty())
+    return bad(problem);
   // A parameter's blocks: split dimensions name a mesh axis, and the whole
   // shape is the block's times the axis sizes.
   for (const auto &param : p.parameters) {
@@ -370,11 +812,17 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
   }
   if (!p.optimizer_defaults || !p.precision)
     return bad("its optimizer or precision settings are missing");
+  if (std::string problem = decayProblem(p); !problem.empty())
+    return bad(problem);
   const plan::PrecisionPolicyT &precision = *p.precision;
+  if (dtypeBytes(precision.compute) == 0)
+    return bad("its compute type is unknown");
   if (precision.dynamic_loss_scaling &&
       !(precision.loss_scale_window > 0 && precision.min_loss_scale > 0 &&
         precision.initial_loss_scale >= precision.min_loss_scale))
     return bad("its loss-scaling settings are out of range");
+  if (std::string problem = liveOverlap(p); !problem.empty())
+    return bad(problem);
   return Status::success();
 }
 } // namespace

@@ -87,11 +87,7 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
   if (!sawTokens || !sawLabels)
     return Status::error("the model of '" + planPath +
                          "' must take the inputs tokens and labels");
-  if (p.optimizer_defaults->decay_style != "cosine" &&
-      p.optimizer_defaults->decay_style != "linear" &&
-      p.optimizer_defaults->decay_style != "constant")
-    return Status::error("the plan '" + planPath +
-                         "' has an unknown decay style");
+  // (validatePlan has checked the decay style and every other enum.)
   // The settings a step will use: the plan's defaults, overridden.
   const plan::OptimizerDefaultsT &d = *p.optimizer_defaults;
   double lr = options.lr.value_or(d.lr), minLr = options.minLr.value_or(d.min_lr);

@@ -6,12 +6,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
-#include <cmath>
 #include <cstring>
+#include <map>
 #include <numeric>
+#include <optional>
 
 namespace loom {
 namespace runtime {
@@ -64,14 +65,19 @@ struct Attrs {
   }
 };
 
-/// The activation of relu/silu/gelu and their _grad instructions.
-Activation activationOf(const std::string &op, Attrs &attrs) {
+/// The activation of relu/silu/gelu and their _grad instructions; none for
+/// a gelu approximation other than none or tanh.
+std::optional<Activation> activationOf(const std::string &op, Attrs &attrs) {
   if (op.rfind("relu", 0) == 0)
     return Activation::Relu;
   if (op.rfind("silu", 0) == 0)
     return Activation::Silu;
-  return attrs.text("approximate") == "tanh" ? Activation::GeluTanh
-                                             : Activation::Gelu;
+  std::string approximate = attrs.text("approximate");
+  if (approximate == "none")
+    return Activation::Gelu;
+  if (approximate == "tanh")
+    return Activation::GeluTanh;
+  return std::nullopt;
 }
 
 /// The reduction of `x` over `reduced` dimensions into `y` (shape with
@@ -135,6 +141,10 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
   const char *profile = std::getenv("LOOM_PROFILE");
   ex->profiling = profile && std::string(profile) == "1";
   for (int64_t bytes : plan.arena_bytes) {
+    if (bytes < 0 || bytes > kMaxArenaBytes)
+      return Status::error("the plan's arena of " + std::to_string(bytes) +
+                           " bytes is not in [0, " +
+                           std::to_string(kMaxArenaBytes) + "]");
     // 64 spare bytes: a zero-byte arena still has an address.
     ex->arenas.emplace_back(new (std::nothrow) uint8_t[size_t(bytes) + 64]());
     if (!ex->arenas.back())
@@ -299,9 +309,14 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       MatmulShape s = matmulShapeOf(a, b, attrs.integer("transpose_a"),
                                     attrs.integer("transpose_b"));
       int64_t kb = s.transposeB ? b.back() : b[b.size() - 2];
-      if (kb != s.k || N(out[0]) != s.batch * s.m * s.n ||
-          N(in[0]) != (s.broadcastA ? 1 : s.batch) * s.m * s.k ||
-          N(in[1]) != (s.broadcastB ? 1 : s.batch) * s.k * s.n)
+      // Checked: products of dimensions from different operands can wrap.
+      auto elements = [](int64_t x, int64_t y, int64_t z) {
+        int64_t xy = 0, xyz = -1;
+        return checkedMul(x, y, xy) && checkedMul(xy, z, xyz) ? xyz : -1;
+      };
+      if (kb != s.k || N(out[0]) != elements(s.batch, s.m, s.n) ||
+          N(in[0]) != elements(s.broadcastA ? 1 : s.batch, s.m, s.k) ||
+          N(in[1]) != elements(s.broadcastB ? 1 : s.batch, s.k, s.n))
         return fail("operand shapes do not agree");
       float beta = attrs.flag("accumulate") ? 1.0f : 0.0f;
       float *x = F(in[0]), *w = F(in[1]), *y = F(out[0]);
@@ -368,7 +383,13 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       }
     } else if ((op == "relu" || op == "silu" || op == "gelu") &&
                arity(1, 1)) {
-      Activation kind = activationOf(op, attrs);
+      std::optional<Activation> known = activationOf(op, attrs);
+      if (!known)
+        return fail(attrs.missing.empty()
+                        ? "unknown gelu approximation '" +
+                              attrs.text("approximate") + "'"
+                        : "attribute 'approximate' is missing");
+      Activation kind = *known;
       if (!sameSize({in[0], out[0]}))
         return fail("input and output sizes differ");
       float *x = F(in[0]), *y = F(out[0]);
@@ -380,7 +401,13 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     } else if ((op == "relu_grad" || op == "silu_grad" ||
                 op == "gelu_grad") &&
                arity(2, 1)) {
-      Activation kind = activationOf(op, attrs);
+      std::optional<Activation> known = activationOf(op, attrs);
+      if (!known)
+        return fail(attrs.missing.empty()
+                        ? "unknown gelu approximation '" +
+                              attrs.text("approximate") + "'"
+                        : "attribute 'approximate' is missing");
+      Activation kind = *known;
       if (!sameSize({in[0], in[1], out[0]}))
         return fail("operand sizes differ");
       float *x = F(in[0]), *dy = F(in[1]), *dx = F(out[0]);
@@ -531,6 +558,8 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
                arity(2, 1)) {
       bool forward = op == "embedding";
       int32_t tableId = forward ? in[0] : out[0];
+      if (S(tableId).size() != 2)
+        return fail("the table must have rank 2");
       int64_t vocab = S(tableId)[0], hidden = S(tableId).back();
       int32_t idsId = in[1];
       int64_t count = N(idsId);
@@ -604,6 +633,8 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     } else if ((op == "cross_entropy" && arity(2, 1)) ||
                (op == "cross_entropy_grad" && arity(3, 1))) {
       bool forward = op == "cross_entropy";
+      if (S(in[0]).empty() || S(in[0]).back() <= 0)
+        return fail("logits must be [..., classes]");
       int64_t vocab = S(in[0]).back(), tokens = N(in[0]) / vocab;
       std::string reduction = attrs.text("reduction");
       int64_t ignore = attrs.integer("ignore_index");
@@ -612,8 +643,7 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       if (dtype(in[1]) != plan::DType::I32)
         return fail("labels must be i32");
       int64_t perToken = reduction == "none" ? tokens : 1;
-      if (S(in[0]).empty() || vocab == 0 || N(in[1]) != tokens ||
-          N(out[0]) != (forward ? perToken : N(in[0])) ||
+      if (N(in[1]) != tokens || N(out[0]) != (forward ? perToken : N(in[0])) ||
           (!forward && N(in[2]) != perToken))
         return fail("operand shapes do not agree");
       const int32_t *labels = as<int32_t>(in[1]);

@@ -19,6 +19,11 @@
 namespace loom {
 namespace runtime {
 
+/// Whether the runtime knows the initializer `kind` a plan names for a
+/// parameter: normal, zeros, ones or constant. A plan naming another is
+/// refused at load rather than started from some default.
+bool isKnownInitializer(std::string_view kind);
+
 /// The key of a parameter's stream: a hash of (seed, name).
 uint64_t parameterKey(uint64_t seed, std::string_view name);
 

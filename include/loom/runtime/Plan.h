@@ -17,6 +17,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace loom {
 namespace runtime {
@@ -37,10 +38,44 @@ Status writePlan(const plan::PlanT &plan, const std::string &path);
 /// or internally inconsistent (see validatePlan).
 Result<std::unique_ptr<plan::PlanT>> readPlan(const std::string &path);
 
-/// Checks what the executor relies on: buffer indices in range, shapes that
-/// match their byte sizes, buffers inside their arena, every parameter's
-/// buffers present. `what` names the plan in messages.
+/// Reads and checks a plan from its FlatBuffers payload (the file's frame
+/// already stripped): FlatBuffers' verifier, then validatePlan. readPlan
+/// uses it; so does the plan fuzzer. `what` names the plan in messages.
+Result<std::unique_ptr<plan::PlanT>>
+readPlanPayload(const uint8_t *data, size_t size, const std::string &what);
+
+/// Checks everything an executor relies on, for any backend, before any
+/// instruction is prepared: buffers (known type, kind and arena; shape,
+/// bytes and offset alignment; inside an arena of a sane size; no two live
+/// at once sharing bytes), instructions (known ops with their operand
+/// counts and attributes, the ranks and nonzero dimensions they index and
+/// divide by, known attribute values), parameters (known initializers), the
+/// mesh (at most kMaxRanks ranks), batch sizes without overflow, and for a
+/// pipeline a schedule that cannot deadlock. `what` names the plan in
+/// messages.
 Status validatePlan(const plan::PlanT &plan, const std::string &what);
+
+/// Bounds that keep a crafted plan from asking for absurd resources: one
+/// rank's arena, one buffer's elements, the mesh's ranks, one global
+/// batch's tokens.
+constexpr int64_t kMaxArenaBytes = int64_t(1) << 42;
+constexpr int64_t kMaxBufferElements = int64_t(1) << 40;
+constexpr int64_t kMaxRanks = int64_t(1) << 20;
+constexpr int64_t kMaxBatchTokens = int64_t(1) << 32;
+
+/// a * b into `out`; false when it overflows int64 or either is negative.
+inline bool checkedMul(int64_t a, int64_t b, int64_t &out) {
+  return a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &out);
+}
+/// The product of `dims` into `out`; false on a negative dimension or
+/// overflow.
+inline bool checkedProduct(const std::vector<int64_t> &dims, int64_t &out) {
+  out = 1;
+  for (int64_t d : dims)
+    if (!checkedMul(out, d, out))
+      return false;
+  return true;
+}
 
 /// The readable dump (`loomc --emit=plan-text`, `loom-run --dump`).
 void printPlanText(const plan::PlanT &plan, std::ostream &os);
