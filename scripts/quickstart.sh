@@ -9,7 +9,6 @@ bash scripts/setup.sh
 bash scripts/build.sh loomc loom-run
 build=${LOOM_BUILD_DIR:-build}
 mkdir -p "$build/quickstart"
-rm -f "$build/quickstart/log.json" # --log-json appends; one run per log
 cat /usr/share/common-licenses/* > "$build/quickstart/licenses.txt"
 
 echo

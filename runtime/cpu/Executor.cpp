@@ -65,19 +65,25 @@ struct Attrs {
   }
 };
 
-/// The activation of relu/silu/gelu and their _grad instructions; none for
-/// a gelu approximation other than none or tanh.
-std::optional<Activation> activationOf(const std::string &op, Attrs &attrs) {
-  if (op.rfind("relu", 0) == 0)
-    return Activation::Relu;
-  if (op.rfind("silu", 0) == 0)
-    return Activation::Silu;
+/// The activation of relu/silu/gelu and their _grad instructions into
+/// `kind`, or why there is none.
+std::string activationOf(const std::string &op, Attrs &attrs,
+                         Activation &kind) {
+  if (op.rfind("relu", 0) == 0) {
+    kind = Activation::Relu;
+    return "";
+  }
+  if (op.rfind("silu", 0) == 0) {
+    kind = Activation::Silu;
+    return "";
+  }
   std::string approximate = attrs.text("approximate");
-  if (approximate == "none")
-    return Activation::Gelu;
-  if (approximate == "tanh")
-    return Activation::GeluTanh;
-  return std::nullopt;
+  if (!attrs.missing.empty())
+    return "attribute 'approximate' is missing";
+  if (approximate != "none" && approximate != "tanh")
+    return "unknown gelu approximation '" + approximate + "'";
+  kind = approximate == "tanh" ? Activation::GeluTanh : Activation::Gelu;
+  return "";
 }
 
 /// The reduction of `x` over `reduced` dimensions into `y` (shape with
@@ -383,13 +389,9 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       }
     } else if ((op == "relu" || op == "silu" || op == "gelu") &&
                arity(1, 1)) {
-      std::optional<Activation> known = activationOf(op, attrs);
-      if (!known)
-        return fail(attrs.missing.empty()
-                        ? "unknown gelu approximation '" +
-                              attrs.text("approximate") + "'"
-                        : "attribute 'approximate' is missing");
-      Activation kind = *known;
+      Activation kind;
+      if (std::string why = activationOf(op, attrs, kind); !why.empty())
+        return fail(why);
       if (!sameSize({in[0], out[0]}))
         return fail("input and output sizes differ");
       float *x = F(in[0]), *y = F(out[0]);
@@ -401,13 +403,9 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
     } else if ((op == "relu_grad" || op == "silu_grad" ||
                 op == "gelu_grad") &&
                arity(2, 1)) {
-      std::optional<Activation> known = activationOf(op, attrs);
-      if (!known)
-        return fail(attrs.missing.empty()
-                        ? "unknown gelu approximation '" +
-                              attrs.text("approximate") + "'"
-                        : "attribute 'approximate' is missing");
-      Activation kind = *known;
+      Activation kind;
+      if (std::string why = activationOf(op, attrs, kind); !why.empty())
+        return fail(why);
       if (!sameSize({in[0], in[1], out[0]}))
         return fail("operand sizes differ");
       float *x = F(in[0]), *dy = F(in[1]), *dx = F(out[0]);

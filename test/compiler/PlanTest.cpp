@@ -9,6 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TinyGpt.h"
+
 #include "loom/Execution/Evaluator.h"
 #include "loom/Frontend/ModelBuilder.h"
 #include "loom/Frontend/Parser.h"
@@ -38,57 +40,7 @@ namespace plan = loom::plan;
 
 namespace {
 
-class PlanTest : public ::testing::Test {
-protected:
-  PlanTest() {
-    DialectRegistry registry;
-    registry.insert<loom::LoomDialect, loom::dist::DistDialect,
-                    func::FuncDialect>();
-    func::registerInlinerExtension(registry);
-    context.appendDialectRegistry(registry);
-    context.loadAllAvailableDialects();
-    context.printOpOnDiagnostic(false);
-  }
-
-  /// examples/gpt.loom at a tiny size, differentiated.
-  OwningOpRef<ModuleOp> tinyGpt(int64_t micro, int64_t global,
-                                llvm::StringRef compute = "f32",
-                                llvm::StringRef mesh = "") {
-    auto buffer =
-        llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
-    EXPECT_TRUE(bool(buffer));
-    auto library = loom::parseModelFile(loom::standardLibrarySource(),
-                                        loom::standardLibraryName(), &context);
-    auto file =
-        loom::parseModelFile((*buffer)->getBuffer(), "gpt.loom", &context);
-    EXPECT_TRUE(succeeded(library) && succeeded(file));
-    loom::ModelOptions options;
-    options.overrides = {{"vocab", "13"}, {"seq", "6"}, {"hidden", "16"},
-                         {"heads", "2"},  {"layers", "2"}};
-    options.microBatchSize = micro;
-    options.globalBatchSize = global;
-    std::string error;
-    auto axes = loom::parseMeshSpec(mesh, error);
-    EXPECT_TRUE(succeeded(axes)) << error;
-    options.tensorParallel = (*axes)[2].second;
-    auto module = loom::buildModel(*file, *library, options, &context);
-    EXPECT_TRUE(succeeded(module));
-    loom::DistOptions dist;
-    dist.mesh = mesh.str();
-    EXPECT_TRUE(succeeded(loom::buildTrainingStep(**module, compute, dist)));
-    return std::move(*module);
-  }
-
-  std::unique_ptr<plan::PlanT> planOf(ModuleOp module) {
-    loom::PlanOptions options;
-    options.optimizer.decay_style = "cosine";
-    auto built = loom::buildPlan(module, options);
-    EXPECT_TRUE(succeeded(built));
-    return succeeded(built) ? std::move(*built) : nullptr;
-  }
-
-  MLIRContext context;
-};
+using PlanTest = TinyGptTest;
 
 // Token ids and labels for one microbatch of 2 × 6, one label ignored.
 const std::vector<int32_t> kTokens = {1, 5, 9, 2, 0, 12, 3, 3, 7, 11, 4, 8};

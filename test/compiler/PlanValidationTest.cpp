@@ -12,6 +12,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TinyGpt.h"
+
 #include "loom/Frontend/ModelBuilder.h"
 #include "loom/Frontend/Parser.h"
 #include "loom/Plan/PlanBuilder.h"
@@ -36,55 +38,18 @@ namespace plan = loom::plan;
 
 namespace {
 
-class PlanValidationTest : public ::testing::Test {
+class PlanValidationTest : public TinyGptTest {
 protected:
-  PlanValidationTest() {
-    DialectRegistry registry;
-    registry.insert<loom::LoomDialect, loom::dist::DistDialect,
-                    func::FuncDialect>();
-    func::registerInlinerExtension(registry);
-    context.appendDialectRegistry(registry);
-    context.loadAllAvailableDialects();
-    context.printOpOnDiagnostic(false);
-  }
-
-  /// A two-layer GPT of examples/gpt.loom, micro-batch 2 of global 4, as a
-  /// plan for `mesh` ("" for one rank).
+  /// The tiny GPT, micro-batch 2 of global 4, as a plan for `mesh` ("" for
+  /// one rank): a plan validatePlan accepts, to change one field of.
   std::unique_ptr<plan::PlanT> tinyPlan(llvm::StringRef mesh = "") {
-    auto buffer =
-        llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
-    EXPECT_TRUE(bool(buffer));
-    if (!buffer)
+    mlir::OwningOpRef<mlir::ModuleOp> module = tinyGpt(2, 4, "f32", mesh);
+    if (!module)
       return nullptr;
-    auto library = loom::parseModelFile(loom::standardLibrarySource(),
-                                        loom::standardLibraryName(), &context);
-    auto file =
-        loom::parseModelFile((*buffer)->getBuffer(), "gpt.loom", &context);
-    EXPECT_TRUE(succeeded(library) && succeeded(file));
-    loom::ModelOptions options;
-    options.overrides = {{"vocab", "13"}, {"seq", "6"}, {"hidden", "16"},
-                         {"heads", "2"},  {"layers", "2"}};
-    options.microBatchSize = 2;
-    options.globalBatchSize = 4;
-    std::string error;
-    auto axes = loom::parseMeshSpec(mesh, error);
-    EXPECT_TRUE(succeeded(axes)) << error;
-    if (failed(axes))
-      return nullptr;
-    options.tensorParallel = (*axes)[2].second;
-    auto module = loom::buildModel(*file, *library, options, &context);
-    EXPECT_TRUE(succeeded(module));
-    loom::DistOptions dist;
-    dist.mesh = mesh.str();
-    EXPECT_TRUE(succeeded(loom::buildTrainingStep(**module, "f32", dist)));
-    loom::PlanOptions planOptions;
-    planOptions.optimizer.decay_style = "cosine";
-    auto built = loom::buildPlan(**module, planOptions);
-    EXPECT_TRUE(succeeded(built));
-    if (failed(built))
-      return nullptr;
-    EXPECT_TRUE(rt::validatePlan(**built, "the plan 'tiny'").ok());
-    return std::move(*built);
+    std::unique_ptr<plan::PlanT> built = planOf(*module);
+    if (built)
+      EXPECT_TRUE(rt::validatePlan(*built, "the plan 'tiny'").ok());
+    return built;
   }
 
   /// The message validatePlan gives `p`, or "" when it accepts it.
@@ -92,8 +57,6 @@ protected:
     rt::Status s = rt::validatePlan(p, "the plan 'tiny'");
     return s.ok() ? std::string() : s.message();
   }
-
-  MLIRContext context;
 };
 
 const plan::InstructionT *findOp(const plan::PlanT &p, const std::string &op) {

@@ -3,6 +3,8 @@
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Data.h"
 
+#include "TempDir.h"
+
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -14,25 +16,6 @@
 using namespace loom::runtime;
 
 namespace {
-
-class TempDir : public ::testing::Test {
-protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/loom-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir = pattern;
-  }
-  void TearDown() override {
-    std::string command = "rm -rf '" + dir + "'";
-    ASSERT_EQ(std::system(command.c_str()), 0);
-  }
-  std::string write(const std::string &name, const std::string &bytes) {
-    std::string path = dir + "/" + name;
-    std::ofstream(path, std::ios::binary) << bytes;
-    return path;
-  }
-  std::string dir;
-};
 
 using DataTest = TempDir;
 using CheckpointTest = TempDir;

@@ -10,6 +10,8 @@
 #include "loom/runtime/Files.h"
 #include "loom/runtime/Checkpoint.h"
 
+#include "TempDir.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -30,22 +32,8 @@ using namespace loom::runtime;
 
 namespace {
 
-class FilesTest : public ::testing::Test {
+class FilesTest : public TempDir {
 protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/loom-files-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir = pattern;
-  }
-  void TearDown() override {
-    std::string command = "rm -rf '" + dir + "'";
-    ASSERT_EQ(std::system(command.c_str()), 0);
-  }
-  std::string write(const std::string &name, const std::string &bytes) {
-    std::string path = dir + "/" + name;
-    std::ofstream(path, std::ios::binary) << bytes;
-    return path;
-  }
   std::string contents(const std::string &path) {
     std::ifstream file(path, std::ios::binary);
     std::stringstream s;
@@ -72,7 +60,6 @@ protected:
       return 0;
     return st.st_mode & S_IFMT;
   }
-  std::string dir;
 };
 
 std::vector<uint8_t> bytesOf(const std::string &s) {

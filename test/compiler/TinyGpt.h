@@ -1,0 +1,82 @@
+//===- TinyGpt.h - examples/gpt.loom at a tiny size, for plan tests -*- C++ -*-===//
+
+#ifndef LOOM_TEST_COMPILER_TINYGPT_H
+#define LOOM_TEST_COMPILER_TINYGPT_H
+
+#include "loom/Frontend/ModelBuilder.h"
+#include "loom/Frontend/Parser.h"
+#include "loom/Plan/PlanBuilder.h"
+#include "loom/dialects/Loom/IR/LoomDialect.h"
+#include "loom/passes/Passes.h"
+
+#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <gtest/gtest.h>
+
+/// A fixture with the dialects loaded and examples/gpt.loom at a tiny size
+/// (vocabulary 13, sequence 6, hidden 16, 2 heads, 2 layers).
+class TinyGptTest : public ::testing::Test {
+protected:
+  TinyGptTest() {
+    mlir::DialectRegistry registry;
+    registry.insert<loom::LoomDialect, loom::dist::DistDialect,
+                    mlir::func::FuncDialect>();
+    mlir::func::registerInlinerExtension(registry);
+    context.appendDialectRegistry(registry);
+    context.loadAllAvailableDialects();
+    context.printOpOnDiagnostic(false);
+  }
+
+  /// The model's training step on `mesh` ("" for one rank), differentiated.
+  mlir::OwningOpRef<mlir::ModuleOp> tinyGpt(int64_t micro, int64_t global,
+                                            llvm::StringRef compute = "f32",
+                                            llvm::StringRef mesh = "") {
+    auto buffer =
+        llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
+    EXPECT_TRUE(bool(buffer));
+    if (!buffer)
+      return nullptr;
+    auto library = loom::parseModelFile(loom::standardLibrarySource(),
+                                        loom::standardLibraryName(), &context);
+    auto file =
+        loom::parseModelFile((*buffer)->getBuffer(), "gpt.loom", &context);
+    EXPECT_TRUE(mlir::succeeded(library) && mlir::succeeded(file));
+    if (mlir::failed(library) || mlir::failed(file))
+      return nullptr;
+    loom::ModelOptions options;
+    options.overrides = {{"vocab", "13"}, {"seq", "6"}, {"hidden", "16"},
+                         {"heads", "2"},  {"layers", "2"}};
+    options.microBatchSize = micro;
+    options.globalBatchSize = global;
+    std::string error;
+    auto axes = loom::parseMeshSpec(mesh, error);
+    EXPECT_TRUE(mlir::succeeded(axes)) << error;
+    if (mlir::failed(axes))
+      return nullptr;
+    options.tensorParallel = (*axes)[2].second;
+    auto module = loom::buildModel(*file, *library, options, &context);
+    EXPECT_TRUE(mlir::succeeded(module));
+    if (mlir::failed(module))
+      return nullptr;
+    loom::DistOptions dist;
+    dist.mesh = mesh.str();
+    EXPECT_TRUE(
+        mlir::succeeded(loom::buildTrainingStep(**module, compute, dist)));
+    return std::move(*module);
+  }
+
+  /// The plan of a training step (cosine decay, the other defaults).
+  std::unique_ptr<loom::plan::PlanT> planOf(mlir::ModuleOp module) {
+    loom::PlanOptions options;
+    options.optimizer.decay_style = "cosine";
+    auto built = loom::buildPlan(module, options);
+    EXPECT_TRUE(mlir::succeeded(built));
+    return mlir::succeeded(built) ? std::move(*built) : nullptr;
+  }
+
+  mlir::MLIRContext context;
+};
+
+#endif // LOOM_TEST_COMPILER_TINYGPT_H
