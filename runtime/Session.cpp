@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -47,6 +48,13 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
   for (size_t a = 0; a < p.mesh.size(); ++a)
     meshText += (a ? "," : "") + p.mesh[a]->name + "=" +
                 std::to_string(p.mesh[a]->size);
+  // Every rank is a thread of this process, with its own arenas.
+  if (numRanks > kMaxLocalRanks)
+    return Status::error(
+        "the plan '" + planPath + "' is for a mesh of " +
+        std::to_string(numRanks) + " ranks (" + meshText + "); a session "
+        "runs every rank as a thread of one process, at most " +
+        std::to_string(kMaxLocalRanks) + ". Recompile with a smaller --mesh");
   if (options.ranks && *options.ranks != numRanks)
     return Status::error(
         "the plan '" + planPath + "' is for a mesh of " +
@@ -250,7 +258,15 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
     std::mutex mutex;
     bool failed = false;
     std::vector<std::thread> threads;
-    for (size_t r = 0; r < ranks_.size(); ++r)
+    auto fail = [&](size_t r, Status s) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!failed) {
+        failed = true;
+        comm_->forRank(int64_t(r)).abort(s.message());
+        results[r] = s;
+      }
+    };
+    for (size_t r = 0; r < ranks_.size(); ++r) try {
       threads.emplace_back([&, r] {
 #ifdef _OPENMP
         omp_set_num_threads(std::max(
@@ -259,16 +275,17 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
         Status s = pipelined
                        ? runPipelineRank(ranks_[r], tokens, labels, state)
                        : runRank(ranks_[r], tokens, labels, state);
-        if (!s.ok()) {
-          s = Status::error(mesh_.describe(int64_t(r)) + ": " + s.message());
-          std::lock_guard<std::mutex> lock(mutex);
-          if (!failed) {
-            failed = true;
-            comm_->forRank(int64_t(r)).abort(s.message());
-            results[r] = s;
-          }
-        }
+        if (!s.ok())
+          fail(r, Status::error(mesh_.describe(int64_t(r)) + ": " +
+                                s.message()));
       });
+    } catch (const std::system_error &e) {
+      // Out of threads: the ranks already started are stopped, not left
+      // waiting for this one.
+      fail(r, Status::error("cannot start a thread for " +
+                            mesh_.describe(int64_t(r)) + ": " + e.what()));
+      break;
+    }
     for (std::thread &t : threads)
       t.join();
   }

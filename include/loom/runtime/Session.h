@@ -63,6 +63,11 @@ struct StepMetrics {
   double seconds = 0;      // wall time of the step
 };
 
+/// The most ranks a session runs, each a thread of this process with its
+/// own arenas (4096: beyond the cores of any one machine; a larger mesh
+/// runs one rank per process).
+constexpr int64_t kMaxLocalRanks = 4096;
+
 class Session {
 public:
   /// Reads and checks the plan and prepares it on the CPU backend.
