@@ -270,6 +270,42 @@ OwningOpRef<ModuleOp> buildFromModelFile(llvm::SourceMgr &sourceMgr,
   return std::move(*module);
 }
 
+/// The contents of a file loomc reads (the model, a response file, a
+/// schedule): a regular file of at most `maxBytes`, checked before it is
+/// read, so that a directory, a FIFO or /dev/zero is a message rather than
+/// a read that never ends. "-" is standard input.
+std::unique_ptr<llvm::MemoryBuffer>
+readInputFile(llvm::StringRef path, uint64_t maxBytes, std::string &error) {
+  if (path == "-")
+    return openInputFile(path, &error);
+  llvm::sys::fs::file_status status;
+  if (std::error_code ec = llvm::sys::fs::status(path, status)) {
+    error = ec.message();
+    return nullptr;
+  }
+  if (llvm::sys::fs::is_directory(status)) {
+    error = "it is a directory; name a file";
+    return nullptr;
+  }
+  if (!llvm::sys::fs::is_regular_file(status)) {
+    error = "it is not a regular file (a device, a FIFO or a socket); name "
+            "a file";
+    return nullptr;
+  }
+  if (status.getSize() > maxBytes) {
+    error = "it has " + std::to_string(status.getSize()) +
+            " bytes, more than the " + std::to_string(maxBytes) +
+            " such a file may have";
+    return nullptr;
+  }
+  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (!buffer) {
+    error = buffer.getError().message();
+    return nullptr;
+  }
+  return std::move(*buffer);
+}
+
 /// Expands each @FILE argument into the arguments FILE holds (GNU quoting,
 /// as llvm::cl does), an @FILE inside FILE relative to FILE's directory.
 /// llvm::cl leaves a missing file as an argument ("Too many positional
@@ -298,11 +334,6 @@ bool expandResponseFiles(ArrayRef<const char *> in, llvm::StringRef dir,
     if (name.empty())
       return fail("give a file name after '@' (@FILE reads more arguments "
                   "from FILE)");
-    llvm::sys::fs::file_status status;
-    if (std::error_code ec = llvm::sys::fs::status(path, status))
-      return fail(ec.message());
-    if (llvm::sys::fs::is_directory(status))
-      return fail("it is a directory; @FILE reads arguments from a file");
     llvm::SmallString<256> real;
     if (std::error_code ec = llvm::sys::fs::real_path(path, real))
       return fail(ec.message());
@@ -313,11 +344,13 @@ bool expandResponseFiles(ArrayRef<const char *> in, llvm::StringRef dir,
       return fail("it includes itself (" + chain + std::string(real) +
                   "); remove the @ that leads back to it");
     }
-    auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+    std::string error;
+    std::unique_ptr<llvm::MemoryBuffer> buffer =
+        readInputFile(path, /*maxBytes=*/1 << 20, error);
     if (!buffer)
-      return fail(buffer.getError().message());
+      return fail(error);
     SmallVector<const char *> args;
-    cl::TokenizeGNUCommandLine((*buffer)->getBuffer(), saver, args);
+    cl::TokenizeGNUCommandLine(buffer->getBuffer(), saver, args);
     including.push_back(std::string(real));
     bool ok = expandResponseFiles(args, llvm::sys::path::parent_path(path),
                                   including, saver, out);
@@ -540,7 +573,7 @@ int main(int argc, char **argv) {
         return 1;
       }
       std::string fileError;
-      auto file = openInputFile(spec, &fileError);
+      auto file = readInputFile(spec, /*maxBytes=*/uint64_t(1) << 28, fileError);
       if (!file) {
         llvm::errs() << "loomc: --schedule file:" << spec << ": " << fileError
                      << "\n";
@@ -618,10 +651,13 @@ int main(int argc, char **argv) {
   context.printOpOnDiagnostic(false);
 
   std::string error;
+  // A model file or loom IR: 1 GiB is far past any model (GPT-1T's loom IR
+  // is a few MB).
   std::unique_ptr<llvm::MemoryBuffer> input =
-      openInputFile(inputFilename, &error);
+      readInputFile(inputFilename, uint64_t(1) << 30, error);
   if (!input) {
-    llvm::errs() << "loomc: " << error << "\n";
+    llvm::errs() << "loomc: cannot read the model '" << inputFilename
+                 << "': " << error << "\n";
     return 1;
   }
   llvm::SourceMgr sourceMgr;
