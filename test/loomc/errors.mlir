@@ -9,7 +9,7 @@
 
 // NOTHING: loomc: name the plan file with -o (loomc MODEL -o model.plan), or pass --summary or --emit=... to print (see loomc --help)
 // JSON: loomc: --json goes with --summary
-// MISSING: loomc: cannot open input file '{{.*}}does-not-exist.mlir'
+// MISSING: loomc: cannot read the model '{{.*}}does-not-exist.mlir': No such file or directory
 // DFLAG: loomc: -D and --model apply to .loom model files; {{.*}}errors.mlir is read as loom IR
 // VERIFY: bad-matmul.mlir:3:8: error: 'loom.matmul' op contraction dimensions differ
 // CONFLICT: conflicting-parameter.mlir:4:8: error: parameter 'wte' is declared again with type 'tensor<100x8xf32>'
