@@ -2,6 +2,7 @@
 
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Files.h"
+#include "loom/runtime/Plan.h"
 
 #include <array>
 #include <cerrno>
@@ -26,7 +27,7 @@ template <typename T> void put(std::vector<uint8_t> &out, T value) {
 struct Reader {
   const std::vector<uint8_t> &bytes;
   size_t pos = 0;
-  size_t end = 0;
+  size_t end = 0; // reads stop here (pos <= end <= bytes.size())
   bool overrun = false;
 
   template <typename T> T get() {
@@ -99,11 +100,10 @@ Status saveCheckpoint(const std::string &directory,
   }
   put<uint32_t>(out, uint32_t(checkpoint.tensors.size()));
   for (const CheckpointTensor &t : checkpoint.tensors) {
-    int64_t elements = 1;
-    for (int64_t d : t.shape)
-      if (d < 0 || __builtin_mul_overflow(elements, d, &elements))
-        return Status::error("checkpoint tensor '" + t.name +
-                             "' has a bad shape");
+    int64_t elements;
+    if (!checkedProduct(t.shape, elements))
+      return Status::error("checkpoint tensor '" + t.name +
+                           "' has a bad shape");
     if (elements != int64_t(t.data.size()))
       return Status::error("checkpoint tensor '" + t.name + "' has " +
                            std::to_string(t.data.size()) +
@@ -155,11 +155,11 @@ Result<Checkpoint> loadCheckpoint(const std::string &directory,
     return damaged("truncated");
   // The checksum first: a damaged version field is damage, not a version.
   size_t body = bytes.size() - 4;
-  Reader tail{bytes, body};
+  Reader tail{bytes, body, bytes.size()};
   uint32_t stored = tail.get<uint32_t>();
   if (stored != crc32(bytes.data(), body))
     return damaged("its checksum does not match: truncated or corrupted");
-  Reader header{bytes, sizeof(kMagic)};
+  Reader header{bytes, sizeof(kMagic), body};
   uint32_t version = header.get<uint32_t>();
   if (version != kCheckpointVersion)
     return Status::error("the checkpoint '" + path + "' has format version " +

@@ -700,7 +700,7 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
       // The runtime holds a step's tokens at once; 2^40 keeps every count
       // of them (and of their bytes) inside int64.
       if (!boundedProduct(plan->global_batch_size, plan->seq_length,
-                          int64_t(1) << 40))
+                          runtime::kMaxBatchTokens))
         return fn.emitError()
                << "a step of " << plan->global_batch_size
                << " sequences of " << plan->seq_length

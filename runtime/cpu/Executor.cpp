@@ -564,8 +564,9 @@ Status CpuExecutor::prepare(const plan::ProgramT &program) {
       bool wide = dtype(idsId) == plan::DType::I64;
       if (!wide && dtype(idsId) != plan::DType::I32)
         return fail("indices must be i32 or i64");
-      if (S(tableId).size() != 2 ||
-          N(forward ? out[0] : in[0]) != count * hidden)
+      int64_t rowsElements;
+      if (!checkedMul(count, hidden, rowsElements) ||
+          N(forward ? out[0] : in[0]) != rowsElements)
         return fail("operand shapes do not agree");
       void *ids = data(idsId);
       float *table = F(tableId), *rows = F(forward ? out[0] : in[0]);

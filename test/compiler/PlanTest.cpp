@@ -225,6 +225,14 @@ TEST_F(PlanTest, PlanFileRoundTripsAndRefusesDamage) {
   EXPECT_NE(refused(version).find("format version 99"), std::string::npos);
   EXPECT_NE(refused("hello, world").find("not a Loom plan"),
             std::string::npos);
+  // A header whose payload size wraps the frame's length around (2^64 - 4
+  // + 24 bytes of frame = 20): the checksum read past the file (SIGSEGV).
+  std::string wrapped = bytes.substr(0, 12);
+  for (int i = 0; i < 8; ++i)
+    wrapped += char(i == 0 ? 0xFC : 0xFF);
+  EXPECT_NE(refused(wrapped).find("its header says a payload of "
+                                  "18446744073709551612 bytes"),
+            std::string::npos);
   auto missing = rt::readPlan(::testing::TempDir() + "/no-such.plan");
   EXPECT_NE(missing.message().find("cannot open the plan"), std::string::npos);
 }

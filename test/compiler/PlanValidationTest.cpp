@@ -223,25 +223,25 @@ TEST_F(PlanValidationTest, SizesThatOverflowOrAreAbsurdAreRefused) {
   EXPECT_REFUSED(refusal(*p), "its batch sizes do not agree");
 
   p = tinyPlan();
-  p->seq_length = int64_t(1) << 40;
-  EXPECT_REFUSED(refusal(*p), "tokens is more than 4294967296 tokens");
+  p->seq_length = int64_t(1) << 40; // x 4 sequences: 2^42 tokens
+  EXPECT_REFUSED(refusal(*p), "tokens is more than 1099511627776 tokens");
 
   p = tinyPlan();
-  p->arena_bytes[1] = int64_t(1) << 50;
-  EXPECT_REFUSED(refusal(*p), "its workspace arena of 1125899906842624 bytes");
+  p->arena_bytes[1] = int64_t(1) << 51;
+  EXPECT_REFUSED(refusal(*p), "its workspace arena of 2251799813685248 bytes");
 
   p = tinyPlan();
   plan::BufferT &b = *p->buffers[findOp(*p, "matmul")->outputs[0]];
   b.shape = {int64_t(1) << 32, int64_t(1) << 32, 4}; // 2^66 elements
   EXPECT_REFUSED(refusal(*p), "the elements at most");
-  // 2^41 one-byte elements: inside a 2^41-byte arena, but no buffer of a
-  // rank is that large.
+  // 2^49 one-byte elements: inside a 2^49-byte arena, but no buffer of a
+  // rank is that large (the compiler's bound on a tensor is 2^48).
   b.dtype = plan::DType::I1;
-  b.shape = {int64_t(1) << 21, int64_t(1) << 20};
-  b.bytes = int64_t(1) << 41;
+  b.shape = {int64_t(1) << 29, int64_t(1) << 20};
+  b.bytes = int64_t(1) << 49;
   b.offset = 0;
   p->arena_bytes[1] = b.bytes;
-  EXPECT_REFUSED(refusal(*p), "the elements at most 1099511627776");
+  EXPECT_REFUSED(refusal(*p), "the elements at most 281474976710656");
 }
 
 TEST_F(PlanValidationTest, ADeadlockingScheduleIsRefusedAtLoad) {

@@ -32,16 +32,17 @@ inline int64_t alignBuffer(int64_t bytes) {
   return (bytes + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
 }
 
-/// Bounds on what one rank's plan may hold. The runtime refuses a buffer of
-/// more than 2^50 elements; an arena of 2^50 bytes (1 PiB) is far past any
-/// device, and keeps every sum of offsets and sizes well inside int64.
-constexpr int64_t kMaxArenaBytes = int64_t(1) << 50;
+/// Bounds on what one rank's plan may hold: the runtime's (validatePlan
+/// refuses more), so that the compiler says first what to change. An arena
+/// of 2^50 bytes (1 PiB) is far past any device, and keeps every sum of
+/// offsets and sizes well inside int64.
+constexpr int64_t kMaxArenaBytes = runtime::kMaxArenaBytes;
 /// Sequences per step, and microbatches per step (the runtime's bound on a
 /// pipeline's m).
 constexpr int64_t kMaxBatchSize = int64_t(1) << 30;
 constexpr int64_t kMaxMicrobatches = int64_t(1) << 20;
 /// Ranks of a mesh, dp × pp × tp (the runtime's bound on each axis).
-constexpr int64_t kMaxMeshRanks = int64_t(1) << 20;
+constexpr int64_t kMaxMeshRanks = runtime::kMaxRanks;
 
 /// a * b, or std::nullopt when either is negative or the product overflows
 /// int64 or exceeds `limit`: the one check for every product of sizes.

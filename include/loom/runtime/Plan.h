@@ -58,10 +58,10 @@ Status validatePlan(const plan::PlanT &plan, const std::string &what);
 /// Bounds that keep a crafted plan from asking for absurd resources: one
 /// rank's arena, one buffer's elements, the mesh's ranks, one global
 /// batch's tokens.
-constexpr int64_t kMaxArenaBytes = int64_t(1) << 42;
-constexpr int64_t kMaxBufferElements = int64_t(1) << 40;
+constexpr int64_t kMaxArenaBytes = int64_t(1) << 50;
+constexpr int64_t kMaxBufferElements = int64_t(1) << 48;
 constexpr int64_t kMaxRanks = int64_t(1) << 20;
-constexpr int64_t kMaxBatchTokens = int64_t(1) << 32;
+constexpr int64_t kMaxBatchTokens = int64_t(1) << 40;
 
 /// a * b into `out`; false when it overflows int64 or either is negative.
 inline bool checkedMul(int64_t a, int64_t b, int64_t &out) {
