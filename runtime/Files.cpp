@@ -184,22 +184,47 @@ Result<std::vector<uint8_t>> readWholeFile(const std::string &path,
   return bytes;
 }
 
-Status writeFileAtomically(const std::string &path,
-                           const std::vector<uint8_t> &bytes) {
+namespace {
+/// Where `path` is written, open for writing (`fd`): a device in place, or
+/// a regular file through `temporary`, created here (target.replace).
+struct WriteTarget {
+  Target target;
+  std::string temporary;
+  int fd = -1;
+};
+Result<WriteTarget> openWriteTarget(const std::string &path) {
   Result<Target> target = resolveTarget(path);
   if (!target.ok())
     return Status::error(target.message());
-  if (!target->replace) {
-    Descriptor d{::open(target->path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY)};
-    if (d.fd < 0 || !writeAll(d.fd, bytes) || !d.close())
+  WriteTarget w{*target, "", -1};
+  if (!w.target.replace) {
+    w.fd = ::open(w.target.path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (w.fd < 0)
+      return Status::error("cannot write '" + path + "': " + errnoText());
+    return w;
+  }
+  w.temporary = w.target.path + ".tmp";
+  Result<int> created = createTemporary(path, w.temporary);
+  if (!created.ok())
+    return Status::error(created.message());
+  w.fd = *created;
+  return w;
+}
+} // namespace
+
+Status writeFileAtomically(const std::string &path,
+                           const std::vector<uint8_t> &bytes) {
+  Result<WriteTarget> opened = openWriteTarget(path);
+  if (!opened.ok())
+    return Status::error(opened.message());
+  Descriptor d{opened->fd};
+  const Target &target = opened->target;
+  if (!target.replace) {
+    if (!writeAll(d.fd, bytes) || !d.close())
       return Status::error("cannot write '" + path + "': " + errnoText());
     return Status::success();
   }
-  std::string temporary = target->path + ".tmp";
-  Result<int> created = createTemporary(path, temporary);
-  if (!created.ok())
-    return Status::error(created.message());
-  Descriptor d{*created};
+  const std::string &temporary = opened->temporary;
   auto fail = [&](const std::string &doing) {
     std::string why = errnoText();
     ::unlink(temporary.c_str());
@@ -210,27 +235,18 @@ Status writeFileAtomically(const std::string &path,
     return fail("writing");
   if (::fsync(d.fd) != 0 || !d.close())
     return fail("flushing");
-  if (std::rename(temporary.c_str(), target->path.c_str()) != 0)
+  if (std::rename(temporary.c_str(), target.path.c_str()) != 0)
     return fail("renaming");
-  return fsyncDirectory(parentDirectory(target->path));
+  return fsyncDirectory(parentDirectory(target.path));
 }
 
 Status checkWritable(const std::string &path) {
-  Result<Target> target = resolveTarget(path);
-  if (!target.ok())
-    return Status::error(target.message());
-  if (!target->replace) {
-    Descriptor d{::open(target->path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY)};
-    if (d.fd < 0)
-      return Status::error("cannot write '" + path + "': " + errnoText());
-    return Status::success();
-  }
-  std::string temporary = target->path + ".tmp";
-  Result<int> created = createTemporary(path, temporary);
-  if (!created.ok())
-    return Status::error(created.message());
-  ::close(*created);
-  ::unlink(temporary.c_str());
+  Result<WriteTarget> opened = openWriteTarget(path);
+  if (!opened.ok())
+    return Status::error(opened.message());
+  ::close(opened->fd);
+  if (!opened->temporary.empty())
+    ::unlink(opened->temporary.c_str());
   return Status::success();
 }
 
