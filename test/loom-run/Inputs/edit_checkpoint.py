@@ -15,55 +15,29 @@ import struct
 import sys
 import zlib
 
-FILE = "checkpoint.loomckpt"
+import checkpoint
 
-
-def parse(data):
-    if data[:8] != b"LOOMCKPT":
-        sys.exit("not a Loom checkpoint")
-    version, step, position, seed = struct.unpack_from("<IqqQ", data, 8)
-    pos = 8 + 4 + 8 + 8 + 8
-    (count,) = struct.unpack_from("<I", data, pos)
-    pos += 4
-    scalars = []
-    for _ in range(count):
-        (n,) = struct.unpack_from("<I", data, pos)
-        name = data[pos + 4:pos + 4 + n].decode()
-        (value,) = struct.unpack_from("<d", data, pos + 4 + n)
-        scalars.append([name, value])
-        pos += 4 + n + 8
-    # The tensors stay bytes; an element edit patches them in place.
-    tensors_at = pos
-    body = data[:-4]
-    return version, step, position, seed, scalars, bytearray(body[tensors_at:])
-
-
-def element_offset(tensors, name, index):
-    (count,) = struct.unpack_from("<I", tensors, 0)
-    pos = 4
-    for _ in range(count):
-        (n,) = struct.unpack_from("<I", tensors, pos)
-        found = tensors[pos + 4:pos + 4 + n].decode()
-        pos += 4 + n
-        (rank,) = struct.unpack_from("<I", tensors, pos)
-        pos += 4
-        shape = struct.unpack_from(f"<{rank}q", tensors, pos)
-        pos += 8 * rank
-        size = 1
-        for d in shape:
-            size *= d
+def element_offset(parsed, name, index):
+    """Where element `index` of tensor `name` is in the file."""
+    for found, shape, at in parsed["tensors"]:
         if found == name:
+            size = 1
+            for d in shape:
+                size *= d
             if not 0 <= index < size:
                 sys.exit(f"{name} has {size} elements")
-            return pos + 4 * index
-        pos += 4 * size
+            return at + 4 * index
     sys.exit(f"no tensor {name}")
 
 
 def main(argv):
     src, dst, what = argv[1], argv[2], argv[3]
-    with open(os.path.join(src, FILE), "rb") as f:
-        version, step, position, seed, scalars, tensors = parse(f.read())
+    data = checkpoint.read(src)
+    parsed = checkpoint.parse(data)
+    version, step, position, seed, scalars = (
+        parsed[k] for k in ("version", "step", "position", "seed", "scalars"))
+    # The tensors stay bytes (without the CRC); an element edit patches them.
+    tensors = bytearray(data[parsed["tensors_at"]:-4])
     if what == "step":
         step = int(argv[4])
     elif what == "data_position":
@@ -78,8 +52,8 @@ def main(argv):
     elif what == "add-scalar":
         scalars.append([argv[4], float(argv[5])])
     elif what == "element":
-        at = element_offset(tensors, argv[4], int(argv[5]))
-        struct.pack_into("<f", tensors, at, float(argv[6]))
+        at = element_offset(parsed, argv[4], int(argv[5]))
+        struct.pack_into("<f", tensors, at - parsed["tensors_at"], float(argv[6]))
     else:
         sys.exit(f"unknown edit {what}")
     out = bytearray(b"LOOMCKPT")
@@ -90,7 +64,7 @@ def main(argv):
     out += tensors
     out += struct.pack("<I", zlib.crc32(out) & 0xFFFFFFFF)
     os.makedirs(dst, exist_ok=True)
-    with open(os.path.join(dst, FILE), "wb") as f:
+    with open(os.path.join(dst, checkpoint.FILE), "wb") as f:
         f.write(out)
 
 

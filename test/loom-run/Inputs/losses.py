@@ -20,36 +20,18 @@ import json
 import struct
 import sys
 
+import checkpoint
+
 
 def read_checkpoint(directory):
-    """The tensors of a checkpoint (include/loom/runtime/Checkpoint.h)."""
-    with open(directory + "/checkpoint.loomckpt", "rb") as f:
-        data = f.read()
-    if data[:8] != b"LOOMCKPT":
-        sys.exit(f"{directory}: not a Loom checkpoint")
-    pos = 8 + 4 + 8 + 8 + 8
-    (scalars,) = struct.unpack_from("<I", data, pos)
-    pos += 4
-    for _ in range(scalars):
-        (n,) = struct.unpack_from("<I", data, pos)
-        pos += 4 + n + 8
-    (count,) = struct.unpack_from("<I", data, pos)
-    pos += 4
+    """The tensors of a checkpoint: {name: (shape, values)}."""
+    data = checkpoint.read(directory)
     tensors = {}
-    for _ in range(count):
-        (n,) = struct.unpack_from("<I", data, pos)
-        name = data[pos + 4:pos + 4 + n].decode()
-        pos += 4 + n
-        (rank,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        shape = struct.unpack_from(f"<{rank}q", data, pos)
-        pos += 8 * rank
+    for name, shape, at in checkpoint.parse(data)["tensors"]:
         size = 1
         for d in shape:
             size *= d
-        values = struct.unpack_from(f"<{size}f", data, pos)
-        pos += 4 * size
-        tensors[name] = (shape, values)
+        tensors[name] = (shape, struct.unpack_from(f"<{size}f", data, at))
     return tensors
 
 
