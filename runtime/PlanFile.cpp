@@ -277,24 +277,9 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
   // The compiler proved the schedule deadlock-free; a plan written by hand
   // or damaged before its checksum was taken is proved again, by the same
   // simulation, rather than hanging every rank at the first step.
-  {
-    pipeline::Schedule schedule;
-    schedule.kind = pipeline::ScheduleKind::OneFOneB; // not read
-    schedule.stages = stages;
-    schedule.chunksPerStage = p.chunks_per_stage;
-    schedule.microbatches = p.num_microbatches;
-    for (const auto &stage : p.stage_schedules) {
-      schedule.perStage.emplace_back();
-      for (const auto &step : stage->steps)
-        schedule.perStage.back().push_back({step->backward
-                                                ? pipeline::Step::Backward
-                                                : pipeline::Step::Forward,
-                                            step->microbatch, step->chunk});
-    }
-    if (std::string problem = pipeline::validateSchedule(schedule);
-        !problem.empty())
-      return bad("its pipeline schedule is refused: " + problem);
-  }
+  if (std::string problem = pipeline::validateSchedule(scheduleOfPlan(p));
+      !problem.empty())
+    return bad("its pipeline schedule is refused: " + problem);
   for (int64_t c = 0; c < n; ++c) {
     const plan::PlanT &chunk = *p.chunks[size_t(c)];
     std::string name = what + ", chunk " + std::to_string(c) + ",";
@@ -334,6 +319,24 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
   return Status::success();
 }
 } // namespace
+
+pipeline::Schedule scheduleOfPlan(const plan::PlanT &p) {
+  pipeline::Schedule schedule;
+  schedule.kind = p.schedule == "gpipe"      ? pipeline::ScheduleKind::GPipe
+                  : p.chunks_per_stage == 1 ? pipeline::ScheduleKind::OneFOneB
+                                            : pipeline::ScheduleKind::Interleaved;
+  schedule.stages = int64_t(p.stage_schedules.size());
+  schedule.chunksPerStage = p.chunks_per_stage;
+  schedule.microbatches = p.num_microbatches;
+  for (const auto &stage : p.stage_schedules) {
+    schedule.perStage.emplace_back();
+    for (const auto &step : stage->steps)
+      schedule.perStage.back().push_back(
+          {step->backward ? pipeline::Step::Backward : pipeline::Step::Forward,
+           step->microbatch, step->chunk});
+  }
+  return schedule;
+}
 
 Status validatePlan(const plan::PlanT &p, const std::string &what) {
   if (!p.chunks.empty())

@@ -998,24 +998,6 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
 }
 } // namespace
 
-pipeline::Schedule scheduleOfPlan(const plan::PlanT &p) {
-  pipeline::Schedule schedule;
-  schedule.kind = p.schedule == "gpipe"      ? pipeline::ScheduleKind::GPipe
-                  : p.chunks_per_stage == 1 ? pipeline::ScheduleKind::OneFOneB
-                                            : pipeline::ScheduleKind::Interleaved;
-  schedule.stages = int64_t(p.stage_schedules.size());
-  schedule.chunksPerStage = p.chunks_per_stage;
-  schedule.microbatches = p.num_microbatches;
-  for (const auto &stage : p.stage_schedules) {
-    schedule.perStage.emplace_back();
-    for (const auto &step : stage->steps)
-      schedule.perStage.back().push_back(
-          {step->backward ? pipeline::Step::Backward : pipeline::Step::Forward,
-           step->microbatch, step->chunk});
-  }
-  return schedule;
-}
-
 std::vector<pipeline::StepCost> chunkCosts(const plan::PlanT &p) {
   std::vector<pipeline::StepCost> costs;
   for (const auto &chunk : p.chunks) {

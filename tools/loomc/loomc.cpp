@@ -755,7 +755,8 @@ int main(int argc, char **argv) {
   }
   if (reportsSchedule) {
     // The schedule the plan holds, simulated with the chunks' costs.
-    loom::pipeline::Schedule schedule = loom::scheduleOfPlan(*builtPlan);
+    loom::pipeline::Schedule schedule =
+        loom::runtime::scheduleOfPlan(*builtPlan);
     loom::pipeline::Simulation sim =
         loom::pipeline::simulate(schedule, loom::chunkCosts(*builtPlan));
     if (drawsSchedule) {

@@ -101,8 +101,6 @@ mlir::LogicalResult buildTrainingStep(mlir::ModuleOp module,
 mlir::FailureOr<std::unique_ptr<plan::PlanT>>
 buildPlan(mlir::ModuleOp module, const PlanOptions &options);
 
-/// A pipeline plan's schedule (its stage_schedules) as schedule data.
-pipeline::Schedule scheduleOfPlan(const plan::PlanT &plan);
 /// A pipeline plan's step costs per chunk, from the cost model: a forward
 /// costs the chunk's forward FLOPs, a backward its microbatch program's (the
 /// forward recomputed, then the backward, taken as twice the forward).

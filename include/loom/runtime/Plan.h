@@ -10,6 +10,7 @@
 #ifndef LOOM_RUNTIME_PLAN_H
 #define LOOM_RUNTIME_PLAN_H
 
+#include "loom/Pipeline/Schedule.h"
 #include "loom/runtime/Status.h"
 #include "runtime/Plan_generated.h"
 
@@ -54,6 +55,10 @@ readPlanPayload(const uint8_t *data, size_t size, const std::string &what);
 /// pipeline a schedule that cannot deadlock. `what` names the plan in
 /// messages.
 Status validatePlan(const plan::PlanT &plan, const std::string &what);
+
+/// A pipeline plan's schedule (its stage_schedules) as schedule data: what
+/// validatePlan proves deadlock-free and loomc's --explain reports.
+pipeline::Schedule scheduleOfPlan(const plan::PlanT &plan);
 
 /// Bounds that keep a crafted plan from asking for absurd resources: one
 /// rank's arena, one buffer's elements, the mesh's ranks, one global
