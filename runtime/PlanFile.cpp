@@ -5,6 +5,7 @@
 #include "loom/runtime/Files.h"
 #include "loom/runtime/Init.h"
 #include "loom/runtime/Plan.h"
+#include "loom/runtime/InstructionSet.h"
 
 #include <algorithm>
 #include <climits>
@@ -345,66 +346,6 @@ Status validatePlan(const plan::PlanT &p, const std::string &what) {
 }
 
 namespace {
-/// An instruction an executor knows: its operand counts and the attributes
-/// it reads. The CPU executor (runtime/cpu/Executor.cpp) prepares exactly
-/// these; another backend implements the same list.
-struct OpRule {
-  const char *op;
-  size_t minIn, maxIn, minOut, maxOut;
-  std::vector<const char *> attrs;
-};
-constexpr size_t kAny = SIZE_MAX;
-const std::vector<OpRule> &opRules() {
-  static const std::vector<OpRule> rules = {
-      {"matmul", 2, 2, 1, 1, {"transpose_a", "transpose_b"}},
-      {"add", 2, 2, 1, 1, {}},
-      {"sub", 2, 2, 1, 1, {}},
-      {"mul", 2, 2, 1, 1, {}},
-      {"div", 2, 2, 1, 1, {}},
-      {"neg", 1, 1, 1, 1, {}},
-      {"scale", 1, 1, 1, 1, {"factor"}},
-      {"accumulate", 1, 1, 1, 1, {}},
-      {"cast", 1, 1, 1, 1, {}},
-      {"relu", 1, 1, 1, 1, {}},
-      {"silu", 1, 1, 1, 1, {}},
-      {"gelu", 1, 1, 1, 1, {"approximate"}},
-      {"relu_grad", 2, 2, 1, 1, {}},
-      {"silu_grad", 2, 2, 1, 1, {}},
-      {"gelu_grad", 2, 2, 1, 1, {"approximate"}},
-      {"softmax", 1, 2, 1, 1, {"causal", "scale"}},
-      {"softmax_grad", 2, 2, 1, 1, {"scale"}},
-      {"layernorm", 3, 3, 1, 1, {"eps"}},
-      {"rmsnorm", 2, 2, 1, 1, {"eps"}},
-      {"layernorm_grad", 3, 3, 3, 3, {"eps"}},
-      {"rmsnorm_grad", 3, 3, 2, 2, {"eps"}},
-      {"dropout", 1, 1, 1, 1, {"rate", "site"}},
-      {"dropout_grad", 1, 1, 1, 1, {"rate", "site"}},
-      {"embedding", 2, 2, 1, 1, {}},
-      {"embedding_grad", 2, 2, 1, 1, {}},
-      {"cross_entropy", 2, 2, 1, 1, {"reduction", "ignore_index"}},
-      {"cross_entropy_grad", 3, 3, 1, 1, {"reduction", "ignore_index"}},
-      {"cross_entropy_partials", 3, 3, 2, 2, {"ignore_index"}},
-      {"cross_entropy_partials_grad", 5, 5, 1, 1, {"ignore_index"}},
-      {"cross_entropy_combine", 3, 3, 1, 1, {"ignore_index"}},
-      {"cross_entropy_combine_grad", 3, 3, 2, 2, {"ignore_index"}},
-      {"all_reduce", 1, kAny, 1, kAny, {"axis", "kind"}},
-      {"all_gather", 1, 1, 1, 1, {"axis", "dim"}},
-      {"reduce_scatter", 1, 1, 1, 1, {"axis", "dim"}},
-      {"all_slice", 1, 1, 1, 1, {"axis", "dim"}},
-      {"transpose", 1, 1, 1, 1, {"permutation"}},
-      {"split", 1, 1, 1, kAny, {"axis"}},
-      {"concat", 1, kAny, 1, 1, {"axis"}},
-      {"reduce", 1, 1, 1, 1, {"kind", "dims"}},
-      {"broadcast", 1, 1, 1, 1, {}},
-      {"fill", 0, 0, 1, 1, {"value"}},
-      {"loss_grad_seed", 0, 0, 1, 1, {"value"}},
-      {"grad_norm", 0, kAny, 0, 0, {}},
-      {"adamw", 4, 4, 3, 3, {"weight_decay"}},
-      {"zero", 0, 0, 0, kAny, {}},
-  };
-  return rules;
-}
-
 bool oneOf(const std::string &s, std::initializer_list<const char *> names) {
   for (const char *n : names)
     if (s == n)
@@ -419,21 +360,19 @@ bool oneOf(const std::string &s, std::initializer_list<const char *> names) {
 std::string instructionProblem(const plan::PlanT &p,
                                const plan::InstructionT &inst) {
   const std::string &op = inst.op;
-  const OpRule *rule = nullptr;
-  for (const OpRule &r : opRules())
-    if (op == r.op)
-      rule = &r;
-  if (!rule)
+  std::optional<Op> known = lookupOp(op);
+  if (!known)
     return "no executor knows the instruction '" + op + "'";
+  const OpInfo &rule = opInfo(*known);
   const auto &in = inst.inputs;
   const auto &out = inst.outputs;
-  if (in.size() < rule->minIn || in.size() > rule->maxIn ||
-      out.size() < rule->minOut || out.size() > rule->maxOut)
+  if (in.size() < rule.minInputs || in.size() > rule.maxInputs ||
+      out.size() < rule.minOutputs || out.size() > rule.maxOutputs)
     return "it has " + std::to_string(in.size()) + " inputs and " +
            std::to_string(out.size()) + " outputs";
-  for (const char *name : rule->attrs)
-    if (!findAttr(inst, name))
-      return "the attribute '" + std::string(name) + "' is missing";
+  for (Attr name : rule.required)
+    if (!findAttr(inst, attrName(name)))
+      return "the attribute '" + std::string(attrName(name)) + "' is missing";
   auto shape = [&](int32_t id) -> const std::vector<int64_t> & {
     return p.buffers[size_t(id)]->shape;
   };

@@ -4,6 +4,7 @@
 #include "loom/dialects/Dist/IR/DistOps.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/passes/Passes.h"
+#include "loom/runtime/InstructionSet.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
@@ -15,6 +16,8 @@
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
+/// The plan's instruction set (include/loom/runtime/Instructions.def).
+namespace instr = loom::runtime;
 
 namespace loom {
 namespace {
@@ -44,22 +47,22 @@ std::string locationText(Location loc) {
 }
 
 /// Builders for an instruction's attributes.
-void setInts(plan::InstructionT &inst, const char *name,
+void setInts(plan::InstructionT &inst, instr::Attr name,
              std::vector<int64_t> values) {
   auto a = std::make_unique<plan::AttributeT>();
-  a->name = name;
+  a->name = instr::attrName(name);
   a->ints = std::move(values);
   inst.attrs.push_back(std::move(a));
 }
-void setFloat(plan::InstructionT &inst, const char *name, double value) {
+void setFloat(plan::InstructionT &inst, instr::Attr name, double value) {
   auto a = std::make_unique<plan::AttributeT>();
-  a->name = name;
+  a->name = instr::attrName(name);
   a->f = value;
   inst.attrs.push_back(std::move(a));
 }
-void setString(plan::InstructionT &inst, const char *name, StringRef value) {
+void setString(plan::InstructionT &inst, instr::Attr name, StringRef value) {
   auto a = std::make_unique<plan::AttributeT>();
-  a->name = name;
+  a->name = instr::attrName(name);
   a->s = value.str();
   inst.attrs.push_back(std::move(a));
 }
@@ -248,61 +251,61 @@ LogicalResult Lowering::addParameter(ParameterOp param) {
 LogicalResult Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
   llvm::TypeSwitch<Operation *>(&op)
       .Case([&](MatmulOp o) {
-        setInts(inst, "transpose_a", {o.getTransposeLhs()});
-        setInts(inst, "transpose_b", {o.getTransposeRhs()});
+        setInts(inst, instr::Attr::TransposeA, {o.getTransposeLhs()});
+        setInts(inst, instr::Attr::TransposeB, {o.getTransposeRhs()});
       })
       .Case([&](ScaleOp o) {
-        setFloat(inst, "factor", o.getFactor().convertToDouble());
+        setFloat(inst, instr::Attr::Factor, o.getFactor().convertToDouble());
       })
       .Case<GeluOp, GeluGradOp>([&](auto o) {
-        setString(inst, "approximate",
+        setString(inst, instr::Attr::Approximate,
                   stringifyGeluApproximation(o.getApproximate()));
       })
       .Case([&](SoftmaxOp o) {
-        setInts(inst, "causal", {o.getCausal()});
-        setFloat(inst, "scale", o.getScale().convertToDouble());
+        setInts(inst, instr::Attr::Causal, {o.getCausal()});
+        setFloat(inst, instr::Attr::Scale, o.getScale().convertToDouble());
       })
       .Case([&](SoftmaxGradOp o) {
-        setFloat(inst, "scale", o.getScale().convertToDouble());
+        setFloat(inst, instr::Attr::Scale, o.getScale().convertToDouble());
       })
       .Case<LayerNormOp, LayerNormGradOp, RmsNormOp, RmsNormGradOp>(
           [&](auto o) {
-            setFloat(inst, "eps", o.getEpsilon().convertToDouble());
+            setFloat(inst, instr::Attr::Eps, o.getEpsilon().convertToDouble());
           })
       .Case<DropoutOp, DropoutGradOp>([&](auto o) {
-        setFloat(inst, "rate", o.getRate().convertToDouble());
-        setString(inst, "site", o.getSite());
+        setFloat(inst, instr::Attr::Rate, o.getRate().convertToDouble());
+        setString(inst, instr::Attr::Site, o.getSite());
       })
       .Case<CrossEntropyOp, CrossEntropyGradOp>([&](auto o) {
-        setString(inst, "reduction", stringifyLossReduction(o.getReduction()));
-        setInts(inst, "ignore_index", {int64_t(o.getIgnoreIndex())});
+        setString(inst, instr::Attr::Reduction, stringifyLossReduction(o.getReduction()));
+        setInts(inst, instr::Attr::IgnoreIndex, {int64_t(o.getIgnoreIndex())});
       })
       .Case([&](TransposeOp o) {
         ArrayRef<int64_t> perm = o.getPermutation();
-        setInts(inst, "permutation", {perm.begin(), perm.end()});
+        setInts(inst, instr::Attr::Permutation, {perm.begin(), perm.end()});
       })
       .Case<SplitOp, ConcatOp>(
-          [&](auto o) { setInts(inst, "axis", {int64_t(o.getAxis())}); })
+          [&](auto o) { setInts(inst, instr::Attr::Axis, {int64_t(o.getAxis())}); })
       .Case([&](ReduceOp o) {
-        setString(inst, "kind", stringifyReduceKind(o.getKind()));
+        setString(inst, instr::Attr::Kind, stringifyReduceKind(o.getKind()));
         ArrayRef<int64_t> dims = o.getDims();
-        setInts(inst, "dims", {dims.begin(), dims.end()});
+        setInts(inst, instr::Attr::Dims, {dims.begin(), dims.end()});
       })
       .Case([&](FillOp o) {
-        setFloat(inst, "value", o.getValue().convertToDouble());
+        setFloat(inst, instr::Attr::Value, o.getValue().convertToDouble());
       })
       .Case<CrossEntropyPartialsOp, CrossEntropyPartialsGradOp,
             CrossEntropyCombineOp, CrossEntropyCombineGradOp>([&](auto o) {
-        setInts(inst, "ignore_index", {int64_t(o.getIgnoreIndex())});
+        setInts(inst, instr::Attr::IgnoreIndex, {int64_t(o.getIgnoreIndex())});
       })
       .Case([&](dist::AllReduceOp o) {
-        setString(inst, "kind", stringifyReduceKind(o.getKind()));
-        setInts(inst, "axis", {axisIndex(o.getAxis())});
+        setString(inst, instr::Attr::Kind, stringifyReduceKind(o.getKind()));
+        setInts(inst, instr::Attr::Axis, {axisIndex(o.getAxis())});
       })
       .Case<dist::AllGatherOp, dist::ReduceScatterOp, dist::AllSliceOp>(
           [&](auto o) {
-            setInts(inst, "axis", {axisIndex(o.getAxis())});
-            setInts(inst, "dim", {int64_t(o.getDim())});
+            setInts(inst, instr::Attr::Axis, {axisIndex(o.getAxis())});
+            setInts(inst, instr::Attr::Dim, {int64_t(o.getDim())});
           });
   // The block of a partitioned tensor the op works on.
   if (auto s = op.getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName)) {
@@ -333,8 +336,8 @@ LogicalResult Lowering::setBlock(Operation &op, plan::InstructionT &inst,
                             << axis.getValue() << ")";
     global[d] = *whole;
   }
-  setInts(inst, "shard_axis", axes);
-  setInts(inst, "global_shape", global);
+  setInts(inst, instr::Attr::ShardAxis, axes);
+  setInts(inst, instr::Attr::GlobalShape, global);
   return success();
 }
 
@@ -371,8 +374,12 @@ LogicalResult Lowering::lowerOp(Operation &op) {
 
   auto inst = std::make_unique<plan::InstructionT>();
   inst->op = op.getName().stripDialect().str();
+  if (!instr::lookupOp(inst->op))
+    return op.emitError() << "the plan has no instruction for '"
+                          << op.getName()
+                          << "' (include/loom/runtime/Instructions.def)";
   if (op.hasAttr("loom.loss_seed"))
-    inst->op = "loss_grad_seed";
+    inst->op = instr::opName(instr::Op::LossGradSeed);
   inst->location = locationText(op.getLoc());
   for (Value operand : op.getOperands())
     inst->inputs.push_back(bufferOf.lookup(operand));
@@ -420,12 +427,12 @@ void Lowering::accumulateInto(Value grad, int32_t gradBuffer) {
         plan->buffers[inst.outputs[0]]->shape ==
             plan->buffers[gradBuffer]->shape) {
       inst.outputs[0] = gradBuffer;
-      setInts(inst, "accumulate", {1});
+      setInts(inst, instr::Attr::Accumulate, {1});
       return;
     }
   }
   auto acc = std::make_unique<plan::InstructionT>();
-  acc->op = "accumulate";
+  acc->op = instr::opName(instr::Op::Accumulate);
   acc->inputs = {bufferOf.lookup(grad)};
   acc->outputs = {gradBuffer};
   auto writer = lastWriter.find(root(bufferOf.lookup(grad)));
@@ -476,9 +483,9 @@ void Lowering::buildOptimizer() {
          ++it) {
       if (!bucket) {
         bucket = std::make_unique<plan::InstructionT>();
-        bucket->op = "all_reduce";
-        setString(*bucket, "kind", "sum");
-        setInts(*bucket, "axis", {axisIndex("dp")});
+        bucket->op = instr::opName(instr::Op::AllReduce);
+        setString(*bucket, instr::Attr::Kind, "sum");
+        setInts(*bucket, instr::Attr::Axis, {axisIndex("dp")});
         bucket->location = "gradient bucket " +
                            std::to_string(opt->instructions.size());
       }
@@ -491,9 +498,9 @@ void Lowering::buildOptimizer() {
     flush();
   }
   auto norm = std::make_unique<plan::InstructionT>();
-  norm->op = "grad_norm";
+  norm->op = instr::opName(instr::Op::GradNorm);
   auto zero = std::make_unique<plan::InstructionT>();
-  zero->op = "zero";
+  zero->op = instr::opName(instr::Op::Zero);
   // A gradient split over tp adds each rank's block to the norm; a whole one
   // counts once (on tp rank 0), then the squares are summed over tp.
   std::vector<int64_t> split;
@@ -504,16 +511,16 @@ void Lowering::buildOptimizer() {
                                  [&](int32_t a) { return a == axisIndex("tp"); }));
   }
   if (axisSize("tp") > 1) {
-    setInts(*norm, "split", split);
-    setInts(*norm, "axis", {axisIndex("tp")});
+    setInts(*norm, instr::Attr::Split, split);
+    setInts(*norm, instr::Attr::Axis, {axisIndex("tp")});
   }
   opt->instructions.push_back(std::move(norm));
   for (const auto &p : plan->parameters) {
     auto adam = std::make_unique<plan::InstructionT>();
-    adam->op = "adamw";
+    adam->op = instr::opName(instr::Op::AdamW);
     adam->inputs = {p->value, p->grad, p->moment1, p->moment2};
     adam->outputs = {p->value, p->moment1, p->moment2};
-    setInts(*adam, "weight_decay", {p->weight_decay});
+    setInts(*adam, instr::Attr::WeightDecay, {p->weight_decay});
     opt->instructions.push_back(std::move(adam));
   }
   opt->instructions.push_back(std::move(zero));
@@ -926,13 +933,13 @@ buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
   for (auto &chunk : top->chunks) {
     plan::InstructionT *norm = nullptr;
     for (auto &inst : chunk->optimizer->instructions)
-      if (inst->op == "grad_norm")
+      if (inst->op == instr::opName(instr::Op::GradNorm))
         norm = inst.get();
     std::vector<int64_t> exclude;
     for (const auto &param : chunk->parameters)
       exclude.push_back(!seen.insert(param->name).second);
-    setInts(*norm, "partial", {1});
-    setInts(*norm, "exclude", exclude);
+    setInts(*norm, instr::Attr::Partial, {1});
+    setInts(*norm, instr::Attr::Exclude, exclude);
   }
 
   int64_t p = top->mesh[1]->size;
