@@ -46,7 +46,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   Session &session = **opened;
-  session.initializeParameters();
+  if (Status s = session.initializeParameters(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    return 1;
+  }
   const loom::plan::PlanT &plan = session.plan();
   // The parameters of one tensor-parallel rank's blocks: the plan's, or
   // every pipeline chunk's (a parameter tied across chunks counted once).

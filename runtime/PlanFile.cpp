@@ -5,7 +5,7 @@
 #include "loom/runtime/Files.h"
 #include "loom/runtime/Init.h"
 #include "loom/runtime/Plan.h"
-#include "loom/runtime/InstructionSet.h"
+#include "loom/runtime/Decoder.h"
 
 #include <algorithm>
 #include <climits>
@@ -346,153 +346,6 @@ Status validatePlan(const plan::PlanT &p, const std::string &what) {
 }
 
 namespace {
-bool oneOf(const std::string &s, std::initializer_list<const char *> names) {
-  for (const char *n : names)
-    if (s == n)
-      return true;
-  return false;
-}
-
-/// What is wrong with one instruction, or "": its op and operand counts,
-/// the attributes it needs and their values, and the ranks and nonzero
-/// dimensions of the operands it indexes or divides by. Operand ids are
-/// already in range.
-std::string instructionProblem(const plan::PlanT &p,
-                               const plan::InstructionT &inst) {
-  const std::string &op = inst.op;
-  std::optional<Op> known = lookupOp(op);
-  if (!known)
-    return "no executor knows the instruction '" + op + "'";
-  const OpInfo &rule = opInfo(*known);
-  const auto &in = inst.inputs;
-  const auto &out = inst.outputs;
-  if (in.size() < rule.minInputs || in.size() > rule.maxInputs ||
-      out.size() < rule.minOutputs || out.size() > rule.maxOutputs)
-    return "it has " + std::to_string(in.size()) + " inputs and " +
-           std::to_string(out.size()) + " outputs";
-  for (Attr name : rule.required)
-    if (!findAttr(inst, attrName(name)))
-      return "the attribute '" + std::string(attrName(name)) + "' is missing";
-  auto shape = [&](int32_t id) -> const std::vector<int64_t> & {
-    return p.buffers[size_t(id)]->shape;
-  };
-  auto named = [&](int32_t id) {
-    return "'" + p.buffers[size_t(id)]->name + "' " + shapeText(shape(id));
-  };
-  auto text = [&](const char *name) {
-    const plan::AttributeT *a = findAttr(inst, name);
-    return a ? a->s : std::string();
-  };
-  auto integer = [&](const char *name) {
-    const plan::AttributeT *a = findAttr(inst, name);
-    return a && !a->ints.empty() ? a->ints[0] : 0;
-  };
-  int64_t meshAxes = int64_t(p.mesh.size());
-
-  // Rows of a last dimension: the kernels divide the elements by it.
-  if (oneOf(op, {"softmax", "softmax_grad", "layernorm", "rmsnorm",
-                 "layernorm_grad", "rmsnorm_grad", "cross_entropy",
-                 "cross_entropy_grad", "cross_entropy_partials",
-                 "cross_entropy_partials_grad"}) &&
-      (shape(in[0]).empty() || shape(in[0]).back() <= 0))
-    return "its input " + named(in[0]) + " needs a last dimension > 0";
-  if (op == "matmul" && (shape(in[0]).size() < 2 || shape(in[1]).size() < 2))
-    return "its operands " + named(in[0]) + " and " + named(in[1]) +
-           " need rank 2 or more";
-  if (op == "embedding" || op == "embedding_grad") {
-    int32_t table = op == "embedding" ? in[0] : out[0];
-    if (shape(table).size() != 2)
-      return "its table " + named(table) + " needs rank 2";
-    plan::DType ids = p.buffers[size_t(in[1])]->dtype;
-    if (ids != plan::DType::I32 && ids != plan::DType::I64)
-      return "its indices " + named(in[1]) + " must be i32 or i64";
-  }
-  if (oneOf(op, {"cross_entropy", "cross_entropy_grad"})) {
-    if (!oneOf(text("reduction"), {"none", "sum", "mean"}))
-      return "the reduction '" + text("reduction") +
-             "' is not none, sum or mean";
-  }
-  if ((op == "gelu" || op == "gelu_grad") &&
-      !oneOf(text("approximate"), {"none", "tanh"}))
-    return "the approximation '" + text("approximate") +
-           "' is not none or tanh";
-  if (op == "reduce") {
-    if (!oneOf(text("kind"), {"sum", "mean", "max"}))
-      return "the reduction '" + text("kind") + "' is not sum, mean or max";
-    for (int64_t d : findAttr(inst, "dims")->ints)
-      if (d < 0 || d >= int64_t(shape(in[0]).size()))
-        return "it reduces dimension " + std::to_string(d) + " of " +
-               named(in[0]);
-  }
-  if (op == "all_reduce") {
-    if (in.size() != out.size())
-      return "it has " + std::to_string(in.size()) + " inputs and " +
-             std::to_string(out.size()) + " outputs";
-    if (!oneOf(text("kind"), {"sum", "max"}))
-      return "the reduction '" + text("kind") + "' is not sum or max";
-  }
-  if (oneOf(op, {"all_reduce", "all_gather", "reduce_scatter", "all_slice"}) ||
-      (op == "grad_norm" && findAttr(inst, "split"))) {
-    if (!findAttr(inst, "axis"))
-      return "the attribute 'axis' is missing";
-    if (integer("axis") < 0 || integer("axis") >= meshAxes)
-      return "the mesh axis " + std::to_string(integer("axis")) +
-             " is not one of the mesh's " + std::to_string(meshAxes);
-  }
-  if (oneOf(op, {"all_gather", "reduce_scatter", "all_slice"})) {
-    int32_t small = op == "all_gather" ? in[0] : out[0];
-    if (integer("dim") < 0 || integer("dim") >= int64_t(shape(small).size()))
-      return "the dimension " + std::to_string(integer("dim")) +
-             " is not one of " + named(small);
-  }
-  if (op == "grad_norm")
-    for (const char *list : {"split", "exclude"})
-      if (const plan::AttributeT *a = findAttr(inst, list);
-          a && a->ints.size() != in.size())
-        return "its '" + std::string(list) +
-               "' does not have one entry per "
-               "input";
-  if (op == "split" || op == "concat") {
-    int32_t whole = op == "split" ? in[0] : out[0];
-    if (integer("axis") < 0 || integer("axis") >= int64_t(shape(whole).size()))
-      return "the axis " + std::to_string(integer("axis")) + " is not one of " +
-             named(whole);
-  }
-  if (op == "transpose") {
-    std::vector<int64_t> perm = findAttr(inst, "permutation")->ints;
-    std::sort(perm.begin(), perm.end());
-    bool permutation = perm.size() == shape(in[0]).size();
-    for (size_t d = 0; permutation && d < perm.size(); ++d)
-      permutation = perm[d] == int64_t(d);
-    if (!permutation)
-      return "its permutation does not permute the dimensions of " +
-             named(in[0]);
-  }
-  // A rank's block of a partitioned operand: a mesh axis or -1 per
-  // dimension, and the whole shape the block tiles.
-  const plan::AttributeT *axes = findAttr(inst, "shard_axis"),
-                         *global = findAttr(inst, "global_shape");
-  if (axes || global) {
-    int32_t blocked = op == "embedding_grad" ? out[0] : in[0];
-    size_t rank = shape(blocked).size();
-    if (!axes || !global || axes->ints.size() != rank ||
-        global->ints.size() != rank)
-      return "its shard_axis and global_shape do not both give one entry "
-             "per dimension of " +
-             named(blocked);
-    for (size_t d = 0; d < rank; ++d) {
-      int64_t a = axes->ints[d], whole = 0;
-      if (a < -1 || a >= meshAxes ||
-          !checkedMul(shape(blocked)[d], a < 0 ? 1 : p.mesh[size_t(a)]->size,
-                      whole) ||
-          global->ints[d] != whole)
-        return "its global_shape does not tile " + named(blocked) +
-               " over the mesh axes of shard_axis";
-    }
-  }
-  return "";
-}
-
 /// Two buffers that share bytes of one arena while both are live, or "".
 /// Lifetimes follow the program order as the memory planner's do: inputs
 /// from before the microbatch program, outputs until after it, the
@@ -661,16 +514,16 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
           return bad("'" + inst->op + "' in " + program->name +
                      " writes buffer " + std::to_string(id));
     }
-    for (size_t k = 0; k < program->instructions.size(); ++k)
-      if (std::string problem =
-              instructionProblem(p, *program->instructions[k]);
+    // Every instruction decodes, as every backend decodes it (for rank 0:
+    // the checks do not depend on the rank).
+    std::vector<int64_t> coords(p.mesh.size(), 0);
+    for (size_t k = 0; k < program->instructions.size(); ++k) {
+      Instruction decoded;
+      if (std::string problem = decodeInstruction(
+              p, coords, *program->instructions[k], decoded);
           !problem.empty())
-        return bad(program->name + " instruction " + std::to_string(k) + " (" +
-                   program->instructions[k]->op +
-                   (program->instructions[k]->location.empty()
-                        ? ""
-                        : ", from " + program->instructions[k]->location) +
-                   "): " + problem);
+        return bad(instructionWhere(*program, k) + ": " + problem);
+    }
   }
   for (const auto &param : p.parameters)
     for (int32_t id :

@@ -39,7 +39,10 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "error: %s\n", data.message().c_str());
     return 1;
   }
-  (*session)->initializeParameters();
+  if (loom::runtime::Status s = (*session)->initializeParameters(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    return 1;
+  }
 
   // The application's own batches: global batch × seq tokens and labels.
   std::vector<int32_t> tokens(size_t(plan.global_batch_size * plan.seq_length));

@@ -14,12 +14,6 @@ namespace loom {
 namespace runtime {
 namespace cpu {
 
-int64_t numElements(const Shape &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
 
 //===--- Matrix multiplication ------------------------------------------===//
 
@@ -50,26 +44,6 @@ void matmul(const MatmulShape &s, const T *a, const T *b, T *c, T beta) {
          b + i * strideB, ldb, beta, c + i * s.m * s.n);
 }
 
-MatmulShape matmulShapeOf(const Shape &a, const Shape &b, bool transposeA,
-                          bool transposeB) {
-  MatmulShape s;
-  s.transposeA = transposeA;
-  s.transposeB = transposeB;
-  s.m = transposeA ? a.back() : a[a.size() - 2];
-  s.k = transposeA ? a[a.size() - 2] : a.back();
-  s.n = transposeB ? b[b.size() - 2] : b.back();
-  s.broadcastA = a.size() == 2 && b.size() > 2;
-  s.broadcastB = b.size() == 2 && a.size() > 2;
-  const Shape &batched = a.size() >= b.size() ? a : b;
-  for (size_t i = 0; i + 2 < batched.size(); ++i)
-    s.batch *= batched[i];
-  if (s.broadcastB && !s.transposeA) { // rows of a and c are contiguous
-    s.m *= s.batch;
-    s.batch = 1;
-    s.broadcastB = false;
-  }
-  return s;
-}
 
 //===--- Broadcasting -----------------------------------------------------===//
 
@@ -377,6 +351,43 @@ void dropout(const T *x, T *y, int64_t n, int64_t offset, double rate,
   }
 }
 
+template <typename T>
+void dropoutBlock(const T *x, T *y, const Block &block, int64_t offset,
+                  double rate, uint64_t key) {
+  const Shape &local = block.local;
+  int64_t n = numElements(local);
+  if (!block.split) {
+    dropout<T>(x, y, n, offset, rate, key);
+    return;
+  }
+  // Runs of whole trailing dimensions are contiguous in the block and the
+  // whole tensor: each run is one dropout call at its global index.
+  size_t rank = local.size(), last = 0;
+  for (size_t d = 0; d < rank; ++d)
+    if (block.offset[d] != 0 || block.global[d] != local[d])
+      last = d;
+  int64_t inner = 1, outer = 1;
+  for (size_t d = last + 1; d < rank; ++d)
+    inner *= local[d];
+  for (size_t d = 0; d <= last; ++d)
+    outer *= local[d];
+  std::vector<int64_t> stride(rank, 1);
+  for (size_t d = rank - 1; d-- > 0;)
+    stride[d] = stride[d + 1] * block.global[d + 1];
+  std::vector<int64_t> index(last + 1, 0);
+  for (int64_t o = 0; o < outer; ++o) {
+    int64_t g = 0;
+    for (size_t d = 0; d <= last; ++d)
+      g += (block.offset[d] + index[d]) * stride[d];
+    dropout<T>(x + o * inner, y + o * inner, inner, offset + g, rate, key);
+    for (size_t d = last + 1; d-- > 0;) {
+      if (++index[d] < local[d])
+        break;
+      index[d] = 0;
+    }
+  }
+}
+
 //===--- Gathers ----------------------------------------------------------===//
 
 template <typename T, typename I>
@@ -510,6 +521,8 @@ void transpose(const T *x, const Shape &xShape,
                                    T *, T *, int64_t, int64_t);                \
   template void dropout<T>(const T *, T *, int64_t, int64_t, double,           \
                            uint64_t);                                          \
+  template void dropoutBlock<T>(const T *, T *, const Block &, int64_t,      \
+                                double, uint64_t);                             \
   template void transpose<T>(const T *, const Shape &,                         \
                              const std::vector<int64_t> &, T *);               \
   template bool embedding<T, int32_t>(const T *, int64_t, int64_t,             \

@@ -1,4 +1,4 @@
-//===- Optimizer.cpp - AdamW, gradient clipping, LR schedules -------------===//
+//===- Optimizer.cpp - the CPU backend's AdamW and gradient squares -------===//
 
 #include "loom/runtime/cpu/Optimizer.h"
 
@@ -53,27 +53,6 @@ double sumOfSquares(const float *grad, int64_t n) {
   for (double p : partial)
     sum += p;
   return sum;
-}
-
-double clipCoefficient(double globalNorm, double maxNorm) {
-  if (maxNorm <= 0)
-    return 1.0;
-  return std::min(1.0, maxNorm / (globalNorm + 1e-6));
-}
-
-double LearningRateSchedule::at(int64_t step) const {
-  if (warmupSteps > 0 && step <= warmupSteps)
-    return maxLr * double(step) / double(warmupSteps);
-  if (decay == Decay::Constant || decaySteps <= warmupSteps)
-    return maxLr;
-  if (step >= decaySteps)
-    return minLr;
-  double progress =
-      double(step - warmupSteps) / double(decaySteps - warmupSteps);
-  double coefficient = decay == Decay::Cosine
-                           ? 0.5 * (1.0 + std::cos(M_PI * progress))
-                           : 1.0 - progress;
-  return minLr + (maxLr - minLr) * coefficient;
 }
 
 } // namespace cpu

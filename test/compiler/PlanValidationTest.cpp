@@ -20,7 +20,7 @@
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/passes/Passes.h"
 #include "loom/runtime/Plan.h"
-#include "loom/runtime/cpu/Executor.h"
+#include "loom/runtime/Backend.h"
 
 #include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/IR/MLIRContext.h"

@@ -11,7 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Plan.h"
-#include "loom/runtime/cpu/Executor.h"
+#include "loom/runtime/Backend.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -46,19 +46,19 @@ void exercise(const loom::plan::PlanT &top, const loom::plan::PlanT &piece) {
   if (ranks > kMaxFuzzRanks)
     ranks = kMaxFuzzRanks;
   for (int64_t r = 0; r < ranks; ++r) {
-    rt::cpu::RankContext context;
+    rt::RankContext context;
     int64_t rest = r;
     context.coords.assign(piece.mesh.size(), 0);
     for (size_t a = piece.mesh.size(); a-- > 0;) {
       context.coords[a] = rest % piece.mesh[a]->size;
       rest /= piece.mesh[a]->size;
     }
-    auto executor = rt::cpu::CpuExecutor::create(piece, context);
+    auto executor = rt::createExecutor("cpu", piece, context);
     if (!executor.ok())
       continue;
     if (r == 0) {
-      rt::cpu::StepState state;
-      (void)(*executor)->run(*piece.microbatch, state);
+      rt::StepParams state;
+      (void)(*executor)->run(rt::ProgramKind::Microbatch, state);
     }
   }
 }

@@ -15,6 +15,7 @@
 #include <numeric>
 #include <random>
 
+using namespace loom::runtime;
 using namespace loom::runtime::cpu;
 using Vec = std::vector<double>;
 

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <vector>
 
+using namespace loom::runtime;
 using namespace loom::runtime::cpu;
 
 namespace {

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Checkpoint.h"
+#include "loom/runtime/Backend.h"
 #include "loom/runtime/Session.h"
 
 #include <cerrno>
@@ -35,9 +36,9 @@ const char *kUsage =
     R"(usage: loom-run PLAN --steps N --data FILE [options]
        loom-run PLAN --dump
 
-Trains a plan compiled by loomc on the CPU. Every rank of the plan's mesh
-(loomc --mesh dp=D,tp=T) runs in this process, as a thread, joined by the
-local communicator.
+Trains a plan compiled by loomc on a backend (the CPU by default). Every
+rank of the plan's mesh (loomc --mesh dp=D,tp=T) runs in this process, as a
+thread, joined by the local communicator.
 
   --steps N            train until step N (a run resumed with --load at step
                        K runs N - K more steps; as Megatron's --train-iters)
@@ -57,6 +58,8 @@ local communicator.
                        and checked to be writable, before the first step
   --load DIR           resume from the checkpoint in DIR
   --dump               print the plan as text and exit
+  --backend NAME       the backend every rank runs on (default cpu; this
+                       build has: BACKENDS)
   --ranks N            the ranks the launcher provides: an error unless it is
                        the plan's mesh size (default: the mesh's size)
   --collective-timeout S
@@ -175,11 +178,16 @@ int main(int argc, char **argv) {
                           "--lr",          "--min-lr",      "--warmup",
                           "--decay-steps", "--decay-style", "--weight-decay",
                           "--clip-grad",   "--adam-beta1",  "--adam-beta2",
-                          "--adam-eps",    "--ranks",       "--collective-timeout"};
+                          "--adam-eps",    "--ranks",       "--collective-timeout",
+                          "--backend"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
+      std::string usage = kUsage, names;
+      for (const std::string &b : backendNames())
+        names += (names.empty() ? "" : ", ") + b;
+      usage.replace(usage.find("BACKENDS"), 8, names);
+      std::cout << usage;
       return 0;
     }
     if (arg == "--dump") {
@@ -281,6 +289,8 @@ int main(int argc, char **argv) {
   // Ranges that depend on the plan's defaults (min-lr <= lr, betas < 1,
   // eps > 0) are checked by Session::open on the settings a step will use.
   options.seed = seed;
+  if (values.count("--backend"))
+    options.backend = values["--backend"];
   if (warmup >= 0)
     options.warmupSteps = warmup;
   if (decaySteps >= 0)
@@ -338,8 +348,9 @@ int main(int argc, char **argv) {
     std::cout << "loaded " << values["--load"] << ": step "
               << session.step() << ", " << session.dataPosition()
               << " samples consumed\n";
-  } else {
-    session.initializeParameters();
+  } else if (Status s = session.initializeParameters(); !s.ok()) {
+    std::cerr << "loom-run: " << s.message() << "\n";
+    return 1;
   }
   if (steps < session.step())
     return usageError("--steps " + std::to_string(steps) +

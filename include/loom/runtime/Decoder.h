@@ -22,6 +22,7 @@
 #ifndef LOOM_RUNTIME_DECODER_H
 #define LOOM_RUNTIME_DECODER_H
 
+#include "loom/runtime/Communicator.h" // ReduceKind
 #include "loom/runtime/InstructionSet.h"
 #include "loom/runtime/Plan.h"
 
@@ -57,7 +58,6 @@ MatmulShape matmulShapeOf(const Shape &a, const Shape &b, bool transposeA,
 
 enum class BinaryKind { Add, Sub, Mul, Div };
 enum class Activation { Relu, Silu, Gelu, GeluTanh };
-enum class ReduceKind { Sum, Max };
 
 /// Rows of length `cols` (the keys); `queries` is the size of the dimension
 /// before the last, for the causal mask: row r is query r % queries, and key

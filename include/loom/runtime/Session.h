@@ -3,9 +3,18 @@
 // What an application embeds (DESIGN.md, "Runtime"): open a plan, initialise
 // or load the parameters, run training steps, read the loss and metrics,
 // save. A Session runs every rank of the plan's mesh in this process, each
-// rank a thread with its own CPU executor, joined by the `local`
-// communicator. Checkpoints and parameter() hold whole (global) tensors, so
-// they do not depend on the mesh.
+// rank a thread with its own executor of the backend named in the options
+// (loom/runtime/Backend.h), joined by the `local` communicator. Checkpoints
+// and parameter() hold whole (global) tensors, so they do not depend on the
+// mesh. The session reaches the backend only through the Executor
+// interface: it uploads inputs, enqueues programs, and reads the step's
+// outputs once.
+//
+// The implementation is split by job: Session.cpp (opening a plan, the
+// step loop), PipelineRunner.cpp (a pipeline stage's schedule: stashed
+// activations, message tags, tied gradients) and StateTensors.cpp (the
+// whole tensors of parameters and moments gathered from and scattered to
+// the ranks' blocks: initialisation, checkpoints).
 //
 //   auto session = loom::runtime::Session::open("gpt.plan", {});
 //   (*session)->initializeParameters();
@@ -32,14 +41,14 @@
 namespace loom {
 namespace runtime {
 
-namespace cpu {
-class CpuExecutor;
-struct StepState;
-} // namespace cpu
+class Executor;
+struct StepParams;
 
 /// Run-time settings. Unset optimizer fields take the plan's defaults
 /// (loomc's --lr, ...); loom-run's options of the same names set them.
 struct SessionOptions {
+  /// The backend every rank runs on (loom/runtime/Backend.h's names).
+  std::string backend = "cpu";
   uint64_t seed = 1234;
   std::optional<double> lr, minLr, weightDecay, clipGrad, beta1, beta2, eps;
   std::optional<int64_t> warmupSteps, decaySteps;
@@ -70,7 +79,7 @@ constexpr int64_t kMaxLocalRanks = 4096;
 
 class Session {
 public:
-  /// Reads and checks the plan and prepares it on the CPU backend.
+  /// Reads and checks the plan and prepares it on the options' backend.
   static Result<std::unique_ptr<Session>> open(const std::string &planPath,
                                                const SessionOptions &options);
   ~Session();
@@ -89,7 +98,7 @@ public:
 
   /// Draws every parameter from its initializer keyed by (seed, name,
   /// global element index) and clears the optimizer state.
-  void initializeParameters();
+  Status initializeParameters();
 
   /// One training step on the next global batch of `data` (samples
   /// dataPosition() onwards, by global index).
@@ -114,14 +123,14 @@ private:
   struct Part {
     const plan::PlanT *plan = nullptr;
     int64_t chunk = 0;
-    std::unique_ptr<cpu::CpuExecutor> executor;
+    std::unique_ptr<Executor> executor;
     int32_t tokens = -1, labels = -1; // inputs indices
     size_t normEnd = 0; // optimizer program instructions through grad_norm
   };
   struct Rank {
     std::vector<int64_t> coords; // per plan mesh axis
     std::vector<Part> parts;
-    double lossSum = 0, normalizer = 0, gradNorm = 0;
+    double lossSum = 0, gradNorm = 0;
     bool nonFinite = false;
   };
   /// A tensor of the training state: a parameter (role 0) or one of its
@@ -134,16 +143,16 @@ private:
   std::vector<StateTensor> stateTensors(bool moments) const;
   /// The whole tensor assembled from the ranks' blocks, or scattered back
   /// (into every copy of a parameter tied across pipeline chunks).
-  std::vector<float> gather(const StateTensor &t) const;
-  void scatter(const StateTensor &t, const std::vector<float> &whole);
+  Result<std::vector<float>> gather(const StateTensor &t) const;
+  Status scatter(const StateTensor &t, const std::vector<float> &whole);
   std::vector<int64_t> blockOffset(const plan::ParameterT &p,
                                    const plan::PlanT &owner,
                                    const Rank &rank) const;
   Status runPipelineRank(Rank &rank, const int32_t *tokens,
-                         const int32_t *labels, cpu::StepState state);
+                         const int32_t *labels, StepParams params);
   Status runRank(Rank &rank, const int32_t *tokens, const int32_t *labels,
-                 cpu::StepState state);
-  void zeroGradients();
+                 StepParams params);
+  Status zeroGradients();
 
   std::unique_ptr<plan::PlanT> plan_;
   std::vector<Rank> ranks_;
@@ -157,6 +166,9 @@ private:
   double lossScale_ = 1;
   int64_t goodSteps_ = 0;
   std::vector<int32_t> batchTokens_, batchLabels_;
+  /// The global batch's counted tokens (labels other than ignore_index)
+  /// or microbatches: what the step's loss is divided by.
+  double normalizer_ = 0;
 };
 
 } // namespace runtime

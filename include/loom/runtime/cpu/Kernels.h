@@ -12,6 +12,8 @@
 #ifndef LOOM_RUNTIME_CPU_KERNELS_H
 #define LOOM_RUNTIME_CPU_KERNELS_H
 
+#include "loom/runtime/Decoder.h"
+
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -20,33 +22,25 @@ namespace loom {
 namespace runtime {
 namespace cpu {
 
-using Shape = std::vector<int64_t>;
-
-int64_t numElements(const Shape &shape);
+// The geometry types are the decoder's (loom/runtime/Decoder.h): a record
+// and its kernel share them.
+using runtime::Activation;
+using runtime::BinaryKind;
+using runtime::Block;
+using runtime::MatmulShape;
+using runtime::matmulShapeOf;
+using runtime::numElements;
+using runtime::Shape;
+using runtime::SoftmaxShape;
 
 //===--- Matrix multiplication ------------------------------------------===//
 
-/// c[i] = beta·c[i] + op(a[i]) · op(b[i]) for each of `batch` matrices, with
-/// op = transpose when asked: op(a) is m×k, op(b) is k×n, c is m×n. A side
-/// with `broadcast` set is one matrix used for every batch element. GEMMs go
-/// to OpenBLAS.
-struct MatmulShape {
-  int64_t batch = 1, m = 0, n = 0, k = 0;
-  bool transposeA = false, transposeB = false;
-  bool broadcastA = false, broadcastB = false;
-};
+/// The GEMMs (of a MatmulShape) go to OpenBLAS.
 template <typename T>
 void matmul(const MatmulShape &s, const T *a, const T *b, T *c, T beta = 0);
 
-/// The GEMMs of loom.matmul on row-major operands of shapes `a` and `b`
-/// (rank 2 or more; a rank-2 side broadcasts over the other's batch). A
-/// batch of x[b, m, k] · w[k, n] folds into one GEMM of b·m rows.
-MatmulShape matmulShapeOf(const Shape &a, const Shape &b, bool transposeA,
-                          bool transposeB);
 
 //===--- Broadcasting elementwise ops -----------------------------------===//
-
-enum class BinaryKind { Add, Sub, Mul, Div };
 
 /// out = a (op) b with numpy broadcasting; `outShape` is the broadcast shape.
 template <typename T>
@@ -62,8 +56,6 @@ void reduceToShape(const T *in, const Shape &inShape, T *out,
 
 //===--- Activations ------------------------------------------------------===//
 
-enum class Activation { Relu, Silu, Gelu, GeluTanh };
-
 template <typename T>
 void activation(Activation kind, const T *x, T *y, int64_t n);
 /// dx = dy · f'(x).
@@ -78,11 +70,6 @@ void activationBackward(Activation kind, const T *x, const T *dy, T *dx,
 /// j is masked when j > query + (cols - queries). `mask`, if not null, has
 /// one byte per element (already broadcast), nonzero = keep. Masked
 /// positions are -inf before the exponent; a row with every key masked is 0.
-struct SoftmaxShape {
-  int64_t rows = 0, cols = 0, queries = 1;
-  bool causal = false;
-  double scale = 1.0;
-};
 template <typename T>
 void softmax(const SoftmaxShape &s, const T *x, const uint8_t *mask, T *y);
 /// dx = scale · y · (dy - sum(dy · y)) per row.
@@ -123,6 +110,13 @@ template <typename T>
 void dropout(const T *x, T *y, int64_t n, int64_t offset, double rate,
              uint64_t key);
 
+/// dropout on a rank's block of a partitioned tensor (`block`): each
+/// element's mask is the whole tensor's at its global index, whose elements
+/// start at `offset` (the microbatch's first).
+template <typename T>
+void dropoutBlock(const T *x, T *y, const Block &block, int64_t offset,
+                  double rate, uint64_t key);
+
 //===--- Gathers ----------------------------------------------------------===//
 
 /// y[i, :] = table[ids[i], :]. Returns false (and writes nothing further)
@@ -152,7 +146,81 @@ bool crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
                           int64_t tokens, int64_t vocab, int64_t ignoreIndex,
                           T *dlogits);
 
+/// The reduction of cross_entropy: `result[0]` = the sum of the per-token
+/// `losses`, or their mean over the `counted` tokens (0 with none).
+template <typename T>
+void crossEntropyReduce(const T *losses, int64_t tokens, int64_t counted,
+                        bool mean, T *result);
+/// Its backward: the per-token loss gradients of a reduction's `dloss`
+/// (none: dloss per token; sum: dloss[0]; mean: dloss[0] / counted tokens).
+template <typename T, typename I>
+void crossEntropyReduceBackward(const T *dloss, const I *labels,
+                                int64_t tokens, int64_t ignoreIndex,
+                                bool none, bool mean, T *perToken);
+
+//===--- Vocabulary-parallel embedding and cross-entropy ------------------===//
+// (Megatron-LM's VocabParallelEmbedding and vocab_parallel_cross_entropy: a
+// rank holds rows or classes [first, first + vocab) of `total`.)
+
+/// y[i, :] = table[ids[i] - first, :] for the ids this rank holds, 0 for
+/// the others (the all-reduce after adds the owner's row). Returns false
+/// when an id is outside [0, total) (rows before it are written).
+template <typename T, typename I>
+bool embeddingBlock(const T *table, int64_t first, int64_t vocab,
+                    int64_t total, int64_t hidden, const I *ids,
+                    int64_t count, T *y);
+/// dtable[ids[i] - first, :] += dy[i, :] for the ids this rank holds.
+template <typename T, typename I>
+bool embeddingBlockBackward(const I *ids, int64_t count, int64_t first,
+                            int64_t vocab, int64_t total, int64_t hidden,
+                            const T *dy, T *dtable);
+
+/// Per token over this rank's `classes` (from `first`): sumExp = sum of
+/// exp(logit - max), target = logit[label] - max when this rank holds the
+/// label (else 0); `max` is the all-reduced row maximum. Returns false when
+/// a label is outside [0, total) and is not ignore_index.
+template <typename T, typename I>
+bool crossEntropyPartials(const T *logits, const T *max, const I *labels,
+                          int64_t tokens, int64_t classes, int64_t first,
+                          int64_t total, int64_t ignoreIndex, T *sumExp,
+                          T *target);
+/// dlogits = a · exp(logit - max), plus b at the label this rank holds.
+template <typename T, typename I>
+bool crossEntropyPartialsBackward(const T *logits, const T *max,
+                                  const I *labels, const T *a, const T *b,
+                                  int64_t tokens, int64_t classes,
+                                  int64_t first, int64_t total,
+                                  int64_t ignoreIndex, T *dlogits);
+/// The loss per token from the all-reduced partials: log(sumExp) - target,
+/// 0 for ignored tokens.
+template <typename T, typename I>
+void crossEntropyCombine(const T *sumExp, const T *target, const I *labels,
+                         int64_t tokens, int64_t ignoreIndex, T *loss);
+/// Its backward: a = dloss / sumExp, b = -dloss (0 for ignored tokens).
+template <typename T, typename I>
+void crossEntropyCombineBackward(const T *sumExp, const I *labels,
+                                 const T *dloss, int64_t tokens,
+                                 int64_t ignoreIndex, T *a, T *b);
+
+//===--- Reductions -------------------------------------------------------===//
+
+/// y = the sum, mean or max of x (of `shape`) over the dimensions marked in
+/// `reduced`; y holds the kept dimensions in order (`outElements`).
+/// Accumulates in double.
+template <typename T>
+void reduceDims(const T *x, const Shape &shape,
+                const std::vector<bool> &reduced, bool max, bool mean, T *y,
+                int64_t outElements);
+
 //===--- Shape ops --------------------------------------------------------===//
+
+/// split (whole -> pieces) or concat (pieces -> whole) along an axis: the
+/// whole is `outer` rows of `wholeAxis · inner`; piece i has `sizes[i] ·
+/// inner` per row.
+template <typename T>
+void splitConcat(bool split, T *whole, const std::vector<T *> &pieces,
+                 const std::vector<int64_t> &sizes, int64_t outer,
+                 int64_t inner, int64_t wholeAxis);
 
 /// y = transpose(x, perm): result dimension d is input dimension perm[d].
 template <typename T>

@@ -1,14 +1,16 @@
-//===- Optimizer.h - AdamW, gradient clipping, LR schedules -----*- C++ -*-===//
+//===- Optimizer.h - the CPU backend's optimizer kernels --------*- C++ -*-===//
 //
-// The optimizer math of a training step, as Megatron-LM runs it: AdamW with
-// decoupled weight decay (Loshchilov & Hutter), clipping by the global norm
-// of all gradients, and a learning rate that warms up linearly and then
-// decays (cosine or linear) to a minimum.
+// AdamW with decoupled weight decay (Loshchilov & Hutter) and the sum of
+// squares of the global gradient norm, as Megatron-LM runs them. The
+// clipping coefficient and the learning-rate schedule are backend-neutral
+// (loom/runtime/Optimizer.h).
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef LOOM_RUNTIME_CPU_OPTIMIZER_H
 #define LOOM_RUNTIME_CPU_OPTIMIZER_H
+
+#include "loom/runtime/Optimizer.h"
 
 #include <cstdint>
 
@@ -16,9 +18,8 @@ namespace loom {
 namespace runtime {
 namespace cpu {
 
-struct AdamW {
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-};
+using runtime::AdamW;
+
 
 /// One AdamW step on `n` elements at learning rate `lr` and weight decay
 /// `weightDecay` (0 for parameters excluded from decay). `step` counts from
@@ -33,24 +34,6 @@ void adamwStep(const AdamW &config, double lr, double weightDecay, int64_t step,
 
 /// The sum of squares of `n` gradient elements, in double.
 double sumOfSquares(const float *grad, int64_t n);
-
-/// Megatron's clipping: the factor that brings the global norm to
-/// `maxNorm`, min(1, maxNorm / (norm + 1e-6)); 1 when maxNorm <= 0 (off).
-double clipCoefficient(double globalNorm, double maxNorm);
-
-/// Linear warm-up to `maxLr` over `warmupSteps`, then decay to `minLr` at
-/// `decaySteps` (cosine or linear), then `minLr`. Steps count from 1 and
-/// step s uses maxLr · s / warmupSteps during warm-up (Megatron's scheduler
-/// is one step behind: its first step uses 0). With decaySteps <=
-/// warmupSteps there is no decay: the rate stays at maxLr.
-struct LearningRateSchedule {
-  enum class Decay { Cosine, Linear, Constant };
-  double maxLr = 3e-4, minLr = 0;
-  int64_t warmupSteps = 0, decaySteps = 0;
-  Decay decay = Decay::Cosine;
-
-  double at(int64_t step) const;
-};
 
 } // namespace cpu
 } // namespace runtime

@@ -1,0 +1,862 @@
+//===- Decoder.cpp - a plan's instructions as checked, typed records ------===//
+//
+// Every check a kernel relies on and every piece of geometry, once, for
+// every backend (include/loom/runtime/Decoder.h). Messages say what is
+// wrong with the instruction; the callers name the plan and the
+// instruction.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/runtime/Decoder.h"
+
+#include <algorithm>
+
+namespace loom {
+namespace runtime {
+
+int64_t numElements(const Shape &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+MatmulShape matmulShapeOf(const Shape &a, const Shape &b, bool transposeA,
+                          bool transposeB) {
+  MatmulShape s;
+  s.transposeA = transposeA;
+  s.transposeB = transposeB;
+  s.m = transposeA ? a.back() : a[a.size() - 2];
+  s.k = transposeA ? a[a.size() - 2] : a.back();
+  s.n = transposeB ? b[b.size() - 2] : b.back();
+  s.broadcastA = a.size() == 2 && b.size() > 2;
+  s.broadcastB = b.size() == 2 && a.size() > 2;
+  const Shape &batched = a.size() >= b.size() ? a : b;
+  for (size_t i = 0; i + 2 < batched.size(); ++i)
+    s.batch *= batched[i];
+  if (s.broadcastB && !s.transposeA) { // rows of a and c are contiguous
+    s.m *= s.batch;
+    s.batch = 1;
+    s.broadcastB = false;
+  }
+  return s;
+}
+
+std::string instructionWhere(const plan::ProgramT &program, size_t index) {
+  const plan::InstructionT &inst = *program.instructions[index];
+  return program.name + " instruction " + std::to_string(index) + " (" +
+         inst.op + (inst.location.empty() ? "" : ", from " + inst.location) +
+         ")";
+}
+
+namespace {
+
+bool isFloat16(plan::DType t) {
+  return t == plan::DType::BF16 || t == plan::DType::F16;
+}
+bool isFloat(plan::DType t) { return t == plan::DType::F32 || isFloat16(t); }
+
+int64_t product(const Shape &shape, size_t begin, size_t end) {
+  int64_t n = 1;
+  for (size_t i = begin; i < end; ++i)
+    n *= shape[i];
+  return n;
+}
+
+std::string shapeText(const Shape &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? "x" : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+bool oneOf(const std::string &s, std::initializer_list<const char *> names) {
+  for (const char *n : names)
+    if (s == n)
+      return true;
+  return false;
+}
+
+/// One instruction's operands and attributes, read for the rank at
+/// `coords`.
+class Reader {
+public:
+  Reader(const plan::PlanT &p, const std::vector<int64_t> &coords,
+         const plan::InstructionT &inst)
+      : p(p), coords(coords), inst(inst), in(inst.inputs), out(inst.outputs) {}
+
+  const plan::PlanT &p;
+  const std::vector<int64_t> &coords;
+  const plan::InstructionT &inst;
+  const std::vector<int32_t> &in, &out;
+
+  const Shape &shape(BufferId id) const { return p.buffers[size_t(id)]->shape; }
+  int64_t elements(BufferId id) const { return numElements(shape(id)); }
+  plan::DType dtype(BufferId id) const { return p.buffers[size_t(id)]->dtype; }
+  std::string named(BufferId id) const {
+    return "'" + p.buffers[size_t(id)]->name + "' " + shapeText(shape(id));
+  }
+  int64_t meshAxes() const { return int64_t(p.mesh.size()); }
+  int64_t axisSize(int64_t axis) const {
+    return axis >= 0 && axis < meshAxes() ? p.mesh[size_t(axis)]->size : 1;
+  }
+  int64_t coord(int64_t axis) const {
+    return axis >= 0 && axis < int64_t(coords.size()) ? coords[size_t(axis)]
+                                                      : 0;
+  }
+
+  const plan::AttributeT *attr(Attr a) const {
+    return findAttr(inst, attrName(a));
+  }
+  int64_t integer(Attr a) const {
+    const plan::AttributeT *x = attr(a);
+    return x && !x->ints.empty() ? x->ints[0] : 0;
+  }
+  std::vector<int64_t> ints(Attr a) const {
+    const plan::AttributeT *x = attr(a);
+    return x ? x->ints : std::vector<int64_t>();
+  }
+  double real(Attr a) const {
+    const plan::AttributeT *x = attr(a);
+    return x ? x->f : 0.0;
+  }
+  std::string text(Attr a) const {
+    const plan::AttributeT *x = attr(a);
+    return x ? x->s : std::string();
+  }
+  /// Optional flags: false when absent.
+  bool flag(Attr a) const { return integer(a) != 0; }
+
+  bool sameSize(std::initializer_list<BufferId> ids) const {
+    for (BufferId id : ids)
+      if (elements(id) != elements(*ids.begin()))
+        return false;
+    return true;
+  }
+  bool broadcastsTo(BufferId from, BufferId to) const {
+    const Shape &f = shape(from), &t = shape(to);
+    if (f.size() > t.size())
+      return false;
+    for (size_t i = 0; i < f.size(); ++i) {
+      int64_t d = f[f.size() - 1 - i], e = t[t.size() - 1 - i];
+      if (d != e && d != 1)
+        return false;
+    }
+    return true;
+  }
+  /// "" when every buffer is a float tensor (f32, bf16, f16).
+  std::string floats(std::initializer_list<BufferId> ids) const {
+    for (BufferId id : ids)
+      if (id != kNoBuffer && !isFloat(dtype(id)))
+        return "buffer '" + p.buffers[size_t(id)]->name +
+               "' must be a float tensor";
+    return "";
+  }
+  /// This rank's block of a partitioned tensor of local shape `local`, from
+  /// shard_axis and global_shape (absent: the whole tensor).
+  std::string blockOf(BufferId id, Block &b) const {
+    const Shape &local = shape(id);
+    const plan::AttributeT *axes = attr(Attr::ShardAxis),
+                           *global = attr(Attr::GlobalShape);
+    b.local = local;
+    b.global = local;
+    b.offset.assign(local.size(), 0);
+    b.split = false;
+    if (!axes && !global)
+      return "";
+    std::string bad = "its shard_axis and global_shape do not both give one "
+                      "entry per dimension of " +
+                      named(id);
+    if (!axes || !global || axes->ints.size() != local.size() ||
+        global->ints.size() != local.size())
+      return bad;
+    for (size_t d = 0; d < local.size(); ++d) {
+      int64_t a = axes->ints[d], whole = 0;
+      if (a < -1 || a >= meshAxes() ||
+          !checkedMul(local[d], a < 0 ? 1 : axisSize(a), whole) ||
+          global->ints[d] != whole)
+        return "its global_shape does not tile " + named(id) +
+               " over the mesh axes of shard_axis";
+      b.offset[d] = a < 0 ? 0 : coord(a) * local[d];
+      b.split |= a >= 0 && axisSize(a) > 1;
+    }
+    b.global = global->ints;
+    return "";
+  }
+  /// A collective's mesh axis.
+  std::string meshAxis(int &axis) const {
+    if (!attr(Attr::Axis))
+      return "the attribute 'axis' is missing";
+    int64_t a = integer(Attr::Axis);
+    if (a < 0 || a >= meshAxes())
+      return "the mesh axis " + std::to_string(a) + " is not one of the mesh's " +
+             std::to_string(meshAxes());
+    axis = int(a);
+    return "";
+  }
+  /// The rows of a last dimension: the kernels divide the elements by it.
+  std::string lastDim(BufferId id) const {
+    if (shape(id).empty() || shape(id).back() <= 0)
+      return "its input " + named(id) + " needs a last dimension > 0";
+    return "";
+  }
+};
+
+constexpr const char *kDisagree = "operand shapes do not agree";
+
+std::string activationOf(Op op, const Reader &r, Activation &kind) {
+  if (op == Op::Relu || op == Op::ReluGrad) {
+    kind = Activation::Relu;
+    return "";
+  }
+  if (op == Op::Silu || op == Op::SiluGrad) {
+    kind = Activation::Silu;
+    return "";
+  }
+  std::string approximate = r.text(Attr::Approximate);
+  if (!oneOf(approximate, {"none", "tanh"}))
+    return "the approximation '" + approximate + "' is not none or tanh";
+  kind = approximate == "tanh" ? Activation::GeluTanh : Activation::Gelu;
+  return "";
+}
+
+// One function per kernel family; each fills `out.record` or says what is
+// wrong.
+
+std::string decodeMatmul(const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const Shape &a = r.shape(in[0]), &b = r.shape(in[1]);
+  if (a.size() < 2 || b.size() < 2)
+    return "its operands " + r.named(in[0]) + " and " + r.named(in[1]) +
+           " need rank 2 or more";
+  MatmulShape s = matmulShapeOf(a, b, r.integer(Attr::TransposeA),
+                                r.integer(Attr::TransposeB));
+  int64_t kb = s.transposeB ? b.back() : b[b.size() - 2];
+  // Checked: products of dimensions from different operands can wrap.
+  auto elements = [](int64_t x, int64_t y, int64_t z) {
+    int64_t xy = 0, xyz = -1;
+    return checkedMul(x, y, xy) && checkedMul(xy, z, xyz) ? xyz : -1;
+  };
+  if (kb != s.k || r.elements(r.out[0]) != elements(s.batch, s.m, s.n) ||
+      r.elements(in[0]) != elements(s.broadcastA ? 1 : s.batch, s.m, s.k) ||
+      r.elements(in[1]) != elements(s.broadcastB ? 1 : s.batch, s.k, s.n))
+    return kDisagree;
+  if (std::string f = r.floats({in[0], in[1], r.out[0]}); !f.empty())
+    return f;
+  out.record = MatmulInstr{in[0], in[1], r.out[0], s,
+                           r.flag(Attr::Accumulate) ? 1.0f : 0.0f};
+  return "";
+}
+
+std::string decodeElementwise(Op op, const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const auto &o = r.out;
+  switch (op) {
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+  case Op::Div: {
+    if (!isFloat(r.dtype(o[0])))
+      return "integer arithmetic is not supported";
+    BinaryKind kind = op == Op::Add   ? BinaryKind::Add
+                      : op == Op::Sub ? BinaryKind::Sub
+                      : op == Op::Mul ? BinaryKind::Mul
+                                      : BinaryKind::Div;
+    if (!r.broadcastsTo(in[0], o[0]) || !r.broadcastsTo(in[1], o[0]))
+      return "operands do not broadcast to the result";
+    if (std::string f = r.floats({in[0], in[1]}); !f.empty())
+      return f;
+    out.record = BinaryInstr{kind, in[0], in[1], o[0], r.shape(in[0]),
+                             r.shape(in[1]), r.shape(o[0])};
+    return "";
+  }
+  case Op::Neg:
+  case Op::Scale:
+  case Op::Accumulate: {
+    if (r.elements(in[0]) != r.elements(o[0]))
+      return "input and output sizes differ";
+    if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+      return f;
+    float factor = op == Op::Neg     ? -1.0f
+                   : op == Op::Scale ? float(r.real(Attr::Factor))
+                                     : 1.0f;
+    out.record = ScaleInstr{in[0], o[0], r.elements(o[0]), factor,
+                            op == Op::Accumulate};
+    return "";
+  }
+  case Op::Cast: {
+    plan::DType from = r.dtype(in[0]), to = r.dtype(o[0]);
+    if (!r.sameSize({in[0], o[0]}))
+      return "input and output sizes differ";
+    if (!isFloat(to) || (!isFloat(from) && from != plan::DType::I32))
+      return std::string("casting ") + dtypeName(from) + " to " +
+             dtypeName(to) + " is not supported";
+    out.record = CastInstr{in[0], o[0], r.elements(o[0]), from, to,
+                           isFloat(from) && r.flag(Attr::Accumulate)};
+    return "";
+  }
+  case Op::Relu:
+  case Op::Silu:
+  case Op::Gelu: {
+    Activation kind;
+    if (std::string why = activationOf(op, r, kind); !why.empty())
+      return why;
+    if (!r.sameSize({in[0], o[0]}))
+      return "input and output sizes differ";
+    if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+      return f;
+    out.record = ActivationInstr{kind, in[0], o[0], r.elements(o[0])};
+    return "";
+  }
+  case Op::ReluGrad:
+  case Op::SiluGrad:
+  case Op::GeluGrad: {
+    Activation kind;
+    if (std::string why = activationOf(op, r, kind); !why.empty())
+      return why;
+    if (!r.sameSize({in[0], in[1], o[0]}))
+      return "operand sizes differ";
+    if (std::string f = r.floats({in[0], in[1], o[0]}); !f.empty())
+      return f;
+    out.record =
+        ActivationGradInstr{kind, in[0], in[1], o[0], r.elements(o[0])};
+    return "";
+  }
+  case Op::Broadcast:
+    if (!r.broadcastsTo(in[0], o[0]))
+      return "the input does not broadcast to the result";
+    if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+      return f;
+    out.record = BroadcastInstr{in[0], o[0], r.shape(in[0]), r.shape(o[0])};
+    return "";
+  case Op::Fill:
+  case Op::LossGradSeed:
+    if (std::string f = r.floats({o[0]}); !f.empty())
+      return f;
+    out.record = FillInstr{o[0], r.elements(o[0]), float(r.real(Attr::Value)),
+                           op == Op::LossGradSeed};
+    return "";
+  case Op::Dropout:
+  case Op::DropoutGrad: {
+    if (!r.sameSize({in[0], o[0]}))
+      return "input and output sizes differ";
+    if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+      return f;
+    DropoutInstr d{in[0], o[0], r.elements(o[0]), r.real(Attr::Rate),
+                   r.text(Attr::Site), {}};
+    if (std::string why = r.blockOf(in[0], d.block); !why.empty())
+      return why;
+    out.record = std::move(d);
+    return "";
+  }
+  default:
+    return "not an elementwise op";
+  }
+}
+
+std::string decodeSoftmax(Op op, const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const auto &o = r.out;
+  if (std::string why = r.lastDim(in[0]); !why.empty())
+    return why;
+  const Shape &xs = r.shape(in[0]);
+  if (op == Op::Softmax) {
+    if (!r.sameSize({in[0], o[0]}) ||
+        (in.size() == 2 && (r.dtype(in[1]) != plan::DType::I1 ||
+                            !r.broadcastsTo(in[1], in[0]))))
+      return kDisagree;
+    if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+      return f;
+    SoftmaxShape s{r.elements(in[0]) / xs.back(), xs.back(),
+                   xs.size() >= 2 ? xs[xs.size() - 2] : 1,
+                   r.integer(Attr::Causal) != 0, r.real(Attr::Scale)};
+    BufferId mask = in.size() == 2 ? in[1] : kNoBuffer;
+    out.record = SoftmaxInstr{in[0], o[0], mask, s, xs,
+                              mask != kNoBuffer ? r.shape(mask) : Shape()};
+    return "";
+  }
+  if (!r.sameSize({in[0], in[1], o[0]}))
+    return kDisagree;
+  if (std::string f = r.floats({in[0], in[1], o[0]}); !f.empty())
+    return f;
+  SoftmaxShape s{r.elements(in[0]) / xs.back(), xs.back(), 1, false,
+                 r.real(Attr::Scale)};
+  out.record = SoftmaxGradInstr{in[0], in[1], o[0], s};
+  return "";
+}
+
+std::string decodeNorm(Op op, const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const auto &o = r.out;
+  if (std::string why = r.lastDim(in[0]); !why.empty())
+    return why;
+  int64_t cols = r.shape(in[0]).back(), rows = r.elements(in[0]) / cols;
+  double eps = r.real(Attr::Eps);
+  if (op == Op::LayerNorm || op == Op::RmsNorm) {
+    bool layer = op == Op::LayerNorm;
+    if (!r.sameSize({in[0], o[0]}) || r.elements(in[1]) != cols ||
+        (layer && r.elements(in[2]) != cols))
+      return kDisagree;
+    BufferId bias = layer ? in[2] : kNoBuffer;
+    if (std::string f = r.floats({in[0], in[1], bias, o[0]}); !f.empty())
+      return f;
+    out.record = NormInstr{layer, in[0], in[1], bias, o[0], rows, cols, eps};
+    return "";
+  }
+  bool layer = op == Op::LayerNormGrad;
+  if (!r.sameSize({in[0], in[2], o[0]}) || r.elements(in[1]) != cols ||
+      r.elements(o[1]) != cols || (layer && r.elements(o[2]) != cols))
+    return kDisagree;
+  BufferId dbias = layer ? o[2] : kNoBuffer;
+  if (std::string f = r.floats({in[0], in[1], in[2], o[0], o[1], dbias});
+      !f.empty())
+    return f;
+  out.record = NormGradInstr{layer, in[0], in[1], in[2], o[0],
+                             o[1],  dbias, rows,  cols,  eps};
+  return "";
+}
+
+std::string decodeEmbedding(Op op, const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const auto &o = r.out;
+  bool forward = op == Op::Embedding;
+  BufferId table = forward ? in[0] : o[0], ids = in[1],
+           rows = forward ? o[0] : in[0];
+  if (r.shape(table).size() != 2)
+    return "its table " + r.named(table) + " needs rank 2";
+  plan::DType idType = r.dtype(ids);
+  if (idType != plan::DType::I32 && idType != plan::DType::I64)
+    return "its indices " + r.named(ids) + " must be i32 or i64";
+  int64_t vocab = r.shape(table)[0], hidden = r.shape(table).back();
+  int64_t count = r.elements(ids), rowsElements;
+  if (!checkedMul(count, hidden, rowsElements) ||
+      r.elements(rows) != rowsElements)
+    return kDisagree;
+  if (std::string f = r.floats({table, rows}); !f.empty())
+    return f;
+  Block block;
+  if (std::string why = r.blockOf(table, block); !why.empty())
+    return why;
+  if (block.offset.back() != 0 || block.global.back() != hidden)
+    return "shard_axis and global_shape may split only the table's rows";
+  out.record = EmbeddingInstr{forward,      table,
+                              ids,          rows,
+                              vocab,        hidden,
+                              count,        idType == plan::DType::I64,
+                              r.flag(Attr::Accumulate), block.split,
+                              block.offset[0], block.global[0]};
+  return "";
+}
+
+std::string decodeCrossEntropy(Op op, const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const auto &o = r.out;
+  int64_t ignore = r.integer(Attr::IgnoreIndex);
+  if (op == Op::CrossEntropy || op == Op::CrossEntropyGrad) {
+    bool forward = op == Op::CrossEntropy;
+    if (std::string why = r.lastDim(in[0]); !why.empty())
+      return why;
+    std::string reduction = r.text(Attr::Reduction);
+    if (!oneOf(reduction, {"none", "sum", "mean"}))
+      return "the reduction '" + reduction + "' is not none, sum or mean";
+    int64_t vocab = r.shape(in[0]).back(), tokens = r.elements(in[0]) / vocab;
+    if (r.dtype(in[1]) != plan::DType::I32)
+      return "labels must be i32";
+    int64_t perToken = reduction == "none" ? tokens : 1;
+    if (r.elements(in[1]) != tokens ||
+        r.elements(o[0]) != (forward ? perToken : r.elements(in[0])) ||
+        (!forward && r.elements(in[2]) != perToken))
+      return kDisagree;
+    BufferId dloss = forward ? kNoBuffer : in[2];
+    if (std::string f = r.floats({in[0], dloss, o[0]}); !f.empty())
+      return f;
+    LossReduction red = reduction == "none"  ? LossReduction::None
+                        : reduction == "sum" ? LossReduction::Sum
+                                             : LossReduction::Mean;
+    out.record = CrossEntropyInstr{forward, in[0], in[1], dloss, o[0],
+                                   tokens,  vocab, ignore, red};
+    return "";
+  }
+  if (op == Op::CrossEntropyPartials || op == Op::CrossEntropyPartialsGrad) {
+    bool forward = op == Op::CrossEntropyPartials;
+    if (std::string why = r.lastDim(in[0]); !why.empty())
+      return why;
+    const Shape &ls = r.shape(in[0]);
+    int64_t classes = ls.back(), tokens = r.elements(in[0]) / classes;
+    Block block;
+    if (std::string why = r.blockOf(in[0], block); !why.empty())
+      return why;
+    if (r.dtype(in[2]) != plan::DType::I32 || r.elements(in[1]) != tokens ||
+        r.elements(in[2]) != tokens ||
+        (forward ? (r.elements(o[0]) != tokens || r.elements(o[1]) != tokens)
+                 : (r.elements(in[3]) != tokens ||
+                    r.elements(in[4]) != tokens ||
+                    r.elements(o[0]) != r.elements(in[0]))))
+      return kDisagree;
+    BufferId sumExp = forward ? o[0] : in[3], target = forward ? o[1] : in[4],
+             dlogits = forward ? kNoBuffer : o[0];
+    if (std::string f = r.floats({in[0], in[1], sumExp, target, dlogits});
+        !f.empty())
+      return f;
+    out.record = CrossEntropyPartialsInstr{
+        forward, in[0],  in[1],  in[2],           sumExp,
+        target,  dlogits, tokens, classes, ignore, block.offset.back(),
+        block.global.back()};
+    return "";
+  }
+  bool forward = op == Op::CrossEntropyCombine;
+  int64_t tokens = r.elements(in[0]);
+  BufferId labels = forward ? in[2] : in[1], other = forward ? in[1] : in[2];
+  if (r.dtype(labels) != plan::DType::I32 || r.elements(labels) != tokens ||
+      r.elements(other) != tokens || r.elements(o[0]) != tokens ||
+      (!forward && r.elements(o[1]) != tokens))
+    return kDisagree;
+  BufferId y2 = forward ? kNoBuffer : o[1];
+  if (std::string f = r.floats({in[0], other, o[0], y2}); !f.empty())
+    return f;
+  out.record = CrossEntropyCombineInstr{forward, in[0], labels, other,
+                                        o[0],    y2,    tokens, ignore};
+  return "";
+}
+
+std::string decodeDataMovement(Op op, const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const auto &o = r.out;
+  switch (op) {
+  case Op::Reduce: {
+    std::string kind = r.text(Attr::Kind);
+    if (!oneOf(kind, {"sum", "mean", "max"}))
+      return "the reduction '" + kind + "' is not sum, mean or max";
+    std::vector<bool> reduced(r.shape(in[0]).size(), false);
+    for (int64_t d : r.ints(Attr::Dims)) {
+      if (d < 0 || d >= int64_t(reduced.size()))
+        return "it reduces dimension " + std::to_string(d) + " of " +
+               r.named(in[0]);
+      reduced[size_t(d)] = true;
+    }
+    int64_t kept = 1;
+    for (size_t d = 0; d < reduced.size(); ++d)
+      if (!reduced[d])
+        kept *= r.shape(in[0])[d];
+    if (r.elements(o[0]) != kept)
+      return "the result's size is not the kept dimensions'";
+    if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+      return f;
+    out.record = ReduceInstr{in[0],         o[0],           r.shape(in[0]),
+                             reduced,       kind == "max",  kind == "mean",
+                             r.elements(o[0])};
+    return "";
+  }
+  case Op::Transpose: {
+    std::vector<int64_t> perm = r.ints(Attr::Permutation), sorted = perm;
+    std::sort(sorted.begin(), sorted.end());
+    bool permutation = perm.size() == r.shape(in[0]).size();
+    for (size_t d = 0; permutation && d < sorted.size(); ++d)
+      permutation = sorted[d] == int64_t(d);
+    if (!permutation)
+      return "its permutation does not permute the dimensions of " +
+             r.named(in[0]);
+    if (!r.sameSize({in[0], o[0]}))
+      return "input and output sizes differ";
+    if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+      return f;
+    out.record = TransposeInstr{in[0], o[0], r.shape(in[0]), perm};
+    return "";
+  }
+  case Op::Split:
+  case Op::Concat: {
+    bool split = op == Op::Split;
+    BufferId whole = split ? in[0] : o[0];
+    int64_t axis = r.integer(Attr::Axis);
+    const Shape &w = r.shape(whole);
+    if (axis < 0 || axis >= int64_t(w.size()))
+      return "the axis " + std::to_string(axis) + " is not one of " +
+             r.named(whole);
+    SplitConcatInstr s{split, whole, {}, product(w, 0, size_t(axis)),
+                       product(w, size_t(axis) + 1, w.size()),
+                       w[size_t(axis)]};
+    int64_t total = 0;
+    for (BufferId id : split ? o : in) {
+      Shape piece = r.shape(id);
+      if (piece.size() != w.size())
+        return "pieces and whole differ in rank";
+      total += piece[size_t(axis)];
+      piece[size_t(axis)] = s.wholeAxis;
+      if (piece != w)
+        return "pieces and whole differ off the axis";
+      if (std::string f = r.floats({id}); !f.empty())
+        return f;
+      s.pieces.push_back({id, r.shape(id)[size_t(axis)]});
+    }
+    if (total != s.wholeAxis)
+      return "the pieces do not add up to the whole";
+    if (std::string f = r.floats({whole}); !f.empty())
+      return f;
+    out.record = std::move(s);
+    return "";
+  }
+  case Op::Zero:
+    out.raw = true;
+    out.record = ZeroInstr{o};
+    return "";
+  default:
+    return "not a data movement op";
+  }
+}
+
+std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const auto &o = r.out;
+  int axis = 0;
+  if (std::string why = r.meshAxis(axis); !why.empty())
+    return why;
+  const plan::PlanT &p = r.p;
+  if (op == Op::AllReduce) {
+    if (in.size() != o.size())
+      return "it has " + std::to_string(in.size()) + " inputs and " +
+             std::to_string(o.size()) + " outputs";
+    std::string kind = r.text(Attr::Kind);
+    if (!oneOf(kind, {"sum", "max"}))
+      return "the reduction '" + kind + "' is not sum or max";
+    ReduceKind reduce = kind == "sum" ? ReduceKind::Sum : ReduceKind::Max;
+    if (in.size() == 1 && in[0] != o[0]) {
+      if (!r.sameSize({in[0], o[0]}))
+        return "input and output sizes differ";
+      if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+        return f;
+      out.record = AllReduceInstr{axis, reduce, in[0], o[0],
+                                  size_t(r.elements(in[0]))};
+      return "";
+    }
+    // A bucket: f32 buffers reduced in place, adjacent in one arena (up to
+    // their alignment), reduced as one span.
+    std::vector<int32_t> ids(in.begin(), in.end());
+    if (ids != o)
+      return "a bucket reduces its buffers in place";
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+      return p.buffers[size_t(a)]->offset < p.buffers[size_t(b)]->offset;
+    });
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const plan::BufferT &b = *p.buffers[size_t(ids[i])];
+      if (b.dtype != plan::DType::F32 || b.bytes % 4 ||
+          b.arena != p.buffers[size_t(ids[0])]->arena)
+        return "a bucket holds f32 buffers of one arena";
+      if (i > 0) {
+        const plan::BufferT &prev = *p.buffers[size_t(ids[i - 1])];
+        int64_t gap = b.offset - (prev.offset + prev.bytes);
+        if (gap < 0 || gap >= 64 || gap % 4)
+          return "a bucket's buffers are not adjacent";
+      }
+    }
+    const plan::BufferT &back = *p.buffers[size_t(ids.back())];
+    size_t count =
+        size_t(back.offset + back.bytes - p.buffers[size_t(ids[0])]->offset) /
+        4;
+    out.record = AllReduceInstr{axis, reduce, ids.front(), ids.front(), count};
+    return "";
+  }
+  bool gather = op == Op::AllGather;
+  BufferId smallId = gather ? in[0] : o[0], bigId = gather ? o[0] : in[0];
+  const Shape &small = r.shape(smallId), &big = r.shape(bigId);
+  int64_t dim = r.integer(Attr::Dim), n = r.axisSize(axis);
+  if (dim < 0 || dim >= int64_t(small.size()))
+    return "the dimension " + std::to_string(dim) + " is not one of " +
+           r.named(smallId);
+  if (small.size() != big.size())
+    return "dim is out of range";
+  for (size_t d = 0; d < small.size(); ++d)
+    if (big[d] != small[d] * (int64_t(d) == dim ? n : 1))
+      return "the shapes do not differ by the axis size along dim";
+  GatherScatterInstr g{op,
+                       axis,
+                       in[0],
+                       o[0],
+                       size_t(product(small, 0, size_t(dim))),
+                       size_t(product(small, size_t(dim), small.size())),
+                       n,
+                       r.coord(axis),
+                       4};
+  if (op == Op::AllSlice) {
+    // No communication: keep this rank's block, of any element type (a
+    // split activation's labels or mask come with it).
+    if (r.dtype(in[0]) != r.dtype(o[0]))
+      return "input and output types differ";
+    g.elementBytes = size_t(dtypeBytes(r.dtype(in[0])));
+    out.raw = true;
+  } else if (std::string f = r.floats({in[0], o[0]}); !f.empty()) {
+    return f;
+  }
+  out.record = g;
+  return "";
+}
+
+std::string decodeOptimizer(Op op, const Reader &r, Instruction &out) {
+  const auto &in = r.in;
+  const auto &o = r.out;
+  if (op == Op::GradNorm) {
+    // Over a tensor-parallel axis: each rank adds its blocks of split
+    // gradients, rank 0 of the axis the whole ones, and the sums of squares
+    // are all-reduced. In a pipeline chunk (`partial`), the squares are
+    // added to the step's total, which the runtime sums over the chunks and
+    // stages; `exclude` marks a tied parameter's second copy (counted once).
+    const plan::AttributeT *split = r.attr(Attr::Split),
+                           *exclude = r.attr(Attr::Exclude);
+    for (const plan::AttributeT *list : {split, exclude})
+      if (list && list->ints.size() != in.size())
+        return "its '" + list->name + "' does not have one entry per input";
+    GradNormInstr g{{}, -1, r.flag(Attr::Partial)};
+    if (split)
+      if (std::string why = r.meshAxis(g.axis); !why.empty())
+        return why;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (r.dtype(in[i]) != plan::DType::F32)
+        return "gradients must be f32";
+      bool counted = (!split || split->ints[i] || r.coord(g.axis) == 0) &&
+                     !(exclude && exclude->ints[i]);
+      if (counted)
+        g.counted.push_back(in[i]);
+    }
+    out.record = std::move(g);
+    return "";
+  }
+  for (int32_t id : {in[0], in[1], in[2], in[3], o[0], o[1], o[2]})
+    if (r.dtype(id) != plan::DType::F32)
+      return "adamw works on f32 buffers";
+  if (!r.sameSize({in[0], in[1], in[2], in[3]}) || o[0] != in[0] ||
+      o[1] != in[2] || o[2] != in[3])
+    return "adamw's parameter, gradient and moments do not agree";
+  out.record = AdamWInstr{in[0], in[1], in[2], in[3], r.elements(in[0]),
+                          r.integer(Attr::WeightDecay) != 0};
+  return "";
+}
+
+std::string decodeRecord(Op op, const Reader &r, Instruction &out);
+
+} // namespace
+
+std::string decodeInstruction(const plan::PlanT &plan,
+                              const std::vector<int64_t> &coords,
+                              const plan::InstructionT &inst,
+                              Instruction &out) {
+  std::optional<Op> known = lookupOp(inst.op);
+  if (!known)
+    return "no executor knows the instruction '" + inst.op + "'";
+  Op op = *known;
+  const OpInfo &info = opInfo(op);
+  const auto &in = inst.inputs;
+  const auto &o = inst.outputs;
+  if (in.size() < info.minInputs || in.size() > info.maxInputs ||
+      o.size() < info.minOutputs || o.size() > info.maxOutputs)
+    return "it has " + std::to_string(in.size()) + " inputs and " +
+           std::to_string(o.size()) + " outputs";
+  for (Attr a : info.required)
+    if (!findAttr(inst, attrName(a)))
+      return "the attribute '" + std::string(attrName(a)) + "' is missing";
+  out.op = op;
+  out.inputs = in;
+  out.outputs = o;
+  out.raw = false;
+  out.label = inst.op + (inst.location.empty() ? "" : " from " + inst.location);
+  Reader r(plan, coords, inst);
+  if (std::string why = decodeRecord(op, r, out); !why.empty())
+    return why;
+  // Any instruction may say which block of a partitioned tensor it works
+  // on (the compiler writes it wherever the op has a sharding); it must
+  // tile the whole tensor over the mesh even where no kernel reads it.
+  if (r.attr(Attr::ShardAxis) || r.attr(Attr::GlobalShape)) {
+    BufferId blocked = op == Op::EmbeddingGrad ? o[0]
+                       : !in.empty()           ? in[0]
+                       : !o.empty()            ? o[0]
+                                               : kNoBuffer;
+    Block block;
+    if (blocked == kNoBuffer)
+      return "it has shard_axis or global_shape but no operand";
+    if (std::string why = r.blockOf(blocked, block); !why.empty())
+      return why;
+  }
+  return "";
+}
+
+namespace {
+std::string decodeRecord(Op op, const Reader &r, Instruction &out) {
+  switch (op) {
+  case Op::Matmul:
+    return decodeMatmul(r, out);
+  case Op::Softmax:
+  case Op::SoftmaxGrad:
+    return decodeSoftmax(op, r, out);
+  case Op::LayerNorm:
+  case Op::RmsNorm:
+  case Op::LayerNormGrad:
+  case Op::RmsNormGrad:
+    return decodeNorm(op, r, out);
+  case Op::Embedding:
+  case Op::EmbeddingGrad:
+    return decodeEmbedding(op, r, out);
+  case Op::CrossEntropy:
+  case Op::CrossEntropyGrad:
+  case Op::CrossEntropyPartials:
+  case Op::CrossEntropyPartialsGrad:
+  case Op::CrossEntropyCombine:
+  case Op::CrossEntropyCombineGrad:
+    return decodeCrossEntropy(op, r, out);
+  case Op::Reduce:
+  case Op::Transpose:
+  case Op::Split:
+  case Op::Concat:
+  case Op::Zero:
+    return decodeDataMovement(op, r, out);
+  case Op::AllReduce:
+  case Op::AllGather:
+  case Op::ReduceScatter:
+  case Op::AllSlice:
+    return decodeCollective(op, r, out);
+  case Op::GradNorm:
+  case Op::AdamW:
+    return decodeOptimizer(op, r, out);
+  default:
+    return decodeElementwise(op, r, out);
+  }
+}
+} // namespace
+
+Result<DecodedPlan> decodePlan(const plan::PlanT &plan,
+                               std::vector<int64_t> coords) {
+  if (coords.empty())
+    coords.assign(plan.mesh.size(), 0);
+  if (coords.size() != plan.mesh.size())
+    return Status::error("the rank has " + std::to_string(coords.size()) +
+                         " coordinates; the plan's mesh has " +
+                         std::to_string(plan.mesh.size()) + " axes");
+  for (size_t a = 0; a < plan.mesh.size(); ++a)
+    if (coords[a] < 0 || coords[a] >= plan.mesh[a]->size)
+      return Status::error("the rank's coordinate on mesh axis '" +
+                           plan.mesh[a]->name + "' is out of range");
+  DecodedPlan decoded;
+  decoded.plan = &plan;
+  decoded.coords = coords;
+  for (auto [program, into] :
+       {std::pair{plan.microbatch.get(), &decoded.microbatch},
+        std::pair{plan.optimizer.get(), &decoded.optimizer}}) {
+    into->program = program;
+    for (size_t k = 0; k < program->instructions.size(); ++k) {
+      const plan::InstructionT &inst = *program->instructions[k];
+      for (const auto *ids : {&inst.inputs, &inst.outputs})
+        for (int32_t id : *ids)
+          if (id < 0 || size_t(id) >= plan.buffers.size())
+            return Status::error("the plan's " + instructionWhere(*program, k) +
+                                 ": operand " + std::to_string(id) +
+                                 " is not a buffer");
+      Instruction decodedInst;
+      decodedInst.where = instructionWhere(*program, k);
+      if (std::string why = decodeInstruction(plan, coords, inst, decodedInst);
+          !why.empty())
+        return Status::error("the plan's " + decodedInst.where + ": " + why);
+      into->instructions.push_back(std::move(decodedInst));
+    }
+  }
+  return decoded;
+}
+
+} // namespace runtime
+} // namespace loom

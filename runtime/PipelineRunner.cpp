@@ -1,0 +1,236 @@
+//===- PipelineRunner.cpp - a pipeline stage runs its schedule ------------===//
+//
+// One rank of a pipeline-parallel plan runs its stage's schedule (the
+// plan's stage_schedules): the forward and backward of each (microbatch,
+// chunk), receiving and sending activations and their gradients through
+// the executors, tagged by (microbatch, receiving chunk, direction). Each
+// in-flight (microbatch, chunk) keeps its input activation until its
+// backward, which recomputes the forward from it. Then the gradients of a
+// parameter tied across chunks are exchanged, the loss and the gradient
+// norm are summed over the stages, and the optimizer runs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/runtime/Executor.h"
+#include "loom/runtime/Session.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+namespace loom {
+namespace runtime {
+
+Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
+                                const int32_t *labels, StepParams state) {
+  const plan::PlanT &p = *plan_;
+  int ppAxis = mesh_.axisIndex("pp"), dpAxis = mesh_.axisIndex("dp");
+  int64_t stages = mesh_.sizes[size_t(ppAxis)];
+  int64_t dp = mesh_.sizes[size_t(dpAxis)], d = rank.coords[size_t(dpAxis)];
+  int64_t stage = rank.coords[size_t(ppAxis)];
+  int64_t chunks = int64_t(p.chunks.size());
+  Communicator &comm = comm_->forRank(mesh_.rankOf(rank.coords));
+  int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
+  size_t inputBytes = size_t(perMicrobatch) * sizeof(int32_t);
+  auto partOf = [&](int64_t chunk) -> Part & {
+    for (Part &part : rank.parts)
+      if (part.chunk == chunk)
+        return part;
+    return rank.parts.front(); // the schedule is validated: not reached
+  };
+  auto where = [&](const std::string &what) {
+    return "step " + std::to_string(state.step) + ", " + what;
+  };
+  auto tag = [&](int64_t mb, int64_t chunk, bool backward) {
+    return (mb * chunks + chunk) * 2 + (backward ? 1 : 0);
+  };
+  // Activations travel as raw storage (16-bit ones too), between the
+  // executors of neighbouring chunks (chunk c lives on stage c % stages).
+  auto transfer = [&](Part &part, bool send, int64_t peerChunk,
+                      int32_t buffer, int64_t t,
+                      const std::string &what) -> Status {
+    int64_t peer = peerChunk % stages;
+    return send ? part.executor->send(buffer, ppAxis, peer, t, what)
+                : part.executor->recv(buffer, ppAxis, peer, t, what);
+  };
+  for (Part &part : rank.parts)
+    part.executor->beginStep();
+  std::map<std::pair<int64_t, int64_t>, std::vector<uint8_t>> stash;
+  for (const auto &step : p.stage_schedules[size_t(stage)]->steps) {
+    Part &part = partOf(step->chunk);
+    const plan::PlanT &cp = *part.plan;
+    Executor &ex = *part.executor;
+    int64_t mb = step->microbatch, c = step->chunk;
+    int64_t global = mb * dp + d;
+    state.microbatch = global;
+    std::string what = (step->backward ? "backward of microbatch "
+                                       : "forward of microbatch ") +
+                       std::to_string(global) + ", chunk " + std::to_string(c);
+    auto failed = [&](const Status &s) {
+      return Status::error(where(what) + ": " + s.message());
+    };
+    if (part.tokens >= 0)
+      if (Status s = ex.upload(cp.inputs[size_t(part.tokens)]->buffer,
+                               tokens + global * perMicrobatch, inputBytes);
+          !s.ok())
+        return failed(s);
+    if (part.labels >= 0)
+      if (Status s = ex.upload(cp.inputs[size_t(part.labels)]->buffer,
+                               labels + global * perMicrobatch, inputBytes);
+          !s.ok())
+        return failed(s);
+    int32_t in = cp.activation_in >= 0
+                     ? cp.inputs[size_t(cp.activation_in)]->buffer
+                     : -1;
+    size_t inBytes = in >= 0 ? size_t(cp.buffers[size_t(in)]->bytes) : 0;
+    if (!step->backward) {
+      if (in >= 0) {
+        if (Status s = transfer(part, false, c - 1, in, tag(mb, c, false),
+                                "the activation for " + what);
+            !s.ok())
+          return failed(s);
+        std::vector<uint8_t> &kept = stash[{mb, c}];
+        kept.resize(inBytes);
+        if (Status s = ex.download(in, kept.data(), inBytes); !s.ok())
+          return failed(s);
+      }
+      // The last chunk's forward has nothing to send: its backward step
+      // computes the loss.
+      if (cp.loss < 0)
+        if (Status s = ex.run(ProgramKind::Microbatch, state, 0,
+                              size_t(cp.forward_end));
+            !s.ok())
+          return failed(s);
+      if (cp.activation_out >= 0)
+        if (Status s = transfer(part, true, c + 1, cp.activation_out,
+                                tag(mb, c + 1, false),
+                                "the activation of " + what);
+            !s.ok())
+          return failed(s);
+      continue;
+    }
+    if (in >= 0) {
+      auto it = stash.find({mb, c});
+      if (it == stash.end())
+        return Status::error(where(what) + ": its forward has not run");
+      if (Status s = ex.upload(in, it->second.data(), inBytes); !s.ok())
+        return failed(s);
+      stash.erase(it);
+    }
+    if (cp.output_grad >= 0)
+      if (Status s = transfer(part, false, c + 1,
+                              cp.inputs[size_t(cp.output_grad)]->buffer,
+                              tag(mb, c, true), "the gradient for " + what);
+          !s.ok())
+        return failed(s);
+    if (Status s = ex.run(ProgramKind::Microbatch, state); !s.ok())
+      return failed(s);
+    if (cp.loss >= 0)
+      if (Status s = ex.accumulateLoss(cp.loss); !s.ok())
+        return failed(s);
+    if (cp.input_grad >= 0)
+      if (Status s = transfer(part, true, c - 1, cp.input_grad,
+                              tag(mb, c - 1, true), "the gradient of " + what);
+          !s.ok())
+        return failed(s);
+  }
+
+  // A parameter tied across chunks (the token embedding and the LM head;
+  // the compiler allows two chunks on different stages): the two stages
+  // swap gradients and both add them, in one order. Ties go by name, each
+  // with its own tag.
+  std::map<std::string, std::vector<int64_t>> holdersOf; // sorted by name
+  for (const auto &chunk : p.chunks)
+    for (const auto &param : chunk->parameters)
+      holdersOf[param->name].push_back(chunk->chunk_index);
+  int64_t tie = -1;
+  for (const auto &[name, holders] : holdersOf) {
+    if (holders.size() != 2)
+      continue;
+    ++tie;
+    for (Part &mine : rank.parts) {
+      if (mine.chunk != holders[0] && mine.chunk != holders[1])
+        continue;
+      int64_t other = mine.chunk == holders[0] ? holders[1] : holders[0];
+      const plan::ParameterT *param = nullptr;
+      for (const auto &q : mine.plan->parameters)
+        if (q->name == name)
+          param = q.get();
+      size_t bytes = size_t(mine.plan->buffers[size_t(param->grad)]->bytes);
+      std::vector<float> own(bytes / 4), theirs(bytes / 4);
+      int64_t t = -1 - tie;
+      std::string what = "the gradient of tied parameter '" + name + "'";
+      auto failed = [&](const Status &s) {
+        return Status::error(where(what) + ": " + s.message());
+      };
+      // Sends are buffered, so both sides send first; what arrives is
+      // received into the gradient and the sum written back.
+      if (Status s = mine.executor->download(param->grad, own.data(), bytes);
+          !s.ok())
+        return failed(s);
+      if (Status s = transfer(mine, true, other, param->grad, t, what); !s.ok())
+        return failed(s);
+      if (Status s = transfer(mine, false, other, param->grad, t, what);
+          !s.ok())
+        return failed(s);
+      if (Status s =
+              mine.executor->download(param->grad, theirs.data(), bytes);
+          !s.ok())
+        return failed(s);
+      bool first = mine.chunk < other;
+      for (size_t k = 0; k < own.size(); ++k)
+        own[k] = first ? own[k] + theirs[k] : theirs[k] + own[k];
+      if (Status s = mine.executor->upload(param->grad, own.data(), bytes);
+          !s.ok())
+        return failed(s);
+    }
+  }
+
+  // Every chunk's squares, then the norm over the stages, then the updates.
+  double squares = 0;
+  for (Part &part : rank.parts) {
+    if (Status s = part.executor->run(ProgramKind::Optimizer, state, 0,
+                                      part.normEnd);
+        !s.ok())
+      return Status::error(where("") + s.message());
+    Result<StepOutputs> outputs = part.executor->readStepOutputs();
+    if (!outputs.ok())
+      return Status::error(where("") + outputs.message());
+    squares += outputs->gradSquares;
+  }
+  if (Status s = comm.allReduce(ppAxis, &squares, &squares, 1, CommDType::F64,
+                                ReduceKind::Sum, "the gradient norm (pp)");
+      !s.ok())
+    return Status::error(where("the gradient norm") + ": " + s.message());
+  double norm = std::sqrt(squares) * state.gradScale;
+  double lossSum = 0;
+  for (Part &part : rank.parts) {
+    part.executor->setGradNorm(norm);
+    if (Status s = part.executor->run(ProgramKind::Optimizer, state,
+                                      part.normEnd);
+        !s.ok())
+      return Status::error(where("") + s.message());
+    Result<StepOutputs> outputs = part.executor->readStepOutputs();
+    if (!outputs.ok())
+      return Status::error(where("") + outputs.message());
+    lossSum += outputs->lossSum;
+  }
+  // The loss lives on the last stage: summed over pp, then dp.
+  if (Status s = comm.allReduce(ppAxis, &lossSum, &lossSum, 1, CommDType::F64,
+                                ReduceKind::Sum, "the step's loss (pp)");
+      !s.ok())
+    return Status::error(where("the loss") + ": " + s.message());
+  if (dp > 1)
+    if (Status s = comm.allReduce(dpAxis, &lossSum, &lossSum, 1,
+                                  CommDType::F64, ReduceKind::Sum,
+                                  "the step's loss (dp)");
+        !s.ok())
+      return Status::error(where("the loss") + ": " + s.message());
+  rank.lossSum = lossSum;
+  rank.gradNorm = norm;
+  rank.nonFinite = !std::isfinite(norm);
+  return Status::success();
+}
+
+} // namespace runtime
+} // namespace loom

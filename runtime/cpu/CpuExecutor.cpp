@@ -1,0 +1,360 @@
+//===- CpuExecutor.cpp - the CPU backend: runs a plan's programs ----------===//
+//
+// Host arenas, the 16-bit shadows, the prepared kernels of each program,
+// buffer transfers and the step outputs. Decoding is the decoder's
+// (runtime/Decoder.cpp); binding records to kernels is the families'
+// (Bind*.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Bind.h"
+#include "loom/runtime/cpu/CpuBackend.h"
+#include "loom/runtime/cpu/Float16.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+
+namespace loom {
+namespace runtime {
+namespace cpu {
+
+namespace {
+
+bool isFloat16(plan::DType t) {
+  return t == plan::DType::BF16 || t == plan::DType::F16;
+}
+
+/// A shadow's place in the scratch region, per 16-bit operand.
+constexpr size_t kShadowAlign = 64;
+
+class CpuExecutor final : public Executor, private Binder {
+public:
+  static Result<std::unique_ptr<Executor>> create(const plan::PlanT &plan,
+                                                  RankContext rank);
+  ~CpuExecutor() override;
+
+  const char *backend() const override { return "cpu"; }
+  Status run(ProgramKind program, const StepParams &params, size_t begin,
+             size_t end) override;
+  Status upload(int32_t buffer, const void *data, size_t bytes) override;
+  Status download(int32_t buffer, void *data, size_t bytes) override;
+  Status zero(int32_t buffer) override;
+  Status send(int32_t buffer, int axis, int64_t peer, int64_t tag,
+              const std::string &what) override;
+  Status recv(int32_t buffer, int axis, int64_t peer, int64_t tag,
+              const std::string &what) override;
+  void beginStep() override { outputs = StepOutputs(); }
+  Status accumulateLoss(int32_t loss) override;
+  Result<StepOutputs> readStepOutputs() override { return outputs; }
+  void setGradNorm(double norm) override {
+    outputs.gradNorm = norm;
+    outputs.nonFinite = !std::isfinite(norm);
+  }
+
+private:
+  CpuExecutor(const plan::PlanT &plan, RankContext rank)
+      : plan(plan), rank(std::move(rank)) {}
+  Status prepare(const DecodedProgram &program, std::vector<Kernel> &into);
+  /// A prepared instruction with its 16-bit conversions.
+  Kernel withShadows(Kernel kernel, const Instruction &inst);
+  Status checkTransfer(int32_t buffer, size_t bytes, const char *what) const;
+
+  // Binder.
+  float *f32(BufferId id) override;
+  void *storage(BufferId id) override {
+    const plan::BufferT &b = *plan.buffers[size_t(id)];
+    return arenaBase[size_t(b.arena)] + b.offset;
+  }
+  size_t bytes(BufferId id) override {
+    return size_t(plan.buffers[size_t(id)]->bytes);
+  }
+  Communicator *comm() override { return rank.comm; }
+  int64_t axisSize(int axis) override {
+    return axis >= 0 && axis < int(plan.mesh.size())
+               ? plan.mesh[size_t(axis)]->size
+               : 1;
+  }
+
+  const plan::PlanT &plan;
+  RankContext rank;
+  DecodedPlan decoded;
+  std::vector<uint8_t *> arenaBase;
+  std::vector<std::unique_ptr<uint8_t[]>> arenas;
+  /// The f32 shadows of the instruction being bound: buffer -> offset in
+  /// the scratch region (every instruction's start at 0).
+  std::map<BufferId, size_t> shadowOffsets;
+  std::vector<BufferId> shadowsAsked;
+  std::unique_ptr<float[]> scratch;
+  size_t scratchBytes = 0;
+  std::vector<Kernel> microbatch, optimizer;
+  StepOutputs outputs;
+  bool profiling = false;
+  std::map<std::string, double> profile; // op -> seconds
+};
+
+Result<std::unique_ptr<Executor>>
+CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
+  Result<DecodedPlan> decoded = decodePlan(plan, rank.coords);
+  if (!decoded.ok())
+    return Status::error(decoded.message());
+  std::unique_ptr<CpuExecutor> ex(new CpuExecutor(plan, std::move(rank)));
+  ex->decoded = std::move(*decoded);
+  ex->rank.coords = ex->decoded.coords;
+  const char *profile = std::getenv("LOOM_PROFILE");
+  ex->profiling = profile && std::string(profile) == "1";
+  for (int64_t bytes : plan.arena_bytes) {
+    if (bytes < 0 || bytes > kMaxArenaBytes)
+      return Status::error("the plan's arena of " + std::to_string(bytes) +
+                           " bytes is not in [0, " +
+                           std::to_string(kMaxArenaBytes) + "]");
+    // 64 spare bytes: a zero-byte arena still has an address.
+    ex->arenas.emplace_back(new (std::nothrow) uint8_t[size_t(bytes) + 64]());
+    if (!ex->arenas.back())
+      return Status::error("cannot allocate an arena of " +
+                           std::to_string(bytes) + " bytes");
+    ex->arenaBase.push_back(ex->arenas.back().get());
+  }
+  // The shadow scratch: the most any one instruction's 16-bit operands
+  // need as f32.
+  for (const DecodedProgram *program :
+       {&ex->decoded.microbatch, &ex->decoded.optimizer})
+    for (const Instruction &inst : program->instructions) {
+      if (inst.raw)
+        continue;
+      std::vector<BufferId> ids = inst.inputs;
+      ids.insert(ids.end(), inst.outputs.begin(), inst.outputs.end());
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      size_t need = 0;
+      for (BufferId id : ids)
+        if (isFloat16(plan.buffers[size_t(id)]->dtype))
+          need += (size_t(numElements(plan.buffers[size_t(id)]->shape)) * 4 +
+                   kShadowAlign - 1) /
+                  kShadowAlign * kShadowAlign;
+      ex->scratchBytes = std::max(ex->scratchBytes, need);
+    }
+  if (ex->scratchBytes) {
+    ex->scratch.reset(new (std::nothrow) float[ex->scratchBytes / 4]);
+    if (!ex->scratch)
+      return Status::error("cannot allocate the 16-bit shadows' " +
+                           std::to_string(ex->scratchBytes) + " bytes");
+  }
+  if (Status s = ex->prepare(ex->decoded.microbatch, ex->microbatch); !s.ok())
+    return s;
+  if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer); !s.ok())
+    return s;
+  return std::unique_ptr<Executor>(std::move(ex));
+}
+
+float *CpuExecutor::f32(BufferId id) {
+  if (!isFloat16(plan.buffers[size_t(id)]->dtype))
+    return static_cast<float *>(storage(id));
+  auto it = shadowOffsets.find(id);
+  if (it == shadowOffsets.end()) {
+    size_t offset = 0;
+    for (auto [other, at] : shadowOffsets)
+      offset = std::max(
+          offset,
+          at + (size_t(numElements(plan.buffers[size_t(other)]->shape)) * 4 +
+                kShadowAlign - 1) /
+                   kShadowAlign * kShadowAlign);
+    it = shadowOffsets.emplace(id, offset).first;
+  }
+  if (std::find(shadowsAsked.begin(), shadowsAsked.end(), id) ==
+      shadowsAsked.end())
+    shadowsAsked.push_back(id);
+  return scratch.get() + it->second / 4;
+}
+
+Status CpuExecutor::prepare(const DecodedProgram &program,
+                            std::vector<Kernel> &into) {
+  for (const Instruction &inst : program.instructions) {
+    shadowOffsets.clear();
+    shadowsAsked.clear();
+    Result<Kernel> kernel = std::visit(
+        [&](const auto &record) { return bind(record, inst, *this); },
+        inst.record);
+    if (!kernel.ok())
+      return Status::error("the plan's " + inst.where + ": " +
+                           kernel.message());
+    into.push_back(withShadows(std::move(*kernel), inst));
+  }
+  return Status::success();
+}
+
+Kernel CpuExecutor::withShadows(Kernel kernel, const Instruction &inst) {
+  // 16-bit buffers: widen what the kernel reads before it (its inputs, and
+  // an output it adds into), round its outputs after.
+  bool accumulates = inst.op == Op::Accumulate;
+  if (const auto *m = std::get_if<MatmulInstr>(&inst.record))
+    accumulates = m->beta != 0;
+  if (const auto *c = std::get_if<CastInstr>(&inst.record))
+    accumulates = c->accumulate;
+  if (const auto *e = std::get_if<EmbeddingInstr>(&inst.record))
+    accumulates = !e->forward && e->accumulate;
+  struct Conversion {
+    uint16_t *bits;
+    float *f;
+    int64_t n;
+    bool bf16;
+  };
+  std::vector<Conversion> widen, round;
+  auto has = [](const std::vector<BufferId> &ids, BufferId id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  for (BufferId id : shadowsAsked) {
+    const plan::BufferT &b = *plan.buffers[size_t(id)];
+    Conversion c{static_cast<uint16_t *>(storage(id)),
+                 scratch.get() + shadowOffsets[id] / 4, numElements(b.shape),
+                 b.dtype == plan::DType::BF16};
+    bool output = has(inst.outputs, id);
+    if (has(inst.inputs, id) || (output && accumulates))
+      widen.push_back(c);
+    if (output)
+      round.push_back(c);
+  }
+  if (widen.empty() && round.empty())
+    return kernel;
+  return [kernel = std::move(kernel), widen,
+          round](const StepParams &params, StepOutputs &outputs) {
+    for (const Conversion &c : widen)
+      for (int64_t i = 0; i < c.n; ++i)
+        c.f[i] = c.bf16 ? bf16ToFloat(c.bits[i]) : f16ToFloat(c.bits[i]);
+    Status s = kernel(params, outputs);
+    for (const Conversion &c : round)
+      for (int64_t i = 0; i < c.n; ++i)
+        c.bits[i] = c.bf16 ? floatToBf16(c.f[i]) : floatToF16(c.f[i]);
+    return s;
+  };
+}
+
+CpuExecutor::~CpuExecutor() {
+  if (!profiling)
+    return;
+  double total = 0;
+  std::vector<std::pair<double, std::string>> sorted;
+  for (auto &[op, seconds] : profile) {
+    sorted.push_back({seconds, op});
+    total += seconds;
+  }
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::fprintf(stderr, "LOOM_PROFILE: %.3f s in instructions\n", total);
+  for (auto &[seconds, op] : sorted)
+    std::fprintf(stderr, "  %-20s %9.3f s %5.1f%%\n", op.c_str(), seconds,
+                 100 * seconds / total);
+}
+
+Status CpuExecutor::run(ProgramKind kind, const StepParams &params,
+                        size_t begin, size_t end) {
+  const std::vector<Kernel> &kernels =
+      kind == ProgramKind::Microbatch ? microbatch : optimizer;
+  const DecodedProgram &program = kind == ProgramKind::Microbatch
+                                      ? decoded.microbatch
+                                      : decoded.optimizer;
+  for (size_t k = begin; k < std::min(end, kernels.size()); ++k) {
+    auto start = std::chrono::steady_clock::now();
+    if (Status s = kernels[k](params, outputs); !s.ok())
+      return s;
+    if (profiling) // totals per op, so memory stays bounded
+      profile[opName(program.instructions[k].op)] +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                        start)
+              .count();
+  }
+  return Status::success();
+}
+
+Status CpuExecutor::checkTransfer(int32_t buffer, size_t bytes,
+                                  const char *what) const {
+  if (buffer < 0 || size_t(buffer) >= plan.buffers.size())
+    return Status::error(std::string("cannot ") + what + " buffer " +
+                         std::to_string(buffer) + ": the plan has " +
+                         std::to_string(plan.buffers.size()) + " buffers");
+  const plan::BufferT &b = *plan.buffers[size_t(buffer)];
+  if (bytes != size_t(b.bytes))
+    return Status::error(std::string("cannot ") + what + " " +
+                         std::to_string(bytes) + " bytes of buffer '" + b.name +
+                         "', which holds " + std::to_string(b.bytes));
+  return Status::success();
+}
+
+Status CpuExecutor::upload(int32_t buffer, const void *data, size_t bytes) {
+  if (Status s = checkTransfer(buffer, bytes, "upload"); !s.ok())
+    return s;
+  std::memcpy(storage(buffer), data, bytes);
+  return Status::success();
+}
+
+Status CpuExecutor::download(int32_t buffer, void *data, size_t bytes) {
+  if (Status s = checkTransfer(buffer, bytes, "download"); !s.ok())
+    return s;
+  std::memcpy(data, storage(buffer), bytes);
+  return Status::success();
+}
+
+Status CpuExecutor::zero(int32_t buffer) {
+  if (buffer < 0 || size_t(buffer) >= plan.buffers.size())
+    return Status::error("cannot clear buffer " + std::to_string(buffer));
+  std::memset(storage(buffer), 0, bytes(buffer));
+  return Status::success();
+}
+
+Status CpuExecutor::send(int32_t buffer, int axis, int64_t peer, int64_t tag,
+                         const std::string &what) {
+  size_t n = bytes(buffer);
+  if (n % 4)
+    return Status::error("an activation of " + std::to_string(n) +
+                         " bytes does not travel as 4-byte words");
+  if (!rank.comm)
+    return Status::error("no communicator to send " + what);
+  return rank.comm->send(axis, peer, storage(buffer), n / 4, CommDType::F32,
+                         tag, what);
+}
+
+Status CpuExecutor::recv(int32_t buffer, int axis, int64_t peer, int64_t tag,
+                         const std::string &what) {
+  size_t n = bytes(buffer);
+  if (n % 4)
+    return Status::error("an activation of " + std::to_string(n) +
+                         " bytes does not travel as 4-byte words");
+  if (!rank.comm)
+    return Status::error("no communicator to receive " + what);
+  return rank.comm->recv(axis, peer, storage(buffer), n / 4, CommDType::F32,
+                         tag, what);
+}
+
+Status CpuExecutor::accumulateLoss(int32_t loss) {
+  if (loss < 0 || size_t(loss) >= plan.buffers.size())
+    return Status::error("the plan has no loss buffer " +
+                         std::to_string(loss));
+  const plan::BufferT &b = *plan.buffers[size_t(loss)];
+  const void *p = storage(loss);
+  float value;
+  if (b.dtype == plan::DType::F32)
+    std::memcpy(&value, p, 4);
+  else if (isFloat16(b.dtype))
+    value = b.dtype == plan::DType::BF16
+                ? bf16ToFloat(*static_cast<const uint16_t *>(p))
+                : f16ToFloat(*static_cast<const uint16_t *>(p));
+  else
+    return Status::error("the loss buffer '" + b.name + "' is not a float");
+  outputs.lossSum += value;
+  return Status::success();
+}
+
+} // namespace
+
+Result<std::unique_ptr<Executor>> createCpuExecutor(const plan::PlanT &plan,
+                                                    RankContext rank) {
+  return CpuExecutor::create(plan, std::move(rank));
+}
+
+} // namespace cpu
+} // namespace runtime
+} // namespace loom
