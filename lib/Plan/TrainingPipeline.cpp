@@ -6,11 +6,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Plan/TrainingPipeline.h"
-#include "loom/dialects/Dist/IR/DistOps.h"
 #include "loom/passes/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
@@ -52,19 +50,12 @@ LogicalResult buildTrainingStep(ModuleOp module, StringRef compute,
     pm.addPass(createLoomMixedPrecision(options));
   }
   pm.addPass(createLoomAutodiff());
-  if (failed(pm.run(module)))
-    return failure();
-  if (dist.mesh.empty())
-    return success();
-  // all_slice(all_reduce) -> reduce_scatter: the dialect's canonicalization,
-  // applied to those ops alone (the rest of the program keeps its form).
-  SmallVector<Operation *> slices;
-  module.walk([&](dist::AllSliceOp op) { slices.push_back(op); });
-  RewritePatternSet patterns(module.getContext());
-  dist::AllSliceOp::getCanonicalizationPatterns(patterns, module.getContext());
-  GreedyRewriteConfig config;
-  config.strictMode = GreedyRewriteStrictness::ExistingOps;
-  return applyOpPatternsAndFold(slices, std::move(patterns), config);
+  // Partitioning comes before differentiation, so the backward holds the
+  // collectives' gradients: a fan_out's all_reduce read by an all_gather's
+  // all_slice is one reduce_scatter.
+  if (!dist.mesh.empty())
+    pm.addPass(createDistFuseReduceScatter());
+  return pm.run(module);
 }
 
 } // namespace loom

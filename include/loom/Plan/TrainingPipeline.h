@@ -37,8 +37,8 @@ mlir::LogicalResult buildDistProgram(mlir::ModuleOp module,
 /// The training step's passes on a model module: buildDistProgram, then the
 /// precision policy when `compute` is "bf16" or "f16"
 /// (--loom-mixed-precision), and differentiation (--loom-autodiff). With a
-/// mesh, the backward's all_slice(all_reduce) pairs become reduce_scatters.
-/// `compute` "f32" leaves types as they are.
+/// mesh, the backward's all_slice(all_reduce) pairs become reduce_scatters
+/// (--dist-fuse-reduce-scatter). `compute` "f32" leaves types as they are.
 mlir::LogicalResult buildTrainingStep(mlir::ModuleOp module,
                                       llvm::StringRef compute,
                                       const DistOptions &dist = {});
