@@ -266,8 +266,9 @@ def DistFuseReduceScatter : Pass<"dist-fuse-reduce-scatter", "::mlir::ModuleOp">
     dialect's canonicalization of `dist.all_slice`, applied to the
     all_slices alone: unlike `--canonicalize`, the rest of the program keeps
     its form (no folding of loom ops, no dead-code elimination).
-    The training step (`loom::buildTrainingStep`) runs it after
-    `--loom-autodiff` when there is a mesh.
+    The training step (`loom::buildTrainingStep`,
+    `--loom-training-step-pipeline`) runs it after `--loom-autodiff` when
+    there is a mesh.
 
     Before:
     ```mlir
