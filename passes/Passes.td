@@ -251,4 +251,36 @@ def LoomPipeline : Pass<"loom-pipeline", "::mlir::ModuleOp"> {
   ];
 }
 
+def DistFuseReduceScatter : Pass<"dist-fuse-reduce-scatter", "::mlir::ModuleOp"> {
+  let summary = "Make each all_slice of a sum all_reduce over its axis one reduce_scatter";
+  let description = [{
+    Differentiation leaves, where sequence parallelism all-gathers an
+    activation before a fan_out, the fan_out's gradient (an all_reduce) read
+    only by the all_gather's gradient (an all_slice along the sequence): the
+    whole sum is built on every rank and each keeps its block. A
+    reduce_scatter computes the block alone and moves a tp-th of the bytes.
+
+    The rewrite applies when the all_slice's input is a `sum` all_reduce over
+    the same mesh axis that nothing else reads; the reduce_scatter scatters
+    along the all_slice's `dim` and keeps its `loom.layer`. It is the Dist
+    dialect's canonicalization of `dist.all_slice`, applied to the
+    all_slices alone: unlike `--canonicalize`, the rest of the program keeps
+    its form (no folding of loom ops, no dead-code elimination).
+    The training step (`loom::buildTrainingStep`,
+    `--loom-training-step-pipeline`) runs it after `--loom-autodiff` when
+    there is a mesh.
+
+    Before:
+    ```mlir
+    %a = dist.all_reduce sum %x axis "tp" : tensor<2x8x16xf32>
+    %s = dist.all_slice %a axis "tp" dim 1 : tensor<2x8x16xf32> -> tensor<2x4x16xf32>
+    ```
+    After:
+    ```mlir
+    %s = dist.reduce_scatter %x axis "tp" dim 1 : tensor<2x8x16xf32> -> tensor<2x4x16xf32>
+    ```
+  }];
+  let dependentDialects = ["::loom::dist::DistDialect"];
+}
+
 #endif // LOOM_PASSES_TD

@@ -1,19 +1,42 @@
-//===- MemoryPlanner.cpp - workspace offsets from buffer lifetimes --------===//
+//===- MemoryPlanner.cpp - the arenas' layout: offsets for every buffer ---===//
 //
-// Greedy by size (as TFLite's and XLA's heap simulators start from): the
-// largest buffer first, each at the lowest offset that no buffer alive at
-// the same time occupies. Lifetimes are instruction intervals of the
-// microbatch program, inclusive at both ends, so an instruction never writes
-// over one of its own inputs.
+// The persistent arena holds what lives across steps, each gradient bucket
+// of data parallelism a contiguous range. The workspace is greedy by size (as
+// TFLite's and XLA's heap simulators start from): the largest buffer first,
+// each at the lowest offset that no buffer alive at the same time occupies.
+// Lifetimes are instruction intervals of the microbatch program, inclusive at
+// both ends, so an instruction never writes over one of its own inputs.
 //
 //===----------------------------------------------------------------------===//
 
+#include "Lowering.h"
 #include "loom/Plan/PlanBuilder.h"
 
 #include <algorithm>
 #include <limits>
 
 namespace loom {
+
+/// The persistent arena: parameters, then the gradients in reverse order of
+/// declaration (the order the backward finishes them; a data-parallel
+/// bucket is a contiguous range of them), then AdamW's moments.
+int64_t detail::layoutPersistent(plan::PlanT &p) {
+  int64_t bytes = 0;
+  auto place = [&](int32_t id) {
+    plan::BufferT &b = *p.buffers[id];
+    b.offset = bytes;
+    bytes += alignBuffer(b.bytes);
+  };
+  for (const auto &param : p.parameters)
+    place(param->value);
+  for (auto it = p.parameters.rbegin(); it != p.parameters.rend(); ++it)
+    place((*it)->grad);
+  for (const auto &param : p.parameters)
+    place(param->moment1);
+  for (const auto &param : p.parameters)
+    place(param->moment2);
+  return bytes;
+}
 
 mlir::LogicalResult planWorkspace(plan::PlanT &p,
                                   const std::vector<int32_t> &aliasOf) {

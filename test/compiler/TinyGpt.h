@@ -6,6 +6,7 @@
 #include "loom/Frontend/ModelBuilder.h"
 #include "loom/Frontend/Parser.h"
 #include "loom/Plan/PlanBuilder.h"
+#include "loom/Plan/TrainingPipeline.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/passes/Passes.h"
 

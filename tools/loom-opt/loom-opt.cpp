@@ -1,5 +1,6 @@
 //===- loom-opt.cpp - Loom's pass driver, like mlir-opt -------------------===//
 
+#include "loom/Plan/TrainingPipeline.h"
 #include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/passes/Passes.h"
@@ -16,6 +17,8 @@ int main(int argc, char **argv) {
   mlir::func::registerInlinerExtension(registry);
 
   loom::registerLoomPasses();
+  // The sequence loomc runs to build the training step.
+  loom::registerTrainingStepPipeline();
   // The upstream passes Loom's pipelines use.
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();

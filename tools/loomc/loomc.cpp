@@ -12,6 +12,7 @@
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/Plan/PlanBuilder.h"
+#include "loom/Plan/TrainingPipeline.h"
 #include "loom/passes/Passes.h"
 #include "loom/runtime/Plan.h"
 

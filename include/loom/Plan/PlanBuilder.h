@@ -1,14 +1,14 @@
 //===- PlanBuilder.h - a differentiated model to the plan bundle -*- C++ -*-===//
 //
 // The last step of the compiler for one rank: the training function (after
-// --loom-global-batch-loss, the precision policy and --loom-autodiff)
-// becomes the exec level of DESIGN.md, a plan (runtime/Plan.fbs). Each loom
-// op becomes an instruction on buffers; parameters, their gradients and
-// AdamW's moments get persistent buffers; each parameter gradient is
-// accumulated over microbatches where it is produced (a GEMM with beta = 1,
-// an embedding gradient scattered in place) or by an `accumulate`; the
-// optimizer program follows. Activations get workspace offsets from the
-// memory planner (lib/Plan/MemoryPlanner.cpp).
+// the training-step pipeline, loom/Plan/TrainingPipeline.h) becomes the exec
+// level of DESIGN.md, a plan (runtime/Plan.fbs). Each loom op becomes an
+// instruction on buffers; parameters, their gradients and AdamW's moments
+// get persistent buffers; each parameter gradient is accumulated over
+// microbatches where it is produced (a GEMM with beta = 1, an embedding
+// gradient scattered in place) or by an `accumulate`; the optimizer program
+// follows. Activations get workspace offsets from the memory planner. The
+// jobs live in separate files of lib/Plan/ (listed in lib/Plan/Lowering.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -69,35 +69,10 @@ struct PlanOptions {
   std::string scheduleName;
 };
 
-/// The mesh to compile for (loomc --mesh, --sequence-parallel). An empty
-/// mesh compiles for one rank without the dist passes.
-struct DistOptions {
-  std::string mesh;
-  bool sequenceParallel = false;
-  /// Pipeline parallelism (the mesh's pp > 1): virtual chunks per stage and
-  /// an optional layout (layers per chunk, "3,3,2,2").
-  int64_t chunksPerStage = 1;
-  std::string pipelineLayout;
-};
-
-/// The passes up to the partitioned program (loomc --emit=dist): inline,
-/// normalise the loss over the global batch (--loom-global-batch-loss), and
-/// with a mesh, --loom-shard and --loom-partition.
-mlir::LogicalResult buildDistProgram(mlir::ModuleOp module,
-                                     const DistOptions &dist);
-
-/// The training step's passes on a model module: buildDistProgram, then the
-/// precision policy when `compute` is "bf16" or "f16"
-/// (--loom-mixed-precision), and differentiation (--loom-autodiff). With a
-/// mesh, the backward's all_slice(all_reduce) pairs become reduce_scatters.
-/// `compute` "f32" leaves types as they are.
-mlir::LogicalResult buildTrainingStep(mlir::ModuleOp module,
-                                      llvm::StringRef compute,
-                                      const DistOptions &dist = {});
-
 /// Lowers the module's training function. `module` must have been through
-/// the training passes (it reads `loom.grad`, `loom.loss_normalizer`, the
-/// batch sizes the front end records). Errors are diagnostics.
+/// the training-step pipeline (loom/Plan/TrainingPipeline.h; the builder
+/// reads `loom.grad`, `loom.loss_normalizer`, the batch sizes the front end
+/// records). Errors are diagnostics.
 mlir::FailureOr<std::unique_ptr<plan::PlanT>>
 buildPlan(mlir::ModuleOp module, const PlanOptions &options);
 

@@ -1,0 +1,89 @@
+//===- OptimizerProgram.cpp - the plan's optimizer program ----------------===//
+//
+// What runs once per step, after every microbatch has accumulated its
+// gradients: with data parallelism the all-reduces of the gradients over dp
+// in buckets of contiguous gradients (PyTorch DDP's), the global gradient
+// norm (for clipping; a tensor-parallel gradient adds its block), one adamw
+// per parameter, and the zeroing of the gradients for the next step.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Lowering.h"
+
+#include "loom/runtime/InstructionSet.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+/// The plan's instruction set (include/loom/runtime/Instructions.def).
+namespace instr = loom::runtime;
+
+using namespace loom::detail;
+
+namespace loom {
+
+std::unique_ptr<plan::ProgramT>
+detail::buildOptimizerProgram(const plan::PlanT &plan,
+                              const PlanOptions &options) {
+  auto opt = std::make_unique<plan::ProgramT>();
+  opt->name = "optimizer";
+  // Data parallelism: sum the accumulated gradients over dp, a bucket of
+  // contiguous gradients per all-reduce.
+  if (meshAxisSize(plan, "dp") > 1) {
+    std::unique_ptr<plan::InstructionT> bucket;
+    int64_t bytes = 0;
+    auto flush = [&] {
+      if (bucket)
+        opt->instructions.push_back(std::move(bucket));
+      bucket.reset();
+      bytes = 0;
+    };
+    for (auto it = plan.parameters.rbegin(); it != plan.parameters.rend();
+         ++it) {
+      if (!bucket) {
+        bucket = std::make_unique<plan::InstructionT>();
+        bucket->op = instr::opName(instr::Op::AllReduce);
+        setString(*bucket, instr::Attr::Kind, "sum");
+        setInts(*bucket, instr::Attr::Axis, {meshAxisIndex(plan, "dp")});
+        bucket->location =
+            "gradient bucket " + std::to_string(opt->instructions.size());
+      }
+      bucket->inputs.push_back((*it)->grad);
+      bucket->outputs.push_back((*it)->grad);
+      bytes += plan.buffers[(*it)->grad]->bytes;
+      if (bytes >= options.gradBucketBytes)
+        flush();
+    }
+    flush();
+  }
+  auto norm = std::make_unique<plan::InstructionT>();
+  norm->op = instr::opName(instr::Op::GradNorm);
+  auto zero = std::make_unique<plan::InstructionT>();
+  zero->op = instr::opName(instr::Op::Zero);
+  // A gradient split over tp adds each rank's block to the norm; a whole one
+  // counts once (on tp rank 0), then the squares are summed over tp.
+  int64_t tp = meshAxisIndex(plan, "tp");
+  std::vector<int64_t> split;
+  for (const auto &p : plan.parameters) {
+    norm->inputs.push_back(p->grad);
+    zero->outputs.push_back(p->grad);
+    split.push_back(
+        llvm::any_of(p->shard_axis, [&](int32_t a) { return a == tp; }));
+  }
+  if (meshAxisSize(plan, "tp") > 1) {
+    setInts(*norm, instr::Attr::Split, split);
+    setInts(*norm, instr::Attr::Axis, {tp});
+  }
+  opt->instructions.push_back(std::move(norm));
+  for (const auto &p : plan.parameters) {
+    auto adam = std::make_unique<plan::InstructionT>();
+    adam->op = instr::opName(instr::Op::AdamW);
+    adam->inputs = {p->value, p->grad, p->moment1, p->moment2};
+    adam->outputs = {p->value, p->moment1, p->moment2};
+    setInts(*adam, instr::Attr::WeightDecay, {p->weight_decay});
+    opt->instructions.push_back(std::move(adam));
+  }
+  opt->instructions.push_back(std::move(zero));
+  return opt;
+}
+
+} // namespace loom
