@@ -8,6 +8,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Frontend/ModelBuilder.h"
+
+#include "Values.h"
+
 #include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 
@@ -21,7 +24,6 @@
 #include "llvm/ADT/StringMap.h"
 
 #include <cmath>
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <optional>
@@ -31,129 +33,7 @@ using namespace mlir;
 namespace loom {
 namespace {
 
-//===----------------------------------------------------------------------===//
-// Values
-//===----------------------------------------------------------------------===//
-
-struct Val {
-  enum class Kind { None, Int, Float, Bool, String, List, Tensor, DType };
-  Kind kind = Kind::None;
-  int64_t i = 0;
-  double f = 0;
-  bool b = false;
-  std::string s; // string, or element type name
-  std::vector<Val> list;
-  /// For lists: the values they hold, nested lists counted through.
-  int64_t elements = 0;
-  Value tensor;
-
-  static Val ofInt(int64_t v) {
-    Val x;
-    x.kind = Kind::Int;
-    x.i = v;
-    return x;
-  }
-  static Val ofFloat(double v) {
-    Val x;
-    x.kind = Kind::Float;
-    x.f = v;
-    return x;
-  }
-  static Val ofBool(bool v) {
-    Val x;
-    x.kind = Kind::Bool;
-    x.b = v;
-    return x;
-  }
-  static Val ofString(std::string v, Kind kind = Kind::String) {
-    Val x;
-    x.kind = kind;
-    x.s = std::move(v);
-    return x;
-  }
-  static Val ofTensor(Value v) {
-    Val x;
-    x.kind = Kind::Tensor;
-    x.tensor = v;
-    return x;
-  }
-  static Val ofList(std::vector<Val> v) {
-    Val x;
-    x.kind = Kind::List;
-    x.list = std::move(v);
-    for (const Val &item : x.list)
-      x.elements += item.kind == Kind::List ? item.elements : 1;
-    return x;
-  }
-
-  bool isNumber() const { return kind == Kind::Int || kind == Kind::Float; }
-  double number() const { return kind == Kind::Int ? double(i) : f; }
-  RankedTensorType tensorType() const {
-    return cast<RankedTensorType>(tensor.getType());
-  }
-};
-
-const char *kindName(Val::Kind kind) {
-  switch (kind) {
-  case Val::Kind::None:
-    return "none";
-  case Val::Kind::Int:
-    return "int";
-  case Val::Kind::Float:
-    return "float";
-  case Val::Kind::Bool:
-    return "bool";
-  case Val::Kind::String:
-    return "string";
-  case Val::Kind::List:
-    return "list";
-  case Val::Kind::Tensor:
-    return "tensor";
-  case Val::Kind::DType:
-    return "element type";
-  }
-  return "value";
-}
-
-/// A float as people write it: 0.02, 1.5, 1e-05.
-std::string formatFloat(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%g", value);
-  return buffer;
-}
-
-/// `int 768`, `tensor<4x64xf32>`, `string "gelu"`: for messages.
-std::string describe(const Val &v) {
-  std::string out;
-  llvm::raw_string_ostream os(out);
-  switch (v.kind) {
-  case Val::Kind::None:
-    os << (v.s.empty() ? "none" : v.s);
-    break;
-  case Val::Kind::Int:
-    os << "int " << v.i;
-    break;
-  case Val::Kind::Float:
-    os << "float " << formatFloat(v.f);
-    break;
-  case Val::Kind::Bool:
-    os << "bool " << (v.b ? "true" : "false");
-    break;
-  case Val::Kind::String:
-    os << "string \"" << v.s << "\"";
-    break;
-  case Val::Kind::List:
-    os << "a list of " << v.list.size();
-    break;
-  case Val::Kind::Tensor:
-    os << v.tensor.getType();
-    break;
-  case Val::Kind::DType:
-    os << "element type " << v.s;
-    break;
-  }
-  return out;
-}
+using namespace frontend;
 
 //===----------------------------------------------------------------------===//
 // The builder
@@ -190,14 +70,6 @@ constexpr int kMaxNesting = 512;
 bool hasSaneSize(RankedTensorType type) {
   std::optional<int64_t> count = elementCount(type);
   return count && *count <= kMaxTensorElements;
-}
-
-/// A float that is a whole number in int64's range, as an int64.
-std::optional<int64_t> wholeNumber(double f) {
-  // 2^63 is exact in double; every double at or past 2^53 is whole.
-  if (std::floor(f) != f || !(f >= -0x1p63 && f < 0x1p63))
-    return std::nullopt;
-  return static_cast<int64_t>(f);
 }
 
 /// The builtin ops and functions of the language (docs/language.md).
@@ -356,18 +228,6 @@ private:
   /// with the same prefix continues the numbering.
   std::map<std::string, int64_t> nextRepeatIndex;
 };
-
-Type elementTypeNamed(MLIRContext *context, llvm::StringRef name) {
-  Builder b(context);
-  return llvm::StringSwitch<Type>(name)
-      .Case("f32", b.getF32Type())
-      .Case("bf16", b.getBF16Type())
-      .Case("f16", b.getF16Type())
-      .Case("i32", b.getI32Type())
-      .Case("i64", b.getI64Type())
-      .Case("i1", b.getI1Type())
-      .Default(Type());
-}
 
 std::string joinNames(const std::vector<std::string> &names) {
   return llvm::join(names, ", ");
