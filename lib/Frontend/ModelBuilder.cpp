@@ -4,10 +4,16 @@
 // string), lists and element types are evaluated here; tensors are SSA values
 // of the function being built. Blocks are expanded at each call and `repeat`
 // is unrolled, so every parameter and dropout site gets its own dotted name.
+// Calls of builtins go through the table of Builtins.h, which binds their
+// arguments and holds their handlers.
 //
 //===----------------------------------------------------------------------===//
 
 #include "loom/Frontend/ModelBuilder.h"
+
+#include "Builtins.h"
+#include "Values.h"
+
 #include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 
@@ -21,7 +27,6 @@
 #include "llvm/ADT/StringMap.h"
 
 #include <cmath>
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <optional>
@@ -31,129 +36,7 @@ using namespace mlir;
 namespace loom {
 namespace {
 
-//===----------------------------------------------------------------------===//
-// Values
-//===----------------------------------------------------------------------===//
-
-struct Val {
-  enum class Kind { None, Int, Float, Bool, String, List, Tensor, DType };
-  Kind kind = Kind::None;
-  int64_t i = 0;
-  double f = 0;
-  bool b = false;
-  std::string s; // string, or element type name
-  std::vector<Val> list;
-  /// For lists: the values they hold, nested lists counted through.
-  int64_t elements = 0;
-  Value tensor;
-
-  static Val ofInt(int64_t v) {
-    Val x;
-    x.kind = Kind::Int;
-    x.i = v;
-    return x;
-  }
-  static Val ofFloat(double v) {
-    Val x;
-    x.kind = Kind::Float;
-    x.f = v;
-    return x;
-  }
-  static Val ofBool(bool v) {
-    Val x;
-    x.kind = Kind::Bool;
-    x.b = v;
-    return x;
-  }
-  static Val ofString(std::string v, Kind kind = Kind::String) {
-    Val x;
-    x.kind = kind;
-    x.s = std::move(v);
-    return x;
-  }
-  static Val ofTensor(Value v) {
-    Val x;
-    x.kind = Kind::Tensor;
-    x.tensor = v;
-    return x;
-  }
-  static Val ofList(std::vector<Val> v) {
-    Val x;
-    x.kind = Kind::List;
-    x.list = std::move(v);
-    for (const Val &item : x.list)
-      x.elements += item.kind == Kind::List ? item.elements : 1;
-    return x;
-  }
-
-  bool isNumber() const { return kind == Kind::Int || kind == Kind::Float; }
-  double number() const { return kind == Kind::Int ? double(i) : f; }
-  RankedTensorType tensorType() const {
-    return cast<RankedTensorType>(tensor.getType());
-  }
-};
-
-const char *kindName(Val::Kind kind) {
-  switch (kind) {
-  case Val::Kind::None:
-    return "none";
-  case Val::Kind::Int:
-    return "int";
-  case Val::Kind::Float:
-    return "float";
-  case Val::Kind::Bool:
-    return "bool";
-  case Val::Kind::String:
-    return "string";
-  case Val::Kind::List:
-    return "list";
-  case Val::Kind::Tensor:
-    return "tensor";
-  case Val::Kind::DType:
-    return "element type";
-  }
-  return "value";
-}
-
-/// A float as people write it: 0.02, 1.5, 1e-05.
-std::string formatFloat(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%g", value);
-  return buffer;
-}
-
-/// `int 768`, `tensor<4x64xf32>`, `string "gelu"`: for messages.
-std::string describe(const Val &v) {
-  std::string out;
-  llvm::raw_string_ostream os(out);
-  switch (v.kind) {
-  case Val::Kind::None:
-    os << (v.s.empty() ? "none" : v.s);
-    break;
-  case Val::Kind::Int:
-    os << "int " << v.i;
-    break;
-  case Val::Kind::Float:
-    os << "float " << formatFloat(v.f);
-    break;
-  case Val::Kind::Bool:
-    os << "bool " << (v.b ? "true" : "false");
-    break;
-  case Val::Kind::String:
-    os << "string \"" << v.s << "\"";
-    break;
-  case Val::Kind::List:
-    os << "a list of " << v.list.size();
-    break;
-  case Val::Kind::Tensor:
-    os << v.tensor.getType();
-    break;
-  case Val::Kind::DType:
-    os << "element type " << v.s;
-    break;
-  }
-  return out;
-}
+using namespace frontend;
 
 //===----------------------------------------------------------------------===//
 // The builder
@@ -179,7 +62,6 @@ constexpr int64_t kMaxRepeat = 100000;
 constexpr int64_t kMaxSteps = 2000000;
 constexpr int64_t kMaxListElements = 100000;
 constexpr int64_t kMaxOps = 200000;
-constexpr int64_t kMaxSplitPieces = 4096;
 /// Expressions, statement bodies and block calls nest into each other in the
 /// interpreter's recursion; the parser bounds each kind, this bounds them
 /// together, so that no input overflows the stack: 512 levels take under
@@ -190,30 +72,6 @@ constexpr int kMaxNesting = 512;
 bool hasSaneSize(RankedTensorType type) {
   std::optional<int64_t> count = elementCount(type);
   return count && *count <= kMaxTensorElements;
-}
-
-/// A float that is a whole number in int64's range, as an int64.
-std::optional<int64_t> wholeNumber(double f) {
-  // 2^63 is exact in double; every double at or past 2^53 is whole.
-  if (std::floor(f) != f || !(f >= -0x1p63 && f < 0x1p63))
-    return std::nullopt;
-  return static_cast<int64_t>(f);
-}
-
-/// The builtin ops and functions of the language (docs/language.md).
-llvm::ArrayRef<const char *> builtinNames() {
-  static const char *names[] = {
-      "matmul",     "gelu",          "relu",    "silu",       "softmax",
-      "layernorm",  "rmsnorm",       "dropout", "embedding",  "reshape",
-      "transpose",  "split",         "concat",  "reduce_sum", "reduce_mean",
-      "reduce_max", "cross_entropy", "cast",    "dim",        "rank",
-      "sqrt",       "round_up",      "min",     "max",        "int",
-      "float",      "check"};
-  return names;
-}
-
-bool isBuiltin(llvm::StringRef name) {
-  return llvm::is_contained(builtinNames(), name);
 }
 
 /// The candidate nearest to `name` for a "did you mean", or "" when none is
@@ -232,15 +90,12 @@ std::string closestName(llvm::StringRef name,
   return best;
 }
 
-/// Arguments of a call bound to a signature's names, in signature order.
-using BoundArgs = std::vector<std::optional<Val>>;
-
 struct CallFrame {
   std::string block;
   Location loc;
 };
 
-class ModelBuilder {
+class ModelBuilder : public BuiltinHost {
 public:
   ModelBuilder(const ast::File &file, const ast::File &library,
                const ModelOptions &options, MLIRContext *context)
@@ -257,7 +112,7 @@ public:
 
 private:
   /// An error at `loc`, with a note at each enclosing block call.
-  InFlightDiagnostic error(Location loc) {
+  InFlightDiagnostic error(Location loc) override {
     InFlightDiagnostic diag = emitError(loc);
     for (auto it = callStack.rbegin(); it != callStack.rend(); ++it)
       diag.attachNote(it->loc) << "in block '" << it->block << "' called here";
@@ -302,37 +157,17 @@ private:
                                              llvm::StringRef defaultType);
   FailureOr<Attribute> evalInitializer(const ast::Expr &init, Scope &scope);
 
-  // Helpers for builtins.
-  FailureOr<BoundArgs> bind(const ast::Expr &call, std::vector<Val> &args,
-                            llvm::ArrayRef<const char *> names, size_t required,
-                            llvm::StringRef what);
-  FailureOr<Value> tensorArg(const ast::Expr &call, const BoundArgs &args,
-                             size_t index, llvm::ArrayRef<const char *> names);
-  template <typename T>
-  FailureOr<T> scalarArg(const ast::Expr &call, const std::optional<Val> &v,
-                         llvm::StringRef name, llvm::StringRef expected,
-                         std::optional<T> (*get)(const Val &));
-  FailureOr<int64_t> intArg(const ast::Expr &call, const std::optional<Val> &v,
-                            llvm::StringRef name);
-  FailureOr<double> floatArg(const ast::Expr &call, const std::optional<Val> &v,
-                             llvm::StringRef name);
-  FailureOr<bool> boolArg(const ast::Expr &call, const std::optional<Val> &v,
-                          llvm::StringRef name);
-  FailureOr<std::string> stringArg(const ast::Expr &call,
-                                   const std::optional<Val> &v,
-                                   llvm::StringRef name);
-  FailureOr<SmallVector<int64_t>> intListArg(const ast::Expr &call,
-                                             const std::optional<Val> &v,
-                                             llvm::StringRef name);
+  // What builtins ask of the builder (BuiltinHost).
   /// Verifies a just-built op; on failure erases it and re-emits the
   /// verifier's message at `loc` with the call-stack notes.
-  FailureOr<Value> checked(Operation *op, Location loc);
-  FailureOr<Val> binaryTensorOp(const ast::Expr &expr, llvm::StringRef op,
-                                const Val &lhs, const Val &rhs);
-
+  FailureOr<Value> checked(Operation *op, Location loc) override;
   /// The dotted name of `leaf` in the current scope; fails when it exists.
   FailureOr<std::string> claimName(llvm::StringRef leaf, Location loc,
-                                   llvm::StringRef what);
+                                   llvm::StringRef what) override;
+  OpBuilder &getBuilder() override { return builder; }
+
+  FailureOr<Val> binaryTensorOp(const ast::Expr &expr, llvm::StringRef op,
+                                const Val &lhs, const Val &rhs);
 
   const ast::File &file;
   const ModelOptions &options;
@@ -356,18 +191,6 @@ private:
   /// with the same prefix continues the numbering.
   std::map<std::string, int64_t> nextRepeatIndex;
 };
-
-Type elementTypeNamed(MLIRContext *context, llvm::StringRef name) {
-  Builder b(context);
-  return llvm::StringSwitch<Type>(name)
-      .Case("f32", b.getF32Type())
-      .Case("bf16", b.getBF16Type())
-      .Case("f16", b.getF16Type())
-      .Case("i32", b.getI32Type())
-      .Case("i64", b.getI64Type())
-      .Case("i1", b.getI1Type())
-      .Default(Type());
-}
 
 std::string joinNames(const std::vector<std::string> &names) {
   return llvm::join(names, ", ");
@@ -591,7 +414,7 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
            << " is not a positive multiple of --micro-batch-size="
            << options.microBatchSize;
   for (const auto &[name, block] : blocks)
-    if (isBuiltin(name))
+    if (findBuiltin(name))
       return emitError(block->loc)
              << "block '" << name.str()
              << "' has the name of a builtin; give it another name";
@@ -792,14 +615,16 @@ FailureOr<Attribute> ModelBuilder::evalInitializer(const ast::Expr &init,
     args.push_back(*v);
   }
   bool scaled = init.text == "scaled_normal";
-  static const char *normalNames[] = {"std"};
-  static const char *scaledNames[] = {"std", "layers"};
+  static const llvm::StringRef normalNames[] = {"std"};
+  static const llvm::StringRef scaledNames[] = {"std", "layers"};
+  llvm::ArrayRef<llvm::StringRef> names =
+      scaled ? llvm::ArrayRef(scaledNames) : llvm::ArrayRef(normalNames);
   FailureOr<BoundArgs> bound =
-      scaled ? bind(init, args, scaledNames, 2, "scaled_normal")
-             : bind(init, args, normalNames, 1, "normal");
+      bindArguments(*this, init, args, names, names.size(), init.text);
   if (failed(bound))
     return failure();
-  FailureOr<double> std = floatArg(init, (*bound)[0], "std");
+  BuiltinCall call(*this, init, names, std::move(*bound));
+  FailureOr<double> std = call.number("std");
   if (failed(std))
     return failure();
   auto emit = [&]() { return error(init.loc); };
@@ -808,7 +633,7 @@ FailureOr<Attribute> ModelBuilder::evalInitializer(const ast::Expr &init,
       return failure();
     return Attribute(NormalInitAttr::get(context, APFloat(*std)));
   }
-  FailureOr<int64_t> layers = intArg(init, (*bound)[1], "layers");
+  FailureOr<int64_t> layers = call.integer("layers");
   if (failed(layers) ||
       failed(ScaledNormalInitAttr::verify(emit, APFloat(*std), *layers)))
     return failure();
@@ -1320,44 +1145,6 @@ FailureOr<Val> ModelBuilder::evalCall(const ast::Expr &call, Scope &scope) {
   return callBuiltin(call, args);
 }
 
-FailureOr<BoundArgs> ModelBuilder::bind(const ast::Expr &call,
-                                        std::vector<Val> &args,
-                                        llvm::ArrayRef<const char *> names,
-                                        size_t required, llvm::StringRef what) {
-  BoundArgs bound(names.size());
-  std::vector<std::string> all(names.begin(), names.end());
-  size_t positional = 0;
-  for (auto [i, keyword] : llvm::enumerate(call.keywords)) {
-    size_t index;
-    if (keyword.empty()) {
-      index = positional++;
-      if (index >= names.size())
-        return error(call.operands[i]->loc)
-               << what << " takes " << names.size() << " argument"
-               << (names.size() == 1 ? "" : "s") << " (" << joinNames(all)
-               << "), but more were given";
-    } else {
-      auto found = llvm::find(names, keyword);
-      if (found == names.end())
-        return error(call.operands[i]->loc)
-               << what << " has no argument '" << keyword
-               << "'; its arguments are: " << joinNames(all);
-      index = found - names.begin();
-      if (bound[index])
-        return error(call.operands[i]->loc)
-               << "argument '" << keyword << "' of " << what
-               << " is given twice";
-    }
-    bound[index] = args[i];
-  }
-  for (size_t i = 0; i < required; ++i)
-    if (!bound[i])
-      return error(call.loc)
-             << what << " needs argument '" << names[i]
-             << "' (its arguments are: " << joinNames(all) << ")";
-  return bound;
-}
-
 FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
                                        const ast::Expr &call,
                                        std::vector<Val> &args) {
@@ -1378,15 +1165,14 @@ FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
   if (callStack.size() >= 64)
     return error(call.loc) << "blocks nest more than 64 calls deep";
 
-  std::vector<const char *> names;
+  SmallVector<llvm::StringRef> names;
   for (const ast::BlockParameter &p : block.parameters)
-    names.push_back(p.name.c_str());
-  size_t required = 0;
-  while (required < block.parameters.size() &&
-         !block.parameters[required].defaultValue)
-    ++required;
+    names.push_back(p.name);
   std::string what = "block '" + block.name + "'";
-  FailureOr<BoundArgs> bound = bind(call, args, names, 0, what);
+  // A parameter without a default may follow one with a default, so the
+  // required ones are checked below, in order, as the defaults are evaluated.
+  FailureOr<BoundArgs> bound =
+      bindArguments(*this, call, args, names, /*required=*/0, what);
   if (failed(bound))
     return failure();
 
@@ -1409,9 +1195,7 @@ FailureOr<Val> ModelBuilder::callBlock(const ast::BlockDef &block,
       callStack.pop_back();
       return error(call.loc)
              << what << " needs argument '" << param.name
-             << "' (its arguments are: "
-             << joinNames(std::vector<std::string>(names.begin(), names.end()))
-             << ")";
+             << "' (its arguments are: " << llvm::join(names, ", ") << ")";
     }
     if (!param.type.empty()) {
       bool ok = param.type == kindName(value.kind) ||
@@ -1493,534 +1277,21 @@ FailureOr<Value> ModelBuilder::checked(Operation *op, Location loc) {
   return error(loc) << message;
 }
 
-FailureOr<Value> ModelBuilder::tensorArg(const ast::Expr &call,
-                                         const BoundArgs &args, size_t index,
-                                         llvm::ArrayRef<const char *> names) {
-  const std::optional<Val> &v = args[index];
-  if (v && v->kind == Val::Kind::Tensor)
-    return v->tensor;
-  return error(call.loc) << "argument '" << names[index] << "' of '"
-                         << call.text << "' must be a tensor, got "
-                         << (v ? describe(*v) : std::string("nothing"));
-}
-
-template <typename T>
-FailureOr<T>
-ModelBuilder::scalarArg(const ast::Expr &call, const std::optional<Val> &v,
-                        llvm::StringRef name, llvm::StringRef expected,
-                        std::optional<T> (*get)(const Val &)) {
-  if (v)
-    if (std::optional<T> value = get(*v))
-      return *value;
-  return error(call.loc) << "argument '" << name << "' of '" << call.text
-                         << "' must be " << expected << ", got "
-                         << (v ? describe(*v) : std::string("nothing"));
-}
-
-FailureOr<int64_t> ModelBuilder::intArg(const ast::Expr &call,
-                                        const std::optional<Val> &v,
-                                        llvm::StringRef name) {
-  return scalarArg<int64_t>(call, v, name, "an int",
-                            [](const Val &x) -> std::optional<int64_t> {
-                              if (x.kind == Val::Kind::Int)
-                                return x.i;
-                              return std::nullopt;
-                            });
-}
-
-FailureOr<double> ModelBuilder::floatArg(const ast::Expr &call,
-                                         const std::optional<Val> &v,
-                                         llvm::StringRef name) {
-  return scalarArg<double>(call, v, name, "a number",
-                           [](const Val &x) -> std::optional<double> {
-                             if (x.isNumber())
-                               return x.number();
-                             return std::nullopt;
-                           });
-}
-
-FailureOr<bool> ModelBuilder::boolArg(const ast::Expr &call,
-                                      const std::optional<Val> &v,
-                                      llvm::StringRef name) {
-  return scalarArg<bool>(call, v, name, "true or false",
-                         [](const Val &x) -> std::optional<bool> {
-                           if (x.kind == Val::Kind::Bool)
-                             return x.b;
-                           return std::nullopt;
-                         });
-}
-
-FailureOr<std::string> ModelBuilder::stringArg(const ast::Expr &call,
-                                               const std::optional<Val> &v,
-                                               llvm::StringRef name) {
-  return scalarArg<std::string>(call, v, name, "a string",
-                                [](const Val &x) -> std::optional<std::string> {
-                                  if (x.kind == Val::Kind::String)
-                                    return x.s;
-                                  return std::nullopt;
-                                });
-}
-
-FailureOr<SmallVector<int64_t>>
-ModelBuilder::intListArg(const ast::Expr &call, const std::optional<Val> &v,
-                         llvm::StringRef name) {
-  SmallVector<int64_t> out;
-  if (v && v->kind == Val::Kind::List &&
-      llvm::all_of(v->list, [](const Val &x) {
-        return x.kind == Val::Kind::Int ||
-               (x.kind == Val::Kind::Float && wholeNumber(x.f));
-      })) {
-    for (const Val &x : v->list)
-      out.push_back(x.kind == Val::Kind::Int ? x.i : *wholeNumber(x.f));
-    return out;
-  }
-  return error(call.loc)
-         << "argument '" << name << "' of '" << call.text
-         << "' must be a list of whole numbers, got "
-         << (v ? (v->kind == Val::Kind::List
-                      ? std::string("a list holding ") +
-                            (v->list.empty()
-                                 ? std::string("nothing")
-                                 : describe(*llvm::find_if(
-                                       v->list,
-                                       [](const Val &x) {
-                                         return x.kind != Val::Kind::Int &&
-                                                !(x.kind == Val::Kind::Float &&
-                                                  wholeNumber(x.f));
-                                       })))
-                      : describe(*v))
-               : std::string("nothing"));
-}
-
 FailureOr<Val> ModelBuilder::callBuiltin(const ast::Expr &call,
                                          std::vector<Val> &args) {
-  const std::string &name = call.text;
-  Location loc = call.loc;
   // A misspelled block is reported as such, with or without `as NAME`.
-  if (!isBuiltin(name))
+  const Builtin *builtin = findBuiltin(call.text);
+  if (!builtin)
     return unknownCallee(call);
-  if (!call.instanceName.empty() && name != "dropout")
-    return error(loc) << "`as " << call.instanceName
-                      << "` names block calls and dropout sites; '" << name
-                      << "' creates nothing to name";
-  auto tensorResult = [&](FailureOr<Value> v) -> FailureOr<Val> {
-    if (failed(v))
-      return failure();
-    return Val::ofTensor(*v);
-  };
-#define BIND(...)                                                              \
-  static const char *names[] = {__VA_ARGS__};                                  \
-  FailureOr<BoundArgs> boundOr =                                               \
-      bind(call, args, names, required, "'" + name + "'");                     \
-  if (failed(boundOr))                                                         \
-    return failure();                                                          \
-  BoundArgs &a = *boundOr;
-#define TENSOR(var, index)                                                     \
-  FailureOr<Value> var##Or = tensorArg(call, a, index, names);                 \
-  if (failed(var##Or))                                                         \
-    return failure();                                                          \
-  Value var = *var##Or;
-#define ARG(var, fn, index)                                                    \
-  auto var##Or = fn(call, a[index], names[index]);                             \
-  if (failed(var##Or))                                                         \
-    return failure();                                                          \
-  auto var = *var##Or;
-#define OPTIONAL_ARG(var, fn, index, fallback)                                 \
-  auto var = fallback;                                                         \
-  if (a[index] && a[index]->kind != Val::Kind::None) {                         \
-    auto var##Or = fn(call, a[index], names[index]);                           \
-    if (failed(var##Or))                                                       \
-      return failure();                                                        \
-    var = *var##Or;                                                            \
-  }
-
-  if (name == "matmul") {
-    size_t required = 2;
-    BIND("a", "b", "transpose_a", "transpose_b");
-    TENSOR(lhs, 0);
-    TENSOR(rhs, 1);
-    OPTIONAL_ARG(ta, boolArg, 2, false);
-    OPTIONAL_ARG(tb, boolArg, 3, false);
-    FailureOr<RankedTensorType> type =
-        MatmulOp::inferResultType(cast<RankedTensorType>(lhs.getType()),
-                                  cast<RankedTensorType>(rhs.getType()), ta, tb,
-                                  [&] { return error(loc) << "matmul: "; });
-    if (failed(type))
-      return failure();
-    return tensorResult(
-        checked(builder.create<MatmulOp>(loc, *type, lhs, rhs, ta, tb), loc));
-  }
-  if (name == "gelu") {
-    size_t required = 1;
-    BIND("x", "approximate");
-    TENSOR(x, 0);
-    OPTIONAL_ARG(approx, stringArg, 1, std::string("none"));
-    std::optional<GeluApproximation> kind = symbolizeGeluApproximation(approx);
-    if (!kind)
-      return error(loc) << "gelu's approximate must be \"none\" or \"tanh\", "
-                           "got \""
-                        << approx << "\"";
-    return tensorResult(checked(builder.create<GeluOp>(loc, x, *kind), loc));
-  }
-  if (name == "relu" || name == "silu") {
-    size_t required = 1;
-    BIND("x");
-    TENSOR(x, 0);
-    Operation *op = name == "relu"
-                        ? builder.create<ReluOp>(loc, x).getOperation()
-                        : builder.create<SiluOp>(loc, x).getOperation();
-    return tensorResult(checked(op, loc));
-  }
-  if (name == "softmax") {
-    size_t required = 1;
-    BIND("x", "causal", "scale", "mask");
-    TENSOR(x, 0);
-    OPTIONAL_ARG(causal, boolArg, 1, false);
-    OPTIONAL_ARG(scale, floatArg, 2, 1.0);
-    Value mask;
-    if (a[3] && a[3]->kind != Val::Kind::None) {
-      TENSOR(m, 3);
-      mask = m;
-    }
-    return tensorResult(checked(
-        builder.create<SoftmaxOp>(loc, x.getType(), x, mask,
-                                  causal ? builder.getUnitAttr() : UnitAttr(),
-                                  builder.getF64FloatAttr(scale)),
-        loc));
-  }
-  if (name == "layernorm") {
-    size_t required = 3;
-    BIND("x", "weight", "bias", "eps");
-    TENSOR(x, 0);
-    TENSOR(w, 1);
-    TENSOR(b, 2);
-    OPTIONAL_ARG(eps, floatArg, 3, 1e-5);
-    return tensorResult(
-        checked(builder.create<LayerNormOp>(loc, x.getType(), x, w, b,
-                                            builder.getF64FloatAttr(eps)),
-                loc));
-  }
-  if (name == "rmsnorm") {
-    size_t required = 2;
-    BIND("x", "weight", "eps");
-    TENSOR(x, 0);
-    TENSOR(w, 1);
-    OPTIONAL_ARG(eps, floatArg, 2, 1e-5);
-    return tensorResult(
-        checked(builder.create<RmsNormOp>(loc, x.getType(), x, w,
-                                          builder.getF64FloatAttr(eps)),
-                loc));
-  }
-  if (name == "dropout") {
-    size_t required = 2;
-    BIND("x", "rate");
-    TENSOR(x, 0);
-    ARG(rate, floatArg, 1);
-    if (call.instanceName == "_")
-      return error(loc) << "a dropout needs a site name; write `as NAME`, "
-                           "not `as _`";
-    FailureOr<std::string> site =
-        claimName(call.instanceName.empty() ? "dropout" : call.instanceName,
-                  loc, "dropout site");
-    if (failed(site))
-      return failure();
-    return tensorResult(
-        checked(builder.create<DropoutOp>(loc, x.getType(), x,
-                                          builder.getF64FloatAttr(rate),
-                                          builder.getStringAttr(*site)),
-                loc));
-  }
-  if (name == "embedding") {
-    size_t required = 2;
-    BIND("table", "indices");
-    TENSOR(table, 0);
-    TENSOR(ids, 1);
-    auto tableType = cast<RankedTensorType>(table.getType());
-    if (tableType.getRank() != 2)
-      return error(loc) << "embedding: the table must be [vocab, hidden], got "
-                        << tableType;
-    SmallVector<int64_t> shape(
-        cast<RankedTensorType>(ids.getType()).getShape());
-    shape.push_back(tableType.getDimSize(1));
-    return tensorResult(checked(
-        builder.create<EmbeddingOp>(
-            loc, RankedTensorType::get(shape, tableType.getElementType()),
-            table, ids),
-        loc));
-  }
-  if (name == "reshape") {
-    size_t required = 2;
-    BIND("x", "shape");
-    TENSOR(x, 0);
-    ARG(shape, intListArg, 1);
-    for (int64_t d : shape)
-      if (d < 1)
-        return error(loc) << "reshape: every dimension must be at least 1, "
-                             "got "
-                          << d;
-    auto type = RankedTensorType::get(
-        shape, cast<RankedTensorType>(x.getType()).getElementType());
-    return tensorResult(checked(builder.create<ReshapeOp>(loc, type, x), loc));
-  }
-  if (name == "transpose") {
-    size_t required = 2;
-    BIND("x", "permutation");
-    TENSOR(x, 0);
-    ARG(perm, intListArg, 1);
-    auto in = cast<RankedTensorType>(x.getType());
-    SmallVector<int64_t> shape;
-    for (int64_t p : perm) {
-      if (p < 0 || p >= in.getRank())
-        return error(loc) << "transpose: " << p << " is not a dimension of "
-                          << in;
-      shape.push_back(in.getDimSize(p));
-    }
-    return tensorResult(
-        checked(builder.create<TransposeOp>(
-                    loc, RankedTensorType::get(shape, in.getElementType()), x,
-                    builder.getDenseI64ArrayAttr(perm)),
-                loc));
-  }
-  if (name == "split") {
-    size_t required = 2;
-    BIND("x", "axis", "parts", "sizes");
-    TENSOR(x, 0);
-    ARG(axisArg, intArg, 1);
-    auto in = cast<RankedTensorType>(x.getType());
-    int64_t axis = axisArg < 0 ? axisArg + in.getRank() : axisArg;
-    if (axis < 0 || axis >= in.getRank())
-      return error(loc) << "split: axis " << axisArg
-                        << " is not a dimension of " << in;
-    SmallVector<int64_t> sizes;
-    bool hasParts = a[2] && a[2]->kind != Val::Kind::None;
-    bool hasSizes = a[3] && a[3]->kind != Val::Kind::None;
-    if (hasParts == hasSizes)
-      return error(loc) << "split needs exactly one of parts = N (equal "
-                           "pieces) or sizes = [..]";
-    if (hasParts) {
-      ARG(parts, intArg, 2);
-      if (parts < 1 || parts > kMaxSplitPieces ||
-          in.getDimSize(axis) % parts != 0)
-        return error(loc) << "split: " << parts
-                          << " equal parts do not divide dimension " << axis
-                          << " of " << in << " (size " << in.getDimSize(axis)
-                          << ")";
-      sizes.assign(parts, in.getDimSize(axis) / parts);
-    } else {
-      ARG(list, intListArg, 3);
-      sizes = list;
-      if (static_cast<int64_t>(sizes.size()) > kMaxSplitPieces)
-        return error(loc) << "split into more than " << kMaxSplitPieces
-                          << " pieces";
-    }
-    SmallVector<Type> types;
-    for (int64_t size : sizes) {
-      if (size < 1)
-        return error(loc) << "split: a piece of size " << size
-                          << "; every piece needs at least 1";
-      SmallVector<int64_t> shape(in.getShape());
-      shape[axis] = size;
-      types.push_back(RankedTensorType::get(shape, in.getElementType()));
-    }
-    auto op =
-        builder.create<SplitOp>(loc, types, x, builder.getI64IntegerAttr(axis));
-    if (failed(checked(op, loc)))
-      return failure();
-    if (sizes.size() == 1)
-      return Val::ofTensor(op.getResult(0));
-    std::vector<Val> pieces;
-    for (Value v : op.getResults())
-      pieces.push_back(Val::ofTensor(v));
-    return Val::ofList(std::move(pieces));
-  }
-  if (name == "concat") {
-    size_t required = 2;
-    BIND("tensors", "axis");
-    ARG(axisArg, intArg, 1);
-    if (!a[0] || a[0]->kind != Val::Kind::List || a[0]->list.empty() ||
-        llvm::any_of(a[0]->list,
-                     [](const Val &v) { return v.kind != Val::Kind::Tensor; }))
-      return error(loc) << "concat's first argument must be a non-empty list "
-                           "of tensors";
-    SmallVector<Value> inputs;
-    for (const Val &v : a[0]->list)
-      inputs.push_back(v.tensor);
-    auto first = cast<RankedTensorType>(inputs.front().getType());
-    int64_t axis = axisArg < 0 ? axisArg + first.getRank() : axisArg;
-    if (axis < 0 || axis >= first.getRank())
-      return error(loc) << "concat: axis " << axisArg
-                        << " is not a dimension of " << first;
-    SmallVector<int64_t> shape(first.getShape());
-    shape[axis] = 0;
-    for (Value v : inputs) {
-      auto t = cast<RankedTensorType>(v.getType());
-      if (t.getRank() != first.getRank())
-        return error(loc) << "concat: " << t << " and " << first
-                          << " have different ranks";
-      if (__builtin_add_overflow(shape[axis], t.getDimSize(axis), &shape[axis]))
-        return error(loc) << "concat: the sizes along axis " << axis
-                          << " add up to more than 64 bits hold";
-    }
-    return tensorResult(
-        checked(builder.create<ConcatOp>(
-                    loc, RankedTensorType::get(shape, first.getElementType()),
-                    inputs, builder.getI64IntegerAttr(axis)),
-                loc));
-  }
-  if (name == "reduce_sum" || name == "reduce_mean" || name == "reduce_max") {
-    size_t required = 2;
-    BIND("x", "dims", "keep_dims");
-    TENSOR(x, 0);
-    ARG(dims, intListArg, 1);
-    OPTIONAL_ARG(keep, boolArg, 2, false);
-    auto in = cast<RankedTensorType>(x.getType());
-    for (int64_t &d : dims)
-      if (d < 0)
-        d += in.getRank();
-    SmallVector<int64_t> shape;
-    for (int64_t i = 0; i < in.getRank(); ++i) {
-      if (!llvm::is_contained(dims, i))
-        shape.push_back(in.getDimSize(i));
-      else if (keep)
-        shape.push_back(1);
-    }
-    ReduceKind kind = name == "reduce_sum"    ? ReduceKind::Sum
-                      : name == "reduce_mean" ? ReduceKind::Mean
-                                              : ReduceKind::Max;
-    return tensorResult(
-        checked(builder.create<ReduceOp>(
-                    loc, RankedTensorType::get(shape, in.getElementType()),
-                    kind, x, dims, keep),
-                loc));
-  }
-  if (name == "cross_entropy") {
-    size_t required = 2;
-    BIND("logits", "labels", "ignore_index", "reduction");
-    TENSOR(logits, 0);
-    TENSOR(labels, 1);
-    OPTIONAL_ARG(ignore, intArg, 2, int64_t(-100));
-    OPTIONAL_ARG(reduction, stringArg, 3, std::string("mean"));
-    std::optional<LossReduction> kind = symbolizeLossReduction(reduction);
-    if (!kind)
-      return error(loc) << "cross_entropy's reduction must be \"none\", "
-                           "\"mean\" or \"sum\", got \""
-                        << reduction << "\"";
-    auto labelType = cast<RankedTensorType>(labels.getType());
-    SmallVector<int64_t> shape;
-    if (*kind == LossReduction::None)
-      shape.assign(labelType.getShape().begin(), labelType.getShape().end());
-    return tensorResult(
-        checked(builder.create<CrossEntropyOp>(
-                    loc, RankedTensorType::get(shape, builder.getF32Type()),
-                    logits, labels, *kind, ignore),
-                loc));
-  }
-  if (name == "cast") {
-    size_t required = 2;
-    BIND("x", "to");
-    TENSOR(x, 0);
-    if (!a[1] || a[1]->kind != Val::Kind::DType)
-      return error(loc) << "cast's second argument must be an element type "
-                           "(f32, bf16, f16, i32, i64, i1)";
-    auto in = cast<RankedTensorType>(x.getType());
-    return tensorResult(
-        checked(builder.create<CastOp>(
-                    loc,
-                    RankedTensorType::get(in.getShape(),
-                                          elementTypeNamed(context, a[1]->s)),
-                    x),
-                loc));
-  }
-  // Scalars.
-  if (name == "dim") {
-    size_t required = 2;
-    BIND("x", "index");
-    TENSOR(x, 0);
-    ARG(index, intArg, 1);
-    auto type = cast<RankedTensorType>(x.getType());
-    int64_t i = index < 0 ? index + type.getRank() : index;
-    if (i < 0 || i >= type.getRank())
-      return error(loc) << "dim: " << index << " is not a dimension of " << type
-                        << " (rank " << type.getRank() << ")";
-    return Val::ofInt(type.getDimSize(i));
-  }
-  if (name == "rank") {
-    size_t required = 1;
-    BIND("x");
-    TENSOR(x, 0);
-    return Val::ofInt(cast<RankedTensorType>(x.getType()).getRank());
-  }
-  if (name == "sqrt") {
-    size_t required = 1;
-    BIND("x");
-    ARG(x, floatArg, 0);
-    if (x < 0)
-      return error(loc) << "sqrt of a negative number (" << formatFloat(x)
-                        << ")";
-    return Val::ofFloat(std::sqrt(x));
-  }
-  if (name == "round_up") {
-    size_t required = 2;
-    BIND("x", "multiple");
-    ARG(x, intArg, 0);
-    ARG(m, intArg, 1);
-    if (m < 1)
-      return error(loc) << "round_up: the multiple must be at least 1, got "
-                        << m;
-    int64_t up;
-    if (x < 0 || __builtin_add_overflow(x, m - 1, &up))
-      return error(loc) << "round_up(" << x << ", " << m
-                        << ") needs a non-negative x that fits in 64 bits";
-    return Val::ofInt(up / m * m);
-  }
-  if (name == "min" || name == "max") {
-    size_t required = 2;
-    BIND("a", "b");
-    ARG(x, floatArg, 0);
-    ARG(y, floatArg, 1);
-    bool first = name == "min" ? x <= y : x >= y;
-    return *a[first ? 0 : 1];
-  }
-  if (name == "int") {
-    size_t required = 1;
-    BIND("x");
-    ARG(x, floatArg, 0);
-    if (std::floor(x) != x)
-      return error(loc) << "int(" << formatFloat(x)
-                        << ") is not a whole number";
-    if (!wholeNumber(x))
-      return error(loc) << "int(" << formatFloat(x)
-                        << ") does not fit in 64 bits";
-    return Val::ofInt(*wholeNumber(x));
-  }
-  if (name == "float") {
-    size_t required = 1;
-    BIND("x");
-    ARG(x, floatArg, 0);
-    return Val::ofFloat(x);
-  }
-  if (name == "check") {
-    size_t required = 2;
-    BIND("condition", "message");
-    ARG(cond, boolArg, 0);
-    ARG(message, stringArg, 1);
-    if (!cond)
-      return error(loc) << message;
-    return Val();
-  }
-#undef BIND
-#undef TENSOR
-#undef ARG
-#undef OPTIONAL_ARG
-
-  return unknownCallee(call); // a name of builtinNames() without a case
+  return frontend::callBuiltin(*this, *builtin, call, args);
 }
 
 InFlightDiagnostic ModelBuilder::unknownCallee(const ast::Expr &call) {
   InFlightDiagnostic diag = error(call.loc);
   diag << "'" << call.text << "' is neither a block nor a builtin op";
-  SmallVector<llvm::StringRef> candidates(builtinNames().begin(),
-                                          builtinNames().end());
+  SmallVector<llvm::StringRef> candidates;
+  for (const Builtin &builtin : builtins())
+    candidates.push_back(builtin.name);
   for (const auto &entry : blocks)
     candidates.push_back(entry.getKey());
   std::string best = closestName(call.text, candidates);
