@@ -7,9 +7,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "Bind.h"
+#include "loom/runtime/cpu/Kernels.h"
 
 #include <algorithm>
-#include <cstring>
 
 namespace loom {
 namespace runtime {
@@ -43,11 +43,10 @@ Result<Kernel> bind(const GatherScatterInstr &r, const Instruction &inst,
     // Raw storage of any element type.
     size_t bytes = inner * r.elementBytes, n = size_t(r.parts),
            g = size_t(r.coord);
-    const uint8_t *x = b.as<uint8_t>(r.x);
-    uint8_t *y = b.as<uint8_t>(r.y);
+    const void *x = b.storage(r.x);
+    void *y = b.storage(r.y);
     return Kernel([=](const StepParams &, StepOutputs &) {
-      for (size_t o = 0; o < outer; ++o)
-        std::memcpy(y + o * bytes, x + (o * n + g) * bytes, bytes);
+      sliceBlock(x, y, outer, bytes, n, g);
       return Status::success();
     });
   }

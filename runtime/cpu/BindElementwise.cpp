@@ -29,9 +29,7 @@ Result<Kernel> bind(const ScaleInstr &r, const Instruction &, Binder &b) {
   float factor = r.factor;
   bool add = r.accumulate;
   return Kernel([=](const StepParams &, StepOutputs &) {
-#pragma omp parallel for schedule(static) if (n > 262144)
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = add ? y[i] + x[i] : factor * x[i];
+    scale<float>(x, y, n, factor, add);
     return Status::success();
   });
 }
@@ -42,8 +40,7 @@ Result<Kernel> bind(const CastInstr &r, const Instruction &, Binder &b) {
   if (r.from == plan::DType::I32) {
     const int32_t *x = b.as<int32_t>(r.x);
     return Kernel([=](const StepParams &, StepOutputs &) {
-      for (int64_t i = 0; i < n; ++i)
-        y[i] = float(x[i]);
+      castElements<float, int32_t>(x, y, n, false);
       return Status::success();
     });
   }
@@ -52,8 +49,7 @@ Result<Kernel> bind(const CastInstr &r, const Instruction &, Binder &b) {
   float *x = b.f32(r.x);
   bool add = r.accumulate;
   return Kernel([=](const StepParams &, StepOutputs &) {
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = add ? y[i] + x[i] : x[i];
+    castElements<float, float>(x, y, n, add);
     return Status::success();
   });
 }

@@ -120,6 +120,19 @@ void reduceToShape(const T *in, const Shape &inShape, T *out,
                    [&](int64_t i, int64_t o, int64_t) { out[o] += in[i]; });
 }
 
+template <typename T>
+void scale(const T *x, T *y, int64_t n, T factor, bool accumulate) {
+#pragma omp parallel for schedule(static) if (n > 262144)
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = accumulate ? y[i] + x[i] : factor * x[i];
+}
+
+template <typename T, typename S>
+void castElements(const S *x, T *y, int64_t n, bool accumulate) {
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = accumulate ? y[i] + T(x[i]) : T(x[i]);
+}
+
 //===--- Activations ------------------------------------------------------===//
 
 namespace {
@@ -545,6 +558,16 @@ void transpose(const T *x, const Shape &xShape,
 LOOM_INSTANTIATE(float)
 LOOM_INSTANTIATE(double)
 #undef LOOM_INSTANTIATE
+template void scale<float>(const float *, float *, int64_t, float, bool);
+template void scale<double>(const double *, double *, int64_t, double, bool);
+template void castElements<float, float>(const float *, float *, int64_t,
+                                         bool);
+template void castElements<float, int32_t>(const int32_t *, float *, int64_t,
+                                           bool);
+template void castElements<double, double>(const double *, double *, int64_t,
+                                           bool);
+template void castElements<double, int32_t>(const int32_t *, double *,
+                                            int64_t, bool);
 
 } // namespace cpu
 } // namespace runtime

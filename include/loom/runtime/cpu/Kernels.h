@@ -54,6 +54,14 @@ template <typename T>
 void reduceToShape(const T *in, const Shape &inShape, T *out,
                    const Shape &outShape);
 
+/// y = factor · x, or y += x with `accumulate`.
+template <typename T>
+void scale(const T *x, T *y, int64_t n, T factor, bool accumulate);
+
+/// y = T(x), or y += T(x) with `accumulate`: casts between element types.
+template <typename T, typename S>
+void castElements(const S *x, T *y, int64_t n, bool accumulate);
+
 //===--- Activations ------------------------------------------------------===//
 
 template <typename T>
@@ -221,6 +229,12 @@ template <typename T>
 void splitConcat(bool split, T *whole, const std::vector<T *> &pieces,
                  const std::vector<int64_t> &sizes, int64_t outer,
                  int64_t inner, int64_t wholeAxis);
+
+/// all_slice: block `index` of `parts` along a dimension, of any element
+/// type: `outer` rows of `rowBytes` each, taken from rows of parts ·
+/// rowBytes.
+void sliceBlock(const void *whole, void *block, size_t outer,
+                size_t rowBytes, size_t parts, size_t index);
 
 /// y = transpose(x, perm): result dimension d is input dimension perm[d].
 template <typename T>

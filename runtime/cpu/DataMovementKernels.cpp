@@ -1,7 +1,8 @@
-//===- ReductionKernels.cpp - reductions over dimensions, split/concat ----===//
+//===- DataMovementKernels.cpp - reductions, split/concat, blocks ---------===//
 //
-// Reference kernels (include/loom/runtime/cpu/Kernels.h) for loom.reduce
-// and the copies of split and concat, for float and double.
+// Reference kernels (include/loom/runtime/cpu/Kernels.h) for loom.reduce,
+// the copies of split and concat and all_slice's block, for float and
+// double.
 //
 //===----------------------------------------------------------------------===//
 
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace loom {
 namespace runtime {
@@ -74,6 +76,15 @@ void splitConcat(bool split, T *whole, const std::vector<T *> &pieces,
     }
     offset += size;
   }
+}
+
+void sliceBlock(const void *whole, void *block, size_t outer,
+                size_t rowBytes, size_t parts, size_t index) {
+  const uint8_t *x = static_cast<const uint8_t *>(whole);
+  uint8_t *y = static_cast<uint8_t *>(block);
+  for (size_t o = 0; o < outer; ++o)
+    std::memcpy(y + o * rowBytes, x + (o * parts + index) * rowBytes,
+                rowBytes);
 }
 
 #define LOOM_INSTANTIATE(T)                                                    \
