@@ -1,0 +1,128 @@
+//===- Backends.cpp - the backends the conformance suite runs -------------===//
+
+#include "Backends.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace loom {
+namespace conformance {
+
+namespace rt = loom::runtime;
+
+const char *familyName(Family family) {
+  switch (family) {
+  case Family::Gemm:
+    return "gemm";
+  case Family::Elementwise:
+    return "elementwise";
+  case Family::Activation:
+    return "activation";
+  case Family::Cast:
+    return "cast";
+  case Family::Dropout:
+    return "dropout";
+  case Family::Softmax:
+    return "softmax";
+  case Family::Norm:
+    return "norm";
+  case Family::Embedding:
+    return "embedding";
+  case Family::CrossEntropy:
+    return "cross-entropy";
+  case Family::Reduction:
+    return "reduction";
+  case Family::DataMovement:
+    return "data movement";
+  case Family::Collective:
+    return "collective";
+  case Family::Optimizer:
+    return "optimizer";
+  case Family::WholeStep:
+    return "whole step";
+  }
+  return "?";
+}
+
+Tolerance BackendEntry::tolerance(Family family) const {
+  auto it = tolerances.find(family);
+  // No entry: a tolerance of -1 fails every comparison, naming the family.
+  return it != tolerances.end() ? it->second : Tolerance{-1, -1};
+}
+
+namespace {
+std::optional<rt::Op> firstIn(const plan::PlanT &plan,
+                              const std::set<rt::Op> &ops) {
+  for (const auto *program : {plan.microbatch.get(), plan.optimizer.get()})
+    if (program)
+      for (const auto &inst : program->instructions)
+        if (std::optional<rt::Op> op = rt::lookupOp(inst->op);
+            op && ops.count(*op))
+          return op;
+  for (const auto &chunk : plan.chunks)
+    if (std::optional<rt::Op> op = firstIn(*chunk, ops))
+      return op;
+  return std::nullopt;
+}
+
+BackendEntry cpuEntry() {
+  BackendEntry e;
+  e.name = "cpu";
+  e.create = [](const plan::PlanT &plan, rt::RankContext rank) {
+    return rt::createExecutor("cpu", plan, std::move(rank));
+  };
+  // The CPU backend computes in f32 with f32 accumulators in its loops
+  // (double in its reductions); inputs are in [-1, 1] or so, rows short.
+  e.tolerances = {
+      {Family::Gemm, {1e-5, 1e-5}},         {Family::Elementwise, {1e-6, 1e-7}},
+      {Family::Activation, {1e-5, 1e-6}},   {Family::Cast, {0, 0}},
+      {Family::Dropout, {1e-6, 1e-7}},      {Family::Softmax, {1e-5, 1e-6}},
+      {Family::Norm, {1e-4, 1e-5}},         {Family::Embedding, {1e-6, 1e-6}},
+      {Family::CrossEntropy, {1e-5, 1e-5}}, {Family::Reduction, {1e-5, 1e-6}},
+      {Family::DataMovement, {0, 0}},       {Family::Collective, {1e-6, 1e-6}},
+      {Family::Optimizer, {1e-5, 1e-7}},    {Family::WholeStep, {2e-5, 0}},
+  };
+  return e;
+}
+} // namespace
+
+std::optional<rt::Op>
+BackendEntry::firstUnsupported(const plan::PlanT &plan) const {
+  return firstIn(plan, unsupported);
+}
+
+const std::vector<BackendEntry> &allBackendEntries() {
+  // A new backend: one more entry (its tolerances, the opcodes it does not
+  // run yet). It runs once runtime::backendNames() lists it.
+  static const std::vector<BackendEntry> entries = {cpuEntry()};
+  return entries;
+}
+
+const std::vector<BackendEntry> &backends() {
+  static const std::vector<BackendEntry> built = [] {
+    std::vector<BackendEntry> list;
+    for (const std::string &name : rt::backendNames())
+      for (const BackendEntry &e : allBackendEntries())
+        if (e.name == name)
+          list.push_back(e);
+    return list;
+  }();
+  return built;
+}
+
+std::string backendParamName(const BackendEntry &entry) {
+  std::string name = entry.name;
+  std::replace_if(
+      name.begin(), name.end(), [](char c) { return !std::isalnum(c); }, '_');
+  return name;
+}
+
+void PrintTo(const BackendEntry &entry, std::ostream *os) {
+  *os << "backend '" << entry.name << "'";
+}
+void PrintTo(const BackendEntry *entry, std::ostream *os) {
+  PrintTo(*entry, os);
+}
+
+} // namespace conformance
+} // namespace loom

@@ -1,0 +1,408 @@
+//===- CrossEntropyCases.cpp - cross-entropy whole and vocabulary-parallel ===//
+//
+// The whole op on every reduction and with ignored tokens; the
+// vocabulary-parallel pieces (per-block partials, their combination, and
+// both backwards) each against their definition and, chained over the
+// blocks of a 2-rank tp axis, against the whole op.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Cases.h"
+#include "Reference.h"
+
+#include "loom/runtime/cpu/Kernels.h"
+
+#include <algorithm>
+
+using namespace loom::conformance;
+namespace kern = loom::runtime::cpu;
+namespace plan = loom::plan;
+namespace rt = loom::runtime;
+using loom::runtime::numElements;
+
+namespace {
+
+const int64_t kIgnore = -100;
+const int64_t kTokens = 6; // [2, 3]
+
+std::vector<int64_t> asLabels(const std::vector<double> &labels) {
+  return std::vector<int64_t>(labels.begin(), labels.end());
+}
+
+int64_t countedOf(const std::vector<double> &labels, int64_t ignore) {
+  return std::count_if(labels.begin(), labels.end(),
+                       [&](double l) { return int64_t(l) != ignore; });
+}
+
+//===--- The whole op
+//-------------------------------------------------------===//
+
+struct WholeCase {
+  std::string reduction;
+  std::vector<double> labels; // kTokens of them
+  int64_t ignore = kIgnore;
+};
+
+void runCrossEntropy(const BackendEntry &backend, const WholeCase &wc) {
+  const int64_t vocab = 7;
+  bool perToken = wc.reduction == "none";
+  OneInstruction t(backend);
+  BufferId logits = t.buffer("logits", plan::DType::F32, {2, 3, vocab}),
+           labels = t.buffer("labels", plan::DType::I32, {2, 3}),
+           loss = t.buffer("loss", plan::DType::F32,
+                           perToken ? Shape{2, 3} : Shape{});
+  if (!perToken)
+    t.sketch().setLoss(loss);
+  t.instruction(Op::CrossEntropy, {logits, labels}, {loss},
+                {textAttr(Attr::Reduction, wc.reduction),
+                 intAttr(Attr::IgnoreIndex, wc.ignore)});
+  if (!t.prepare())
+    return;
+  std::vector<double> lv = uniform(kTokens * vocab, 121, -2, 2);
+  t.upload(logits, lv);
+  t.upload(labels, wc.labels);
+  ASSERT_OK(t.run());
+
+  std::vector<int64_t> labelv = asLabels(wc.labels);
+  std::vector<double> losses(kTokens);
+  int64_t counted = kern::crossEntropy<double, int64_t>(
+      lv.data(), labelv.data(), kTokens, vocab, wc.ignore, losses.data());
+  ASSERT_EQ(counted, countedOf(wc.labels, wc.ignore));
+  double sum = 0;
+  for (double l : losses)
+    sum += l;
+  std::vector<double> want =
+      perToken ? losses
+               : std::vector<double>{wc.reduction == "sum" ? sum
+                                     : counted ? sum / double(counted)
+                                               : 0.0};
+  t.expect(loss, want, Family::CrossEntropy);
+  if (perToken)
+    return;
+  // The step's loss sum reads the scalar through the executor.
+  ASSERT_OK(t.executor().accumulateLoss(loss));
+  auto outputs = t.executor().readStepOutputs();
+  ASSERT_TRUE(outputs.ok()) << outputs.message();
+  expectClose({outputs->lossSum}, want, backend.tolerance(Family::CrossEntropy),
+              "StepOutputs.lossSum");
+}
+
+} // namespace
+
+CONFORMANCE_CASE(CrossEntropy, per_token) {
+  runCrossEntropy(backend, {"none", {1, 6, 0, 3, kIgnore, 2}});
+}
+CONFORMANCE_CASE(CrossEntropy, sum) {
+  runCrossEntropy(backend, {"sum", {4, kIgnore, 0, 6, 5, 5}});
+}
+CONFORMANCE_CASE(CrossEntropy, mean) {
+  runCrossEntropy(backend, {"mean", {4, kIgnore, 0, 6, kIgnore, 1}});
+}
+CONFORMANCE_CASE(CrossEntropy, mean_of_no_tokens) {
+  runCrossEntropy(backend,
+                  {"mean", std::vector<double>(kTokens, double(kIgnore))});
+}
+CONFORMANCE_CASE(CrossEntropy, ignore_index_zero) {
+  runCrossEntropy(backend, {"sum", {0, 3, 0, 6, 2, 0}, 0});
+}
+CONFORMANCE_CASE(CrossEntropy, out_of_range_label) {
+  OneInstruction t(backend);
+  BufferId logits = t.buffer("logits", plan::DType::F32, {3, 5}),
+           labels = t.buffer("labels", plan::DType::I32, {3}),
+           loss = t.buffer("loss", plan::DType::F32, {});
+  t.instruction(
+      Op::CrossEntropy, {logits, labels}, {loss},
+      {textAttr(Attr::Reduction, "sum"), intAttr(Attr::IgnoreIndex, kIgnore)});
+  if (!t.prepare())
+    return;
+  t.upload(logits, uniform(15, 122));
+  t.upload(labels, {0, 5, 1});
+  rt::Status s = t.run();
+  ASSERT_FALSE(s.ok()) << "a label outside the classes ran without an error";
+  EXPECT_NE(s.message().find("cross_entropy"), std::string::npos)
+      << s.message();
+}
+
+namespace {
+void runCrossEntropyGrad(const BackendEntry &backend, const WholeCase &wc) {
+  const int64_t vocab = 7;
+  bool perToken = wc.reduction == "none";
+  OneInstruction t(backend);
+  BufferId logits = t.buffer("logits", plan::DType::F32, {2, 3, vocab}),
+           labels = t.buffer("labels", plan::DType::I32, {2, 3}),
+           dloss = t.buffer("dloss", plan::DType::F32,
+                            perToken ? Shape{2, 3} : Shape{}),
+           dlogits = t.buffer("dlogits", plan::DType::F32, {2, 3, vocab});
+  t.instruction(Op::CrossEntropyGrad, {logits, labels, dloss}, {dlogits},
+                {textAttr(Attr::Reduction, wc.reduction),
+                 intAttr(Attr::IgnoreIndex, wc.ignore)});
+  if (!t.prepare())
+    return;
+  std::vector<double> lv = uniform(kTokens * vocab, 123, -2, 2),
+                      dv = uniform(perToken ? kTokens : 1, 124, 0.5, 2);
+  t.upload(logits, lv);
+  t.upload(labels, wc.labels);
+  t.upload(dloss, dv);
+  ASSERT_OK(t.run());
+  int64_t counted = countedOf(wc.labels, wc.ignore);
+  std::vector<double> perTokenDloss(kTokens);
+  for (int64_t i = 0; i < kTokens; ++i)
+    perTokenDloss[size_t(i)] = perToken                ? dv[size_t(i)]
+                               : wc.reduction == "sum" ? dv[0]
+                               : counted               ? dv[0] / double(counted)
+                                                       : 0.0;
+  std::vector<int64_t> labelv = asLabels(wc.labels);
+  std::vector<double> want(size_t(kTokens * vocab));
+  ASSERT_TRUE((kern::crossEntropyBackward<double, int64_t>(
+      lv.data(), labelv.data(), perTokenDloss.data(), kTokens, vocab, wc.ignore,
+      want.data())));
+  t.expect(dlogits, want, Family::CrossEntropy);
+}
+} // namespace
+
+CONFORMANCE_CASE(CrossEntropyGrad, per_token) {
+  runCrossEntropyGrad(backend, {"none", {1, 6, 0, 3, kIgnore, 2}});
+}
+CONFORMANCE_CASE(CrossEntropyGrad, sum) {
+  runCrossEntropyGrad(backend, {"sum", {4, kIgnore, 0, 6, 5, 5}});
+}
+CONFORMANCE_CASE(CrossEntropyGrad, mean) {
+  runCrossEntropyGrad(backend, {"mean", {4, kIgnore, 0, 6, kIgnore, 1}});
+}
+
+//===--- The vocabulary-parallel pieces
+//-------------------------------------===//
+
+namespace {
+
+const int64_t kClasses = 8, kTp = 2, kBlock = kClasses / kTp;
+const std::vector<double> kSplitLabels = {1, 7, kIgnore, 4, 3, 0};
+
+/// The whole logits [2, 3, 8] and each token's max over its whole row (in
+/// a plan: an all_reduce max of the blocks' maxima).
+struct SplitLogits {
+  std::vector<double> whole, max;
+  SplitLogits() : whole(uniform(kTokens * kClasses, 131, -3, 3)) {
+    for (int64_t t = 0; t < kTokens; ++t)
+      max.push_back(*std::max_element(whole.begin() + t * kClasses,
+                                      whole.begin() + (t + 1) * kClasses));
+  }
+  std::vector<double> block(int64_t coord) const {
+    return blockOf(whole, {2, 3, kClasses}, {2, 3, kBlock},
+                   {0, 0, coord * kBlock});
+  }
+};
+
+std::vector<AttrValue> splitAttrs() {
+  return {intAttr(Attr::IgnoreIndex, kIgnore),
+          intsAttr(Attr::ShardAxis, {-1, -1, 2}),
+          intsAttr(Attr::GlobalShape, {2, 3, kClasses})};
+}
+
+/// Runs cross_entropy_combine on the backend: the per-token loss.
+std::vector<double> runCombine(const BackendEntry &backend,
+                               const std::vector<double> &sumExp,
+                               const std::vector<double> &target,
+                               const std::vector<double> &labels) {
+  OneInstruction t(backend);
+  BufferId s = t.buffer("sum_exp", plan::DType::F32, {2, 3}),
+           g = t.buffer("target", plan::DType::F32, {2, 3}),
+           l = t.buffer("labels", plan::DType::I32, {2, 3}),
+           y = t.buffer("loss", plan::DType::F32, {2, 3});
+  t.instruction(Op::CrossEntropyCombine, {s, g, l}, {y},
+                {intAttr(Attr::IgnoreIndex, kIgnore)});
+  if (!t.prepare())
+    return {};
+  t.upload(s, sumExp);
+  t.upload(g, target);
+  t.upload(l, labels);
+  EXPECT_OK(t.run());
+  std::vector<int64_t> labelv = asLabels(labels);
+  std::vector<double> want(sumExp.size());
+  kern::crossEntropyCombine<double, int64_t>(sumExp.data(), target.data(),
+                                             labelv.data(), kTokens, kIgnore,
+                                             want.data());
+  expectReferencesAgree(
+      want, reference::crossEntropyCombine(sumExp, target, labels, kIgnore),
+      "cross_entropy_combine");
+  t.expect(y, want, Family::CrossEntropy);
+  return t.download(y);
+}
+
+/// Runs cross_entropy_combine_grad on the backend: the coefficients a, b.
+void runCombineGrad(const BackendEntry &backend,
+                    const std::vector<double> &sumExp,
+                    const std::vector<double> &labels,
+                    const std::vector<double> &dloss, std::vector<double> &a,
+                    std::vector<double> &b) {
+  OneInstruction t(backend);
+  BufferId s = t.buffer("sum_exp", plan::DType::F32, {2, 3}),
+           l = t.buffer("labels", plan::DType::I32, {2, 3}),
+           d = t.buffer("dloss", plan::DType::F32, {2, 3}),
+           ya = t.buffer("a", plan::DType::F32, {2, 3}),
+           yb = t.buffer("b", plan::DType::F32, {2, 3});
+  t.instruction(Op::CrossEntropyCombineGrad, {s, l, d}, {ya, yb},
+                {intAttr(Attr::IgnoreIndex, kIgnore)});
+  if (!t.prepare())
+    return;
+  t.upload(s, sumExp);
+  t.upload(l, labels);
+  t.upload(d, dloss);
+  EXPECT_OK(t.run());
+  std::vector<int64_t> labelv = asLabels(labels);
+  std::vector<double> wantA(sumExp.size()), wantB(sumExp.size()), defA, defB;
+  kern::crossEntropyCombineBackward<double, int64_t>(
+      sumExp.data(), labelv.data(), dloss.data(), kTokens, kIgnore,
+      wantA.data(), wantB.data());
+  reference::crossEntropyCombineGrad(sumExp, labels, dloss, kIgnore, defA,
+                                     defB);
+  expectReferencesAgree(wantA, defA, "cross_entropy_combine_grad's a");
+  expectReferencesAgree(wantB, defB, "cross_entropy_combine_grad's b");
+  t.expect(ya, wantA, Family::CrossEntropy);
+  t.expect(yb, wantB, Family::CrossEntropy);
+  a = t.download(ya);
+  b = t.download(yb);
+}
+
+/// The whole cross-entropy per token, in double.
+std::vector<double> wholeLosses(const std::vector<double> &logits,
+                                int64_t classes,
+                                const std::vector<double> &labels) {
+  std::vector<int64_t> labelv = asLabels(labels);
+  std::vector<double> losses(kTokens);
+  EXPECT_GE((kern::crossEntropy<double, int64_t>(logits.data(), labelv.data(),
+                                                 kTokens, classes, kIgnore,
+                                                 losses.data())),
+            0);
+  return losses;
+}
+
+} // namespace
+
+// Each tp rank's partials over its block of the classes; summed over the
+// ranks (the all-reduce) and combined, the whole cross-entropy.
+CONFORMANCE_CASE(CrossEntropyPartials, blocks_combine_to_the_whole) {
+  SplitLogits logits;
+  std::vector<double> sumExp(kTokens, 0.0), target(kTokens, 0.0);
+  for (int64_t coord = 0; coord < kTp; ++coord) {
+    SCOPED_TRACE("tp coordinate " + std::to_string(coord));
+    OneInstruction t(backend, 1, 1, kTp);
+    BufferId z = t.buffer("logits", plan::DType::F32, {2, 3, kBlock}),
+             m = t.buffer("max", plan::DType::F32, {2, 3}),
+             l = t.buffer("labels", plan::DType::I32, {2, 3}),
+             s = t.buffer("sum_exp", plan::DType::F32, {2, 3}),
+             g = t.buffer("target", plan::DType::F32, {2, 3});
+    t.instruction(Op::CrossEntropyPartials, {z, m, l}, {s, g}, splitAttrs());
+    if (!t.prepare({0, 0, coord}))
+      return;
+    std::vector<double> block = logits.block(coord);
+    t.upload(z, block);
+    t.upload(m, logits.max);
+    t.upload(l, kSplitLabels);
+    ASSERT_OK(t.run());
+    std::vector<int64_t> labelv = asLabels(kSplitLabels);
+    std::vector<double> wantS(kTokens), wantG(kTokens), defS, defG;
+    ASSERT_TRUE((kern::crossEntropyPartials<double, int64_t>(
+        block.data(), logits.max.data(), labelv.data(), kTokens, kBlock,
+        coord * kBlock, kClasses, kIgnore, wantS.data(), wantG.data())));
+    reference::crossEntropyPartials(block, logits.max, kSplitLabels, kTokens,
+                                    kBlock, coord * kBlock, kIgnore, defS,
+                                    defG);
+    expectReferencesAgree(wantS, defS, "cross_entropy_partials' sum of exp");
+    expectReferencesAgree(wantG, defG, "cross_entropy_partials' target");
+    t.expect(s, wantS, Family::CrossEntropy);
+    t.expect(g, wantG, Family::CrossEntropy);
+    std::vector<double> gotS = t.download(s), gotG = t.download(g);
+    ASSERT_EQ(gotS.size(), size_t(kTokens));
+    ASSERT_EQ(gotG.size(), size_t(kTokens));
+    for (int64_t i = 0; i < kTokens; ++i) {
+      sumExp[size_t(i)] += gotS[size_t(i)];
+      target[size_t(i)] += gotG[size_t(i)];
+    }
+  }
+  std::vector<double> loss = runCombine(backend, sumExp, target, kSplitLabels);
+  expectClose(loss, wholeLosses(logits.whole, kClasses, kSplitLabels),
+              backend.tolerance(Family::CrossEntropy),
+              "the combined blocks against the whole cross-entropy");
+}
+
+// combine_grad's coefficients, then each rank's block of the logits'
+// gradient: together, the whole cross-entropy's gradient.
+CONFORMANCE_CASE(CrossEntropyPartialsGrad, blocks_make_the_whole_gradient) {
+  SplitLogits logits;
+  std::vector<double> sumExp, target;
+  reference::crossEntropyPartials(logits.whole, logits.max, kSplitLabels,
+                                  kTokens, kClasses, 0, kIgnore, sumExp,
+                                  target);
+  std::vector<double> dloss = uniform(kTokens, 132, 0.5, 2), a, b;
+  runCombineGrad(backend, sumExp, kSplitLabels, dloss, a, b);
+  if (a.size() != size_t(kTokens) || b.size() != size_t(kTokens))
+    return; // skipped or failed, and reported
+  std::vector<double> dlogits(size_t(kTokens * kClasses), 0.0);
+  for (int64_t coord = 0; coord < kTp; ++coord) {
+    SCOPED_TRACE("tp coordinate " + std::to_string(coord));
+    OneInstruction t(backend, 1, 1, kTp);
+    BufferId z = t.buffer("logits", plan::DType::F32, {2, 3, kBlock}),
+             m = t.buffer("max", plan::DType::F32, {2, 3}),
+             l = t.buffer("labels", plan::DType::I32, {2, 3}),
+             ia = t.buffer("a", plan::DType::F32, {2, 3}),
+             ib = t.buffer("b", plan::DType::F32, {2, 3}),
+             dz = t.buffer("dlogits", plan::DType::F32, {2, 3, kBlock});
+    t.instruction(Op::CrossEntropyPartialsGrad, {z, m, l, ia, ib}, {dz},
+                  splitAttrs());
+    if (!t.prepare({0, 0, coord}))
+      return;
+    std::vector<double> block = logits.block(coord);
+    t.upload(z, block);
+    t.upload(m, logits.max);
+    t.upload(l, kSplitLabels);
+    t.upload(ia, a);
+    t.upload(ib, b);
+    ASSERT_OK(t.run());
+    std::vector<int64_t> labelv = asLabels(kSplitLabels);
+    std::vector<double> want(size_t(kTokens * kBlock));
+    ASSERT_TRUE((kern::crossEntropyPartialsBackward<double, int64_t>(
+        block.data(), logits.max.data(), labelv.data(), a.data(), b.data(),
+        kTokens, kBlock, coord * kBlock, kClasses, kIgnore, want.data())));
+    expectReferencesAgree(want,
+                          reference::crossEntropyPartialsGrad(
+                              block, logits.max, kSplitLabels, a, b, kTokens,
+                              kBlock, coord * kBlock, kIgnore),
+                          "cross_entropy_partials_grad");
+    t.expect(dz, want, Family::CrossEntropy);
+    std::vector<double> got = t.download(dz);
+    ASSERT_EQ(got.size(), size_t(kTokens * kBlock));
+    placeBlock(dlogits, {2, 3, kClasses}, got, {2, 3, kBlock},
+               {0, 0, coord * kBlock});
+  }
+  std::vector<int64_t> labelv = asLabels(kSplitLabels);
+  std::vector<double> want(size_t(kTokens * kClasses));
+  ASSERT_TRUE((kern::crossEntropyBackward<double, int64_t>(
+      logits.whole.data(), labelv.data(), dloss.data(), kTokens, kClasses,
+      kIgnore, want.data())));
+  expectClose(dlogits, want, backend.tolerance(Family::CrossEntropy),
+              "the blocks' gradients against the whole cross-entropy's");
+}
+
+CONFORMANCE_CASE(CrossEntropyCombine, against_the_whole) {
+  const int64_t vocab = 7;
+  std::vector<double> logits = uniform(kTokens * vocab, 133, -3, 3), max;
+  for (int64_t t = 0; t < kTokens; ++t)
+    max.push_back(*std::max_element(logits.begin() + t * vocab,
+                                    logits.begin() + (t + 1) * vocab));
+  std::vector<double> labels = {6, kIgnore, 0, 3, 3, 1}, sumExp, target;
+  reference::crossEntropyPartials(logits, max, labels, kTokens, vocab, 0,
+                                  kIgnore, sumExp, target);
+  std::vector<double> loss = runCombine(backend, sumExp, target, labels);
+  if (loss.empty())
+    return;
+  expectClose(loss, wholeLosses(logits, vocab, labels),
+              backend.tolerance(Family::CrossEntropy),
+              "combined against the whole cross-entropy");
+}
+
+CONFORMANCE_CASE(CrossEntropyCombineGrad, coefficients) {
+  std::vector<double> sumExp = uniform(kTokens, 134, 1, 10),
+                      dloss = uniform(kTokens, 135), a, b;
+  runCombineGrad(backend, sumExp, {2, 5, kIgnore, 0, 1, kIgnore}, dloss, a, b);
+}

@@ -1,0 +1,102 @@
+//===- InstructionTest.cpp - every opcode's cases on every backend --------===//
+//
+// The per-instruction suite: one test per (backend, registered case), and
+// for an opcode of Instructions.def without any case, a test that fails
+// saying so, so that a new opcode cannot reach a backend untested. A case
+// whose opcode the backend lists as unsupported is skipped, naming both.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Backends.h"
+#include "Cases.h"
+
+#include <gtest/gtest.h>
+
+namespace loom {
+namespace conformance {
+
+std::vector<Case> &caseRegistry() {
+  static std::vector<Case> cases;
+  return cases;
+}
+
+namespace {
+
+namespace rt = loom::runtime;
+
+struct InstructionParam {
+  const BackendEntry *backend;
+  rt::Op op;
+  const Case *test; // null: the opcode has no case
+};
+
+void PrintTo(const InstructionParam &p, std::ostream *os) {
+  *os << "backend '" << p.backend->name << "', " << rt::opName(p.op) << " "
+      << (p.test ? p.test->variant : "(no case)");
+}
+
+std::vector<InstructionParam> instructionParams() {
+  std::vector<InstructionParam> params;
+  for (const BackendEntry &backend : backends())
+    for (const rt::OpInfo &info : rt::allOps()) {
+      bool any = false;
+      for (const Case &c : caseRegistry())
+        if (c.op == info.op) {
+          params.push_back({&backend, info.op, &c});
+          any = true;
+        }
+      if (!any)
+        params.push_back({&backend, info.op, nullptr});
+    }
+  return params;
+}
+
+std::string
+instructionParamName(const ::testing::TestParamInfo<InstructionParam> &info) {
+  const InstructionParam &p = info.param;
+  return backendParamName(*p.backend) + "_" + rt::opName(p.op) + "_" +
+         (p.test ? p.test->variant : "no_case");
+}
+
+class InstructionConformance
+    : public ::testing::TestWithParam<InstructionParam> {};
+
+TEST_P(InstructionConformance, MatchesTheReference) {
+  const InstructionParam &p = GetParam();
+  if (!p.test)
+    FAIL() << "opcode " << rt::opName(p.op)
+           << " has no conformance case (test/conformance/*Cases.cpp)";
+  if (p.backend->unsupported.count(p.op))
+    GTEST_SKIP() << "backend '" << p.backend->name
+                 << "' does not run the opcode '" << rt::opName(p.op)
+                 << "' yet";
+  p.test->run(*p.backend);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, InstructionConformance,
+                         ::testing::ValuesIn(instructionParams()),
+                         instructionParamName);
+
+// A backend of the build without an entry here would run no test at all.
+TEST(BackendRegistry, EveryBackendOfTheBuildHasAnEntry) {
+  for (const std::string &name : rt::backendNames()) {
+    bool found = false;
+    for (const BackendEntry &e : backends())
+      found |= e.name == name;
+    EXPECT_TRUE(found) << "the runtime's backend '" << name
+                       << "' has no entry in test/conformance/Backends.cpp";
+  }
+  ASSERT_FALSE(backends().empty());
+  EXPECT_EQ(backends().front().name, "cpu");
+}
+
+TEST(BackendRegistry, EveryEntryHasEveryTolerance) {
+  for (const BackendEntry &e : allBackendEntries())
+    for (int f = 0; f <= int(Family::WholeStep); ++f)
+      EXPECT_GE(e.tolerance(Family(f)).rtol, 0)
+          << e.name << " has no tolerance for " << familyName(Family(f));
+}
+
+} // namespace
+} // namespace conformance
+} // namespace loom
