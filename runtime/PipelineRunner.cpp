@@ -187,15 +187,22 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   }
 
   // Every chunk's squares, then the norm over the stages, then the updates.
-  double squares = 0;
-  for (Part &part : rank.parts) {
-    if (Status s = part.executor->run(ProgramKind::Optimizer, state, 0,
-                                      part.normEnd);
+  auto optimizer = [&](Part &part, size_t begin,
+                       size_t end) -> Result<StepOutputs> {
+    if (Status s = part.executor->run(ProgramKind::Optimizer, state, begin,
+                                      end);
         !s.ok())
       return Status::error(where("") + s.message());
     Result<StepOutputs> outputs = part.executor->readStepOutputs();
     if (!outputs.ok())
       return Status::error(where("") + outputs.message());
+    return outputs;
+  };
+  double squares = 0;
+  for (Part &part : rank.parts) {
+    Result<StepOutputs> outputs = optimizer(part, 0, part.normEnd);
+    if (!outputs.ok())
+      return Status::error(outputs.message());
     squares += outputs->gradSquares;
   }
   if (Status s = comm.allReduce(ppAxis, &squares, &squares, 1, CommDType::F64,
@@ -206,13 +213,9 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   double lossSum = 0;
   for (Part &part : rank.parts) {
     part.executor->setGradNorm(norm);
-    if (Status s = part.executor->run(ProgramKind::Optimizer, state,
-                                      part.normEnd);
-        !s.ok())
-      return Status::error(where("") + s.message());
-    Result<StepOutputs> outputs = part.executor->readStepOutputs();
+    Result<StepOutputs> outputs = optimizer(part, part.normEnd, SIZE_MAX);
     if (!outputs.ok())
-      return Status::error(where("") + outputs.message());
+      return Status::error(outputs.message());
     lossSum += outputs->lossSum;
   }
   // The loss lives on the last stage: summed over pp, then dp.

@@ -46,9 +46,13 @@ public:
   Status download(int32_t buffer, void *data, size_t bytes) override;
   Status zero(int32_t buffer) override;
   Status send(int32_t buffer, int axis, int64_t peer, int64_t tag,
-              const std::string &what) override;
+              const std::string &what) override {
+    return transfer(true, buffer, axis, peer, tag, what);
+  }
   Status recv(int32_t buffer, int axis, int64_t peer, int64_t tag,
-              const std::string &what) override;
+              const std::string &what) override {
+    return transfer(false, buffer, axis, peer, tag, what);
+  }
   void beginStep() override { outputs = StepOutputs(); }
   Status accumulateLoss(int32_t loss) override;
   Result<StepOutputs> readStepOutputs() override { return outputs; }
@@ -64,6 +68,9 @@ private:
   /// A prepared instruction with its 16-bit conversions.
   Kernel withShadows(Kernel kernel, const Instruction &inst);
   Status checkTransfer(int32_t buffer, size_t bytes, const char *what) const;
+  /// A buffer's storage to or from a peer, as 4-byte words.
+  Status transfer(bool send, int32_t buffer, int axis, int64_t peer,
+                  int64_t tag, const std::string &what);
 
   // Binder.
   float *f32(BufferId id) override;
@@ -305,28 +312,20 @@ Status CpuExecutor::zero(int32_t buffer) {
   return Status::success();
 }
 
-Status CpuExecutor::send(int32_t buffer, int axis, int64_t peer, int64_t tag,
-                         const std::string &what) {
+Status CpuExecutor::transfer(bool send, int32_t buffer, int axis,
+                             int64_t peer, int64_t tag,
+                             const std::string &what) {
   size_t n = bytes(buffer);
   if (n % 4)
     return Status::error("an activation of " + std::to_string(n) +
                          " bytes does not travel as 4-byte words");
   if (!rank.comm)
-    return Status::error("no communicator to send " + what);
-  return rank.comm->send(axis, peer, storage(buffer), n / 4, CommDType::F32,
-                         tag, what);
-}
-
-Status CpuExecutor::recv(int32_t buffer, int axis, int64_t peer, int64_t tag,
-                         const std::string &what) {
-  size_t n = bytes(buffer);
-  if (n % 4)
-    return Status::error("an activation of " + std::to_string(n) +
-                         " bytes does not travel as 4-byte words");
-  if (!rank.comm)
-    return Status::error("no communicator to receive " + what);
-  return rank.comm->recv(axis, peer, storage(buffer), n / 4, CommDType::F32,
-                         tag, what);
+    return Status::error(std::string("no communicator to ") +
+                         (send ? "send " : "receive ") + what);
+  return send ? rank.comm->send(axis, peer, storage(buffer), n / 4,
+                                CommDType::F32, tag, what)
+              : rank.comm->recv(axis, peer, storage(buffer), n / 4,
+                                CommDType::F32, tag, what);
 }
 
 Status CpuExecutor::accumulateLoss(int32_t loss) {
