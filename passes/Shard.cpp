@@ -234,7 +234,11 @@ LogicalResult Sharder::decide(Operation *op) {
   if (auto param = dyn_cast<ParameterOp>(op))
     return decideParameter(param);
 
-  std::optional<ShardingRule> rule = getShardingRule(op);
+  // The op's factor rule (ShardingRuleOpInterface) is all this pass knows of
+  // how its dimensions relate.
+  std::optional<ShardingRule> rule;
+  if (auto ruleOp = dyn_cast<ShardingRuleOpInterface>(op))
+    rule = ruleOp.getShardingRule();
   SmallVector<Attribute> in, out;
   if (!rule) {
     // No rule: the op runs on whole values.

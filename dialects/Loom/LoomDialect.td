@@ -21,8 +21,9 @@ def Loom_Dialect : Dialect {
     then the per-rank exec program) partition it across a device mesh.
 
     Every op implements the cost interface (FLOPs, bytes read and written);
-    the differentiation and sharding-rule interfaces are declared here and
-    implemented by the autodiff and sharding passes.
+    the ops a gradient flows through implement the differentiation interface
+    (their VJP rules, read by `--loom-autodiff`), and the ops `--loom-shard`
+    can split implement the sharding-rule interface (their factor rules).
   }];
   let dependentDialects = ["::mlir::func::FuncDialect"];
   let useDefaultAttributePrinterParser = 1;
