@@ -173,8 +173,10 @@ private:
   LogicalResult decide(Operation *op);
   LogicalResult decideParameter(ParameterOp param);
   void annotate(Operation *op, ArrayRef<Attribute> in, ArrayRef<Attribute> out) {
-    op->setAttr("dist.in_shardings", ArrayAttr::get(ctx, in));
-    op->setAttr("dist.out_shardings", ArrayAttr::get(ctx, out));
+    DistDialect::InShardingsAttrHelper(ctx).setAttr(op,
+                                                    ArrayAttr::get(ctx, in));
+    DistDialect::OutShardingsAttrHelper(ctx).setAttr(op,
+                                                     ArrayAttr::get(ctx, out));
   }
 
   MeshAttr mesh;
@@ -189,7 +191,7 @@ private:
 
 LogicalResult Sharder::decideParameter(ParameterOp param) {
   auto type = param.getType();
-  ShardingAttr pinned = param->getAttrOfType<ShardingAttr>(kShardingAttrName);
+  ShardingAttr pinned = DistDialect::ShardingAttrHelper(ctx).getAttr(param);
   if (pinned) {
     if (int64_t(pinned.getDims().size()) != type.getRank() ||
         !pinned.getPartial().empty())
@@ -499,9 +501,10 @@ struct LoomShardPass : impl::LoomShardBase<LoomShardPass> {
       sizes.push_back(size);
     }
     auto mesh = MeshAttr::get(ctx, names, sizes);
-    module->setAttr(kMeshAttrName, mesh);
+    DistDialect::MeshAttrHelper(ctx).setAttr(module, mesh);
     if (sequenceParallel)
-      module->setAttr("dist.sequence_parallel", UnitAttr::get(ctx));
+      DistDialect::SequenceParallelAttrHelper(ctx).setAttr(module,
+                                                           UnitAttr::get(ctx));
     for (auto fn : module.getOps<func::FuncOp>()) {
       if (fn.isExternal() || fn.isPrivate())
         continue;

@@ -50,18 +50,16 @@ std::string printRule(const ShardingRule &rule) {
     if (list.empty())
       return;
     os << ' ' << label << "={";
-    llvm::interleaveComma(list, os,
-                          [&](int64_t f) { os << factorName(f); });
+    llvm::interleaveComma(list, os, [&](int64_t f) { os << factorName(f); });
     os << '}';
   };
   tensors(rule.operandFactors);
   os << " -> ";
   tensors(rule.resultFactors);
   os << " {";
-  llvm::interleaveComma(llvm::seq<int64_t>(0, rule.factorSizes.size()), os,
-                        [&](int64_t f) {
-                          os << factorName(f) << '=' << rule.factorSizes[f];
-                        });
+  llvm::interleaveComma(
+      llvm::seq<int64_t>(0, rule.factorSizes.size()), os,
+      [&](int64_t f) { os << factorName(f) << '=' << rule.factorSizes[f]; });
   os << '}';
   SmallVector<int64_t> reductions;
   for (int64_t f = 0; f < int64_t(rule.factorSizes.size()); ++f)
