@@ -301,8 +301,11 @@ void LoomPipelinePass::runOnOperation() {
       chunksPerStage > kMaxChunks / stages) {
     module.emitError() << "--loom-pipeline needs stages >= 1 and chunks >= 1, "
                           "at most "
-                       << kMaxChunks << " chunks in all (got stages=" << stages
-                       << ", chunks=" << chunksPerStage << ")";
+                       << kMaxChunks << " chunks in all (got stages="
+                       // The options convert to int64_t only when asked;
+                       // streamed as they are they print as characters.
+                       << int64_t(stages)
+                       << ", chunks=" << int64_t(chunksPerStage) << ")";
     return signalPassFailure();
   }
   SmallVector<func::FuncOp> fns;
