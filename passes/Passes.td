@@ -261,7 +261,36 @@ def LoomPipeline : Pass<"loom-pipeline", "::mlir::ModuleOp"> {
     (`loom.input_grad`).
 
     One activation must cross each boundary, and the loss must come from the
-    last chunk; anything else is an error at the op that breaks it.
+    last chunk; anything else is an error at the op that breaks it. The
+    module records `loom.pipeline_stages` and `loom.pipeline_chunks_per_stage`,
+    each chunk `loom.pipeline_chunk`; only the last keeps the loss's
+    attributes (`loom.labels_input` renumbered for its arguments).
+
+    Before (`--loom-pipeline=stages=2`):
+    ```mlir
+    func.func @f(%x: tensor<64xf32>) -> tensor<f32> {
+      %a = loom.neg %x {loom.layer = 0 : i64} : tensor<64xf32>
+      %b = loom.neg %a {loom.layer = 1 : i64} : tensor<64xf32>
+      %l = loom.reduce sum %b dims [0] : tensor<64xf32> -> tensor<f32>
+      return %l : tensor<f32>
+    }
+    ```
+    After:
+    ```mlir
+    module attributes {loom.pipeline_chunks_per_stage = 1 : i64, loom.pipeline_stages = 2 : i64} {
+      func.func @f_chunk0(%x: tensor<64xf32>) -> tensor<64xf32>
+          attributes {loom.pipeline_chunk = 0 : i64} {
+        %a = loom.neg %x {loom.layer = 0 : i64} : tensor<64xf32>
+        return %a : tensor<64xf32>
+      }
+      func.func @f_chunk1(%a: tensor<64xf32> {loom.boundary_input}) -> tensor<f32>
+          attributes {loom.pipeline_chunk = 1 : i64} {
+        %b = loom.neg %a {loom.layer = 1 : i64} : tensor<64xf32>
+        %l = loom.reduce sum %b dims [0] : tensor<64xf32> -> tensor<f32>
+        return %l : tensor<f32>
+      }
+    }
+    ```
   }];
   let dependentDialects = ["::loom::LoomDialect"];
   let options = [
