@@ -22,6 +22,7 @@ namespace loom {
 namespace {
 
 LogicalResult differentiate(func::FuncOp fn) {
+  MLIRContext *ctx = fn.getContext();
   Block &body = fn.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   auto lossType = ret.getNumOperands()
@@ -29,9 +30,9 @@ LogicalResult differentiate(func::FuncOp fn) {
                       : RankedTensorType();
   // A pipeline chunk other than the last returns an activation: its
   // gradient arrives from the next stage as a new argument.
-  bool activationOut = fn->hasAttr("loom.pipeline_chunk") && lossType &&
-                       lossType.getRank() > 0 &&
-                       isa<FloatType>(lossType.getElementType());
+  bool activationOut =
+      LoomDialect::PipelineChunkAttrHelper(ctx).isAttrPresent(fn) && lossType &&
+      lossType.getRank() > 0 && isa<FloatType>(lossType.getElementType());
   if (!activationOut &&
       (!lossType || lossType.getRank() != 0 ||
        !isa<FloatType>(lossType.getElementType())))
@@ -47,26 +48,28 @@ LogicalResult differentiate(func::FuncOp fn) {
   for (Operation &op : body.without_terminator())
     forward.push_back(&op);
   // How many ops are the forward: a pipeline stage runs them alone.
-  fn->setAttr("loom.forward_ops", OpBuilder(fn).getI64IntegerAttr(
-                                      int64_t(forward.size())));
+  LoomDialect::ForwardOpsAttrHelper(ctx).setAttr(
+      fn, OpBuilder(fn).getI64IntegerAttr(int64_t(forward.size())));
 
   OpBuilder b(ret);
   Value loss = ret.getOperand(0);
   DenseMap<Value, Value> grads;
   if (activationOut) {
     unsigned index = fn.getNumArguments();
-    fn.insertArgument(index, lossType,
-                      b.getDictionaryAttr(b.getNamedAttr(
-                          "loom.output_grad", b.getUnitAttr())),
-                      ret.getLoc());
+    fn.insertArgument(
+        index, lossType,
+        b.getDictionaryAttr(b.getNamedAttr(
+            LoomDialect::kOutputGradArgAttr.getNameStr(), b.getUnitAttr())),
+        ret.getLoc());
     grads[loss] = body.getArgument(index);
   } else {
     // The seed dloss/dloss = 1; marked, so the lowering can make it the
     // loss scale of f16 training.
     auto seed = b.create<FillOp>(ret.getLoc(), lossType, b.getF64FloatAttr(1));
-    seed->setAttr("loom.loss_seed", b.getUnitAttr());
+    LoomDialect::LossSeedAttrHelper(ctx).setAttr(seed, b.getUnitAttr());
     grads[loss] = seed;
   }
+  LoomDialect::LayerAttrHelper layerAttr(ctx);
   for (Operation *op : llvm::reverse(forward)) {
     SmallVector<Value> resultGrads;
     bool reached = false;
@@ -99,11 +102,11 @@ LogicalResult differentiate(func::FuncOp fn) {
     }
     // The backward of a layer's op belongs to the layer (pipeline stages
     // and per-layer reports read it).
-    if (Attribute layer = op->getAttr("loom.layer"))
+    if (IntegerAttr layer = layerAttr.getAttr(op))
       for (Operation *made = last ? last->getNextNode() : &body.front();
            made && made != ret.getOperation(); made = made->getNextNode())
-        if (!made->hasAttr("loom.layer"))
-          made->setAttr("loom.layer", layer);
+        if (!layerAttr.isAttrPresent(made))
+          layerAttr.setAttr(made, layer);
   }
 
   // One gradient per parameter name; a tied parameter's declarations sum.
@@ -135,7 +138,8 @@ LogicalResult differentiate(func::FuncOp fn) {
   // before, right after the loss (or activation).
   int64_t inputGrad = -1;
   for (BlockArgument arg : body.getArguments())
-    if (fn.getArgAttr(arg.getArgNumber(), "loom.boundary_input")) {
+    if (LoomDialect::kBoundaryInputArgAttr.isAttrPresent(fn,
+                                                         arg.getArgNumber())) {
       Value g = grads.lookup(arg);
       if (!g)
         g = b.create<FillOp>(ret.getLoc(), arg.getType(), b.getF64FloatAttr(0));
@@ -158,10 +162,12 @@ LogicalResult differentiate(func::FuncOp fn) {
       b.getFunctionType(fn.getArgumentTypes(), ValueRange(results).getTypes()));
   if (inputGrad >= 0) {
     ++firstGrad;
-    fn.setResultAttr(unsigned(inputGrad), "loom.input_grad", b.getUnitAttr());
+    LoomDialect::kInputGradResultAttr.setAttr(fn, unsigned(inputGrad),
+                                              b.getUnitAttr());
   }
   for (auto [i, name] : llvm::enumerate(names))
-    fn.setResultAttr(firstGrad + i, "loom.grad", b.getStringAttr(name));
+    LoomDialect::kGradResultAttr.setAttr(fn, firstGrad + i,
+                                         b.getStringAttr(name));
   return success();
 }
 

@@ -33,8 +33,10 @@ struct LoomGlobalBatchLossPass
       if (fn.isExternal() || fn.isPrivate())
         continue;
       auto ret = cast<func::ReturnOp>(fn.front().getTerminator());
-      Builder b(fn.getContext());
-      fn->setAttr("loom.loss_normalizer", b.getStringAttr("microbatches"));
+      MLIRContext *ctx = fn.getContext();
+      Builder b(ctx);
+      LoomDialect::LossNormalizerAttrHelper normalizer(ctx);
+      normalizer.setAttr(fn, b.getStringAttr("microbatches"));
       if (ret.getNumOperands() == 0)
         continue;
       auto loss = ret.getOperand(0).getDefiningOp<CrossEntropyOp>();
@@ -44,11 +46,11 @@ struct LoomGlobalBatchLossPass
       if (!labels || labels.getOwner() != &fn.front())
         continue; // labels computed in the model: no count to take
       loss.setReduction(LossReduction::Sum);
-      fn->setAttr("loom.loss_normalizer", b.getStringAttr("tokens"));
-      fn->setAttr("loom.labels_input",
-                  b.getI64IntegerAttr(labels.getArgNumber()));
-      fn->setAttr("loom.ignore_index",
-                  b.getI64IntegerAttr(int64_t(loss.getIgnoreIndex())));
+      normalizer.setAttr(fn, b.getStringAttr("tokens"));
+      LoomDialect::LabelsInputAttrHelper(ctx).setAttr(
+          fn, b.getI64IntegerAttr(labels.getArgNumber()));
+      LoomDialect::IgnoreIndexAttrHelper(ctx).setAttr(
+          fn, b.getI64IntegerAttr(int64_t(loss.getIgnoreIndex())));
     }
   }
 };

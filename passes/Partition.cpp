@@ -22,7 +22,9 @@ namespace {
 
 class Partitioner {
 public:
-  Partitioner(MeshAttr mesh) : mesh(mesh), ctx(mesh.getContext()) {}
+  Partitioner(MeshAttr mesh)
+      : mesh(mesh), ctx(mesh.getContext()), inShardings(ctx), outShardings(ctx),
+        shardingAttr(ctx), layerAttr(ctx) {}
   LogicalResult run(func::FuncOp fn);
 
 private:
@@ -40,6 +42,10 @@ private:
 
   MeshAttr mesh;
   MLIRContext *ctx;
+  DistDialect::InShardingsAttrHelper inShardings;
+  DistDialect::OutShardingsAttrHelper outShardings;
+  DistDialect::ShardingAttrHelper shardingAttr;
+  LoomDialect::LayerAttrHelper layerAttr;
   DenseMap<Value, ShardingAttr> have;            // of the rewritten values
   DenseMap<Value, RankedTensorType> globalType;  // of the rewritten values
   DenseMap<std::pair<Value, Attribute>, Value> converted;
@@ -129,7 +135,7 @@ LogicalResult Partitioner::vocabParallelCrossEntropy(CrossEntropyOp ce,
   max = b.create<StopGradientOp>(loc, max);
   auto partials = b.create<CrossEntropyPartialsOp>(
       loc, f32Tokens, f32Tokens, logits, max, labels, ce.getIgnoreIndexAttr());
-  partials->setAttr(kShardingAttrName, logitsSharding);
+  shardingAttr.setAttr(partials, logitsSharding);
   Value sumexp = b.create<AllReduceOp>(loc, f32Tokens, ReduceKind::Sum,
                                        partials.getSumexp(), axis);
   Value target = b.create<AllReduceOp>(loc, f32Tokens, ReduceKind::Sum,
@@ -160,13 +166,13 @@ LogicalResult Partitioner::run(func::FuncOp fn) {
       globalType[arg] = type;
     }
   for (Operation &op : llvm::make_early_inc_range(fn.front())) {
-    auto ins = op.getAttrOfType<ArrayAttr>("dist.in_shardings");
-    auto outs = op.getAttrOfType<ArrayAttr>("dist.out_shardings");
+    ArrayAttr ins = inShardings.getAttr(&op);
+    ArrayAttr outs = outShardings.getAttr(&op);
     if (!outs || (!ins && !isa<ParameterOp>(op)))
       return op.emitError() << "'" << op.getName()
                             << "' has no shardings: run --loom-shard first";
-    op.removeAttr("dist.in_shardings");
-    op.removeAttr("dist.out_shardings");
+    op.removeAttr(inShardings.getName());
+    op.removeAttr(outShardings.getName());
     // The axes this op's work is split over.
     SmallVector<StringAttr> splitAxes;
     for (Attribute a : outs)
@@ -196,11 +202,11 @@ LogicalResult Partitioner::run(func::FuncOp fn) {
       operand.set(v);
     }
     // Inserted collectives belong to the consumer's layer.
-    if (Attribute layer = op.getAttr("loom.layer"))
+    if (IntegerAttr layer = layerAttr.getAttr(&op))
       for (Operation *made = last ? last->getNextNode() : &fn.front().front();
            made && made != &op; made = made->getNextNode())
-        if (!made->hasAttr("loom.layer"))
-          made->setAttr("loom.layer", layer);
+        if (!layerAttr.isAttrPresent(made))
+          layerAttr.setAttr(made, layer);
     if (auto ce = dyn_cast<CrossEntropyOp>(op)) {
       auto logits = cast<ShardingAttr>(ins[0]);
       if (!logits.getDimAxis(ce.getLogits().getType().getRank() - 1).empty()) {
@@ -210,17 +216,14 @@ LogicalResult Partitioner::run(func::FuncOp fn) {
       }
     }
     // Ops whose work depends on the rank's block record it.
-    if (auto emb = dyn_cast<EmbeddingOp>(op)) {
+    if (isa<EmbeddingOp, DropoutOp>(op)) {
       if (!cast<ShardingAttr>(ins[0]).isReplicated())
-        op.setAttr(kShardingAttrName, ins[0]);
-    } else if (isa<DropoutOp>(op)) {
-      if (!cast<ShardingAttr>(ins[0]).isReplicated())
-        op.setAttr(kShardingAttrName, ins[0]);
+        shardingAttr.setAttr(&op, cast<ShardingAttr>(ins[0]));
     } else if (isa<ParameterOp>(op)) {
       if (!cast<ShardingAttr>(outs[0]).isReplicated())
-        op.setAttr(kShardingAttrName, outs[0]);
+        shardingAttr.setAttr(&op, cast<ShardingAttr>(outs[0]));
       else
-        op.removeAttr(kShardingAttrName);
+        op.removeAttr(shardingAttr.getName());
     }
     for (auto [r, a] : llvm::zip(op.getResults(), outs)) {
       auto s = dyn_cast<ShardingAttr>(a);

@@ -38,6 +38,28 @@ def LoomTestCost : Pass<"loom-test-cost", "::mlir::func::FuncOp"> {
   ];
 }
 
+def LoomTestShardingRules : Pass<"loom-test-sharding-rules", "::mlir::func::FuncOp"> {
+  let summary = "Report each op's factor sharding rule as a remark";
+  let description = [{
+    A test pass for `ShardingRuleOpInterface`: every op gets a remark with its
+    rule in Shardy's notation (one list of factors per operand, then per
+    result, then each factor's size; `_` is a dimension that stays whole;
+    `reduction` lists the factors only operands have, `whole` those that
+    relate dimensions but may not be split), or says it has none. The IR is
+    unchanged.
+
+    Before:
+    ```mlir
+    %y = loom.matmul %x, %w : tensor<8x32xf32>, tensor<32x16xf32> -> tensor<8x16xf32>
+    ```
+    After (stderr, or `expected-remark` with `-verify-diagnostics`):
+    ```
+    remark: loom.matmul: ([i, k], [k, j]) -> ([i, j]) {i=8, j=16, k=32} reduction={k}
+    ```
+  }];
+  let dependentDialects = ["::loom::LoomDialect"];
+}
+
 def LoomVerifyModel : Pass<"loom-verify-model", "::mlir::ModuleOp"> {
   let summary = "Check what no single op can: tied parameters agree, dropout sites are unique";
   let description = [{
@@ -171,8 +193,9 @@ def LoomShard : Pass<"loom-shard", "::mlir::ModuleOp"> {
     Nothing is rewritten yet: `--loom-partition` does that.
 
     Walking the program in order, each op's factor rule
-    (dialects/Loom/IR/LoomSharding.cpp) propagates the splits of its
-    operands to its results. Parameters are decided at their first use, by
+    (`ShardingRuleOpInterface`, dialects/Loom/IR/LoomSharding.cpp)
+    propagates the splits of its operands to its results; an op without
+    one runs on whole values. Parameters are decided at their first use, by
     Megatron's rules: a matmul whose input is whole splits its weight's
     output features over `tp` (column-parallel: QKV, the MLP's first layer,
     the tied LM head); one whose input is split along the contraction splits
@@ -238,7 +261,36 @@ def LoomPipeline : Pass<"loom-pipeline", "::mlir::ModuleOp"> {
     (`loom.input_grad`).
 
     One activation must cross each boundary, and the loss must come from the
-    last chunk; anything else is an error at the op that breaks it.
+    last chunk; anything else is an error at the op that breaks it. The
+    module records `loom.pipeline_stages` and `loom.pipeline_chunks_per_stage`,
+    each chunk `loom.pipeline_chunk`; only the last keeps the loss's
+    attributes (`loom.labels_input` renumbered for its arguments).
+
+    Before (`--loom-pipeline=stages=2`):
+    ```mlir
+    func.func @f(%x: tensor<64xf32>) -> tensor<f32> {
+      %a = loom.neg %x {loom.layer = 0 : i64} : tensor<64xf32>
+      %b = loom.neg %a {loom.layer = 1 : i64} : tensor<64xf32>
+      %l = loom.reduce sum %b dims [0] : tensor<64xf32> -> tensor<f32>
+      return %l : tensor<f32>
+    }
+    ```
+    After:
+    ```mlir
+    module attributes {loom.pipeline_chunks_per_stage = 1 : i64, loom.pipeline_stages = 2 : i64} {
+      func.func @f_chunk0(%x: tensor<64xf32>) -> tensor<64xf32>
+          attributes {loom.pipeline_chunk = 0 : i64} {
+        %a = loom.neg %x {loom.layer = 0 : i64} : tensor<64xf32>
+        return %a : tensor<64xf32>
+      }
+      func.func @f_chunk1(%a: tensor<64xf32> {loom.boundary_input}) -> tensor<f32>
+          attributes {loom.pipeline_chunk = 1 : i64} {
+        %b = loom.neg %a {loom.layer = 1 : i64} : tensor<64xf32>
+        %l = loom.reduce sum %b dims [0] : tensor<64xf32> -> tensor<f32>
+        return %l : tensor<f32>
+      }
+    }
+    ```
   }];
   let dependentDialects = ["::loom::LoomDialect"];
   let options = [

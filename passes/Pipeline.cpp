@@ -86,6 +86,7 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
   // final layernorm, the head and the loss with the last).
   // The cost of each layer, of what comes before the first (the embedding)
   // and of what follows the last (the head and the loss).
+  LoomDialect::LayerAttrHelper layerAttr(fn.getContext());
   DenseMap<Operation *, int64_t> layerOf;
   int64_t current = -1;
   double firstExtra = 0;
@@ -94,9 +95,10 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
     if (isa<ParameterOp>(op))
       continue;
     bool inLayer = false;
-    if (auto l = op.getAttrOfType<IntegerAttr>("loom.layer")) {
-      // Layers number 0, 1, ... in order; a number past the ops there are
-      // would only size the cost table (loom IR may say anything here).
+    if (IntegerAttr l = layerAttr.getAttr(&op)) {
+      // Layers number 0, 1, ... in order (the verifier refuses a negative
+      // one, but IR built in C++ may not have been verified); a number past
+      // the ops there are would only size the cost table.
       int64_t ops = int64_t(body.getOperations().size());
       if (l.getInt() < 0 || l.getInt() > ops)
         return op.emitError() << "loom.layer = " << l.getInt()
@@ -210,6 +212,7 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
   // parameter is declared in each chunk that reads it), the model inputs
   // they read, and the activation in and out.
   OpBuilder mb(fn);
+  MLIRContext *ctx = fn.getContext();
   for (int64_t c = 0; c < chunks; ++c) {
     llvm::SetVector<Operation *> ops;
     for (Operation &op : body.without_terminator())
@@ -224,8 +227,8 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
     SmallVector<DictionaryAttr> argAttrs;
     if (c > 0) {
       argTypes.push_back(crossing[c - 1].getType());
-      argAttrs.push_back(mb.getDictionaryAttr(
-          mb.getNamedAttr("loom.boundary_input", mb.getUnitAttr())));
+      argAttrs.push_back(mb.getDictionaryAttr(mb.getNamedAttr(
+          LoomDialect::kBoundaryInputArgAttr.getNameStr(), mb.getUnitAttr())));
     }
     for (BlockArgument arg : inputs) {
       argTypes.push_back(arg.getType());
@@ -245,13 +248,14 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
     // The function's settings; the loss's go with the last chunk.
     for (NamedAttribute a : fn->getDiscardableAttrs())
       chunk->setAttr(a.getName(), a.getValue());
-    chunk->setAttr("loom.pipeline_chunk", mb.getI64IntegerAttr(c));
+    LoomDialect::PipelineChunkAttrHelper(ctx).setAttr(chunk,
+                                                      mb.getI64IntegerAttr(c));
+    LoomDialect::LabelsInputAttrHelper labelsAttr(ctx);
     if (c + 1 < chunks) {
-      chunk->removeAttr("loom.loss_normalizer");
-      chunk->removeAttr("loom.labels_input");
-      chunk->removeAttr("loom.ignore_index");
-    } else if (auto labels =
-                   fn->getAttrOfType<IntegerAttr>("loom.labels_input")) {
+      chunk->removeAttr(LoomDialect::LossNormalizerAttrHelper::getNameStr());
+      chunk->removeAttr(LoomDialect::LabelsInputAttrHelper::getNameStr());
+      chunk->removeAttr(LoomDialect::IgnoreIndexAttrHelper::getNameStr());
+    } else if (IntegerAttr labels = labelsAttr.getAttr(fn)) {
       int64_t index = -1;
       for (auto [i, arg] : llvm::enumerate(inputs))
         if (arg.getArgNumber() == labels.getInt())
@@ -259,7 +263,7 @@ LogicalResult LoomPipelinePass::split(func::FuncOp fn) {
       if (index < 0)
         return fn.emitError() << "the loss's labels are not read by the last "
                                  "pipeline chunk";
-      chunk->setAttr("loom.labels_input", mb.getI64IntegerAttr(index));
+      labelsAttr.setAttr(chunk, mb.getI64IntegerAttr(index));
     }
     Block *entry = chunk.addEntryBlock();
     OpBuilder b = OpBuilder::atBlockEnd(entry);
@@ -297,8 +301,11 @@ void LoomPipelinePass::runOnOperation() {
       chunksPerStage > kMaxChunks / stages) {
     module.emitError() << "--loom-pipeline needs stages >= 1 and chunks >= 1, "
                           "at most "
-                       << kMaxChunks << " chunks in all (got stages=" << stages
-                       << ", chunks=" << chunksPerStage << ")";
+                       << kMaxChunks << " chunks in all (got stages="
+                       // The options convert to int64_t only when asked;
+                       // streamed as they are they print as characters.
+                       << int64_t(stages)
+                       << ", chunks=" << int64_t(chunksPerStage) << ")";
     return signalPassFailure();
   }
   SmallVector<func::FuncOp> fns;
@@ -312,9 +319,10 @@ void LoomPipelinePass::runOnOperation() {
     return signalPassFailure();
   }
   OpBuilder b(module.getContext());
-  module->setAttr("loom.pipeline_stages", b.getI64IntegerAttr(int64_t(stages)));
-  module->setAttr("loom.pipeline_chunks_per_stage",
-                  b.getI64IntegerAttr(int64_t(chunksPerStage)));
+  LoomDialect::PipelineStagesAttrHelper(module.getContext())
+      .setAttr(module, b.getI64IntegerAttr(int64_t(stages)));
+  LoomDialect::PipelineChunksPerStageAttrHelper(module.getContext())
+      .setAttr(module, b.getI64IntegerAttr(int64_t(chunksPerStage)));
   if (failed(split(fns.front())))
     return signalPassFailure();
 }

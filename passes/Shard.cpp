@@ -173,8 +173,10 @@ private:
   LogicalResult decide(Operation *op);
   LogicalResult decideParameter(ParameterOp param);
   void annotate(Operation *op, ArrayRef<Attribute> in, ArrayRef<Attribute> out) {
-    op->setAttr("dist.in_shardings", ArrayAttr::get(ctx, in));
-    op->setAttr("dist.out_shardings", ArrayAttr::get(ctx, out));
+    DistDialect::InShardingsAttrHelper(ctx).setAttr(op,
+                                                    ArrayAttr::get(ctx, in));
+    DistDialect::OutShardingsAttrHelper(ctx).setAttr(op,
+                                                     ArrayAttr::get(ctx, out));
   }
 
   MeshAttr mesh;
@@ -189,7 +191,7 @@ private:
 
 LogicalResult Sharder::decideParameter(ParameterOp param) {
   auto type = param.getType();
-  ShardingAttr pinned = param->getAttrOfType<ShardingAttr>(kShardingAttrName);
+  ShardingAttr pinned = DistDialect::ShardingAttrHelper(ctx).getAttr(param);
   if (pinned) {
     if (int64_t(pinned.getDims().size()) != type.getRank() ||
         !pinned.getPartial().empty())
@@ -234,7 +236,11 @@ LogicalResult Sharder::decide(Operation *op) {
   if (auto param = dyn_cast<ParameterOp>(op))
     return decideParameter(param);
 
-  std::optional<ShardingRule> rule = getShardingRule(op);
+  // The op's factor rule (ShardingRuleOpInterface) is all this pass knows of
+  // how its dimensions relate.
+  std::optional<ShardingRule> rule;
+  if (auto ruleOp = dyn_cast<ShardingRuleOpInterface>(op))
+    rule = ruleOp.getShardingRule();
   SmallVector<Attribute> in, out;
   if (!rule) {
     // No rule: the op runs on whole values.
@@ -495,9 +501,10 @@ struct LoomShardPass : impl::LoomShardBase<LoomShardPass> {
       sizes.push_back(size);
     }
     auto mesh = MeshAttr::get(ctx, names, sizes);
-    module->setAttr(kMeshAttrName, mesh);
+    DistDialect::MeshAttrHelper(ctx).setAttr(module, mesh);
     if (sequenceParallel)
-      module->setAttr("dist.sequence_parallel", UnitAttr::get(ctx));
+      DistDialect::SequenceParallelAttrHelper(ctx).setAttr(module,
+                                                           UnitAttr::get(ctx));
     for (auto fn : module.getOps<func::FuncOp>()) {
       if (fn.isExternal() || fn.isPrivate())
         continue;

@@ -31,6 +31,25 @@ def Dist_Dialect : Dialect {
   }];
   let dependentDialects = ["::loom::LoomDialect"];
   let useDefaultAttributePrinterParser = 1;
+
+  // What the sharding and partition passes record; each gets a typed helper
+  // class (`DistDialect::ShardingAttrHelper`), and verifyOperationAttribute
+  // (IR/DistDiscardableAttrs.cpp) checks where each sits and its value.
+  let discardableAttrs = (ins
+    // The module: the mesh it is compiled for.
+    "::loom::dist::MeshAttr":$mesh,
+    // An op whose work depends on the rank's block (an embedding table's
+    // rows, a dropout mask's global indices, the cross-entropy's partials),
+    // or a parameter: how that operand or result is split.
+    "::loom::dist::ShardingAttr":$sharding,
+    // Any op, from --loom-shard until --loom-partition: the sharding it
+    // needs of each operand and gives each result (unit for a non-tensor).
+    "::mlir::ArrayAttr":$in_shardings,
+    "::mlir::ArrayAttr":$out_shardings,
+    // The module: --sequence-parallel.
+    "::mlir::UnitAttr":$sequence_parallel
+  );
+  let hasOperationAttrVerify = 1;
 }
 
 //===----------------------------------------------------------------------===//

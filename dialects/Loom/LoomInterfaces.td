@@ -1,9 +1,9 @@
 //===- LoomInterfaces.td - loom op interfaces -------------*- tablegen -*-===//
 //
-// The interfaces every later pass relies on: cost (implemented by every op),
-// differentiation (VJP rules) and sharding rules (factor based, as Shardy's
-// OpShardingRule). The last two are declared here and implemented by the
-// autodiff and sharding steps.
+// The interfaces every later pass relies on: cost (implemented by every op,
+// LoomCost.cpp), differentiation (VJP rules, LoomVJP.cpp) and sharding rules
+// (factor based, as Shardy's OpShardingRule; LoomSharding.cpp). Ops opt in
+// to the last two in LoomOps.td.
 //
 //===----------------------------------------------------------------------===//
 
@@ -69,7 +69,10 @@ def Loom_ShardingRuleOpInterface : OpInterface<"ShardingRuleOpInterface"> {
     factor over a mesh axis shards every dimension mapped to it. A factor
     that appears in operands but not in results is a reduction factor:
     sharding it leaves partial sums that need an all-reduce. The sharding
-    propagation pass reads these rules; user annotations win over them.
+    propagation pass (`--loom-shard`) reads these rules and nothing else
+    about an op's dimensions; an op without the interface runs on whole
+    values. User annotations and Megatron's choices for parameters win over
+    the rules. `--loom-test-sharding-rules` prints them.
   }];
   let methods = [
     InterfaceMethod<"Returns the op's sharding rule.",

@@ -2,6 +2,7 @@
 //
 // Primitive ops of a GPT, a BERT and (later) an MoE, on global shapes.
 // Every op implements Loom_CostOpInterface; its FLOP rule is in LoomCost.cpp.
+// Ops marked Loom_HasShardingRule have a factor sharding rule (LoomSharding.cpp).
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,11 +35,17 @@ class Loom_Op<string mnemonic, list<Trait> traits = []>
     : Op<Loom_Dialect, mnemonic,
          !listconcat(traits, [DeclareOpInterfaceMethods<Loom_CostOpInterface>])>;
 
+// The ops --loom-shard can split: each has a factor rule (LoomSharding.cpp).
+// An op without one (the backward ops, the vocabulary-parallel pieces) runs
+// on whole values.
+defvar Loom_HasShardingRule =
+    DeclareOpInterfaceMethods<Loom_ShardingRuleOpInterface>;
+
 //===----------------------------------------------------------------------===//
 // Parameters.
 //===----------------------------------------------------------------------===//
 
-def Loom_ParameterOp : Loom_Op<"parameter", [Pure,
+def Loom_ParameterOp : Loom_Op<"parameter", [Pure, Loom_HasShardingRule,
     DeclareOpInterfaceMethods<Loom_CostOpInterface,
                               ["getBytesRead", "getBytesWritten"]>]> {
   let summary = "a trainable parameter with a stable name and an initializer";
@@ -62,7 +69,7 @@ def Loom_ParameterOp : Loom_Op<"parameter", [Pure,
 // Contractions.
 //===----------------------------------------------------------------------===//
 
-def Loom_MatmulOp : Loom_Op<"matmul", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+def Loom_MatmulOp : Loom_Op<"matmul", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "batched matrix multiplication with optional transposes";
   let description = [{
     `lhs` is `[B..., m, k]` (`[B..., k, m]` when marked `transposed`), `rhs`
@@ -99,7 +106,7 @@ def Loom_MatmulOp : Loom_Op<"matmul", [Pure, DeclareOpInterfaceMethods<Loom_Diff
 // Elementwise binary ops, with numpy-style broadcasting.
 //===----------------------------------------------------------------------===//
 
-class Loom_BinaryOp<string mnemonic, string math> : Loom_Op<mnemonic, [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+class Loom_BinaryOp<string mnemonic, string math> : Loom_Op<mnemonic, [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "elementwise " # math # " with broadcasting";
   let description = [{
     Broadcasts as numpy does: shapes align at their trailing dimensions, and
@@ -138,7 +145,8 @@ def Loom_DivOp : Loom_BinaryOp<"div", "division">;
 
 class Loom_UnaryOp<string mnemonic, list<Trait> traits = []>
     : Loom_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType,
-        DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>])> {
+        DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
+        Loom_HasShardingRule])> {
   let arguments = (ins Loom_FloatTensor:$input);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
@@ -187,7 +195,7 @@ def Loom_ScaleOp : Loom_UnaryOp<"scale"> {
   let hasFolder = 1;
 }
 
-def Loom_CastOp : Loom_Op<"cast", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+def Loom_CastOp : Loom_Op<"cast", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "element type conversion (same shape)";
   let description = [{
     Float to float rounds to nearest even; float to integer truncates towards
@@ -208,7 +216,7 @@ def Loom_CastOp : Loom_Op<"cast", [Pure, DeclareOpInterfaceMethods<Loom_Differen
 // Softmax, normalisation, dropout.
 //===----------------------------------------------------------------------===//
 
-def Loom_SoftmaxOp : Loom_Op<"softmax", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
+def Loom_SoftmaxOp : Loom_Op<"softmax", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "scaled, optionally masked softmax over the last dimension";
   let description = [{
@@ -237,7 +245,7 @@ def Loom_SoftmaxOp : Loom_Op<"softmax", [Pure, DeclareOpInterfaceMethods<Loom_Di
   let hasVerifier = 1;
 }
 
-def Loom_LayerNormOp : Loom_Op<"layernorm", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
+def Loom_LayerNormOp : Loom_Op<"layernorm", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "layer normalisation over the last dimension";
   let description = [{
@@ -261,7 +269,7 @@ def Loom_LayerNormOp : Loom_Op<"layernorm", [Pure, DeclareOpInterfaceMethods<Loo
   let hasVerifier = 1;
 }
 
-def Loom_RmsNormOp : Loom_Op<"rmsnorm", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
+def Loom_RmsNormOp : Loom_Op<"rmsnorm", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "RMS normalisation over the last dimension";
   let description = [{
@@ -281,7 +289,7 @@ def Loom_RmsNormOp : Loom_Op<"rmsnorm", [Pure, DeclareOpInterfaceMethods<Loom_Di
   let hasVerifier = 1;
 }
 
-def Loom_DropoutOp : Loom_Op<"dropout", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, SameOperandsAndResultType]> {
+def Loom_DropoutOp : Loom_Op<"dropout", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule, SameOperandsAndResultType]> {
   let summary = "inverted dropout keyed by a named RNG site";
   let description = [{
     Zeroes each element with probability `rate` and scales the rest by
@@ -305,7 +313,7 @@ def Loom_DropoutOp : Loom_Op<"dropout", [Pure, DeclareOpInterfaceMethods<Loom_Di
 // Gathers and shape manipulation.
 //===----------------------------------------------------------------------===//
 
-def Loom_EmbeddingOp : Loom_Op<"embedding", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
+def Loom_EmbeddingOp : Loom_Op<"embedding", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule,
     DeclareOpInterfaceMethods<Loom_CostOpInterface, ["getBytesRead"]>]> {
   let summary = "row gather from an embedding table";
   let description = [{
@@ -326,7 +334,7 @@ def Loom_EmbeddingOp : Loom_Op<"embedding", [Pure, DeclareOpInterfaceMethods<Loo
   let hasVerifier = 1;
 }
 
-def Loom_ReshapeOp : Loom_Op<"reshape", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
+def Loom_ReshapeOp : Loom_Op<"reshape", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule,
     DeclareOpInterfaceMethods<Loom_CostOpInterface,
                               ["getBytesRead", "getBytesWritten"]>]> {
   let summary = "reinterpret a tensor with another shape (a view)";
@@ -344,7 +352,7 @@ def Loom_ReshapeOp : Loom_Op<"reshape", [Pure, DeclareOpInterfaceMethods<Loom_Di
   let hasFolder = 1;
 }
 
-def Loom_TransposeOp : Loom_Op<"transpose", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+def Loom_TransposeOp : Loom_Op<"transpose", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "permute dimensions";
   let description = [{
     Result dimension `i` is input dimension `permutation[i]`.
@@ -361,7 +369,7 @@ def Loom_TransposeOp : Loom_Op<"transpose", [Pure, DeclareOpInterfaceMethods<Loo
   let hasFolder = 1;
 }
 
-def Loom_SplitOp : Loom_Op<"split", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+def Loom_SplitOp : Loom_Op<"split", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "split a tensor into consecutive pieces along one axis";
   let description = [{
     The pieces' sizes along `axis` are read off the result types and add up
@@ -379,7 +387,7 @@ def Loom_SplitOp : Loom_Op<"split", [Pure, DeclareOpInterfaceMethods<Loom_Differ
   let hasVerifier = 1;
 }
 
-def Loom_ConcatOp : Loom_Op<"concat", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+def Loom_ConcatOp : Loom_Op<"concat", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "join tensors along one axis";
   let description = [{
     ```mlir
@@ -393,7 +401,7 @@ def Loom_ConcatOp : Loom_Op<"concat", [Pure, DeclareOpInterfaceMethods<Loom_Diff
   let hasVerifier = 1;
 }
 
-def Loom_ReduceOp : Loom_Op<"reduce", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+def Loom_ReduceOp : Loom_Op<"reduce", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "sum, mean or max over a set of dimensions";
   let description = [{
     Reduces the listed dimensions (sorted, distinct). With `keep_dims` they
@@ -418,7 +426,7 @@ def Loom_ReduceOp : Loom_Op<"reduce", [Pure, DeclareOpInterfaceMethods<Loom_Diff
 // Loss.
 //===----------------------------------------------------------------------===//
 
-def Loom_CrossEntropyOp : Loom_Op<"cross_entropy", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+def Loom_CrossEntropyOp : Loom_Op<"cross_entropy", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "softmax cross-entropy of logits against integer labels";
   let description = [{
     `logits` is `[..., vocab]` and `labels` is `[...]`. Per token the loss is
@@ -452,7 +460,7 @@ def Loom_CrossEntropyOp : Loom_Op<"cross_entropy", [Pure, DeclareOpInterfaceMeth
 // Constants and broadcasting.
 //===----------------------------------------------------------------------===//
 
-def Loom_FillOp : Loom_Op<"fill", [Pure]> {
+def Loom_FillOp : Loom_Op<"fill", [Pure, Loom_HasShardingRule]> {
   let summary = "a tensor with every element equal to a constant";
   let description = [{
     Seeds gradients (the loss's gradient is 1) and stands for the zero
@@ -467,7 +475,7 @@ def Loom_FillOp : Loom_Op<"fill", [Pure]> {
   let assemblyFormat = "$value attr-dict `:` type($result)";
 }
 
-def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
+def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure, DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule]> {
   let summary = "broadcast to a larger shape, as numpy does";
   let description = [{
     The input's shape aligns with the result's at the trailing dimensions;
@@ -635,7 +643,7 @@ def Loom_CrossEntropyGradOp : Loom_Op<"cross_entropy_grad", [Pure,
 //===----------------------------------------------------------------------===//
 
 def Loom_StopGradientOp : Loom_Op<"stop_gradient", [Pure,
-    DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>,
+    DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>, Loom_HasShardingRule,
     SameOperandsAndResultType]> {
   let summary = "the identity, through which no gradient flows";
   let description = [{

@@ -199,7 +199,8 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module) {
                                "2^63 times; the summary cannot count it";
     if (summary.model.empty())
       summary.model = fn.getSymName().str();
-    if (auto layers = fn->getAttrOfType<IntegerAttr>("loom.layers"))
+    if (IntegerAttr layers =
+            LoomDialect::LayersAttrHelper(fn.getContext()).getAttr(fn))
       summary.layers += layers.getInt();
   }
   // A cycle that no entry function reaches still makes the graph cyclic.

@@ -428,10 +428,10 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(model->loc);
   Builder b(context);
-  module->getOperation()->setAttr("loom.micro_batch_size",
-                                  b.getI64IntegerAttr(options.microBatchSize));
-  module->getOperation()->setAttr("loom.global_batch_size",
-                                  b.getI64IntegerAttr(global));
+  LoomDialect::MicroBatchSizeAttrHelper(context).setAttr(
+      *module, b.getI64IntegerAttr(options.microBatchSize));
+  LoomDialect::GlobalBatchSizeAttrHelper(context).setAttr(
+      *module, b.getI64IntegerAttr(global));
 
   // Inputs become the function's arguments, in order.
   Scope scope;
@@ -460,7 +460,7 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
                                << "' has the name of a config; give it "
                                   "another name";
     scope.vars[name] = Val::ofTensor(entry->getArgument(i));
-    fn.setArgAttr(i, "loom.input", b.getStringAttr(name));
+    LoomDialect::kInputArgAttr.setAttr(fn, i, b.getStringAttr(name));
   }
   builder.setInsertionPointToStart(entry);
 
@@ -477,7 +477,8 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
   builder.create<func::ReturnOp>(returnLoc.value_or(model->loc), results);
   fn.setFunctionType(
       builder.getFunctionType(inputTypes, ValueRange(results).getTypes()));
-  fn->setAttr("loom.layers", b.getI64IntegerAttr(layerCount));
+  LoomDialect::LayersAttrHelper(context).setAttr(
+      fn, b.getI64IntegerAttr(layerCount));
   return module;
 }
 
@@ -705,9 +706,9 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
                     "parallelism) or none (whole on every rank)";
         dims.push_back(builder.getStringAttr(axis == "none" ? "" : axis));
       }
-      param->getDefiningOp()->setAttr(
-          dist::kShardingAttrName,
-          dist::ShardingAttr::get(builder.getContext(), dims, {}));
+      dist::DistDialect::ShardingAttrHelper(builder.getContext())
+          .setAttr(param->getDefiningOp(),
+                   dist::ShardingAttr::get(builder.getContext(), dims, {}));
     }
     scope.vars[stmt.names.front()] = Val::ofTensor(*param);
     return success();
@@ -783,8 +784,9 @@ ModelBuilder::executeStmt(const ast::Stmt &stmt, Scope &scope,
       ++next;
       // Mark the outermost repeat's iterations: the unit pipelines cut.
       if (repeatDepth == 1) {
+        LoomDialect::LayerAttrHelper layerAttr(builder.getContext());
         for (Operation &op : llvm::make_range(first, block->end()))
-          op.setAttr("loom.layer", builder.getI64IntegerAttr(layerCount));
+          layerAttr.setAttr(&op, builder.getI64IntegerAttr(layerCount));
         ++layerCount;
       }
     }

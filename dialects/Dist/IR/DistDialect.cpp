@@ -40,9 +40,10 @@ void DistDialect::initialize() {
 }
 
 MeshAttr loom::dist::getMesh(Operation *op) {
+  DistDialect::MeshAttrHelper meshAttr(op->getContext());
   for (Operation *p = op; p; p = p->getParentOp())
     if (auto module = dyn_cast<ModuleOp>(p))
-      if (auto mesh = module->getAttrOfType<MeshAttr>(kMeshAttrName))
+      if (MeshAttr mesh = meshAttr.getAttr(module))
         return mesh;
   return {};
 }

@@ -15,8 +15,8 @@ FailureOr<int64_t> axisSize(Operation *op, StringRef axis) {
   MeshAttr mesh = getMesh(op);
   if (!mesh)
     return op->emitOpError()
-           << "needs a mesh: the enclosing module has no '" << kMeshAttrName
-           << "' attribute";
+           << "needs a mesh: the enclosing module has no '"
+           << DistDialect::MeshAttrHelper::getNameStr() << "' attribute";
   std::optional<int64_t> size = mesh.getAxisSize(axis);
   if (!size)
     return op->emitOpError() << "names mesh axis '" << axis
@@ -219,12 +219,13 @@ struct SliceOfAllReduce : OpRewritePattern<AllSliceOp> {
         reduce.getAxis() != slice.getAxis() || !reduce->hasOneUse())
       return failure();
     // It does the slice's work, for the same layer.
-    Attribute layer = slice->getAttr("loom.layer");
+    LoomDialect::LayerAttrHelper layerAttr(slice.getContext());
+    IntegerAttr layer = layerAttr.getAttr(slice);
     auto scatter = rewriter.replaceOpWithNewOp<ReduceScatterOp>(
         slice, slice.getType(), reduce.getInput(), slice.getAxisAttr(),
         slice.getDimAttr());
     if (layer)
-      scatter->setAttr("loom.layer", layer);
+      layerAttr.setAttr(scatter, layer);
     rewriter.eraseOp(reduce);
     return success();
   }

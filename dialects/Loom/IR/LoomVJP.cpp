@@ -50,6 +50,13 @@ bool isFloatTensor(Value value) {
   return isa<FloatType>(tensorTypeOf(value).getElementType());
 }
 
+/// The backward op of an op whose work depends on the rank's block works on
+/// the same block: it takes the forward op's `dist.sharding`.
+void copyBlockSharding(Operation *forward, Operation *backward) {
+  if (Attribute s = forward->getAttr(kBlockShardingAttrName))
+    backward->setAttr(kBlockShardingAttrName, s);
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -234,8 +241,7 @@ LogicalResult DropoutOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
   auto grad =
       b.create<DropoutGradOp>(getLoc(), dy[0], getRateAttr(), getSiteAttr());
   // The mask of a block of a partitioned tensor: the same block's indices.
-  if (Attribute s = (*this)->getAttr("dist.sharding"))
-    grad->setAttr("dist.sharding", s);
+  copyBlockSharding(*this, grad);
   g.push_back(grad);
   return success();
 }
@@ -250,8 +256,7 @@ EmbeddingOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
   auto grad = b.create<EmbeddingGradOp>(getLoc(), getTable().getType(), dy[0],
                                         getIndices());
   // A vocabulary-parallel table's gradient rows are this rank's block.
-  if (Attribute s = (*this)->getAttr("dist.sharding"))
-    grad->setAttr("dist.sharding", s);
+  copyBlockSharding(*this, grad);
   g.push_back(grad);
   g.push_back(Value()); // indices
   return success();
@@ -380,8 +385,7 @@ LogicalResult CrossEntropyPartialsOp::buildVectorJacobianProduct(
   auto grad = b.create<CrossEntropyPartialsGradOp>(
       getLoc(), getLogits().getType(), getLogits(), getMax(), getLabels(),
       grads[0], grads[1], getIgnoreIndexAttr());
-  if (Attribute s = (*this)->getAttr("dist.sharding"))
-    grad->setAttr("dist.sharding", s);
+  copyBlockSharding(*this, grad);
   g.push_back(grad);
   g.push_back(Value()); // the max is a shift that cancels
   g.push_back(Value());

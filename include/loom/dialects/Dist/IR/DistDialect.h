@@ -9,19 +9,28 @@
 #include "mlir/IR/Dialect.h"
 #include "mlir/IR/DialectImplementation.h"
 
-#include "dialects/Dist/DistDialect.h.inc"
+#include <string_view>
 
+// The attributes first: the dialect's discardable-attribute helpers name
+// MeshAttr and ShardingAttr.
 #define GET_ATTRDEF_CLASSES
 #include "dialects/Dist/DistAttrs.h.inc"
 
+#include "dialects/Dist/DistDialect.h.inc"
+
 namespace loom {
 namespace dist {
-/// The name of the module attribute that holds the mesh.
-constexpr llvm::StringLiteral kMeshAttrName = "dist.mesh";
-/// The discardable attribute naming how an op's operand or result is split,
-/// where the op's work depends on the rank's block (an embedding table's
-/// rows, a dropout mask's global indices).
-constexpr llvm::StringLiteral kShardingAttrName = "dist.sharding";
+/// The names of `dist.mesh` and `dist.sharding` (DistDialect's MeshAttrHelper
+/// and ShardingAttrHelper), for code that reads them by name.
+constexpr llvm::StringLiteral kMeshAttrName =
+    DistDialect::MeshAttrHelper::getNameStr();
+constexpr llvm::StringLiteral kShardingAttrName =
+    DistDialect::ShardingAttrHelper::getNameStr();
+static_assert(std::string_view(kShardingAttrName.data(),
+                               kShardingAttrName.size()) ==
+                  std::string_view(loom::kBlockShardingAttrName.data(),
+                                   loom::kBlockShardingAttrName.size()),
+              "the loom dialect's VJP rules carry dist.sharding by name");
 
 /// The mesh of the module enclosing `op`, or null.
 MeshAttr getMesh(mlir::Operation *op);

@@ -21,7 +21,8 @@ namespace loom {
 struct ShardingRule {
   static constexpr int64_t kNoFactor = -1;
 
-  /// The size of each factor.
+  /// The size of each factor. Every factor is carried by some dimension;
+  /// factors are numbered in the order the dimensions are read.
   llvm::SmallVector<int64_t> factorSizes;
   /// For each operand, for each of its dimensions, a factor index.
   llvm::SmallVector<llvm::SmallVector<int64_t>> operandFactors;
@@ -38,10 +39,6 @@ struct ShardingRule {
   /// True when `factor` may not be split.
   bool mustStayWhole(int64_t factor) const;
 };
-
-/// The sharding rule of a loom op (dialects/Loom/IR/LoomSharding.cpp), or
-/// std::nullopt for an op without one (it runs on whole, replicated values).
-std::optional<ShardingRule> getShardingRule(mlir::Operation *op);
 
 namespace detail {
 /// Bytes of every tensor operand (the default of CostOpInterface).
