@@ -57,8 +57,8 @@ std::string locationText(Location loc) {
 int64_t tokensBatch(ModuleOp module) {
   for (auto fn : module.getOps<func::FuncOp>())
     for (BlockArgument arg : fn.getArguments()) {
-      auto name =
-          fn.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "loom.input");
+      auto name = fn.getArgAttrOfType<StringAttr>(
+          arg.getArgNumber(), LoomDialect::kInputArgAttr.getNameStr());
       auto type = dyn_cast<RankedTensorType>(arg.getType());
       if (name && name.getValue() == "tokens" && type && type.getRank() >= 1)
         return type.getDimSize(0);
@@ -353,7 +353,7 @@ LogicalResult Lowering::lowerOp(Operation &op) {
   if (!instr::lookupOp(inst->op))
     return op.emitError() << "the plan has no instruction for '" << op.getName()
                           << "' (include/loom/runtime/Instructions.def)";
-  if (op.hasAttr("loom.loss_seed"))
+  if (op.hasAttr(LoomDialect::LossSeedAttrHelper::getNameStr()))
     inst->op = instr::opName(instr::Op::LossGradSeed);
   inst->location = locationText(op.getLoc());
   for (Value operand : op.getOperands())
@@ -489,7 +489,8 @@ void Lowering::finish() {
 FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   Block &body = fn.front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
-  auto chunkAttr = fn->getAttrOfType<IntegerAttr>("loom.pipeline_chunk");
+  auto chunkAttr = fn->getAttrOfType<IntegerAttr>(
+      LoomDialect::PipelineChunkAttrHelper::getNameStr());
   auto result = ret.getNumOperands()
                     ? dyn_cast<RankedTensorType>(ret.getOperand(0).getType())
                     : RankedTensorType();
@@ -505,7 +506,8 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     return a ? a.getInt() : fallback;
   };
   // An attribute the plan divides by or sizes with: present means an integer.
-  for (StringRef name : {"loom.micro_batch_size", "loom.global_batch_size"})
+  for (StringRef name : {LoomDialect::MicroBatchSizeAttrHelper::getNameStr(),
+                         LoomDialect::GlobalBatchSizeAttrHelper::getNameStr()})
     if (Attribute a = module->getAttr(name); a && !isa<IntegerAttr>(a))
       return module.emitError() << name << " must be an integer, got " << a;
 
@@ -530,18 +532,23 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   if (!ranks)
     return fn.emitError() << "the mesh " << mesh << " has more than "
                           << kMaxMeshRanks << " ranks; use a smaller --mesh";
-  plan->sequence_parallel = module->hasAttr("dist.sequence_parallel");
+  plan->sequence_parallel = module->hasAttr(
+      dist::DistDialect::SequenceParallelAttrHelper::getNameStr());
   // The front end records the batch sizes; loom IR may hold anything here,
   // so check them before dividing by them.
   plan->micro_batch_size =
-      intAttr(module, "loom.micro_batch_size", tokensBatch(module));
+      intAttr(module, LoomDialect::MicroBatchSizeAttrHelper::getNameStr(),
+              tokensBatch(module));
   plan->global_batch_size =
-      intAttr(module, "loom.global_batch_size", plan->micro_batch_size);
+      intAttr(module, LoomDialect::GlobalBatchSizeAttrHelper::getNameStr(),
+              plan->micro_batch_size);
   int64_t dp = axisSize("dp");
   for (auto [value, attr, option] :
-       {std::tuple(plan->micro_batch_size, "loom.micro_batch_size",
+       {std::tuple(plan->micro_batch_size,
+                   LoomDialect::MicroBatchSizeAttrHelper::getNameStr(),
                    "--micro-batch-size"),
-        std::tuple(plan->global_batch_size, "loom.global_batch_size",
+        std::tuple(plan->global_batch_size,
+                   LoomDialect::GlobalBatchSizeAttrHelper::getNameStr(),
                    "--global-batch-size")})
     if (value < 1 || value > kMaxBatchSize)
       return module.emitError()
@@ -568,15 +575,17 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
 
   for (BlockArgument arg : body.getArguments()) {
     auto input = std::make_unique<plan::InputT>();
-    auto name =
-        fn.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "loom.input");
+    auto name = fn.getArgAttrOfType<StringAttr>(
+        arg.getArgNumber(), LoomDialect::kInputArgAttr.getNameStr());
     input->name =
         name ? name.str() : "arg" + std::to_string(arg.getArgNumber());
-    if (fn.getArgAttr(arg.getArgNumber(), "loom.boundary_input")) {
+    if (fn.getArgAttr(arg.getArgNumber(),
+                      LoomDialect::kBoundaryInputArgAttr.getNameStr())) {
       input->name = "activation";
       plan->activation_in = int32_t(plan->inputs.size());
     }
-    if (fn.getArgAttr(arg.getArgNumber(), "loom.output_grad")) {
+    if (fn.getArgAttr(arg.getArgNumber(),
+                      LoomDialect::kOutputGradArgAttr.getNameStr())) {
       input->name = "output_grad";
       plan->output_grad = int32_t(plan->inputs.size());
     }
@@ -611,7 +620,8 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
 
   double flops = 0;
   int64_t forwardOps = -1, index = 0;
-  if (auto n = fn->getAttrOfType<IntegerAttr>("loom.forward_ops"))
+  if (auto n = fn->getAttrOfType<IntegerAttr>(
+          LoomDialect::ForwardOpsAttrHelper::getNameStr()))
     forwardOps = n.getInt();
   for (Operation &op : body.without_terminator()) {
     if (index++ == forwardOps)
@@ -652,14 +662,15 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
   plan->buffers[first]->kind = plan::BufferKind::Output;
   plan->buffers[first]->name = activationOut ? "activation_out" : "loss";
   for (unsigned i = 1; i < ret.getNumOperands(); ++i) {
-    if (fn.getResultAttr(i, "loom.input_grad")) {
+    if (fn.getResultAttr(i, LoomDialect::kInputGradResultAttr.getNameStr())) {
       // Written by the backward, read after the program: its own buffer.
       plan->input_grad = bufferOf.lookup(ret.getOperand(i));
       plan->buffers[plan->input_grad]->kind = plan::BufferKind::Output;
       plan->buffers[plan->input_grad]->name = "input_grad";
       continue;
     }
-    auto name = fn.getResultAttrOfType<StringAttr>(i, "loom.grad");
+    auto name = fn.getResultAttrOfType<StringAttr>(
+        i, LoomDialect::kGradResultAttr.getNameStr());
     if (!name)
       continue; // another result: not part of the training step
     auto it = parameterIndex.find(name.getValue());
@@ -670,17 +681,20 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     accumulateInto(ret.getOperand(i), plan->parameters[it->second]->grad);
   }
 
-  auto normalizer = fn->getAttrOfType<StringAttr>("loom.loss_normalizer");
+  auto normalizer = fn->getAttrOfType<StringAttr>(
+      LoomDialect::LossNormalizerAttrHelper::getNameStr());
   plan->loss_normalizer = normalizer ? normalizer.str() : "microbatches";
   plan->labels_input = -1;
   if (plan->loss_normalizer == "tokens") {
-    int64_t labels = intAttr(fn, "loom.labels_input", -1);
+    int64_t labels =
+        intAttr(fn, LoomDialect::LabelsInputAttrHelper::getNameStr(), -1);
     if (labels < 0 || labels >= int64_t(plan->inputs.size()))
       return fn.emitError()
              << "loom.labels_input = " << labels << " names no argument of @"
              << fn.getSymName() << ", which has " << plan->inputs.size();
     plan->labels_input = int32_t(labels);
-    plan->ignore_index = intAttr(fn, "loom.ignore_index", -100);
+    plan->ignore_index =
+        intAttr(fn, LoomDialect::IgnoreIndexAttrHelper::getNameStr(), -100);
   }
   plan->optimizer_defaults =
       std::make_unique<plan::OptimizerDefaultsT>(options.optimizer);

@@ -12,6 +12,7 @@
 #include "Lowering.h"
 
 #include "loom/Pipeline/Schedule.h"
+#include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/runtime/InstructionSet.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -31,13 +32,18 @@ FailureOr<std::unique_ptr<plan::PlanT>>
 detail::buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
                           const PlanOptions &options) {
   llvm::sort(chunks, [](func::FuncOp a, func::FuncOp b) {
-    return a->getAttrOfType<IntegerAttr>("loom.pipeline_chunk").getInt() <
-           b->getAttrOfType<IntegerAttr>("loom.pipeline_chunk").getInt();
+    return a->getAttrOfType<IntegerAttr>(
+                LoomDialect::PipelineChunkAttrHelper::getNameStr())
+               .getInt() <
+           b->getAttrOfType<IntegerAttr>(
+                LoomDialect::PipelineChunkAttrHelper::getNameStr())
+               .getInt();
   });
   auto top = std::make_unique<plan::PlanT>();
   for (auto [i, fn] : llvm::enumerate(chunks)) {
-    if (fn->getAttrOfType<IntegerAttr>("loom.pipeline_chunk").getInt() !=
-        int64_t(i))
+    if (fn->getAttrOfType<IntegerAttr>(
+              LoomDialect::PipelineChunkAttrHelper::getNameStr())
+            .getInt() != int64_t(i))
       return fn.emitError() << "pipeline chunk " << i << " is missing";
     FailureOr<std::unique_ptr<plan::PlanT>> chunk = lowerFunction(fn, options);
     if (failed(chunk))
@@ -106,7 +112,8 @@ detail::buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
   }
 
   int64_t p = top->mesh[1]->size;
-  auto v = module->getAttrOfType<IntegerAttr>("loom.pipeline_chunks_per_stage");
+  auto v = module->getAttrOfType<IntegerAttr>(
+      LoomDialect::PipelineChunksPerStageAttrHelper::getNameStr());
   top->chunks_per_stage = v ? v.getInt() : 1;
   if (top->chunks_per_stage < 1 ||
       int64_t(top->chunks.size()) / p != top->chunks_per_stage ||

@@ -8,6 +8,7 @@
 
 #include "loom/Plan/PlanBuilder.h"
 #include "Lowering.h"
+#include "loom/dialects/Loom/IR/LoomDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
@@ -21,11 +22,14 @@ FailureOr<std::unique_ptr<plan::PlanT>> buildPlan(ModuleOp module,
   SmallVector<func::FuncOp> chunks;
   for (auto fn : module.getOps<func::FuncOp>())
     if (!fn.isExternal() && !fn.isPrivate() &&
-        fn->hasAttr("loom.pipeline_chunk")) {
-      auto index = fn->getAttrOfType<IntegerAttr>("loom.pipeline_chunk");
+        fn->hasAttr(LoomDialect::PipelineChunkAttrHelper::getNameStr())) {
+      auto index = fn->getAttrOfType<IntegerAttr>(
+          LoomDialect::PipelineChunkAttrHelper::getNameStr());
       if (!index)
-        return fn.emitError() << "loom.pipeline_chunk must be an integer, got "
-                              << fn->getAttr("loom.pipeline_chunk");
+        return fn.emitError()
+               << "loom.pipeline_chunk must be an integer, got "
+               << fn->getAttr(
+                      LoomDialect::PipelineChunkAttrHelper::getNameStr());
       chunks.push_back(fn);
     }
   if (!chunks.empty())
