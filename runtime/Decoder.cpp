@@ -664,9 +664,12 @@ std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
            r.named(smallId);
   if (small.size() != big.size())
     return "dim is out of range";
-  for (size_t d = 0; d < small.size(); ++d)
-    if (big[d] != small[d] * (int64_t(d) == dim ? n : 1))
+  for (size_t d = 0; d < small.size(); ++d) {
+    int64_t whole = 0;
+    if (!checkedMul(small[d], int64_t(d) == dim ? n : 1, whole) ||
+        big[d] != whole)
       return "the shapes do not differ by the axis size along dim";
+  }
   GatherScatterInstr g{op,
                        axis,
                        in[0],

@@ -477,7 +477,14 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
   for (int64_t i = 0; i < nbuf; ++i) {
     const plan::BufferT &b = *p.buffers[i];
     int64_t elements = 0;
-    if (!checkedProduct(b.shape, elements) || elements > kMaxBufferElements)
+    // Every dimension counts, even beside a 0: kernels loop over the
+    // dimensions of an empty buffer too.
+    std::vector<int64_t> nonzero;
+    for (int64_t d : b.shape)
+      nonzero.push_back(d == 0 ? 1 : d);
+    int64_t spanned = 0;
+    if (!checkedProduct(b.shape, elements) || elements > kMaxBufferElements ||
+        !checkedProduct(nonzero, spanned) || spanned > kMaxBufferElements)
       return bad("buffer '" + b.name + "' has the shape " + shapeText(b.shape) +
                  "; dimensions must be >= 0 and the elements at most " +
                  std::to_string(kMaxBufferElements));
@@ -501,6 +508,12 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
       return bad("buffer '" + b.name + "' has an unknown kind");
   }
   auto inRange = [&](int32_t id) { return id >= 0 && id < nbuf; };
+  // The mesh and batch sizes before the instructions: decoding multiplies
+  // by the mesh's axis sizes.
+  if (std::string problem = meshProblem(p); !problem.empty())
+    return bad(problem);
+  if (std::string problem = batchProblem(p, chunk); !problem.empty())
+    return bad(problem);
   for (const auto *program : {p.microbatch.get(), p.optimizer.get()}) {
     if (!program)
       return bad("a program is missing");
@@ -586,10 +599,6 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
       (p.labels_input < 0 || p.labels_input >= int32_t(p.inputs.size())))
     return bad("its labels input does not exist");
   // The mesh: dp, pp and tp, each at least 1.
-  if (std::string problem = meshProblem(p); !problem.empty())
-    return bad(problem);
-  if (std::string problem = batchProblem(p, chunk); !problem.empty())
-    return bad(problem);
   // A parameter's blocks: split dimensions name a mesh axis, and the whole
   // shape is the block's times the axis sizes.
   for (const auto &param : p.parameters) {

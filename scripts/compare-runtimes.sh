@@ -33,10 +33,21 @@ configs=(
   "f16|--precision f16 --initial-loss-scale 1099511627776"
   "f16tp|--precision f16 --mesh dp=2,tp=2"
 )
+# A loss summed per microbatch (normalised by the microbatches, not the
+# tokens), on one rank and over dp × tp.
+sed 's/loss = cross_entropy(logits, labels)/loss = cross_entropy(logits, labels, reduction = "sum")/' \
+  $SRC/test/loom-run/Inputs/custom.loom > $OUT/sum.loom
+S="--micro-batch-size 2 --global-batch-size 8 --lr 2e-3"
+configs+=(
+  "sum|@$OUT/sum.loom $S"
+  "sumdp2tp2|@$OUT/sum.loom $S --mesh dp=2,tp=2"
+)
 fail=0
 for c in "${configs[@]}"; do
   name=${c%%|*}; flags=${c#*|}
-  $LOOMC $SRC/examples/gpt.loom $M $flags -o $OUT/$name.plan 2>/dev/null || { echo "COMPILE FAIL $name"; fail=1; continue; }
+  model=$SRC/examples/gpt.loom; base=$M
+  if [[ $flags == @* ]]; then model=${flags%% *}; model=${model#@}; flags=${flags#* }; base=; fi
+  $LOOMC $model $base $flags -o $OUT/$name.plan 2>/dev/null || { echo "COMPILE FAIL $name"; fail=1; continue; }
   for who in old new; do
     bin=$OLD; [ $who = new ] && bin=$NEW
     rm -f $OUT/$name.$who.json

@@ -40,7 +40,8 @@ Result<Kernel> bind(const GatherScatterInstr &r, const Instruction &inst,
                     Binder &b) {
   size_t outer = r.outer, inner = r.inner;
   if (r.op == Op::AllSlice) {
-    // Raw storage of any element type.
+    // Raw storage of any element type, and no communicator needed: the
+    // rank keeps its block of what every rank holds.
     size_t bytes = inner * r.elementBytes, n = size_t(r.parts),
            g = size_t(r.coord);
     const void *x = b.storage(r.x);

@@ -147,7 +147,7 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
       ex->scratchBytes = std::max(ex->scratchBytes, need);
     }
   if (ex->scratchBytes) {
-    ex->scratch.reset(new (std::nothrow) float[ex->scratchBytes / 4]);
+    ex->scratch.reset(new (std::nothrow) float[ex->scratchBytes / 4]());
     if (!ex->scratch)
       return Status::error("cannot allocate the 16-bit shadows' " +
                            std::to_string(ex->scratchBytes) + " bytes");

@@ -129,6 +129,12 @@ TEST_F(PlanValidationTest, AMeshOfTwoToTheFortyRanksIsRefused) {
   p->mesh[2]->size = 1;
   p->mesh[0]->size = int64_t(1) << 40;
   EXPECT_REFUSED(refusal(*p), "more than 1048576 ranks");
+  // The mesh is checked before any instruction is decoded: decoding
+  // multiplies shapes by axis sizes (a collective on tp = 2^62 overflowed).
+  p = tinyPlan("tp=2");
+  ASSERT_TRUE(p);
+  p->mesh[2]->size = int64_t(1) << 62;
+  EXPECT_REFUSED(refusal(*p), "more than 1048576 ranks");
 }
 
 TEST_F(PlanValidationTest, AMisalignedOffsetIsRefused) {
@@ -241,6 +247,14 @@ TEST_F(PlanValidationTest, SizesThatOverflowOrAreAbsurdAreRefused) {
   b.bytes = int64_t(1) << 49;
   b.offset = 0;
   p->arena_bytes[1] = b.bytes;
+  EXPECT_REFUSED(refusal(*p), "the elements at most 281474976710656");
+
+  // An empty buffer with a huge dimension: 0 elements, but kernels would
+  // loop 2^62 times over its rows (and multiply its dimensions together).
+  p = tinyPlan();
+  plan::BufferT &empty = *p->buffers[findOp(*p, "matmul")->outputs[0]];
+  empty.shape = {int64_t(1) << 62, 0};
+  empty.bytes = 0;
   EXPECT_REFUSED(refusal(*p), "the elements at most 281474976710656");
 }
 

@@ -53,8 +53,9 @@ struct StepParams {
   AdamW adam;
 };
 
-/// What a step leaves with the backend, read once when the step ends
-/// (readStepOutputs synchronises with the backend).
+/// What a step leaves with the backend, read when the step ends
+/// (readStepOutputs synchronises with the backend; a pipeline stage also
+/// reads its chunks' sums of squares at the norm).
 struct StepOutputs {
   /// The microbatches' losses added by accumulateLoss, in double.
   double lossSum = 0;
