@@ -86,6 +86,14 @@ bool labelsInRange(const I *labels, int64_t tokens, int64_t total,
   }
   return true;
 }
+/// Where a token's label falls in this rank's `classes` from `first`, or -1
+/// when the rank does not hold it (or the token is ignored).
+template <typename I>
+int64_t heldClass(I label, int64_t ignoreIndex, int64_t first,
+                  int64_t classes) {
+  int64_t l = int64_t(label), mine = l != ignoreIndex ? l - first : -1;
+  return mine >= 0 && mine < classes ? mine : -1;
+}
 } // namespace
 
 template <typename T, typename I>
@@ -98,14 +106,13 @@ bool crossEntropyPartials(const T *logits, const T *max, const I *labels,
 #pragma omp parallel for schedule(static) if (tokens * classes > 65536)
   for (int64_t t = 0; t < tokens; ++t) {
     const T *row = logits + t * classes;
-    int64_t l = int64_t(labels[t]), mine = l != ignoreIndex ? l - first : -1;
-    bool held = mine >= 0 && mine < classes;
+    int64_t mine = heldClass(labels[t], ignoreIndex, first, classes);
     T m = max[t];
     double sum = 0;
     for (int64_t c = 0; c < classes; ++c)
       sum += std::exp(double(row[c]) - double(m));
     sumExp[t] = T(sum);
-    target[t] = held ? row[mine] - m : T(0);
+    target[t] = mine >= 0 ? row[mine] - m : T(0);
   }
   return true;
 }
@@ -121,13 +128,12 @@ bool crossEntropyPartialsBackward(const T *logits, const T *max,
 #pragma omp parallel for schedule(static) if (tokens * classes > 65536)
   for (int64_t t = 0; t < tokens; ++t) {
     const T *row = logits + t * classes;
-    int64_t l = int64_t(labels[t]), mine = l != ignoreIndex ? l - first : -1;
-    bool held = mine >= 0 && mine < classes;
+    int64_t mine = heldClass(labels[t], ignoreIndex, first, classes);
     T m = max[t];
     T *drow = dlogits + t * classes;
     for (int64_t c = 0; c < classes; ++c)
       drow[c] = T(double(a[t]) * std::exp(double(row[c]) - double(m)));
-    if (held)
+    if (mine >= 0)
       drow[mine] += b[t];
   }
   return true;
