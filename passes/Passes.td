@@ -335,4 +335,64 @@ def DistFuseReduceScatter : Pass<"dist-fuse-reduce-scatter", "::mlir::ModuleOp">
   let dependentDialects = ["::loom::dist::DistDialect"];
 }
 
+def LoomFuse : Pass<"loom-fuse", "::mlir::func::FuncOp"> {
+  let summary = "Group the training step's ops into fusion regions (loom.fused), one generated kernel each";
+  let description = [{
+    Runs on the finished training step (after differentiation) and wraps
+    groups of ops in `loom.fused` regions; `lib/Codegen` turns each region
+    into one kernel (docs/codegen.md). Values made and read only inside a
+    region are never stored. The regions, by kind:
+
+    - `elementwise`: chains of add, sub, mul, div, neg, scale, relu, silu,
+      gelu, their gradients, dropout and dropout_grad, over one iteration
+      shape; an operand may be a broadcast whose kept dimensions are one
+      contiguous run of the result's (a bias [C] over [B, T, C], a per-row
+      [B, T, 1]). This covers bias+GeLU, bias+dropout+residual-add and the
+      activations' backward.
+    - `layernorm`, `rmsnorm`: the norm with the elementwise chain that makes
+      its input (residual-add + layernorm) and the chain that reads its
+      output; `layernorm_grad`, `rmsnorm_grad`: the backward with its weight
+      and bias gradient sums, and the chain that reads dx (the residual
+      stream's gradient add).
+    - `softmax`: scale + causal mask + softmax (no padding mask operand) with
+      the chain after it (its dropout); `softmax_grad` with the chain that
+      makes its output gradient (dropout_grad).
+    - `cross_entropy`: a `sum` cross_entropy and its cross_entropy_grad on the
+      same logits and labels, one pass that writes the logits' gradient in
+      place of the logits (the probabilities are never stored).
+    - `column_sum`: a sum `reduce` over leading dimensions (a bias gradient)
+      with the chain that makes its input.
+
+    Where a region ends (each rule is tested in loom-fuse.mlir):
+    - Only f32 values are fused; bf16/f16 regions run the reference kernels.
+    - A dropout (or its gradient) whose tensor is split over a mesh axis is
+      not fused (its mask is keyed by the global index of a block).
+    - An op joins a region only if each operand is the region's own value
+      or a value made before; the region is placed at its last op, so a
+      value it makes that another op reads before that point ends the
+      region instead.
+    - A region never spans the forward/backward boundary a pipeline chunk
+      records (`loom.forward_ops`, updated here).
+    - A region is one iteration space: an elementwise op whose result has
+      another shape starts its own region.
+    - Matmuls, collectives, embeddings, reshapes and the vocabulary-parallel
+      pieces stay instructions of their own.
+
+    Before:
+    ```mlir
+    %0 = loom.add %x, %b : tensor<4x64x3072xf32>, tensor<3072xf32> -> tensor<4x64x3072xf32>
+    %1 = loom.gelu %0 {approximate = "tanh"} : tensor<4x64x3072xf32>
+    ```
+    After:
+    ```mlir
+    %1 = loom.fused "elementwise" (%x, %b) : (tensor<4x64x3072xf32>, tensor<3072xf32>) -> tensor<4x64x3072xf32> {
+    ^bb0(%a: tensor<4x64x3072xf32>, %c: tensor<3072xf32>):
+      %0 = loom.add %a, %c : ...
+      %1 = loom.gelu %0 {approximate = "tanh"} : tensor<4x64x3072xf32>
+      loom.yield %1 : tensor<4x64x3072xf32>
+    }
+    ```
+  }];
+}
+
 #endif // LOOM_PASSES_TD

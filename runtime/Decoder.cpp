@@ -781,6 +781,71 @@ std::string decodeInstruction(const plan::PlanT &plan,
 }
 
 namespace {
+/// A generated kernel: its arguments must be the instruction's buffers, in
+/// type, size and direction.
+std::string decodeKernel(const Reader &r, Instruction &out) {
+  int64_t index = r.integer(Attr::Kernel);
+  if (index < 0 || index >= int64_t(r.p.kernels.size()))
+    return "it names kernel " + std::to_string(index) + "; the plan has " +
+           std::to_string(r.p.kernels.size());
+  const plan::KernelT &k = *r.p.kernels[size_t(index)];
+  KernelInstr ki{index, k.name, {}, {}, k.checks};
+  for (BufferId id : r.in)
+    ki.args.push_back(id);
+  for (BufferId id : r.out)
+    ki.args.push_back(id);
+  if (k.name.empty() || k.host_source.empty())
+    return "kernel " + std::to_string(index) + " has no name or host source";
+  if (ki.args.size() != k.args.size())
+    return "kernel '" + k.name + "' takes " + std::to_string(k.args.size()) +
+           " arguments; the instruction passes " +
+           std::to_string(ki.args.size());
+  for (size_t a = 0; a < k.args.size(); ++a) {
+    const plan::KernelArgT &arg = *k.args[a];
+    BufferId id = ki.args[a];
+    if (arg.output != (a >= r.in.size()))
+      return "argument " + std::to_string(a) + " of kernel '" + k.name +
+             "' is passed as an " + (arg.output ? "input" : "output");
+    if (arg.dtype != r.dtype(id) || arg.elements != r.elements(id))
+      return "argument " + std::to_string(a) + " of kernel '" + k.name +
+             "' is " + std::to_string(arg.elements) + " elements of " +
+             dtypeName(arg.dtype) + "; the buffer is " + r.named(id) + " " +
+             dtypeName(r.dtype(id));
+  }
+  for (const auto &p : k.params) {
+    KernelParamInstr param{KernelParamKind::Real, p->site, p->elements};
+    if (p->kind == "dropout_key")
+      param.kind = KernelParamKind::DropoutKey;
+    else if (p->kind == "dropout_offset")
+      param.kind = KernelParamKind::DropoutOffset;
+    else if (p->kind == "count")
+      param.kind = KernelParamKind::Count;
+    else if (p->kind != "real")
+      return "kernel '" + k.name + "' has a runtime scalar of unknown kind '" +
+             p->kind + "'";
+    if (param.kind == KernelParamKind::Real &&
+        !(p->site == "lr" || p->site == "loss_scale" || p->site == "grad_scale"))
+      return "kernel '" + k.name + "' reads the unknown step value '" +
+             p->site + "'";
+    ki.params.push_back(std::move(param));
+  }
+  for (size_t i = 0; i < r.inst.reference.size(); ++i) {
+    Instruction ref;
+    if (r.inst.reference[i]->op == opName(Op::Kernel))
+      return "its reference form holds a kernel";
+    if (std::string why =
+            decodeInstruction(r.p, r.coords, *r.inst.reference[i], ref);
+        !why.empty())
+      return "reference instruction " + std::to_string(i) + " (" +
+             r.inst.reference[i]->op + "): " + why;
+    ref.where = "reference instruction " + std::to_string(i) + " (" +
+                r.inst.reference[i]->op + ") of kernel " + k.name;
+    ki.reference.push_back(std::move(ref));
+  }
+  out.record = std::move(ki);
+  return "";
+}
+
 std::string decodeRecord(Op op, const Reader &r, Instruction &out) {
   switch (op) {
   case Op::Matmul:
@@ -817,6 +882,8 @@ std::string decodeRecord(Op op, const Reader &r, Instruction &out) {
   case Op::GradNorm:
   case Op::AdamW:
     return decodeOptimizer(op, r, out);
+  case Op::Kernel:
+    return decodeKernel(r, out);
   default:
     return decodeElementwise(op, r, out);
   }

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <iomanip>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -384,10 +385,7 @@ std::string liveOverlap(const plan::PlanT &p) {
   int64_t k = 0;
   for (const auto *program : {p.microbatch.get(), p.optimizer.get()}) {
     for (const auto &inst : program->instructions) {
-      for (int32_t id : inst->inputs)
-        touch(id, k);
-      for (int32_t id : inst->outputs)
-        touch(id, k);
+      forEachBufferOf(*inst, [&](int32_t id) { touch(id, k); });
       ++k;
     }
     k = end + 1;
@@ -518,14 +516,19 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
     if (!program)
       return bad("a program is missing");
     for (const auto &inst : program->instructions) {
-      for (int32_t id : inst->inputs)
-        if (!inRange(id))
-          return bad("'" + inst->op + "' in " + program->name +
-                     " reads buffer " + std::to_string(id));
-      for (int32_t id : inst->outputs)
-        if (!inRange(id))
-          return bad("'" + inst->op + "' in " + program->name +
-                     " writes buffer " + std::to_string(id));
+      std::optional<int32_t> outside;
+      forEachBufferOf(*inst, [&](int32_t id) {
+        if (!inRange(id) && !outside)
+          outside = id;
+      });
+      if (outside)
+        return bad("'" + inst->op + "' in " + program->name +
+                   " names buffer " + std::to_string(*outside) +
+                   "; the plan has " + std::to_string(nbuf));
+      for (const auto &ref : inst->reference)
+        if (!ref->reference.empty())
+          return bad("a reference instruction of '" + inst->op + "' in " +
+                     program->name + " has a reference form of its own");
     }
     // Every instruction decodes, as every backend decodes it (for rank 0:
     // the checks do not depend on the rank).
@@ -723,6 +726,10 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
       for (size_t i = 0; i < inst->outputs.size(); ++i)
         os << (i ? ", " : "") << bufferName(inst->outputs[i]);
       os << (inst->outputs.empty() ? "" : " = ") << inst->op;
+      if (const plan::AttributeT *k = findAttr(*inst, "kernel");
+          k && !k->ints.empty() && k->ints[0] >= 0 &&
+          size_t(k->ints[0]) < p.kernels.size())
+        os << " @" << p.kernels[size_t(k->ints[0])]->name;
       for (size_t i = 0; i < inst->inputs.size(); ++i)
         os << (i ? ", " : " ") << bufferName(inst->inputs[i]);
       if (!inst->attrs.empty()) {
@@ -745,6 +752,49 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
       os << "\n";
     }
   }
+}
+
+void printKernelsText(const plan::PlanT &p, std::ostream &os) {
+  if (!p.chunks.empty()) {
+    for (const auto &chunk : p.chunks) {
+      os << "== chunk " << chunk->chunk_index << "\n";
+      printKernelsText(*chunk, os);
+    }
+    return;
+  }
+  size_t uses = 0;
+  for (const auto *program : {p.microbatch.get(), p.optimizer.get()})
+    for (const auto &inst : program->instructions)
+      uses += inst->op == "kernel";
+  os << "kernels (" << p.kernels.size() << ", run by " << uses
+     << " instructions):\n";
+  for (const auto &k : p.kernels) {
+    os << "\nkernel " << k->name << " (" << k->family << ")\n  args:";
+    for (size_t a = 0; a < k->args.size(); ++a)
+      os << (a ? ", " : " ") << (k->args[a]->output ? "out " : "in ")
+         << k->args[a]->name << ":" << dtypeName(k->args[a]->dtype) << "["
+         << k->args[a]->elements << "]";
+    if (!k->params.empty()) {
+      os << "\n  params:";
+      for (size_t q = 0; q < k->params.size(); ++q)
+        os << (q ? ", " : " ") << k->params[q]->kind
+           << (k->params[q]->site.empty() ? "" : "(" + k->params[q]->site + ")");
+    }
+    os << "\n  launch: " << k->launch_rule << " grid " << k->grid << " block "
+       << k->block;
+    if (!k->zero_args.empty()) {
+      os << ", zero";
+      for (int32_t a : k->zero_args)
+        os << " " << a;
+    }
+    for (size_t c = 0; c < k->checks.size(); ++c)
+      os << "\n  check " << c + 1 << ": " << k->checks[c];
+    os << "\n--- host C++\n" << k->host_source << "--- CUDA C++\n"
+       << k->cuda_source;
+  }
+  if (!p.kernels.empty())
+    os << "\n--- host prelude\n" << p.kernel_host_prelude
+       << "--- CUDA prelude\n" << p.kernel_cuda_prelude;
 }
 
 } // namespace runtime

@@ -743,4 +743,50 @@ def Loom_CrossEntropyCombineGradOp : Loom_Op<"cross_entropy_combine_grad", [Pure
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Fusion regions (--loom-fuse): ops that run as one generated kernel.
+//===----------------------------------------------------------------------===//
+
+def Loom_FusedOp : Loom_Op<"fused", [IsolatedFromAbove,
+    SingleBlockImplicitTerminator<"YieldOp">, RecursiveMemoryEffects]> {
+  let summary = "ops that run as one generated kernel";
+  let description = [{
+    A fusion region, formed by `--loom-fuse` after the training step is
+    built: its body holds loom ops on whole tensors, over block arguments
+    bound to the operands, and yields the values the rest of the program
+    reads. Values made and used only inside the region are never stored.
+    `kind` names the kernel family (elementwise, layernorm, softmax,
+    cross_entropy, ...); `lib/Codegen` turns the region into one kernel
+    description (docs/codegen.md).
+
+    ```mlir
+    %r = loom.fused "bias_gelu" (%x, %b) : (tensor<4x64x3072xf32>, tensor<3072xf32>) -> tensor<4x64x3072xf32> {
+    ^bb0(%a: tensor<4x64x3072xf32>, %c: tensor<3072xf32>):
+      %0 = loom.add %a, %c : tensor<4x64x3072xf32>, tensor<3072xf32> -> tensor<4x64x3072xf32>
+      %1 = loom.gelu %0 {approximate = "tanh"} : tensor<4x64x3072xf32>
+      loom.yield %1 : tensor<4x64x3072xf32>
+    }
+    ```
+  }];
+  let arguments = (ins StrAttr:$kind, Variadic<Loom_Tensor>:$inputs);
+  let results = (outs Variadic<Loom_Tensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $kind `(` $inputs `)` attr-dict `:` functional-type($inputs, $results) $body
+  }];
+  let hasVerifier = 1;
+  let skipDefaultBuilders = 1;
+  let builders = [
+    OpBuilder<(ins "::llvm::StringRef":$kind, "::mlir::TypeRange":$results,
+                   "::mlir::ValueRange":$inputs)>
+  ];
+}
+
+def Loom_YieldOp : Loom_Op<"yield", [Pure, Terminator, HasParent<"FusedOp">]> {
+  let summary = "the values a fusion region gives back";
+  let arguments = (ins Variadic<Loom_Tensor>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+  let builders = [OpBuilder<(ins), [{ /* nothing yielded */ }]>];
+}
+
 #endif // LOOM_OPS_TD

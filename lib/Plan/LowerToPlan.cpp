@@ -12,6 +12,8 @@
 
 #include "Lowering.h"
 
+#include "loom/Codegen/Emit.h"
+#include "loom/Codegen/FusedKernel.h"
 #include "loom/dialects/Dist/IR/DistOps.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/runtime/InstructionSet.h"
@@ -20,6 +22,8 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
+
+#include <map>
 
 using namespace mlir;
 using namespace loom::detail;
@@ -101,6 +105,22 @@ private:
   DenseMap<int32_t, size_t> lastWriter;
   int64_t persistentBytes = 0;
   unsigned counter = 0;
+  /// The fusion regions lowered to `kernel` instructions, with the results
+  /// written straight into a gradient accumulator; their kernels are
+  /// generated once the accumulations are known (generateKernels).
+  struct FusedInstruction {
+    FusedOp op;
+    size_t instruction;
+    std::vector<bool> accumulate;
+  };
+  std::vector<FusedInstruction> fused;
+  DenseMap<Operation *, size_t> fusedOf;
+  LogicalResult generateKernels();
+  /// A kernel's reference form: the region's ops as instructions, on the
+  /// kernel's buffers and scratch buffers for the values inside it.
+  LogicalResult lowerReference(FusedOp f, plan::InstructionT &inst);
+  /// A buffer that is a view of `source` (same storage, another type).
+  FailureOr<int32_t> addView(Location loc, Type type, int32_t source);
   /// The microbatch program's first backward instruction (before finish()).
   size_t forwardEnd = SIZE_MAX;
   dist::MeshAttr mesh;
@@ -334,22 +354,22 @@ LogicalResult Lowering::lowerOp(Operation &op) {
     // A view: the same storage with another shape (or the same; a fan_out
     // is the identity forward, a stop_gradient only stops the backward).
     Value reshape = op.getResult(0);
-    int32_t source = bufferOf.lookup(op.getOperand(0));
-    const plan::BufferT &src = *plan->buffers[source];
-    FailureOr<int32_t> id = addBuffer(
-        op.getLoc(), "view." + std::to_string(counter++), reshape.getType(),
-        plan::BufferKind::Temporary, plan::Arena::Workspace);
+    FailureOr<int32_t> id = addView(op.getLoc(), reshape.getType(),
+                                    bufferOf.lookup(op.getOperand(0)));
     if (failed(id))
       return failure();
-    plan->buffers[*id]->arena = src.arena;
-    plan->buffers[*id]->offset = src.offset;
-    aliasOf[*id] = source;
     bufferOf[reshape] = *id;
     return success();
   }
 
   auto inst = std::make_unique<plan::InstructionT>();
   inst->op = op.getName().stripDialect().str();
+  if (auto f = dyn_cast<FusedOp>(op)) {
+    inst->op = instr::opName(instr::Op::Kernel);
+    fusedOf[&op] = fused.size();
+    fused.push_back({f, program.size(),
+                     std::vector<bool>(op.getNumResults(), false)});
+  }
   if (!instr::lookupOp(inst->op))
     return op.emitError() << "the plan has no instruction for '" << op.getName()
                           << "' (include/loom/runtime/Instructions.def)";
@@ -359,6 +379,22 @@ LogicalResult Lowering::lowerOp(Operation &op) {
   for (Value operand : op.getOperands())
     inst->inputs.push_back(bufferOf.lookup(operand));
   for (Value result : op.getResults()) {
+    // The cross-entropy kernel writes the logits' gradient in place of the
+    // logits when nothing else reads them.
+    if (auto f = dyn_cast<FusedOp>(op);
+        f && f.getKind() == "cross_entropy" &&
+        cast<OpResult>(result).getResultNumber() == 1 &&
+        f.getInputs()[0].hasOneUse() && f.getInputs()[0].getDefiningOp() &&
+        f.getInputs()[0].getType() == result.getType()) {
+      FailureOr<int32_t> id = addView(op.getLoc(), result.getType(),
+                                      bufferOf.lookup(f.getInputs()[0]));
+      if (failed(id))
+        return failure();
+      bufferOf[result] = *id;
+      inst->outputs.push_back(*id);
+      lastWriter[root(*id)] = program.size();
+      continue;
+    }
     FailureOr<int32_t> id = addBuffer(
         op.getLoc(), inst->op + "." + std::to_string(counter++),
         result.getType(), plan::BufferKind::Temporary, plan::Arena::Workspace);
@@ -370,9 +406,61 @@ LogicalResult Lowering::lowerOp(Operation &op) {
   }
   if (failed(setAttributes(op, *inst)))
     return failure();
+  if (auto f = dyn_cast<FusedOp>(op); f && failed(lowerReference(f, *inst)))
+    return failure();
   instructionOf[&op] = program.size();
   program.push_back(std::move(inst));
   after.emplace_back();
+  return success();
+}
+
+FailureOr<int32_t> Lowering::addView(Location loc, Type type, int32_t source) {
+  FailureOr<int32_t> id =
+      addBuffer(loc, "view." + std::to_string(counter++), type,
+                plan::BufferKind::Temporary, plan::Arena::Workspace);
+  if (failed(id))
+    return failure();
+  plan->buffers[*id]->arena = plan->buffers[source]->arena;
+  plan->buffers[*id]->offset = plan->buffers[source]->offset;
+  aliasOf[*id] = source;
+  return *id;
+}
+
+LogicalResult Lowering::lowerReference(FusedOp f, plan::InstructionT &inst) {
+  Block &body = f.getBody().front();
+  for (auto [arg, input] : llvm::zip(body.getArguments(), f.getInputs()))
+    bufferOf[arg] = bufferOf.lookup(input);
+  auto yield = cast<YieldOp>(body.getTerminator());
+  for (auto [v, id] : llvm::zip(yield.getValues(), inst.outputs))
+    bufferOf[v] = id;
+  for (Operation &op : body.without_terminator()) {
+    auto ref = std::make_unique<plan::InstructionT>();
+    ref->op = op.getName().stripDialect().str();
+    if (!instr::lookupOp(ref->op))
+      return op.emitError() << "the plan has no instruction for '"
+                            << op.getName() << "'";
+    ref->location = locationText(op.getLoc());
+    for (Value operand : op.getOperands())
+      ref->inputs.push_back(bufferOf.lookup(operand));
+    for (Value result : op.getResults()) {
+      if (auto it = bufferOf.find(result); it != bufferOf.end()) {
+        ref->outputs.push_back(it->second);
+        continue;
+      }
+      FailureOr<int32_t> id = addBuffer(
+          op.getLoc(), "ref." + ref->op + "." + std::to_string(counter++),
+          result.getType(), plan::BufferKind::Temporary,
+          plan::Arena::Workspace);
+      if (failed(id))
+        return failure();
+      bufferOf[result] = *id;
+      ref->outputs.push_back(*id);
+      inst.scratch.push_back(*id);
+    }
+    if (failed(setAttributes(op, *ref)))
+      return failure();
+    inst.reference.push_back(std::move(ref));
+  }
   return success();
 }
 
@@ -395,6 +483,27 @@ void Lowering::accumulateInto(Value grad, int32_t gradBuffer) {
       inst.op.clear();
       return;
     }
+    // A generated kernel adds the gradient into its accumulator itself.
+    if (auto f = dyn_cast<FusedOp>(def);
+        f && plan->buffers[gradBuffer]->dtype == plan::DType::F32 &&
+        cast<RankedTensorType>(grad.getType()).getElementType().isF32()) {
+      unsigned r = cast<OpResult>(grad).getResultNumber();
+      int32_t old = inst.outputs[r];
+      if (plan->buffers[old]->shape == plan->buffers[gradBuffer]->shape &&
+          aliasOf[old] < 0) {
+        inst.outputs[r] = gradBuffer;
+        fused[fusedOf.lookup(def)].accumulate[r] = true;
+        // The reference form writes the old buffer and adds it in.
+        auto acc = std::make_unique<plan::InstructionT>();
+        acc->op = instr::opName(instr::Op::Accumulate);
+        acc->location = inst.location;
+        acc->inputs = {old};
+        acc->outputs = {gradBuffer};
+        inst.scratch.push_back(old);
+        inst.reference.push_back(std::move(acc));
+        return;
+      }
+    }
     // Producers that can add into their output: write the gradient there.
     if (isa<MatmulOp, EmbeddingGradOp, CastOp>(def) &&
         plan->buffers[inst.outputs[0]]->dtype == plan::DType::F32 &&
@@ -416,6 +525,65 @@ void Lowering::accumulateInto(Value grad, int32_t gradBuffer) {
   if (writer == lastWriter.end() && forwardEnd != SIZE_MAX && !program.empty())
     position = std::min(forwardEnd, program.size() - 1);
   after[position].push_back(std::move(acc));
+}
+
+LogicalResult Lowering::generateKernels() {
+  // Regions that compute the same (every layer's layernorm) share a kernel.
+  std::map<std::string, int64_t> known;
+  for (FusedInstruction &f : fused) {
+    FailureOr<codegen::KernelDesc> desc =
+        codegen::buildFusedKernel(f.op, "loom_kernel", f.accumulate);
+    if (failed(desc))
+      return failure();
+    codegen::EmittedKernel emitted = codegen::emitKernel(*desc);
+    auto [it, fresh] =
+        known.try_emplace(emitted.hostSource + emitted.cudaSource,
+                          int64_t(plan->kernels.size()));
+    setInts(*program[f.instruction], instr::Attr::Kernel, {it->second});
+    if (!fresh)
+      continue;
+    desc->name = "loom_k" + std::to_string(plan->kernels.size()) + "_" +
+                 f.op.getKind().str();
+    emitted = codegen::emitKernel(*desc);
+    auto k = std::make_unique<plan::KernelT>();
+    k->name = emitted.entry;
+    k->family = desc->family;
+    k->host_source = emitted.hostSource;
+    k->cuda_source = emitted.cudaSource;
+    for (const codegen::Arg &a : desc->args) {
+      auto arg = std::make_unique<plan::KernelArgT>();
+      arg->name = a.name;
+      arg->dtype = a.type == codegen::ElemType::F32   ? plan::DType::F32
+                   : a.type == codegen::ElemType::I32 ? plan::DType::I32
+                                                      : plan::DType::I64;
+      arg->output = a.output;
+      arg->elements = a.elements;
+      k->args.push_back(std::move(arg));
+    }
+    for (const codegen::Param &p : desc->params) {
+      auto param = std::make_unique<plan::KernelParamT>();
+      param->kind = p.kind == codegen::ParamKind::DropoutKey      ? "dropout_key"
+                    : p.kind == codegen::ParamKind::DropoutOffset ? "dropout_offset"
+                    : p.kind == codegen::ParamKind::Count         ? "count"
+                                                                  : "real";
+      param->site = p.site;
+      param->elements = p.elements;
+      k->params.push_back(std::move(param));
+    }
+    for (const codegen::Stage &s : desc->stages)
+      for (const codegen::Check &c : s.checks)
+        k->checks.push_back(c.message);
+    k->launch_rule = emitted.launch.rule;
+    k->grid = emitted.launch.grid;
+    k->block = emitted.launch.block;
+    k->zero_args = emitted.launch.zeroArgs;
+    plan->kernels.push_back(std::move(k));
+  }
+  if (!plan->kernels.empty()) {
+    plan->kernel_host_prelude = codegen::hostPrelude();
+    plan->kernel_cuda_prelude = codegen::cudaPrelude();
+  }
+  return success();
 }
 
 /// Splices the accumulations in, drops removed instructions and buffers
@@ -442,12 +610,8 @@ void Lowering::finish() {
       used[id] = true;
   };
   for (const auto *prog : {plan->microbatch.get(), plan->optimizer.get()})
-    for (const auto &inst : prog->instructions) {
-      for (int32_t id : inst->inputs)
-        mark(id);
-      for (int32_t id : inst->outputs)
-        mark(id);
-    }
+    for (const auto &inst : prog->instructions)
+      runtime::forEachBufferOf(*inst, mark);
   for (const auto &p : plan->parameters)
     for (int32_t id : {p->value, p->grad, p->moment1, p->moment2})
       mark(id);
@@ -470,12 +634,8 @@ void Lowering::finish() {
   aliasOf = std::move(keptAlias);
   auto remap = [&](int32_t &id) { id = newId[id]; };
   for (const auto *prog : {plan->microbatch.get(), plan->optimizer.get()})
-    for (const auto &inst : prog->instructions) {
-      for (int32_t &id : inst->inputs)
-        remap(id);
-      for (int32_t &id : inst->outputs)
-        remap(id);
-    }
+    for (const auto &inst : prog->instructions)
+      runtime::forEachBufferOf(*inst, remap);
   for (const auto &p : plan->parameters)
     for (int32_t *id : {&p->value, &p->grad, &p->moment1, &p->moment2})
       remap(*id);
@@ -631,20 +791,23 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     if (auto cost = dyn_cast<CostOpInterface>(op))
       flops += cost.getFlops();
     // Token ids index embedding tables and label ids the logits: both bound
-    // the ids a dataset may hold.
+    // the ids a dataset may hold (a fusion region's ops included).
     // A vocabulary-parallel table or logits hold a block of the vocabulary.
-    int64_t vocab = 0, blocks = 1;
-    if (auto s = op.getAttrOfType<dist::ShardingAttr>(dist::kShardingAttrName))
-      blocks = axisSize(
-          s.getDimAxis(isa<EmbeddingOp>(op) ? 0 : s.getDims().size() - 1));
-    if (auto e = dyn_cast<EmbeddingOp>(op))
-      vocab = e.getTable().getType().getShape()[0] * blocks;
-    if (auto ce = dyn_cast<CrossEntropyOp>(op))
-      vocab = ce.getLogits().getType().getShape().back();
-    if (auto ce = dyn_cast<CrossEntropyPartialsOp>(op))
-      vocab = ce.getLogits().getType().getShape().back() * blocks;
-    if (vocab && (!plan->vocab_size || vocab < plan->vocab_size))
-      plan->vocab_size = vocab;
+    op.walk([&](Operation *inner) {
+      int64_t vocab = 0, blocks = 1;
+      if (auto s = inner->getAttrOfType<dist::ShardingAttr>(
+              dist::kShardingAttrName))
+        blocks = axisSize(s.getDimAxis(
+            isa<EmbeddingOp>(inner) ? 0 : s.getDims().size() - 1));
+      if (auto e = dyn_cast<EmbeddingOp>(inner))
+        vocab = e.getTable().getType().getShape()[0] * blocks;
+      if (auto ce = dyn_cast<CrossEntropyOp>(inner))
+        vocab = ce.getLogits().getType().getShape().back();
+      if (auto ce = dyn_cast<CrossEntropyPartialsOp>(inner))
+        vocab = ce.getLogits().getType().getShape().back() * blocks;
+      if (vocab && (!plan->vocab_size || vocab < plan->vocab_size))
+        plan->vocab_size = vocab;
+    });
   }
   // Every rank's work: the global batch's microbatches on every rank.
   plan->step_flops = flops * double(plan->num_microbatches) *
@@ -700,6 +863,8 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
       std::make_unique<plan::OptimizerDefaultsT>(options.optimizer);
   plan->precision = std::make_unique<plan::PrecisionPolicyT>(options.precision);
 
+  if (failed(generateKernels()))
+    return failure();
   finish();
   persistentBytes = detail::layoutPersistent(*plan);
   plan->arena_bytes = {persistentBytes, 0};

@@ -61,12 +61,9 @@ mlir::LogicalResult planWorkspace(plan::PlanT &p,
     if (p.buffers[i]->kind == plan::BufferKind::Output)
       touch(int32_t(i), end); // read after it
   }
-  for (int64_t k = 0; k < end; ++k) {
-    for (int32_t id : instructions[k]->inputs)
-      touch(id, k);
-    for (int32_t id : instructions[k]->outputs)
-      touch(id, k);
-  }
+  for (int64_t k = 0; k < end; ++k)
+    runtime::forEachBufferOf(*instructions[k],
+                             [&](int32_t id) { touch(id, k); });
 
   std::vector<int32_t> order;
   for (size_t i = 0; i < n; ++i)

@@ -8,6 +8,8 @@
 #include "loom/Plan/TrainingPipeline.h"
 #include "loom/passes/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
@@ -73,6 +75,12 @@ LogicalResult buildTrainingStep(ModuleOp module, StringRef compute,
                                 const DistOptions &dist) {
   PassManager pm(module.getContext());
   buildTrainingStepPassPipeline(pm, compute, dist);
+  return pm.run(module);
+}
+
+LogicalResult fuseTrainingStep(ModuleOp module) {
+  PassManager pm(module.getContext());
+  pm.addNestedPass<func::FuncOp>(createLoomFuse());
   return pm.run(module);
 }
 

@@ -58,7 +58,7 @@ cl::opt<std::string>
                    cl::value_desc("file"), cl::init("-"),
                    cl::cat(loomcCategory));
 
-enum class Emit { None, Loom, Dist, Step, PlanText };
+enum class Emit { None, Loom, Dist, Step, PlanText, Kernels };
 cl::opt<Emit> emitAction(
     "emit", cl::desc("Print the model at a level of the compiler:"),
     cl::init(Emit::None),
@@ -76,8 +76,18 @@ cl::opt<Emit> emitAction(
                clEnumValN(Emit::PlanText, "plan-text",
                           "the plan (the exec level) as text: buffers with "
                           "arena offsets, the microbatch and optimizer "
-                          "programs")),
+                          "programs"),
+               clEnumValN(Emit::Kernels, "kernels",
+                          "the generated kernels of the plan: each one's "
+                          "arguments, launch rule, host C++ and CUDA C++ "
+                          "(docs/codegen.md)")),
     cl::cat(loomcCategory));
+
+cl::opt<bool> noFuse(
+    "no-fuse",
+    cl::desc("Build the plan without fusion regions: every op runs its "
+             "reference kernel (for comparing against the generated kernels)"),
+    cl::init(false), cl::cat(loomcCategory));
 
 cl::OptionCategory meshCategory("parallelism options");
 cl::opt<std::string> meshSpec(
@@ -703,8 +713,9 @@ int main(int argc, char **argv) {
     out << "\n";
   }
 
-  bool training = writesPlan || emitAction == Emit::Step ||
-                  emitAction == Emit::PlanText || reportsSchedule;
+  bool buildsPlan = writesPlan || emitAction == Emit::PlanText ||
+                    emitAction == Emit::Kernels || reportsSchedule;
+  bool training = buildsPlan || emitAction == Emit::Step;
   loom::DistOptions dist;
   dist.mesh = meshSpec;
   dist.sequenceParallel = sequenceParallel;
@@ -727,8 +738,14 @@ int main(int argc, char **argv) {
                                         : "f32",
           dist)))
     return 1;
+  if (emitAction == Emit::Step) {
+    module->print(out);
+    out << "\n";
+  }
+  if (buildsPlan && !noFuse && failed(loom::fuseTrainingStep(*module)))
+    return 1;
   std::unique_ptr<loom::plan::PlanT> builtPlan;
-  if (writesPlan || emitAction == Emit::PlanText || reportsSchedule) {
+  if (buildsPlan) {
     FailureOr<std::unique_ptr<loom::plan::PlanT>> result =
         loom::buildPlan(*module, options);
     if (failed(result))
@@ -740,9 +757,10 @@ int main(int argc, char **argv) {
     loom::runtime::printPlanText(*builtPlan, text);
     out << text.str();
   }
-  if (emitAction == Emit::Step) {
-    module->print(out);
-    out << "\n";
+  if (emitAction == Emit::Kernels) {
+    std::ostringstream text;
+    loom::runtime::printKernelsText(*builtPlan, text);
+    out << text.str();
   }
   if (printsOutput) {
     std::unique_ptr<llvm::ToolOutputFile> output =

@@ -135,3 +135,14 @@ double CrossEntropyCombineOp::getFlops() { return 2 * numElements(getSumexp()); 
 double CrossEntropyCombineGradOp::getFlops() {
   return 2 * numElements(getSumexp());
 }
+
+// A fusion region costs what its ops cost: fusing saves memory traffic, not
+// arithmetic, and the plan's FLOPs per step must not change with fusion.
+double FusedOp::getFlops() {
+  double flops = 0;
+  for (Operation &op : getBody().front().without_terminator())
+    if (auto cost = dyn_cast<CostOpInterface>(op))
+      flops += cost.getFlops();
+  return flops;
+}
+double YieldOp::getFlops() { return 0; }

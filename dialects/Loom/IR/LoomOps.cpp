@@ -632,5 +632,43 @@ LogicalResult CrossEntropyGradOp::verify() {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Fusion regions
+//===----------------------------------------------------------------------===//
+
+void FusedOp::build(OpBuilder &builder, OperationState &state, StringRef kind,
+                    TypeRange results, ValueRange inputs) {
+  state.addAttribute(getKindAttrName(state.name), builder.getStringAttr(kind));
+  state.addOperands(inputs);
+  state.addTypes(results);
+  Region *body = state.addRegion();
+  Block *block = new Block();
+  body->push_back(block);
+  for (Value input : inputs)
+    block->addArgument(input.getType(), input.getLoc());
+}
+
+LogicalResult FusedOp::verify() {
+  Block &block = getBody().front();
+  if (block.getNumArguments() != getInputs().size())
+    return emitOpError() << "has " << getInputs().size()
+                         << " inputs but its body takes "
+                         << block.getNumArguments() << " arguments";
+  for (auto [input, arg] : llvm::zip(getInputs(), block.getArguments()))
+    if (input.getType() != arg.getType())
+      return emitOpError() << "binds an input of type " << input.getType()
+                           << " to a body argument of type " << arg.getType();
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield)
+    return emitOpError() << "body must end in loom.yield";
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError() << "yields " << yield.getValues().size()
+                         << " values whose types differ from its results";
+  for (Operation &op : block.without_terminator())
+    if (op.getDialect() != getOperation()->getDialect() || isa<FusedOp>(op))
+      return op.emitOpError() << "cannot be inside a loom.fused region";
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/Loom/LoomOps.cpp.inc"

@@ -83,6 +83,12 @@ void buildTrainingStepPassPipeline(mlir::OpPassManager &pm,
 mlir::LogicalResult buildDistProgram(mlir::ModuleOp module,
                                      const DistOptions &dist);
 
+/// Runs --loom-fuse on every function of a built training step: the fusion
+/// regions that become generated kernels (docs/codegen.md). loomc runs it
+/// before building the plan (not with --no-fuse); the f64 evaluator and
+/// --emit=step see the step before it.
+mlir::LogicalResult fuseTrainingStep(mlir::ModuleOp module);
+
 /// Runs buildTrainingStepPassPipeline's passes on `module`.
 mlir::LogicalResult buildTrainingStep(mlir::ModuleOp module,
                                       llvm::StringRef compute,

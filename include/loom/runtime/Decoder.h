@@ -272,6 +272,27 @@ struct AdamWInstr {
   bool decay;
 };
 
+// A generated kernel (plan.kernels[kernel]): its buffers are its arguments,
+// inputs then outputs; its runtime scalars are computed from the step's
+// parameters as `params` say.
+enum class KernelParamKind { DropoutKey, DropoutOffset, Count, Real };
+struct KernelParamInstr {
+  KernelParamKind kind;
+  std::string site;
+  int64_t elements;
+};
+struct Instruction;
+struct KernelInstr {
+  int64_t kernel;
+  std::string name;
+  std::vector<BufferId> args;
+  std::vector<KernelParamInstr> params;
+  std::vector<std::string> checks;
+  /// The same work as reference instructions (a backend without the
+  /// generated kernel runs these), decoded as every instruction is.
+  std::vector<Instruction> reference;
+};
+
 using Record =
     std::variant<MatmulInstr, BinaryInstr, ScaleInstr, CastInstr,
                  ActivationInstr, ActivationGradInstr, BroadcastInstr,
@@ -280,7 +301,7 @@ using Record =
                  CrossEntropyPartialsInstr, CrossEntropyCombineInstr,
                  ReduceInstr, TransposeInstr, SplitConcatInstr, ZeroInstr,
                  AllReduceInstr, GatherScatterInstr, GradNormInstr,
-                 AdamWInstr>;
+                 AdamWInstr, KernelInstr>;
 
 /// One decoded instruction.
 struct Instruction {

@@ -25,7 +25,7 @@ namespace runtime {
 
 /// The on-disk format version. An older or newer runtime refuses the file
 /// with a message naming both versions.
-constexpr uint32_t kPlanFormatVersion = 3;
+constexpr uint32_t kPlanFormatVersion = 4;
 
 /// Bytes per element of a buffer type (i1 is stored as one byte).
 int64_t dtypeBytes(plan::DType dtype);
@@ -84,6 +84,37 @@ inline bool checkedProduct(const std::vector<int64_t> &dims, int64_t &out) {
 
 /// The readable dump (`loomc --emit=plan-text`, `loom-run --dump`).
 void printPlanText(const plan::PlanT &plan, std::ostream &os);
+
+/// Every buffer an instruction touches: its inputs, its outputs, and for a
+/// kernel its reference form's buffers and scratch (all live while it runs).
+template <typename Fn>
+void forEachBufferOf(const plan::InstructionT &inst, Fn &&fn) {
+  for (int32_t id : inst.inputs)
+    fn(id);
+  for (int32_t id : inst.outputs)
+    fn(id);
+  for (int32_t id : inst.scratch)
+    fn(id);
+  for (const auto &ref : inst.reference)
+    forEachBufferOf(*ref, fn);
+}
+/// The same, for rewriting the buffer indices.
+template <typename Fn>
+void forEachBufferOf(plan::InstructionT &inst, Fn &&fn) {
+  for (int32_t &id : inst.inputs)
+    fn(id);
+  for (int32_t &id : inst.outputs)
+    fn(id);
+  for (int32_t &id : inst.scratch)
+    fn(id);
+  for (auto &ref : inst.reference)
+    forEachBufferOf(*ref, fn);
+}
+
+/// The plan's generated kernels, for `loomc --emit=kernels`: each one's
+/// arguments, runtime scalars, launch rule and checks, its host C++ and CUDA
+/// C++, then the preludes they share.
+void printKernelsText(const plan::PlanT &plan, std::ostream &os);
 
 /// The attribute `name` of an instruction, or null.
 const plan::AttributeT *findAttr(const plan::InstructionT &inst,

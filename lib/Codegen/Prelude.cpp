@@ -1,0 +1,154 @@
+//===- Prelude.cpp - the definitions every generated kernel shares --------===//
+//
+// One text for both targets: the scalar math the kernels call (exp and tanh
+// written out, so the host compiler can vectorise them and the GPU computes
+// the same values) and the Philox stream of the reference dropout kernel
+// (include/loom/runtime/Philox.h, drawn per element). Only the function
+// qualifiers and the bit casts differ between host C++ and CUDA C++.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/Codegen/Emit.h"
+
+namespace loom {
+namespace codegen {
+
+namespace {
+
+// The shared part, after LOOM_FN and loom_bits/loom_float are defined.
+const char *kSharedMath = R"(
+// exp: Cephes expf (range reduction by ln 2 in two parts, a degree-5
+// polynomial); relative error ~2e-7. Below -87 it returns 0 (the true
+// value is under 1.7e-38), above 88.7 infinity.
+LOOM_FN float loom_exp(float x) {
+  float c = fminf(fmaxf(x, -87.0f), 88.5f);
+  float fx = floorf(c * 1.44269504088896341f + 0.5f);
+  float z = c - fx * 0.693359375f;
+  z = z - fx * -2.12194440e-4f;
+  float zz = z * z;
+  float y = ((((( 1.9875691500e-4f * z + 1.3981999507e-3f) * z +
+                8.3334519073e-3f) * z + 4.1665795894e-2f) * z +
+                1.6666665459e-1f) * z + 5.0000001201e-1f) * zz + z + 1.0f;
+  int n = (int)fx;
+  float half = loom_float((unsigned int)(n + 126) << 23); // 2^(n-1)
+  float r = y * half * 2.0f;
+  r = x > 88.72283f ? loom_float(0x7F800000u) : r;
+  r = x < -87.0f ? 0.0f : r;
+  return x != x ? x : r;
+}
+
+// tanh: Cephes tanhf's odd polynomial below 0.625, 1 - 2 / (exp(2|x|) + 1)
+// above; within 2 ulp of libm.
+LOOM_FN float loom_tanh(float x) {
+  float a = fabsf(x);
+  float z = x * x;
+  float p = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z -
+               5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+               3.33332819422e-1f) * z * x + x;
+  float e = loom_exp(2.0f * fminf(a, 10.0f));
+  float q = copysignf(1.0f - 2.0f / (e + 1.0f), x);
+  return a < 0.625f ? p : q;
+}
+
+LOOM_FN float loom_log(float x) { return logf(x); }
+LOOM_FN float loom_erf(float x) { return erff(x); }
+LOOM_FN float loom_sqrt(float x) { return sqrtf(x); }
+LOOM_FN float loom_rsqrt(float x) { return 1.0f / sqrtf(x); }
+
+// Dropout's stream: element g of a tensor uses word g % 4 of the Philox4x32-10
+// block at counter g / 4 under the key (runtime/cpu/Kernels.cpp, dropout).
+LOOM_FN unsigned int loom_philox_word(unsigned long long key, long long g) {
+  unsigned long long block = (unsigned long long)g >> 2;
+  unsigned int c0 = (unsigned int)block, c1 = (unsigned int)(block >> 32);
+  unsigned int c2 = 0u, c3 = 0u;
+  unsigned int k0 = (unsigned int)key, k1 = (unsigned int)(key >> 32);
+  for (int r = 0; r < 10; ++r) {
+    if (r > 0) {
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    unsigned long long p0 = (unsigned long long)0xD2511F53u * c0;
+    unsigned long long p1 = (unsigned long long)0xCD9E8D57u * c2;
+    unsigned int n0 = (unsigned int)(p1 >> 32) ^ c1 ^ k0;
+    unsigned int n1 = (unsigned int)p1;
+    unsigned int n2 = (unsigned int)(p0 >> 32) ^ c3 ^ k1;
+    unsigned int n3 = (unsigned int)p0;
+    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+  }
+  unsigned int w = (unsigned int)(g & 3);
+  return w == 0u ? c0 : w == 1u ? c1 : w == 2u ? c2 : c3;
+}
+
+LOOM_FN bool loom_dropout_keep(unsigned long long key, long long g,
+                               float rate) {
+  unsigned int bits = loom_philox_word(key, g);
+  float u = ((float)(bits >> 9) + 0.5f) * (1.0f / 8388608.0f);
+  return u >= rate;
+}
+)";
+
+} // namespace
+
+std::string hostPrelude() {
+  return std::string(R"(// Loom generated kernels: host C++ (docs/codegen.md).
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <omp.h>
+#define LOOM_FN static inline
+LOOM_FN float loom_float(unsigned int bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+)") + kSharedMath;
+}
+
+std::string cudaPrelude() {
+  return std::string(R"(// Loom generated kernels: CUDA C++ (docs/codegen.md).
+#define LOOM_FN static __device__ __forceinline__
+LOOM_FN float loom_float(unsigned int bits) { return __uint_as_float(bits); }
+)") + kSharedMath + R"(
+// Block reductions: warp shuffles, then one value per warp through shared
+// memory; every thread gets the result.
+LOOM_FN float loom_block_sum(float v, float *shared) {
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();
+  if (lane == 0)
+    shared[warp] = v;
+  __syncthreads();
+  int warps = (blockDim.x + 31) >> 5;
+  float t = lane < warps ? shared[lane] : 0.0f;
+  for (int o = 16; o > 0; o >>= 1)
+    t += __shfl_xor_sync(0xffffffffu, t, o);
+  return t;
+}
+LOOM_FN float loom_block_max(float v, float *shared) {
+  for (int o = 16; o > 0; o >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();
+  if (lane == 0)
+    shared[warp] = v;
+  __syncthreads();
+  int warps = (blockDim.x + 31) >> 5;
+  float t = lane < warps ? shared[lane] : loom_float(0xFF800000u);
+  for (int o = 16; o > 0; o >>= 1)
+    t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, o));
+  return t;
+}
+)";
+}
+
+std::string hostModule(const std::string &prelude,
+                       const std::vector<std::string> &kernels) {
+  std::string out = prelude;
+  for (const std::string &k : kernels)
+    out += "\n" + k;
+  return out;
+}
+
+} // namespace codegen
+} // namespace loom
