@@ -13,12 +13,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <climits>
 #include <dirent.h>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace loom::runtime;
@@ -441,6 +443,29 @@ TEST_F(HostCompilerTest, TwoProcessesCompileOnce) {
   HostCompileReport warm;
   ASSERT_NE(compileAdd(o, warm), nullptr);
   EXPECT_TRUE(warm.cacheHit);
+  EXPECT_EQ(readFile(counter), "compile\n");
+}
+
+// Ranks are threads of one process: they exclude each other too (an fcntl
+// lock, owned by the process, would let both compile).
+TEST_F(HostCompilerTest, TwoThreadsCompileOnce) {
+  HostCompilerOptions o = options();
+  std::string counter = dir + "/compiles";
+  o.compiler = countingCompiler(counter);
+  HostCompileReport reports[2];
+  bool loaded[2] = {false, false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&, i] {
+      Result<std::shared_ptr<HostModule>> module =
+          compileHostModule(kAddSource, o, &reports[i]);
+      loaded[i] = module.ok() && (*module)->symbol("loom_test_add");
+    });
+  for (std::thread &thread : threads)
+    thread.join();
+  EXPECT_TRUE(loaded[0]);
+  EXPECT_TRUE(loaded[1]);
+  EXPECT_NE(reports[0].cacheHit, reports[1].cacheHit);
   EXPECT_EQ(readFile(counter), "compile\n");
 }
 
