@@ -135,9 +135,9 @@ StringRef kindOf(Operation *anchor) {
 struct Region {
   SmallVector<Operation *> ops; // in block order
   Operation *anchor = nullptr;
-  std::vector<int64_t> shape;   // the iteration shape
+  std::vector<int64_t> shape; // the iteration shape
   bool backward = false;
-  bool dead = false;            // merged into another
+  bool dead = false; // merged into another
 };
 
 class Fuser {

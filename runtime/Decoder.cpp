@@ -812,7 +812,12 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
              dtypeName(arg.dtype) + "; the buffer is " + r.named(id) + " " +
              dtypeName(r.dtype(id));
   }
-  for (const auto &p : k.params) {
+  if (r.inst.kernel_sites.size() != k.params.size())
+    return "kernel '" + k.name + "' has " + std::to_string(k.params.size()) +
+           " runtime scalars; the instruction names sites for " +
+           std::to_string(r.inst.kernel_sites.size());
+  for (size_t q = 0; q < k.params.size(); ++q) {
+    const auto &p = k.params[q];
     KernelParamInstr param{KernelParamKind::Real, p->site, p->elements};
     if (p->kind == "dropout_key")
       param.kind = KernelParamKind::DropoutKey;
@@ -823,6 +828,13 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
     else if (p->kind != "real")
       return "kernel '" + k.name + "' has a runtime scalar of unknown kind '" +
              p->kind + "'";
+    if (param.kind == KernelParamKind::DropoutKey ||
+        param.kind == KernelParamKind::DropoutOffset) {
+      if (r.inst.kernel_sites[q].empty())
+        return "kernel '" + k.name + "' draws dropout, and the instruction "
+               "names no site for it";
+      param.site = r.inst.kernel_sites[q];
+    }
     if (param.kind == KernelParamKind::Real &&
         !(p->site == "lr" || p->site == "loss_scale" || p->site == "grad_scale"))
       return "kernel '" + k.name + "' reads the unknown step value '" +

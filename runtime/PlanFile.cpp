@@ -728,8 +728,12 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
       os << (inst->outputs.empty() ? "" : " = ") << inst->op;
       if (const plan::AttributeT *k = findAttr(*inst, "kernel");
           k && !k->ints.empty() && k->ints[0] >= 0 &&
-          size_t(k->ints[0]) < p.kernels.size())
+          size_t(k->ints[0]) < p.kernels.size()) {
         os << " @" << p.kernels[size_t(k->ints[0])]->name;
+        for (const std::string &site : inst->kernel_sites)
+          if (!site.empty())
+            os << " [" << site << "]";
+      }
       for (size_t i = 0; i < inst->inputs.size(); ++i)
         os << (i ? ", " : " ") << bufferName(inst->inputs[i]);
       if (!inst->attrs.empty()) {

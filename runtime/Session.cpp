@@ -138,6 +138,7 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
     RankContext context;
     context.coords = rank.coords;
     context.comm = s->comm_ ? &s->comm_->forRank(r) : nullptr;
+    context.generatedKernels = options.generatedKernels;
     int64_t stage = ppAxis >= 0 ? rank.coords[size_t(ppAxis)] : 0;
     for (const plan::PlanT *piece : pieces) {
       if (!p.chunks.empty() && piece->chunk_index % stages != stage)

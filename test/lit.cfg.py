@@ -26,3 +26,8 @@ llvm_config.add_tool_substitutions(
      ToolSubst("loom-run", unresolved="fatal")],
     [config.loom_tools_dir],
 )
+
+# Generated kernels compile into a cache in the build tree, never the user's
+# ~/.cache (the first test to load a plan compiles it; the rest load it).
+config.environment["LOOM_KERNEL_CACHE"] = os.path.join(
+    config.loom_obj_root, "kernel-cache")

@@ -117,8 +117,12 @@ public:
   std::string expr(int id) const {
     const Node &n = k.nodes[id];
     auto a = [&](int i) { return ref(n.operands[i]); };
-    auto bin = [&](const char *o) { return "(" + a(0) + " " + o + " " + a(1) + ")"; };
-    auto call = [&](const char *f) { return std::string(f) + "(" + a(0) + ")"; };
+    auto bin = [&](const char *o) {
+      return "(" + a(0) + " " + o + " " + a(1) + ")";
+    };
+    auto call = [&](const char *f) {
+      return std::string(f) + "(" + a(0) + ")";
+    };
     switch (n.op) {
     case NodeOp::Load:
       return "a" + std::to_string(n.arg) + "[" + index(n.div, n.mod) + "]";
@@ -319,8 +323,8 @@ std::string emitHost(const KernelDesc &k) {
       os << "        " << se.storeTarget(s, true)
          << (s.accumulate ? " += " : " = ") << se.ref(s.node) << ";\n";
     for (size_t a = 0; a < stage.accums.size(); ++a)
-      os << "        " << accumName(k, 0, a) << " += "
-         << se.ref(stage.accums[a].node) << ";\n";
+      os << "        " << accumName(k, 0, a)
+         << " += " << se.ref(stage.accums[a].node) << ";\n";
     for (size_t c = 0; c < stage.checks.size(); ++c)
       os << "        if (!" << se.ref(stage.checks[c].node)
          << " && !loom_st) loom_st = " << c + 1 << ";\n";
@@ -334,8 +338,8 @@ std::string emitHost(const KernelDesc &k) {
       if (stage.loop) {
         std::string clauses;
         for (const Reduce &r : stage.reduces) {
-          os << "      float " << se.ref(r.result) << " = " << reduceInit(r.kind)
-             << ";\n";
+          os << "      float " << se.ref(r.result) << " = "
+             << reduceInit(r.kind) << ";\n";
           clauses += std::string(" reduction(") +
                      (r.kind == ReduceKind::Sum ? "+" : "max") + ":" +
                      se.ref(r.result) + ")";
@@ -362,8 +366,8 @@ std::string emitHost(const KernelDesc &k) {
              << (st.accumulate ? " += " : " = ") << se.ref(st.node) << ";\n";
         for (size_t a = 0; a < stage.accums.size(); ++a)
           os << "        " << accumName(k, s, a)
-             << (stage.accums[a].perCol ? "[j]" : "") << " += "
-             << se.ref(stage.accums[a].node) << ";\n";
+             << (stage.accums[a].perCol ? "[j]" : "")
+             << " += " << se.ref(stage.accums[a].node) << ";\n";
         os << "      }\n";
       } else {
         se.nodes(os, stage, "      ");
@@ -371,8 +375,8 @@ std::string emitHost(const KernelDesc &k) {
           os << "      " << se.storeTarget(st, false)
              << (st.accumulate ? " += " : " = ") << se.ref(st.node) << ";\n";
         for (size_t a = 0; a < stage.accums.size(); ++a)
-          os << "      " << accumName(k, s, a) << " += "
-             << se.ref(stage.accums[a].node) << ";\n";
+          os << "      " << accumName(k, s, a)
+             << " += " << se.ref(stage.accums[a].node) << ";\n";
         for (size_t c = 0; c < stage.checks.size(); ++c)
           os << "      if (!" << se.ref(stage.checks[c].node)
              << " && !loom_st) loom_st = " << checkBase + int(c) + 1 << ";\n";
@@ -383,7 +387,8 @@ std::string emitHost(const KernelDesc &k) {
   }
   // The partials, added in thread order.
   os << "#pragma omp for ordered schedule(static, 1)\n";
-  os << "    for (int loom_t = 0; loom_t < omp_get_num_threads(); ++loom_t) {\n";
+  os << "    for (int loom_t = 0; loom_t < omp_get_num_threads(); ++loom_t) "
+        "{\n";
   os << "#pragma omp ordered\n      {\n";
   os << "        if (loom_st && !loom_status) loom_status = loom_st;\n";
   for (const AccumRef &a : accums) {
@@ -409,7 +414,9 @@ LaunchRule launchOf(const KernelDesc &k) {
     l.rule = "elementwise";
     l.block = 256;
     int64_t blocks = (k.extent + 255) / 256;
-    l.grid = k.runtimeExtent ? 4096 : std::min<int64_t>(std::max<int64_t>(blocks, 1), 1 << 20);
+    l.grid = k.runtimeExtent
+                 ? 4096
+                 : std::min<int64_t>(std::max<int64_t>(blocks, 1), 1 << 20);
   } else {
     l.rule = "rows";
     int64_t t = ((k.cols + 31) / 32) * 32;
@@ -427,8 +434,8 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
   ScalarEmitter se(k, Target{true});
   std::ostringstream os;
   os << "// " << k.family << "\n";
-  os << "extern \"C\" __global__ void __launch_bounds__(" << launch.block << ") "
-     << k.name << "(";
+  os << "extern \"C\" __global__ void __launch_bounds__(" << launch.block
+     << ") " << k.name << "(";
   bool first = true;
   auto comma = [&] {
     if (!first)
@@ -465,8 +472,8 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
       os << "    " << se.storeTarget(s, true) << (s.accumulate ? " += " : " = ")
          << se.ref(s.node) << ";\n";
     for (size_t a = 0; a < stage.accums.size(); ++a)
-      os << "    " << accumName(k, 0, a) << " += "
-         << se.ref(stage.accums[a].node) << ";\n";
+      os << "    " << accumName(k, 0, a)
+         << " += " << se.ref(stage.accums[a].node) << ";\n";
     for (size_t c = 0; c < stage.checks.size(); ++c)
       os << "    if (!" << se.ref(stage.checks[c].node)
          << ") atomicCAS(loom_status, 0, " << c + 1 << ");\n";
@@ -515,8 +522,8 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
           os << "      atomicAdd(&a" << stage.accums[a].arg << "[j], "
              << se.ref(stage.accums[a].node) << ");\n";
         else
-          os << "      " << accumName(k, s, a) << " += "
-             << se.ref(stage.accums[a].node) << ";\n";
+          os << "      " << accumName(k, s, a)
+             << " += " << se.ref(stage.accums[a].node) << ";\n";
       }
       os << "    }\n";
       for (const Reduce &r : stage.reduces)

@@ -63,8 +63,8 @@ public:
     Operation *anchor = nullptr;
     for (Operation &o : body.without_terminator())
       if (!isElementwiseOp(&o)) {
-        if (anchor && !(isa<CrossEntropyOp>(anchor) &&
-                        isa<CrossEntropyGradOp>(o)))
+        if (anchor &&
+            !(isa<CrossEntropyOp>(anchor) && isa<CrossEntropyGradOp>(o)))
           return op.emitError()
                  << "the code generator makes one kernel of at most one row "
                     "op, this region has '"
@@ -103,9 +103,9 @@ public:
       return failure();
     for (auto [v, arg] : outputArg)
       if (!stored.count(v))
-        return op.emitError() << "the code generator did not write result "
-                              << arg - int(op.getInputs().size())
-                              << " of this region";
+        return op.emitError()
+               << "the code generator did not write result "
+               << arg - int(op.getInputs().size()) << " of this region";
     if (std::string e = verifyKernel(k); !e.empty())
       return op.emitError() << "generated a malformed kernel: " << e;
     return k;
@@ -122,7 +122,7 @@ private:
     Arg a;
     a.name = std::move(name);
     Type e = cast<RankedTensorType>(v.getType()).getElementType();
-    a.type = e.isInteger(64) ? ElemType::I64
+    a.type = e.isInteger(64)   ? ElemType::I64
              : e.isInteger(32) ? ElemType::I32
                                : ElemType::F32;
     a.output = output;
@@ -265,8 +265,7 @@ private:
       int inner;
       if (g.getApproximate() == GeluApproximation::Tanh) {
         int cube = mul(mul(mul(constant(kGeluCubic), v), v), v);
-        inner = call(NodeOp::Tanh,
-                     mul(constant(kSqrt2OverPi), add(v, cube)));
+        inner = call(NodeOp::Tanh, mul(constant(kSqrt2OverPi), add(v, cube)));
       } else {
         inner = call(NodeOp::Erf, mul(v, constant(kInvSqrt2)));
       }
@@ -295,9 +294,9 @@ private:
                     add(constant(1), mul(mul(constant(3 * kGeluCubic), v), v)));
         d = add(a, b);
       } else {
-        int a = mul(constant(0.5),
-                    add(constant(1),
-                        call(NodeOp::Erf, mul(v, constant(kInvSqrt2)))));
+        int a = mul(
+            constant(0.5),
+            add(constant(1), call(NodeOp::Erf, mul(v, constant(kInvSqrt2)))));
         int b = mul(mul(v, constant(kInvSqrt2Pi)),
                     call(NodeOp::Exp, mul(mul(constant(-0.5), v), v)));
         d = add(a, b);
@@ -428,14 +427,13 @@ private:
     };
     auto scaled = [&] { return mul(constant(scale), value(x)); };
     loopStage();
-    int max = reduce(ReduceKind::Max,
-                     select(kept(), scaled(), constant(-INFINITY)));
+    int max =
+        reduce(ReduceKind::Max, select(kept(), scaled(), constant(-INFINITY)));
     rowStage();
     int masked = cmp(NodeOp::Eq, max, constant(-INFINITY));
     loopStage();
     auto e = [&] {
-      return select(kept(), call(NodeOp::Exp, sub(scaled(), max)),
-                    constant(0));
+      return select(kept(), call(NodeOp::Exp, sub(scaled(), max)), constant(0));
     };
     int sum = reduce(ReduceKind::Sum, e());
     loopStage();
@@ -451,9 +449,9 @@ private:
     int dot = reduce(ReduceKind::Sum,
                      mul(value(sg.getGrad()), value(sg.getOutput())));
     loopStage();
-    int out = mul(mul(constant(sg.getScale().convertToDouble()),
-                      value(sg.getOutput())),
-                  sub(value(sg.getGrad()), dot));
+    int out = mul(
+        mul(constant(sg.getScale().convertToDouble()), value(sg.getOutput())),
+        sub(value(sg.getGrad()), dot));
     current[sg.getResult()] = out;
     storeIfOutput(sg.getResult(), out);
     return finishLoop();
@@ -469,8 +467,8 @@ private:
     stored.insert(result);
   }
 
-  LogicalResult layerNormGrad(Value x, Value w, Value dy, double eps,
-                              Value dx, Value dw, Value db) {
+  LogicalResult layerNormGrad(Value x, Value w, Value dy, double eps, Value dx,
+                              Value dw, Value db) {
     rowsOf(shapeOf(x));
     auto colsF = [&] { return constant(double(k.cols)); };
     if (db) {
@@ -495,8 +493,8 @@ private:
       int meanG = div(sumG, colsF());
       int meanGX = div(sumGX, colsF());
       loopStage();
-      int out = mul(rs, sub(sub(mul(value(dy), value(w)), meanG),
-                            mul(xhat(), meanGX)));
+      int out = mul(
+          rs, sub(sub(mul(value(dy), value(w)), meanG), mul(xhat(), meanGX)));
       current[dx] = out;
       storeIfOutput(dx, out);
     } else {
@@ -506,8 +504,8 @@ private:
       rowStage();
       int rs = call(NodeOp::Rsqrt, add(div(ms, colsF()), constant(eps)));
       loopStage();
-      int sumGX = reduce(ReduceKind::Sum,
-                         mul(mul(value(dy), value(w)), value(x)));
+      int sumGX =
+          reduce(ReduceKind::Sum, mul(mul(value(dy), value(w)), value(x)));
       columnSumOf(dw, mul(mul(value(dy), value(x)), rs));
       rowStage();
       int meanGX = div(sumGX, colsF());
@@ -546,22 +544,24 @@ private:
     int logitsArg = argOf.lookup(logits);
     rowStage();
     int label = loadRow(labelsArg, ValueType::Int);
-    int valid = cmp(NodeOp::Ne, label, constant(double(ignore), ValueType::Int));
-    int inRange = node(
-        NodeOp::And,
-        {cmp(NodeOp::Ge, label, constant(0, ValueType::Int)),
-         cmp(NodeOp::Lt, label, constant(double(k.cols), ValueType::Int))},
-        ValueType::Bool);
-    int ok = node(NodeOp::Or, {node(NodeOp::Not, {valid}, ValueType::Bool),
-                               inRange},
-                  ValueType::Bool);
+    int valid =
+        cmp(NodeOp::Ne, label, constant(double(ignore), ValueType::Int));
+    int inRange =
+        node(NodeOp::And,
+             {cmp(NodeOp::Ge, label, constant(0, ValueType::Int)),
+              cmp(NodeOp::Lt, label, constant(double(k.cols), ValueType::Int))},
+             ValueType::Bool);
+    int ok =
+        node(NodeOp::Or, {node(NodeOp::Not, {valid}, ValueType::Bool), inRange},
+             ValueType::Bool);
     stage().checks.push_back(
         {ok, "a label is outside [0, " + std::to_string(k.cols) +
                  ") and is not ignore_index " + std::to_string(ignore)});
     loopStage();
     int max = reduce(ReduceKind::Max, value(logits));
     loopStage();
-    int sum = reduce(ReduceKind::Sum, call(NodeOp::Exp, sub(value(logits), max)));
+    int sum =
+        reduce(ReduceKind::Sum, call(NodeOp::Exp, sub(value(logits), max)));
     rowStage();
     int safe = select(node(NodeOp::And, {valid, inRange}, ValueType::Bool),
                       label, constant(0, ValueType::Int), ValueType::Int);
@@ -576,8 +576,8 @@ private:
     if (forward) {
       auto it = outputArg.find(forward.getResult());
       if (it != outputArg.end()) {
-        stage().accums.push_back(
-            {it->second, loss, false, accumulate[it->second - int(argOf.size())]});
+        stage().accums.push_back({it->second, loss, false,
+                                  accumulate[it->second - int(argOf.size())]});
         stored.insert(forward.getResult());
       }
     }
@@ -590,9 +590,9 @@ private:
     stage().nodes.push_back(seedNode);
     loopStage();
     int p = div(call(NodeOp::Exp, sub(value(logits), max)), sum);
-    int onehot = select(cmp(NodeOp::Eq, node(NodeOp::Col, {}, ValueType::Int),
-                            label),
-                        constant(1), constant(0));
+    int onehot =
+        select(cmp(NodeOp::Eq, node(NodeOp::Col, {}, ValueType::Int), label),
+               constant(1), constant(0));
     int out = select(valid, mul(seedNode, sub(p, onehot)), constant(0));
     current[grad.getResult()] = out;
     storeIfOutput(grad.getResult(), out);

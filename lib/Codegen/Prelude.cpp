@@ -108,7 +108,8 @@ std::string cudaPrelude() {
   return std::string(R"(// Loom generated kernels: CUDA C++ (docs/codegen.md).
 #define LOOM_FN static __device__ __forceinline__
 LOOM_FN float loom_float(unsigned int bits) { return __uint_as_float(bits); }
-)") + kSharedMath + R"(
+)") + kSharedMath +
+         R"(
 // Block reductions: warp shuffles, then one value per warp through shared
 // memory; every thread gets the result.
 LOOM_FN float loom_block_sum(float v, float *shared) {

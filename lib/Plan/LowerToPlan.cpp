@@ -536,10 +536,23 @@ LogicalResult Lowering::generateKernels() {
     if (failed(desc))
       return failure();
     codegen::EmittedKernel emitted = codegen::emitKernel(*desc);
-    auto [it, fresh] =
-        known.try_emplace(emitted.hostSource + emitted.cudaSource,
-                          int64_t(plan->kernels.size()));
-    setInts(*program[f.instruction], instr::Attr::Kernel, {it->second});
+    // The dropout sites are the instruction's; the rest of each scalar is
+    // the kernel's signature.
+    std::string signature;
+    plan::InstructionT &inst = *program[f.instruction];
+    for (codegen::Param &p : desc->params) {
+      bool dropout = p.kind == codegen::ParamKind::DropoutKey ||
+                     p.kind == codegen::ParamKind::DropoutOffset;
+      inst.kernel_sites.push_back(dropout ? p.site : "");
+      if (dropout)
+        p.site.clear();
+      signature += std::to_string(int(p.kind)) + ":" + p.site + ":" +
+                   std::to_string(p.elements) + ";";
+    }
+    auto [it, fresh] = known.try_emplace(
+        emitted.hostSource + emitted.cudaSource + signature,
+        int64_t(plan->kernels.size()));
+    setInts(inst, instr::Attr::Kernel, {it->second});
     if (!fresh)
       continue;
     desc->name = "loom_k" + std::to_string(plan->kernels.size()) + "_" +

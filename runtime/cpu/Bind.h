@@ -45,6 +45,9 @@ public:
   virtual Communicator *comm() = 0;
   /// The size of one of the plan's mesh axes.
   virtual int64_t axisSize(int axis) = 0;
+  /// A generated kernel's entry point in the plan's compiled kernels, or
+  /// null when they are not compiled (no compiler, --no-jit).
+  virtual void *kernelEntry(const std::string &name) = 0;
 };
 
 /// An error of a running instruction, naming it.
@@ -82,6 +85,7 @@ Result<Kernel> bind(const GatherScatterInstr &, const Instruction &,
                     Binder &);
 Result<Kernel> bind(const GradNormInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const AdamWInstr &, const Instruction &, Binder &);
+Result<Kernel> bind(const KernelInstr &, const Instruction &, Binder &);
 
 /// A collective on mesh axis `axis` needs a communicator unless the rank
 /// is alone on it.

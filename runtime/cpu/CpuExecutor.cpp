@@ -10,6 +10,7 @@
 #include "Bind.h"
 #include "loom/runtime/cpu/CpuBackend.h"
 #include "loom/runtime/cpu/Float16.h"
+#include "loom/runtime/cpu/PlanKernels.h"
 
 #include <algorithm>
 #include <chrono>
@@ -87,6 +88,9 @@ private:
                ? plan.mesh[size_t(axis)]->size
                : 1;
   }
+  void *kernelEntry(const std::string &name) override {
+    return kernels ? kernels->symbol(name) : nullptr;
+  }
 
   const plan::PlanT &plan;
   RankContext rank;
@@ -100,6 +104,8 @@ private:
   std::unique_ptr<float[]> scratch;
   size_t scratchBytes = 0;
   std::vector<Kernel> microbatch, optimizer;
+  /// The plan's generated kernels, compiled; null: their reference forms run.
+  std::shared_ptr<HostModule> kernels;
   StepOutputs outputs;
   bool profiling = false;
   std::map<std::string, double> profile; // op -> seconds
@@ -151,6 +157,19 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
     if (!ex->scratch)
       return Status::error("cannot allocate the 16-bit shadows' " +
                            std::to_string(ex->scratchBytes) + " bytes");
+  }
+  if (!plan.kernels.empty()) {
+    if (!ex->rank.generatedKernels) {
+      noteReferenceKernels(plan, "generated kernels are off (--no-jit)");
+    } else if (Result<std::shared_ptr<HostModule>> module =
+                   loadPlanKernels(plan);
+               module.ok()) {
+      ex->kernels = *module;
+      for (const auto &k : plan.kernels)
+        if (!ex->kernels->symbol(k->name))
+          return Status::error("the compiled kernels have no entry point '" +
+                               k->name + "'");
+    }
   }
   if (Status s = ex->prepare(ex->decoded.microbatch, ex->microbatch); !s.ok())
     return s;

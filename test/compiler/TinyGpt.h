@@ -1,4 +1,5 @@
-//===- TinyGpt.h - examples/gpt.loom at a tiny size, for plan tests -*- C++ -*-===//
+//===- TinyGpt.h - examples/gpt.loom at a tiny size, for plan tests -*- C++
+//-*-===//
 
 #ifndef LOOM_TEST_COMPILER_TINYGPT_H
 #define LOOM_TEST_COMPILER_TINYGPT_H
@@ -16,56 +17,70 @@
 
 #include <gtest/gtest.h>
 
+/// The dialects a tiny GPT's module needs, loaded into `context`.
+inline void loadTinyGptDialects(mlir::MLIRContext &context) {
+  mlir::DialectRegistry registry;
+  registry.insert<loom::LoomDialect, loom::dist::DistDialect,
+                  mlir::func::FuncDialect>();
+  mlir::func::registerInlinerExtension(registry);
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
+  context.printOpOnDiagnostic(false);
+}
+
+/// The tiny GPT (vocab 13, seq 6, hidden 16, 2 heads, 2 layers, dropout 0.1)
+/// as a training step on `mesh` ("" for one rank), differentiated.
+inline mlir::OwningOpRef<mlir::ModuleOp>
+buildTinyGpt(mlir::MLIRContext &context, int64_t micro, int64_t global,
+             llvm::StringRef compute = "f32", llvm::StringRef mesh = "") {
+  auto buffer =
+      llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
+  EXPECT_TRUE(bool(buffer));
+  if (!buffer)
+    return nullptr;
+  auto library = loom::parseModelFile(loom::standardLibrarySource(),
+                                      loom::standardLibraryName(), &context);
+  auto file =
+      loom::parseModelFile((*buffer)->getBuffer(), "gpt.loom", &context);
+  EXPECT_TRUE(mlir::succeeded(library) && mlir::succeeded(file));
+  if (mlir::failed(library) || mlir::failed(file))
+    return nullptr;
+  loom::ModelOptions options;
+  options.overrides = {{"vocab", "13"},
+                       {"seq", "6"},
+                       {"hidden", "16"},
+                       {"heads", "2"},
+                       {"layers", "2"}};
+  options.microBatchSize = micro;
+  options.globalBatchSize = global;
+  std::string error;
+  auto axes = loom::parseMeshSpec(mesh, error);
+  EXPECT_TRUE(mlir::succeeded(axes)) << error;
+  if (mlir::failed(axes))
+    return nullptr;
+  options.tensorParallel = (*axes)[2].second;
+  auto module = loom::buildModel(*file, *library, options, &context);
+  EXPECT_TRUE(mlir::succeeded(module));
+  if (mlir::failed(module))
+    return nullptr;
+  loom::DistOptions dist;
+  dist.mesh = mesh.str();
+  EXPECT_TRUE(
+      mlir::succeeded(loom::buildTrainingStep(**module, compute, dist)));
+  return std::move(*module);
+}
+
 /// A fixture with the dialects loaded and examples/gpt.loom at a tiny size
 /// (vocabulary 13, sequence 6, hidden 16, 2 heads, 2 layers).
 class TinyGptTest : public ::testing::Test {
 protected:
-  TinyGptTest() {
-    mlir::DialectRegistry registry;
-    registry.insert<loom::LoomDialect, loom::dist::DistDialect,
-                    mlir::func::FuncDialect>();
-    mlir::func::registerInlinerExtension(registry);
-    context.appendDialectRegistry(registry);
-    context.loadAllAvailableDialects();
-    context.printOpOnDiagnostic(false);
-  }
+  TinyGptTest() { loadTinyGptDialects(context); }
 
   /// The model's training step on `mesh` ("" for one rank), differentiated.
   mlir::OwningOpRef<mlir::ModuleOp> tinyGpt(int64_t micro, int64_t global,
                                             llvm::StringRef compute = "f32",
                                             llvm::StringRef mesh = "") {
-    auto buffer =
-        llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
-    EXPECT_TRUE(bool(buffer));
-    if (!buffer)
-      return nullptr;
-    auto library = loom::parseModelFile(loom::standardLibrarySource(),
-                                        loom::standardLibraryName(), &context);
-    auto file =
-        loom::parseModelFile((*buffer)->getBuffer(), "gpt.loom", &context);
-    EXPECT_TRUE(mlir::succeeded(library) && mlir::succeeded(file));
-    if (mlir::failed(library) || mlir::failed(file))
-      return nullptr;
-    loom::ModelOptions options;
-    options.overrides = {{"vocab", "13"}, {"seq", "6"}, {"hidden", "16"},
-                         {"heads", "2"},  {"layers", "2"}};
-    options.microBatchSize = micro;
-    options.globalBatchSize = global;
-    std::string error;
-    auto axes = loom::parseMeshSpec(mesh, error);
-    EXPECT_TRUE(mlir::succeeded(axes)) << error;
-    if (mlir::failed(axes))
-      return nullptr;
-    options.tensorParallel = (*axes)[2].second;
-    auto module = loom::buildModel(*file, *library, options, &context);
-    EXPECT_TRUE(mlir::succeeded(module));
-    if (mlir::failed(module))
-      return nullptr;
-    loom::DistOptions dist;
-    dist.mesh = mesh.str();
-    EXPECT_TRUE(
-        mlir::succeeded(loom::buildTrainingStep(**module, compute, dist)));
-    return std::move(*module);
+    return buildTinyGpt(context, micro, global, compute, mesh);
   }
 
   /// The plan of a training step (cosine decay, the other defaults).

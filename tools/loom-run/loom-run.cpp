@@ -60,6 +60,11 @@ thread, joined by the local communicator.
   --dump               print the plan as text and exit
   --backend NAME       the backend every rank runs on (default cpu; this
                        build has: BACKENDS)
+  --no-jit             run every fusion region's reference kernels instead
+                       of the plan's generated kernels (which are otherwise
+                       compiled at load with the system C++ compiler and
+                       cached in $LOOM_KERNEL_CACHE, default
+                       ~/.cache/loom/kernels)
   --ranks N            the ranks the launcher provides: an error unless it is
                        the plan's mesh size (default: the mesh's size)
   --collective-timeout S
@@ -194,7 +199,7 @@ int main(int argc, char **argv) {
       dump = true;
       continue;
     }
-    if (arg == "--no-shuffle") {
+    if (arg == "--no-shuffle" || arg == "--no-jit") {
       values[arg] = "1";
       continue;
     }
@@ -291,6 +296,7 @@ int main(int argc, char **argv) {
   options.seed = seed;
   if (values.count("--backend"))
     options.backend = values["--backend"];
+  options.generatedKernels = !values.count("--no-jit");
   if (warmup >= 0)
     options.warmupSteps = warmup;
   if (decaySteps >= 0)

@@ -22,8 +22,9 @@ namespace codegen {
 /// results, in order. `accumulate[r]`: result r is added to what its buffer
 /// holds (a gradient written straight into its accumulator). Emits an error
 /// on the op for a region the code generator does not know.
-mlir::FailureOr<KernelDesc> buildFusedKernel(FusedOp op, llvm::StringRef name,
-                                             const std::vector<bool> &accumulate);
+mlir::FailureOr<KernelDesc>
+buildFusedKernel(FusedOp op, llvm::StringRef name,
+                 const std::vector<bool> &accumulate);
 
 } // namespace codegen
 } // namespace loom

@@ -77,14 +77,34 @@ enum class NodeOp {
   RowsCount, // rows (Int)
   ColsCount, // cols (Int)
   // Arithmetic (Float or Int by `type`).
-  Add, Sub, Mul, Div, Rem, Neg, Max, Min,
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Rem,
+  Neg,
+  Max,
+  Min,
   // Float math: the same implementations on every target (the emitters'
   // prelude), so host and device agree.
-  Exp, Log, Tanh, Erf, Sqrt, Rsqrt,
+  Exp,
+  Log,
+  Tanh,
+  Erf,
+  Sqrt,
+  Rsqrt,
   // Comparisons (Bool), logic, choice.
-  Lt, Le, Gt, Ge, Eq, Ne, And, Or, Not,
-  Select,    // operand0 ? operand1 : operand2
-  ToFloat,   // Int -> Float
+  Lt,
+  Le,
+  Gt,
+  Ge,
+  Eq,
+  Ne,
+  And,
+  Or,
+  Not,
+  Select,  // operand0 ? operand1 : operand2
+  ToFloat, // Int -> Float
   // Dropout's keep decision (Bool) for the element at global index
   // ints[param] + i under the key ints[param2]: the Philox stream of the
   // reference kernel (runtime/cpu/Kernels.cpp dropout), drawn per element.
@@ -97,12 +117,12 @@ struct Node {
   NodeOp op = NodeOp::Const;
   ValueType type = ValueType::Float;
   std::vector<int> operands;
-  int arg = -1;        // Load, LoadAt, LoadRow
-  int64_t div = 1;     // Load
-  int64_t mod = 0;     // Load
-  double value = 0;    // Const (and the dropout rate for DropoutKeep)
-  int param = -1;      // ParamInt/ParamReal; DropoutKeep: the offset param
-  int param2 = -1;     // DropoutKeep: the key param
+  int arg = -1;     // Load, LoadAt, LoadRow
+  int64_t div = 1;  // Load
+  int64_t mod = 0;  // Load
+  double value = 0; // Const (and the dropout rate for DropoutKeep)
+  int param = -1;   // ParamInt/ParamReal; DropoutKeep: the offset param
+  int param2 = -1;  // DropoutKeep: the key param
 };
 
 enum class ReduceKind { Sum, Max };
@@ -155,7 +175,7 @@ struct KernelDesc {
   std::string name;   // the entry point: a C identifier, unique in a plan
   std::string family; // for people: elementwise, layernorm, softmax, ...
   Space space = Space::Elementwise;
-  int64_t extent = 0;   // Elementwise: n
+  int64_t extent = 0; // Elementwise: n
   bool runtimeExtent = false;
   int64_t rows = 0, cols = 0; // Rows
   std::vector<Arg> args;

@@ -74,6 +74,9 @@ struct RankContext {
   std::vector<int64_t> coords;
   /// The collectives' transport; null for a plan without collectives.
   Communicator *comm = nullptr;
+  /// Run the plan's generated kernels (compiled at load; docs/codegen.md).
+  /// false: each kernel instruction runs its reference form instead.
+  bool generatedKernels = true;
 };
 
 /// The plan's two programs.

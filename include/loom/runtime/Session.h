@@ -49,6 +49,9 @@ struct StepParams;
 struct SessionOptions {
   /// The backend every rank runs on (loom/runtime/Backend.h's names).
   std::string backend = "cpu";
+  /// Run the plan's generated kernels; false: their reference forms
+  /// (loom-run --no-jit).
+  bool generatedKernels = true;
   uint64_t seed = 1234;
   std::optional<double> lr, minLr, weightDecay, clipGrad, beta1, beta2, eps;
   std::optional<int64_t> warmupSteps, decaySteps;
