@@ -72,9 +72,14 @@ bool isElementwise(Operation *op) {
   // A sum of gradients the function returns: the plan builder adds each
   // term into the accumulator where it is made (a GEMM with beta = 1, the
   // embedding gradient's scatter), which stores nothing at all.
-  if (isa<AddOp>(op) && op->hasOneUse() &&
-      isa<func::ReturnOp>(*op->getUsers().begin()))
-    return false;
+  if (isa<AddOp>(op) && op->hasOneUse()) {
+    OpOperand &use = *op->getUses().begin();
+    auto fn = op->getParentOfType<func::FuncOp>();
+    if (isa<func::ReturnOp>(use.getOwner()) && fn &&
+        fn.getResultAttr(use.getOperandNumber(),
+                         LoomDialect::kGradResultAttr.getNameStr()))
+      return false;
+  }
   return true;
 }
 

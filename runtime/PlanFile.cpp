@@ -730,9 +730,13 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
           k && !k->ints.empty() && k->ints[0] >= 0 &&
           size_t(k->ints[0]) < p.kernels.size()) {
         os << " @" << p.kernels[size_t(k->ints[0])]->name;
+        std::vector<std::string> sites;
         for (const std::string &site : inst->kernel_sites)
-          if (!site.empty())
-            os << " [" << site << "]";
+          if (!site.empty() &&
+              std::find(sites.begin(), sites.end(), site) == sites.end())
+            sites.push_back(site);
+        for (const std::string &site : sites)
+          os << " [" << site << "]";
       }
       for (size_t i = 0; i < inst->inputs.size(); ++i)
         os << (i ? ", " : " ") << bufferName(inst->inputs[i]);
