@@ -102,6 +102,12 @@ public:
         return "j";
       if (div == k.cols && (mod == 0 || mod >= k.rows))
         return "row";
+      // A block of whole rows repeated (a [T, C] position table over
+      // [B, T, C]): the row's place in the block, then j, so the inner
+      // loop stays contiguous.
+      if (div == 1 && mod > 0 && mod % k.cols == 0)
+        return "((row % " + std::to_string(mod / k.cols) + "LL) * " +
+               std::to_string(k.cols) + "LL + j)";
     }
     std::string s = div == 1 ? "i" : "(i / " + std::to_string(div) + "LL)";
     if (mod > 0)
@@ -267,10 +273,17 @@ std::string emitHost(const KernelDesc &k) {
      << "(void *const *loom_args, const long long *loom_ints, "
         "const double *loom_reals) {\n";
   os << "  (void)loom_ints;\n  (void)loom_reals;\n";
-  for (size_t a = 0; a < k.args.size(); ++a)
-    os << "  " << (k.args[a].output ? "" : "const ") << elemType(k.args[a].type)
-       << " *a" << a << " = (" << (k.args[a].output ? "" : "const ")
-       << elemType(k.args[a].type) << " *)loom_args[" << a << "];\n";
+  // Each thread unpacks the arguments itself: pointers local to the
+  // outlined parallel body are loop-invariant, which the vectoriser needs
+  // (a shared pointer variable could be written by the stores).
+  auto unpack = [&](const std::string &indent) {
+    for (size_t a = 0; a < k.args.size(); ++a)
+      os << indent << (k.args[a].output ? "" : "const ")
+         << elemType(k.args[a].type) << " *a" << a << " = ("
+         << (k.args[a].output ? "" : "const ") << elemType(k.args[a].type)
+         << " *)loom_args[" << a << "];\n"
+         << indent << "(void)a" << a << ";\n";
+  };
   std::string n;
   if (k.space == Space::Elementwise) {
     n = std::to_string(k.extent) + "LL";
@@ -285,16 +298,17 @@ std::string emitHost(const KernelDesc &k) {
   for (const AccumRef &a : accums)
     if (!a.accum->accumulate) {
       if (a.accum->perCol)
-        os << "  std::memset(a" << a.accum->arg << ", 0, " << k.cols
+        os << "  std::memset(loom_args[" << a.accum->arg << "], 0, " << k.cols
            << " * sizeof(float));\n";
       else
-        os << "  a" << a.accum->arg << "[0] = 0.0f;\n";
+        os << "  ((float *)loom_args[" << a.accum->arg << "])[0] = 0.0f;\n";
     }
   os << "  int loom_status = 0;\n";
   std::string work = k.space == Space::Elementwise
                          ? std::string("loom_n")
                          : std::to_string(k.rows * k.cols) + "LL";
   os << "#pragma omp parallel if (" << work << " > 32768)\n  {\n";
+  unpack("    ");
   os << "    int loom_st = 0;\n";
   for (const AccumRef &a : accums) {
     if (a.accum->perCol)

@@ -288,7 +288,11 @@ Status CpuExecutor::run(ProgramKind kind, const StepParams &params,
     if (Status s = kernels[k](params, outputs); !s.ok())
       return s;
     if (profiling) // totals per op, so memory stays bounded
-      profile[opName(program.instructions[k].op)] +=
+      profile[program.instructions[k].op == Op::Kernel
+                  ? "kernel " + std::get<KernelInstr>(
+                                    program.instructions[k].record)
+                                    .name
+                  : std::string(opName(program.instructions[k].op))] +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                         start)
               .count();
