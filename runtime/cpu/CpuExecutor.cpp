@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Bind.h"
+#include "loom/runtime/Trace.h"
 #include "loom/runtime/cpu/CpuBackend.h"
 #include "loom/runtime/cpu/Float16.h"
 
@@ -264,10 +265,17 @@ Status CpuExecutor::run(ProgramKind kind, const StepParams &params,
   const DecodedProgram &program = kind == ProgramKind::Microbatch
                                       ? decoded.microbatch
                                       : decoded.optimizer;
+  Tracer *tracer = rank.tracer && rank.tracer->tracesStep(params.step)
+                       ? rank.tracer
+                       : nullptr;
   for (size_t k = begin; k < std::min(end, kernels.size()); ++k) {
     auto start = std::chrono::steady_clock::now();
+    int64_t traceBegin = tracer ? tracer->nowUs() : 0;
     if (Status s = kernels[k](params, outputs); !s.ok())
       return s;
+    if (tracer)
+      instructionSlice(*tracer, rank.traceTrack, plan, program, k, params,
+                       traceBegin);
     if (profiling) // totals per op, so memory stays bounded
       profile[opName(program.instructions[k].op)] +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() -
