@@ -175,8 +175,7 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
         if (opt[k]->op == "grad_norm")
           part.normEnd = k + 1;
       Result<std::unique_ptr<Executor>> executor = [&] {
-        TraceScope scope(tracer, context.traceTrack, "create executor",
-                         "load");
+        TraceScope scope(tracer, context.traceTrack, "create executor", "load");
         if (scope) {
           scope.args().add("backend", options.backend);
           if (!p.chunks.empty())

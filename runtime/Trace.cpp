@@ -25,8 +25,11 @@ namespace {
 size_t utf8Length(std::string_view s, size_t i) {
   auto byte = [&](size_t k) { return uint8_t(s[k]); };
   uint8_t b = byte(i);
-  size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3
-                          : (b >> 3) == 0x1E ? 4 : 0;
+  size_t n = b < 0x80           ? 1
+             : (b >> 5) == 0x6  ? 2
+             : (b >> 4) == 0xE  ? 3
+             : (b >> 3) == 0x1E ? 4
+                                : 0;
   if (n == 0 || i + n > s.size())
     return 0;
   uint32_t cp = n == 1 ? b : n == 2 ? b & 0x1F : n == 3 ? b & 0x0F : b & 0x07;
@@ -133,8 +136,8 @@ void Tracer::append(std::string event) {
 
 void Tracer::nameProcess(std::string_view name) {
   append("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":" +
-         std::to_string(pid_) + ",\"tid\":0,\"args\":" +
-         TraceArgs().add("name", name).json() + "}");
+         std::to_string(pid_) +
+         ",\"tid\":0,\"args\":" + TraceArgs().add("name", name).json() + "}");
 }
 
 void Tracer::nameTrack(int track, std::string_view name) {
@@ -149,13 +152,11 @@ void Tracer::nameTrack(int track, std::string_view name) {
 
 void Tracer::complete(int track, std::string_view name, std::string_view cat,
                       int64_t beginUs, int64_t durUs, const TraceArgs &args) {
-  std::string event = "{\"name\":" + jsonQuote(name) +
-                      ",\"cat\":" + jsonQuote(cat) +
-                      ",\"ph\":\"X\",\"ts\":" + std::to_string(beginUs) +
-                      ",\"dur\":" + std::to_string(durUs) +
-                      ",\"pid\":" + std::to_string(pid_) +
-                      ",\"tid\":" + std::to_string(track) +
-                      ",\"args\":" + args.json() + "}";
+  std::string event =
+      "{\"name\":" + jsonQuote(name) + ",\"cat\":" + jsonQuote(cat) +
+      ",\"ph\":\"X\",\"ts\":" + std::to_string(beginUs) +
+      ",\"dur\":" + std::to_string(durUs) + ",\"pid\":" + std::to_string(pid_) +
+      ",\"tid\":" + std::to_string(track) + ",\"args\":" + args.json() + "}";
   append(std::move(event));
 }
 
@@ -219,8 +220,8 @@ void instructionSlice(Tracer &tracer, int track, const plan::PlanT &plan,
         __builtin_mul_overflow(flops, g.m, &flops) ||
         __builtin_mul_overflow(flops, g.n, &flops) ||
         __builtin_mul_overflow(flops, g.k, &flops))
-      wideFlops = 2.0 * double(g.batch) * double(g.m) * double(g.n) *
-                  double(g.k);
+      wideFlops =
+          2.0 * double(g.batch) * double(g.m) * double(g.n) * double(g.k);
   }
   TraceArgs args;
   args.add("op", opName(inst.op))

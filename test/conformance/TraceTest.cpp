@@ -36,9 +36,9 @@ TEST_P(Tracing, ASlicePerInstructionOfTheTracedStepsOnly) {
            b = sketch.buffer("b", plan::DType::F32, {3, 4}),
            c = sketch.buffer("c", plan::DType::F32, {2, 4}),
            y = sketch.buffer("y", plan::DType::F32, {2, 4});
-  sketch.instruction(Op::Matmul, {a, b}, {c},
-                     {intAttr(Attr::TransposeA, 0),
-                      intAttr(Attr::TransposeB, 0)});
+  sketch.instruction(
+      Op::Matmul, {a, b}, {c},
+      {intAttr(Attr::TransposeA, 0), intAttr(Attr::TransposeB, 0)});
   sketch.instruction(Op::Relu, {c}, {y});
   std::unique_ptr<plan::PlanT> p = sketch.finish();
   ASSERT_TRUE(p);
@@ -65,12 +65,14 @@ TEST_P(Tracing, ASlicePerInstructionOfTheTracedStepsOnly) {
   ASSERT_OK(ex->run(ProgramKind::Microbatch, params));
   ASSERT_EQ(tracer.size(), 2u) << tracer.json();
   std::string json = tracer.json();
-  size_t matmul = json.find("{\"name\":\"matmul\",\"cat\":\"op\",\"ph\":\"X\",");
+  size_t matmul =
+      json.find("{\"name\":\"matmul\",\"cat\":\"op\",\"ph\":\"X\",");
   size_t relu = json.find("{\"name\":\"relu\",\"cat\":\"op\",\"ph\":\"X\",");
   ASSERT_NE(matmul, std::string::npos) << json;
   ASSERT_NE(relu, std::string::npos) << json;
   EXPECT_LT(matmul, relu) << json; // in program order
-  std::string matmulEvent = json.substr(matmul, json.find('\n', matmul) - matmul);
+  std::string matmulEvent =
+      json.substr(matmul, json.find('\n', matmul) - matmul);
   std::string reluEvent = json.substr(relu, json.find('\n', relu) - relu);
   for (const std::string &event : {matmulEvent, reluEvent}) {
     EXPECT_NE(event.find("\"tid\":5,"), std::string::npos) << event;
@@ -80,8 +82,7 @@ TEST_P(Tracing, ASlicePerInstructionOfTheTracedStepsOnly) {
         << event;
   }
   // a 24 + b 48 + c 32 bytes; 2·M·N·K = 2·2·4·3.
-  EXPECT_NE(matmulEvent.find("\"bytes\":104,\"flops\":48}"),
-            std::string::npos)
+  EXPECT_NE(matmulEvent.find("\"bytes\":104,\"flops\":48}"), std::string::npos)
       << matmulEvent;
   EXPECT_NE(reluEvent.find("\"bytes\":64,\"flops\":0}"), std::string::npos)
       << reluEvent;

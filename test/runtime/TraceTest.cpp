@@ -6,9 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include <locale>
 #include <cmath>
 #include <fstream>
+#include <locale>
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
@@ -42,8 +42,7 @@ TEST(JsonQuote, KeepsUtf8AndReplacesBytesThatAreNot) {
   EXPECT_EQ(jsonQuote("\xe2\x82"), "\"\\ufffd\\ufffd\"");
   EXPECT_EQ(jsonQuote("\xc0\xaf"), "\"\\ufffd\\ufffd\"");
   EXPECT_EQ(jsonQuote("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");
-  EXPECT_EQ(jsonQuote("\xf4\x90\x80\x80"),
-            "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+  EXPECT_EQ(jsonQuote("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
 }
 
 TEST(JsonDouble, RoundTripsInEveryLocaleAndWritesNullForNonFinite) {
@@ -60,8 +59,8 @@ TEST(JsonDouble, RoundTripsInEveryLocaleAndWritesNullForNonFinite) {
     char do_thousands_sep() const override { return '.'; }
     std::string do_grouping() const override { return "\3"; }
   };
-  std::locale saved = std::locale::global(
-      std::locale(std::locale::classic(), new Comma));
+  std::locale saved =
+      std::locale::global(std::locale(std::locale::classic(), new Comma));
   EXPECT_EQ(jsonDouble(1234.5), "1234.5");
   EXPECT_EQ(TraceArgs().add("bytes", 1234567).json(), "{\"bytes\":1234567}");
   std::locale::global(saved);

@@ -1,4 +1,4 @@
-//===- Trace.h - a Chrome trace of a run: where a step goes ------*- C++ -*-===//
+//===- Trace.h - a Chrome trace of a run: where a step goes -----*- C++ -*-===//
 //
 // A Tracer collects complete events ("ph":"X") of one process and writes
 // them as the Trace Event Format JSON that Perfetto (ui.perfetto.dev) and
@@ -71,9 +71,9 @@ public:
   TraceArgs &add(std::string_view key, double value);
   TraceArgs &add(std::string_view key, bool value);
   /// Any integer type (int, int64_t, size_t): written exactly.
-  template <typename T, std::enable_if_t<std::is_integral_v<T> &&
-                                             !std::is_same_v<T, bool>,
-                                         int> = 0>
+  template <typename T,
+            std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>,
+                             int> = 0>
   TraceArgs &add(std::string_view key, T value) {
     return addRaw(key, std::to_string(value));
   }
@@ -131,8 +131,8 @@ public:
 
   /// The JIT kernel compiler's hook: one "compile kernels" slice
   /// ("cat":"compile") with args {cache: hit|miss, seconds, kernels}.
-  void compileKernels(int track, int64_t beginUs, int64_t durUs,
-                      bool cacheHit, double seconds, int64_t kernels);
+  void compileKernels(int track, int64_t beginUs, int64_t durUs, bool cacheHit,
+                      double seconds, int64_t kernels);
 
   /// Events recorded so far (metadata included).
   size_t size() const;
@@ -169,8 +169,8 @@ public:
   /// Records the slice now, not at the end of the scope.
   void end() {
     if (tracer_)
-      tracer_->complete(track_, name_, cat_, begin_,
-                        tracer_->nowUs() - begin_, args_);
+      tracer_->complete(track_, name_, cat_, begin_, tracer_->nowUs() - begin_,
+                        args_);
     tracer_ = nullptr;
   }
   TraceScope(const TraceScope &) = delete;
