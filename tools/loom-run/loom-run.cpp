@@ -328,6 +328,12 @@ int main(int argc, char **argv) {
       if (!input.empty() && sameFile(tracePath, input))
         return usageError("--trace " + tracePath + " is the input '" + input +
                           "'; name another file for the trace");
+    // The log and the checkpoint may not exist yet: their names must differ.
+    for (const char *output : {"--log-json", "--save"})
+      if (values.count(output) && (values[output] == tracePath ||
+                                   sameFile(tracePath, values[output])))
+        return usageError("--trace " + tracePath + " is also " + output +
+                          "; name another file for the trace");
     if (Status s = checkWritable(tracePath); !s.ok()) {
       std::cerr << "loom-run: --trace: " << s.message() << "\n";
       return 1;
