@@ -562,9 +562,11 @@ int main(int argc, char **argv) {
         !save(values["--save"]))
       return 1;
   }
-  if (!writeTrace())
-    return 1;
+  // A trace that cannot be written fails the run, after the checkpoint.
+  bool traced = writeTrace();
   if (values.count("--save") && !save(values["--save"]))
+    return 1;
+  if (!traced)
     return 1;
   if (json && std::fclose(json) != 0) {
     std::cerr << "loom-run: cannot write the log '" << logPath
