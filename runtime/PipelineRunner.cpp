@@ -13,7 +13,9 @@
 
 #include "loom/runtime/Executor.h"
 #include "loom/runtime/Session.h"
+#include "loom/runtime/Trace.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -44,12 +46,24 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   auto tag = [&](int64_t mb, int64_t chunk, bool backward) {
     return (mb * chunks + chunk) * 2 + (backward ? 1 : 0);
   };
+  Tracer *tracer = tracerFor(state.step);
+  int track = Tracer::rankTrack(mesh_.rankOf(rank.coords));
   // Activations travel as raw storage (16-bit ones too), between the
   // executors of neighbouring chunks (chunk c lives on stage c % stages).
   auto transfer = [&](Part &part, bool send, int64_t peerChunk,
                       int32_t buffer, int64_t t,
                       const std::string &what) -> Status {
     int64_t peer = peerChunk % stages;
+    TraceScope scope(tracer, track, send ? "send" : "recv", "pipeline");
+    if (scope)
+      scope.args()
+          .add("peer_stage", peer)
+          .add("peer_chunk", peerChunk)
+          .add("chunk", part.chunk)
+          .add("what", what)
+          .add("bytes", part.plan->buffers[size_t(buffer)]->bytes)
+          .add("tag", t)
+          .add("step", state.step);
     return send ? part.executor->send(buffer, ppAxis, peer, t, what)
                 : part.executor->recv(buffer, ppAxis, peer, t, what);
   };
@@ -69,6 +83,14 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
     auto failed = [&](const Status &s) {
       return Status::error(where(what) + ": " + s.message());
     };
+    // The schedule's step: its receive, compute and send.
+    TraceScope scope(tracer, track, step->backward ? "backward" : "forward",
+                     "schedule");
+    if (scope)
+      scope.args()
+          .add("microbatch", global)
+          .add("chunk", c)
+          .add("step", state.step);
     if (part.tokens >= 0)
       if (Status s = ex.upload(cp.inputs[size_t(part.tokens)]->buffer,
                                tokens + global * perMicrobatch, inputBytes);
@@ -143,6 +165,10 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   for (const auto &chunk : p.chunks)
     for (const auto &param : chunk->parameters)
       holdersOf[param->name].push_back(chunk->chunk_index);
+  bool tied = std::any_of(holdersOf.begin(), holdersOf.end(),
+                          [](const auto &h) { return h.second.size() == 2; });
+  TraceScope tiedScope(tied ? tracer : nullptr, track, "tied gradients",
+                       "schedule");
   int64_t tie = -1;
   for (const auto &[name, holders] : holdersOf) {
     if (holders.size() != 2)
@@ -186,7 +212,20 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
     }
   }
 
+  tiedScope.end();
   // Every chunk's squares, then the norm over the stages, then the updates.
+  TraceScope optimizerScope(tracer, track, "optimizer", "optimizer");
+  if (optimizerScope)
+    optimizerScope.args().add("step", state.step);
+  // The session's own sums over stages and replicas (not instructions of
+  // the plan), traced as collectives.
+  auto sum = [&](int axis, double &value, const char *what) {
+    TraceScope scope(tracer, track, "all_reduce", "collective");
+    if (scope)
+      scope.args().add("what", what).add("step", state.step);
+    return comm.allReduce(axis, &value, &value, 1, CommDType::F64,
+                          ReduceKind::Sum, what);
+  };
   auto optimizer = [&](Part &part, size_t begin,
                        size_t end) -> Result<StepOutputs> {
     if (Status s = part.executor->run(ProgramKind::Optimizer, state, begin,
@@ -205,9 +244,7 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
       return Status::error(outputs.message());
     squares += outputs->gradSquares;
   }
-  if (Status s = comm.allReduce(ppAxis, &squares, &squares, 1, CommDType::F64,
-                                ReduceKind::Sum, "the gradient norm (pp)");
-      !s.ok())
+  if (Status s = sum(ppAxis, squares, "the gradient norm (pp)"); !s.ok())
     return Status::error(where("the gradient norm") + ": " + s.message());
   double norm = std::sqrt(squares) * state.gradScale;
   double lossSum = 0;
@@ -218,16 +255,12 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
       return Status::error(outputs.message());
     lossSum += outputs->lossSum;
   }
+  optimizerScope.end();
   // The loss lives on the last stage: summed over pp, then dp.
-  if (Status s = comm.allReduce(ppAxis, &lossSum, &lossSum, 1, CommDType::F64,
-                                ReduceKind::Sum, "the step's loss (pp)");
-      !s.ok())
+  if (Status s = sum(ppAxis, lossSum, "the step's loss (pp)"); !s.ok())
     return Status::error(where("the loss") + ": " + s.message());
   if (dp > 1)
-    if (Status s = comm.allReduce(dpAxis, &lossSum, &lossSum, 1,
-                                  CommDType::F64, ReduceKind::Sum,
-                                  "the step's loss (dp)");
-        !s.ok())
+    if (Status s = sum(dpAxis, lossSum, "the step's loss (dp)"); !s.ok())
       return Status::error(where("the loss") + ": " + s.message());
   rank.lossSum = lossSum;
   rank.gradNorm = norm;

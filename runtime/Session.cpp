@@ -12,6 +12,7 @@
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Backend.h"
 #include "loom/runtime/Executor.h"
+#include "loom/runtime/Trace.h"
 
 #include <algorithm>
 #include <charconv>
@@ -34,9 +35,20 @@ namespace runtime {
 
 Session::~Session() = default;
 
+Tracer *Session::tracerFor(int64_t step) const {
+  return options_.tracer && options_.tracer->tracesStep(step) ? options_.tracer
+                                                              : nullptr;
+}
+
 Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
                                                const SessionOptions &options) {
-  Result<std::unique_ptr<plan::PlanT>> read = readPlan(planPath);
+  Tracer *tracer = options.tracer;
+  Result<std::unique_ptr<plan::PlanT>> read = [&] {
+    TraceScope scope(tracer, Tracer::kHostTrack, "load plan", "load");
+    if (scope)
+      scope.args().add("path", planPath);
+    return readPlan(planPath);
+  }();
   if (!read.ok())
     return Status::error(read.message());
   std::vector<std::string> backends = backendNames();
@@ -61,6 +73,11 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
     return Status::error("the plan '" + planPath + "' has a bad mesh: " +
                          m.message());
   int64_t numRanks = s->mesh_.numRanks();
+  if (tracer && numRanks <= kMaxLocalRanks) {
+    tracer->nameTrack(Tracer::kHostTrack, "host");
+    for (int64_t r = 0; r < numRanks; ++r)
+      tracer->nameTrack(Tracer::rankTrack(r), s->mesh_.describe(r));
+  }
   std::string meshText;
   for (size_t a = 0; a < p.mesh.size(); ++a)
     meshText += (a ? "," : "") + p.mesh[a]->name + "=" +
@@ -139,6 +156,8 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
     context.coords = rank.coords;
     context.comm = s->comm_ ? &s->comm_->forRank(r) : nullptr;
     context.generatedKernels = options.generatedKernels;
+    context.tracer = tracer;
+    context.traceTrack = Tracer::rankTrack(r);
     int64_t stage = ppAxis >= 0 ? rank.coords[size_t(ppAxis)] : 0;
     for (const plan::PlanT *piece : pieces) {
       if (!p.chunks.empty() && piece->chunk_index % stages != stage)
@@ -156,8 +175,15 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
       for (size_t k = 0; k < opt.size(); ++k)
         if (opt[k]->op == "grad_norm")
           part.normEnd = k + 1;
-      Result<std::unique_ptr<Executor>> executor =
-          createExecutor(options.backend, *piece, context);
+      Result<std::unique_ptr<Executor>> executor = [&] {
+        TraceScope scope(tracer, context.traceTrack, "create executor", "load");
+        if (scope) {
+          scope.args().add("backend", options.backend);
+          if (!p.chunks.empty())
+            scope.args().add("chunk", part.chunk);
+        }
+        return createExecutor(options.backend, *piece, context);
+      }();
       if (!executor.ok())
         return Status::error(numRanks > 1 ? s->mesh_.describe(r) + ": " +
                                                 executor.message()
@@ -246,8 +272,19 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
 
   std::vector<Status> results(ranks_.size());
   bool pipelined = !plan_->chunks.empty();
+  Tracer *tracer = tracerFor(state.step);
+  std::string stepName =
+      tracer ? "step " + std::to_string(state.step) : std::string();
+  // A rank's step, as one slice on its track when the step is traced.
+  auto runOne = [&](size_t r) {
+    TraceScope scope(tracer, Tracer::rankTrack(int64_t(r)), stepName, "step");
+    if (scope)
+      scope.args().add("step", state.step);
+    return pipelined ? runPipelineRank(ranks_[r], tokens, labels, state)
+                     : runRank(ranks_[r], tokens, labels, state);
+  };
   if (ranks_.size() == 1) {
-    results[0] = runRank(ranks_[0], tokens, labels, state);
+    results[0] = runOne(0);
   } else {
     // Every rank a thread; the first to fail aborts the others' collectives.
     std::mutex mutex;
@@ -267,9 +304,7 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
         omp_set_num_threads(std::max(
             1, omp_get_num_procs() / int(ranks_.size())));
 #endif
-        Status s = pipelined
-                       ? runPipelineRank(ranks_[r], tokens, labels, state)
-                       : runRank(ranks_[r], tokens, labels, state);
+        Status s = runOne(r);
         if (!s.ok())
           fail(r, Status::error(mesh_.describe(int64_t(r)) + ": " +
                                 s.message()));
@@ -335,6 +370,8 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
   auto where = [&](const std::string &what) {
     return "step " + std::to_string(state.step) + what + ": ";
   };
+  Tracer *tracer = tracerFor(state.step);
+  int track = Tracer::rankTrack(mesh_.rankOf(rank.coords));
   ex.beginStep();
   for (int64_t mb = 0; mb < p.num_microbatches; ++mb) {
     // Data parallelism assigns samples by their global index: microbatch mb
@@ -343,6 +380,9 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
     int64_t global = mb * dp + d;
     std::string at = ", microbatch " + std::to_string(global);
     state.microbatch = global;
+    TraceScope scope(tracer, track, "microbatch", "microbatch");
+    if (scope)
+      scope.args().add("microbatch", global).add("step", state.step);
     Status s = ex.upload(tokenBuffer, tokens + global * perMicrobatch, bytes);
     if (s.ok())
       s = ex.upload(labelBuffer, labels + global * perMicrobatch, bytes);
@@ -353,14 +393,23 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
     if (!s.ok())
       return Status::error(where(at) + s.message());
   }
-  if (Status s = ex.run(ProgramKind::Optimizer, state); !s.ok())
-    return Status::error(where("") + s.message());
-  Result<StepOutputs> outputs = ex.readStepOutputs();
+  Result<StepOutputs> outputs = [&]() -> Result<StepOutputs> {
+    TraceScope scope(tracer, track, "optimizer", "optimizer");
+    if (scope)
+      scope.args().add("step", state.step);
+    if (Status s = ex.run(ProgramKind::Optimizer, state); !s.ok())
+      return s;
+    return ex.readStepOutputs();
+  }();
   if (!outputs.ok())
     return Status::error(where("") + outputs.message());
   // The loss over the data-parallel ranks (every tensor-parallel rank
   // holds the same).
   double lossSum = outputs->lossSum;
+  TraceScope lossScope(dp > 1 ? tracer : nullptr, track, "all_reduce",
+                       "collective");
+  if (lossScope)
+    lossScope.args().add("what", "the step's loss").add("step", state.step);
   if (dp > 1)
     if (Status s = comm_->forRank(mesh_.rankOf(rank.coords))
                        .allReduce(dpAxis, &lossSum, &lossSum, 1,

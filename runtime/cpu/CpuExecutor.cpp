@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Bind.h"
+#include "loom/runtime/Trace.h"
 #include "loom/runtime/cpu/CpuBackend.h"
 #include "loom/runtime/cpu/Float16.h"
 #include "loom/runtime/cpu/PlanKernels.h"
@@ -66,6 +67,8 @@ private:
   CpuExecutor(const plan::PlanT &plan, RankContext rank)
       : plan(plan), rank(std::move(rank)) {}
   Status prepare(const DecodedProgram &program, std::vector<Kernel> &into);
+  /// The plan's generated kernels, compiled (a slice in the trace).
+  Result<std::shared_ptr<HostModule>> loadKernels();
   /// A prepared instruction with its 16-bit conversions.
   Kernel withShadows(Kernel kernel, const Instruction &inst);
   Status checkTransfer(int32_t buffer, size_t bytes, const char *what) const;
@@ -162,7 +165,7 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
     if (!ex->rank.generatedKernels) {
       noteReferenceKernels(plan, "generated kernels are off (--no-jit)");
     } else if (Result<std::shared_ptr<HostModule>> module =
-                   loadPlanKernels(plan);
+                   ex->loadKernels();
                module.ok()) {
       ex->kernels = *module;
       for (const auto &k : plan.kernels)
@@ -176,6 +179,17 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
   if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer); !s.ok())
     return s;
   return std::unique_ptr<Executor>(std::move(ex));
+}
+
+Result<std::shared_ptr<HostModule>> CpuExecutor::loadKernels() {
+  int64_t begin = rank.tracer ? rank.tracer->nowUs() : 0;
+  HostCompileReport report;
+  Result<std::shared_ptr<HostModule>> module = loadPlanKernels(plan, &report);
+  if (rank.tracer)
+    rank.tracer->compileKernels(rank.traceTrack, begin,
+                                rank.tracer->nowUs() - begin, report.cacheHit,
+                                report.seconds, int64_t(plan.kernels.size()));
+  return module;
 }
 
 float *CpuExecutor::f32(BufferId id) {
@@ -283,10 +297,17 @@ Status CpuExecutor::run(ProgramKind kind, const StepParams &params,
   const DecodedProgram &program = kind == ProgramKind::Microbatch
                                       ? decoded.microbatch
                                       : decoded.optimizer;
+  Tracer *tracer = rank.tracer && rank.tracer->tracesStep(params.step)
+                       ? rank.tracer
+                       : nullptr;
   for (size_t k = begin; k < std::min(end, kernels.size()); ++k) {
     auto start = std::chrono::steady_clock::now();
+    int64_t traceBegin = tracer ? tracer->nowUs() : 0;
     if (Status s = kernels[k](params, outputs); !s.ok())
       return s;
+    if (tracer)
+      instructionSlice(*tracer, rank.traceTrack, plan, program, k, params,
+                       traceBegin);
     if (profiling) // totals per op, so memory stays bounded
       profile[program.instructions[k].op == Op::Kernel
                   ? "kernel " + std::get<KernelInstr>(

@@ -42,17 +42,24 @@ std::map<std::string, Loaded> &loadedModules() {
 }
 } // namespace
 
-Result<std::shared_ptr<HostModule>> loadPlanKernels(const plan::PlanT &plan) {
+Result<std::shared_ptr<HostModule>> loadPlanKernels(const plan::PlanT &plan,
+                                                    HostCompileReport *out) {
   std::string source = planHostSource(plan);
   if (source.empty())
     return Status::error("the plan has no generated kernels");
   std::lock_guard<std::mutex> lock(loadMutex());
   auto it = loadedModules().find(source);
+  if (out) {
+    *out = HostCompileReport();
+    out->cacheHit = true; // this process has them
+  }
   if (it == loadedModules().end()) {
     Loaded loaded;
     HostCompileReport report;
     Result<std::shared_ptr<HostModule>> module =
         compileHostModule(source, HostCompilerOptions(), &report);
+    if (out)
+      *out = report;
     size_t n = plan.kernels.size();
     if (module.ok()) {
       loaded.module = *module;

@@ -6,13 +6,17 @@
 //            [--lr X --min-lr X --warmup N --decay-steps N --decay-style S
 //             --weight-decay X --clip-grad X --adam-beta1 X --adam-beta2 X
 //             --adam-eps X] [--save DIR] [--load DIR] [--dump]
+//            [--trace FILE [--trace-steps N]]
 //
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Backend.h"
+#include "loom/runtime/Files.h"
 #include "loom/runtime/Session.h"
+#include "loom/runtime/Trace.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -57,6 +61,13 @@ thread, joined by the local communicator.
                        --save-interval K, every K steps); DIR is created,
                        and checked to be writable, before the first step
   --load DIR           resume from the checkpoint in DIR
+  --trace FILE         write a Chrome trace (Trace Event Format JSON, for
+                       ui.perfetto.dev or chrome://tracing) of the plan's
+                       load and the first steps the run takes: a slice per
+                       instruction, collective, pipeline send and receive,
+                       microbatch and step, on one track per rank
+  --trace-steps N      the steps --trace records (default 3); the file is
+                       written when they end
   --dump               print the plan as text and exit
   --backend NAME       the backend every rank runs on (default cpu; this
                        build has: BACKENDS)
@@ -184,7 +195,7 @@ int main(int argc, char **argv) {
                           "--decay-steps", "--decay-style", "--weight-decay",
                           "--clip-grad",   "--adam-beta1",  "--adam-beta2",
                           "--adam-eps",    "--ranks",       "--collective-timeout",
-                          "--backend"};
+                          "--backend",     "--trace",       "--trace-steps"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -263,7 +274,7 @@ int main(int argc, char **argv) {
     return true;
   };
   int64_t steps = 0, logInterval = 1, saveInterval = 0;
-  int64_t warmup = -1, decaySteps = -1, ranks = 0;
+  int64_t warmup = -1, decaySteps = -1, ranks = 0, traceSteps = 3;
   uint64_t seed = 1234;
   std::optional<double> timeout;
   if (values.count("--seed") && !parseUnsigned(values["--seed"], seed))
@@ -281,12 +292,16 @@ int main(int argc, char **argv) {
       !getDouble("--adam-beta2", options.beta2) ||
       !getDouble("--adam-eps", options.eps) ||
       !getInt("--ranks", ranks, 1, INT64_MAX) ||
+      !getInt("--trace-steps", traceSteps, 1, kMaxSteps) ||
       // A day: a collective waiting longer is a hang, not a slow peer.
       !getDouble("--collective-timeout", timeout, 86400))
     return 2;
   if (saveInterval > 0 && !values.count("--save"))
     return usageError("--save-interval needs --save DIR, the directory to "
                       "save into");
+  if (values.count("--trace-steps") && !values.count("--trace"))
+    return usageError("--trace-steps needs --trace FILE, the file to write "
+                      "the trace to");
   if (ranks)
     options.ranks = ranks;
   if (timeout)
@@ -307,6 +322,31 @@ int main(int argc, char **argv) {
       return usageError("--decay-style " + style +
                         ": use cosine, linear or constant");
     options.decayStyle = style;
+  }
+
+  // The trace is checked before anything loads (the load is traced too):
+  // a path that cannot be written fails now, not after the steps it was to
+  // record.
+  std::unique_ptr<Tracer> tracer;
+  std::string tracePath = values.count("--trace") ? values["--trace"] : "";
+  if (values.count("--trace")) {
+    for (const std::string &input : {planPath, values["--data"]})
+      if (!input.empty() && sameFile(tracePath, input))
+        return usageError("--trace " + tracePath + " is the input '" + input +
+                          "'; name another file for the trace");
+    // The log and the checkpoint may not exist yet: their names must differ.
+    for (const char *output : {"--log-json", "--save"})
+      if (values.count(output) && (values[output] == tracePath ||
+                                   sameFile(tracePath, values[output])))
+        return usageError("--trace " + tracePath + " is also " + output +
+                          "; name another file for the trace");
+    if (Status s = checkWritable(tracePath); !s.ok()) {
+      std::cerr << "loom-run: --trace: " << s.message() << "\n";
+      return 1;
+    }
+    tracer = std::make_unique<Tracer>();
+    tracer->nameProcess("loom-run " + planPath);
+    options.tracer = tracer.get();
   }
 
   Result<std::unique_ptr<Session>> opened = Session::open(planPath, options);
@@ -347,6 +387,8 @@ int main(int argc, char **argv) {
     if (values.count("--seed"))
       std::cerr << "loom-run: note: --seed is ignored with --load; the "
                    "checkpoint's seed continues\n";
+    TraceScope scope(tracer.get(), Tracer::kHostTrack, "load checkpoint",
+                     "load");
     if (Status s = session.load(values["--load"]); !s.ok()) {
       std::cerr << "loom-run: " << s.message() << "\n";
       return 1;
@@ -354,10 +396,17 @@ int main(int argc, char **argv) {
     std::cout << "loaded " << values["--load"] << ": step "
               << session.step() << ", " << session.dataPosition()
               << " samples consumed\n";
-  } else if (Status s = session.initializeParameters(); !s.ok()) {
-    std::cerr << "loom-run: " << s.message() << "\n";
-    return 1;
+  } else {
+    TraceScope scope(tracer.get(), Tracer::kHostTrack,
+                     "initialize parameters", "load");
+    if (Status s = session.initializeParameters(); !s.ok()) {
+      std::cerr << "loom-run: " << s.message() << "\n";
+      return 1;
+    }
   }
+  // The first --trace-steps steps this run takes (a resumed run's too).
+  if (tracer)
+    tracer->setSteps(session.step() + 1, session.step() + traceSteps);
   if (steps < session.step())
     return usageError("--steps " + std::to_string(steps) +
                       ": the checkpoint "
@@ -408,6 +457,26 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  // Once, when the traced steps end (or the run does, or a step fails).
+  bool traceWritten = false;
+  auto writeTrace = [&] {
+    if (!tracer || traceWritten)
+      return true;
+    traceWritten = true;
+    if (Status s = tracer->write(tracePath); !s.ok()) {
+      std::cerr << "loom-run: " << s.message() << "\n";
+      return false;
+    }
+    int64_t last = std::min(tracer->lastStep(), session.step());
+    if (last < tracer->firstStep())
+      std::printf("wrote the trace of the load to %s\n", tracePath.c_str());
+    else
+      std::printf("wrote the trace of steps %lld to %lld to %s\n",
+                  (long long)tracer->firstStep(), (long long)last,
+                  tracePath.c_str());
+    std::fflush(stdout);
+    return true;
+  };
   auto save = [&](const std::string &dir) {
     if (Status s = session.save(dir); !s.ok()) {
       std::cerr << "loom-run: " << s.message() << "\n";
@@ -448,6 +517,7 @@ int main(int argc, char **argv) {
     Result<StepMetrics> m = session.step(*data);
     if (!m.ok()) {
       std::cerr << "loom-run: " << m.message() << "\n";
+      writeTrace(); // what led up to the failure
       return 1;
     }
     elapsed += m->seconds;
@@ -487,12 +557,22 @@ int main(int argc, char **argv) {
         return 1;
       }
     }
+    if (tracer && m->step >= tracer->lastStep() && !writeTrace()) {
+      // The trace was asked for: keep what training did, then fail.
+      if (values.count("--save"))
+        save(values["--save"]);
+      return 1;
+    }
     if (saveInterval > 0 && values.count("--save") &&
         m->step % saveInterval == 0 && m->step != steps &&
         !save(values["--save"]))
       return 1;
   }
+  // A trace that cannot be written fails the run, after the checkpoint.
+  bool traced = writeTrace();
   if (values.count("--save") && !save(values["--save"]))
+    return 1;
+  if (!traced)
     return 1;
   if (json && std::fclose(json) != 0) {
     std::cerr << "loom-run: cannot write the log '" << logPath

@@ -31,6 +31,8 @@
 namespace loom {
 namespace runtime {
 
+class Tracer;
+
 /// What the instructions of one step read besides the buffers: set by the
 /// runtime for each run().
 struct StepParams {
@@ -77,6 +79,12 @@ struct RankContext {
   /// Run the plan's generated kernels (compiled at load; docs/codegen.md).
   /// false: each kernel instruction runs its reference form instead.
   bool generatedKernels = true;
+  /// Where the backend records a slice per instruction it runs in a traced
+  /// step (Tracer::tracesStep), on track `traceTrack`; null: tracing is
+  /// off, and the run loop only checks this pointer
+  /// (loom/runtime/Trace.h).
+  Tracer *tracer = nullptr;
+  int traceTrack = 0;
 };
 
 /// The plan's two programs.

@@ -42,6 +42,7 @@ namespace loom {
 namespace runtime {
 
 class Executor;
+class Tracer;
 struct StepParams;
 
 /// Run-time settings. Unset optimizer fields take the plan's defaults
@@ -62,6 +63,10 @@ struct SessionOptions {
   /// How long a rank waits in a collective for the others before the step
   /// fails with an error naming the rank and the collective.
   double collectiveTimeoutSeconds = 300;
+  /// Records the run (loom/runtime/Trace.h): the plan's load, each rank's
+  /// executor, and every rank's work in the steps the tracer traces. It
+  /// must outlive the session; null: no tracing, at no cost.
+  Tracer *tracer = nullptr;
 };
 
 struct StepMetrics {
@@ -153,6 +158,8 @@ private:
                                    const Rank &rank) const;
   Status runPipelineRank(Rank &rank, const int32_t *tokens,
                          const int32_t *labels, StepParams params);
+  /// The tracer when the step `step` is traced, else null.
+  Tracer *tracerFor(int64_t step) const;
   Status runRank(Rank &rank, const int32_t *tokens, const int32_t *labels,
                  StepParams params);
   Status zeroGradients();

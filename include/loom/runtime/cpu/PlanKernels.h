@@ -28,7 +28,10 @@ std::string planHostSource(const plan::PlanT &plan);
 /// that asks for the same source. Prints, once per source, how long the
 /// compile or the cache load took, or why the reference kernels run instead
 /// (the returned error).
-Result<std::shared_ptr<HostModule>> loadPlanKernels(const plan::PlanT &plan);
+/// `report` (may be null) says whether the cache (on disk, or this
+/// process's) had them and how long the load took.
+Result<std::shared_ptr<HostModule>>
+loadPlanKernels(const plan::PlanT &plan, HostCompileReport *report = nullptr);
 
 /// With generated kernels off: the line saying so, once per process.
 void noteReferenceKernels(const plan::PlanT &plan, const std::string &why);
