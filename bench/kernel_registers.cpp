@@ -1,4 +1,4 @@
-//===- kernel_registers.cpp - registers and spills of a plan's CUDA kernels ===//
+//===- kernel_registers.cpp - registers and spills of generated kernels --===//
 //
 //   kernel_registers PLAN [--ptxas PATH] [--sm N]
 //
@@ -144,8 +144,8 @@ std::map<std::string, Usage> parsePtxas(const std::string &log) {
     } else if (size_t at = line.find("Function properties for ");
                at != std::string::npos) {
       properties = line.substr(at + std::strlen("Function properties for "));
-      while (!properties.empty() && std::isspace(static_cast<unsigned char>(
-                                        properties.back())))
+      while (!properties.empty() &&
+             std::isspace(static_cast<unsigned char>(properties.back())))
         properties.pop_back();
     } else if (line.find("bytes stack frame") != std::string::npos) {
       if (usage.count(properties)) {
@@ -169,7 +169,8 @@ std::map<std::string, Usage> parsePtxas(const std::string &log) {
 std::string cell(long v) { return v < 0 ? "?" : std::to_string(v); }
 
 int usage() {
-  std::fprintf(stderr, "usage: kernel_registers PLAN [--ptxas PATH] [--sm N]\n");
+  std::fprintf(stderr,
+               "usage: kernel_registers PLAN [--ptxas PATH] [--sm N]\n");
   return 2;
 }
 
@@ -216,7 +217,8 @@ int main(int argc, char **argv) {
   for (const cuda::PlanKernelResult &r : results)
     if (!r.ok) {
       ++failed;
-      std::fprintf(stderr, "kernel_registers: kernel %s (%s) does not compile:\n%s\n",
+      std::fprintf(stderr,
+                   "kernel_registers: kernel %s (%s) does not compile:\n%s\n",
                    r.name.c_str(), r.family.c_str(), r.log.c_str());
     }
   if (failed)
@@ -237,14 +239,16 @@ int main(int argc, char **argv) {
     bool written = write(fd, ptx.data(), ptx.size()) == ssize_t(ptx.size());
     close(fd);
     std::string log;
-    int status = written ? runCapturing({ptxas, "-arch=sm_" + std::to_string(sm),
-                                         "-v", "-o", "/dev/null", tempPath},
-                                        log)
-                         : -1;
+    int status = written
+                     ? runCapturing({ptxas, "-arch=sm_" + std::to_string(sm),
+                                     "-v", "-o", "/dev/null", tempPath},
+                                    log)
+                     : -1;
     unlink(tempPath);
     std::strcpy(tempPath, "/tmp/loom-kernel-registers-XXXXXX.ptx");
     if (status != 0) {
-      std::fprintf(stderr, "kernel_registers: %s failed on kernel %s's PTX:\n%s\n",
+      std::fprintf(stderr,
+                   "kernel_registers: %s failed on kernel %s's PTX:\n%s\n",
                    ptxas.c_str(), r.name.c_str(),
                    written ? log.c_str() : "cannot write the PTX file");
       return 1;
@@ -256,11 +260,11 @@ int main(int argc, char **argv) {
               "spill loads | shared bytes | stack bytes |\n");
   std::printf("|---|---|---|---:|---:|---:|---:|---:|\n");
   for (const cuda::PlanKernelResult &r : results) {
-    const plan::PlanT &owner =
-        r.chunk < 0 ? p : *p.chunks[size_t(r.chunk)];
+    const plan::PlanT &owner = r.chunk < 0 ? p : *p.chunks[size_t(r.chunk)];
     const plan::KernelT &k = *owner.kernels[size_t(r.index)];
-    std::string name =
-        r.chunk < 0 ? r.name : "chunk " + std::to_string(r.chunk) + ": " + r.name;
+    std::string name = r.chunk < 0
+                           ? r.name
+                           : "chunk " + std::to_string(r.chunk) + ": " + r.name;
     const auto &table = usageOf[r.image.get()];
     auto it = table.find(r.name);
     if (it == table.end()) {

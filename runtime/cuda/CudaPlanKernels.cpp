@@ -67,13 +67,13 @@ bool cubinHasEntry(const std::string &cubin, const std::string &name) {
          at += sizeof(Elf64_Sym)) {
       Elf64_Sym sym;
       std::memcpy(&sym, data + symtab.sh_offset + at, sizeof(sym));
-      if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC ||
-          sym.st_shndx == SHN_UNDEF || sym.st_name >= strtab.sh_size)
+      if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF ||
+          sym.st_name >= strtab.sh_size)
         continue;
       const char *symName = data + strtab.sh_offset + sym.st_name;
       size_t room = strtab.sh_size - sym.st_name;
-      if (strnlen(symName, room) == name.size() &&
-          name.size() < room && std::memcmp(symName, name.data(), name.size()) == 0)
+      if (strnlen(symName, room) == name.size() && name.size() < room &&
+          std::memcmp(symName, name.data(), name.size()) == 0)
         return true;
     }
   }

@@ -34,7 +34,8 @@ namespace {
 
 namespace cuda = loom::runtime::cuda;
 
-std::unique_ptr<plan::PlanT> fusedPlan(mlir::OwningOpRef<mlir::ModuleOp> module) {
+std::unique_ptr<plan::PlanT>
+fusedPlan(mlir::OwningOpRef<mlir::ModuleOp> module) {
   if (!module || mlir::failed(loom::fuseTrainingStep(*module)))
     return nullptr;
   loom::PlanOptions options;
@@ -68,9 +69,8 @@ std::unique_ptr<plan::PlanT> gpt2Plan(mlir::MLIRContext &context) {
   options.microBatchSize = 4;
   options.globalBatchSize = 4;
   auto module = loom::buildModel(*file, *library, options, &context);
-  if (mlir::failed(module) ||
-      mlir::failed(
-          loom::buildTrainingStep(**module, "f32", loom::DistOptions())))
+  if (mlir::failed(module) || mlir::failed(loom::buildTrainingStep(
+                                  **module, "f32", loom::DistOptions())))
     return nullptr;
   return fusedPlan(std::move(*module));
 }
@@ -90,10 +90,10 @@ void expectAllCompile(const plan::PlanT &p, const std::string &what) {
       cuda::compilePlanKernels(p, cuda::NvrtcOutput::Cubin, 90);
   ASSERT_EQ(results.size(), want) << what;
   for (const cuda::PlanKernelResult &r : results) {
-    std::string where = what + " kernel " + r.name + " (" + r.family +
-                        (r.chunk >= 0 ? ", chunk " + std::to_string(r.chunk)
-                                      : std::string()) +
-                        ")";
+    std::string where =
+        what + " kernel " + r.name + " (" + r.family +
+        (r.chunk >= 0 ? ", chunk " + std::to_string(r.chunk) : std::string()) +
+        ")";
     const plan::PlanT &owner = r.chunk < 0 ? p : *p.chunks[size_t(r.chunk)];
     ASSERT_LT(size_t(r.index), owner.kernels.size()) << where;
     EXPECT_EQ(owner.kernels[size_t(r.index)]->name, r.name) << where;
@@ -103,8 +103,9 @@ void expectAllCompile(const plan::PlanT &p, const std::string &what) {
     ASSERT_TRUE(r.image) << where;
     // An ELF cubin, with the kernel's code section: checked here by bytes,
     // independently of the symbol-table reading of imageHasEntry.
-    EXPECT_EQ(r.image->compare(0, 4, "\x7f"
-                                     "ELF"),
+    EXPECT_EQ(r.image->compare(0, 4,
+                               "\x7f"
+                               "ELF"),
               0)
         << where;
     EXPECT_NE(r.image->find(".text." + r.name + '\0'), std::string::npos)
@@ -192,9 +193,8 @@ TEST_F(NvrtcKernelsTest, ReportsWhichKernelFails) {
   for (size_t k = 0; k < n; ++k) {
     EXPECT_TRUE(results[k].ok) << results[k].name << ":\n" << results[k].log;
     if (results[k].ok) {
-      EXPECT_TRUE(cuda::imageHasEntry(*results[k].image,
-                                      cuda::NvrtcOutput::Cubin,
-                                      results[k].name));
+      EXPECT_TRUE(cuda::imageHasEntry(
+          *results[k].image, cuda::NvrtcOutput::Cubin, results[k].name));
     }
   }
   const cuda::PlanKernelResult &b = results[n];
@@ -235,9 +235,10 @@ TEST_F(NvrtcKernelsTest, EntryPointCheckIsExact) {
     EXPECT_FALSE(cuda::imageHasEntry(image, output, "loom_k1"));
     EXPECT_FALSE(cuda::imageHasEntry(image, output, "loom_k10_scale2"));
     EXPECT_FALSE(cuda::imageHasEntry(image, output, ""));
-    EXPECT_FALSE(cuda::imageHasEntry(image, output == cuda::NvrtcOutput::Ptx
-                                                ? cuda::NvrtcOutput::Cubin
-                                                : cuda::NvrtcOutput::Ptx,
+    EXPECT_FALSE(cuda::imageHasEntry(image,
+                                     output == cuda::NvrtcOutput::Ptx
+                                         ? cuda::NvrtcOutput::Cubin
+                                         : cuda::NvrtcOutput::Ptx,
                                      "loom_k10_scale"))
         << "PTX read as a cubin (or the reverse) has no entry points";
   }

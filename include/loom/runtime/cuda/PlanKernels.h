@@ -1,4 +1,4 @@
-//===- PlanKernels.h - a plan's generated CUDA kernels, compiled -*- C++ -*-===//
+//===- PlanKernels.h - a plan's CUDA kernels, compiled ----------*- C++ -*-===//
 //
 // The CUDA backend's load step for generated kernels, and CI's check that
 // every kernel the compiler emits compiles: the plan's CUDA prelude and
@@ -45,9 +45,8 @@ std::string planCudaSource(const plan::PlanT &plan);
 /// (a cubin) or compute_`sm` (PTX), in the order plan.kernels then each
 /// chunk's kernels. A kernel is ok only when NVRTC succeeds and its entry
 /// point is in the image.
-std::vector<PlanKernelResult> compilePlanKernels(const plan::PlanT &plan,
-                                                 NvrtcOutput output,
-                                                 int sm = 90);
+std::vector<PlanKernelResult>
+compilePlanKernels(const plan::PlanT &plan, NvrtcOutput output, int sm = 90);
 
 /// Whether `image` (PTX text or an ELF cubin) defines the kernel entry point
 /// `name`: a `.entry name(` in PTX, a function symbol in the cubin's symbol
