@@ -781,6 +781,19 @@ std::string decodeInstruction(const plan::PlanT &plan,
 }
 
 namespace {
+/// The step values a kernel may read (runtime/cpu/BindKernel.cpp computes
+/// them).
+bool knownStepValue(const std::string &site) {
+  for (const char *known :
+       {"lr", "loss_scale", "grad_scale", "weight_decay", "grad_coef",
+        "skipped", "adam_beta1", "adam_beta2", "adam_one_minus_beta1",
+        "adam_one_minus_beta2", "adam_inv_correction1",
+        "adam_inv_correction2", "adam_eps"})
+    if (site == known)
+      return true;
+  return false;
+}
+
 /// A generated kernel: its arguments must be the instruction's buffers, in
 /// type, size and direction.
 std::string decodeKernel(const Reader &r, Instruction &out) {
@@ -806,9 +819,11 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
     if (arg.output != (a >= r.in.size()))
       return "argument " + std::to_string(a) + " of kernel '" + k.name +
              "' is passed as an " + (arg.output ? "input" : "output");
-    if (arg.dtype != r.dtype(id) || arg.elements != r.elements(id))
+    // -1: the kernel's count, which the first argument gives.
+    int64_t want = arg.elements < 0 ? r.elements(ki.args[0]) : arg.elements;
+    if (arg.dtype != r.dtype(id) || want != r.elements(id))
       return "argument " + std::to_string(a) + " of kernel '" + k.name +
-             "' is " + std::to_string(arg.elements) + " elements of " +
+             "' is " + std::to_string(want) + " elements of " +
              dtypeName(arg.dtype) + "; the buffer is " + r.named(id) + " " +
              dtypeName(r.dtype(id));
   }
@@ -835,8 +850,9 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
                "names no site for it";
       param.site = r.inst.kernel_sites[q];
     }
-    if (param.kind == KernelParamKind::Real &&
-        !(p->site == "lr" || p->site == "loss_scale" || p->site == "grad_scale"))
+    if (param.kind == KernelParamKind::Count)
+      param.elements = r.elements(ki.args[0]);
+    if (param.kind == KernelParamKind::Real && !knownStepValue(p->site))
       return "kernel '" + k.name + "' reads the unknown step value '" +
              p->site + "'";
     ki.params.push_back(std::move(param));

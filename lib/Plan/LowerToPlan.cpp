@@ -557,40 +557,7 @@ LogicalResult Lowering::generateKernels() {
       continue;
     desc->name = "loom_k" + std::to_string(plan->kernels.size()) + "_" +
                  f.op.getKind().str();
-    emitted = codegen::emitKernel(*desc);
-    auto k = std::make_unique<plan::KernelT>();
-    k->name = emitted.entry;
-    k->family = desc->family;
-    k->host_source = emitted.hostSource;
-    k->cuda_source = emitted.cudaSource;
-    for (const codegen::Arg &a : desc->args) {
-      auto arg = std::make_unique<plan::KernelArgT>();
-      arg->name = a.name;
-      arg->dtype = a.type == codegen::ElemType::F32   ? plan::DType::F32
-                   : a.type == codegen::ElemType::I32 ? plan::DType::I32
-                                                      : plan::DType::I64;
-      arg->output = a.output;
-      arg->elements = a.elements;
-      k->args.push_back(std::move(arg));
-    }
-    for (const codegen::Param &p : desc->params) {
-      auto param = std::make_unique<plan::KernelParamT>();
-      param->kind = p.kind == codegen::ParamKind::DropoutKey      ? "dropout_key"
-                    : p.kind == codegen::ParamKind::DropoutOffset ? "dropout_offset"
-                    : p.kind == codegen::ParamKind::Count         ? "count"
-                                                                  : "real";
-      param->site = p.site;
-      param->elements = p.elements;
-      k->params.push_back(std::move(param));
-    }
-    for (const codegen::Stage &s : desc->stages)
-      for (const codegen::Check &c : s.checks)
-        k->checks.push_back(c.message);
-    k->launch_rule = emitted.launch.rule;
-    k->grid = emitted.launch.grid;
-    k->block = emitted.launch.block;
-    k->zero_args = emitted.launch.zeroArgs;
-    plan->kernels.push_back(std::move(k));
+    plan->kernels.push_back(detail::kernelEntry(*desc));
   }
   if (!plan->kernels.empty()) {
     plan->kernel_host_prelude = codegen::hostPrelude();
@@ -894,6 +861,45 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
 }
 
 } // namespace
+
+std::unique_ptr<plan::KernelT>
+detail::kernelEntry(const codegen::KernelDesc &desc) {
+  codegen::EmittedKernel emitted = codegen::emitKernel(desc);
+  auto k = std::make_unique<plan::KernelT>();
+  k->name = emitted.entry;
+  k->family = desc.family;
+  k->host_source = emitted.hostSource;
+  k->cuda_source = emitted.cudaSource;
+  for (const codegen::Arg &a : desc.args) {
+    auto arg = std::make_unique<plan::KernelArgT>();
+    arg->name = a.name;
+    arg->dtype = a.type == codegen::ElemType::F32   ? plan::DType::F32
+                 : a.type == codegen::ElemType::I32 ? plan::DType::I32
+                                                    : plan::DType::I64;
+    arg->output = a.output;
+    arg->elements = a.elements;
+    k->args.push_back(std::move(arg));
+  }
+  for (const codegen::Param &p : desc.params) {
+    auto param = std::make_unique<plan::KernelParamT>();
+    param->kind = p.kind == codegen::ParamKind::DropoutKey ? "dropout_key"
+                  : p.kind == codegen::ParamKind::DropoutOffset
+                      ? "dropout_offset"
+                  : p.kind == codegen::ParamKind::Count ? "count"
+                                                        : "real";
+    param->site = p.site;
+    param->elements = p.elements;
+    k->params.push_back(std::move(param));
+  }
+  for (const codegen::Stage &s : desc.stages)
+    for (const codegen::Check &c : s.checks)
+      k->checks.push_back(c.message);
+  k->launch_rule = emitted.launch.rule;
+  k->grid = emitted.launch.grid;
+  k->block = emitted.launch.block;
+  k->zero_args = emitted.launch.zeroArgs;
+  return k;
+}
 
 FailureOr<std::unique_ptr<plan::PlanT>>
 detail::lowerFunction(func::FuncOp fn, const PlanOptions &options) {

@@ -18,6 +18,7 @@
 #ifndef LOOM_LIB_PLAN_LOWERING_H
 #define LOOM_LIB_PLAN_LOWERING_H
 
+#include "loom/Codegen/Kernel.h"
 #include "loom/Plan/PlanBuilder.h"
 #include "loom/runtime/InstructionSet.h"
 
@@ -72,12 +73,18 @@ inline int64_t meshAxisSize(const plan::PlanT &plan, llvm::StringRef axis) {
 mlir::FailureOr<std::unique_ptr<plan::PlanT>>
 lowerFunction(mlir::func::FuncOp fn, const PlanOptions &options);
 
+/// LowerToPlan.cpp: a kernel description printed into the plan's kernel
+/// table (both sources, arguments, runtime scalars, checks, launch rule).
+std::unique_ptr<plan::KernelT> kernelEntry(const codegen::KernelDesc &desc);
+
 /// OptimizerProgram.cpp: the optimizer program of a plan whose parameters,
 /// gradient buffers and mesh are set: the data-parallel all-reduces of the
 /// gradients in buckets, the gradient norm, one adamw per parameter, and the
-/// zeroing of the gradients for the next step.
+/// zeroing of the gradients for the next step; with options.fuseOptimizer,
+/// each adamw and its gradient's zeroing one generated kernel (added to
+/// plan.kernels).
 std::unique_ptr<plan::ProgramT>
-buildOptimizerProgram(const plan::PlanT &plan, const PlanOptions &options);
+buildOptimizerProgram(plan::PlanT &plan, const PlanOptions &options);
 
 /// PipelinePlan.cpp: a pipeline's plan, one plan per chunk function (each
 /// marked `loom.pipeline_chunk`) and the schedule that runs them.

@@ -10,6 +10,9 @@
 
 #include "Lowering.h"
 
+#include "loom/Codegen/Emit.h"
+#include "loom/Codegen/OptimizerKernel.h"
+
 #include "loom/runtime/InstructionSet.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -22,7 +25,7 @@ using namespace loom::detail;
 namespace loom {
 
 std::unique_ptr<plan::ProgramT>
-detail::buildOptimizerProgram(const plan::PlanT &plan,
+detail::buildOptimizerProgram(plan::PlanT &plan,
                               const PlanOptions &options) {
   auto opt = std::make_unique<plan::ProgramT>();
   opt->name = "optimizer";
@@ -74,15 +77,47 @@ detail::buildOptimizerProgram(const plan::PlanT &plan,
     setInts(*norm, instr::Attr::Axis, {tp});
   }
   opt->instructions.push_back(std::move(norm));
+  // The fused kernels, by weight decay: one each serves every parameter.
+  int64_t kernelOf[2] = {-1, -1};
   for (const auto &p : plan.parameters) {
     auto adam = std::make_unique<plan::InstructionT>();
     adam->op = instr::opName(instr::Op::AdamW);
     adam->inputs = {p->value, p->grad, p->moment1, p->moment2};
     adam->outputs = {p->value, p->moment1, p->moment2};
     setInts(*adam, instr::Attr::WeightDecay, {p->weight_decay});
-    opt->instructions.push_back(std::move(adam));
+    if (!options.fuseOptimizer) {
+      opt->instructions.push_back(std::move(adam));
+      continue;
+    }
+    int64_t &index = kernelOf[p->weight_decay ? 1 : 0];
+    if (index < 0) {
+      index = int64_t(plan.kernels.size());
+      plan.kernels.push_back(kernelEntry(codegen::adamwKernel(
+          "loom_k" + std::to_string(index) +
+              (p->weight_decay ? "_adamw_decay" : "_adamw"),
+          p->weight_decay)));
+    }
+    // AdamW and the gradient's zeroing in one pass; the reference form is
+    // the two instructions.
+    auto fused = std::make_unique<plan::InstructionT>();
+    fused->op = instr::opName(instr::Op::Kernel);
+    fused->inputs = adam->inputs;
+    fused->outputs = {p->value, p->moment1, p->moment2, p->grad};
+    setInts(*fused, instr::Attr::Kernel, {index});
+    fused->kernel_sites.assign(plan.kernels[size_t(index)]->params.size(), "");
+    auto clear = std::make_unique<plan::InstructionT>();
+    clear->op = instr::opName(instr::Op::Zero);
+    clear->outputs = {p->grad};
+    fused->reference.push_back(std::move(adam));
+    fused->reference.push_back(std::move(clear));
+    opt->instructions.push_back(std::move(fused));
   }
-  opt->instructions.push_back(std::move(zero));
+  if (!options.fuseOptimizer)
+    opt->instructions.push_back(std::move(zero));
+  if (options.fuseOptimizer && plan.kernel_host_prelude.empty()) {
+    plan.kernel_host_prelude = codegen::hostPrelude();
+    plan.kernel_cuda_prelude = codegen::cudaPrelude();
+  }
   return opt;
 }
 

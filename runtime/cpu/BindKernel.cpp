@@ -11,6 +11,8 @@
 #include "Bind.h"
 #include "loom/runtime/cpu/Kernels.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -21,6 +23,40 @@ namespace cpu {
 namespace {
 
 using HostEntry = int (*)(void *const *, const long long *, const double *);
+
+/// A step value a kernel reads, in double (the kernel rounds it to float
+/// once, as the reference adamwStep does); the decoder admits only these.
+double stepValue(const std::string &site, const StepParams &step,
+                 const StepOutputs &outputs) {
+  int64_t t = std::max<int64_t>(step.optimizerStep, 1);
+  if (site == "lr")
+    return step.lr;
+  if (site == "loss_scale")
+    return step.lossScale;
+  if (site == "grad_scale")
+    return step.gradScale;
+  if (site == "weight_decay")
+    return step.weightDecay;
+  if (site == "grad_coef")
+    return step.gradScale * clipCoefficient(outputs.gradNorm, step.clipGrad);
+  if (site == "skipped")
+    return outputs.nonFinite ? 1.0 : 0.0;
+  if (site == "adam_beta1")
+    return step.adam.beta1;
+  if (site == "adam_beta2")
+    return step.adam.beta2;
+  if (site == "adam_one_minus_beta1")
+    return 1.0 - step.adam.beta1;
+  if (site == "adam_one_minus_beta2")
+    return 1.0 - step.adam.beta2;
+  if (site == "adam_inv_correction1")
+    return 1.0 / (1.0 - std::pow(step.adam.beta1, double(t)));
+  if (site == "adam_inv_correction2")
+    return 1.0 / (1.0 - std::pow(step.adam.beta2, double(t)));
+  if (site == "adam_eps")
+    return step.adam.eps;
+  return 0;
+}
 
 Result<Kernel> bindReference(const KernelInstr &r, Binder &b) {
   std::vector<Kernel> steps;
@@ -52,7 +88,7 @@ Result<Kernel> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
   std::vector<KernelParamInstr> params = r.params;
   std::vector<std::string> checks = r.checks;
   auto fn = reinterpret_cast<HostEntry>(entry);
-  return Kernel([=](const StepParams &step, StepOutputs &) {
+  return Kernel([=](const StepParams &step, StepOutputs &outputs) {
     long long ints[16] = {};
     double reals[16] = {};
     std::vector<long long> moreInts;
@@ -85,9 +121,7 @@ Result<Kernel> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
         intSlots[i++] = p.elements;
         break;
       case KernelParamKind::Real:
-        realSlots[q++] = p.site == "lr"           ? step.lr
-                         : p.site == "loss_scale" ? step.lossScale
-                                                  : step.gradScale;
+        realSlots[q++] = stepValue(p.site, step, outputs);
         break;
       }
     }

@@ -37,6 +37,8 @@ Family familyOfKernel(const std::string &family) {
     return Family::CrossEntropy;
   if (family == "column_sum")
     return Family::Reduction;
+  if (family == "adamw" || family == "adamw_decay")
+    return Family::Optimizer;
   return Family::Activation; // elementwise chains: gelu's tanh is the widest
 }
 
@@ -53,6 +55,7 @@ std::unique_ptr<plan::PlanT> fusedTinyGpt(mlir::MLIRContext &context,
     return nullptr;
   loom::PlanOptions options;
   options.optimizer.decay_style = "cosine";
+  options.fuseOptimizer = true;
   auto built = loom::buildPlan(*module, options);
   return mlir::succeeded(built) ? std::move(*built) : nullptr;
 }
@@ -88,6 +91,41 @@ inputsOf(const plan::PlanT &p, const plan::InstructionT &inst, uint64_t seed) {
   return values;
 }
 
+/// Every kernel instruction of one program, run on both executors.
+void checkProgram(const BackendEntry &backend, const plan::PlanT &p,
+                  ProgramKind kind, const StepParams &params,
+                  rt::Executor &reference, rt::Executor &tested,
+                  std::set<std::string> &families, const std::string &what) {
+  bool microbatch = kind == ProgramKind::Microbatch;
+  const auto &program =
+      microbatch ? p.microbatch->instructions : p.optimizer->instructions;
+  for (size_t k = 0; k < program.size(); ++k) {
+    const plan::InstructionT &inst = *program[k];
+    if (inst.op != rt::opName(Op::Kernel))
+      continue;
+    const plan::KernelT &kernel = *p.kernels[size_t(inst.attrs[0]->ints[0])];
+    families.insert(kernel.family);
+    auto inputs = inputsOf(p, inst, 1000 * k + (microbatch ? 0 : 500));
+    for (rt::Executor *ex : {&reference, &tested}) {
+      for (const auto &[id, v] : inputs)
+        ASSERT_OK(uploadValues(*ex, p, id, v));
+      ex->beginStep();
+      ex->setGradNorm(2.5); // AdamW clips by 1 / 2.5
+      ASSERT_OK(ex->run(kind, params, k, k + 1));
+    }
+    Tolerance tol = backend.tolerance(familyOfKernel(kernel.family));
+    for (BufferId id : inst.outputs) {
+      auto want = downloadValues(reference, p, id);
+      auto got = downloadValues(tested, p, id);
+      ASSERT_TRUE(want.ok() && got.ok());
+      expectClose(*got, *want, tol,
+                  what + (microbatch ? " microbatch" : " optimizer") +
+                      " instruction " + std::to_string(k) + " (" + kernel.name +
+                      ") output '" + p.buffers[size_t(id)]->name + "'");
+    }
+  }
+}
+
 /// Runs every kernel instruction of one plan (or chunk) on both executors.
 void checkPlan(const BackendEntry &backend, const plan::PlanT &p,
                std::vector<int64_t> coords, std::set<std::string> &families,
@@ -110,31 +148,13 @@ void checkPlan(const BackendEntry &backend, const plan::PlanT &p,
   params.seed = 7;
   params.step = 3;
   params.microbatch = 1;
-  const auto &program = p.microbatch->instructions;
-  for (size_t k = 0; k < program.size(); ++k) {
-    const plan::InstructionT &inst = *program[k];
-    if (inst.op != rt::opName(Op::Kernel))
-      continue;
-    const plan::KernelT &kernel = *p.kernels[size_t(inst.attrs[0]->ints[0])];
-    families.insert(kernel.family);
-    auto inputs = inputsOf(p, inst, 1000 * k);
-    for (rt::Executor *ex : {reference->get(), tested.get()}) {
-      for (const auto &[id, v] : inputs)
-        ASSERT_OK(uploadValues(*ex, p, id, v));
-      ex->beginStep();
-      ASSERT_OK(ex->run(ProgramKind::Microbatch, params, k, k + 1));
-    }
-    Tolerance tol = backend.tolerance(familyOfKernel(kernel.family));
-    for (BufferId id : inst.outputs) {
-      auto want = downloadValues(**reference, p, id);
-      auto got = downloadValues(*tested, p, id);
-      ASSERT_TRUE(want.ok() && got.ok());
-      expectClose(*got, *want, tol,
-                  what + " instruction " + std::to_string(k) + " (" +
-                      kernel.name + ") output '" + p.buffers[size_t(id)]->name +
-                      "'");
-    }
-  }
+  params.lr = 1e-3;
+  params.weightDecay = 0.1;
+  params.clipGrad = 1;
+  params.optimizerStep = 3;
+  for (ProgramKind kind : {ProgramKind::Microbatch, ProgramKind::Optimizer})
+    checkProgram(backend, p, kind, params, *reference->get(), *tested, families,
+                 what);
 }
 
 void checkMesh(const BackendEntry &backend, llvm::StringRef mesh,
@@ -165,7 +185,8 @@ void checkMesh(const BackendEntry &backend, llvm::StringRef mesh,
 CONFORMANCE_CASE(Kernel, tiny_gpt_one_rank) {
   checkMesh(backend, "",
             {"elementwise", "layernorm", "layernorm_grad", "softmax",
-             "softmax_grad", "cross_entropy", "column_sum"});
+             "softmax_grad", "cross_entropy", "column_sum", "adamw",
+             "adamw_decay"});
 }
 CONFORMANCE_CASE(Kernel, tiny_gpt_tp2) {
   checkMesh(backend, "tp=2", {"layernorm", "layernorm_grad", "softmax"});

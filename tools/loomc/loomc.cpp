@@ -561,6 +561,7 @@ int main(int argc, char **argv) {
   if (failed(checkOptions()))
     return 1;
   loom::PlanOptions options = planOptions();
+  options.fuseOptimizer = !noFuse;
   int64_t pipelineStages = 1, chunksPerStage = 1;
   if (!meshSpec.empty()) {
     std::string meshError;

@@ -61,6 +61,10 @@ struct PlanOptions {
   /// Data parallelism all-reduces gradients in buckets of about this many
   /// bytes (PyTorch DDP's default).
   int64_t gradBucketBytes = 25 << 20;
+  /// The optimizer's fusion region (docs/codegen.md): AdamW and the
+  /// gradient's zeroing as one generated kernel per parameter span
+  /// (loomc sets it unless --no-fuse).
+  bool fuseOptimizer = false;
   /// The pipeline schedule: gpipe, 1f1b, interleaved, or custom (the text
   /// in scheduleText, in loom::pipeline::scheduleText's form).
   std::string schedule = "1f1b";

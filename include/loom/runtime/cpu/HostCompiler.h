@@ -39,7 +39,8 @@ struct HostCompilerOptions {
   std::vector<std::string> flags;
 };
 
-/// -O3 -march=native -fno-math-errno -fopenmp -fPIC -shared -std=c++17.
+/// -O3 -march=native -fno-math-errno -ffp-contract=off -fopenmp -fPIC -shared
+/// -std=c++17.
 /// Not -ffast-math: a generated kernel may differ from the reference kernel
 /// only by float reassociation, and only where the kernel says so (an
 /// `omp simd reduction`), never everywhere behind the author's back.
