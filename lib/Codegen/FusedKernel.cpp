@@ -134,22 +134,14 @@ private:
 
   int node(NodeOp o, std::vector<int> operands,
            ValueType type = ValueType::Float) {
-    Node n;
-    n.op = o;
-    n.type = type;
-    n.operands = std::move(operands);
-    int id = k.add(n);
-    stage().nodes.push_back(id);
-    return id;
+    return k.append(o, std::move(operands), type);
   }
   int constant(double v, ValueType type = ValueType::Float) {
     Node n;
     n.op = NodeOp::Const;
     n.type = type;
     n.value = v;
-    int id = k.add(n);
-    stage().nodes.push_back(id);
-    return id;
+    return k.append(n);
   }
   int bin(NodeOp o, int a, int b) { return node(o, {a, b}); }
   int add(int a, int b) { return bin(NodeOp::Add, a, b); }
@@ -171,9 +163,7 @@ private:
     n.op = NodeOp::LoadRow;
     n.arg = arg;
     n.type = t;
-    int id = k.add(n);
-    stage().nodes.push_back(id);
-    return id;
+    return k.append(n);
   }
 
   Stage &stage() { return k.stages.back(); }
@@ -217,8 +207,7 @@ private:
                                                         : ValueType::Int;
       n.div = b ? b->div : 1;
       n.mod = b ? b->mod : 0;
-      id = k.add(n);
-      stage().nodes.push_back(id);
+      id = k.append(n);
     } else {
       id = compute(v.getDefiningOp());
     }
@@ -317,8 +306,7 @@ private:
       keep.value = double(float(rate));
       keep.param = param(ParamKind::DropoutOffset, site, elements(space));
       keep.param2 = param(ParamKind::DropoutKey, site, 0);
-      int kept = k.add(keep);
-      stage().nodes.push_back(kept);
+      int kept = k.append(keep);
       int scaled = mul(v, constant(double(float(1.0 / (1.0 - rate)))));
       return select(kept, scaled, constant(0));
     }
@@ -366,37 +354,43 @@ private:
     return finishLoop();
   }
 
-  LogicalResult layerNorm(Value x, Value w, Value b, double eps, Value y) {
-    rowsOf(shapeOf(x));
-    int cols = -1;
+  /// A norm's statistics over each row of x, as the reference computes
+  /// them: the mean and 1 / sqrt(var + eps) (centred), or 1 / sqrt(mean of
+  /// x² + eps) (rms; mean -1).
+  struct RowStats {
+    int mean = -1, rs = -1;
+  };
+  RowStats rowStats(Value x, double eps, bool centred) {
     auto colsF = [&] { return constant(double(k.cols)); };
-    int mean = -1;
-    if (b) {
+    RowStats st;
+    int square;
+    if (centred) {
       loopStage();
       int sum = reduce(ReduceKind::Sum, value(x));
       rowStage();
-      mean = div(sum, colsF());
+      st.mean = div(sum, colsF());
       loopStage();
-      int d = sub(value(x), mean);
-      int var = reduce(ReduceKind::Sum, mul(d, d));
-      rowStage();
-      int rs = call(NodeOp::Rsqrt, add(div(var, colsF()), constant(eps)));
-      loopStage();
-      int out = add(mul(mul(sub(value(x), mean), rs), value(w)), value(b));
-      current[y] = out;
-      storeIfOutput(y, out);
+      int d = sub(value(x), st.mean);
+      square = reduce(ReduceKind::Sum, mul(d, d));
     } else {
       loopStage();
       int xv = value(x);
-      int ms = reduce(ReduceKind::Sum, mul(xv, xv));
-      rowStage();
-      int rs = call(NodeOp::Rsqrt, add(div(ms, colsF()), constant(eps)));
-      loopStage();
-      int out = mul(mul(value(x), rs), value(w));
-      current[y] = out;
-      storeIfOutput(y, out);
+      square = reduce(ReduceKind::Sum, mul(xv, xv));
     }
-    (void)cols;
+    rowStage();
+    st.rs = call(NodeOp::Rsqrt, add(div(square, colsF()), constant(eps)));
+    return st;
+  }
+
+  LogicalResult layerNorm(Value x, Value w, Value b, double eps, Value y) {
+    rowsOf(shapeOf(x));
+    RowStats st = rowStats(x, eps, bool(b));
+    loopStage();
+    int out = b ? add(mul(mul(sub(value(x), st.mean), st.rs), value(w)),
+                      value(b))
+                : mul(mul(value(x), st.rs), value(w));
+    current[y] = out;
+    storeIfOutput(y, out);
     return finishLoop();
   }
 
@@ -467,22 +461,17 @@ private:
     stored.insert(result);
   }
 
-  LogicalResult layerNormGrad(Value x, Value w, Value dy, double eps, Value dx,
-                              Value dw, Value db) {
+  LogicalResult layerNormGrad(Value x, Value w, Value dy, double eps,
+                              Value dx, Value dw, Value db) {
     rowsOf(shapeOf(x));
     auto colsF = [&] { return constant(double(k.cols)); };
+    RowStats st = rowStats(x, eps, bool(db));
+    int out;
+    loopStage();
     if (db) {
-      loopStage();
-      int sum = reduce(ReduceKind::Sum, value(x));
-      rowStage();
-      int mean = div(sum, colsF());
-      loopStage();
-      int d = sub(value(x), mean);
-      int var = reduce(ReduceKind::Sum, mul(d, d));
-      rowStage();
-      int rs = call(NodeOp::Rsqrt, add(div(var, colsF()), constant(eps)));
-      loopStage();
-      auto xhat = [&] { return mul(sub(value(x), mean), rs); };
+      // With xhat = (x - mean) · rstd and g = dy · weight:
+      // dx = rstd · (g - mean(g) - xhat · mean(g · xhat)).
+      auto xhat = [&] { return mul(sub(value(x), st.mean), st.rs); };
       int xh = xhat();
       int g = mul(value(dy), value(w));
       int sumG = reduce(ReduceKind::Sum, g);
@@ -493,28 +482,21 @@ private:
       int meanG = div(sumG, colsF());
       int meanGX = div(sumGX, colsF());
       loopStage();
-      int out = mul(
-          rs, sub(sub(mul(value(dy), value(w)), meanG), mul(xhat(), meanGX)));
-      current[dx] = out;
-      storeIfOutput(dx, out);
+      out = mul(st.rs, sub(sub(mul(value(dy), value(w)), meanG),
+                           mul(xhat(), meanGX)));
     } else {
-      loopStage();
-      int xv = value(x);
-      int ms = reduce(ReduceKind::Sum, mul(xv, xv));
-      rowStage();
-      int rs = call(NodeOp::Rsqrt, add(div(ms, colsF()), constant(eps)));
-      loopStage();
-      int sumGX =
-          reduce(ReduceKind::Sum, mul(mul(value(dy), value(w)), value(x)));
-      columnSumOf(dw, mul(mul(value(dy), value(x)), rs));
+      // dx = rstd · (g - x · rstd² · mean(g · x)).
+      int sumGX = reduce(ReduceKind::Sum,
+                         mul(mul(value(dy), value(w)), value(x)));
+      columnSumOf(dw, mul(mul(value(dy), value(x)), st.rs));
       rowStage();
       int meanGX = div(sumGX, colsF());
       loopStage();
-      int out = mul(rs, sub(mul(value(dy), value(w)),
-                            mul(mul(mul(value(x), rs), rs), meanGX)));
-      current[dx] = out;
-      storeIfOutput(dx, out);
+      out = mul(st.rs, sub(mul(value(dy), value(w)),
+                           mul(mul(mul(value(x), st.rs), st.rs), meanGX)));
     }
+    current[dx] = out;
+    storeIfOutput(dx, out);
     return finishLoop();
   }
 
@@ -569,8 +551,7 @@ private:
     at.op = NodeOp::LoadAt;
     at.arg = logitsArg;
     at.operands = {safe};
-    int target = k.add(at);
-    stage().nodes.push_back(target);
+    int target = k.append(at);
     int loss = select(valid, sub(add(max, call(NodeOp::Log, sum)), target),
                       constant(0));
     if (forward) {
@@ -586,8 +567,7 @@ private:
     seed.op = NodeOp::Load;
     seed.arg = argOf.lookup(seedValue);
     seed.mod = 1;
-    int seedNode = k.add(seed);
-    stage().nodes.push_back(seedNode);
+    int seedNode = k.append(seed);
     loopStage();
     int p = div(call(NodeOp::Exp, sub(value(logits), max)), sum);
     int onehot =

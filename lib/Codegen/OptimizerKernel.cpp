@@ -30,29 +30,25 @@ KernelDesc adamwKernel(const std::string &name, bool decay) {
   Stage &s = k.stages.back();
   auto node = [&](NodeOp op, std::vector<int> operands,
                   ValueType type = ValueType::Float) {
-    Node n;
-    n.op = op;
-    n.type = type;
-    n.operands = std::move(operands);
-    int id = k.add(n);
-    s.nodes.push_back(id);
-    return id;
+    return k.append(op, std::move(operands), type);
   };
   auto param = [&](int p) {
     Node n;
     n.op = NodeOp::ParamReal;
     n.param = p;
-    int id = k.add(n);
-    s.nodes.push_back(id);
-    return id;
+    return k.append(n);
   };
   auto load = [&](int arg) {
     Node n;
     n.op = NodeOp::Load;
     n.arg = arg;
-    int id = k.add(n);
-    s.nodes.push_back(id);
-    return id;
+    return k.append(n);
+  };
+  auto constant = [&](double v) {
+    Node n;
+    n.op = NodeOp::Const;
+    n.value = v;
+    return k.append(n);
   };
   int scale = param(real("grad_coef")), b1 = param(real("adam_beta1")),
       b2 = param(real("adam_beta2")), c1 = param(real("adam_one_minus_beta1")),
@@ -73,19 +69,11 @@ KernelDesc adamwKernel(const std::string &name, bool decay) {
            {mul(mi, inv1), add(node(NodeOp::Sqrt, {mul(vi, inv2)}), eps)});
   int step = decay ? add(update, mul(wd, p)) : update;
   int np = node(NodeOp::Sub, {p, mul(rate, step)});
-  Node half;
-  half.op = NodeOp::Const;
-  half.value = 0.5;
-  int h = k.add(half);
-  s.nodes.push_back(h);
-  int skip = node(NodeOp::Gt, {skipped, h}, ValueType::Bool);
+  int skip = node(NodeOp::Gt, {skipped, constant(0.5)}, ValueType::Bool);
   auto keep = [&](int old, int fresh) {
     return node(NodeOp::Select, {skip, old, fresh});
   };
-  Node zero;
-  zero.op = NodeOp::Const;
-  int z = k.add(zero);
-  s.nodes.push_back(z);
+  int z = constant(0);
   s.stores.push_back({4, keep(p, np), 1, 0, false});
   s.stores.push_back({5, keep(m0, mi), 1, 0, false});
   s.stores.push_back({6, keep(v0, vi), 1, 0, false});

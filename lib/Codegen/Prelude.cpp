@@ -122,33 +122,28 @@ LOOM_FN unsigned int loom_bits(float f) { return __float_as_uint(f); }
          R"(
 // Block reductions: warp shuffles, then one value per warp through shared
 // memory; every thread gets the result.
-LOOM_FN float loom_block_sum(float v, float *shared) {
+template <bool Max> LOOM_FN float loom_combine(float a, float b) {
+  return Max ? fmaxf(a, b) : a + b;
+}
+template <bool Max> LOOM_FN float loom_block_reduce(float v, float *shared) {
   for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
+    v = loom_combine<Max>(v, __shfl_xor_sync(0xffffffffu, v, o));
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   __syncthreads();
   if (lane == 0)
     shared[warp] = v;
   __syncthreads();
   int warps = (blockDim.x + 31) >> 5;
-  float t = lane < warps ? shared[lane] : 0.0f;
+  float t = lane < warps ? shared[lane] : (Max ? loom_float(0xFF800000u) : 0.0f);
   for (int o = 16; o > 0; o >>= 1)
-    t += __shfl_xor_sync(0xffffffffu, t, o);
+    t = loom_combine<Max>(t, __shfl_xor_sync(0xffffffffu, t, o));
   return t;
 }
+LOOM_FN float loom_block_sum(float v, float *shared) {
+  return loom_block_reduce<false>(v, shared);
+}
 LOOM_FN float loom_block_max(float v, float *shared) {
-  for (int o = 16; o > 0; o >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0)
-    shared[warp] = v;
-  __syncthreads();
-  int warps = (blockDim.x + 31) >> 5;
-  float t = lane < warps ? shared[lane] : loom_float(0xFF800000u);
-  for (int o = 16; o > 0; o >>= 1)
-    t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, o));
-  return t;
+  return loom_block_reduce<true>(v, shared);
 }
 )";
 }

@@ -17,6 +17,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 /// The dialects a tiny GPT's module needs, loaded into `context`.
 inline void loadTinyGptDialects(mlir::MLIRContext &context) {
   mlir::DialectRegistry registry;
@@ -28,11 +32,13 @@ inline void loadTinyGptDialects(mlir::MLIRContext &context) {
   context.printOpOnDiagnostic(false);
 }
 
-/// The tiny GPT (vocab 13, seq 6, hidden 16, 2 heads, 2 layers, dropout 0.1)
-/// as a training step on `mesh` ("" for one rank), differentiated.
+/// examples/gpt.loom with the configs `overrides` (-D name=value) as a
+/// training step on `mesh` ("" for one rank), differentiated.
 inline mlir::OwningOpRef<mlir::ModuleOp>
-buildTinyGpt(mlir::MLIRContext &context, int64_t micro, int64_t global,
-             llvm::StringRef compute = "f32", llvm::StringRef mesh = "") {
+buildGpt(mlir::MLIRContext &context,
+         std::vector<std::pair<std::string, std::string>> overrides,
+         int64_t micro, int64_t global, llvm::StringRef compute = "f32",
+         llvm::StringRef mesh = "") {
   auto buffer =
       llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
   EXPECT_TRUE(bool(buffer));
@@ -46,11 +52,7 @@ buildTinyGpt(mlir::MLIRContext &context, int64_t micro, int64_t global,
   if (mlir::failed(library) || mlir::failed(file))
     return nullptr;
   loom::ModelOptions options;
-  options.overrides = {{"vocab", "13"},
-                       {"seq", "6"},
-                       {"hidden", "16"},
-                       {"heads", "2"},
-                       {"layers", "2"}};
+  options.overrides = std::move(overrides);
   options.microBatchSize = micro;
   options.globalBatchSize = global;
   std::string error;
@@ -68,6 +70,20 @@ buildTinyGpt(mlir::MLIRContext &context, int64_t micro, int64_t global,
   EXPECT_TRUE(
       mlir::succeeded(loom::buildTrainingStep(**module, compute, dist)));
   return std::move(*module);
+}
+
+/// The tiny GPT (vocab 13, seq 6, hidden 16, 2 heads, 2 layers, dropout 0.1)
+/// as a training step on `mesh` ("" for one rank), differentiated.
+inline mlir::OwningOpRef<mlir::ModuleOp>
+buildTinyGpt(mlir::MLIRContext &context, int64_t micro, int64_t global,
+             llvm::StringRef compute = "f32", llvm::StringRef mesh = "") {
+  return buildGpt(context,
+                  {{"vocab", "13"},
+                   {"seq", "6"},
+                   {"hidden", "16"},
+                   {"heads", "2"},
+                   {"layers", "2"}},
+                  micro, global, compute, mesh);
 }
 
 /// A fixture with the dialects loaded and examples/gpt.loom at a tiny size

@@ -54,25 +54,7 @@ std::unique_ptr<plan::PlanT> tinyGptPlan(mlir::MLIRContext &context,
 /// micro and global batch 4, f32, one rank: what loomc builds for
 /// `-D seq=64 --micro-batch-size 4 --global-batch-size 4`.
 std::unique_ptr<plan::PlanT> gpt2Plan(mlir::MLIRContext &context) {
-  auto buffer =
-      llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
-  if (!buffer)
-    return nullptr;
-  auto library = loom::parseModelFile(loom::standardLibrarySource(),
-                                      loom::standardLibraryName(), &context);
-  auto file =
-      loom::parseModelFile((*buffer)->getBuffer(), "gpt.loom", &context);
-  if (mlir::failed(library) || mlir::failed(file))
-    return nullptr;
-  loom::ModelOptions options;
-  options.overrides = {{"seq", "64"}};
-  options.microBatchSize = 4;
-  options.globalBatchSize = 4;
-  auto module = loom::buildModel(*file, *library, options, &context);
-  if (mlir::failed(module) || mlir::failed(loom::buildTrainingStep(
-                                  **module, "f32", loom::DistOptions())))
-    return nullptr;
-  return fusedPlan(std::move(*module));
+  return fusedPlan(buildGpt(context, {{"seq", "64"}}, 4, 4));
 }
 
 size_t kernelCount(const plan::PlanT &p) {

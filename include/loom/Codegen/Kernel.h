@@ -183,10 +183,24 @@ struct KernelDesc {
   std::vector<Node> nodes;
   std::vector<Stage> stages;
 
-  /// Helpers for the builders.
+  /// Helpers for the builders: a node (not yet in a stage), or a node
+  /// appended to the last stage.
   int add(Node node) {
     nodes.push_back(std::move(node));
     return int(nodes.size()) - 1;
+  }
+  int append(Node node) {
+    int id = add(std::move(node));
+    stages.back().nodes.push_back(id);
+    return id;
+  }
+  int append(NodeOp op, std::vector<int> operands,
+             ValueType type = ValueType::Float) {
+    Node n;
+    n.op = op;
+    n.type = type;
+    n.operands = std::move(operands);
+    return append(std::move(n));
   }
   int intParams() const;
   int realParams() const;
