@@ -1,6 +1,6 @@
 //===- sgemm.cpp - benchmark: the machine's f32 GEMM rate through OpenBLAS -===//
 //
-//   sgemm_rate [--reps N] [--size S]
+//   sgemm_rate [--reps N] [--seconds T] [--size S]
 //
 // Times cblas_sgemm on the OpenBLAS the CPU backend links (same library, same
 // threads), so that a training step's GFLOP/s can be read as a share of what
@@ -8,9 +8,9 @@
 // default 2048³) and the GEMMs of the GPT-2 124M step at micro-batch 4 ×
 // sequence 64 (256 rows): QKV, MLP up and down, and the tied LM head's
 // forward and its two backward GEMMs. Each shape runs once to warm up (pages
-// touched, OpenBLAS's buffers and threads started), then N times; the best
-// repetition counts, as the least disturbed by other processes on a shared
-// machine. Prints a table and a last line `sgemm GFLOP/s: X`, the square
+// touched, OpenBLAS's buffers and threads started), then at least N times
+// (default 5) and for at least T seconds (default 1); the best repetition
+// counts, as the least disturbed by other processes on a shared machine. Prints a table and a last line `sgemm GFLOP/s: X`, the square
 // GEMM's rate, which bench/compare-pytorch.sh reads.
 //
 //===----------------------------------------------------------------------===//
@@ -42,8 +42,10 @@ void fill(std::vector<float> &v, uint64_t seed) {
   }
 }
 
-// Seconds of the fastest of `reps` calls after one warm-up call.
-double bestSeconds(const Shape &s, int reps) {
+// Seconds of the fastest call after one warm-up call: at least `reps` calls
+// and at least `minSeconds` of them (at most 1000 calls), so that a short
+// GEMM gets as many chances as a long one to run undisturbed.
+double bestSeconds(const Shape &s, int reps, double minSeconds) {
   std::vector<float> a(size_t(s.m) * s.k), b(size_t(s.k) * s.n),
       c(size_t(s.m) * s.n);
   fill(a, 1);
@@ -55,12 +57,13 @@ double bestSeconds(const Shape &s, int reps) {
                 a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.n);
   };
   run();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
+  double best = 1e30, total = 0;
+  for (int r = 0; r < 1000 && (r < reps || total < minSeconds); ++r) {
     auto start = std::chrono::steady_clock::now();
     run();
     std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
     best = std::min(best, d.count());
+    total += d.count();
   }
   return best;
 }
@@ -69,17 +72,21 @@ double bestSeconds(const Shape &s, int reps) {
 
 int main(int argc, char **argv) {
   int reps = 5, size = 2048;
+  double minSeconds = 1.0;
+  const char *usage = "usage: sgemm_rate [--reps N] [--seconds T] [--size S]\n";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if ((arg == "--reps" || arg == "--size") && i + 1 < argc)
       (arg == "--reps" ? reps : size) = std::atoi(argv[++i]);
+    else if (arg == "--seconds" && i + 1 < argc)
+      minSeconds = std::atof(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: sgemm_rate [--reps N] [--size S]\n");
+      std::fprintf(stderr, "%s", usage);
       return 2;
     }
   }
-  if (reps < 1 || size < 1) {
-    std::fprintf(stderr, "usage: sgemm_rate [--reps N] [--size S]\n");
+  if (reps < 1 || size < 1 || !(minSeconds >= 0)) {
+    std::fprintf(stderr, "%s", usage);
     return 2;
   }
   std::string square = std::to_string(size) + "^3";
@@ -98,7 +105,7 @@ int main(int argc, char **argv) {
   std::printf("|--------------------|--------|--------|--------|---------|---------|\n");
   double squareRate = 0;
   for (const Shape &s : shapes) {
-    double seconds = bestSeconds(s, reps);
+    double seconds = bestSeconds(s, reps, minSeconds);
     double rate = 2.0 * s.m * s.n * s.k / seconds / 1e9;
     if (&s == &shapes[0])
       squareRate = rate;
