@@ -10,6 +10,7 @@
 #include "loom/runtime/Decoder.h"
 
 #include <algorithm>
+#include <set>
 
 namespace loom {
 namespace runtime {
@@ -857,6 +858,46 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
              p->site + "'";
     ki.params.push_back(std::move(param));
   }
+  // The reference form does the same work: it writes every output, and
+  // touches nothing but the instruction's buffers and its scratch (workspace
+  // temporaries that live only while the instruction runs).
+  if (r.inst.reference.empty())
+    return "kernel '" + k.name + "' has no reference form";
+  std::set<BufferId> mine(r.in.begin(), r.in.end()),
+      writable(r.out.begin(), r.out.end()), written;
+  mine.insert(r.out.begin(), r.out.end());
+  for (BufferId id : r.inst.scratch) {
+    const plan::BufferT &b = *r.p.buffers[size_t(id)];
+    if (b.kind != plan::BufferKind::Temporary ||
+        b.arena != plan::Arena::Workspace)
+      return "kernel '" + k.name + "' has scratch " + r.named(id) +
+             ", which is not a workspace temporary";
+    mine.insert(id);
+    writable.insert(id);
+  }
+  for (const auto &ref : r.inst.reference) {
+    for (BufferId id : ref->inputs)
+      if (!mine.count(id))
+        return "the reference form of kernel '" + k.name + "' reads " +
+               r.named(id) + ", which is not the instruction's";
+    for (BufferId id : ref->outputs) {
+      if (!writable.count(id))
+        return "the reference form of kernel '" + k.name + "' writes " +
+               r.named(id) + ", which is not an output or scratch";
+      written.insert(id);
+    }
+  }
+  for (BufferId id : r.out)
+    if (!written.count(id))
+      return "the reference form of kernel '" + k.name +
+             "' does not write the output " + r.named(id);
+  bool counted = false;
+  for (const auto &p : k.params)
+    counted |= p->kind == "count";
+  for (const auto &arg : k.args)
+    if (arg->elements < 0 && !counted)
+      return "kernel '" + k.name +
+             "' has an argument of runtime size but no count";
   for (size_t i = 0; i < r.inst.reference.size(); ++i) {
     Instruction ref;
     if (r.inst.reference[i]->op == opName(Op::Kernel))

@@ -2,9 +2,10 @@
 //
 // A description the emitters print must be well formed: every operand an
 // earlier node of a stage that can see it, types that agree, loads and
-// stores inside the iteration space. The builders (lib/Codegen/Fusion*.cpp,
-// the optimizer program) and the conformance suite run the check on every
-// kernel, so a malformed description is a compiler error, never bad code.
+// stores inside the iteration space. The builders (lib/Codegen/
+// FusedKernel.cpp, and lib/Plan for the optimizer's kernel) run the check on
+// every kernel, so a malformed description is a compiler error, never bad
+// code.
 //
 //===----------------------------------------------------------------------===//
 
@@ -194,6 +195,9 @@ std::string verifyKernel(const KernelDesc &k) {
       if (a.perCol && (k.space != Space::Rows || !stage.loop))
         return where("a column sum outside a row loop");
     }
+    if (stage.loop && k.space == Space::Rows && !stage.checks.empty())
+      return where("a check in a row's loop (checks go in a once-per-row "
+                   "stage)");
     for (const Check &c : stage.checks) {
       if (!visible(c.node) || k.nodes[c.node].type != ValueType::Bool)
         return where("a check of a node that is not a visible condition");

@@ -381,10 +381,20 @@ LogicalResult Lowering::lowerOp(Operation &op) {
   for (Value result : op.getResults()) {
     // The cross-entropy kernel writes the logits' gradient in place of the
     // logits when nothing else reads them.
+    // Only a temporary of its own (no view of a parameter, an input or
+    // another value: their storage outlives the logits).
+    auto ownTemporary = [&](Value v) {
+      auto it = bufferOf.find(v);
+      if (it == bufferOf.end() || aliasOf[it->second] >= 0)
+        return false;
+      const plan::BufferT &b = *plan->buffers[it->second];
+      return b.kind == plan::BufferKind::Temporary &&
+             b.arena == plan::Arena::Workspace;
+    };
     if (auto f = dyn_cast<FusedOp>(op);
         f && f.getKind() == "cross_entropy" &&
         cast<OpResult>(result).getResultNumber() == 1 &&
-        f.getInputs()[0].hasOneUse() && f.getInputs()[0].getDefiningOp() &&
+        f.getInputs()[0].hasOneUse() && ownTemporary(f.getInputs()[0]) &&
         f.getInputs()[0].getType() == result.getType()) {
       FailureOr<int32_t> id = addView(op.getLoc(), result.getType(),
                                       bufferOf.lookup(f.getInputs()[0]));

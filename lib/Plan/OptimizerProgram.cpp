@@ -16,6 +16,7 @@
 #include "loom/runtime/InstructionSet.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/ErrorHandling.h"
 
 /// The plan's instruction set (include/loom/runtime/Instructions.def).
 namespace instr = loom::runtime;
@@ -92,10 +93,14 @@ detail::buildOptimizerProgram(plan::PlanT &plan,
     int64_t &index = kernelOf[p->weight_decay ? 1 : 0];
     if (index < 0) {
       index = int64_t(plan.kernels.size());
-      plan.kernels.push_back(kernelEntry(codegen::adamwKernel(
+      codegen::KernelDesc desc = codegen::adamwKernel(
           "loom_k" + std::to_string(index) +
               (p->weight_decay ? "_adamw_decay" : "_adamw"),
-          p->weight_decay)));
+          p->weight_decay);
+      // A malformed description is the compiler's bug: never in a plan.
+      if (std::string problem = codegen::verifyKernel(desc); !problem.empty())
+        llvm::report_fatal_error(llvm::Twine("loomc: ") + problem);
+      plan.kernels.push_back(kernelEntry(desc));
     }
     // AdamW and the gradient's zeroing in one pass; the reference form is
     // the two instructions.

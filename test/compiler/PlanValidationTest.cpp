@@ -312,3 +312,43 @@ TEST_F(PlanValidationTest, RealPlansPass) {
 }
 
 } // namespace
+
+// A kernel instruction must match its kernel, and its reference form (what
+// runs without the generated code) must do its work on its own buffers: a
+// plan that passes the CRC with either broken is refused, not run as a
+// no-op or over a parameter.
+TEST_F(PlanValidationTest, KernelInstructionsThatDoNotMatchAreRefused) {
+  mlir::OwningOpRef<mlir::ModuleOp> module = tinyGpt(2, 4);
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(mlir::succeeded(loom::fuseTrainingStep(*module)));
+  auto p = planOf(*module);
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(rt::validatePlan(*p, "the plan 'tiny'").ok());
+  auto &inst = const_cast<plan::InstructionT &>(*findOp(*p, "kernel"));
+  ASSERT_FALSE(inst.reference.empty());
+
+  inst.attrs[0]->ints[0] = int64_t(p->kernels.size());
+  EXPECT_REFUSED(refusal(*p), "it names kernel");
+  inst.attrs[0]->ints[0] = 0;
+
+  auto reference = std::move(inst.reference);
+  EXPECT_REFUSED(refusal(*p), "has no reference form");
+  inst.reference = std::move(reference);
+
+  // A reference form that writes a parameter instead of the output.
+  int32_t out = inst.reference.back()->outputs[0];
+  inst.reference.back()->outputs[0] = p->parameters[0]->value;
+  EXPECT_REFUSED(refusal(*p), "which is not an output or scratch");
+  inst.reference.back()->outputs[0] = out;
+
+  // An argument of another size than the kernel's.
+  int32_t in = inst.inputs[0];
+  inst.inputs[0] = p->parameters[0]->value;
+  EXPECT_REFUSED(refusal(*p), "argument 0 of kernel");
+  inst.inputs[0] = in;
+
+  inst.kernel_sites.push_back("extra");
+  EXPECT_REFUSED(refusal(*p), "the instruction names sites for");
+  inst.kernel_sites.pop_back();
+  EXPECT_EQ(refusal(*p), "");
+}

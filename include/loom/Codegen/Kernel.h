@@ -42,7 +42,8 @@ struct Arg {
   std::string name; // for people: the plan buffer it was made for
   ElemType type = ElemType::F32;
   bool output = false;
-  /// Number of elements (for bounds in docs and conformance tests).
+  /// Number of elements; the decoder checks the instruction's buffer has
+  /// them. -1: the kernel's runtime count (ParamKind::Count).
   int64_t elements = 0;
 };
 
