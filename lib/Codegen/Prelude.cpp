@@ -3,7 +3,8 @@
 // One text for both targets: the scalar math the kernels call (exp and tanh
 // written out, so the host compiler can vectorise them and the GPU computes
 // the same values) and the Philox stream of the reference dropout kernel
-// (include/loom/runtime/Philox.h, drawn per element). Only the function
+// (include/loom/runtime/Philox.h's own text, embedded at build time, drawn
+// per element). Only the function
 // qualifiers and the bit casts differ between host C++ and CUDA C++.
 //
 //===----------------------------------------------------------------------===//
@@ -12,6 +13,8 @@
 
 namespace loom {
 namespace codegen {
+
+extern const char *const kPhiloxHeader; // PhiloxSource.cpp (generated)
 
 namespace {
 
@@ -60,34 +63,21 @@ LOOM_FN float loom_sqrt(float x) { return sqrtf(x); }
 LOOM_FN float loom_rsqrt(float x) { return 1.0f / sqrtf(x); }
 
 // Dropout's stream: element g of a tensor uses word g % 4 of the Philox4x32-10
-// block at counter g / 4 under the key (runtime/cpu/Kernels.cpp, dropout).
+// block at counter g / 4 under the key (runtime/cpu/Kernels.cpp, dropout),
+// drawn with include/loom/runtime/Philox.h itself (printed above).
 LOOM_FN unsigned int loom_philox_word(unsigned long long key, long long g) {
   unsigned long long block = (unsigned long long)g >> 2;
-  unsigned int c0 = (unsigned int)block, c1 = (unsigned int)(block >> 32);
-  unsigned int c2 = 0u, c3 = 0u;
-  unsigned int k0 = (unsigned int)key, k1 = (unsigned int)(key >> 32);
-  for (int r = 0; r < 10; ++r) {
-    if (r > 0) {
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
-    }
-    unsigned long long p0 = (unsigned long long)0xD2511F53u * c0;
-    unsigned long long p1 = (unsigned long long)0xCD9E8D57u * c2;
-    unsigned int n0 = (unsigned int)(p1 >> 32) ^ c1 ^ k0;
-    unsigned int n1 = (unsigned int)p1;
-    unsigned int n2 = (unsigned int)(p0 >> 32) ^ c3 ^ k1;
-    unsigned int n3 = (unsigned int)p0;
-    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-  }
+  loom::runtime::PhiloxCounter c = loom::runtime::philox4x32_10(
+      {{(unsigned int)block, (unsigned int)(block >> 32), 0u, 0u}},
+      {{(unsigned int)key, (unsigned int)(key >> 32)}});
   unsigned int w = (unsigned int)(g & 3);
-  return w == 0u ? c0 : w == 1u ? c1 : w == 2u ? c2 : c3;
+  return w == 0u ? c.word[0] : w == 1u ? c.word[1] : w == 2u ? c.word[2]
+                                                             : c.word[3];
 }
 
 LOOM_FN bool loom_dropout_keep(unsigned long long key, long long g,
                                float rate) {
-  unsigned int bits = loom_philox_word(key, g);
-  float u = ((float)(bits >> 9) + 0.5f) * (1.0f / 8388608.0f);
-  return u >= rate;
+  return loom::runtime::uniformOpen01(loom_philox_word(key, g)) >= rate;
 }
 )";
 
@@ -110,7 +100,7 @@ LOOM_FN unsigned int loom_bits(float f) {
   std::memcpy(&bits, &f, 4);
   return bits;
 }
-)") + kSharedMath;
+)") + kPhiloxHeader + kSharedMath;
 }
 
 std::string cudaPrelude() {
@@ -118,7 +108,7 @@ std::string cudaPrelude() {
 #define LOOM_FN static __device__ __forceinline__
 LOOM_FN float loom_float(unsigned int bits) { return __uint_as_float(bits); }
 LOOM_FN unsigned int loom_bits(float f) { return __float_as_uint(f); }
-)") + kSharedMath +
+)") + kPhiloxHeader + kSharedMath +
          R"(
 // Block reductions: warp shuffles, then one value per warp through shared
 // memory; every thread gets the result.
