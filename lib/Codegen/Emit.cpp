@@ -243,6 +243,11 @@ std::string reduceInit(ReduceKind kind) {
   return kind == ReduceKind::Sum ? "0.0f" : "loom_float(0xFF800000u)";
 }
 
+/// The name of stage `stage`'s accumulator `a`.
+std::string accumName(size_t stage, size_t a) {
+  return "loom_acc" + std::to_string(stage) + "_" + std::to_string(a);
+}
+
 /// The accumulators of a kernel: one per Accum, by (stage, index).
 struct AccumRef {
   const Accum *accum;
@@ -253,15 +258,11 @@ std::vector<AccumRef> accumsOf(const KernelDesc &k) {
   std::vector<AccumRef> out;
   for (size_t s = 0; s < k.stages.size(); ++s)
     for (size_t a = 0; a < k.stages[s].accums.size(); ++a)
-      out.push_back({&k.stages[s].accums[a],
-                     "loom_acc" + std::to_string(s) + "_" + std::to_string(a)});
+      out.push_back({&k.stages[s].accums[a], accumName(s, a)});
   return out;
 }
 
-std::string accumName(const KernelDesc &k, size_t stage, size_t a) {
-  (void)k;
-  return "loom_acc" + std::to_string(stage) + "_" + std::to_string(a);
-}
+
 
 //===--- Host C++ ---------------------------------------------------------===//
 
@@ -337,7 +338,7 @@ std::string emitHost(const KernelDesc &k) {
       os << "        " << se.storeTarget(s, true)
          << (s.accumulate ? " += " : " = ") << se.ref(s.node) << ";\n";
     for (size_t a = 0; a < stage.accums.size(); ++a)
-      os << "        " << accumName(k, 0, a)
+      os << "        " << accumName(0, a)
          << " += " << se.ref(stage.accums[a].node) << ";\n";
     for (size_t c = 0; c < stage.checks.size(); ++c)
       os << "        if (!" << se.ref(stage.checks[c].node)
@@ -360,7 +361,7 @@ std::string emitHost(const KernelDesc &k) {
         }
         for (size_t a = 0; a < stage.accums.size(); ++a)
           if (!stage.accums[a].perCol)
-            clauses += " reduction(+:" + accumName(k, s, a) + ")";
+            clauses += " reduction(+:" + accumName(s, a) + ")";
         os << "#pragma omp simd" << clauses << "\n";
         os << "      for (long long j = 0; j < " << k.cols << "LL; ++j) {\n";
         os << "        const long long i = row * " << k.cols << "LL + j;\n";
@@ -379,7 +380,7 @@ std::string emitHost(const KernelDesc &k) {
           os << "        " << se.storeTarget(st, true)
              << (st.accumulate ? " += " : " = ") << se.ref(st.node) << ";\n";
         for (size_t a = 0; a < stage.accums.size(); ++a)
-          os << "        " << accumName(k, s, a)
+          os << "        " << accumName(s, a)
              << (stage.accums[a].perCol ? "[j]" : "")
              << " += " << se.ref(stage.accums[a].node) << ";\n";
         os << "      }\n";
@@ -389,7 +390,7 @@ std::string emitHost(const KernelDesc &k) {
           os << "      " << se.storeTarget(st, false)
              << (st.accumulate ? " += " : " = ") << se.ref(st.node) << ";\n";
         for (size_t a = 0; a < stage.accums.size(); ++a)
-          os << "      " << accumName(k, s, a)
+          os << "      " << accumName(s, a)
              << " += " << se.ref(stage.accums[a].node) << ";\n";
         for (size_t c = 0; c < stage.checks.size(); ++c)
           os << "      if (!" << se.ref(stage.checks[c].node)
@@ -477,7 +478,7 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
     os << "  const long long loom_n = " << n << ";\n";
     const Stage &stage = k.stages[0];
     for (size_t a = 0; a < stage.accums.size(); ++a)
-      os << "  float " << accumName(k, 0, a) << " = 0.0f;\n";
+      os << "  float " << accumName(0, a) << " = 0.0f;\n";
     os << "  for (long long i = blockIdx.x * (long long)blockDim.x + "
           "threadIdx.x; i < loom_n; i += (long long)gridDim.x * blockDim.x) "
           "{\n";
@@ -486,7 +487,7 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
       os << "    " << se.storeTarget(s, true) << (s.accumulate ? " += " : " = ")
          << se.ref(s.node) << ";\n";
     for (size_t a = 0; a < stage.accums.size(); ++a)
-      os << "    " << accumName(k, 0, a)
+      os << "    " << accumName(0, a)
          << " += " << se.ref(stage.accums[a].node) << ";\n";
     for (size_t c = 0; c < stage.checks.size(); ++c)
       os << "    if (!" << se.ref(stage.checks[c].node)
@@ -494,7 +495,7 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
     os << "  }\n";
     for (size_t a = 0; a < stage.accums.size(); ++a)
       os << "  atomicAdd(&a" << stage.accums[a].arg << "[0], "
-         << accumName(k, 0, a) << ");\n";
+         << accumName(0, a) << ");\n";
     os << "}\n";
     return os.str();
   }
@@ -514,7 +515,7 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
            << ";\n";
       for (size_t a = 0; a < stage.accums.size(); ++a)
         if (!stage.accums[a].perCol)
-          os << "    float " << accumName(k, s, a) << " = 0.0f;\n";
+          os << "    float " << accumName(s, a) << " = 0.0f;\n";
       os << "    for (long long j = threadIdx.x; j < " << k.cols
          << "LL; j += blockDim.x) {\n";
       os << "      const long long i = row * " << k.cols << "LL + j;\n";
@@ -536,7 +537,7 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
           os << "      atomicAdd(&a" << stage.accums[a].arg << "[j], "
              << se.ref(stage.accums[a].node) << ");\n";
         else
-          os << "      " << accumName(k, s, a)
+          os << "      " << accumName(s, a)
              << " += " << se.ref(stage.accums[a].node) << ";\n";
       }
       os << "    }\n";
@@ -547,7 +548,7 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
       for (size_t a = 0; a < stage.accums.size(); ++a)
         if (!stage.accums[a].perCol)
           os << "    atomicAdd(&a" << stage.accums[a].arg << "[0], "
-             << accumName(k, s, a) << ");\n";
+             << accumName(s, a) << ");\n";
     } else {
       se.nodes(os, stage, "    ");
       os << "    if (threadIdx.x == 0) {\n";

@@ -109,7 +109,6 @@ std::string verifyKernel(const KernelDesc &k) {
   // and every earlier scalar-stage node and row value.
   std::vector<int> stageOf(k.nodes.size(), -1);
   std::set<int> rowVisible;
-  int checks = 0;
   for (size_t s = 0; s < k.stages.size(); ++s) {
     const Stage &stage = k.stages[s];
     std::set<int> local;
@@ -201,14 +200,12 @@ std::string verifyKernel(const KernelDesc &k) {
     for (const Check &c : stage.checks) {
       if (!visible(c.node) || k.nodes[c.node].type != ValueType::Bool)
         return where("a check of a node that is not a visible condition");
-      ++checks;
     }
     if (!stage.loop)
       rowVisible.insert(local.begin(), local.end());
     for (const Reduce &r : stage.reduces)
       rowVisible.insert(r.result);
   }
-  (void)checks;
   return "";
 }
 
