@@ -11,7 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "loom/Codegen/Kernel.h"
+#include "loom/Codegen/FusedKernel.h"
 #include "loom/dialects/Dist/IR/DistOps.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/passes/Passes.h"
@@ -55,11 +55,10 @@ bool splitOverMesh(Operation *op) {
   return false;
 }
 
-/// The ops an elementwise kernel computes (lib/Codegen/FusedKernel.cpp has
-/// their scalar math).
+/// The ops an elementwise kernel computes (the code generator's, on f32
+/// operands it can index).
 bool isElementwise(Operation *op) {
-  if (!isa<AddOp, SubOp, MulOp, DivOp, NegOp, ScaleOp, ReluOp, SiluOp, GeluOp,
-           ReluGradOp, SiluGradOp, GeluGradOp, DropoutOp, DropoutGradOp>(op))
+  if (!codegen::hasScalarMath(op))
     return false;
   if (op->getNumResults() != 1 || !isF32(op->getResult(0)))
     return false;

@@ -10,6 +10,7 @@
 #include "loom/runtime/Decoder.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 namespace loom {
@@ -782,17 +783,27 @@ std::string decodeInstruction(const plan::PlanT &plan,
 }
 
 namespace {
-/// The step values a kernel may read (runtime/cpu/BindKernel.cpp computes
-/// them).
-bool knownStepValue(const std::string &site) {
-  for (const char *known :
-       {"lr", "loss_scale", "grad_scale", "weight_decay", "grad_coef",
-        "skipped", "adam_beta1", "adam_beta2", "adam_one_minus_beta1",
-        "adam_one_minus_beta2", "adam_inv_correction1",
-        "adam_inv_correction2", "adam_eps"})
-    if (site == known)
-      return true;
-  return false;
+/// The step value a `real` kernel scalar names (runtime/cpu/BindKernel.cpp
+/// computes them), or nullopt.
+std::optional<StepValue> stepValueNamed(const std::string &site) {
+  static const std::pair<const char *, StepValue> kNames[] = {
+      {"lr", StepValue::Lr},
+      {"loss_scale", StepValue::LossScale},
+      {"grad_scale", StepValue::GradScale},
+      {"weight_decay", StepValue::WeightDecay},
+      {"grad_coef", StepValue::GradCoef},
+      {"skipped", StepValue::Skipped},
+      {"adam_beta1", StepValue::AdamBeta1},
+      {"adam_beta2", StepValue::AdamBeta2},
+      {"adam_one_minus_beta1", StepValue::AdamOneMinusBeta1},
+      {"adam_one_minus_beta2", StepValue::AdamOneMinusBeta2},
+      {"adam_inv_correction1", StepValue::AdamInvCorrection1},
+      {"adam_inv_correction2", StepValue::AdamInvCorrection2},
+      {"adam_eps", StepValue::AdamEps}};
+  for (const auto &[name, value] : kNames)
+    if (site == name)
+      return value;
+  return std::nullopt;
 }
 
 /// A generated kernel: its arguments must be the instruction's buffers, in
@@ -834,7 +845,8 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
            std::to_string(r.inst.kernel_sites.size());
   for (size_t q = 0; q < k.params.size(); ++q) {
     const auto &p = k.params[q];
-    KernelParamInstr param{KernelParamKind::Real, p->site, p->elements};
+    KernelParamInstr param{KernelParamKind::Real, p->site, p->elements,
+                           StepValue::Lr};
     if (p->kind == "dropout_key")
       param.kind = KernelParamKind::DropoutKey;
     else if (p->kind == "dropout_offset")
@@ -853,9 +865,13 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
     }
     if (param.kind == KernelParamKind::Count)
       param.elements = r.elements(ki.args[0]);
-    if (param.kind == KernelParamKind::Real && !knownStepValue(p->site))
-      return "kernel '" + k.name + "' reads the unknown step value '" +
-             p->site + "'";
+    if (param.kind == KernelParamKind::Real) {
+      std::optional<StepValue> value = stepValueNamed(p->site);
+      if (!value)
+        return "kernel '" + k.name + "' reads the unknown step value '" +
+               p->site + "'";
+      param.value = *value;
+    }
     ki.params.push_back(std::move(param));
   }
   // The reference form does the same work: it writes every output, and

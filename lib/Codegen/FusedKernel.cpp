@@ -62,7 +62,7 @@ public:
     Block &body = op.getBody().front();
     Operation *anchor = nullptr;
     for (Operation &o : body.without_terminator())
-      if (!isElementwiseOp(&o)) {
+      if (!hasScalarMath(&o)) {
         if (anchor &&
             !(isa<CrossEntropyOp>(anchor) && isa<CrossEntropyGradOp>(o)))
           return op.emitError()
@@ -112,12 +112,6 @@ public:
   }
 
 private:
-  static bool isElementwiseOp(Operation *o) {
-    return isa<AddOp, SubOp, MulOp, DivOp, NegOp, ScaleOp, ReluOp, SiluOp,
-               GeluOp, ReluGradOp, SiluGradOp, GeluGradOp, DropoutOp,
-               DropoutGradOp>(o);
-  }
-
   Arg argFor(Value v, bool output, std::string name) {
     Arg a;
     a.name = std::move(name);
@@ -589,6 +583,11 @@ private:
 };
 
 } // namespace
+
+bool hasScalarMath(Operation *op) {
+  return isa<AddOp, SubOp, MulOp, DivOp, NegOp, ScaleOp, ReluOp, SiluOp, GeluOp,
+             ReluGradOp, SiluGradOp, GeluGradOp, DropoutOp, DropoutGradOp>(op);
+}
 
 FailureOr<KernelDesc> buildFusedKernel(FusedOp op, StringRef name,
                                        const std::vector<bool> &accumulate) {

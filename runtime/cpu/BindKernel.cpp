@@ -25,36 +25,38 @@ namespace {
 using HostEntry = int (*)(void *const *, const long long *, const double *);
 
 /// A step value a kernel reads, in double (the kernel rounds it to float
-/// once, as the reference adamwStep does); the decoder admits only these.
-double stepValue(const std::string &site, const StepParams &step,
+/// once, as the reference adamwStep does).
+double stepValue(StepValue value, const StepParams &step,
                  const StepOutputs &outputs) {
   int64_t t = std::max<int64_t>(step.optimizerStep, 1);
-  if (site == "lr")
+  switch (value) {
+  case StepValue::Lr:
     return step.lr;
-  if (site == "loss_scale")
+  case StepValue::LossScale:
     return step.lossScale;
-  if (site == "grad_scale")
+  case StepValue::GradScale:
     return step.gradScale;
-  if (site == "weight_decay")
+  case StepValue::WeightDecay:
     return step.weightDecay;
-  if (site == "grad_coef")
+  case StepValue::GradCoef:
     return step.gradScale * clipCoefficient(outputs.gradNorm, step.clipGrad);
-  if (site == "skipped")
+  case StepValue::Skipped:
     return outputs.nonFinite ? 1.0 : 0.0;
-  if (site == "adam_beta1")
+  case StepValue::AdamBeta1:
     return step.adam.beta1;
-  if (site == "adam_beta2")
+  case StepValue::AdamBeta2:
     return step.adam.beta2;
-  if (site == "adam_one_minus_beta1")
+  case StepValue::AdamOneMinusBeta1:
     return 1.0 - step.adam.beta1;
-  if (site == "adam_one_minus_beta2")
+  case StepValue::AdamOneMinusBeta2:
     return 1.0 - step.adam.beta2;
-  if (site == "adam_inv_correction1")
+  case StepValue::AdamInvCorrection1:
     return 1.0 / (1.0 - std::pow(step.adam.beta1, double(t)));
-  if (site == "adam_inv_correction2")
+  case StepValue::AdamInvCorrection2:
     return 1.0 / (1.0 - std::pow(step.adam.beta2, double(t)));
-  if (site == "adam_eps")
+  case StepValue::AdamEps:
     return step.adam.eps;
+  }
   return 0;
 }
 
@@ -121,7 +123,7 @@ Result<Kernel> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
         intSlots[i++] = p.elements;
         break;
       case KernelParamKind::Real:
-        realSlots[q++] = stepValue(p.site, step, outputs);
+        realSlots[q++] = stepValue(p.value, step, outputs);
         break;
       }
     }

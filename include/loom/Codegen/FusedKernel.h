@@ -18,6 +18,10 @@
 namespace loom {
 namespace codegen {
 
+/// Whether the code generator computes `op` per element (its scalar math is
+/// in FusedKernel.cpp): the ops --loom-fuse may put in an elementwise chain.
+bool hasScalarMath(mlir::Operation *op);
+
 /// The kernel of a region: arguments are the region's inputs, then its
 /// results, in order. `accumulate[r]`: result r is added to what its buffer
 /// holds (a gradient written straight into its accumulator). Emits an error

@@ -276,10 +276,17 @@ struct AdamWInstr {
 // inputs then outputs; its runtime scalars are computed from the step's
 // parameters as `params` say.
 enum class KernelParamKind { DropoutKey, DropoutOffset, Count, Real };
+/// The step values a kernel may read (a `real` scalar's site names one).
+enum class StepValue {
+  Lr, LossScale, GradScale, WeightDecay, GradCoef, Skipped, AdamBeta1,
+  AdamBeta2, AdamOneMinusBeta1, AdamOneMinusBeta2, AdamInvCorrection1,
+  AdamInvCorrection2, AdamEps
+};
 struct KernelParamInstr {
   KernelParamKind kind;
-  std::string site;
-  int64_t elements;
+  std::string site;  // the dropout site (DropoutKey, DropoutOffset)
+  int64_t elements;  // DropoutOffset: per microbatch; Count: the count
+  StepValue value;   // Real
 };
 struct Instruction;
 struct KernelInstr {
