@@ -1,0 +1,5 @@
+//===- Cast.cu - the CUDA kernel library: Cast ---------------------===//
+//
+// (To be written.) Part of the kernel library: see Common.cuh.
+//
+//===----------------------------------------------------------------------===//

@@ -1,0 +1,5 @@
+//===- FlashAttention.cu - the CUDA kernel library: FlashAttention ---------------------===//
+//
+// (To be written.) Part of the kernel library: see Common.cuh.
+//
+//===----------------------------------------------------------------------===//

@@ -1,0 +1,5 @@
+//===- Norm.cu - the CUDA kernel library: Norm ---------------------===//
+//
+// (To be written.) Part of the kernel library: see Common.cuh.
+//
+//===----------------------------------------------------------------------===//
