@@ -91,6 +91,14 @@ public:
   virtual Result<void *> scratch(size_t bytes, const std::string &what) = 0;
   /// The executor's DeviceStepValues, in device memory.
   virtual DeviceStepValues *stepValues() = 0;
+  /// A device int for the instruction's kernels to report a bad input
+  /// (a token id outside the vocabulary, say): 0 means fine; a kernel that
+  /// finds a problem sets it (atomicCAS(flag, 0, code)) and goes on. The
+  /// executor reads every flag once, when the step ends (readStepOutputs),
+  /// clears them, and fails with `inst.where: describe(code)` for the first
+  /// one set: the device never waits inside a step for a check.
+  virtual int *statusFlag(const Instruction &inst,
+                          std::function<std::string(int code)> describe) = 0;
   /// The rank's communicator, or null (a single-rank plan).
   virtual Communicator *comm() = 0;
   /// The size of one of the plan's mesh axes.
