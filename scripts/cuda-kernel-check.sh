@@ -9,7 +9,7 @@ nvcc="${CUDA_HOME:-/usr/local/cuda}/bin/nvcc"
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
   for f in $(awk '/^set\(LOOM_CUDA_KERNEL_FILES/{on=1} on{print} on&&/\)/{exit}' "$root/runtime/CMakeLists.txt" |
-               tr -d '()' | tr ' ' '\n' | grep -v -e '^set$' -e '^LOOM_CUDA_KERNEL_FILES$' -e '^$'); do
+               sed 's/set(LOOM_CUDA_KERNEL_FILES//; s/)//' | tr ' ' '\n' | grep -v '^$'); do
     files+=("$root/runtime/cuda/kernels/$f.cu")
   done
 fi
