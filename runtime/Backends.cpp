@@ -8,6 +8,7 @@
 
 #include "loom/runtime/Backend.h"
 #include "loom/runtime/cpu/CpuBackend.h"
+#include "loom/runtime/cuda/CudaBackend.h"
 
 namespace loom {
 namespace runtime {
@@ -24,6 +25,10 @@ struct BackendEntry {
 const std::vector<BackendEntry> &backends() {
   static const std::vector<BackendEntry> entries = {
       {"cpu", cpu::createCpuExecutor},
+      // Always listed: without a GPU (or a toolkit at build time) it fails
+      // saying so.
+      {"cuda", cuda::createCudaExecutor},
+      {"cuda-emulated", cuda::createEmulatedCudaExecutor},
   };
   return entries;
 }

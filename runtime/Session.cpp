@@ -156,6 +156,8 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
     context.coords = rank.coords;
     context.comm = s->comm_ ? &s->comm_->forRank(r) : nullptr;
     context.generatedKernels = options.generatedKernels;
+    context.device = options.device;
+    context.cudaGraphs = options.cudaGraphs;
     context.tracer = tracer;
     context.traceTrack = Tracer::rankTrack(r);
     int64_t stage = ppAxis >= 0 ? rank.coords[size_t(ppAxis)] : 0;

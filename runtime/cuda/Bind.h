@@ -106,6 +106,8 @@ public:
   /// Whether the plan's generated kernels are loaded on the device (false:
   /// kernel instructions run their reference forms).
   virtual bool planKernelsLoaded() = 0;
+  /// The plan's (or chunk's) generated kernels: launch rules.
+  virtual const std::vector<std::unique_ptr<plan::KernelT>> &planKernels() = 0;
 };
 
 /// An error of a running instruction, naming it.

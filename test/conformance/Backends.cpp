@@ -2,6 +2,8 @@
 
 #include "Backends.h"
 
+#include "loom/runtime/cuda/CudaBackend.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -91,11 +93,40 @@ BackendEntry::firstUnsupported(const plan::PlanT &plan) const {
   return firstIn(plan, unsupported);
 }
 
+/// The CUDA backend's executor on a GPU (`cuda`) or on the host emulation
+/// of one (`cuda-emulated`): the hand-written and generated kernels reduce
+/// in other orders than the CPU's loops (trees of warp shuffles), so sums
+/// differ in the last bits; GEMMs are cuBLASLt's with TF32 off (on the
+/// emulated device, the CPU's).
+BackendEntry cudaEntry(const std::string &name) {
+  BackendEntry e;
+  e.name = name;
+  e.create = [name](const plan::PlanT &plan, rt::RankContext rank) {
+    return rt::createExecutor(name, plan, std::move(rank));
+  };
+  e.tolerances = {
+      {Family::Gemm, {1e-5, 1e-5}},         {Family::Elementwise, {1e-6, 1e-7}},
+      {Family::Activation, {1e-5, 1e-6}},   {Family::Cast, {0, 0}},
+      {Family::Dropout, {1e-6, 1e-7}},      {Family::Softmax, {1e-5, 1e-6}},
+      {Family::Norm, {1e-4, 1e-5}},         {Family::Embedding, {1e-6, 1e-6}},
+      {Family::CrossEntropy, {1e-5, 1e-5}}, {Family::Reduction, {1e-5, 1e-6}},
+      {Family::DataMovement, {0, 0}},       {Family::Collective, {1e-6, 1e-6}},
+      {Family::Optimizer, {1e-5, 1e-7}},    {Family::WholeStep, {2e-5, 0}},
+  };
+  return e;
+}
+
 const std::vector<BackendEntry> &allBackendEntries() {
   // A new backend: one more entry (its tolerances, the opcodes it does not
   // run yet). It runs once runtime::backendNames() lists it.
-  static const std::vector<BackendEntry> entries = {cpuEntry()};
+  static const std::vector<BackendEntry> entries = {
+      cpuEntry(), cudaEntry("cuda"), cudaEntry("cuda-emulated")};
   return entries;
+}
+
+std::string cudaUnavailable() {
+  static const std::string why = rt::cuda::cudaUnavailableReason();
+  return why;
 }
 
 const std::vector<BackendEntry> &backends() {
@@ -103,7 +134,9 @@ const std::vector<BackendEntry> &backends() {
     std::vector<BackendEntry> list;
     for (const std::string &name : rt::backendNames())
       for (const BackendEntry &e : allBackendEntries())
-        if (e.name == name)
+        // `cuda` needs a GPU: without one its tests are not instantiated,
+        // and CudaBackend.RunsWhereThereIsAGpu skips saying why.
+        if (e.name == name && (name != "cuda" || cudaUnavailable().empty()))
           list.push_back(e);
     return list;
   }();

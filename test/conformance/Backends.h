@@ -77,6 +77,8 @@ struct BackendEntry {
 const std::vector<BackendEntry> &backends();
 /// Every entry, built here or not.
 const std::vector<BackendEntry> &allBackendEntries();
+/// Why the `cuda` backend cannot run here ("" when it can: a GPU).
+std::string cudaUnavailable();
 
 /// gtest's parameter names: the backend's name.
 std::string backendParamName(const BackendEntry &entry);

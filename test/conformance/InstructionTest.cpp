@@ -81,13 +81,26 @@ INSTANTIATE_TEST_SUITE_P(Backends, InstructionConformance,
 TEST(BackendRegistry, EveryBackendOfTheBuildHasAnEntry) {
   for (const std::string &name : rt::backendNames()) {
     bool found = false;
-    for (const BackendEntry &e : backends())
+    for (const BackendEntry &e : allBackendEntries())
       found |= e.name == name;
     EXPECT_TRUE(found) << "the runtime's backend '" << name
                        << "' has no entry in test/conformance/Backends.cpp";
   }
   ASSERT_FALSE(backends().empty());
   EXPECT_EQ(backends().front().name, "cpu");
+}
+
+// The `cuda` backend's tests run only where there is a GPU; elsewhere this
+// says why they did not.
+TEST(BackendRegistry, CudaRunsWhereThereIsAGpu) {
+  std::string why = cudaUnavailable();
+  if (!why.empty())
+    GTEST_SKIP() << "the conformance suite does not run for 'cuda' here: "
+                 << why << " ('cuda-emulated' runs its kernels on the host)";
+  bool listed = false;
+  for (const BackendEntry &e : backends())
+    listed |= e.name == "cuda";
+  EXPECT_TRUE(listed) << "a GPU is there but 'cuda' is not tested";
 }
 
 TEST(BackendRegistry, EveryEntryHasEveryTolerance) {

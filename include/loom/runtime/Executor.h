@@ -79,6 +79,11 @@ struct RankContext {
   /// Run the plan's generated kernels (compiled at load; docs/codegen.md).
   /// false: each kernel instruction runs its reference form instead.
   bool generatedKernels = true;
+  /// The GPU this rank runs on (a CUDA device index; the cuda backend).
+  int device = 0;
+  /// Capture the microbatch program as a CUDA graph and replay it (the
+  /// cuda backends; loom-run --no-cuda-graph turns it off).
+  bool cudaGraphs = true;
   /// Where the backend records a slice per instruction it runs in a traced
   /// step (Tracer::tracesStep), on track `traceTrack`; null: tracing is
   /// off, and the run loop only checks this pointer

@@ -53,6 +53,11 @@ struct SessionOptions {
   /// Run the plan's generated kernels; false: their reference forms
   /// (loom-run --no-jit).
   bool generatedKernels = true;
+  /// The GPU of every rank (the cuda backend; loom-run --device N): a
+  /// single-GPU run, where every rank of the mesh shares the device.
+  int device = 0;
+  /// CUDA graphs for the microbatch program (loom-run --no-cuda-graph).
+  bool cudaGraphs = true;
   uint64_t seed = 1234;
   std::optional<double> lr, minLr, weightDecay, clipGrad, beta1, beta2, eps;
   std::optional<int64_t> warmupSteps, decaySteps;

@@ -1,0 +1,133 @@
+//===- BindCollectives.cpp - the CUDA backend's collectives and zero ------===//
+//
+// all_reduce, all_gather and reduce_scatter through the rank's communicator.
+// The local communicator moves host memory, so the operands are staged
+// through the host on the communication stream: the comm stream waits for
+// the compute stream's work (an event), copies out, the host runs the
+// collective, the comm stream copies in, and the compute stream waits for
+// that (an event). NCCL on device buffers is the next issue's. A rank alone
+// on the axis copies on the device; all_slice keeps the rank's block with a
+// kernel. zero clears buffers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Bind.h"
+
+#include <memory>
+
+namespace loom {
+namespace runtime {
+namespace cuda {
+
+namespace {
+
+/// Runs `collective` on host copies of x (in) and y (out).
+Status staged(Device &d, const Instruction &inst, const void *x, size_t inBytes,
+              void *y, size_t outBytes, std::vector<float> &in,
+              std::vector<float> &out,
+              const std::function<Status(const float *, float *)> &collective) {
+  in.resize(inBytes / 4);
+  out.resize(outBytes / 4);
+  if (Status s = d.order(Stream::Compute, Stream::Comm); !s.ok())
+    return runError(inst, s.message());
+  if (Status s = d.download(in.data(), x, inBytes, Stream::Comm); !s.ok())
+    return runError(inst, s.message());
+  if (Status s = collective(in.data(), out.data()); !s.ok())
+    return runError(inst, s.message());
+  if (Status s = d.upload(y, out.data(), outBytes, Stream::Comm); !s.ok())
+    return runError(inst, s.message());
+  if (Status s = d.order(Stream::Comm, Stream::Compute); !s.ok())
+    return runError(inst, s.message());
+  return Status::success();
+}
+
+} // namespace
+
+Result<Work> bind(const AllReduceInstr &r, const Instruction &inst,
+                  Binder &b) {
+  if (Status s = needsComm(inst, b, r.axis); !s.ok())
+    return s;
+  float *x = b.f32(r.x), *y = b.f32(r.y);
+  size_t count = r.count;
+  int axis = r.axis;
+  ReduceKind kind = r.kind;
+  Communicator *comm = b.comm();
+  std::string label = inst.label;
+  Device *d = &b.device();
+  auto in = std::make_shared<std::vector<float>>();
+  auto out = std::make_shared<std::vector<float>>();
+  return Work([=, &inst](const StepParams &) -> Status {
+    if (!comm) {
+      if (x == y)
+        return Status::success();
+      Status s = d->copy(y, x, count * 4);
+      return s.ok() ? s : runError(inst, s.message());
+    }
+    return staged(*d, inst, x, count * 4, y, count * 4, *in, *out,
+                  [&](const float *hx, float *hy) {
+                    return comm->allReduce(axis, hx, hy, count,
+                                           CommDType::F32, kind, label);
+                  });
+  });
+}
+
+Result<Work> bind(const GatherScatterInstr &r, const Instruction &inst,
+                  Binder &b) {
+  size_t outer = r.outer, inner = r.inner;
+  Device *d = &b.device();
+  if (r.op == Op::AllSlice) {
+    int64_t bytes = int64_t(inner * r.elementBytes);
+    Launch l = launchOf(
+        "loom_coll_slice", gridFor(int64_t(outer) * bytes), kBlockThreads,
+        {b.storage(r.x), b.storage(r.y), KernelArg::i64v(int64_t(outer)),
+         KernelArg::i64v(bytes), KernelArg::i64v(r.parts),
+         KernelArg::i64v(r.coord)});
+    return Work(
+        [l, d, &inst](const StepParams &) { return enqueue(*d, inst, l); });
+  }
+  if (Status s = needsComm(inst, b, r.axis); !s.ok())
+    return s;
+  float *x = b.f32(r.x), *y = b.f32(r.y);
+  bool gather = r.op == Op::AllGather;
+  int axis = r.axis;
+  Communicator *comm = b.comm();
+  std::string label = inst.label;
+  auto in = std::make_shared<std::vector<float>>();
+  auto out = std::make_shared<std::vector<float>>();
+  // The f32 views' sizes (a 16-bit buffer's shadow is twice its storage).
+  auto viewBytes = [&](BufferId id) {
+    return b.dtype(id) == plan::DType::F32 ? b.bytes(id) : b.bytes(id) * 2;
+  };
+  size_t inBytes = viewBytes(r.x), outBytes = viewBytes(r.y);
+  return Work([=, &inst](const StepParams &) -> Status {
+    if (!comm) { // alone on the axis
+      Status s = d->copy(y, x, outer * inner * 4);
+      return s.ok() ? s : runError(inst, s.message());
+    }
+    return staged(*d, inst, x, inBytes, y, outBytes, *in, *out,
+                  [&](const float *hx, float *hy) {
+                    return gather ? comm->allGather(axis, hx, hy, outer, inner,
+                                                    CommDType::F32, label)
+                                  : comm->reduceScatter(axis, hx, hy, outer,
+                                                        inner, CommDType::F32,
+                                                        label);
+                  });
+  });
+}
+
+Result<Work> bind(const ZeroInstr &r, const Instruction &inst, Binder &b) {
+  std::vector<std::pair<void *, size_t>> spans;
+  for (BufferId id : r.buffers)
+    spans.push_back({b.storage(id), b.bytes(id)});
+  Device *d = &b.device();
+  return Work([spans, d, &inst](const StepParams &) -> Status {
+    for (auto [p, n] : spans)
+      if (Status s = d->clear(p, n); !s.ok())
+        return runError(inst, s.message());
+    return Status::success();
+  });
+}
+
+} // namespace cuda
+} // namespace runtime
+} // namespace loom

@@ -1,0 +1,585 @@
+//===- CudaExecutor.cpp - the CUDA backend: runs a plan on a device --------===//
+//
+// The Executor (loom/runtime/Executor.h) of the `cuda` backend (a GPU,
+// CudaDevice.cpp) and of `cuda-emulated` (the same executor on the host
+// emulation of a device, emulation/EmulatedDevice.cpp). It owns what lives
+// on the device for one rank: an allocation per arena of the memory plan
+// (buffers at their planned offsets), the 16-bit shadows' scratch, the step
+// values (DeviceStepValues) and the status flags; it binds every decoded
+// instruction to work once (Bind*.cpp), and runs programs by enqueueing
+// that work. The microbatch program is captured as a CUDA graph and
+// replayed when it has no host exchange (collectives staged through the
+// host, a norm all-reduced over an axis). The host waits for the device
+// only in download() and readStepOutputs(), and where a collective stages
+// through the host.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Bind.h"
+#include "loom/runtime/cuda/CudaBackend.h"
+#include "loom/runtime/Trace.h"
+#include "loom/runtime/cpu/PlanKernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <utility>
+
+namespace loom {
+namespace runtime {
+namespace cuda {
+
+namespace {
+
+bool isFloat16(plan::DType t) {
+  return t == plan::DType::BF16 || t == plan::DType::F16;
+}
+
+constexpr size_t kShadowAlign = 256;
+
+size_t shadowBytes(const plan::BufferT &b) {
+  return (size_t(numElements(b.shape)) * 4 + kShadowAlign - 1) / kShadowAlign *
+         kShadowAlign;
+}
+
+/// Whether an instruction's work exchanges data with the host (a
+/// collective through the host communicator): a graph cannot hold it.
+bool exchangesWithHost(const Instruction &inst, int64_t axisSize) {
+  if (axisSize <= 1)
+    return false;
+  switch (inst.op) {
+  case Op::AllReduce:
+  case Op::AllGather:
+  case Op::ReduceScatter:
+    return true;
+  default:
+    break;
+  }
+  if (const auto *g = std::get_if<GradNormInstr>(&inst.record))
+    return g->axis >= 0;
+  if (const auto *k = std::get_if<KernelInstr>(&inst.record))
+    for (const Instruction &ref : k->reference)
+      if (exchangesWithHost(ref, axisSize))
+        return true;
+  return false;
+}
+
+class CudaExecutor final : public Executor, private Binder {
+public:
+  static Result<std::unique_ptr<Executor>>
+  create(const char *backendName, std::unique_ptr<Device> device,
+         const plan::PlanT &plan, RankContext rank);
+  ~CudaExecutor() override;
+
+  const char *backend() const override { return name; }
+  Status run(ProgramKind program, const StepParams &params, size_t begin,
+             size_t end) override;
+  Status upload(int32_t buffer, const void *data, size_t bytes) override;
+  Status download(int32_t buffer, void *data, size_t bytes) override;
+  Status zero(int32_t buffer) override;
+  Status send(int32_t buffer, int axis, int64_t peer, int64_t tag,
+              const std::string &what) override {
+    return transfer(true, buffer, axis, peer, tag, what);
+  }
+  Status recv(int32_t buffer, int axis, int64_t peer, int64_t tag,
+              const std::string &what) override {
+    return transfer(false, buffer, axis, peer, tag, what);
+  }
+  void beginStep() override;
+  Status accumulateLoss(int32_t loss) override;
+  Result<StepOutputs> readStepOutputs() override;
+  void setGradNorm(double norm) override;
+
+private:
+  CudaExecutor(const char *name, std::unique_ptr<Device> device,
+               const plan::PlanT &plan, RankContext rank)
+      : name(name), dev(std::move(device)), plan(plan),
+        rank(std::move(rank)) {}
+  Status allocateAll();
+  /// Uploads the norm setGradNorm was given (before the next work).
+  Status flushNorm();
+  Status loadKernels();
+  Status prepare(const DecodedProgram &program, std::vector<Work> &into,
+                 bool &graphable);
+  Work withShadows(Work work, const Instruction &inst);
+  Status checkTransfer(int32_t buffer, size_t bytes, const char *what) const;
+  Status transfer(bool send, int32_t buffer, int axis, int64_t peer,
+                  int64_t tag, const std::string &what);
+  Status runRange(const std::vector<Work> &works, const DecodedProgram &program,
+                  const StepParams &params, size_t begin, size_t end);
+
+  // Binder.
+  Device &device() override { return *dev; }
+  float *f32(BufferId id) override;
+  void *storage(BufferId id) override {
+    const plan::BufferT &b = *plan.buffers[size_t(id)];
+    return static_cast<uint8_t *>(arenas[size_t(b.arena)]) + b.offset;
+  }
+  size_t bytes(BufferId id) override {
+    return size_t(plan.buffers[size_t(id)]->bytes);
+  }
+  plan::DType dtype(BufferId id) override {
+    return plan.buffers[size_t(id)]->dtype;
+  }
+  Result<void *> scratch(size_t bytes, const std::string &what) override {
+    Result<void *> p = dev->allocate(std::max<size_t>(bytes, 1), what);
+    if (p.ok())
+      scratches.push_back(*p);
+    return p;
+  }
+  DeviceStepValues *stepValues() override { return values; }
+  int *statusFlag(const Instruction &inst,
+                  std::function<std::string(int)> describe) override;
+  Communicator *comm() override { return rank.comm; }
+  int64_t axisSize(int axis) override {
+    return axis >= 0 && axis < int(plan.mesh.size())
+               ? plan.mesh[size_t(axis)]->size
+               : 1;
+  }
+  bool planKernelsLoaded() override { return kernelsLoaded; }
+  const std::vector<std::unique_ptr<plan::KernelT>> &planKernels() override {
+    return plan.kernels;
+  }
+
+  const char *name;
+  std::unique_ptr<Device> dev;
+  const plan::PlanT &plan;
+  RankContext rank;
+  DecodedPlan decoded;
+  std::vector<void *> arenas, scratches;
+  void *shadowScratch = nullptr;
+  size_t shadowScratchBytes = 0;
+  std::map<BufferId, size_t> shadowOffsets;
+  std::vector<BufferId> shadowsAsked;
+  DeviceStepValues *values = nullptr;
+  /// Status flags: one device int each, with what a code means.
+  int *flags = nullptr;
+  static constexpr size_t kMaxFlags = 4096;
+  struct Flag {
+    const Instruction *inst;
+    std::function<std::string(int)> describe;
+  };
+  std::vector<Flag> flagInfo;
+  bool kernelsLoaded = false;
+  std::vector<Work> microbatch, optimizer;
+  bool microbatchGraphable = false, optimizerGraphable = false;
+  int microbatchGraph = -1;
+  /// The host's copy of the norm set by setGradNorm, uploaded with the
+  /// next run.
+  bool pendingNorm = false;
+  DeviceStepValues hostValues{};
+  /// An error of beginStep (which returns nothing), reported by the next run.
+  Status deferred = Status::success();
+};
+
+Result<std::unique_ptr<Executor>>
+CudaExecutor::create(const char *backendName, std::unique_ptr<Device> device,
+                     const plan::PlanT &plan, RankContext rank) {
+  Result<DecodedPlan> decoded = decodePlan(plan, rank.coords);
+  if (!decoded.ok())
+    return Status::error(decoded.message());
+  std::unique_ptr<CudaExecutor> ex(
+      new CudaExecutor(backendName, std::move(device), plan, std::move(rank)));
+  ex->decoded = std::move(*decoded);
+  ex->rank.coords = ex->decoded.coords;
+  if (Status s = ex->allocateAll(); !s.ok())
+    return s;
+  if (!plan.kernels.empty()) {
+    if (!ex->rank.generatedKernels)
+      cpu::noteReferenceKernels(plan, "generated kernels are off (--no-jit)");
+    else if (Status s = ex->loadKernels(); !s.ok())
+      cpu::noteReferenceKernels(plan, s.message());
+  }
+  if (Status s = ex->prepare(ex->decoded.microbatch, ex->microbatch,
+                             ex->microbatchGraphable);
+      !s.ok())
+    return s;
+  if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer,
+                             ex->optimizerGraphable);
+      !s.ok())
+    return s;
+  if (!ex->rank.cudaGraphs || !ex->dev->supportsGraphs())
+    ex->microbatchGraphable = false;
+  return std::unique_ptr<Executor>(std::move(ex));
+}
+
+Status CudaExecutor::allocateAll() {
+  for (size_t a = 0; a < plan.arena_bytes.size(); ++a) {
+    int64_t bytes = plan.arena_bytes[a];
+    if (bytes < 0 || bytes > kMaxArenaBytes)
+      return Status::error("the plan's arena of " + std::to_string(bytes) +
+                           " bytes is not in [0, " +
+                           std::to_string(kMaxArenaBytes) + "]");
+    Result<void *> p =
+        dev->allocate(size_t(bytes), "arena " + std::to_string(a));
+    if (!p.ok())
+      return Status::error(p.message());
+    arenas.push_back(*p);
+    // The CPU backend's arenas start at zero; so do these.
+    if (Status s = dev->clear(*p, size_t(bytes)); !s.ok())
+      return s;
+  }
+  for (const DecodedProgram *program : {&decoded.microbatch, &decoded.optimizer})
+    for (const Instruction &inst : program->instructions) {
+      if (inst.raw)
+        continue;
+      std::vector<BufferId> ids = inst.inputs;
+      ids.insert(ids.end(), inst.outputs.begin(), inst.outputs.end());
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      size_t need = 0;
+      for (BufferId id : ids)
+        if (isFloat16(plan.buffers[size_t(id)]->dtype))
+          need += shadowBytes(*plan.buffers[size_t(id)]);
+      shadowScratchBytes = std::max(shadowScratchBytes, need);
+    }
+  if (shadowScratchBytes) {
+    Result<void *> p =
+        dev->allocate(shadowScratchBytes, "the 16-bit operands' f32 shadows");
+    if (!p.ok())
+      return Status::error(p.message());
+    shadowScratch = *p;
+  }
+  Result<void *> v = dev->allocate(sizeof(DeviceStepValues), "step values");
+  if (!v.ok())
+    return Status::error(v.message());
+  values = static_cast<DeviceStepValues *>(*v);
+  Result<void *> f = dev->allocate(kMaxFlags * sizeof(int), "status flags");
+  if (!f.ok())
+    return Status::error(f.message());
+  flags = static_cast<int *>(*f);
+  if (Status s = dev->clear(values, sizeof(DeviceStepValues)); !s.ok())
+    return s;
+  return dev->clear(flags, kMaxFlags * sizeof(int));
+}
+
+Status CudaExecutor::loadKernels() {
+  std::string source = plan.kernel_cuda_prelude;
+  std::vector<std::string> entries;
+  for (const auto &k : plan.kernels) {
+    source += "\n" + k->cuda_source;
+    entries.push_back(k->name);
+  }
+  if (Status s =
+          dev->loadPlanKernels(source, entries, rank.tracer, rank.traceTrack);
+      !s.ok())
+    return s;
+  kernelsLoaded = true;
+  return Status::success();
+}
+
+CudaExecutor::~CudaExecutor() {
+  if (!dev)
+    return;
+  (void)dev->synchronize(); // nothing to report to in a destructor
+  for (void *p : arenas)
+    dev->release(p);
+  for (void *p : scratches)
+    dev->release(p);
+  if (shadowScratch)
+    dev->release(shadowScratch);
+  if (values)
+    dev->release(values);
+  if (flags)
+    dev->release(flags);
+}
+
+float *CudaExecutor::f32(BufferId id) {
+  if (!isFloat16(plan.buffers[size_t(id)]->dtype))
+    return static_cast<float *>(storage(id));
+  auto it = shadowOffsets.find(id);
+  if (it == shadowOffsets.end()) {
+    size_t offset = 0;
+    for (auto [other, at] : shadowOffsets)
+      offset = std::max(offset, at + shadowBytes(*plan.buffers[size_t(other)]));
+    it = shadowOffsets.emplace(id, offset).first;
+  }
+  if (std::find(shadowsAsked.begin(), shadowsAsked.end(), id) ==
+      shadowsAsked.end())
+    shadowsAsked.push_back(id);
+  return reinterpret_cast<float *>(static_cast<uint8_t *>(shadowScratch) +
+                                   it->second);
+}
+
+int *CudaExecutor::statusFlag(const Instruction &inst,
+                              std::function<std::string(int)> describe) {
+  if (flagInfo.size() >= kMaxFlags)
+    return nullptr;
+  flagInfo.push_back({&inst, std::move(describe)});
+  return flags + (flagInfo.size() - 1);
+}
+
+Status CudaExecutor::prepare(const DecodedProgram &program,
+                             std::vector<Work> &into, bool &graphable) {
+  graphable = true;
+  for (const Instruction &inst : program.instructions) {
+    shadowOffsets.clear();
+    shadowsAsked.clear();
+    Result<Work> work = bindInstruction(inst, *this);
+    if (!work.ok())
+      return Status::error("the plan's " + inst.where + ": " + work.message());
+    int64_t axis = 1;
+    for (const auto &m : plan.mesh)
+      axis = std::max<int64_t>(axis, m->size);
+    if (rank.comm && exchangesWithHost(inst, axis))
+      graphable = false;
+    into.push_back(withShadows(std::move(*work), inst));
+  }
+  return Status::success();
+}
+
+Work CudaExecutor::withShadows(Work work, const Instruction &inst) {
+  // As the CPU backend: widen what the work reads before it (its inputs,
+  // and an output it adds into), round its outputs after.
+  bool accumulates = inst.op == Op::Accumulate;
+  if (const auto *m = std::get_if<MatmulInstr>(&inst.record))
+    accumulates = m->beta != 0;
+  if (const auto *c = std::get_if<CastInstr>(&inst.record))
+    accumulates = c->accumulate;
+  if (const auto *e = std::get_if<EmbeddingInstr>(&inst.record))
+    accumulates = !e->forward && e->accumulate;
+  auto has = [](const std::vector<BufferId> &ids, BufferId id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  std::vector<Launch> widen, round;
+  for (BufferId id : shadowsAsked) {
+    const plan::BufferT &b = *plan.buffers[size_t(id)];
+    int64_t n = numElements(b.shape);
+    int bf16 = b.dtype == plan::DType::BF16 ? 1 : 0;
+    float *shadow = reinterpret_cast<float *>(
+        static_cast<uint8_t *>(shadowScratch) + shadowOffsets[id]);
+    bool output = has(inst.outputs, id);
+    if (has(inst.inputs, id) || (output && accumulates))
+      widen.push_back(launchOf("loom_cast_widen", gridFor(n), kBlockThreads,
+                               {storage(id), shadow, KernelArg::i64v(n),
+                                KernelArg::i32v(bf16)}));
+    if (output)
+      round.push_back(launchOf("loom_cast_round", gridFor(n), kBlockThreads,
+                               {shadow, storage(id), KernelArg::i64v(n),
+                                KernelArg::i32v(bf16)}));
+  }
+  if (widen.empty() && round.empty())
+    return work;
+  Device *d = dev.get();
+  return [work = std::move(work), widen, round, d,
+          &inst](const StepParams &params) -> Status {
+    for (const Launch &l : widen)
+      if (Status s = enqueue(*d, inst, l); !s.ok())
+        return s;
+    if (Status s = work(params); !s.ok())
+      return s;
+    for (const Launch &l : round)
+      if (Status s = enqueue(*d, inst, l); !s.ok())
+        return s;
+    return Status::success();
+  };
+}
+
+Status CudaExecutor::runRange(const std::vector<Work> &works,
+                              const DecodedProgram &program,
+                              const StepParams &params, size_t begin,
+                              size_t end) {
+  Tracer *tracer = rank.tracer && rank.tracer->tracesStep(params.step)
+                       ? rank.tracer
+                       : nullptr;
+  for (size_t k = begin; k < std::min(end, works.size()); ++k) {
+    int64_t traceBegin = tracer ? tracer->nowUs() : 0;
+    if (Status s = works[k](params); !s.ok())
+      return s;
+    if (tracer) // the enqueue on a GPU; the work itself under emulation
+      instructionSlice(*tracer, rank.traceTrack, plan, program, k, params,
+                       traceBegin);
+  }
+  return Status::success();
+}
+
+Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
+                         size_t begin, size_t end) {
+  const std::vector<Work> &works =
+      kind == ProgramKind::Microbatch ? microbatch : optimizer;
+  const DecodedProgram &program = kind == ProgramKind::Microbatch
+                                      ? decoded.microbatch
+                                      : decoded.optimizer;
+  if (!deferred.ok())
+    return std::exchange(deferred, Status::success());
+  if (Status s = flushNorm(); !s.ok())
+    return s;
+  bool whole = begin == 0 && end >= works.size();
+  bool traced = rank.tracer && rank.tracer->tracesStep(params.step);
+  if (kind == ProgramKind::Microbatch && microbatchGraphable && whole &&
+      !traced) {
+    // Captured afresh each run, since the dropout keys and offsets differ
+    // per step and microbatch; an existing graph of the same shape is
+    // updated in place (cudaGraphExecUpdate), which costs far less than
+    // instantiating it.
+    if (Status s = dev->beginCapture(); !s.ok())
+      return s;
+    Status captured = runRange(works, program, params, begin, end);
+    Status ended = dev->endCapture(&microbatchGraph);
+    if (!captured.ok())
+      return captured;
+    if (!ended.ok())
+      return ended;
+    return dev->replay(microbatchGraph);
+  }
+  return runRange(works, program, params, begin, end);
+}
+
+Status CudaExecutor::checkTransfer(int32_t buffer, size_t bytes,
+                                   const char *what) const {
+  if (buffer < 0 || size_t(buffer) >= plan.buffers.size())
+    return Status::error(std::string("cannot ") + what + " buffer " +
+                         std::to_string(buffer) + ": the plan has " +
+                         std::to_string(plan.buffers.size()) + " buffers");
+  const plan::BufferT &b = *plan.buffers[size_t(buffer)];
+  if (bytes != size_t(b.bytes))
+    return Status::error(std::string("cannot ") + what + " " +
+                         std::to_string(bytes) + " bytes of buffer '" + b.name +
+                         "', which holds " + std::to_string(b.bytes));
+  return Status::success();
+}
+
+Status CudaExecutor::upload(int32_t buffer, const void *data, size_t n) {
+  if (Status s = checkTransfer(buffer, n, "upload"); !s.ok())
+    return s;
+  return dev->upload(storage(buffer), data, n);
+}
+
+Status CudaExecutor::download(int32_t buffer, void *data, size_t n) {
+  if (Status s = checkTransfer(buffer, n, "download"); !s.ok())
+    return s;
+  return dev->download(data, storage(buffer), n);
+}
+
+Status CudaExecutor::zero(int32_t buffer) {
+  if (buffer < 0 || size_t(buffer) >= plan.buffers.size())
+    return Status::error("cannot clear buffer " + std::to_string(buffer));
+  return dev->clear(storage(buffer), bytes(buffer));
+}
+
+Status CudaExecutor::transfer(bool send, int32_t buffer, int axis,
+                              int64_t peer, int64_t tag,
+                              const std::string &what) {
+  size_t n = bytes(buffer);
+  if (n % 4)
+    return Status::error("an activation of " + std::to_string(n) +
+                         " bytes does not travel as 4-byte words");
+  if (!rank.comm)
+    return Status::error(std::string("no communicator to ") +
+                         (send ? "send " : "receive ") + what);
+  // Through the host: the local communicator moves host memory (NCCL's
+  // device-to-device send and recv are the next issue's).
+  std::vector<uint32_t> staging(n / 4);
+  if (send) {
+    if (Status s = dev->download(staging.data(), storage(buffer), n); !s.ok())
+      return s;
+    return rank.comm->send(axis, peer, staging.data(), n / 4, CommDType::F32,
+                           tag, what);
+  }
+  if (Status s = rank.comm->recv(axis, peer, staging.data(), n / 4,
+                                 CommDType::F32, tag, what);
+      !s.ok())
+    return s;
+  return dev->upload(storage(buffer), staging.data(), n);
+}
+
+void CudaExecutor::beginStep() {
+  hostValues = DeviceStepValues{};
+  pendingNorm = false;
+  deferred = dev->clear(values, sizeof(DeviceStepValues));
+}
+
+Status CudaExecutor::accumulateLoss(int32_t loss) {
+  if (loss < 0 || size_t(loss) >= plan.buffers.size())
+    return Status::error("the plan has no loss buffer " +
+                         std::to_string(loss));
+  const plan::BufferT &b = *plan.buffers[size_t(loss)];
+  if (b.dtype == plan::DType::F32)
+    return dev->launch(launchOf("loom_step_add_loss", Dim3{1, 1, 1}, 32,
+                                {storage(loss), values}));
+  if (isFloat16(b.dtype))
+    return dev->launch(launchOf(
+        "loom_step_add_loss16", Dim3{1, 1, 1}, 32,
+        {storage(loss), values,
+         KernelArg::i32v(b.dtype == plan::DType::BF16 ? 1 : 0)}));
+  return Status::error("the loss buffer '" + b.name + "' is not a float");
+}
+
+Status CudaExecutor::flushNorm() {
+  if (!pendingNorm)
+    return Status::success();
+  pendingNorm = false;
+  if (Status s = dev->upload(&values->gradNorm, &hostValues.gradNorm,
+                             sizeof(double));
+      !s.ok())
+    return s;
+  return dev->upload(&values->nonFinite, &hostValues.nonFinite, sizeof(int));
+}
+
+Result<StepOutputs> CudaExecutor::readStepOutputs() {
+  if (Status s = flushNorm(); !s.ok())
+    return s;
+  if (Status s = dev->synchronize(); !s.ok())
+    return s;
+  DeviceStepValues v;
+  if (Status s = dev->download(&v, values, sizeof(v)); !s.ok())
+    return s;
+  if (!flagInfo.empty()) {
+    std::vector<int> codes(flagInfo.size());
+    if (Status s =
+            dev->download(codes.data(), flags, codes.size() * sizeof(int));
+        !s.ok())
+      return s;
+    for (size_t i = 0; i < codes.size(); ++i)
+      if (codes[i]) {
+        (void)dev->clear(flags, codes.size() * sizeof(int)); // for the next step
+        return Status::error(flagInfo[i].inst->where + ": " +
+                             flagInfo[i].describe(codes[i]));
+      }
+  }
+  StepOutputs out;
+  out.lossSum = v.lossSum;
+  out.gradSquares = v.gradSquares;
+  out.gradNorm = v.gradNorm;
+  out.nonFinite = v.nonFinite != 0;
+  return out;
+}
+
+void CudaExecutor::setGradNorm(double norm) {
+  hostValues.gradNorm = norm;
+  hostValues.nonFinite = std::isfinite(norm) ? 0 : 1;
+  pendingNorm = true;
+}
+
+} // namespace
+
+Result<Work> bindInstruction(const Instruction &inst, Binder &b) {
+  return std::visit([&](const auto &record) { return bind(record, inst, b); },
+                    inst.record);
+}
+
+Result<std::unique_ptr<Executor>> createCudaExecutor(const plan::PlanT &plan,
+                                                     RankContext rank) {
+  Result<std::unique_ptr<Device>> device = openCudaDevice(rank.device);
+  if (!device.ok())
+    return Status::error("the cuda backend: " + device.message());
+  return CudaExecutor::create("cuda", std::move(*device), plan,
+                              std::move(rank));
+}
+
+std::string cudaUnavailableReason() {
+  Result<std::unique_ptr<Device>> device = openCudaDevice(0);
+  return device.ok() ? "" : device.message();
+}
+
+Result<std::unique_ptr<Executor>>
+createEmulatedCudaExecutor(const plan::PlanT &plan, RankContext rank) {
+  return CudaExecutor::create("cuda-emulated", openEmulatedDevice(), plan,
+                              std::move(rank));
+}
+
+} // namespace cuda
+} // namespace runtime
+} // namespace loom
