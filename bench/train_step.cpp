@@ -1,8 +1,10 @@
 //===- train_step.cpp - benchmark: training steps of a compiled plan ------===//
 //
-//   train_step PLAN [--steps N] [--warmup W]
+//   train_step PLAN [--steps N] [--warmup W] [--backend cpu|cuda] [--device N]
+//                   [--no-cuda-graph]
 //
-// Runs W warm-up steps and N measured steps of the plan on the CPU backend,
+// Runs W warm-up steps and N measured steps of the plan on a backend (the
+// CPU's by default),
 // on seeded random token ids (no data file: the numbers are the runtime's
 // alone), and prints one table row per plan: parameters, tokens per step,
 // the median step time, tokens/s, the plan's FLOPs per step (forward and
@@ -25,22 +27,31 @@ using namespace loom::runtime;
 int main(int argc, char **argv) {
   std::string planPath;
   int steps = 5, warmup = 1;
+  SessionOptions options;
+  const char *usageText = "usage: train_step PLAN [--steps N] [--warmup W] "
+                      "[--backend NAME] [--device N] [--no-cuda-graph]\n";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if ((arg == "--steps" || arg == "--warmup") && i + 1 < argc)
       (arg == "--steps" ? steps : warmup) = std::atoi(argv[++i]);
+    else if (arg == "--backend" && i + 1 < argc)
+      options.backend = argv[++i];
+    else if (arg == "--device" && i + 1 < argc)
+      options.device = std::atoi(argv[++i]);
+    else if (arg == "--no-cuda-graph")
+      options.cudaGraphs = false;
     else if (planPath.empty() && arg[0] != '-')
       planPath = arg;
     else {
-      std::fprintf(stderr, "usage: train_step PLAN [--steps N] [--warmup W]\n");
+      std::fprintf(stderr, "%s", usageText);
       return 2;
     }
   }
   if (planPath.empty() || steps < 1 || warmup < 0) {
-    std::fprintf(stderr, "usage: train_step PLAN [--steps N] [--warmup W]\n");
+    std::fprintf(stderr, "%s", usageText);
     return 2;
   }
-  Result<std::unique_ptr<Session>> opened = Session::open(planPath, {});
+  Result<std::unique_ptr<Session>> opened = Session::open(planPath, options);
   if (!opened.ok()) {
     std::fprintf(stderr, "train_step: %s\n", opened.message().c_str());
     return 1;

@@ -29,5 +29,13 @@ llvm_config.add_tool_substitutions(
 
 # Generated kernels compile into a cache in the build tree, never the user's
 # ~/.cache (the first test to load a plan compiles it; the rest load it).
+# A machine with an NVIDIA GPU (its driver's nvidia-smi lists one): the tests
+# that expect `--backend cuda` to refuse for want of a GPU do not apply.
+import shutil
+import subprocess
+if shutil.which("nvidia-smi") and subprocess.run(
+        ["nvidia-smi", "-L"], capture_output=True).returncode == 0:
+    config.available_features.add("loom-gpu")
+
 config.environment["LOOM_KERNEL_CACHE"] = os.path.join(
     config.loom_obj_root, "kernel-cache")

@@ -70,7 +70,13 @@ thread, joined by the local communicator.
                        written when they end
   --dump               print the plan as text and exit
   --backend NAME       the backend every rank runs on (default cpu; this
-                       build has: BACKENDS)
+                       build has: BACKENDS). cuda: an NVIDIA GPU (every
+                       rank of the mesh on the one device); cuda-emulated:
+                       the CUDA kernels run on the host (slow; for tests)
+  --device N           the GPU (CUDA device index) of --backend cuda
+                       (default 0)
+  --no-cuda-graph      with --backend cuda: enqueue each kernel instead of
+                       replaying the microbatch program as a CUDA graph
   --no-jit             run every fusion region's reference kernels instead
                        of the plan's generated kernels (which are otherwise
                        compiled at load with the system C++ compiler and
@@ -195,7 +201,8 @@ int main(int argc, char **argv) {
                           "--decay-steps", "--decay-style", "--weight-decay",
                           "--clip-grad",   "--adam-beta1",  "--adam-beta2",
                           "--adam-eps",    "--ranks",       "--collective-timeout",
-                          "--backend",     "--trace",       "--trace-steps"};
+                          "--backend",     "--trace",       "--trace-steps",
+                          "--device"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -210,7 +217,8 @@ int main(int argc, char **argv) {
       dump = true;
       continue;
     }
-    if (arg == "--no-shuffle" || arg == "--no-jit") {
+    if (arg == "--no-shuffle" || arg == "--no-jit" ||
+        arg == "--no-cuda-graph") {
       values[arg] = "1";
       continue;
     }
@@ -274,7 +282,7 @@ int main(int argc, char **argv) {
     return true;
   };
   int64_t steps = 0, logInterval = 1, saveInterval = 0;
-  int64_t warmup = -1, decaySteps = -1, ranks = 0, traceSteps = 3;
+  int64_t warmup = -1, decaySteps = -1, ranks = 0, traceSteps = 3, device = 0;
   uint64_t seed = 1234;
   std::optional<double> timeout;
   if (values.count("--seed") && !parseUnsigned(values["--seed"], seed))
@@ -293,6 +301,7 @@ int main(int argc, char **argv) {
       !getDouble("--adam-eps", options.eps) ||
       !getInt("--ranks", ranks, 1, INT64_MAX) ||
       !getInt("--trace-steps", traceSteps, 1, kMaxSteps) ||
+      !getInt("--device", device, 0, 1023) ||
       // A day: a collective waiting longer is a hang, not a slow peer.
       !getDouble("--collective-timeout", timeout, 86400))
     return 2;
@@ -312,6 +321,13 @@ int main(int argc, char **argv) {
   if (values.count("--backend"))
     options.backend = values["--backend"];
   options.generatedKernels = !values.count("--no-jit");
+  options.device = int(device);
+  options.cudaGraphs = !values.count("--no-cuda-graph");
+  if ((values.count("--device") || values.count("--no-cuda-graph")) &&
+      options.backend.rfind("cuda", 0) != 0)
+    return usageError(std::string(values.count("--device") ? "--device"
+                                                           : "--no-cuda-graph") +
+                      " is for the cuda backends: add --backend cuda");
   if (warmup >= 0)
     options.warmupSteps = warmup;
   if (decaySteps >= 0)
