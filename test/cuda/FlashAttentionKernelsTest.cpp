@@ -72,7 +72,8 @@ Results reference(const Case &c, const Tensors &t) {
     for (int64_t b = 0; b < bh; ++b)
       for (int64_t i = 0; i < tq; ++i)
         for (int64_t j = 0; j < tk; ++j)
-          mask[size_t((b * tq + i) * tk + j)] = j < c.lengths[size_t(b / c.heads)];
+          mask[size_t((b * tq + i) * tk + j)] =
+              j < c.lengths[size_t(b / c.heads)];
   }
   runtime::SoftmaxShape shape{bh * tq, tk, tq, c.causal, scale};
   cpu::softmax<double>(shape, s.data(), mask.empty() ? nullptr : mask.data(),
@@ -146,29 +147,29 @@ Results flash(const Case &c, const Tensors &t, unsigned grid) {
   const std::string d = entrySuffix(dh);
   const Dim3 g{grid, 1, 1}, block{128, 1, 1};
   auto common = [&]() {
-    return std::vector<KernelArg>{i64(bh),    i64(tq),    i64(tk),
-                                  i64(dh),    i64(c.heads), lengths,
-                                  f32(scale), i32(c.causal), f64(c.rate),
-                                  i64(int64_t(kKey)), i64(kOffset)};
+    return std::vector<KernelArg>{
+        i64(bh),     i64(tq),    i64(tk),       i64(dh),     i64(c.heads),
+        lengths,     f32(scale), i32(c.causal), f64(c.rate), i64(int64_t(kKey)),
+        i64(kOffset)};
   };
   auto with = [&](std::vector<KernelArg> front) {
     std::vector<KernelArg> rest = common();
     front.insert(front.end(), rest.begin(), rest.end());
     return front;
   };
-  EXPECT_EQ(launchKernel("loom_flash_forward" + d, g, block,
-                         with({q.data(), k.data(), v.data(), o.data(),
-                               lse.data()})),
+  EXPECT_EQ(
+      launchKernel("loom_flash_forward" + d, g, block,
+                   with({q.data(), k.data(), v.data(), o.data(), lse.data()})),
+      "");
+  EXPECT_EQ(launchKernel(
+                "loom_flash_backward_delta", g, block,
+                {o.data(), dout.data(), delta.data(), i64(bh * tq), i64(dh)}),
             "");
-  EXPECT_EQ(launchKernel("loom_flash_backward_delta", g, block,
-                         {o.data(), dout.data(), delta.data(), i64(bh * tq),
-                          i64(dh)}),
-            "");
-  EXPECT_EQ(launchKernel("loom_flash_backward_dkdv" + d, g, block,
-                         with({q.data(), k.data(), v.data(), dout.data(),
-                               lse.data(), delta.data(), dk.data(),
-                               dv.data()})),
-            "");
+  EXPECT_EQ(
+      launchKernel("loom_flash_backward_dkdv" + d, g, block,
+                   with({q.data(), k.data(), v.data(), dout.data(), lse.data(),
+                         delta.data(), dk.data(), dv.data()})),
+      "");
   EXPECT_EQ(launchKernel("loom_flash_backward_dq" + d, g, block,
                          with({q.data(), k.data(), v.data(), dout.data(),
                                lse.data(), delta.data(), dq.data()})),
@@ -188,9 +189,9 @@ void expectClose(const char *what, const std::vector<double> &got,
   ASSERT_EQ(got.size(), want.size()) << what;
   int reported = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    bool ok = std::isinf(want[i])
-                  ? got[i] == want[i]
-                  : std::abs(got[i] - want[i]) <= kAtol + kRtol * std::abs(want[i]);
+    bool ok = std::isinf(want[i]) ? got[i] == want[i]
+                                  : std::abs(got[i] - want[i]) <=
+                                        kAtol + kRtol * std::abs(want[i]);
     if (!ok && reported++ < 5)
       ADD_FAILURE() << what << "[" << i << "] = " << got[i] << ", want "
                     << want[i];
@@ -199,8 +200,8 @@ void expectClose(const char *what, const std::vector<double> &got,
 }
 
 Tensors inputs(const Case &c) {
-  std::mt19937 rng(uint32_t(c.bh * 131 + c.queries * 17 + c.keys * 7 +
-                            c.headDim));
+  std::mt19937 rng(
+      uint32_t(c.bh * 131 + c.queries * 17 + c.keys * 7 + c.headDim));
   Tensors t;
   t.q = randomValues(size_t(c.bh * c.queries * c.headDim), rng);
   t.k = randomValues(size_t(c.bh * c.keys * c.headDim), rng);

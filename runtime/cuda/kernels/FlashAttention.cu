@@ -48,8 +48,7 @@ LOOM_LIB float loom_flash_neg_inf() { return loom_lib_float(0xFF800000u); }
 /// Whether key `kk` is visible to query `qq` (both in range of their
 /// sequences' starts): SoftmaxShape's causal rule and the padding length.
 LOOM_LIB bool loom_flash_visible(long long qq, long long kk, long long queries,
-                                 long long keys, long long length,
-                                 int causal) {
+                                 long long keys, long long length, int causal) {
   return kk < keys && kk < length && (!causal || kk <= qq + (keys - queries));
 }
 
@@ -179,7 +178,8 @@ LOOM_LIB void loom_flash_forward_tiles(
         // The sum l is of the undropped probabilities: dropout applies to
         // the normalised P, and O = dropout(P) V = (dropped p) V / l.
         if (rate > 0.0 && visible)
-          p *= loom_flash_keep_factor(key, (b * queries + qq) * keys + kk + offset,
+          p *= loom_flash_keep_factor(key,
+                                      (b * queries + qq) * keys + kk + offset,
                                       threshold, keepScale);
         ps[r][lane] = p;
       }
@@ -219,11 +219,9 @@ LOOM_LIB void loom_flash_forward_tiles(
 /// Delta = rowsum(dO ∘ O) per query row (the softmax backward's dot, since
 /// Σ_j dP_j P_j = dO · Σ_j dropout(P)_j V_j = dO · O): one warp per row.
 /// Any multiple of 32 threads per block, any grid.
-extern "C" __global__ void loom_flash_backward_delta(const float *o,
-                                                     const float *dout,
-                                                     float *delta,
-                                                     long long rows,
-                                                     long long headDim) {
+extern "C" __global__ void
+loom_flash_backward_delta(const float *o, const float *dout, float *delta,
+                          long long rows, long long headDim) {
   const long long warpsPerBlock = blockDim.x >> 5;
   const int lane = threadIdx.x & 31;
   for (long long row = blockIdx.x * warpsPerBlock + (threadIdx.x >> 5);
@@ -283,12 +281,11 @@ LOOM_LIB void loom_flash_grad_pairs(
 /// Loads rows [q0, q0 + Br) of Q and dO (zeros past the end), their L
 /// (-inf past the end: nothing visible) and Delta.
 template <int D, int Br>
-LOOM_LIB void loom_flash_load_query_tile(const float *q, const float *dout,
-                                         const float *lse, const float *delta,
-                                         float (*qs)[D], float (*dos)[D],
-                                         float *ls, float *deltas, int tid,
-                                         long long b, long long q0,
-                                         long long queries, long long headDim) {
+LOOM_LIB void
+loom_flash_load_query_tile(const float *q, const float *dout, const float *lse,
+                           const float *delta, float (*qs)[D], float (*dos)[D],
+                           float *ls, float *deltas, int tid, long long b,
+                           long long q0, long long queries, long long headDim) {
   for (int e = tid; e < Br * D; e += loom_flash_threads) {
     int r = e / D, d = e % D;
     long long qq = q0 + r;
@@ -323,12 +320,13 @@ LOOM_LIB void loom_flash_load_key_tile(const float *k, const float *v,
 /// thread's fixed-order sum (warp w owns keys w, w + 4, ...; lane l the
 /// dimensions l, l + 32, ...). Both are written, not accumulated.
 template <int D, int Br>
-LOOM_LIB void loom_flash_dkdv_tiles(
-    const float *q, const float *k, const float *v, const float *dout,
-    const float *lse, const float *delta, float *dk, float *dv, long long bh,
-    long long queries, long long keys, long long headDim, long long heads,
-    const long long *lengths, float scale, int causal, double rate,
-    unsigned long long key, long long offset) {
+LOOM_LIB void
+loom_flash_dkdv_tiles(const float *q, const float *k, const float *v,
+                      const float *dout, const float *lse, const float *delta,
+                      float *dk, float *dv, long long bh, long long queries,
+                      long long keys, long long headDim, long long heads,
+                      const long long *lengths, float scale, int causal,
+                      double rate, unsigned long long key, long long offset) {
   constexpr int Bc = loom_flash_key_tile, KPW = Bc / loom_flash_warps,
                 DL = D / 32;
   static_assert(Br % loom_flash_warps == 0 && D % 32 == 0, "tile shapes");
@@ -351,10 +349,11 @@ LOOM_LIB void loom_flash_dkdv_tiles(
     const long long length = loom_flash_length(lengths, b, heads, keys);
     float accK[KPW][DL], accV[KPW][DL];
     LOOM_FLASH_UNROLL
-    for (int r = 0; r < KPW; ++r)
+    for (int r = 0; r < KPW; ++r) {
       LOOM_FLASH_UNROLL
       for (int c = 0; c < DL; ++c)
         accK[r][c] = accV[r][c] = 0.0f;
+    }
     __syncthreads(); // the previous tile's readers of ks/vs are done
     loom_flash_load_key_tile<D>(k, v, ks, vs, tid, b, k0, keys, headDim);
     // The first query that sees key k0 causally is k0 - (keys - queries);
@@ -367,10 +366,9 @@ LOOM_LIB void loom_flash_dkdv_tiles(
       loom_flash_load_query_tile<D, Br>(q, dout, lse, delta, qs, dos, ls,
                                         deltas, tid, b, q0, queries, headDim);
       __syncthreads();
-      loom_flash_grad_pairs<D, Br>(qs, dos, ks, vs, ls, deltas, pds, dss, tid,
-                                   b, q0, k0, queries, keys, length, scale,
-                                   causal, rate, threshold, keepScale, key,
-                                   offset);
+      loom_flash_grad_pairs<D, Br>(
+          qs, dos, ks, vs, ls, deltas, pds, dss, tid, b, q0, k0, queries, keys,
+          length, scale, causal, rate, threshold, keepScale, key, offset);
       __syncthreads();
       LOOM_FLASH_UNROLL
       for (int r = 0; r < KPW; ++r) {
@@ -409,12 +407,13 @@ LOOM_LIB void loom_flash_dkdv_tiles(
 /// the key tiles it can see (warp w owns rows [w · Br/4, (w + 1) · Br/4),
 /// lane l dimensions l, l + 32, ...). Written, not accumulated.
 template <int D, int Br>
-LOOM_LIB void loom_flash_dq_tiles(
-    const float *q, const float *k, const float *v, const float *dout,
-    const float *lse, const float *delta, float *dq, long long bh,
-    long long queries, long long keys, long long headDim, long long heads,
-    const long long *lengths, float scale, int causal, double rate,
-    unsigned long long key, long long offset) {
+LOOM_LIB void
+loom_flash_dq_tiles(const float *q, const float *k, const float *v,
+                    const float *dout, const float *lse, const float *delta,
+                    float *dq, long long bh, long long queries, long long keys,
+                    long long headDim, long long heads,
+                    const long long *lengths, float scale, int causal,
+                    double rate, unsigned long long key, long long offset) {
   constexpr int Bc = loom_flash_key_tile, RPW = Br / loom_flash_warps,
                 DL = D / 32;
   static_assert(Br % loom_flash_warps == 0 && D % 32 == 0, "tile shapes");
@@ -438,10 +437,11 @@ LOOM_LIB void loom_flash_dq_tiles(
         loom_flash_key_end(q0, Br, queries, keys, length, causal);
     float acc[RPW][DL];
     LOOM_FLASH_UNROLL
-    for (int i = 0; i < RPW; ++i)
+    for (int i = 0; i < RPW; ++i) {
       LOOM_FLASH_UNROLL
       for (int c = 0; c < DL; ++c)
         acc[i][c] = 0.0f;
+    }
     __syncthreads(); // the previous tile's readers of qs/dos are done
     loom_flash_load_query_tile<D, Br>(q, dout, lse, delta, qs, dos, ls, deltas,
                                       tid, b, q0, queries, headDim);
@@ -449,10 +449,9 @@ LOOM_LIB void loom_flash_dq_tiles(
       __syncthreads(); // qs/dos are written; the last tile's ks/dss are read
       loom_flash_load_key_tile<D>(k, v, ks, vs, tid, b, k0, keys, headDim);
       __syncthreads();
-      loom_flash_grad_pairs<D, Br>(qs, dos, ks, vs, ls, deltas, nullptr, dss,
-                                   tid, b, q0, k0, queries, keys, length, scale,
-                                   causal, rate, threshold, keepScale, key,
-                                   offset);
+      loom_flash_grad_pairs<D, Br>(
+          qs, dos, ks, vs, ls, deltas, nullptr, dss, tid, b, q0, k0, queries,
+          keys, length, scale, causal, rate, threshold, keepScale, key, offset);
       __syncthreads();
       LOOM_FLASH_UNROLL
       for (int i = 0; i < RPW; ++i) {
@@ -484,16 +483,15 @@ LOOM_LIB void loom_flash_dq_tiles(
 
 // Query tiles: as large as 48 KiB of static shared memory allows (the
 // backward holds Q, dO, K and V tiles at once).
-#define LOOM_FLASH_ENTRIES(D, FORWARD_ROWS, BACKWARD_ROWS)                      \
+#define LOOM_FLASH_ENTRIES(D, FORWARD_ROWS, BACKWARD_ROWS)                     \
   extern "C" __global__ void __launch_bounds__(128) loom_flash_forward_d##D(   \
       const float *q, const float *k, const float *v, float *o, float *lse,    \
       long long bh, long long queries, long long keys, long long headDim,      \
       long long heads, const long long *lengths, float scale, int causal,      \
       double rate, unsigned long long key, long long offset) {                 \
-    loom_flash_forward_tiles<D, FORWARD_ROWS>(q, k, v, o, lse, bh, queries,    \
-                                              keys, headDim, heads, lengths,   \
-                                              scale, causal, rate, key,        \
-                                              offset);                         \
+    loom_flash_forward_tiles<D, FORWARD_ROWS>(                                 \
+        q, k, v, o, lse, bh, queries, keys, headDim, heads, lengths, scale,    \
+        causal, rate, key, offset);                                            \
   }                                                                            \
   LOOM_KERNEL_ENTRY(loom_flash_forward_d##D)                                   \
   extern "C" __global__ void __launch_bounds__(128)                            \
@@ -503,10 +501,9 @@ LOOM_LIB void loom_flash_dq_tiles(
           long long bh, long long queries, long long keys, long long headDim,  \
           long long heads, const long long *lengths, float scale, int causal,  \
           double rate, unsigned long long key, long long offset) {             \
-    loom_flash_dkdv_tiles<D, BACKWARD_ROWS>(q, k, v, dout, lse, delta, dk, dv, \
-                                            bh, queries, keys, headDim, heads, \
-                                            lengths, scale, causal, rate, key, \
-                                            offset);                           \
+    loom_flash_dkdv_tiles<D, BACKWARD_ROWS>(                                   \
+        q, k, v, dout, lse, delta, dk, dv, bh, queries, keys, headDim, heads,  \
+        lengths, scale, causal, rate, key, offset);                            \
   }                                                                            \
   LOOM_KERNEL_ENTRY(loom_flash_backward_dkdv_d##D)                             \
   extern "C" __global__ void __launch_bounds__(128)                            \
@@ -516,10 +513,9 @@ LOOM_LIB void loom_flash_dq_tiles(
           long long queries, long long keys, long long headDim,                \
           long long heads, const long long *lengths, float scale, int causal,  \
           double rate, unsigned long long key, long long offset) {             \
-    loom_flash_dq_tiles<D, BACKWARD_ROWS>(q, k, v, dout, lse, delta, dq, bh,   \
-                                          queries, keys, headDim, heads,       \
-                                          lengths, scale, causal, rate, key,   \
-                                          offset);                             \
+    loom_flash_dq_tiles<D, BACKWARD_ROWS>(                                     \
+        q, k, v, dout, lse, delta, dq, bh, queries, keys, headDim, heads,      \
+        lengths, scale, causal, rate, key, offset);                            \
   }                                                                            \
   LOOM_KERNEL_ENTRY(loom_flash_backward_dq_d##D)
 
