@@ -51,7 +51,8 @@ Result<Work> bind(const AllReduceInstr &r, const Instruction &inst,
   size_t count = r.count;
   int axis = r.axis;
   ReduceKind kind = r.kind;
-  Communicator *comm = b.comm();
+  // Alone on the axis: nothing to exchange (the CPU's communicator copies).
+  Communicator *comm = b.axisSize(axis) > 1 ? b.comm() : nullptr;
   std::string label = inst.label;
   Device *d = &b.device();
   auto in = std::make_shared<std::vector<float>>();
@@ -90,7 +91,7 @@ Result<Work> bind(const GatherScatterInstr &r, const Instruction &inst,
   float *x = b.f32(r.x), *y = b.f32(r.y);
   bool gather = r.op == Op::AllGather;
   int axis = r.axis;
-  Communicator *comm = b.comm();
+  Communicator *comm = b.axisSize(axis) > 1 ? b.comm() : nullptr;
   std::string label = inst.label;
   auto in = std::make_shared<std::vector<float>>();
   auto out = std::make_shared<std::vector<float>>();

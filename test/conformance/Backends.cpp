@@ -111,7 +111,7 @@ BackendEntry cudaEntry(const std::string &name) {
       {Family::Norm, {1e-4, 1e-5}},         {Family::Embedding, {1e-6, 1e-6}},
       {Family::CrossEntropy, {1e-5, 1e-5}}, {Family::Reduction, {1e-5, 1e-6}},
       {Family::DataMovement, {0, 0}},       {Family::Collective, {1e-6, 1e-6}},
-      {Family::Optimizer, {1e-5, 1e-7}},    {Family::WholeStep, {2e-5, 0}},
+      {Family::Optimizer, {1e-5, 1e-7}},    {Family::WholeStep, {5e-5, 0}},
   };
   return e;
 }

@@ -408,7 +408,12 @@ std::vector<double> OneInstruction::download(BufferId id) {
 
 rt::Status OneInstruction::run(const StepParams &params, ProgramKind program) {
   executor_->beginStep();
-  return executor_->run(program, params);
+  if (rt::Status s = executor_->run(program, params); !s.ok())
+    return s;
+  // The step's end: a device backend reports a kernel's bad-input check
+  // here (Executor::readStepOutputs), having never waited inside the step.
+  rt::Result<rt::StepOutputs> outputs = executor_->readStepOutputs();
+  return outputs.ok() ? rt::Status::success() : rt::Status::error(outputs.message());
 }
 
 void OneInstruction::expect(BufferId id, const std::vector<double> &want,

@@ -192,7 +192,8 @@ public:
 
   void upload(BufferId id, const std::vector<double> &values);
   std::vector<double> download(BufferId id);
-  /// beginStep, then the program.
+  /// beginStep, the program, then readStepOutputs (where a device backend
+  /// reports a failed check): the first error.
   runtime::Status run(const StepParams &params = {},
                       ProgramKind program = ProgramKind::Microbatch);
   /// Downloads the buffer and compares it with `want` within the family's

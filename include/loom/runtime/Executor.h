@@ -104,7 +104,9 @@ public:
 
   /// Runs instructions [begin, end) of a program (a pipeline chunk's
   /// forward, an optimizer's norm). An error (a token id outside the
-  /// vocabulary, say) names the instruction and its model source position.
+  /// vocabulary, say) names the instruction and its model source position;
+  /// a device backend, which does not wait for its kernels inside a step,
+  /// reports such a check from readStepOutputs instead.
   virtual Status run(ProgramKind program, const StepParams &params,
                      size_t begin = 0, size_t end = SIZE_MAX) = 0;
 
