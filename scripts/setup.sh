@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Loom's build and tests need on Debian 12, from Debian's packages only.
 # Idempotent: a second run installs nothing new. Needs root (or sudo).
+# LOOM_BUILD_COMPILER=OFF (a runtime-only build, as on GPU nodes): no LLVM,
+# MLIR or clang.
 set -euo pipefail
 
 packages=(
@@ -17,6 +19,16 @@ packages=(
   # the fuzz target: clang with libFuzzer and the sanitizer runtimes
   clang-19 libclang-rt-19-dev
 )
+case "${LOOM_BUILD_COMPILER:-ON}" in
+  OFF | off | 0 | FALSE | false)
+    compiler_only="llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools clang-19 libclang-rt-19-dev"
+    kept=()
+    for p in "${packages[@]}"; do
+      [[ " $compiler_only " == *" $p "* ]] || kept+=("$p")
+    done
+    packages=("${kept[@]}")
+    ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
