@@ -63,7 +63,7 @@ prepare() {
     if [ "$model" = 124m ]; then batches=${LOOM_BENCH_BATCHES_124M:-4 8 16 32}
     else batches=${LOOM_BENCH_BATCHES_350M:-4 8 16}; fi
     for b in $batches; do
-      local flags=(examples/gpt.loom "@$(args_of "$model")" -D seq=$seq
+      local flags=(examples/gpt.loom "@$(args_of "$model")" -D "seq=$seq"
                    -D dropout=0 --precision=bf16
                    --micro-batch-size "$b" --global-batch-size "$b")
       plan=gpt2-$model-b$b.plan
@@ -106,7 +106,9 @@ run() {
   local results=$logs/results.tsv
   : > "$results"
   local device=${LOOM_DEVICE:-0}
-  command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv >&2 || true
+  if command -v nvidia-smi > /dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv >&2 || true
+  fi
 
   local model
   for model in 124m 350m; do
