@@ -216,6 +216,10 @@ CONFORMANCE_CASE(Kernel, bad_label_is_an_error) {
     for (const auto &[id, v] : inputs)
       ASSERT_OK(uploadValues(*ex, *p, id, v));
     rt::Status s = ex->run(ProgramKind::Microbatch, StepParams(), k, k + 1);
+    if (s.ok()) { // a device backend reports its kernels' checks at the step's end
+      rt::Result<rt::StepOutputs> end = ex->readStepOutputs();
+      s = end.ok() ? rt::Status::success() : rt::Status::error(end.message());
+    }
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.message().find("a label is outside [0, 13)"), std::string::npos)
         << s.message();
