@@ -41,6 +41,11 @@ public:
   template <typename T> T *as(BufferId id) {
     return static_cast<T *>(storage(id));
   }
+  /// Binds one instruction of a kernel's reference form, with the 16-bit
+  /// conversions around it that the executor puts around every
+  /// instruction (each reference op widens what it reads and rounds what
+  /// it writes, so the next one reads storage that is up to date).
+  virtual Result<Kernel> bindReferenceInstruction(const Instruction &ref) = 0;
   /// The rank's communicator, or null (a single-rank plan).
   virtual Communicator *comm() = 0;
   /// The size of one of the plan's mesh axes.

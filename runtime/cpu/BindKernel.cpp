@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Bind.h"
+#include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/cpu/Kernels.h"
 
 #include <algorithm>
@@ -24,47 +25,10 @@ namespace {
 
 using HostEntry = int (*)(void *const *, const long long *, const double *);
 
-/// A step value a kernel reads, in double (the kernel rounds it to float
-/// once, as the reference adamwStep does).
-double stepValue(StepValue value, const StepParams &step,
-                 const StepOutputs &outputs) {
-  int64_t t = std::max<int64_t>(step.optimizerStep, 1);
-  switch (value) {
-  case StepValue::Lr:
-    return step.lr;
-  case StepValue::LossScale:
-    return step.lossScale;
-  case StepValue::GradScale:
-    return step.gradScale;
-  case StepValue::WeightDecay:
-    return step.weightDecay;
-  case StepValue::GradCoef:
-    return step.gradScale * clipCoefficient(outputs.gradNorm, step.clipGrad);
-  case StepValue::Skipped:
-    return outputs.nonFinite ? 1.0 : 0.0;
-  case StepValue::AdamBeta1:
-    return step.adam.beta1;
-  case StepValue::AdamBeta2:
-    return step.adam.beta2;
-  case StepValue::AdamOneMinusBeta1:
-    return 1.0 - step.adam.beta1;
-  case StepValue::AdamOneMinusBeta2:
-    return 1.0 - step.adam.beta2;
-  case StepValue::AdamInvCorrection1:
-    return 1.0 / (1.0 - std::pow(step.adam.beta1, double(t)));
-  case StepValue::AdamInvCorrection2:
-    return 1.0 / (1.0 - std::pow(step.adam.beta2, double(t)));
-  case StepValue::AdamEps:
-    return step.adam.eps;
-  }
-  return 0;
-}
-
 Result<Kernel> bindReference(const KernelInstr &r, Binder &b) {
   std::vector<Kernel> steps;
   for (const Instruction &ref : r.reference) {
-    Result<Kernel> k = std::visit(
-        [&](const auto &record) { return bind(record, ref, b); }, ref.record);
+    Result<Kernel> k = b.bindReferenceInstruction(ref);
     if (!k.ok())
       return Status::error(ref.where + ": " + k.message());
     steps.push_back(std::move(*k));
@@ -123,7 +87,7 @@ Result<Kernel> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
         intSlots[i++] = p.elements;
         break;
       case KernelParamKind::Real:
-        realSlots[q++] = stepValue(p.value, step, outputs);
+        realSlots[q++] = stepValueOf(p.value, step, outputs.gradNorm, outputs.nonFinite);
         break;
       }
     }

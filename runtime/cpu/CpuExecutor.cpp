@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Bind.h"
+#include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/Trace.h"
 #include "loom/runtime/cpu/CpuBackend.h"
 #include "loom/runtime/cpu/Float16.h"
@@ -27,10 +28,6 @@ namespace runtime {
 namespace cpu {
 
 namespace {
-
-bool isFloat16(plan::DType t) {
-  return t == plan::DType::BF16 || t == plan::DType::F16;
-}
 
 /// A shadow's place in the scratch region, per 16-bit operand.
 constexpr size_t kShadowAlign = 64;
@@ -85,6 +82,17 @@ private:
   size_t bytes(BufferId id) override {
     return size_t(plan.buffers[size_t(id)]->bytes);
   }
+  Result<Kernel> bindReferenceInstruction(const Instruction &ref) override {
+    std::vector<BufferId> outer = std::move(shadowsAsked);
+    shadowsAsked.clear();
+    Result<Kernel> k = std::visit(
+        [&](const auto &record) { return bind(record, ref, *this); },
+        ref.record);
+    if (k.ok())
+      k = withShadows(std::move(*k), ref);
+    shadowsAsked = std::move(outer);
+    return k;
+  }
   Communicator *comm() override { return rank.comm; }
   int64_t axisSize(int axis) override {
     return axis >= 0 && axis < int(plan.mesh.size())
@@ -138,23 +146,7 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
   }
   // The shadow scratch: the most any one instruction's 16-bit operands
   // need as f32.
-  for (const DecodedProgram *program :
-       {&ex->decoded.microbatch, &ex->decoded.optimizer})
-    for (const Instruction &inst : program->instructions) {
-      if (inst.raw)
-        continue;
-      std::vector<BufferId> ids = inst.inputs;
-      ids.insert(ids.end(), inst.outputs.begin(), inst.outputs.end());
-      std::sort(ids.begin(), ids.end());
-      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-      size_t need = 0;
-      for (BufferId id : ids)
-        if (isFloat16(plan.buffers[size_t(id)]->dtype))
-          need += (size_t(numElements(plan.buffers[size_t(id)]->shape)) * 4 +
-                   kShadowAlign - 1) /
-                  kShadowAlign * kShadowAlign;
-      ex->scratchBytes = std::max(ex->scratchBytes, need);
-    }
+  ex->scratchBytes = shadowScratchBytes(plan, ex->decoded, kShadowAlign);
   if (ex->scratchBytes) {
     ex->scratch.reset(new (std::nothrow) float[ex->scratchBytes / 4]());
     if (!ex->scratch)
@@ -200,10 +192,7 @@ float *CpuExecutor::f32(BufferId id) {
     size_t offset = 0;
     for (auto [other, at] : shadowOffsets)
       offset = std::max(
-          offset,
-          at + (size_t(numElements(plan.buffers[size_t(other)]->shape)) * 4 +
-                kShadowAlign - 1) /
-                   kShadowAlign * kShadowAlign);
+          offset, at + shadowBytes(*plan.buffers[size_t(other)], kShadowAlign));
     it = shadowOffsets.emplace(id, offset).first;
   }
   if (std::find(shadowsAsked.begin(), shadowsAsked.end(), id) ==
@@ -231,13 +220,7 @@ Status CpuExecutor::prepare(const DecodedProgram &program,
 Kernel CpuExecutor::withShadows(Kernel kernel, const Instruction &inst) {
   // 16-bit buffers: widen what the kernel reads before it (its inputs, and
   // an output it adds into), round its outputs after.
-  bool accumulates = inst.op == Op::Accumulate;
-  if (const auto *m = std::get_if<MatmulInstr>(&inst.record))
-    accumulates = m->beta != 0;
-  if (const auto *c = std::get_if<CastInstr>(&inst.record))
-    accumulates = c->accumulate;
-  if (const auto *e = std::get_if<EmbeddingInstr>(&inst.record))
-    accumulates = !e->forward && e->accumulate;
+  bool accumulates = accumulatesIntoOutput(inst);
   struct Conversion {
     uint16_t *bits;
     float *f;
@@ -323,16 +306,7 @@ Status CpuExecutor::run(ProgramKind kind, const StepParams &params,
 
 Status CpuExecutor::checkTransfer(int32_t buffer, size_t bytes,
                                   const char *what) const {
-  if (buffer < 0 || size_t(buffer) >= plan.buffers.size())
-    return Status::error(std::string("cannot ") + what + " buffer " +
-                         std::to_string(buffer) + ": the plan has " +
-                         std::to_string(plan.buffers.size()) + " buffers");
-  const plan::BufferT &b = *plan.buffers[size_t(buffer)];
-  if (bytes != size_t(b.bytes))
-    return Status::error(std::string("cannot ") + what + " " +
-                         std::to_string(bytes) + " bytes of buffer '" + b.name +
-                         "', which holds " + std::to_string(b.bytes));
-  return Status::success();
+  return runtime::checkTransfer(plan, buffer, bytes, what);
 }
 
 Status CpuExecutor::upload(int32_t buffer, const void *data, size_t bytes) {

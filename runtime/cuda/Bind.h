@@ -99,6 +99,11 @@ public:
   /// one set: the device never waits inside a step for a check.
   virtual int *statusFlag(const Instruction &inst,
                           std::function<std::string(int code)> describe) = 0;
+  /// Binds one instruction of a kernel's reference form, with the 16-bit
+  /// conversions around it that the executor puts around every
+  /// instruction (each reference op widens what it reads and rounds what
+  /// it writes, so the next one reads storage that is up to date).
+  virtual Result<Work> bindReferenceInstruction(const Instruction &ref) = 0;
   /// The rank's communicator, or null (a single-rank plan).
   virtual Communicator *comm() = 0;
   /// The size of one of the plan's mesh axes.

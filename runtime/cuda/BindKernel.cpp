@@ -18,6 +18,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Bind.h"
+#include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/cpu/Kernels.h"
 
 #include <cmath>
@@ -28,39 +29,6 @@ namespace runtime {
 namespace cuda {
 
 namespace {
-
-/// A step value a kernel reads (never the norm-dependent ones: see above).
-double stepValue(StepValue value, const StepParams &step) {
-  int64_t t = std::max<int64_t>(step.optimizerStep, 1);
-  switch (value) {
-  case StepValue::Lr:
-    return step.lr;
-  case StepValue::LossScale:
-    return step.lossScale;
-  case StepValue::GradScale:
-    return step.gradScale;
-  case StepValue::WeightDecay:
-    return step.weightDecay;
-  case StepValue::AdamBeta1:
-    return step.adam.beta1;
-  case StepValue::AdamBeta2:
-    return step.adam.beta2;
-  case StepValue::AdamOneMinusBeta1:
-    return 1.0 - step.adam.beta1;
-  case StepValue::AdamOneMinusBeta2:
-    return 1.0 - step.adam.beta2;
-  case StepValue::AdamInvCorrection1:
-    return 1.0 / (1.0 - std::pow(step.adam.beta1, double(t)));
-  case StepValue::AdamInvCorrection2:
-    return 1.0 / (1.0 - std::pow(step.adam.beta2, double(t)));
-  case StepValue::AdamEps:
-    return step.adam.eps;
-  case StepValue::GradCoef:
-  case StepValue::Skipped:
-    break;
-  }
-  return 0;
-}
 
 bool readsTheNorm(const KernelInstr &r) {
   for (const KernelParamInstr &p : r.params)
@@ -73,7 +41,7 @@ bool readsTheNorm(const KernelInstr &r) {
 Result<Work> bindReference(const KernelInstr &r, Binder &b) {
   std::vector<Work> steps;
   for (const Instruction &ref : r.reference) {
-    Result<Work> w = bindInstruction(ref, b);
+    Result<Work> w = b.bindReferenceInstruction(ref);
     if (!w.ok())
       return Status::error(ref.where + ": " + w.message());
     steps.push_back(std::move(*w));
@@ -142,7 +110,8 @@ Result<Work> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
         l.args.push_back(KernelArg::i64v(p.elements));
         break;
       case KernelParamKind::Real:
-        l.args.push_back(KernelArg::f64v(stepValue(p.value, step)));
+        l.args.push_back(KernelArg::f64v(
+            stepValueOf(p.value, step, /*gradNorm=*/0, /*nonFinite=*/false)));
         break;
       }
     }

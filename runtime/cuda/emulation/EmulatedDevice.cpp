@@ -17,6 +17,7 @@
 
 #include "Device.h"
 #include "emulation/EmulatedLibrary.h"
+#include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/Trace.h"
 #include "loom/runtime/cpu/Float16.h"
 #include "loom/runtime/cpu/HostCompiler.h"
@@ -50,10 +51,6 @@ struct EmuArg {
 using EmuLaunchFn = int (*)(const char *, const EmuArg *, size_t,
                             const unsigned *, const unsigned *, size_t, char *,
                             size_t);
-
-bool isFloat16(plan::DType t) {
-  return t == plan::DType::BF16 || t == plan::DType::F16;
-}
 
 class EmulatedDevice final : public Device {
 public:
@@ -204,6 +201,9 @@ Status EmulatedDevice::run(const Launch &l) {
 }
 
 Status EmulatedDevice::runGemm(const GemmCall &call) {
+  if (!gemmTypesSupported(call.aType, call.bType, call.cType))
+    return Status::error("a GEMM of these operand types is not one cuBLASLt "
+                         "runs (A and B alike; C theirs, or f32)");
   const MatmulShape &s = call.shape;
   int64_t aElems = (s.broadcastA ? 1 : s.batch) * s.m * s.k;
   int64_t bElems = (s.broadcastB ? 1 : s.batch) * s.k * s.n;
