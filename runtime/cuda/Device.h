@@ -98,6 +98,20 @@ struct GemmCall {
   float alpha = 1, beta = 0;
 };
 
+/// The operand types a device GEMM takes (cuBLASLt with f32 compute): A and
+/// B of one type, C of theirs or f32 for 16-bit A and B. Other mixes go
+/// through f32 views (BindGemm.cpp); the emulated device refuses them too,
+/// so CI sees what a GPU would.
+inline bool gemmTypesSupported(plan::DType a, plan::DType b, plan::DType c) {
+  if (a != b)
+    return false;
+  if (a == plan::DType::F32)
+    return c == plan::DType::F32;
+  if (a == plan::DType::BF16 || a == plan::DType::F16)
+    return c == a || c == plan::DType::F32;
+  return false;
+}
+
 enum class Stream { Compute, Comm };
 
 class Device {

@@ -183,6 +183,16 @@ CONFORMANCE_CASE(Matmul, bf16_operands_f32_result) {
   runMatmul(backend, mc);
 }
 
+// f32 operands, a bf16 product: not a type mix a device GEMM takes
+// (cuBLASLt's f32 inputs need an f32 output), so a device backend computes
+// it through f32 views and rounds, as the CPU backend does.
+CONFORMANCE_CASE(Matmul, f32_operands_bf16_result) {
+  MatmulCase mc{{4, 6}, {6, 3}, {4, 3}, false, false, false,
+                gemm(1, 4, 3, 6, false, false)};
+  mc.result = plan::DType::BF16;
+  runMatmul(backend, mc);
+}
+
 CONFORMANCE_CASE(Matmul, f16_operands_transpose_b) {
   MatmulCase mc{{3, 8},
                 {5, 8},
