@@ -55,6 +55,8 @@ Result<Work> bind(const EmbeddingInstr &r, const Instruction &inst, Binder &b) {
     return "a token id is outside the table's " + std::to_string(total) +
            " rows";
   });
+  if (!flag)
+    return Status::error("no status flag left for the instruction");
   std::string ending = r.wideIds ? "_i64" : "_i32";
   std::vector<Launch> steps;
   if (r.forward) {
@@ -93,6 +95,8 @@ Result<Work> bind(const CrossEntropyInstr &r, const Instruction &inst,
   const void *labels = b.storage(r.labels);
   float *result = b.f32(r.result);
   int *flag = b.statusFlag(inst, badLabel(r.vocab, r.ignoreIndex));
+  if (!flag)
+    return Status::error("no status flag left for the instruction");
   bool none = r.reduction == LossReduction::None;
   float *perToken = nullptr;
   if (!r.forward || !none) {
@@ -137,6 +141,8 @@ Result<Work> bind(const CrossEntropyPartialsInstr &r, const Instruction &inst,
   const void *labels = b.storage(r.labels);
   float *sumExp = b.f32(r.sumExp), *target = b.f32(r.target);
   int *flag = b.statusFlag(inst, badLabel(r.total, r.ignoreIndex));
+  if (!flag)
+    return Status::error("no status flag left for the instruction");
   KernelArg tokens = KernelArg::i64v(r.tokens),
             classes = KernelArg::i64v(r.classes),
             first = KernelArg::i64v(r.first), total = KernelArg::i64v(r.total),

@@ -17,11 +17,13 @@
 
 #include "Bind.h"
 #include "loom/runtime/cuda/CudaBackend.h"
+#include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/Trace.h"
 #include "loom/runtime/cpu/PlanKernels.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -33,16 +35,7 @@ namespace cuda {
 
 namespace {
 
-bool isFloat16(plan::DType t) {
-  return t == plan::DType::BF16 || t == plan::DType::F16;
-}
-
 constexpr size_t kShadowAlign = 256;
-
-size_t shadowBytes(const plan::BufferT &b) {
-  return (size_t(numElements(b.shape)) * 4 + kShadowAlign - 1) / kShadowAlign *
-         kShadowAlign;
-}
 
 /// Whether an instruction's work exchanges data with the host (a
 /// collective through the host communicator): a graph cannot hold it.
@@ -132,6 +125,15 @@ private:
   DeviceStepValues *stepValues() override { return values; }
   int *statusFlag(const Instruction &inst,
                   std::function<std::string(int)> describe) override;
+  Result<Work> bindReferenceInstruction(const Instruction &ref) override {
+    std::vector<BufferId> outer = std::move(shadowsAsked);
+    shadowsAsked.clear();
+    Result<Work> w = bindInstruction(ref, *this);
+    if (w.ok())
+      w = withShadows(std::move(*w), ref);
+    shadowsAsked = std::move(outer);
+    return w;
+  }
   Communicator *comm() override { return rank.comm; }
   int64_t axisSize(int axis) override {
     return axis >= 0 && axis < int(plan.mesh.size())
@@ -156,7 +158,9 @@ private:
   DeviceStepValues *values = nullptr;
   /// Status flags: one device int each, with what a code means.
   int *flags = nullptr;
-  static constexpr size_t kMaxFlags = 4096;
+  /// One per instruction (reference forms' included): the most flags the
+  /// binders can ask for, each instruction asking at most one.
+  size_t maxFlags = 0;
   struct Flag {
     const Instruction *inst;
     std::function<std::string(int)> describe;
@@ -166,6 +170,7 @@ private:
   std::vector<Work> microbatch, optimizer;
   bool microbatchGraphable = false, optimizerGraphable = false;
   int microbatchGraph = -1;
+  int64_t microbatchRuns = 0;
   /// The host's copy of the norm set by setGradNorm, uploaded with the
   /// next run.
   bool pendingNorm = false;
@@ -206,53 +211,63 @@ CudaExecutor::create(const char *backendName, std::unique_ptr<Device> device,
 }
 
 Status CudaExecutor::allocateAll() {
-  for (size_t a = 0; a < plan.arena_bytes.size(); ++a) {
-    int64_t bytes = plan.arena_bytes[a];
+  // What the rank needs on the device in all, for an out-of-memory message
+  // that says it (the device's own says what was asked and what is free).
+  shadowScratchBytes = runtime::shadowScratchBytes(plan, decoded, kShadowAlign);
+  int64_t total = int64_t(shadowScratchBytes);
+  for (int64_t bytes : plan.arena_bytes) {
     if (bytes < 0 || bytes > kMaxArenaBytes)
       return Status::error("the plan's arena of " + std::to_string(bytes) +
                            " bytes is not in [0, " +
                            std::to_string(kMaxArenaBytes) + "]");
+    total += bytes;
+  }
+  auto needs = [&](const std::string &why) {
+    return Status::error(why + " (this rank's plan needs " +
+                         std::to_string(total) + " bytes of device memory: " +
+                         std::to_string(plan.arena_bytes.size()) +
+                         " arenas and " + std::to_string(shadowScratchBytes) +
+                         " bytes of 16-bit shadows)");
+  };
+  for (size_t a = 0; a < plan.arena_bytes.size(); ++a) {
+    int64_t bytes = plan.arena_bytes[a];
     Result<void *> p =
         dev->allocate(size_t(bytes), "arena " + std::to_string(a));
     if (!p.ok())
-      return Status::error(p.message());
+      return needs(p.message());
     arenas.push_back(*p);
     // The CPU backend's arenas start at zero; so do these.
     if (Status s = dev->clear(*p, size_t(bytes)); !s.ok())
       return s;
   }
-  for (const DecodedProgram *program : {&decoded.microbatch, &decoded.optimizer})
-    for (const Instruction &inst : program->instructions) {
-      if (inst.raw)
-        continue;
-      std::vector<BufferId> ids = inst.inputs;
-      ids.insert(ids.end(), inst.outputs.begin(), inst.outputs.end());
-      std::sort(ids.begin(), ids.end());
-      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-      size_t need = 0;
-      for (BufferId id : ids)
-        if (isFloat16(plan.buffers[size_t(id)]->dtype))
-          need += shadowBytes(*plan.buffers[size_t(id)]);
-      shadowScratchBytes = std::max(shadowScratchBytes, need);
-    }
   if (shadowScratchBytes) {
     Result<void *> p =
         dev->allocate(shadowScratchBytes, "the 16-bit operands' f32 shadows");
     if (!p.ok())
-      return Status::error(p.message());
+      return needs(p.message());
     shadowScratch = *p;
   }
   Result<void *> v = dev->allocate(sizeof(DeviceStepValues), "step values");
   if (!v.ok())
     return Status::error(v.message());
   values = static_cast<DeviceStepValues *>(*v);
-  Result<void *> f = dev->allocate(kMaxFlags * sizeof(int), "status flags");
+  std::function<size_t(const std::vector<Instruction> &)> count =
+      [&](const std::vector<Instruction> &insts) {
+        size_t n = insts.size();
+        for (const Instruction &inst : insts)
+          if (const auto *k = std::get_if<KernelInstr>(&inst.record))
+            n += count(k->reference);
+        return n;
+      };
+  maxFlags = 1 + count(decoded.microbatch.instructions) +
+             count(decoded.optimizer.instructions);
+  Result<void *> f = dev->allocate(maxFlags * sizeof(int), "status flags");
   if (!f.ok())
     return Status::error(f.message());
   flags = static_cast<int *>(*f);
   if (Status s = dev->clear(values, sizeof(DeviceStepValues)); !s.ok())
     return s;
-  return dev->clear(flags, kMaxFlags * sizeof(int));
+  return dev->clear(flags, maxFlags * sizeof(int));
 }
 
 Status CudaExecutor::loadKernels() {
@@ -293,7 +308,7 @@ float *CudaExecutor::f32(BufferId id) {
   if (it == shadowOffsets.end()) {
     size_t offset = 0;
     for (auto [other, at] : shadowOffsets)
-      offset = std::max(offset, at + shadowBytes(*plan.buffers[size_t(other)]));
+      offset = std::max(offset, at + shadowBytes(*plan.buffers[size_t(other)], kShadowAlign));
     it = shadowOffsets.emplace(id, offset).first;
   }
   if (std::find(shadowsAsked.begin(), shadowsAsked.end(), id) ==
@@ -305,7 +320,7 @@ float *CudaExecutor::f32(BufferId id) {
 
 int *CudaExecutor::statusFlag(const Instruction &inst,
                               std::function<std::string(int)> describe) {
-  if (flagInfo.size() >= kMaxFlags)
+  if (flagInfo.size() >= maxFlags) // an instruction asking twice
     return nullptr;
   flagInfo.push_back({&inst, std::move(describe)});
   return flags + (flagInfo.size() - 1);
@@ -333,13 +348,7 @@ Status CudaExecutor::prepare(const DecodedProgram &program,
 Work CudaExecutor::withShadows(Work work, const Instruction &inst) {
   // As the CPU backend: widen what the work reads before it (its inputs,
   // and an output it adds into), round its outputs after.
-  bool accumulates = inst.op == Op::Accumulate;
-  if (const auto *m = std::get_if<MatmulInstr>(&inst.record))
-    accumulates = m->beta != 0;
-  if (const auto *c = std::get_if<CastInstr>(&inst.record))
-    accumulates = c->accumulate;
-  if (const auto *e = std::get_if<EmbeddingInstr>(&inst.record))
-    accumulates = !e->forward && e->accumulate;
+  bool accumulates = accumulatesIntoOutput(inst);
   auto has = [](const std::vector<BufferId> &ids, BufferId id) {
     return std::find(ids.begin(), ids.end(), id) != ids.end();
   };
@@ -408,37 +417,36 @@ Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
     return s;
   bool whole = begin == 0 && end >= works.size();
   bool traced = rank.tracer && rank.tracer->tracesStep(params.step);
-  if (kind == ProgramKind::Microbatch && microbatchGraphable && whole &&
-      !traced) {
+  // The first run is eager: every kernel's first launch (loading it,
+  // cuBLASLt's first plan for a shape) happens outside a capture.
+  bool capture = kind == ProgramKind::Microbatch && microbatchGraphable &&
+                 whole && !traced && microbatchRuns > 0;
+  if (kind == ProgramKind::Microbatch)
+    ++microbatchRuns;
+  if (capture) {
     // Captured afresh each run, since the dropout keys and offsets differ
     // per step and microbatch; an existing graph of the same shape is
     // updated in place (cudaGraphExecUpdate), which costs far less than
     // instantiating it.
-    if (Status s = dev->beginCapture(); !s.ok())
-      return s;
-    Status captured = runRange(works, program, params, begin, end);
-    Status ended = dev->endCapture(&microbatchGraph);
-    if (!captured.ok())
-      return captured;
-    if (!ended.ok())
-      return ended;
-    return dev->replay(microbatchGraph);
+    Status s = dev->beginCapture();
+    Status captured = s.ok() ? runRange(works, program, params, begin, end) : s;
+    Status ended = s.ok() ? dev->endCapture(&microbatchGraph) : s;
+    if (captured.ok() && ended.ok())
+      return dev->replay(microbatchGraph);
+    // Nothing captured ran: run it eagerly, and from now on (an error of
+    // the work itself comes back from the eager run).
+    std::fprintf(stderr,
+                 "loom: CUDA graph capture failed (%s); running the "
+                 "microbatch program without graphs\n",
+                 (!captured.ok() ? captured : ended).message().c_str());
+    microbatchGraphable = false;
   }
   return runRange(works, program, params, begin, end);
 }
 
-Status CudaExecutor::checkTransfer(int32_t buffer, size_t bytes,
+Status CudaExecutor::checkTransfer(int32_t buffer, size_t n,
                                    const char *what) const {
-  if (buffer < 0 || size_t(buffer) >= plan.buffers.size())
-    return Status::error(std::string("cannot ") + what + " buffer " +
-                         std::to_string(buffer) + ": the plan has " +
-                         std::to_string(plan.buffers.size()) + " buffers");
-  const plan::BufferT &b = *plan.buffers[size_t(buffer)];
-  if (bytes != size_t(b.bytes))
-    return Status::error(std::string("cannot ") + what + " " +
-                         std::to_string(bytes) + " bytes of buffer '" + b.name +
-                         "', which holds " + std::to_string(b.bytes));
-  return Status::success();
+  return runtime::checkTransfer(plan, buffer, n, what);
 }
 
 Status CudaExecutor::upload(int32_t buffer, const void *data, size_t n) {

@@ -159,6 +159,10 @@ struct Scheduler {
   uint64_t lanes[kMaxThreads];
   std::vector<unsigned char> dynamicShared;
   bool busy = false;
+  ~Scheduler() {
+    for (Fiber &f : fibers)
+      std::free(f.stack);
+  }
 };
 
 Scheduler &scheduler() {
