@@ -56,6 +56,19 @@
 #include <ucontext.h>
 #endif
 
+// AddressSanitizer must be told when the stack changes under it (each
+// fiber has its own), or it reports the fibers' frames as overflows.
+#if defined(__SANITIZE_ADDRESS__)
+#define LOOM_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOOM_EMU_ASAN 1
+#endif
+#endif
+#if defined(LOOM_EMU_ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 // CUDA's declaration specifiers mean nothing on the host.
 #define __global__
 #define __device__
@@ -137,6 +150,7 @@ struct Fiber {
   FiberState state = FiberState::Done;
   void *sp = nullptr;
   char *stack = nullptr;
+  void *asanFakeStack = nullptr; // AddressSanitizer's, while switched away
 #if !defined(__x86_64__)
   ucontext_t context;
 #endif
@@ -150,6 +164,10 @@ struct Scheduler {
   ucontext_t schedulerContext;
 #endif
   Fiber *current = nullptr;
+  /// The scheduler's own stack, as AddressSanitizer reports it.
+  const void *stackBottom = nullptr;
+  size_t stackSize = 0;
+  void *asanFakeStack = nullptr;
   uint3 blockIdx;
   dim3 blockDim, gridDim;
   int threads = 0;
@@ -172,17 +190,32 @@ Scheduler &scheduler() {
 
 Fiber &self() { return *scheduler().current; }
 
+/// On a fiber, just switched to: where the scheduler's stack is.
+void arrivedOnFiber(void *fakeStack) {
+#if defined(LOOM_EMU_ASAN)
+  Scheduler &s = scheduler();
+  __sanitizer_finish_switch_fiber(fakeStack, &s.stackBottom, &s.stackSize);
+#else
+  (void)fakeStack;
+#endif
+}
+
 void yieldToScheduler() {
   Scheduler &s = scheduler();
   Fiber &f = *s.current;
+#if defined(LOOM_EMU_ASAN)
+  __sanitizer_start_switch_fiber(&f.asanFakeStack, s.stackBottom, s.stackSize);
+#endif
 #if defined(__x86_64__)
   loom_emu_switch(&f.sp, s.schedulerSp);
 #else
   swapcontext(&f.context, &s.schedulerContext);
 #endif
+  arrivedOnFiber(f.asanFakeStack);
 }
 
 [[noreturn]] void fiberMain() {
+  arrivedOnFiber(nullptr);
   for (;;) {
     Scheduler &s = scheduler();
     s.body(s.bodyData);
@@ -216,10 +249,16 @@ void resetStack(Fiber &f) {
 void resume(Fiber &f) {
   Scheduler &s = scheduler();
   s.current = &f;
+#if defined(LOOM_EMU_ASAN)
+  __sanitizer_start_switch_fiber(&s.asanFakeStack, f.stack, kStackBytes);
+#endif
 #if defined(__x86_64__)
   loom_emu_switch(&s.schedulerSp, f.sp);
 #else
   swapcontext(&s.schedulerContext, &f.context);
+#endif
+#if defined(LOOM_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(s.asanFakeStack, nullptr, nullptr);
 #endif
   s.current = nullptr;
 }
