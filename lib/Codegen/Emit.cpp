@@ -74,15 +74,14 @@ struct ParamSlots {
   }
 };
 
-/// What differs between the targets in the scalar math: how a runtime
-/// scalar is read.
+/// What differs between the targets in the scalar math. A runtime scalar
+/// is read the same way on both: from the ints or reals array (on CUDA in
+/// device memory, so that a captured graph replays with each step's
+/// values: docs/codegen.md).
 struct Target {
   bool cuda = false;
   std::string param(const ParamSlots &slots, int p) const {
     int s = slots.slot[p];
-    if (cuda)
-      return slots.isInt[p] ? "loom_i" + std::to_string(s)
-                            : "(float)loom_r" + std::to_string(s);
     return slots.isInt[p] ? "loom_ints[" + std::to_string(s) + "]"
                           : "(float)loom_reals[" + std::to_string(s) + "]";
   }
@@ -462,13 +461,9 @@ std::string emitCuda(const KernelDesc &k, const LaunchRule &launch) {
     os << (k.args[a].output ? "" : "const ") << elemType(k.args[a].type)
        << " *a" << a;
   }
-  for (size_t p = 0; p < k.params.size(); ++p) {
-    comma();
-    os << (se.slots.isInt[p] ? "long long loom_i" : "double loom_r")
-       << se.slots.slot[p];
-  }
   comma();
-  os << "int *loom_status) {\n";
+  os << "const long long *loom_ints, const double *loom_reals, "
+        "int *loom_status) {\n";
   if (k.space == Space::Elementwise) {
     std::string n = std::to_string(k.extent) + "LL";
     if (k.runtimeExtent)

@@ -46,6 +46,18 @@ struct DeviceStepValues {
 /// A prepared instruction: enqueues its work with the step's parameters.
 using Work = std::function<Status(const StepParams &)>;
 
+/// An instruction's step-dependent kernel arguments (dropout keys and
+/// offsets, the loss scale, a generated kernel's runtime scalars) in device
+/// memory: kernels read them through these pointers, never by value, so a
+/// CUDA graph captured once replays with each run's values.
+struct StepSlots {
+  int64_t *ints = nullptr;
+  double *reals = nullptr;
+};
+/// Writes an instruction's slot values for a run, on the host.
+using SlotFiller =
+    std::function<void(const StepParams &, int64_t *ints, double *reals)>;
+
 /// Threads per block of the hand-written kernels' launches, and the grid of
 /// a grid-stride loop over n elements.
 constexpr unsigned kBlockThreads = 256;
@@ -104,6 +116,15 @@ public:
   /// instruction (each reference op widens what it reads and rounds what
   /// it writes, so the next one reads storage that is up to date).
   virtual Result<Work> bindReferenceInstruction(const Instruction &ref) = 0;
+  /// `ints` and `reals` slots for the instruction's step-dependent
+  /// arguments: at the start of every run() of its program the executor
+  /// calls `fill` for every instruction of the program and uploads the
+  /// values (stream-ordered: work enqueued before still reads the old
+  /// ones), so kernels read them on the device. At most 2 + (a kernel
+  /// instruction's params) of each per instruction, reference forms
+  /// included.
+  virtual Result<StepSlots> stepSlots(size_t ints, size_t reals,
+                                      SlotFiller fill) = 0;
   /// The rank's communicator, or null (a single-rank plan).
   virtual Communicator *comm() = 0;
   /// The size of one of the plan's mesh axes.

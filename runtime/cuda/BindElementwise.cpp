@@ -125,14 +125,19 @@ Result<Work> bind(const FillInstr &r, const Instruction &inst, Binder &b) {
   Device &d = b.device();
   Launch l = launchOf("loom_elementwise_fill", gridFor(r.n), kBlockThreads,
                       {b.f32(r.y), i64(r.n), f32(r.value)});
-  bool seed = r.lossScale;
-  return Work([&d, &inst, l, seed](const StepParams &params) {
-    if (!seed)
-      return enqueue(d, inst, l);
-    Launch withScale = l;
-    withScale.args[2] = f32(float(params.lossScale));
-    return enqueue(d, inst, withScale);
-  });
+  if (r.lossScale) {
+    // The step's loss scale, read from a step slot (a captured graph
+    // replays with each step's).
+    Result<StepSlots> slot =
+        b.stepSlots(0, 1, [](const StepParams &params, int64_t *, double *v) {
+          v[0] = params.lossScale;
+        });
+    if (!slot.ok())
+      return Status::error(slot.message());
+    l = launchOf("loom_elementwise_fill_slot", gridFor(r.n), kBlockThreads,
+                 {b.f32(r.y), i64(r.n), slot->reals});
+  }
+  return Work([&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
 }
 
 Result<Work> bind(const DropoutInstr &r, const Instruction &inst, Binder &b) {
@@ -162,23 +167,27 @@ Result<Work> bind(const DropoutInstr &r, const Instruction &inst, Binder &b) {
   int64_t blockFirst = dl.first;
   // Contiguous: a thread per Philox block of four elements (n / 4 of
   // them, plus the partial ones at the ends).
+  // The block's first element and the key, per step and microbatch, in
+  // step slots the kernel reads (a captured graph replays with each run's).
+  Result<StepSlots> slots = b.stepSlots(
+      2, 0,
+      [site, globalN, blockFirst](const StepParams &params, int64_t *v,
+                                  double *) {
+        v[0] = params.microbatch * globalN + blockFirst;
+        v[1] = int64_t(cpu::dropoutKey(params.seed, site, params.step));
+      });
+  if (!slots.ok())
+    return Status::error(slots.message());
   Launch l =
       rank == 0
           ? launchOf("loom_elementwise_dropout", gridFor(n / 4 + 2),
                      kBlockThreads,
-                     {x, y, i64(n), i64(0), i64(0), f32(rate), f32(keepScale)})
+                     {x, y, i64(n), slots->ints, f32(rate), f32(keepScale)})
           : launchOf("loom_elementwise_dropout_strided", gridFor(n),
                      kBlockThreads,
-                     {x, y, i64(n), i64(0), i64(0), f32(rate), f32(keepScale),
+                     {x, y, i64(n), slots->ints, f32(rate), f32(keepScale),
                       i32(rank), geometry});
-  return Work(
-      [&d, &inst, l, site, globalN, blockFirst](const StepParams &params) {
-        Launch step = l;
-        step.args[3] = i64(params.microbatch * globalN + blockFirst);
-        step.args[4] =
-            i64(int64_t(cpu::dropoutKey(params.seed, site, params.step)));
-        return enqueue(d, inst, step);
-      });
+  return Work([&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
 }
 
 } // namespace cuda

@@ -4,16 +4,17 @@
 // by the device: NVRTC on a GPU, the host compiler under emulation) as the
 // plan's launch rule says, after zeroing the outputs its atomics add into.
 // Its arguments follow the generated signature (docs/codegen.md): the
-// buffers, then each runtime scalar in order (`long long` for dropout keys,
-// offsets and counts; `double` for step values), then the status word,
+// buffers, the device arrays of its runtime scalars (`long long` dropout
+// keys, offsets and counts; `double` step values), then the status word,
 // which is this instruction's status flag: a failed check is reported when
 // the step ends, naming the check.
 //
-// The reference form runs instead when the plan's kernels are not loaded,
-// and for a kernel that reads the clip coefficient or the skip flag by value
-// (the fused optimizer): those depend on the gradient norm, which stays on
-// the device, so the hand-written adamw (which reads it there) runs rather
-// than the host waiting for the norm inside the step.
+// The runtime scalars are read from the instruction's step slots in device
+// memory (Bind.h): filled on the host for each run, except the clip
+// coefficient and the skip flag of the fused optimizer, which depend on the
+// gradient norm on the device and are written there by a one-thread kernel
+// before the kernel, so the host never waits for the norm. The reference
+// form runs instead when the plan's kernels are not loaded.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,14 +30,6 @@ namespace runtime {
 namespace cuda {
 
 namespace {
-
-bool readsTheNorm(const KernelInstr &r) {
-  for (const KernelParamInstr &p : r.params)
-    if (p.kind == KernelParamKind::Real &&
-        (p.value == StepValue::GradCoef || p.value == StepValue::Skipped))
-      return true;
-  return false;
-}
 
 Result<Work> bindReference(const KernelInstr &r, Binder &b) {
   std::vector<Work> steps;
@@ -57,7 +50,7 @@ Result<Work> bindReference(const KernelInstr &r, Binder &b) {
 } // namespace
 
 Result<Work> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
-  if (!b.planKernelsLoaded() || readsTheNorm(r))
+  if (!b.planKernelsLoaded())
     return bindReference(r, b);
   if (r.kernel < 0 || size_t(r.kernel) >= b.planKernels().size())
     return Status::error("no kernel " + std::to_string(r.kernel));
@@ -89,33 +82,69 @@ Result<Work> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
   });
   if (!status)
     return Status::error("too many instructions report status flags");
+  // The runtime scalars in the instruction's step slots, in the emitter's
+  // slot order (ints, reals: lib/Codegen/Emit.cpp, ParamSlots).
   std::vector<KernelParamInstr> params = r.params;
-  Device *d = &b.device();
-  return Work([=, &inst](const StepParams &step) -> Status {
-    Launch l = base;
-    for (const KernelParamInstr &p : params) {
-      switch (p.kind) {
-      case KernelParamKind::DropoutKey: {
-        uint64_t key =
-            cpu::dropoutKey(step.seed, p.site, uint64_t(step.step));
-        int64_t bits;
-        std::memcpy(&bits, &key, sizeof(bits));
-        l.args.push_back(KernelArg::i64v(bits));
-        break;
-      }
-      case KernelParamKind::DropoutOffset:
-        l.args.push_back(KernelArg::i64v(step.microbatch * p.elements));
-        break;
-      case KernelParamKind::Count:
-        l.args.push_back(KernelArg::i64v(p.elements));
-        break;
-      case KernelParamKind::Real:
-        l.args.push_back(KernelArg::f64v(
-            stepValueOf(p.value, step, /*gradNorm=*/0, /*nonFinite=*/false)));
-        break;
-      }
+  size_t ints = 0, reals = 0;
+  std::vector<std::pair<size_t, StepValue>> normReals; // slot, value
+  for (const KernelParamInstr &p : params) {
+    if (p.kind != KernelParamKind::Real) {
+      ++ints;
+      continue;
     }
-    l.args.push_back(KernelArg(status));
+    if (p.value == StepValue::GradCoef || p.value == StepValue::Skipped)
+      normReals.push_back({reals, p.value});
+    ++reals;
+  }
+  Result<StepSlots> slots = b.stepSlots(
+      ints, reals,
+      [params](const StepParams &step, int64_t *intSlots, double *realSlots) {
+        size_t i = 0, q = 0;
+        for (const KernelParamInstr &p : params) {
+          switch (p.kind) {
+          case KernelParamKind::DropoutKey: {
+            uint64_t key =
+                cpu::dropoutKey(step.seed, p.site, uint64_t(step.step));
+            std::memcpy(&intSlots[i++], &key, sizeof(key));
+            break;
+          }
+          case KernelParamKind::DropoutOffset:
+            intSlots[i++] = step.microbatch * p.elements;
+            break;
+          case KernelParamKind::Count:
+            intSlots[i++] = p.elements;
+            break;
+          case KernelParamKind::Real:
+            // The norm-dependent ones are written on the device (below).
+            realSlots[q++] = stepValueOf(p.value, step, 0, false);
+            break;
+          }
+        }
+      });
+  if (!slots.ok())
+    return Status::error(slots.message());
+  base.args.push_back(KernelArg(slots->ints));
+  base.args.push_back(KernelArg(slots->reals));
+  base.args.push_back(KernelArg(status));
+  // The clip coefficient and the skip flag depend on the gradient norm,
+  // which is on the device: a one-thread kernel writes them into the slots
+  // from the step values before the kernel reads them.
+  std::vector<Launch> normLaunches;
+  for (auto [slot, value] : normReals)
+    normLaunches.push_back(launchOf(
+        "loom_step_norm_scalar", Dim3{1, 1, 1}, 32,
+        {b.stepValues(), slots->reals + slot,
+         KernelArg::i32v(value == StepValue::Skipped ? 1 : 0),
+         KernelArg::f64v(0), KernelArg::f64v(0)}));
+  Device *d = &b.device();
+  Launch l = base;
+  return Work([=, &inst](const StepParams &step) -> Status {
+    for (Launch n : normLaunches) {
+      n.args[3] = KernelArg::f64v(step.gradScale);
+      n.args[4] = KernelArg::f64v(step.clipGrad);
+      if (Status s = enqueue(*d, inst, n); !s.ok())
+        return s;
+    }
     for (auto [p, n] : zeroed)
       if (Status s = d->clear(p, n); !s.ok())
         return runError(inst, s.message());

@@ -7,7 +7,8 @@
 // (buffers at their planned offsets), the 16-bit shadows' scratch, the step
 // values (DeviceStepValues) and the status flags; it binds every decoded
 // instruction to work once (Bind*.cpp), and runs programs by enqueueing
-// that work. The microbatch program is captured as a CUDA graph and
+// that work, its step-dependent arguments in device step slots. The
+// microbatch program is captured as a CUDA graph once and
 // replayed when it has no host exchange (collectives staged through the
 // host, a norm all-reduced over an axis). The host waits for the device
 // only in download() and readStepOutputs(), and where a collective stages
@@ -96,6 +97,10 @@ private:
   Status loadKernels();
   Status prepare(const DecodedProgram &program, std::vector<Work> &into,
                  bool &graphable);
+  /// Allocates a program's step slots: 2 + (params) per instruction.
+  Status allocateSlots(const DecodedProgram &program, int which);
+  /// Fills and uploads a program's step slots for a run.
+  Status uploadSlots(int which, const StepParams &params);
   Work withShadows(Work work, const Instruction &inst);
   Status checkTransfer(int32_t buffer, size_t bytes, const char *what) const;
   Status transfer(bool send, int32_t buffer, int axis, int64_t peer,
@@ -141,6 +146,8 @@ private:
                : 1;
   }
   bool planKernelsLoaded() override { return kernelsLoaded; }
+  Result<StepSlots> stepSlots(size_t ints, size_t reals,
+                              SlotFiller fill) override;
   const std::vector<std::unique_ptr<plan::KernelT>> &planKernels() override {
     return plan.kernels;
   }
@@ -167,10 +174,26 @@ private:
   };
   std::vector<Flag> flagInfo;
   bool kernelsLoaded = false;
+  /// Each program's step slots (Bind.h, StepSlots): device arrays, their
+  /// host copies, and who fills which.
+  struct SlotBlock {
+    int64_t *ints = nullptr;
+    double *reals = nullptr;
+    std::vector<int64_t> hostInts;
+    std::vector<double> hostReals;
+    size_t usedInts = 0, usedReals = 0;
+    struct Entry {
+      size_t ints, reals;
+      SlotFiller fill;
+    };
+    std::vector<Entry> fillers;
+  };
+  SlotBlock slots[2]; // microbatch, optimizer
+  int preparing = 0;
   std::vector<Work> microbatch, optimizer;
   bool microbatchGraphable = false, optimizerGraphable = false;
   int microbatchGraph = -1;
-  int64_t microbatchRuns = 0;
+  int64_t microbatchRuns = 0, graphCaptures = 0, graphReplays = 0;
   /// The host's copy of the norm set by setGradNorm, uploaded with the
   /// next run.
   bool pendingNorm = false;
@@ -197,10 +220,16 @@ CudaExecutor::create(const char *backendName, std::unique_ptr<Device> device,
     else if (Status s = ex->loadKernels(); !s.ok())
       cpu::noteReferenceKernels(plan, s.message());
   }
+  if (Status s = ex->allocateSlots(ex->decoded.microbatch, 0); !s.ok())
+    return s;
+  if (Status s = ex->allocateSlots(ex->decoded.optimizer, 1); !s.ok())
+    return s;
+  ex->preparing = 0;
   if (Status s = ex->prepare(ex->decoded.microbatch, ex->microbatch,
                              ex->microbatchGraphable);
       !s.ok())
     return s;
+  ex->preparing = 1;
   if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer,
                              ex->optimizerGraphable);
       !s.ok())
@@ -288,6 +317,15 @@ Status CudaExecutor::loadKernels() {
 CudaExecutor::~CudaExecutor() {
   if (!dev)
     return;
+  // One line, from the first rank: how the microbatch program ran.
+  bool first = std::all_of(rank.coords.begin(), rank.coords.end(),
+                           [](int64_t c) { return c == 0; });
+  if (first && graphCaptures)
+    std::fprintf(stderr,
+                 "loom: the microbatch program ran as a CUDA graph: captured "
+                 "%lld time(s), replayed %lld times (%lld runs in all)\n",
+                 (long long)graphCaptures, (long long)graphReplays,
+                 (long long)microbatchRuns);
   (void)dev->synchronize(); // nothing to report to in a destructor
   for (void *p : arenas)
     dev->release(p);
@@ -299,6 +337,12 @@ CudaExecutor::~CudaExecutor() {
     dev->release(values);
   if (flags)
     dev->release(flags);
+  for (SlotBlock &b : slots) {
+    if (b.ints)
+      dev->release(b.ints);
+    if (b.reals)
+      dev->release(b.reals);
+  }
 }
 
 float *CudaExecutor::f32(BufferId id) {
@@ -324,6 +368,61 @@ int *CudaExecutor::statusFlag(const Instruction &inst,
     return nullptr;
   flagInfo.push_back({&inst, std::move(describe)});
   return flags + (flagInfo.size() - 1);
+}
+
+Status CudaExecutor::allocateSlots(const DecodedProgram &program, int which) {
+  std::function<size_t(const std::vector<Instruction> &)> count =
+      [&](const std::vector<Instruction> &insts) {
+        size_t n = 0;
+        for (const Instruction &inst : insts) {
+          n += 2;
+          if (const auto *k = std::get_if<KernelInstr>(&inst.record))
+            n += k->params.size() + count(k->reference);
+        }
+        return n;
+      };
+  size_t n = count(program.instructions);
+  SlotBlock &b = slots[which];
+  if (n == 0)
+    return Status::success();
+  Result<void *> ints = dev->allocate(n * sizeof(int64_t), "step slots");
+  if (!ints.ok())
+    return Status::error(ints.message());
+  b.ints = static_cast<int64_t *>(*ints);
+  Result<void *> reals = dev->allocate(n * sizeof(double), "step slots");
+  if (!reals.ok())
+    return Status::error(reals.message());
+  b.reals = static_cast<double *>(*reals);
+  b.hostInts.assign(n, 0);
+  b.hostReals.assign(n, 0);
+  return Status::success();
+}
+
+Result<StepSlots> CudaExecutor::stepSlots(size_t ints, size_t reals,
+                                          SlotFiller fill) {
+  SlotBlock &b = slots[preparing];
+  if (b.usedInts + ints > b.hostInts.size() ||
+      b.usedReals + reals > b.hostReals.size())
+    return Status::error("an instruction asks for more step slots than "
+                         "the executor holds for it");
+  StepSlots out{b.ints + b.usedInts, b.reals + b.usedReals};
+  b.fillers.push_back({b.usedInts, b.usedReals, std::move(fill)});
+  b.usedInts += ints;
+  b.usedReals += reals;
+  return out;
+}
+
+Status CudaExecutor::uploadSlots(int which, const StepParams &params) {
+  SlotBlock &b = slots[which];
+  if (b.fillers.empty())
+    return Status::success();
+  for (const SlotBlock::Entry &e : b.fillers)
+    e.fill(params, b.hostInts.data() + e.ints, b.hostReals.data() + e.reals);
+  if (Status s = dev->upload(b.ints, b.hostInts.data(),
+                             b.usedInts * sizeof(int64_t));
+      !s.ok())
+    return s;
+  return dev->upload(b.reals, b.hostReals.data(), b.usedReals * sizeof(double));
 }
 
 Status CudaExecutor::prepare(const DecodedProgram &program,
@@ -415,6 +514,11 @@ Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
     return std::exchange(deferred, Status::success());
   if (Status s = flushNorm(); !s.ok())
     return s;
+  // Before any of the run's work, and outside a capture: the run's step
+  // values into the slots its kernels read.
+  if (Status s = uploadSlots(kind == ProgramKind::Microbatch ? 0 : 1, params);
+      !s.ok())
+    return s;
   bool whole = begin == 0 && end >= works.size();
   bool traced = rank.tracer && rank.tracer->tracesStep(params.step);
   // The first run is eager: every kernel's first launch (loading it,
@@ -423,16 +527,23 @@ Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
                  whole && !traced && microbatchRuns > 0;
   if (kind == ProgramKind::Microbatch)
     ++microbatchRuns;
+  if (capture && microbatchGraph >= 0) {
+    ++graphReplays;
+    return dev->replay(microbatchGraph);
+  }
   if (capture) {
-    // Captured afresh each run, since the dropout keys and offsets differ
-    // per step and microbatch; an existing graph of the same shape is
-    // updated in place (cudaGraphExecUpdate), which costs far less than
-    // instantiating it.
+    // Captured once, on the second run (the first is eager: every kernel's
+    // first launch outside a capture), then replayed: everything that
+    // differs between runs is in the step slots.
     Status s = dev->beginCapture();
     Status captured = s.ok() ? runRange(works, program, params, begin, end) : s;
     Status ended = s.ok() ? dev->endCapture(&microbatchGraph) : s;
-    if (captured.ok() && ended.ok())
+    if (captured.ok() && ended.ok()) {
+      ++graphCaptures;
+      ++graphReplays;
       return dev->replay(microbatchGraph);
+    }
+    microbatchGraph = -1;
     // Nothing captured ran: run it eagerly, and from now on (an error of
     // the work itself comes back from the eager run).
     std::fprintf(stderr,

@@ -118,6 +118,12 @@ TEST(ElementwiseKernels, Fill) {
                              {y.data(), i64(n), f32(1024.0f)}),
                 "");
       expectSameBits(y, std::vector<float>(size_t(n), 1024.0f), g.name);
+      // The loss scale from a step slot.
+      double scale = 65536.0;
+      ASSERT_EQ(launchKernel("loom_elementwise_fill_slot", g.grid, g.block,
+                             {y.data(), i64(n), &scale}),
+                "");
+      expectSameBits(y, std::vector<float>(size_t(n), 65536.0f), g.name);
     }
   }
 }
@@ -201,14 +207,15 @@ std::string launchDropout(const TestGrid &g, const std::vector<float> &x,
   int rank = dl.loop.contiguous() ? 0 : dl.loop.rank();
   std::vector<int64_t> geometry = dl.loop.flat();
   float r = float(rate), keepScale = float(1.0 / (1.0 - rate));
+  // The block's first element and the key, as the step slots hold them.
+  long long step[2] = {dl.first, (long long)key};
   if (rank == 0)
     return launchKernel("loom_elementwise_dropout", g.grid, g.block,
-                        {x.data(), y.data(), i64(n), i64(dl.first),
-                         i64(int64_t(key)), f32(r), f32(keepScale)});
+                        {x.data(), y.data(), i64(n), step, f32(r),
+                         f32(keepScale)});
   return launchKernel("loom_elementwise_dropout_strided", g.grid, g.block,
-                      {x.data(), y.data(), i64(n), i64(dl.first),
-                       i64(int64_t(key)), f32(r), f32(keepScale), i32(rank),
-                       geometry.data()});
+                      {x.data(), y.data(), i64(n), step, f32(r),
+                       f32(keepScale), i32(rank), geometry.data()});
 }
 
 rt::Block wholeBlock(Shape shape) {

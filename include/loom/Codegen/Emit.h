@@ -7,8 +7,11 @@
 //   host:  extern "C" int NAME(void *const *args, const long long *ints,
 //                              const double *reals);
 //          returns 0, or 1 + the index of the first failed check.
-//   CUDA:  extern "C" __global__ void NAME(T0 *a0, ..., long long i0, ...,
-//                                          double r0, ..., int *status);
+//   CUDA:  extern "C" __global__ void NAME(T0 *a0, ...,
+//                                          const long long *ints,
+//                                          const double *reals, int *status);
+//          (ints and reals in device memory: a captured CUDA graph replays
+//          with each step's values written there)
 //          launched as `launch` says; sets *status like the host's return.
 //
 // Each source needs its target's prelude (the shared math: exp, tanh,

@@ -25,7 +25,8 @@ namespace runtime {
 
 /// The on-disk format version. An older or newer runtime refuses the file
 /// with a message naming both versions.
-constexpr uint32_t kPlanFormatVersion = 4;
+/// 5: generated CUDA kernels read their runtime scalars from device arrays.
+constexpr uint32_t kPlanFormatVersion = 5;
 
 /// Bytes per element of a buffer type (i1 is stored as one byte).
 int64_t dtypeBytes(plan::DType dtype);

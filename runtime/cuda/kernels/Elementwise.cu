@@ -108,6 +108,18 @@ extern "C" __global__ void loom_elementwise_scale(const float *x, float *y,
 }
 LOOM_KERNEL_ENTRY(loom_elementwise_scale)
 
+/// y[i] = *value: the loss gradient's seed, the step's loss scale, read
+/// from the instruction's step slot.
+extern "C" __global__ void loom_elementwise_fill_slot(float *y, long long n,
+                                                      const double *value) {
+  long long stride = (long long)gridDim.x * blockDim.x;
+  float v = float(*value);
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += stride)
+    y[i] = v;
+}
+LOOM_KERNEL_ENTRY(loom_elementwise_fill_slot)
+
 extern "C" __global__ void loom_elementwise_fill(float *y, long long n,
                                                  float value) {
   long long stride = (long long)gridDim.x * blockDim.x;
@@ -189,8 +201,11 @@ LOOM_KERNEL_ENTRY(loom_elementwise_activation_grad)
 /// block (four global indices) at a time, so each block is drawn once, as
 /// the CPU draws it.
 extern "C" __global__ void
-loom_elementwise_dropout(const float *x, float *y, long long n, long long first,
-                         long long key, float rate, float keepScale) {
+loom_elementwise_dropout(const float *x, float *y, long long n,
+                         const long long *step, float rate, float keepScale) {
+  // step: the block's first element in the microbatch's tensor and the
+  // key, in the instruction's step slots (device memory: Bind.h).
+  long long first = step[0], key = step[1];
   if (n <= 0)
     return;
   long long firstBlock = first >> 2, lastBlock = (first + n - 1) >> 2;
@@ -220,8 +235,9 @@ LOOM_KERNEL_ENTRY(loom_elementwise_dropout)
 /// whole tensor's strides). One Philox
 /// draw per element: the block's rows need not start on a multiple of 4.
 extern "C" __global__ void loom_elementwise_dropout_strided(
-    const float *x, float *y, long long n, long long first, long long key,
-    float rate, float keepScale, int rank, const long long *geometry) {
+    const float *x, float *y, long long n, const long long *step, float rate,
+    float keepScale, int rank, const long long *geometry) {
+  long long first = step[0], key = step[1];
   long long stride = (long long)gridDim.x * blockDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += stride) {
