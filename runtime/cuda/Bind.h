@@ -193,6 +193,14 @@ inline Status enqueue(Device &d, const Instruction &inst, const Launch &l) {
   return s.ok() ? s : runError(inst, "kernel " + l.kernel + ": " + s.message());
 }
 
+/// Work that is one launch, the same every run (its step-dependent
+/// arguments, if any, in step slots).
+inline Work launchWork(Device &d, const Instruction &inst, Launch l) {
+  return [&d, &inst, l = std::move(l)](const StepParams &) {
+    return enqueue(d, inst, l);
+  };
+}
+
 } // namespace cuda
 } // namespace runtime
 } // namespace loom

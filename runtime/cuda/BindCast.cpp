@@ -24,7 +24,7 @@ Result<Work> bind(const CastInstr &r, const Instruction &inst, Binder &b) {
                  {b.f32(r.x), y, KernelArg::i64v(n),
                   KernelArg::i32v(r.accumulate ? 1 : 0)});
   Device *d = &b.device();
-  return Work([l, d, &inst](const StepParams &) { return enqueue(*d, inst, l); });
+  return launchWork(*d, inst, std::move(l));
 }
 
 } // namespace cuda

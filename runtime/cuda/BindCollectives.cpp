@@ -83,8 +83,7 @@ Result<Work> bind(const GatherScatterInstr &r, const Instruction &inst,
         {b.storage(r.x), b.storage(r.y), KernelArg::i64v(int64_t(outer)),
          KernelArg::i64v(bytes), KernelArg::i64v(r.parts),
          KernelArg::i64v(r.coord)});
-    return Work(
-        [l, d, &inst](const StepParams &) { return enqueue(*d, inst, l); });
+    return launchWork(*d, inst, std::move(l));
   }
   if (Status s = needsComm(inst, b, r.axis); !s.ok())
     return s;

@@ -56,27 +56,14 @@ Result<Work> bind(const ReduceInstr &r, const Instruction &inst, Binder &b) {
                     : launchOf("loom_data_reduce_tree", gridFor(outputs, 1),
                                kBlockThreads, args);
   Device &d = b.device();
-  return Work(
-      [&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return launchWork(d, inst, std::move(l));
 }
 
 Result<Work> bind(const TransposeInstr &r, const Instruction &inst, Binder &b) {
-  int64_t n = numElements(r.xShape);
-  StridedLoop loop = transposeLoop(r.xShape, r.permutation);
-  int rank = loop.contiguous() ? 0 : loop.rank();
-  const long long *geometry = nullptr;
-  if (rank > 0) {
-    Result<const long long *> g =
-        deviceGeometry(b, loop.flat(), "transpose strides of " + inst.label);
-    if (!g.ok())
-      return Status::error(g.message());
-    geometry = *g;
-  }
-  Device &d = b.device();
-  Launch l = launchOf("loom_data_transpose", gridFor(n), kBlockThreads,
-                      {b.f32(r.x), b.f32(r.y), i64(n), i32(rank), geometry});
-  return Work(
-      [&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return stridedGatherWork(b, inst, "loom_data_transpose",
+                           transposeLoop(r.xShape, r.permutation), b.f32(r.x),
+                           b.f32(r.y), numElements(r.xShape),
+                           "transpose strides of " + inst.label);
 }
 
 Result<Work> bind(const SplitConcatInstr &r, const Instruction &inst,

@@ -68,8 +68,7 @@ Result<Work> bind(const BinaryInstr &r, const Instruction &inst, Binder &b) {
   Launch l =
       launchOf("loom_elementwise_binary", gridFor(n), kBlockThreads,
                {x, w, y, i64(n), i32(binaryCode(r.kind)), i32(rank), geometry});
-  return Work(
-      [&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return launchWork(d, inst, std::move(l));
 }
 
 Result<Work> bind(const ScaleInstr &r, const Instruction &inst, Binder &b) {
@@ -77,8 +76,7 @@ Result<Work> bind(const ScaleInstr &r, const Instruction &inst, Binder &b) {
   Launch l = launchOf("loom_elementwise_scale", gridFor(r.n), kBlockThreads,
                       {b.f32(r.x), b.f32(r.y), i64(r.n), f32(r.factor),
                        i32(r.accumulate ? 1 : 0)});
-  return Work(
-      [&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return launchWork(d, inst, std::move(l));
 }
 
 Result<Work> bind(const ActivationInstr &r, const Instruction &inst,
@@ -87,8 +85,7 @@ Result<Work> bind(const ActivationInstr &r, const Instruction &inst,
   Launch l =
       launchOf("loom_elementwise_activation", gridFor(r.n), kBlockThreads,
                {b.f32(r.x), b.f32(r.y), i64(r.n), i32(activationCode(r.kind))});
-  return Work(
-      [&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return launchWork(d, inst, std::move(l));
 }
 
 Result<Work> bind(const ActivationGradInstr &r, const Instruction &inst,
@@ -98,27 +95,14 @@ Result<Work> bind(const ActivationGradInstr &r, const Instruction &inst,
       launchOf("loom_elementwise_activation_grad", gridFor(r.n), kBlockThreads,
                {b.f32(r.x), b.f32(r.dy), b.f32(r.dx), i64(r.n),
                 i32(activationCode(r.kind))});
-  return Work(
-      [&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return launchWork(d, inst, std::move(l));
 }
 
 Result<Work> bind(const BroadcastInstr &r, const Instruction &inst, Binder &b) {
-  int64_t n = numElements(r.yShape);
-  StridedLoop loop = broadcastLoop(r.xShape, r.yShape);
-  int rank = loop.contiguous() ? 0 : loop.rank();
-  const long long *geometry = nullptr;
-  if (rank > 0) {
-    Result<const long long *> g =
-        deviceGeometry(b, loop.flat(), "broadcast strides of " + inst.label);
-    if (!g.ok())
-      return Status::error(g.message());
-    geometry = *g;
-  }
-  Device &d = b.device();
-  Launch l = launchOf("loom_elementwise_broadcast", gridFor(n), kBlockThreads,
-                      {b.f32(r.x), b.f32(r.y), i64(n), i32(rank), geometry});
-  return Work(
-      [&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return stridedGatherWork(b, inst, "loom_elementwise_broadcast",
+                           broadcastLoop(r.xShape, r.yShape), b.f32(r.x),
+                           b.f32(r.y), numElements(r.yShape),
+                           "broadcast strides of " + inst.label);
 }
 
 Result<Work> bind(const FillInstr &r, const Instruction &inst, Binder &b) {
@@ -137,7 +121,7 @@ Result<Work> bind(const FillInstr &r, const Instruction &inst, Binder &b) {
     l = launchOf("loom_elementwise_fill_slot", gridFor(r.n), kBlockThreads,
                  {b.f32(r.y), i64(r.n), slot->reals});
   }
-  return Work([&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return launchWork(d, inst, std::move(l));
 }
 
 Result<Work> bind(const DropoutInstr &r, const Instruction &inst, Binder &b) {
@@ -187,7 +171,7 @@ Result<Work> bind(const DropoutInstr &r, const Instruction &inst, Binder &b) {
                      kBlockThreads,
                      {x, y, i64(n), slots->ints, f32(rate), f32(keepScale),
                       i32(rank), geometry});
-  return Work([&d, &inst, l](const StepParams &) { return enqueue(d, inst, l); });
+  return launchWork(d, inst, std::move(l));
 }
 
 } // namespace cuda

@@ -208,6 +208,28 @@ deviceGeometry(Binder &b, const std::vector<int64_t> &flat,
   return static_cast<const long long *>(*p);
 }
 
+/// The work of a gather kernel `kernel(x, y, n, rank, geometry)` walking
+/// `loop` (a broadcast, a transpose): its geometry in the instruction's
+/// scratch unless the loop is contiguous (rank 0: a copy).
+inline Result<Work> stridedGatherWork(Binder &b, const Instruction &inst,
+                                      const char *kernel,
+                                      const StridedLoop &loop, const float *x,
+                                      float *y, int64_t n,
+                                      const std::string &what) {
+  int rank = loop.contiguous() ? 0 : loop.rank();
+  const long long *geometry = nullptr;
+  if (rank > 0) {
+    Result<const long long *> g = deviceGeometry(b, loop.flat(), what);
+    if (!g.ok())
+      return Status::error(g.message());
+    geometry = *g;
+  }
+  return launchWork(b.device(), inst,
+                    launchOf(kernel, gridFor(n), kBlockThreads,
+                             {x, y, KernelArg::i64v(n), KernelArg::i32v(rank),
+                              geometry}));
+}
+
 } // namespace cuda
 } // namespace runtime
 } // namespace loom

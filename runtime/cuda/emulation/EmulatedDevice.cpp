@@ -30,6 +30,8 @@
 #include <functional>
 #include <map>
 
+#include <unistd.h>
+
 namespace loom {
 namespace runtime {
 namespace cuda {
@@ -60,10 +62,24 @@ public:
   bool emulated() const override { return true; }
 
   Result<void *> allocate(size_t bytes, const std::string &what) override {
+    // The emulated device's memory is the host's: more than the machine
+    // has is refused as a GPU refuses more than it has, saying how much
+    // there is (and without asking the allocator for it).
+    size_t page = size_t(sysconf(_SC_PAGESIZE));
+    size_t total = size_t(sysconf(_SC_PHYS_PAGES)) * page,
+           free = size_t(sysconf(_SC_AVPHYS_PAGES)) * page;
+    auto refuse = [&] {
+      return Status::error("cannot allocate " + std::to_string(bytes) +
+                           " bytes for " + what +
+                           " on the emulated device (host memory): " +
+                           std::to_string(free) + " bytes of " +
+                           std::to_string(total) + " are free");
+    };
+    if (bytes > total)
+      return refuse();
     void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
     if (!p)
-      return Status::error("cannot allocate " + std::to_string(bytes) +
-                           " bytes for " + what + " (emulated device memory)");
+      return refuse();
     // Not zeroed, as cudaMalloc's memory is not: the executor clears what
     // must start at zero.
     std::memset(p, 0xA5, (bytes + 255) / 256 * 256 + 256);
