@@ -120,9 +120,9 @@ public:
   /// arguments: at the start of every run() of its program the executor
   /// calls `fill` for every instruction of the program and uploads the
   /// values (stream-ordered: work enqueued before still reads the old
-  /// ones), so kernels read them on the device. At most 2 + (a kernel
-  /// instruction's params) of each per instruction, reference forms
-  /// included.
+  /// ones), so kernels read them on the device. An instruction may ask for
+  /// at most 2 + (a kernel instruction's params) ints and as many reals,
+  /// each of its reference instructions as much again.
   virtual Result<StepSlots> stepSlots(size_t ints, size_t reals,
                                       SlotFiller fill) = 0;
   /// The rank's communicator, or null (a single-rank plan).

@@ -96,9 +96,16 @@ Result<Work> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
       normReals.push_back({reals, p.value});
     ++reals;
   }
+  // One real more when the clip coefficient is computed on the device: the
+  // step's maximum norm, which its kernel reads there.
+  size_t clipSlot = reals;
+  bool needsClip = false;
+  for (auto [slot, value] : normReals)
+    needsClip |= value == StepValue::GradCoef;
   Result<StepSlots> slots = b.stepSlots(
-      ints, reals,
-      [params](const StepParams &step, int64_t *intSlots, double *realSlots) {
+      ints, reals + (needsClip ? 1 : 0),
+      [params, clipSlot, needsClip](const StepParams &step, int64_t *intSlots,
+                                    double *realSlots) {
         size_t i = 0, q = 0;
         for (const KernelParamInstr &p : params) {
           switch (p.kind) {
@@ -115,11 +122,16 @@ Result<Work> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
             intSlots[i++] = p.elements;
             break;
           case KernelParamKind::Real:
-            // The norm-dependent ones are written on the device (below).
-            realSlots[q++] = stepValueOf(p.value, step, 0, false);
+            // GradCoef: the step's gradScale, which the device multiplies
+            // by the clip coefficient (below); Skipped: set on the device.
+            realSlots[q++] = p.value == StepValue::GradCoef
+                                 ? step.gradScale
+                                 : stepValueOf(p.value, step, 0, false);
             break;
           }
         }
+        if (needsClip)
+          realSlots[clipSlot] = step.clipGrad;
       });
   if (!slots.ok())
     return Status::error(slots.message());
@@ -128,23 +140,22 @@ Result<Work> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
   base.args.push_back(KernelArg(status));
   // The clip coefficient and the skip flag depend on the gradient norm,
   // which is on the device: a one-thread kernel writes them into the slots
-  // from the step values before the kernel reads them.
+  // from the step values before the kernel reads them (every input in
+  // device memory, so nothing is baked into a captured graph).
   std::vector<Launch> normLaunches;
+  DeviceStepValues *values = b.stepValues();
   for (auto [slot, value] : normReals)
     normLaunches.push_back(launchOf(
-        "loom_step_norm_scalar", Dim3{1, 1, 1}, 32,
-        {b.stepValues(), slots->reals + slot,
+        "loom_optimizer_norm_scalar", Dim3{1, 1, 1}, 32,
+        {&values->gradNorm, &values->nonFinite, slots->reals + slot,
          KernelArg::i32v(value == StepValue::Skipped ? 1 : 0),
-         KernelArg::f64v(0), KernelArg::f64v(0)}));
+         slots->reals + clipSlot}));
   Device *d = &b.device();
   Launch l = base;
-  return Work([=, &inst](const StepParams &step) -> Status {
-    for (Launch n : normLaunches) {
-      n.args[3] = KernelArg::f64v(step.gradScale);
-      n.args[4] = KernelArg::f64v(step.clipGrad);
+  return Work([=, &inst](const StepParams &) -> Status {
+    for (const Launch &n : normLaunches)
       if (Status s = enqueue(*d, inst, n); !s.ok())
         return s;
-    }
     for (auto [p, n] : zeroed)
       if (Status s = d->clear(p, n); !s.ok())
         return runError(inst, s.message());

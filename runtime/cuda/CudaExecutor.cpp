@@ -177,10 +177,10 @@ private:
   /// Each program's step slots (Bind.h, StepSlots): device arrays, their
   /// host copies, and who fills which.
   struct SlotBlock {
-    int64_t *ints = nullptr;
+    int64_t *ints = nullptr; // device: `capacity` ints, then the reals
     double *reals = nullptr;
-    std::vector<int64_t> hostInts;
-    std::vector<double> hostReals;
+    size_t capacity = 0;
+    std::vector<unsigned char> host; // the same block on the host
     size_t usedInts = 0, usedReals = 0;
     struct Entry {
       size_t ints, reals;
@@ -337,12 +337,9 @@ CudaExecutor::~CudaExecutor() {
     dev->release(values);
   if (flags)
     dev->release(flags);
-  for (SlotBlock &b : slots) {
+  for (SlotBlock &b : slots)
     if (b.ints)
       dev->release(b.ints);
-    if (b.reals)
-      dev->release(b.reals);
-  }
 }
 
 float *CudaExecutor::f32(BufferId id) {
@@ -385,24 +382,22 @@ Status CudaExecutor::allocateSlots(const DecodedProgram &program, int which) {
   SlotBlock &b = slots[which];
   if (n == 0)
     return Status::success();
-  Result<void *> ints = dev->allocate(n * sizeof(int64_t), "step slots");
-  if (!ints.ok())
-    return Status::error(ints.message());
-  b.ints = static_cast<int64_t *>(*ints);
-  Result<void *> reals = dev->allocate(n * sizeof(double), "step slots");
-  if (!reals.ok())
-    return Status::error(reals.message());
-  b.reals = static_cast<double *>(*reals);
-  b.hostInts.assign(n, 0);
-  b.hostReals.assign(n, 0);
+  // One allocation, n ints then n reals (both 8 bytes), uploaded in one copy.
+  static_assert(sizeof(int64_t) == sizeof(double), "one slot size");
+  Result<void *> block = dev->allocate(2 * n * sizeof(int64_t), "step slots");
+  if (!block.ok())
+    return Status::error(block.message());
+  b.ints = static_cast<int64_t *>(*block);
+  b.reals = reinterpret_cast<double *>(b.ints + n);
+  b.host.assign(2 * n * sizeof(int64_t), 0);
+  b.capacity = n;
   return Status::success();
 }
 
 Result<StepSlots> CudaExecutor::stepSlots(size_t ints, size_t reals,
                                           SlotFiller fill) {
   SlotBlock &b = slots[preparing];
-  if (b.usedInts + ints > b.hostInts.size() ||
-      b.usedReals + reals > b.hostReals.size())
+  if (b.usedInts + ints > b.capacity || b.usedReals + reals > b.capacity)
     return Status::error("an instruction asks for more step slots than "
                          "the executor holds for it");
   StepSlots out{b.ints + b.usedInts, b.reals + b.usedReals};
@@ -416,13 +411,11 @@ Status CudaExecutor::uploadSlots(int which, const StepParams &params) {
   SlotBlock &b = slots[which];
   if (b.fillers.empty())
     return Status::success();
+  auto *ints = reinterpret_cast<int64_t *>(b.host.data());
+  auto *reals = reinterpret_cast<double *>(ints + b.capacity);
   for (const SlotBlock::Entry &e : b.fillers)
-    e.fill(params, b.hostInts.data() + e.ints, b.hostReals.data() + e.reals);
-  if (Status s = dev->upload(b.ints, b.hostInts.data(),
-                             b.usedInts * sizeof(int64_t));
-      !s.ok())
-    return s;
-  return dev->upload(b.reals, b.hostReals.data(), b.usedReals * sizeof(double));
+    e.fill(params, ints + e.ints, reals + e.reals);
+  return dev->upload(b.ints, b.host.data(), b.host.size());
 }
 
 Status CudaExecutor::prepare(const DecodedProgram &program,

@@ -199,6 +199,35 @@ TEST(OptimizerKernels, AdamWSkipsANonFiniteStep) {
   expectSameBits(m, std::vector<float>(size_t(n), 0.0f), "m");
 }
 
+// The fused optimizer's norm-dependent scalars, written on the device into
+// its step slots: gradScale (which the slot holds) times the clip
+// coefficient, exactly as runtime/Optimizer.cpp's clipCoefficient, for
+// ordinary, infinite and NaN norms with clipping on and off; and the skip
+// flag.
+TEST(OptimizerKernels, NormScalarsAsTheHostComputesThem) {
+  const double inf = std::numeric_limits<double>::infinity(),
+               nan = std::numeric_limits<double>::quiet_NaN();
+  for (double norm : {0.0, 0.5, 3.0, inf, nan})
+    for (double maxNorm : {0.0, 1.0}) {
+      double gradScale = 0.25, out = gradScale;
+      int nonFinite = std::isfinite(norm) ? 0 : 1;
+      ASSERT_EQ(launchKernel("loom_optimizer_norm_scalar", Dim3{1, 1, 1},
+                             Dim3{32, 1, 1},
+                             {&norm, &nonFinite, &out, i32(0), &maxNorm}),
+                "");
+      double want = gradScale * rt::clipCoefficient(norm, maxNorm);
+      EXPECT_TRUE(out == want || (std::isnan(out) && std::isnan(want)))
+          << "norm " << norm << " max " << maxNorm << ": " << out << " vs "
+          << want;
+      double skipped = -1;
+      ASSERT_EQ(launchKernel("loom_optimizer_norm_scalar", Dim3{1, 1, 1},
+                             Dim3{32, 1, 1},
+                             {&norm, &nonFinite, &skipped, i32(1), &maxNorm}),
+                "");
+      EXPECT_EQ(skipped, nonFinite ? 1.0 : 0.0) << "norm " << norm;
+    }
+}
+
 } // namespace
 } // namespace test
 } // namespace loom

@@ -65,17 +65,22 @@ public:
     // The emulated device's memory is the host's: more than the machine
     // has is refused as a GPU refuses more than it has, saying how much
     // there is (and without asking the allocator for it).
-    size_t page = size_t(sysconf(_SC_PAGESIZE));
-    size_t total = size_t(sysconf(_SC_PHYS_PAGES)) * page,
-           free = size_t(sysconf(_SC_AVPHYS_PAGES)) * page;
+    // (Physical memory, not a container's limit: a request between the two
+    // is the allocator's to refuse.)
+    long page = sysconf(_SC_PAGESIZE), pages = sysconf(_SC_PHYS_PAGES),
+         avail = sysconf(_SC_AVPHYS_PAGES);
+    bool known = page > 0 && pages > 0 && avail >= 0;
+    size_t total = known ? size_t(pages) * size_t(page) : 0,
+           available = known ? size_t(avail) * size_t(page) : 0;
     auto refuse = [&] {
-      return Status::error("cannot allocate " + std::to_string(bytes) +
-                           " bytes for " + what +
-                           " on the emulated device (host memory): " +
-                           std::to_string(free) + " bytes of " +
-                           std::to_string(total) + " are free");
+      return Status::error(
+          "cannot allocate " + std::to_string(bytes) + " bytes for " + what +
+          " on the emulated device (host memory)" +
+          (known ? ": " + std::to_string(available) + " bytes of " +
+                       std::to_string(total) + " are free"
+                 : std::string()));
     };
-    if (bytes > total)
+    if (known && bytes > total)
       return refuse();
     void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
     if (!p)

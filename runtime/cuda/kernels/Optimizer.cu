@@ -72,6 +72,22 @@ LOOM_LIB double loom_optimizer_clip(double norm, double maxNorm) {
   return c < 1.0 ? c : 1.0; // std::min(1.0, c)
 }
 
+/// A fused optimizer kernel's norm-dependent step value, written into its
+/// step slot `out` on the device (lib/Codegen's GradCoef and Skipped):
+/// `skipped` 1: 1 when the step is skipped, else 0; 0: out[0] (the step's
+/// gradScale, which the slot holds from the host) times the clip
+/// coefficient of *gradNorm under *maxNorm. One thread.
+extern "C" __global__ void loom_optimizer_norm_scalar(const double *gradNorm,
+                                                      const int *nonFinite,
+                                                      double *out, int skipped,
+                                                      const double *maxNorm) {
+  if (blockIdx.x != 0 || threadIdx.x != 0)
+    return;
+  out[0] = skipped ? (*nonFinite ? 1.0 : 0.0)
+                   : out[0] * loom_optimizer_clip(*gradNorm, *maxNorm);
+}
+LOOM_KERNEL_ENTRY(loom_optimizer_norm_scalar)
+
 /// One AdamW step over f32 masters, as runtime/cpu/Optimizer.cpp's
 /// adamwStep: the gradient scaled by gradScale · clip(*gradNorm, clipGrad)
 /// (rounded to float once), nothing done when *nonFinite. The step's

@@ -24,28 +24,3 @@ extern "C" __global__ void loom_step_add_loss16(const unsigned short *loss,
                                : loom_cast_f16_to_float(loss[0]));
 }
 LOOM_KERNEL_ENTRY(loom_step_add_loss16)
-
-/// A fused optimizer kernel's norm-dependent step value, from the step
-/// values on the device (`values` as doubles: [2] the gradient norm, and the
-/// int after [2] the non-finite flag): `skipped` 1 writes 1 when the step
-/// is skipped (else 0); 0 writes gradScale · the clip coefficient, as
-/// runtime/Optimizer.cpp's clipCoefficient (maxNorm <= 0: no clipping).
-extern "C" __global__ void loom_step_norm_scalar(const double *values,
-                                                 double *out, int skipped,
-                                                 double gradScale,
-                                                 double maxNorm) {
-  if (blockIdx.x != 0 || threadIdx.x != 0)
-    return;
-  const int *flag = (const int *)(values + 3);
-  if (skipped) {
-    out[0] = *flag ? 1.0 : 0.0;
-    return;
-  }
-  double coefficient = 1.0;
-  if (maxNorm > 0) {
-    coefficient = maxNorm / (values[2] + 1e-6);
-    coefficient = coefficient < 1.0 ? coefficient : 1.0;
-  }
-  out[0] = gradScale * coefficient;
-}
-LOOM_KERNEL_ENTRY(loom_step_norm_scalar)
