@@ -234,22 +234,6 @@ Result<ProcessResult> runProcess(const std::vector<std::string> &argv) {
   return result;
 }
 
-/// The first `count` lines of `text`, with a note of how many were left out.
-std::string firstLines(const std::string &text, int count) {
-  size_t at = 0;
-  for (int line = 0; line < count && at < text.size(); ++line) {
-    size_t end = text.find('\n', at);
-    at = end == std::string::npos ? text.size() : end + 1;
-  }
-  std::string head = text.substr(0, at);
-  if (at < text.size()) {
-    size_t more = 0;
-    for (size_t i = at; i < text.size(); ++i)
-      more += text[i] == '\n';
-    head += "... (" + std::to_string(more) + " more lines)\n";
-  }
-  return head;
-}
 
 /// The lines of /proc/cpuinfo that say which instructions -march=native
 /// picks: the first "model name" and "flags" (x86), "Features", "CPU
@@ -514,26 +498,6 @@ Status compileEntry(const Entry &entry, const std::vector<std::string> &command,
   return written;
 }
 
-/// An exclusive flock on a file, released when this goes out of scope (the
-/// descriptor is closed). flock, not fcntl locks: those belong to the
-/// process, so two threads of one process would not exclude each other.
-struct FileLock {
-  Descriptor file;
-};
-
-Status lockFile(const std::string &path, FileLock &lock) {
-  lock.file.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock.file.fd < 0)
-    return Status::error("cannot open the kernel cache's lock '" + path +
-                         "': " + errnoText() +
-                         "; set LOOM_KERNEL_CACHE to a writable directory");
-  while (::flock(lock.file.fd, LOCK_EX) != 0) {
-    if (errno != EINTR)
-      return Status::error("cannot lock '" + path + "': " + errnoText());
-  }
-  return Status::success();
-}
-
 /// hostCompilerIdentity of the resolved `command`.
 Result<std::string> identityOf(const std::vector<std::string> &command) {
   std::vector<std::string> argv = command;
@@ -637,8 +601,8 @@ compileHostModule(const std::string &source, const HostCompilerOptions &options,
     return finish(found.handle, entry);
   }
 
-  FileLock lock;
-  if (Status locked = lockFile(entry.lock, lock); !locked.ok())
+  CacheLock lock;
+  if (Status locked = lockCacheEntry(entry.lock, lock); !locked.ok())
     return locked;
   // Another process may have compiled it while this one waited, or may
   // have been between the object's rename and the checksum's.
@@ -664,6 +628,42 @@ compileHostModule(const std::string &source, const HostCompilerOptions &options,
                          "' do not load: " + found.why);
   }
   return finish(found.handle, entry);
+}
+
+CacheLock::~CacheLock() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+Status lockCacheEntry(const std::string &path, CacheLock &lock) {
+  lock.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock.fd_ < 0)
+    return Status::error("cannot open the kernel cache's lock '" + path +
+                         "': " + std::strerror(errno) +
+                         "; set LOOM_KERNEL_CACHE to a writable directory");
+  while (::flock(lock.fd_, LOCK_EX) != 0) {
+    if (errno != EINTR)
+      return Status::error("cannot lock '" + path +
+                           "': " + std::strerror(errno));
+  }
+  return Status::success();
+}
+
+/// The first `count` lines of `text`, with a note of how many were left out.
+std::string firstLines(const std::string &text, int count) {
+  size_t at = 0;
+  for (int line = 0; line < count && at < text.size(); ++line) {
+    size_t end = text.find('\n', at);
+    at = end == std::string::npos ? text.size() : end + 1;
+  }
+  std::string head = text.substr(0, at);
+  if (at < text.size()) {
+    size_t more = 0;
+    for (size_t i = at; i < text.size(); ++i)
+      more += text[i] == '\n';
+    head += "... (" + std::to_string(more) + " more lines)\n";
+  }
+  return head;
 }
 
 } // namespace cpu

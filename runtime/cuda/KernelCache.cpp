@@ -54,22 +54,6 @@ void addField(Sha256 &hash, const std::string &name, const std::string &value) {
   hash.update(value);
 }
 
-/// The first `count` lines of `text`, with a note of how many were left out.
-std::string firstLines(const std::string &text, int count) {
-  size_t at = 0;
-  for (int line = 0; line < count && at < text.size(); ++line) {
-    size_t end = text.find('\n', at);
-    at = end == std::string::npos ? text.size() : end + 1;
-  }
-  std::string head = text.substr(0, at);
-  if (at < text.size()) {
-    size_t more = 0;
-    for (size_t i = at; i < text.size(); ++i)
-      more += text[i] == '\n';
-    head += "... (" + std::to_string(more + 1) + " more lines)";
-  }
-  return head;
-}
 
 struct Entry {
   std::string source, cubin, checksum, lock;
@@ -135,34 +119,6 @@ Status writeText(const std::string &path, const std::string &text) {
                              std::vector<uint8_t>(text.begin(), text.end()));
 }
 
-/// An exclusive flock, released when this goes out of scope. flock, not
-/// fcntl locks: those belong to the process, so two threads of one process
-/// (two ranks) would not exclude each other.
-struct FileLock {
-  int fd = -1;
-  FileLock() = default;
-  FileLock(const FileLock &) = delete;
-  FileLock &operator=(const FileLock &) = delete;
-  ~FileLock() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
-
-Status lockFile(const std::string &path, FileLock &lock) {
-  lock.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock.fd < 0)
-    return Status::error("cannot open the kernel cache's lock '" + path +
-                         "': " + std::strerror(errno) +
-                         "; set LOOM_KERNEL_CACHE to a writable directory");
-  while (::flock(lock.fd, LOCK_EX) != 0) {
-    if (errno != EINTR)
-      return Status::error("cannot lock '" + path +
-                           "': " + std::strerror(errno));
-  }
-  return Status::success();
-}
-
 Result<std::string> compile(const std::string &source, const std::string &name,
                             int sm, const std::vector<std::string> &options,
                             KernelCacheReport &report) {
@@ -176,7 +132,7 @@ Result<std::string> compile(const std::string &source, const std::string &name,
   if (!result.ok)
     return Status::error("NVRTC cannot compile " + name + " for sm_" +
                          std::to_string(sm) + ":\n" +
-                         firstLines(result.log, kDiagnosticLines));
+                         cpu::firstLines(result.log, kDiagnosticLines));
   report.log = result.log;
   return std::move(result.image);
 }
@@ -235,8 +191,8 @@ Result<std::string> compileCached(const std::string &source,
     return finish(std::move(found.cubin));
   }
 
-  FileLock lock;
-  if (Status locked = lockFile(entry.lock, lock); !locked.ok())
+  cpu::CacheLock lock;
+  if (Status locked = cpu::lockCacheEntry(entry.lock, lock); !locked.ok())
     return finish(locked);
   // Another process may have compiled it while this one waited.
   found = lookUp(entry);

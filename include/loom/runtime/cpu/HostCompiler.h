@@ -104,6 +104,29 @@ Result<std::shared_ptr<HostModule>>
 compileHostModule(const std::string &source, const HostCompilerOptions &options,
                   HostCompileReport *report);
 
+//===--- Shared with the CUDA backend's cubin cache ----------------------===//
+
+/// An exclusive flock on a cache entry's lock file, held while this lives.
+/// flock, not fcntl locks: those belong to the process, so two threads of
+/// one process (two ranks) would not exclude each other.
+class CacheLock {
+public:
+  CacheLock() = default;
+  CacheLock(const CacheLock &) = delete;
+  CacheLock &operator=(const CacheLock &) = delete;
+  ~CacheLock();
+
+private:
+  friend Status lockCacheEntry(const std::string &path, CacheLock &lock);
+  int fd_ = -1;
+};
+/// Takes the lock at `path` (created when missing), waiting for it.
+Status lockCacheEntry(const std::string &path, CacheLock &lock);
+
+/// The first `count` lines of `text`, with a note of how many were left
+/// out (a compiler's diagnostics in an error message).
+std::string firstLines(const std::string &text, int count);
+
 } // namespace cpu
 } // namespace runtime
 } // namespace loom
