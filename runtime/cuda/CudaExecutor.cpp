@@ -191,7 +191,7 @@ private:
   SlotBlock slots[2]; // microbatch, optimizer
   int preparing = 0;
   std::vector<Work> microbatch, optimizer;
-  bool microbatchGraphable = false, optimizerGraphable = false;
+  bool microbatchGraphable = false;
   int microbatchGraph = -1;
   int64_t microbatchRuns = 0, graphCaptures = 0, graphReplays = 0;
   /// The host's copy of the norm set by setGradNorm, uploaded with the
@@ -230,8 +230,8 @@ CudaExecutor::create(const char *backendName, std::unique_ptr<Device> device,
       !s.ok())
     return s;
   ex->preparing = 1;
-  if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer,
-                             ex->optimizerGraphable);
+  bool unused; // the optimizer program is never captured
+  if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer, unused);
       !s.ok())
     return s;
   if (!ex->rank.cudaGraphs || !ex->dev->supportsGraphs())

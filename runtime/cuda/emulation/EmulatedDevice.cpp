@@ -192,7 +192,6 @@ private:
   std::vector<std::vector<std::function<Status()>>> graphs;
   std::shared_ptr<cpu::HostModule> planModule;
   EmuLaunchFn planLaunch = nullptr;
-  std::vector<std::string> planEntries;
 };
 
 Status EmulatedDevice::run(const Launch &l) {
@@ -293,7 +292,6 @@ Status EmulatedDevice::loadPlanKernels(const std::string &cudaSource,
                report.seconds);
   planModule = *module;
   planLaunch = launch;
-  planEntries = entries;
   return Status::success();
 }
 

@@ -20,6 +20,27 @@
 //
 //===----------------------------------------------------------------------===//
 
+/// Row r's mean (layernorm; 0 for rmsnorm) and 1 / sqrt(mean((x - mean)^2)
+/// + eps), as the CPU's kernels compute them; every thread of the block
+/// gets both (block reductions: every thread must call it).
+LOOM_LIB void loom_norm_row_stats(const float *xr, long long cols, bool layer,
+                                  float eps, float *shared, float &mean,
+                                  float &rstd) {
+  mean = 0.0f;
+  if (layer) {
+    float s = 0.0f;
+    for (long long j = threadIdx.x; j < cols; j += blockDim.x)
+      s += xr[j];
+    mean = loom_lib_block_sum(s, shared) / float(cols);
+  }
+  float sq = 0.0f;
+  for (long long j = threadIdx.x; j < cols; j += blockDim.x) {
+    float c = xr[j] - mean;
+    sq += c * c;
+  }
+  rstd = 1.0f / sqrtf(loom_lib_block_sum(sq, shared) / float(cols) + eps);
+}
+
 /// layernorm (bias not null) or rmsnorm (bias null) of each row of `cols`:
 /// y = (x - mean) · rstd · weight + bias, or x · rstd · weight. Needs
 /// blockDim.x a multiple of 32.
@@ -30,20 +51,8 @@ loom_norm_forward(const float *x, const float *weight, const float *bias,
   for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
-    float mean = 0.0f;
-    if (bias) {
-      float s = 0.0f;
-      for (long long j = threadIdx.x; j < cols; j += blockDim.x)
-        s += xr[j];
-      mean = loom_lib_block_sum(s, shared) / float(cols);
-    }
-    float sq = 0.0f;
-    for (long long j = threadIdx.x; j < cols; j += blockDim.x) {
-      float c = xr[j] - mean;
-      sq += c * c;
-    }
-    float rstd =
-        1.0f / sqrtf(loom_lib_block_sum(sq, shared) / float(cols) + eps);
+    float mean, rstd;
+    loom_norm_row_stats(xr, cols, bias != nullptr, eps, shared, mean, rstd);
     for (long long j = threadIdx.x; j < cols; j += blockDim.x)
       yr[j] = bias ? (xr[j] - mean) * rstd * weight[j] + bias[j]
                    : xr[j] * rstd * weight[j];
@@ -62,20 +71,8 @@ loom_norm_backward_stats(const float *x, const float *weight, const float *dy,
   __shared__ float shared[32];
   for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + r * cols, *dyr = dy + r * cols;
-    float mean = 0.0f;
-    if (layer) {
-      float s = 0.0f;
-      for (long long j = threadIdx.x; j < cols; j += blockDim.x)
-        s += xr[j];
-      mean = loom_lib_block_sum(s, shared) / float(cols);
-    }
-    float sq = 0.0f;
-    for (long long j = threadIdx.x; j < cols; j += blockDim.x) {
-      float c = xr[j] - mean;
-      sq += c * c;
-    }
-    float rstd =
-        1.0f / sqrtf(loom_lib_block_sum(sq, shared) / float(cols) + eps);
+    float mean, rstd;
+    loom_norm_row_stats(xr, cols, layer != 0, eps, shared, mean, rstd);
     float g = 0.0f, gx = 0.0f;
     for (long long j = threadIdx.x; j < cols; j += blockDim.x) {
       float gj = dyr[j] * weight[j];
