@@ -105,9 +105,68 @@ public:
                       CommDType dtype, int64_t tag,
                       const std::string &what) = 0;
   /// Marks the whole job failed: every rank blocked in (or later entering) a
-  /// collective returns an error naming this rank and `why`.
+  /// collective returns an error naming this rank and `why`. (A process
+  /// communicator fails this process's calls; the job's watchdog tells the
+  /// other processes: loom/runtime/Job.h.) Safe from any thread.
   virtual void abort(const std::string &why) = 0;
+
+  /// World-level, among every rank of the job (for the session's whole
+  /// state tensors, where a block may live on any rank): rank 0 receives
+  /// every rank's `mine` (of any size, in rank order) in `*atRoot`; the
+  /// other ranks' `atRoot` is left empty. Every rank must call it.
+  virtual Status gatherToRoot(const std::vector<uint8_t> &mine,
+                              std::vector<std::vector<uint8_t>> *atRoot,
+                              const std::string &what);
+  /// World-level: every rank leaves with rank 0's `bytes` (any size).
+  virtual Status broadcastFromRoot(std::vector<uint8_t> &bytes,
+                                   const std::string &what);
 };
+
+/// What a process communicator (mpi, gloo, nccl) tells the job's watchdog
+/// and asks of it (loom/runtime/Job.h). The communicator names what it is
+/// in, so that if this rank hangs or dies there the others can say so; and
+/// while waiting it asks whether the job has failed elsewhere, and who is
+/// late, so that a timeout names the rank that caused it.
+class CommMonitor {
+public:
+  virtual ~CommMonitor() = default;
+  /// The collective or send this rank is entering ("all_reduce 'bucket 0
+  /// (dp)' #12 of the dp group"), until left().
+  virtual void entering(const std::string &what) = 0;
+  virtual void left() = 0;
+  /// Empty while the job is healthy; else why it failed ("rank 3 (dp=1,
+  /// tp=1) exited (killed by signal 9) while in send 'activation'").
+  virtual std::string failure() = 0;
+  /// For a timeout's message: what the watchdog knows of `ranks` (world
+  /// ranks a collective waits for), e.g. "rank 3 (...) not heard from for
+  /// 12 s, last in 'send ...'"; empty when it knows nothing.
+  virtual std::string explainLate(const std::vector<int64_t> &ranks) = 0;
+};
+
+/// How a process communicator behaves: its timeout (as the local one's; a
+/// non-positive one waits forever) and the job's watchdog (may be null).
+struct ProcessCommOptions {
+  double timeoutSeconds = 300;
+  CommMonitor *monitor = nullptr;
+};
+
+/// The `mpi` communicator (Open MPI): one rank per process, started by
+/// mpirun (or srun with PMIx). `rank` must be MPI_COMM_WORLD's rank and the
+/// world's size the mesh's. Call after initializeMpi(). Sums run in group
+/// order (an all-to-all, then every member's block summed in group order,
+/// then an all-gather), so results are bit-identical to the local
+/// communicator's. Null when this build has no MPI (mpiAvailable()).
+Result<std::unique_ptr<Communicator>>
+createMpiCommunicator(const MeshShape &mesh, int64_t rank,
+                      const ProcessCommOptions &options);
+/// Whether this build has the mpi communicator.
+bool mpiAvailable();
+/// MPI_Init_thread (once per process; MPI_THREAD_MULTIPLE), and the world's
+/// rank and size. finalizeMpi() at a normal exit; abortMpi() on failure
+/// (every process of the job is killed).
+Status initializeMpi(int64_t *rank, int64_t *size);
+void finalizeMpi();
+[[noreturn]] void abortMpi(int code);
 
 /// The `local` communicator: every rank of `mesh` is a thread of this
 /// process. Create one LocalCommunicatorGroup per job; hand rank r the
