@@ -125,6 +125,22 @@ std::vector<int64_t> MeshShape::groupMembers(int64_t rank, int axis) const {
   return members;
 }
 
+// A session of thread ranks reads every rank's blocks itself: only the
+// process communicators implement the world-level calls.
+Status Communicator::gatherToRoot(const std::vector<uint8_t> &,
+                                  std::vector<std::vector<uint8_t>> *,
+                                  const std::string &what) {
+  return Status::error("gather '" + what + "': this communicator has no "
+                       "world-level gather (a session of thread ranks reads "
+                       "their blocks directly)");
+}
+
+Status Communicator::broadcastFromRoot(std::vector<uint8_t> &,
+                                       const std::string &what) {
+  return Status::error("broadcast '" + what + "': this communicator has no "
+                       "world-level broadcast");
+}
+
 size_t commDTypeSize(CommDType dtype) {
   return dtype == CommDType::F32 ? sizeof(float) : sizeof(double);
 }
