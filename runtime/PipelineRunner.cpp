@@ -31,7 +31,7 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   int64_t dp = mesh_.sizes[size_t(dpAxis)], d = rank.coords[size_t(dpAxis)];
   int64_t stage = rank.coords[size_t(ppAxis)];
   int64_t chunks = int64_t(p.chunks.size());
-  Communicator &comm = comm_->forRank(mesh_.rankOf(rank.coords));
+  Communicator &comm = *rank.comm;
   int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
   size_t inputBytes = size_t(perMicrobatch) * sizeof(int32_t);
   auto partOf = [&](int64_t chunk) -> Part & {

@@ -82,8 +82,18 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
   for (size_t a = 0; a < p.mesh.size(); ++a)
     meshText += (a ? "," : "") + p.mesh[a]->name + "=" +
                 std::to_string(p.mesh[a]->size);
-  // Every rank is a thread of this process, with its own arenas.
-  if (numRanks > kMaxLocalRanks)
+  Communicator *processComm = options.processComm;
+  if (processComm) {
+    const MeshShape &given = processComm->mesh();
+    if (given.names != s->mesh_.names || given.sizes != s->mesh_.sizes)
+      return Status::error("the plan '" + planPath + "' is for a mesh of " +
+                           std::to_string(numRanks) + " ranks (" + meshText +
+                           "); the job's communicator has another mesh (" +
+                           std::to_string(given.numRanks()) + " ranks)");
+  }
+  // Every rank is a thread of this process, with its own arenas (or, in a
+  // multi-process job, this process runs one).
+  if (!processComm && numRanks > kMaxLocalRanks)
     return Status::error(
         "the plan '" + planPath + "' is for a mesh of " +
         std::to_string(numRanks) + " ranks (" + meshText + "); a session "
@@ -144,17 +154,23 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
         "given): need lr > 0 (" + std::to_string(lr) + "), 0 <= min-lr <= lr (" +
         std::to_string(minLr) + "), adam-eps > 0, betas in [0, 1), "
         "weight-decay and clip-grad >= 0");
-  if (numRanks > 1)
+  if (numRanks > 1 && !processComm)
     s->comm_ = std::make_unique<LocalCommunicatorGroup>(
         s->mesh_, options.collectiveTimeoutSeconds);
   int ppAxis = s->mesh_.axisIndex("pp");
   int64_t stages = ppAxis >= 0 ? s->mesh_.sizes[size_t(ppAxis)] : 1;
-  for (int64_t r = 0; r < numRanks; ++r) {
+  int64_t firstRank = processComm ? processComm->rank() : 0;
+  int64_t endRank = processComm ? firstRank + 1 : numRanks;
+  for (int64_t r = firstRank; r < endRank; ++r) {
     Rank rank;
+    rank.id = r;
+    rank.comm = processComm ? processComm
+                : s->comm_  ? &s->comm_->forRank(r)
+                            : nullptr;
     rank.coords = s->mesh_.coordinates(r);
     RankContext context;
     context.coords = rank.coords;
-    context.comm = s->comm_ ? &s->comm_->forRank(r) : nullptr;
+    context.comm = rank.comm;
     context.generatedKernels = options.generatedKernels;
     context.device = options.device;
     context.cudaGraphs = options.cudaGraphs;
@@ -279,7 +295,8 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
       tracer ? "step " + std::to_string(state.step) : std::string();
   // A rank's step, as one slice on its track when the step is traced.
   auto runOne = [&](size_t r) {
-    TraceScope scope(tracer, Tracer::rankTrack(int64_t(r)), stepName, "step");
+    TraceScope scope(tracer, Tracer::rankTrack(ranks_[r].id), stepName,
+                     "step");
     if (scope)
       scope.args().add("step", state.step);
     return pipelined ? runPipelineRank(ranks_[r], tokens, labels, state)
@@ -287,6 +304,10 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
   };
   if (ranks_.size() == 1) {
     results[0] = runOne(0);
+    // One rank of a job: say which (the other processes print theirs).
+    if (!results[0].ok() && processComm())
+      results[0] = Status::error(mesh_.describe(ranks_[0].id) + ": " +
+                                 results[0].message());
   } else {
     // Every rank a thread; the first to fail aborts the others' collectives.
     std::mutex mutex;
@@ -296,7 +317,7 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
       std::lock_guard<std::mutex> lock(mutex);
       if (!failed) {
         failed = true;
-        comm_->forRank(int64_t(r)).abort(s.message());
+        ranks_[r].comm->abort(s.message());
         results[r] = s;
       }
     };
@@ -308,14 +329,14 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
 #endif
         Status s = runOne(r);
         if (!s.ok())
-          fail(r, Status::error(mesh_.describe(int64_t(r)) + ": " +
+          fail(r, Status::error(mesh_.describe(ranks_[r].id) + ": " +
                                 s.message()));
       });
     } catch (const std::system_error &e) {
       // Out of threads: the ranks already started are stopped, not left
       // waiting for this one.
       fail(r, Status::error("cannot start a thread for " +
-                            mesh_.describe(int64_t(r)) + ": " + e.what()));
+                            mesh_.describe(ranks_[r].id) + ": " + e.what()));
       break;
     }
     for (std::thread &t : threads)
@@ -325,7 +346,7 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
     if (!s.ok()) {
       (void)zeroGradients(); // nothing of a failed step may leak into the next
       // The ranks' collectives gave up mid-step: the job cannot go on.
-      if (comm_)
+      if (comm_ || processComm())
         broken_ = s.message();
       return s;
     }
@@ -413,8 +434,7 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
   if (lossScope)
     lossScope.args().add("what", "the step's loss").add("step", state.step);
   if (dp > 1)
-    if (Status s = comm_->forRank(mesh_.rankOf(rank.coords))
-                       .allReduce(dpAxis, &lossSum, &lossSum, 1,
+    if (Status s = rank.comm->allReduce(dpAxis, &lossSum, &lossSum, 1,
                                   CommDType::F64, ReduceKind::Sum,
                                   "the step's loss");
         !s.ok())

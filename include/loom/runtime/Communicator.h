@@ -167,6 +167,9 @@ bool mpiAvailable();
 Status initializeMpi(int64_t *rank, int64_t *size);
 void finalizeMpi();
 [[noreturn]] void abortMpi(int code);
+/// MPI_Bcast over MPI_COMM_WORLD from rank 0 (an address, NCCL's unique
+/// id): every rank returns rank 0's `valueAtRoot`.
+Result<std::string> mpiBroadcastFromRank0(const std::string &valueAtRoot);
 
 /// The `local` communicator: every rank of `mesh` is a thread of this
 /// process. Create one LocalCommunicatorGroup per job; hand rank r the
