@@ -30,11 +30,22 @@ void CommThread::loop() {
       return; // stopping, and everything handed over has run
     std::pair<size_t, Work> job = std::move(queue_.front());
     queue_.pop_front();
+    if (!failure_.empty()) {
+      // The ranks are out of step: the later collectives would only wait
+      // out their timeouts one after another.
+      finished_[job.first] = Status::error(
+          "not run: an earlier overlapped collective failed (" + failure_ +
+          ")");
+      cv_.notify_all();
+      continue;
+    }
     running_ = 1;
     lock.unlock();
     Status s = job.second();
     lock.lock();
     running_ = 0;
+    if (!s.ok())
+      failure_ = s.message();
     finished_[job.first] = std::move(s);
     cv_.notify_all();
   }
@@ -78,6 +89,7 @@ void CommThread::forget() {
   cv_.wait(lock, [&] { return queue_.empty() && !running_; });
   finished_.clear();
   handedOver_.clear();
+  failure_.clear();
 }
 
 } // namespace cpu

@@ -5,6 +5,8 @@
 // with the backward) in the order it was handed over: every rank hands over
 // the same buckets in the same order, so the ranks' collectives on the
 // thread pair up. Each piece of work has an id; wait(id) returns its status.
+// After a failure the rest of the queue is not run (each reports why) until
+// forget(): the ranks are out of step.
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace loom {
@@ -59,6 +62,7 @@ private:
   std::map<size_t, Status> finished_;
   std::map<size_t, bool> handedOver_;
   size_t running_ = 0; // 1 while a job runs outside the lock
+  std::string failure_; // the first failed job's message, until forget()
   bool stopping_ = false;
   std::thread thread_;
 };
