@@ -309,7 +309,7 @@ TEST_F(GradientOverlapTest, AFailedOverlappedAllReduceFailsTheStepAsInline) {
   EXPECT_NE(off.find("not arrived: rank 1 (dp=1"), std::string::npos) << off;
   EXPECT_EQ(on, off);
   // Not one timeout per bucket: the queue stops at the first failure.
-  EXPECT_LT(onSeconds, 3);
+  EXPECT_LT(onSeconds, 1.5) << "off: " << offSeconds << " s";
 
   // Aborted while the communication thread waits (no timeout): the step
   // fails with the abort, and the executor goes without hanging.
