@@ -33,9 +33,9 @@ void CommThread::loop() {
     if (!failure_.empty()) {
       // The ranks are out of step: the later collectives would only wait
       // out their timeouts one after another.
-      finished_[job.first] = Status::error(
-          "not run: an earlier overlapped collective failed (" + failure_ +
-          ")");
+      finished_[job.first] =
+          Status::error("not run: an earlier overlapped collective failed (" +
+                        failure_ + ")");
       cv_.notify_all();
       continue;
     }
