@@ -73,9 +73,12 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
     return Status::error("the plan '" + planPath + "' has a bad mesh: " +
                          m.message());
   int64_t numRanks = s->mesh_.numRanks();
-  if (tracer && numRanks <= kMaxLocalRanks) {
+  if (tracer && (options.processComm || numRanks <= kMaxLocalRanks)) {
     tracer->nameTrack(Tracer::kHostTrack, "host");
-    for (int64_t r = 0; r < numRanks; ++r)
+    // A job's process traces its own rank.
+    int64_t first = options.processComm ? options.processComm->rank() : 0;
+    int64_t end = options.processComm ? first + 1 : numRanks;
+    for (int64_t r = first; r < end; ++r)
       tracer->nameTrack(Tracer::rankTrack(r), s->mesh_.describe(r));
   }
   std::string meshText;
@@ -159,8 +162,24 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
         s->mesh_, options.collectiveTimeoutSeconds);
   int ppAxis = s->mesh_.axisIndex("pp");
   int64_t stages = ppAxis >= 0 ? s->mesh_.sizes[size_t(ppAxis)] : 1;
+  // A parameter tied across pipeline chunks has its gradient summed by the
+  // pipeline runner after the schedule: its bucket is not overlapped.
+  std::map<std::string, int> holders;
+  for (const plan::PlanT *piece : pieces)
+    for (const auto &param : piece->parameters)
+      ++holders[param->name];
+  // One communication thread per executor, each issuing dp collectives in
+  // its own order: a stage with more than one chunk (interleaved) would
+  // have two threads racing on the dp axis, so its ranks do not overlap.
+  bool overlap = options.overlapGradReduce &&
+                 (p.chunks.empty() || int64_t(p.chunks.size()) == stages);
+  int dpAxis = s->mesh_.axisIndex("dp");
   int64_t firstRank = processComm ? processComm->rank() : 0;
   int64_t endRank = processComm ? firstRank + 1 : numRanks;
+  if (tracer && overlap && dpAxis >= 0 && s->mesh_.sizes[size_t(dpAxis)] > 1 &&
+      endRank - firstRank <= kMaxLocalRanks)
+    for (int64_t r = firstRank; r < endRank; ++r)
+      tracer->nameTrack(Tracer::commTrack(r), s->mesh_.describe(r) + " comm");
   for (int64_t r = firstRank; r < endRank; ++r) {
     Rank rank;
     rank.id = r;
@@ -176,6 +195,8 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
     context.cudaGraphs = options.cudaGraphs;
     context.tracer = tracer;
     context.traceTrack = Tracer::rankTrack(r);
+    context.overlapGradReduce = overlap;
+    context.commTraceTrack = Tracer::commTrack(r);
     int64_t stage = ppAxis >= 0 ? rank.coords[size_t(ppAxis)] : 0;
     for (const plan::PlanT *piece : pieces) {
       if (!p.chunks.empty() && piece->chunk_index % stages != stage)
@@ -193,6 +214,10 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
       for (size_t k = 0; k < opt.size(); ++k)
         if (opt[k]->op == "grad_norm")
           part.normEnd = k + 1;
+      context.writtenAfterMicrobatches.clear();
+      for (const auto &param : piece->parameters)
+        if (holders[param->name] > 1)
+          context.writtenAfterMicrobatches.push_back(param->grad);
       Result<std::unique_ptr<Executor>> executor = [&] {
         TraceScope scope(tracer, context.traceTrack, "create executor", "load");
         if (scope) {
@@ -403,6 +428,7 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
     int64_t global = mb * dp + d;
     std::string at = ", microbatch " + std::to_string(global);
     state.microbatch = global;
+    state.lastMicrobatch = mb == p.num_microbatches - 1;
     TraceScope scope(tracer, track, "microbatch", "microbatch");
     if (scope)
       scope.args().add("microbatch", global).add("step", state.step);

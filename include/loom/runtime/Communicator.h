@@ -69,6 +69,12 @@ const char *commDTypeName(CommDType dtype);
 /// their coordinate on `axis` (group index). Every rank of a group must call
 /// the same collectives in the same order. `what` is a short label for
 /// errors (e.g. "all_reduce layers.0.attention (tp)").
+///
+/// Threads: calls on different axes may come from different threads (the
+/// CPU executor reduces dp gradient buckets on a communication thread while
+/// its own thread runs the tp collectives and pp sends), one thread per
+/// axis at a time; the order of the calls on an axis is what pairs them up
+/// across ranks. abort() may come from any thread.
 class Communicator {
 public:
   virtual ~Communicator() = default;
@@ -173,7 +179,7 @@ Result<std::string> mpiBroadcastFromRank0(const std::string &valueAtRoot);
 
 /// The `local` communicator: every rank of `mesh` is a thread of this
 /// process. Create one LocalCommunicatorGroup per job; hand rank r the
-/// handle forRank(r) (each handle is used by one thread at a time).
+/// handle forRank(r) (used by one thread per mesh axis at a time).
 ///
 /// A collective that waits longer than `timeoutSeconds` for the group's
 /// other members returns an error that names the waiting rank (with

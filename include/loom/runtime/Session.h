@@ -58,6 +58,10 @@ struct SessionOptions {
   int device = 0;
   /// CUDA graphs for the microbatch program (loom-run --no-cuda-graph).
   bool cudaGraphs = true;
+  /// Overlap the dp gradient buckets' all-reduces with the last
+  /// microbatch's backward (the cpu backend; the same bits either way;
+  /// loom-run --no-overlap-grad-reduce).
+  bool overlapGradReduce = true;
   uint64_t seed = 1234;
   std::optional<double> lr, minLr, weightDecay, clipGrad, beta1, beta2, eps;
   std::optional<int64_t> warmupSteps, decaySteps;
