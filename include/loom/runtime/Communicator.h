@@ -29,6 +29,10 @@
 namespace loom {
 namespace runtime {
 
+/// Collectives on device buffers, enqueued on a GPU stream (the nccl
+/// communicator's; loom/runtime/cuda/DeviceCollectives.h).
+class DeviceCollectives;
+
 /// The device mesh: named axes with sizes, e.g. {"dp",2},{"pp",1},{"tp",2}.
 /// Ranks are numbered row-major over the axes in order (the LAST axis varies
 /// fastest, so tp ranks are adjacent as in Megatron).
@@ -126,6 +130,11 @@ public:
   /// World-level: every rank leaves with rank 0's `bytes` (any size).
   virtual Status broadcastFromRoot(std::vector<uint8_t> &bytes,
                                    const std::string &what);
+
+  /// The same collectives on device buffers, for a device backend to
+  /// enqueue on its own stream instead of staging through the host; null
+  /// (the default) when this communicator moves host memory only.
+  virtual DeviceCollectives *deviceCollectives() { return nullptr; }
 };
 
 /// What a process communicator (mpi, gloo, nccl) tells the job's watchdog
