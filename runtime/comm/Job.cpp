@@ -196,18 +196,12 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
     }
     return job->store_->get(key, connectTimeout);
   };
-  (void)broadcastFromRank0;
   Result<std::unique_ptr<Communicator>> created =
       comm == "mpi" ? createMpiCommunicator(mesh, env.rank, co)
       : comm == "gloo"
           ? createGlooCommunicator(mesh, env.rank, *job->store_, co)
-#if LOOM_JOB_HAS_NCCL
-          : createNcclCommunicator(mesh, env.rank, int(env.localRank),
+          : cuda::createNcclCommunicator(mesh, env.rank, int(env.localRank),
                                    broadcastFromRank0, co);
-#else
-          : Result<std::unique_ptr<Communicator>>(
-                Status::error("the nccl communicator is not in this build"));
-#endif
   if (!created.ok()) {
     std::string why = created.message().rfind(self, 0) == 0
                           ? created.message()
