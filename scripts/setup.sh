@@ -17,6 +17,9 @@ packages=(
   libopenmpi-dev openmpi-bin
   # OpenBLAS built with OpenMP: one thread pool with the CPU backend's loops
   libopenblas-openmp-dev
+  # Gloo (PyTorch's CPU collectives): the gloo communicator, one rank per
+  # process over TCP (optional: without it --comm gloo says to install it)
+  libgloo-dev
   # the plan bundle's format (FlatBuffers: flatc and the header-only library)
   flatbuffers-compiler libflatbuffers-dev
   # the fuzz target: clang with libFuzzer and the sanitizer runtimes
