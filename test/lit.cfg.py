@@ -39,3 +39,7 @@ if shutil.which("nvidia-smi") and subprocess.run(
 
 config.environment["LOOM_KERNEL_CACHE"] = os.path.join(
     config.loom_obj_root, "kernel-cache")
+
+# Open MPI's launcher, for the multi-process tests (test/distributed).
+if shutil.which("mpirun"):
+    config.available_features.add("mpirun")

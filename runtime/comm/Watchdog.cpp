@@ -66,9 +66,11 @@ std::string Watchdog::explainLate(const std::vector<int64_t> &ranks) {
           line += " has exited (lost), last in '" + s.doing + "'";
         else if (s.finished)
           line += " has finished";
+        else if (s.silentSeconds > 3 * std::chrono::duration<double>(kBeat).count())
+          line += " has not been heard from for " + seconds(s.silentSeconds) +
+                  " s (stopped or hung), last in '" + s.doing + "'";
         else
-          line += " is in '" + s.doing + "' (heard from " +
-                  seconds(s.silentSeconds) + " s ago)";
+          line += " is alive, in '" + s.doing + "'";
         text += (text.empty() ? "" : "; ") + line;
       }
   return text;

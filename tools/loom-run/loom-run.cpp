@@ -83,6 +83,11 @@ the checkpoints; every rank's errors start with its rank.
                        (default 0; under a launcher, the local rank)
   --no-cuda-graph      with --backend cuda: enqueue each kernel instead of
                        replaying the microbatch program as a CUDA graph
+  --no-overlap-grad-reduce
+                       all-reduce the data-parallel gradient buckets after
+                       the last microbatch instead of during its backward
+                       (the same results; the CPU backend overlaps them by
+                       default, as Megatron's --overlap-grad-reduce)
   --no-jit             run every fusion region's reference kernels instead
                        of the plan's generated kernels (which are otherwise
                        compiled at load with the system C++ compiler and
@@ -230,7 +235,7 @@ int main(int argc, char **argv) {
       continue;
     }
     if (arg == "--no-shuffle" || arg == "--no-jit" ||
-        arg == "--no-cuda-graph") {
+        arg == "--no-cuda-graph" || arg == "--no-overlap-grad-reduce") {
       values[arg] = "1";
       continue;
     }
@@ -335,6 +340,7 @@ int main(int argc, char **argv) {
   options.generatedKernels = !values.count("--no-jit");
   options.device = int(device);
   options.cudaGraphs = !values.count("--no-cuda-graph");
+  options.overlapGradReduce = !values.count("--no-overlap-grad-reduce");
   if ((values.count("--device") || values.count("--no-cuda-graph")) &&
       options.backend.rfind("cuda", 0) != 0)
     return usageError(std::string(values.count("--device") ? "--device"

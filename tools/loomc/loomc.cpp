@@ -95,6 +95,12 @@ cl::opt<std::string> meshSpec(
     cl::desc("The device mesh, e.g. dp=2,tp=4 (axes dp, pp, tp; default: one "
              "rank). --micro-batch-size is per data-parallel rank"),
     cl::value_desc("dp=D,tp=T"), cl::init(""), cl::cat(meshCategory));
+cl::opt<double> gradBucketMb(
+    "grad-bucket-mb",
+    cl::desc("Data parallelism all-reduces gradients in buckets of about this "
+             "many MB (default 25, PyTorch DDP's; Megatron's --ddp-bucket-size). "
+             "Smaller buckets start reducing earlier in the backward"),
+    cl::value_desc("MB"), cl::init(25), cl::cat(meshCategory));
 cl::opt<bool> sequenceParallel(
     "sequence-parallel",
     cl::desc("Split the layernorm and dropout regions along the sequence "
@@ -427,6 +433,10 @@ LogicalResult checkOptions() {
   if (precision == Precision::F16 && initialLossScale < minLossScale)
     return refuse("initial-loss-scale", double(initialLossScale),
                   "a number >= --min-loss-scale");
+  // 1 KB to 1 TB: a bucket is at least a kilobyte of gradients.
+  if (!(gradBucketMb >= 1e-3 && gradBucketMb <= 1e6))
+    return refuse("grad-bucket-mb", double(gradBucketMb),
+                  "a number from 0.001 to 1e6 (MB)");
   if (lossScaleWindow < 1 || lossScaleWindow > maxSteps)
     return refuse("loss-scale-window", int64_t(lossScaleWindow),
                   "1 to 2^40 steps");
@@ -462,6 +472,7 @@ loom::PlanOptions planOptions() {
   p.initial_loss_scale = p.dynamic_loss_scaling ? double(initialLossScale) : 1;
   p.min_loss_scale = minLossScale;
   p.loss_scale_window = lossScaleWindow;
+  options.gradBucketBytes = int64_t(gradBucketMb * double(1 << 20));
   return options;
 }
 
