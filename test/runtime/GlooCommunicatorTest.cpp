@@ -298,8 +298,9 @@ TEST(GlooCommunicator, AbortFailsBlockedAndLaterCalls) {
   runGloo(mesh, 30, [&](int64_t rank, Communicator &comm) {
     std::vector<float> x(3, 1.f);
     if (rank == 0) {
-      // Never joins the all-reduce; stays connected meanwhile.
-      std::this_thread::sleep_for(std::chrono::milliseconds(800));
+      // Never joins the all-reduce; stays connected meanwhile (its leaving
+      // would end rank 1's wait too).
+      std::this_thread::sleep_for(std::chrono::milliseconds(2000));
       return;
     }
     std::thread aborter([&] {
@@ -314,7 +315,7 @@ TEST(GlooCommunicator, AbortFailsBlockedAndLaterCalls) {
     EXPECT_LT(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count(),
-        5);
+        1.5);
     EXPECT_TRUE(contains(st.message(), "rank 1 (tp=1): 'loss (tp)' "
                                        "(all_reduce of 3 x f32, sum)"))
         << st.message();
@@ -363,9 +364,10 @@ TEST(GlooCommunicator, TheMonitorIsToldAndItsFailureEndsAWait) {
                                        ReduceKind::Sum, "first")
                             .ok());
             if (rank == 0) {
-              std::this_thread::sleep_for(std::chrono::milliseconds(800));
+              std::this_thread::sleep_for(std::chrono::milliseconds(2000));
               return;
             }
+            auto start = std::chrono::steady_clock::now();
             std::thread fails([&] {
               std::this_thread::sleep_for(std::chrono::milliseconds(200));
               std::lock_guard<std::mutex> lock(m1.mu);
@@ -375,6 +377,10 @@ TEST(GlooCommunicator, TheMonitorIsToldAndItsFailureEndsAWait) {
                                        ReduceKind::Sum, "second");
             fails.join();
             ASSERT_FALSE(st.ok());
+            EXPECT_LT(std::chrono::duration<double>(
+                          std::chrono::steady_clock::now() - start)
+                          .count(),
+                      1.5);
             EXPECT_TRUE(contains(
                 st.message(), "failed: rank 0 (tp=0) exited (killed by signal "
                               "9)"))
@@ -393,13 +399,18 @@ TEST(GlooCommunicator, ATimeoutAsksTheMonitorWhoIsLate) {
   runGloo(mesh, 0.3,
           [&](int64_t rank, Communicator &comm) {
             if (rank == 0) {
-              std::this_thread::sleep_for(std::chrono::milliseconds(800));
+              std::this_thread::sleep_for(std::chrono::milliseconds(1500));
               return;
             }
             std::vector<float> x(2, 1.f);
+            auto start = std::chrono::steady_clock::now();
             Status st = comm.allGather(0, x.data(), x.data(), 1, 1,
                                        CommDType::F32, "w");
             ASSERT_FALSE(st.ok());
+            EXPECT_LT(std::chrono::duration<double>(
+                          std::chrono::steady_clock::now() - start)
+                          .count(),
+                      1);
             EXPECT_TRUE(contains(
                 st.message(), "not known to have arrived: rank 0 (tp=0) (rank "
                               "0 last in 'forward')"))
