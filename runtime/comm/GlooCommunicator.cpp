@@ -682,9 +682,17 @@ private:
     for (int64_t m : g.members)
       if (m != rank_)
         others.push_back(m);
-    // Two exchanges per collective at most: slots seq*2 and seq*2+1.
-    uint64_t slot =
-        kCollectiveSlot | ((uint64_t(seq) << 1) & ((1ull << 56) - 1));
+    // Two exchanges per collective at most: slots seq*2 and seq*2+1. A
+    // member calling another kind or size of collective here must not
+    // match: gloo's transport aborts the process on a message longer than
+    // the receive (an exception in its event loop). So the slot carries a
+    // hash of the call's shape (the signature after its label, which may
+    // differ between members), and a mismatch times out instead.
+    uint64_t shape = 1469598103934665603ull; // FNV-1a
+    for (char c : sig.substr(what.size() + 3))
+      shape = (shape ^ uint8_t(c)) * 1099511628211ull;
+    uint64_t slot = kCollectiveSlot | ((shape & 0xffffff) << 32) |
+                    ((uint64_t(seq) << 1) & 0xffffffffull);
     return guarded(g,
                    std::string(kind) + " '" + what + "' #" +
                        std::to_string(seq) + " of the " + g.name + " group",

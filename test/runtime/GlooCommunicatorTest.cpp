@@ -273,6 +273,30 @@ TEST(GlooCommunicator, ARankThatNeverCallsTimesTheOthersOut) {
   });
 }
 
+TEST(GlooCommunicator, MismatchedCollectivesTimeOutInsteadOfCrashing) {
+  SKIP_WITHOUT_GLOO();
+  // Gloo's transport would terminate the process on a message longer than
+  // its receive: different sizes must never be matched.
+  MeshShape mesh{{"tp"}, {2}};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  runGloo(mesh, 0.3, [&](int64_t rank, Communicator &comm) {
+    std::vector<float> x(8, 1.f);
+    Status st = comm.allReduce(0, x.data(), x.data(), rank == 0 ? 4 : 6,
+                               CommDType::F32, ReduceKind::Sum, "m");
+    std::lock_guard<std::mutex> lock(mu);
+    errors.push_back(st.ok() ? "" : st.message());
+  });
+  ASSERT_EQ(errors.size(), 2u);
+  // The first to time out closes the group: the other may see that first.
+  int timedOut = 0;
+  for (const std::string &e : errors) {
+    EXPECT_FALSE(e.empty());
+    timedOut += contains(e, "timed out after 0.3 s in 'm'");
+  }
+  EXPECT_GE(timedOut, 1) << errors[0] << "\n" << errors[1];
+}
+
 TEST(GlooCommunicator, ARecvTimesOutNamingTheSender) {
   SKIP_WITHOUT_GLOO();
   MeshShape mesh{{"pp"}, {2}};
