@@ -31,7 +31,7 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   int64_t dp = mesh_.sizes[size_t(dpAxis)], d = rank.coords[size_t(dpAxis)];
   int64_t stage = rank.coords[size_t(ppAxis)];
   int64_t chunks = int64_t(p.chunks.size());
-  Communicator &comm = comm_->forRank(mesh_.rankOf(rank.coords));
+  Communicator &comm = *rank.comm;
   int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
   size_t inputBytes = size_t(perMicrobatch) * sizeof(int32_t);
   auto partOf = [&](int64_t chunk) -> Part & {
@@ -70,13 +70,21 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   for (Part &part : rank.parts)
     part.executor->beginStep();
   std::map<std::pair<int64_t, int64_t>, std::vector<uint8_t>> stash;
-  for (const auto &step : p.stage_schedules[size_t(stage)]->steps) {
+  // Each chunk's last backward in the schedule: the run after which its
+  // gradients are final (StepParams::lastMicrobatch).
+  const auto &steps = p.stage_schedules[size_t(stage)]->steps;
+  std::map<int64_t, const plan::ScheduleStepT *> lastBackward;
+  for (const auto &step : steps)
+    if (step->backward)
+      lastBackward[step->chunk] = step.get();
+  for (const auto &step : steps) {
     Part &part = partOf(step->chunk);
     const plan::PlanT &cp = *part.plan;
     Executor &ex = *part.executor;
     int64_t mb = step->microbatch, c = step->chunk;
     int64_t global = mb * dp + d;
     state.microbatch = global;
+    state.lastMicrobatch = lastBackward[c] == step.get();
     std::string what = (step->backward ? "backward of microbatch "
                                        : "forward of microbatch ") +
                        std::to_string(global) + ", chunk " + std::to_string(c);

@@ -73,17 +73,30 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
     return Status::error("the plan '" + planPath + "' has a bad mesh: " +
                          m.message());
   int64_t numRanks = s->mesh_.numRanks();
-  if (tracer && numRanks <= kMaxLocalRanks) {
+  if (tracer && (options.processComm || numRanks <= kMaxLocalRanks)) {
     tracer->nameTrack(Tracer::kHostTrack, "host");
-    for (int64_t r = 0; r < numRanks; ++r)
+    // A job's process traces its own rank.
+    int64_t first = options.processComm ? options.processComm->rank() : 0;
+    int64_t end = options.processComm ? first + 1 : numRanks;
+    for (int64_t r = first; r < end; ++r)
       tracer->nameTrack(Tracer::rankTrack(r), s->mesh_.describe(r));
   }
   std::string meshText;
   for (size_t a = 0; a < p.mesh.size(); ++a)
     meshText += (a ? "," : "") + p.mesh[a]->name + "=" +
                 std::to_string(p.mesh[a]->size);
-  // Every rank is a thread of this process, with its own arenas.
-  if (numRanks > kMaxLocalRanks)
+  Communicator *processComm = options.processComm;
+  if (processComm) {
+    const MeshShape &given = processComm->mesh();
+    if (given.names != s->mesh_.names || given.sizes != s->mesh_.sizes)
+      return Status::error("the plan '" + planPath + "' is for a mesh of " +
+                           std::to_string(numRanks) + " ranks (" + meshText +
+                           "); the job's communicator has another mesh (" +
+                           std::to_string(given.numRanks()) + " ranks)");
+  }
+  // Every rank is a thread of this process, with its own arenas (or, in a
+  // multi-process job, this process runs one).
+  if (!processComm && numRanks > kMaxLocalRanks)
     return Status::error(
         "the plan '" + planPath + "' is for a mesh of " +
         std::to_string(numRanks) + " ranks (" + meshText + "); a session "
@@ -144,22 +157,46 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
         "given): need lr > 0 (" + std::to_string(lr) + "), 0 <= min-lr <= lr (" +
         std::to_string(minLr) + "), adam-eps > 0, betas in [0, 1), "
         "weight-decay and clip-grad >= 0");
-  if (numRanks > 1)
+  if (numRanks > 1 && !processComm)
     s->comm_ = std::make_unique<LocalCommunicatorGroup>(
         s->mesh_, options.collectiveTimeoutSeconds);
   int ppAxis = s->mesh_.axisIndex("pp");
   int64_t stages = ppAxis >= 0 ? s->mesh_.sizes[size_t(ppAxis)] : 1;
-  for (int64_t r = 0; r < numRanks; ++r) {
+  // A parameter tied across pipeline chunks has its gradient summed by the
+  // pipeline runner after the schedule: its bucket is not overlapped.
+  std::map<std::string, int> holders;
+  for (const plan::PlanT *piece : pieces)
+    for (const auto &param : piece->parameters)
+      ++holders[param->name];
+  // One communication thread per executor, each issuing dp collectives in
+  // its own order: a stage with more than one chunk (interleaved) would
+  // have two threads racing on the dp axis, so its ranks do not overlap.
+  bool overlap = options.overlapGradReduce &&
+                 (p.chunks.empty() || int64_t(p.chunks.size()) == stages);
+  int dpAxis = s->mesh_.axisIndex("dp");
+  int64_t firstRank = processComm ? processComm->rank() : 0;
+  int64_t endRank = processComm ? firstRank + 1 : numRanks;
+  if (tracer && overlap && dpAxis >= 0 && s->mesh_.sizes[size_t(dpAxis)] > 1 &&
+      endRank - firstRank <= kMaxLocalRanks)
+    for (int64_t r = firstRank; r < endRank; ++r)
+      tracer->nameTrack(Tracer::commTrack(r), s->mesh_.describe(r) + " comm");
+  for (int64_t r = firstRank; r < endRank; ++r) {
     Rank rank;
+    rank.id = r;
+    rank.comm = processComm ? processComm
+                : s->comm_  ? &s->comm_->forRank(r)
+                            : nullptr;
     rank.coords = s->mesh_.coordinates(r);
     RankContext context;
     context.coords = rank.coords;
-    context.comm = s->comm_ ? &s->comm_->forRank(r) : nullptr;
+    context.comm = rank.comm;
     context.generatedKernels = options.generatedKernels;
     context.device = options.device;
     context.cudaGraphs = options.cudaGraphs;
     context.tracer = tracer;
     context.traceTrack = Tracer::rankTrack(r);
+    context.overlapGradReduce = overlap;
+    context.commTraceTrack = Tracer::commTrack(r);
     int64_t stage = ppAxis >= 0 ? rank.coords[size_t(ppAxis)] : 0;
     for (const plan::PlanT *piece : pieces) {
       if (!p.chunks.empty() && piece->chunk_index % stages != stage)
@@ -177,6 +214,10 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
       for (size_t k = 0; k < opt.size(); ++k)
         if (opt[k]->op == "grad_norm")
           part.normEnd = k + 1;
+      context.writtenAfterMicrobatches.clear();
+      for (const auto &param : piece->parameters)
+        if (holders[param->name] > 1)
+          context.writtenAfterMicrobatches.push_back(param->grad);
       Result<std::unique_ptr<Executor>> executor = [&] {
         TraceScope scope(tracer, context.traceTrack, "create executor", "load");
         if (scope) {
@@ -279,7 +320,8 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
       tracer ? "step " + std::to_string(state.step) : std::string();
   // A rank's step, as one slice on its track when the step is traced.
   auto runOne = [&](size_t r) {
-    TraceScope scope(tracer, Tracer::rankTrack(int64_t(r)), stepName, "step");
+    TraceScope scope(tracer, Tracer::rankTrack(ranks_[r].id), stepName,
+                     "step");
     if (scope)
       scope.args().add("step", state.step);
     return pipelined ? runPipelineRank(ranks_[r], tokens, labels, state)
@@ -287,6 +329,10 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
   };
   if (ranks_.size() == 1) {
     results[0] = runOne(0);
+    // One rank of a job: say which (the other processes print theirs).
+    if (!results[0].ok() && processComm())
+      results[0] = Status::error(mesh_.describe(ranks_[0].id) + ": " +
+                                 results[0].message());
   } else {
     // Every rank a thread; the first to fail aborts the others' collectives.
     std::mutex mutex;
@@ -296,7 +342,7 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
       std::lock_guard<std::mutex> lock(mutex);
       if (!failed) {
         failed = true;
-        comm_->forRank(int64_t(r)).abort(s.message());
+        ranks_[r].comm->abort(s.message());
         results[r] = s;
       }
     };
@@ -308,14 +354,14 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
 #endif
         Status s = runOne(r);
         if (!s.ok())
-          fail(r, Status::error(mesh_.describe(int64_t(r)) + ": " +
+          fail(r, Status::error(mesh_.describe(ranks_[r].id) + ": " +
                                 s.message()));
       });
     } catch (const std::system_error &e) {
       // Out of threads: the ranks already started are stopped, not left
       // waiting for this one.
       fail(r, Status::error("cannot start a thread for " +
-                            mesh_.describe(int64_t(r)) + ": " + e.what()));
+                            mesh_.describe(ranks_[r].id) + ": " + e.what()));
       break;
     }
     for (std::thread &t : threads)
@@ -325,7 +371,7 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
     if (!s.ok()) {
       (void)zeroGradients(); // nothing of a failed step may leak into the next
       // The ranks' collectives gave up mid-step: the job cannot go on.
-      if (comm_)
+      if (comm_ || processComm())
         broken_ = s.message();
       return s;
     }
@@ -382,6 +428,7 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
     int64_t global = mb * dp + d;
     std::string at = ", microbatch " + std::to_string(global);
     state.microbatch = global;
+    state.lastMicrobatch = mb == p.num_microbatches - 1;
     TraceScope scope(tracer, track, "microbatch", "microbatch");
     if (scope)
       scope.args().add("microbatch", global).add("step", state.step);
@@ -413,8 +460,7 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
   if (lossScope)
     lossScope.args().add("what", "the step's loss").add("step", state.step);
   if (dp > 1)
-    if (Status s = comm_->forRank(mesh_.rankOf(rank.coords))
-                       .allReduce(dpAxis, &lossSum, &lossSum, 1,
+    if (Status s = rank.comm->allReduce(dpAxis, &lossSum, &lossSum, 1,
                                   CommDType::F64, ReduceKind::Sum,
                                   "the step's loss");
         !s.ok())

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <system_error>
 
@@ -166,21 +167,45 @@ int32_t roleBuffer(const plan::ParameterT &p, int role) {
 }
 } // namespace
 
+namespace {
+/// A rank holds the block of `info` that checkpoints take: coordinate 0 on
+/// every axis the tensor is not split over (the others hold copies); a
+/// pipeline stage holds its chunks' parameters.
+bool representative(const plan::ParameterT &info,
+                    const std::vector<int64_t> &coords, int ppAxis) {
+  for (size_t a = 0; a < coords.size(); ++a)
+    if (coords[a] != 0 && int(a) != ppAxis &&
+        std::find(info.shard_axis.begin(), info.shard_axis.end(),
+                  int32_t(a)) == info.shard_axis.end())
+      return false;
+  return true;
+}
+
+/// A block as it travels to rank 0: u32 rank, i64 shape[rank],
+/// i64 offset[rank], f32 data.
+void appendBlock(std::vector<uint8_t> &out, const std::vector<int64_t> &shape,
+                 const std::vector<int64_t> &offset,
+                 const std::vector<float> &data) {
+  auto put = [&](const void *p, size_t n) {
+    const auto *b = static_cast<const uint8_t *>(p);
+    out.insert(out.end(), b, b + n);
+  };
+  uint32_t rank = uint32_t(shape.size());
+  put(&rank, 4);
+  put(shape.data(), 8 * shape.size());
+  put(offset.data(), 8 * offset.size());
+  put(data.data(), 4 * data.size());
+}
+} // namespace
+
 Result<std::vector<float>> Session::gather(const StateTensor &t) const {
+  if (processComm())
+    return gatherToRoot(t);
   const plan::ParameterT &info = *t.param;
   std::vector<float> whole(size_t(elements(info.global_shape)), 0.0f), block;
   int ppAxis = mesh_.axisIndex("pp");
   for (const Rank &rank : ranks_) {
-    // One rank per block: coordinate 0 on every axis the tensor is not
-    // split over (the others hold copies); a pipeline stage holds its
-    // chunks' parameters.
-    bool representative = true;
-    for (size_t a = 0; a < rank.coords.size(); ++a)
-      if (rank.coords[a] != 0 && int(a) != ppAxis &&
-          std::find(info.shard_axis.begin(), info.shard_axis.end(),
-                    int32_t(a)) == info.shard_axis.end())
-        representative = false;
-    if (!representative)
+    if (!representative(info, rank.coords, ppAxis))
       continue;
     for (const Part &part : rank.parts)
       if (const plan::ParameterT *p = findParameter(part, info.name)) {
@@ -195,6 +220,66 @@ Result<std::vector<float>> Session::gather(const StateTensor &t) const {
                   blockOffset(*p, *part.plan, rank), true);
         break; // a tied copy holds the same values
       }
+  }
+  return whole;
+}
+
+Result<std::vector<float>>
+Session::gatherToRoot(const StateTensor &t) const {
+  const plan::ParameterT &info = *t.param;
+  const Rank &rank = ranks_.front();
+  std::vector<uint8_t> mine;
+  std::vector<float> block;
+  if (representative(info, rank.coords, mesh_.axisIndex("pp")))
+    for (const Part &part : rank.parts)
+      if (const plan::ParameterT *p = findParameter(part, info.name)) {
+        int32_t buffer = roleBuffer(*p, t.role);
+        const plan::BufferT &b = *part.plan->buffers[size_t(buffer)];
+        block.resize(size_t(b.bytes / 4));
+        if (Status s = part.executor->download(buffer, block.data(),
+                                               size_t(b.bytes));
+            !s.ok())
+          return s;
+        appendBlock(mine, b.shape, blockOffset(*p, *part.plan, rank), block);
+        break; // a tied copy holds the same values
+      }
+  std::vector<std::vector<uint8_t>> all;
+  if (Status s = processComm()->gatherToRoot(mine, &all, "the blocks of " +
+                                                             t.name);
+      !s.ok())
+    return s;
+  if (rank.id != 0)
+    return std::vector<float>();
+  std::vector<float> whole(size_t(elements(info.global_shape)), 0.0f);
+  for (size_t r = 0; r < all.size(); ++r) {
+    const std::vector<uint8_t> &bytes = all[r];
+    if (bytes.empty())
+      continue;
+    // Written by appendBlock on a rank of this job (the same plan).
+    auto bad = [&] {
+      return Status::error(mesh_.describe(int64_t(r)) + " sent a malformed "
+                           "block of " + t.name);
+    };
+    uint32_t dims = 0;
+    if (bytes.size() < 4)
+      return bad();
+    std::memcpy(&dims, bytes.data(), 4);
+    if (dims != info.global_shape.size() || bytes.size() < 4 + 16 * dims)
+      return bad();
+    std::vector<int64_t> shape(dims), offset(dims);
+    std::memcpy(shape.data(), bytes.data() + 4, 8 * dims);
+    std::memcpy(offset.data(), bytes.data() + 4 + 8 * dims, 8 * dims);
+    int64_t n = elements(shape);
+    for (uint32_t d = 0; d < dims; ++d)
+      if (shape[d] < 0 || offset[d] < 0 ||
+          offset[d] + shape[d] > info.global_shape[d])
+        return bad();
+    if (bytes.size() != 4 + 16 * dims + 4 * size_t(n))
+      return bad();
+    block.resize(size_t(n));
+    std::memcpy(block.data(), bytes.data() + 4 + 16 * dims, 4 * size_t(n));
+    copyBlock(block.data(), shape, whole.data(), info.global_shape, offset,
+              true);
   }
   return whole;
 }
@@ -228,14 +313,33 @@ Status Session::save(const std::string &directory) const {
   c.scalars = {{"optimizer_steps", double(optimizerSteps_)},
                {"loss_scale", lossScale_},
                {"good_steps", double(goodSteps_)}};
-  // Whole tensors: a checkpoint does not depend on the mesh.
+  // Whole tensors: a checkpoint does not depend on the mesh. In a job of
+  // processes rank 0 assembles them and writes.
   for (const StateTensor &t : stateTensors(true)) {
     Result<std::vector<float>> whole = gather(t);
     if (!whole.ok())
       return Status::error(whole.message());
     c.tensors.push_back({t.name, t.param->global_shape, std::move(*whole)});
   }
-  return saveCheckpoint(directory, c);
+  if (!processComm())
+    return saveCheckpoint(directory, c);
+  // Every rank returns what rank 0's write gave.
+  std::string written;
+  if (processRank() == 0)
+    if (Status s = saveCheckpoint(directory, c); !s.ok())
+      written = s.message().empty() ? "the checkpoint write failed"
+                                    : s.message();
+  std::vector<uint8_t> result(written.begin(), written.end());
+  if (Status s = processComm()->broadcastFromRoot(result, "the checkpoint's "
+                                                          "write");
+      !s.ok())
+    return s;
+  if (!result.empty())
+    return Status::error(processRank() == 0
+                             ? std::string(result.begin(), result.end())
+                             : "rank 0 could not write the checkpoint: " +
+                                   std::string(result.begin(), result.end()));
+  return Status::success();
 }
 
 Status Session::load(const std::string &directory) {
@@ -343,8 +447,23 @@ Result<std::vector<float>> Session::parameter(const std::string &name) {
     return Status::error("a step failed and left the ranks out of step (" +
                          broken_ + ")");
   for (const StateTensor &t : stateTensors(false))
-    if (t.name == name)
-      return gather(t);
+    if (t.name == name) {
+      Result<std::vector<float>> whole = gather(t);
+      if (!whole.ok() || !processComm())
+        return whole;
+      // Every rank of the job gets rank 0's whole tensor.
+      std::vector<uint8_t> bytes(whole->size() * 4);
+      if (!whole->empty())
+        std::memcpy(bytes.data(), whole->data(), bytes.size());
+      if (Status s = processComm()->broadcastFromRoot(bytes, "parameter " +
+                                                                 name);
+          !s.ok())
+        return s;
+      std::vector<float> values(bytes.size() / 4);
+      if (!values.empty())
+        std::memcpy(values.data(), bytes.data(), bytes.size());
+      return values;
+    }
   return Status::error("the plan has no parameter '" + name + "'");
 }
 

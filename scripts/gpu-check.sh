@@ -6,7 +6,8 @@
 #   bash scripts/gpu-check.sh prepare DIR    # here: compile the plans into DIR
 #   bash scripts/gpu-check.sh run DIR [OUT]  # there: build, test, compare, bench
 #
-# `run` builds the runtime-only tree, runs the device tests (OnTheGpu.*), the
+# `run` builds the runtime-only tree, runs the device tests (OnTheGpu.*, and
+# the nccl communicator's NcclOnTheGpu.* on a 1-rank world), the
 # conformance suite (it instantiates `cuda` when a GPU is present), trains
 # every carried plan 20 steps on cpu and on cuda and compares the losses
 # (1e-5 relative) and gradient norms (1e-4), and runs bench/gpu-gpt2.sh if
@@ -59,6 +60,13 @@ tests="build-runtime/test"
 "$tests/runtime/loom-runtime-cuda-tests" > "$out/device-tests.log" 2>&1 &&
   note "ok   device tests (loom-runtime-cuda-tests)" ||
   { note "FAIL device tests (device-tests.log)"; failed=1; }
+# The nccl communicator on a 1-rank world (NCCL refuses two ranks on one
+# GPU: docs/distributed.md, "NCCL"); they are in the binary above, and are
+# counted here so that a build without NCCL (all skipped) shows.
+"$tests/runtime/loom-runtime-cuda-tests" --gtest_filter='NcclOnTheGpu.*' > "$out/nccl-tests.log" 2>&1 &&
+  [ "$(grep -c '^\[       OK' "$out/nccl-tests.log")" -gt 0 ] &&
+  note "ok   nccl on one GPU ($(grep -c '^\[       OK' "$out/nccl-tests.log") tests ran)" ||
+  { note "FAIL nccl on one GPU (nccl-tests.log: none ran, or one failed)"; failed=1; }
 "$tests/conformance/loom-conformance-tests" > "$out/conformance.log" 2>&1 &&
   note "ok   conformance suite ($(grep -c '^\[       OK' "$out/conformance.log") passed, $(grep '^\[       OK' "$out/conformance.log" | grep '/cuda_' | grep -vc 'cuda_emulated') of them on cuda)" ||
   { note "FAIL conformance suite (conformance.log)"; failed=1; }

@@ -12,6 +12,9 @@ packages=(
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   # libraries
   libfmt-dev libgtest-dev pkg-config libopenblas-dev
+  # one rank per process: Open MPI (the mpi communicator, and mpirun for the
+  # multi-process tests)
+  libopenmpi-dev openmpi-bin
   # OpenBLAS built with OpenMP: one thread pool with the CPU backend's loops
   libopenblas-openmp-dev
   # Gloo (PyTorch's CPU collectives): the gloo communicator, one rank per

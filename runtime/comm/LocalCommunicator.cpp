@@ -332,7 +332,8 @@ namespace {
 class LocalCommunicator final : public Communicator {
 public:
   LocalCommunicator(LocalCommunicatorGroup::State &state, int64_t rank)
-      : s_(state), rank_(rank), seq_(state.mesh.sizes.size(), 0) {}
+      : s_(state), rank_(rank), seq_(state.mesh.sizes.size(), 0),
+        received_(state.mesh.sizes.size()) {}
 
   int64_t rank() const override { return rank_; }
   const MeshShape &mesh() const override { return s_.mesh; }
@@ -446,7 +447,7 @@ public:
     const MeshShape &mesh = s_.mesh;
     int64_t src = mesh.groupMembers(rank_, axis)[peer];
     ChannelKey key{axis, src, rank_, tag};
-    int64_t number = received_[key]++;
+    int64_t number = received_[size_t(axis)][{src, tag}]++;
     std::string label = "recv '" + what + "' (message #" +
                         std::to_string(number) + " from " + mesh.describe(src) +
                         " along " + mesh.names[axis] + ", tag " +
@@ -668,8 +669,12 @@ private:
 
   LocalCommunicatorGroup::State &s_;
   int64_t rank_;
-  std::vector<int64_t> seq_;                // per axis: collectives called
-  std::map<ChannelKey, int64_t> received_; // per channel: messages received
+  // Per axis, so that calls on different axes may come from different
+  // threads (Communicator.h): each thread touches only its axis's entries,
+  // and neither vector is resized after construction.
+  std::vector<int64_t> seq_; // collectives called
+  std::vector<std::map<std::pair<int64_t, int64_t>, int64_t>>
+      received_; // messages received, by (source, tag)
 };
 
 } // namespace

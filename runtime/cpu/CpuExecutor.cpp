@@ -5,10 +5,22 @@
 // (runtime/Decoder.cpp); binding records to kernels is the families'
 // (Bind*.cpp).
 //
+// Overlapped gradient reduction (RankContext::overlapGradReduce): in the
+// step's last microbatch, once a dp bucket's gradients are final
+// (loom/runtime/GradientBuckets.h), its prepared all_reduce goes to the
+// executor's communication thread while the backward goes on; the optimizer
+// program's all_reduce then waits for it. Every dp bucket goes through that
+// thread, in the order handed over, and the optimizer's other instructions
+// wait until it is idle, so the dp collectives keep one order on every
+// rank. The thread only calls the communicator on the dp axis; this thread
+// calls it on the others (Communicator.h allows one thread per axis).
+//
 //===----------------------------------------------------------------------===//
 
 #include "Bind.h"
+#include "CommThread.h"
 #include "loom/runtime/ExecutorSupport.h"
+#include "loom/runtime/GradientBuckets.h"
 #include "loom/runtime/Trace.h"
 #include "loom/runtime/cpu/CpuBackend.h"
 #include "loom/runtime/cpu/Float16.h"
@@ -52,9 +64,17 @@ public:
               const std::string &what) override {
     return transfer(false, buffer, axis, peer, tag, what);
   }
-  void beginStep() override { outputs = StepOutputs(); }
+  void beginStep() override {
+    if (commThread)
+      commThread->forget(); // a failed step's results go with it
+    outputs = StepOutputs();
+  }
   Status accumulateLoss(int32_t loss) override;
-  Result<StepOutputs> readStepOutputs() override { return outputs; }
+  Result<StepOutputs> readStepOutputs() override {
+    if (commThread)
+      commThread->drain();
+    return outputs;
+  }
   void setGradNorm(double norm) override {
     outputs.gradNorm = norm;
     outputs.nonFinite = !std::isfinite(norm);
@@ -72,6 +92,15 @@ private:
   /// A buffer's storage to or from a peer, as 4-byte words.
   Status transfer(bool send, int32_t buffer, int axis, int64_t peer,
                   int64_t tag, const std::string &what);
+  /// Finds the dp buckets to overlap and starts the communication thread
+  /// when there are any.
+  void prepareOverlap();
+  /// Hands bucket `bucket`'s all_reduce (its optimizer instruction) to the
+  /// communication thread.
+  void submitBucket(size_t bucket, const StepParams &params);
+  /// Before the runtime touches `buffer`: waits for the reductions in
+  /// flight when one may be writing it.
+  void settle(int32_t buffer);
 
   // Binder.
   float *f32(BufferId id) override;
@@ -120,6 +149,14 @@ private:
   StepOutputs outputs;
   bool profiling = false;
   std::map<std::string, double> profile; // op -> seconds
+  /// The dp buckets of the optimizer program; per microbatch instruction,
+  /// the buckets final after it; per optimizer instruction, its bucket or
+  /// -1. Filled only when overlapping.
+  std::vector<GradientBucket> buckets;
+  std::vector<std::vector<size_t>> readyAfter;
+  std::vector<int64_t> bucketAt;
+  /// Last: destroyed first, while the kernels its work runs still exist.
+  std::unique_ptr<CommThread> commThread;
 };
 
 Result<std::unique_ptr<Executor>>
@@ -170,7 +207,53 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
     return s;
   if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer); !s.ok())
     return s;
+  ex->prepareOverlap();
   return std::unique_ptr<Executor>(std::move(ex));
+}
+
+void CpuExecutor::prepareOverlap() {
+  if (!rank.overlapGradReduce || !rank.comm)
+    return;
+  std::vector<GradientBucket> found =
+      analyzeGradientBuckets(plan, decoded, rank.writtenAfterMicrobatches);
+  if (std::none_of(found.begin(), found.end(),
+                   [](const GradientBucket &b) { return b.overlapped(); }))
+    return;
+  buckets = std::move(found);
+  readyAfter.assign(microbatch.size(), {});
+  bucketAt.assign(optimizer.size(), -1);
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    if (buckets[b].overlapped())
+      readyAfter[size_t(buckets[b].readyAfter)].push_back(b);
+    bucketAt[buckets[b].instruction] = int64_t(b);
+  }
+  commThread = std::make_unique<CommThread>();
+}
+
+void CpuExecutor::submitBucket(size_t bucket, const StepParams &params) {
+  size_t k = buckets[bucket].instruction;
+  Tracer *tracer = rank.tracer && rank.tracer->tracesStep(params.step)
+                       ? rank.tracer
+                       : nullptr;
+  commThread->submit(bucket, [this, k, params, tracer] {
+    int64_t begin = tracer ? tracer->nowUs() : 0;
+    StepOutputs unused; // an all_reduce reads and adds no step outputs
+    Status s = optimizer[k](params, unused);
+    if (tracer)
+      instructionSlice(*tracer, rank.commTraceTrack, plan, decoded.optimizer,
+                       k, params, begin);
+    return s;
+  });
+}
+
+void CpuExecutor::settle(int32_t buffer) {
+  if (!commThread || !commThread->busy())
+    return;
+  for (const GradientBucket &b : buckets)
+    if (bufferOverlapsBucket(plan, buffer, b)) {
+      commThread->drain();
+      return;
+    }
 }
 
 Result<std::shared_ptr<HostModule>> CpuExecutor::loadKernels() {
@@ -283,14 +366,41 @@ Status CpuExecutor::run(ProgramKind kind, const StepParams &params,
   Tracer *tracer = rank.tracer && rank.tracer->tracesStep(params.step)
                        ? rank.tracer
                        : nullptr;
+  bool overlapping = commThread != nullptr;
+  bool handsOver =
+      overlapping && kind == ProgramKind::Microbatch && params.lastMicrobatch;
   for (size_t k = begin; k < std::min(end, kernels.size()); ++k) {
     auto start = std::chrono::steady_clock::now();
     int64_t traceBegin = tracer ? tracer->nowUs() : 0;
+    if (overlapping && kind == ProgramKind::Optimizer) {
+      if (int64_t bucket = bucketAt[k]; bucket >= 0) {
+        // The bucket's reduction, on the communication thread (handed over
+        // now when the backward did not): wait for it.
+        if (!commThread->submitted(size_t(bucket)))
+          submitBucket(size_t(bucket), params);
+        if (Status s = commThread->wait(size_t(bucket)); !s.ok())
+          return s;
+        if (tracer)
+          tracer->complete(rank.traceTrack, "wait for all_reduce",
+                           "collective", traceBegin,
+                           tracer->nowUs() - traceBegin,
+                           TraceArgs()
+                               .add("what", program.instructions[k].label)
+                               .add("instruction", k)
+                               .add("step", params.step));
+        continue;
+      }
+      commThread->drain(); // no dp collective or gradient read races it
+    }
     if (Status s = kernels[k](params, outputs); !s.ok())
       return s;
     if (tracer)
       instructionSlice(*tracer, rank.traceTrack, plan, program, k, params,
                        traceBegin);
+    if (handsOver)
+      for (size_t bucket : readyAfter[k])
+        if (!commThread->submitted(bucket))
+          submitBucket(bucket, params);
     if (profiling) // totals per op, so memory stays bounded
       profile[program.instructions[k].op == Op::Kernel
                   ? "kernel " + std::get<KernelInstr>(
@@ -312,6 +422,7 @@ Status CpuExecutor::checkTransfer(int32_t buffer, size_t bytes,
 Status CpuExecutor::upload(int32_t buffer, const void *data, size_t bytes) {
   if (Status s = checkTransfer(buffer, bytes, "upload"); !s.ok())
     return s;
+  settle(buffer);
   std::memcpy(storage(buffer), data, bytes);
   return Status::success();
 }
@@ -319,6 +430,7 @@ Status CpuExecutor::upload(int32_t buffer, const void *data, size_t bytes) {
 Status CpuExecutor::download(int32_t buffer, void *data, size_t bytes) {
   if (Status s = checkTransfer(buffer, bytes, "download"); !s.ok())
     return s;
+  settle(buffer);
   std::memcpy(data, storage(buffer), bytes);
   return Status::success();
 }
@@ -326,6 +438,7 @@ Status CpuExecutor::download(int32_t buffer, void *data, size_t bytes) {
 Status CpuExecutor::zero(int32_t buffer) {
   if (buffer < 0 || size_t(buffer) >= plan.buffers.size())
     return Status::error("cannot clear buffer " + std::to_string(buffer));
+  settle(buffer);
   std::memset(storage(buffer), 0, bytes(buffer));
   return Status::success();
 }
@@ -337,6 +450,7 @@ Status CpuExecutor::transfer(bool send, int32_t buffer, int axis,
   if (n % 4)
     return Status::error("an activation of " + std::to_string(n) +
                          " bytes does not travel as 4-byte words");
+  settle(buffer);
   if (!rank.comm)
     return Status::error(std::string("no communicator to ") +
                          (send ? "send " : "receive ") + what);

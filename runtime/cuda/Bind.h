@@ -25,6 +25,7 @@
 #include "Device.h"
 #include "loom/runtime/Decoder.h"
 #include "loom/runtime/Executor.h"
+#include "loom/runtime/cuda/DeviceCollectives.h"
 
 #include <functional>
 #include <string>
@@ -127,6 +128,11 @@ public:
                                       SlotFiller fill) = 0;
   /// The rank's communicator, or null (a single-rank plan).
   virtual Communicator *comm() = 0;
+  /// The communicator's collectives on device buffers (the nccl one's), or
+  /// null: then collectives stage through the host.
+  DeviceCollectives *deviceCollectives() {
+    return comm() ? comm()->deviceCollectives() : nullptr;
+  }
   /// The size of one of the plan's mesh axes.
   virtual int64_t axisSize(int axis) = 0;
   /// Whether the plan's generated kernels are loaded on the device (false:
@@ -185,6 +191,20 @@ inline Status needsComm(const Instruction &inst, Binder &b, int axis) {
                        std::to_string(b.axisSize(axis)) +
                        " ranks and the executor has no communicator (" +
                        inst.label + ")");
+}
+
+/// Enqueues `call` (NCCL's, through DeviceCollectives) on the comm stream,
+/// ordered as the host staging is: after the compute stream's work so far,
+/// and before the compute stream's next work. Errors name the instruction.
+inline Status onCommStream(Device &d, const Instruction &inst,
+                           const std::function<Status(void *stream)> &call) {
+  if (Status s = d.order(Stream::Compute, Stream::Comm); !s.ok())
+    return runError(inst, s.message());
+  if (Status s = call(d.nativeStream(Stream::Comm)); !s.ok())
+    return runError(inst, s.message());
+  if (Status s = d.order(Stream::Comm, Stream::Compute); !s.ok())
+    return runError(inst, s.message());
+  return Status::success();
 }
 
 /// The launch, enqueued; an error names the instruction.

@@ -5,9 +5,14 @@
 // through the host on the communication stream: the comm stream waits for
 // the compute stream's work (an event), copies out, the host runs the
 // collective, the comm stream copies in, and the compute stream waits for
-// that (an event). NCCL on device buffers is the next issue's. A rank alone
-// on the axis copies on the device; all_slice keeps the rank's block with a
-// kernel. zero clears buffers.
+// that (an event). A communicator with device collectives (nccl:
+// Communicator::deviceCollectives) is called on the comm stream instead,
+// with the same two events and no host copy; an all-gather or
+// reduce-scatter along an inner dim (outer > 1) goes through a temporary
+// in NCCL's layout, one member's block after another, and a device
+// transpose (loom_coll_interleave after the gather, loom_coll_deinterleave
+// before the reduce-scatter). A rank alone on the axis copies on the device;
+// all_slice keeps the rank's block with a kernel. zero clears buffers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,6 +46,60 @@ Status staged(Device &d, const Instruction &inst, const void *x, size_t inBytes,
   return Status::success();
 }
 
+/// all_gather or reduce_scatter of f32 views through device collectives.
+Result<Work> deviceGatherScatter(DeviceCollectives &dc, Binder &b,
+                                 const Instruction &inst, bool gather,
+                                 int axis, float *x, float *y, size_t outer,
+                                 size_t inner, size_t inBytes,
+                                 size_t outBytes) {
+  Device *d = &b.device();
+  DeviceCollectives *c = &dc;
+  std::string label = inst.label;
+  int64_t parts = b.axisSize(axis);
+  // One member's block per row of NCCL's layout when outer is 1: no
+  // temporary, no transpose.
+  float *temp = nullptr;
+  Launch transpose;
+  if (outer > 1) {
+    Result<void *> t = b.scratch(gather ? outBytes : inBytes,
+                                 "NCCL's layout of " + inst.label);
+    if (!t.ok())
+      return Status::error(t.message());
+    temp = static_cast<float *>(*t);
+    int64_t bytes = int64_t(inner * 4);
+    int64_t total = parts * int64_t(outer) * bytes;
+    transpose = launchOf(
+        gather ? "loom_coll_interleave" : "loom_coll_deinterleave",
+        gridFor(total), kBlockThreads,
+        {gather ? static_cast<const void *>(temp) : x,
+         gather ? static_cast<void *>(y) : temp,
+         KernelArg::i64v(int64_t(outer)), KernelArg::i64v(bytes),
+         KernelArg::i64v(parts)});
+  }
+  size_t count = outer * inner;
+  return Work([=, &inst](const StepParams &) -> Status {
+    if (gather) {
+      if (Status s = onCommStream(*d, inst,
+                                  [&](void *stream) {
+                                    return c->allGather(axis, x,
+                                                        temp ? temp : y, count,
+                                                        CommDType::F32, stream,
+                                                        label);
+                                  });
+          !s.ok())
+        return s;
+      return temp ? enqueue(*d, inst, transpose) : Status::success();
+    }
+    if (temp)
+      if (Status s = enqueue(*d, inst, transpose); !s.ok())
+        return s;
+    return onCommStream(*d, inst, [&](void *stream) {
+      return c->reduceScatter(axis, temp ? temp : x, y, count, CommDType::F32,
+                              stream, label);
+    });
+  });
+}
+
 } // namespace
 
 Result<Work> bind(const AllReduceInstr &r, const Instruction &inst,
@@ -53,8 +112,16 @@ Result<Work> bind(const AllReduceInstr &r, const Instruction &inst,
   ReduceKind kind = r.kind;
   // Alone on the axis: nothing to exchange (the CPU's communicator copies).
   Communicator *comm = b.axisSize(axis) > 1 ? b.comm() : nullptr;
+  DeviceCollectives *dc = comm ? b.deviceCollectives() : nullptr;
   std::string label = inst.label;
   Device *d = &b.device();
+  if (dc)
+    return Work([=, &inst](const StepParams &) -> Status {
+      return onCommStream(*d, inst, [&](void *stream) {
+        return dc->allReduce(axis, x, y, count, CommDType::F32, kind, stream,
+                             label);
+      });
+    });
   auto in = std::make_shared<std::vector<float>>();
   auto out = std::make_shared<std::vector<float>>();
   return Work([=, &inst](const StepParams &) -> Status {
@@ -99,6 +166,9 @@ Result<Work> bind(const GatherScatterInstr &r, const Instruction &inst,
     return b.dtype(id) == plan::DType::F32 ? b.bytes(id) : b.bytes(id) * 2;
   };
   size_t inBytes = viewBytes(r.x), outBytes = viewBytes(r.y);
+  if (DeviceCollectives *dc = comm ? b.deviceCollectives() : nullptr)
+    return deviceGatherScatter(*dc, b, inst, gather, axis, x, y, outer, inner,
+                               inBytes, outBytes);
   return Work([=, &inst](const StepParams &) -> Status {
     if (!comm) { // alone on the axis
       Status s = d->copy(y, x, outer * inner * 4);

@@ -6,7 +6,8 @@
 // them there, so the norm never reaches the host within a step. The one
 // exception is a norm all-reduced over a mesh axis through the rank's
 // communicator, a host API: the sum of squares is downloaded (a wait),
-// all-reduced and uploaded before the norm is taken.
+// all-reduced and uploaded before the norm is taken; with device
+// collectives (nccl) it is all-reduced on the comm stream instead.
 //
 //===----------------------------------------------------------------------===//
 
@@ -77,14 +78,26 @@ Result<Work> bind(const GradNormInstr &r, const Instruction &inst, Binder &b) {
   Launch afterComm = norm(sum, 1, mode);
   Device &d = b.device();
   int axis = r.axis;
-  return Work([&d, &inst, squares, finish, afterComm, comm, axis,
+  DeviceCollectives *dc = comm ? b.deviceCollectives() : nullptr;
+  return Work([&d, &inst, squares, finish, afterComm, comm, dc, axis,
                sum](const StepParams &params) -> Status {
     for (const Launch &l : squares)
       if (Status s = enqueue(d, inst, l); !s.ok())
         return s;
     Launch last = comm ? afterComm : finish;
     last.args[3] = f64(params.gradScale);
-    if (comm) {
+    if (dc) {
+      if (Status s = enqueue(d, inst, finish); !s.ok())
+        return s;
+      if (Status s = onCommStream(d, inst,
+                                  [&](void *stream) {
+                                    return dc->allReduce(
+                                        axis, sum, sum, 1, CommDType::F64,
+                                        ReduceKind::Sum, stream, inst.label);
+                                  });
+          !s.ok())
+        return s;
+    } else if (comm) {
       if (Status s = enqueue(d, inst, finish); !s.ok())
         return s;
       double host = 0;

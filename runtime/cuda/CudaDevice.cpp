@@ -192,6 +192,7 @@ public:
                   Stream stream) override;
   Status order(Stream signaller, Stream waiter) override;
   Status synchronize() override;
+  void *nativeStream(Stream stream) override { return streamOf(stream); }
   bool supportsGraphs() const override { return true; }
   Status beginCapture() override;
   Status endCapture(int *graph) override;

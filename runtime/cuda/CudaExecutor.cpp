@@ -10,7 +10,8 @@
 // that work, its step-dependent arguments in device step slots. The
 // microbatch program is captured as a CUDA graph once and
 // replayed when it has no host exchange (collectives staged through the
-// host, a norm all-reduced over an axis). The host waits for the device
+// host, a norm all-reduced over an axis; collectives through NCCL are not
+// captured either, for now: docs/distributed.md, "NCCL"). The host waits for the device
 // only in download() and readStepOutputs(), and where a collective stages
 // through the host.
 //
@@ -581,8 +582,24 @@ Status CudaExecutor::transfer(bool send, int32_t buffer, int axis,
   if (!rank.comm)
     return Status::error(std::string("no communicator to ") +
                          (send ? "send " : "receive ") + what);
-  // Through the host: the local communicator moves host memory (NCCL's
-  // device-to-device send and recv are the next issue's).
+  if (DeviceCollectives *dc = rank.comm->deviceCollectives()) {
+    // On the comm stream, after the compute stream's work (the buffer's
+    // producer, or its last reader for a receive), before its next: a
+    // send's data is copied there, so the compute stream may overwrite it
+    // as soon as the copy is done (DeviceCollectives.h).
+    void *buf = storage(buffer);
+    if (Status s = dev->order(Stream::Compute, Stream::Comm); !s.ok())
+      return s;
+    void *stream = dev->nativeStream(Stream::Comm);
+    Status s = send ? dc->send(axis, peer, buf, n / 4, CommDType::F32, tag,
+                               stream, what)
+                    : dc->recv(axis, peer, buf, n / 4, CommDType::F32, tag,
+                               stream, what);
+    if (!s.ok())
+      return s;
+    return dev->order(Stream::Comm, Stream::Compute);
+  }
+  // Through the host: the local and mpi communicators move host memory.
   std::vector<uint32_t> staging(n / 4);
   if (send) {
     if (Status s = dev->download(staging.data(), storage(buffer), n); !s.ok())

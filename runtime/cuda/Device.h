@@ -159,6 +159,11 @@ public:
   virtual Status order(Stream signaller, Stream waiter) = 0;
   /// Waits for everything enqueued on both streams.
   virtual Status synchronize() = 0;
+  /// The CUDA stream behind `stream` (a cudaStream_t), for a library that
+  /// enqueues on it itself (NCCL, through DeviceCollectives); null on a
+  /// device without CUDA streams (the emulated one runs work as it is
+  /// enqueued, so there the caller's work is done when a call returns).
+  virtual void *nativeStream(Stream) { return nullptr; }
 
   /// CUDA graphs of the compute stream's work. beginCapture: what is
   /// enqueued next is recorded, not run (launch arguments are copied as

@@ -13,6 +13,7 @@
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Backend.h"
 #include "loom/runtime/Files.h"
+#include "loom/runtime/Job.h"
 #include "loom/runtime/Session.h"
 #include "loom/runtime/Trace.h"
 
@@ -42,7 +43,12 @@ const char *kUsage =
 
 Trains a plan compiled by loomc on a backend (the CPU by default). Every
 rank of the plan's mesh (loomc --mesh dp=D,tp=T) runs in this process, as a
-thread, joined by the local communicator.
+thread, joined by the local communicator; or, when a launcher starts one
+loom-run per rank (mpirun -np N, srun -n N, or a torchrun-style launch that
+sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT), this process runs the
+launcher's rank, joined to the others by MPI, Gloo or NCCL
+(docs/distributed.md). Rank 0 prints the progress and writes the log and
+the checkpoints; every rank's errors start with its rank.
 
   --steps N            train until step N (a run resumed with --load at step
                        K runs N - K more steps; as Megatron's --train-iters)
@@ -74,7 +80,7 @@ thread, joined by the local communicator.
                        rank of the mesh on the one device); cuda-emulated:
                        the CUDA kernels run on the host (slow; for tests)
   --device N           the GPU (CUDA device index) of --backend cuda
-                       (default 0)
+                       (default 0; under a launcher, the local rank)
   --no-cuda-graph      with --backend cuda: enqueue each kernel instead of
                        replaying the microbatch program as a CUDA graph
   --no-jit             run every fusion region's reference kernels instead
@@ -82,8 +88,14 @@ thread, joined by the local communicator.
                        compiled at load with the system C++ compiler and
                        cached in $LOOM_KERNEL_CACHE, default
                        ~/.cache/loom/kernels)
-  --ranks N            the ranks the launcher provides: an error unless it is
-                       the plan's mesh size (default: the mesh's size)
+  --ranks N            run N ranks as threads of this process (even under a
+                       launcher): an error unless N is the plan's mesh size
+                       (default: the mesh's size, or one rank per process
+                       under a launcher)
+  --comm NAME          under a launcher: mpi (Open MPI), gloo (TCP, the
+                       ranks meet at MASTER_ADDR:MASTER_PORT), nccl (GPUs;
+                       --backend cuda) or auto (default: nccl for --backend
+                       cuda, else mpi under mpirun, else gloo)
   --collective-timeout S
                        seconds a rank waits in a collective before the run
                        fails naming the rank and the collective (default 300,
@@ -202,7 +214,7 @@ int main(int argc, char **argv) {
                           "--clip-grad",   "--adam-beta1",  "--adam-beta2",
                           "--adam-eps",    "--ranks",       "--collective-timeout",
                           "--backend",     "--trace",       "--trace-steps",
-                          "--device"};
+                          "--device",      "--comm"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -340,11 +352,88 @@ int main(int argc, char **argv) {
     options.decayStyle = style;
   }
 
+  // One rank per process when a launcher started this one (unless --ranks
+  // asks for threads): join the job before anything else, so that an error
+  // from here on stops every rank, not only this one.
+  std::unique_ptr<Job> job;
+  if (!ranks && !dump) {
+    Result<LaunchEnvironment> launch = detectLaunch();
+    if (!launch.ok()) {
+      std::cerr << "loom-run: " << launch.message() << "\n";
+      return 1;
+    }
+    if (launch->multiProcess()) {
+      Result<std::unique_ptr<loom::plan::PlanT>> read = readPlan(planPath);
+      if (!read.ok()) {
+        std::cerr << "loom-run: rank " << launch->rank << ": "
+                  << read.message() << "\n";
+        if (launch->launcher == LaunchEnvironment::Launcher::OpenMpi)
+          abortMpi(1);
+        return 1;
+      }
+      JobOptions jo;
+      for (const auto &axis : (*read)->mesh) {
+        jo.mesh.names.push_back(axis->name);
+        jo.mesh.sizes.push_back(axis->size);
+      }
+      if (values.count("--comm"))
+        jo.comm = values["--comm"];
+      jo.backend = options.backend;
+      jo.timeoutSeconds = options.collectiveTimeoutSeconds;
+      Result<std::unique_ptr<Job>> joined = Job::join(*launch, jo);
+      if (!joined.ok()) {
+        std::string message = joined.message();
+        if (message.rfind("rank ", 0) != 0)
+          message = "rank " + std::to_string(launch->rank) + ": " + message;
+        std::cerr << "loom-run: " << message << "\n";
+        if (launch->launcher == LaunchEnvironment::Launcher::OpenMpi)
+          abortMpi(1);
+        return 1;
+      }
+      job = std::move(*joined);
+      options.processComm = &job->communicator();
+      // Local ranks pick their GPU by local rank.
+      if (!values.count("--device"))
+        options.device = int(launch->localRank);
+    }
+  }
+  if (values.count("--comm") && !job)
+    return usageError("--comm is for runs under a launcher (mpirun, srun, "
+                      "torchrun-style); this run's ranks are threads");
+  // Rank 0 prints the progress and writes the log and checkpoints.
+  bool speaks = !job || job->rank() == 0;
+  // An error of this process: in a job it names the rank, tells the other
+  // ranks, and ends the process (under mpirun, the whole job).
+  auto failed = [&](const std::string &message, int code = 1) -> int {
+    std::string text = message;
+    if (job && text.rfind("rank ", 0) != 0)
+      text = job->mesh().describe(job->rank()) + ": " + text;
+    std::cerr << "loom-run: " << text << "\n";
+    if (job) {
+      job->fail(text);
+      job->exitAfterFailure(code);
+    }
+    return code;
+  };
+  auto usage = [&](const std::string &message) {
+    return job ? failed(message + " (loom-run --help lists the options)", 2)
+               : usageError(message);
+  };
+
   // The trace is checked before anything loads (the load is traced too):
   // a path that cannot be written fails now, not after the steps it was to
   // record.
   std::unique_ptr<Tracer> tracer;
   std::string tracePath = values.count("--trace") ? values["--trace"] : "";
+  // In a job each rank writes its own: trace.json -> trace.rank3.json.
+  if (job && !tracePath.empty()) {
+    std::string suffix = ".rank" + std::to_string(job->rank());
+    size_t dot = tracePath.rfind(".json");
+    if (dot != std::string::npos && dot + 5 == tracePath.size())
+      tracePath.insert(dot, suffix);
+    else
+      tracePath += suffix;
+  }
   if (values.count("--trace")) {
     for (const std::string &input : {planPath, values["--data"]})
       if (!input.empty() && sameFile(tracePath, input))
@@ -356,20 +445,16 @@ int main(int argc, char **argv) {
                                    sameFile(tracePath, values[output])))
         return usageError("--trace " + tracePath + " is also " + output +
                           "; name another file for the trace");
-    if (Status s = checkWritable(tracePath); !s.ok()) {
-      std::cerr << "loom-run: --trace: " << s.message() << "\n";
-      return 1;
-    }
+    if (Status s = checkWritable(tracePath); !s.ok())
+      return failed("--trace: " + s.message());
     tracer = std::make_unique<Tracer>();
     tracer->nameProcess("loom-run " + planPath);
     options.tracer = tracer.get();
   }
 
   Result<std::unique_ptr<Session>> opened = Session::open(planPath, options);
-  if (!opened.ok()) {
-    std::cerr << "loom-run: " << opened.message() << "\n";
-    return 1;
-  }
+  if (!opened.ok())
+    return failed(opened.message());
   Session &session = **opened;
   const loom::plan::PlanT &plan = session.plan();
   if (dump) {
@@ -377,7 +462,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!values.count("--steps") || !values.count("--data"))
-    return usageError("--steps and --data are required to train (or pass "
+    return usage("--steps and --data are required to train (or pass "
                       "--dump)");
   // The data first: a bad file is reported before any step runs.
   std::string format = values.count("--data-format") ? values["--data-format"]
@@ -390,41 +475,36 @@ int main(int argc, char **argv) {
   else if (format == "int32")
     tokenFormat = TokenFormat::Int32;
   else
-    return usageError("--data-format " + format +
+    return usage("--data-format " + format +
                       ": use bytes, uint16 or int32");
   Result<TokenDataset> data = TokenDataset::open(
       values["--data"], tokenFormat, plan.seq_length, plan.vocab_size);
-  if (!data.ok()) {
-    std::cerr << "loom-run: " << data.message() << "\n";
-    return 1;
-  }
+  if (!data.ok())
+    return failed(data.message());
 
   if (values.count("--load")) {
-    if (values.count("--seed"))
+    if (values.count("--seed") && speaks)
       std::cerr << "loom-run: note: --seed is ignored with --load; the "
                    "checkpoint's seed continues\n";
     TraceScope scope(tracer.get(), Tracer::kHostTrack, "load checkpoint",
                      "load");
-    if (Status s = session.load(values["--load"]); !s.ok()) {
-      std::cerr << "loom-run: " << s.message() << "\n";
-      return 1;
-    }
-    std::cout << "loaded " << values["--load"] << ": step "
+    if (Status s = session.load(values["--load"]); !s.ok())
+      return failed(s.message());
+    if (speaks)
+      std::cout << "loaded " << values["--load"] << ": step "
               << session.step() << ", " << session.dataPosition()
               << " samples consumed\n";
   } else {
     TraceScope scope(tracer.get(), Tracer::kHostTrack,
                      "initialize parameters", "load");
-    if (Status s = session.initializeParameters(); !s.ok()) {
-      std::cerr << "loom-run: " << s.message() << "\n";
-      return 1;
-    }
+    if (Status s = session.initializeParameters(); !s.ok())
+      return failed(s.message());
   }
   // The first --trace-steps steps this run takes (a resumed run's too).
   if (tracer)
     tracer->setSteps(session.step() + 1, session.step() + traceSteps);
   if (steps < session.step())
-    return usageError("--steps " + std::to_string(steps) +
+    return usage("--steps " + std::to_string(steps) +
                       ": the checkpoint "
                       "in '" +
                       values["--load"] + "' is at step " +
@@ -438,17 +518,16 @@ int main(int argc, char **argv) {
       __builtin_add_overflow(endPosition, session.dataPosition(),
                              &endPosition) ||
       endPosition > kMaxCheckpointCount)
-    return usageError("--steps " + std::to_string(steps) + " at " +
+    return usage("--steps " + std::to_string(steps) + " at " +
                       std::to_string(plan.global_batch_size) +
                       " samples a step would consume more than the 2^53 "
                       "samples a checkpoint records; ask for fewer steps");
   // Before the first step: an unwritable --save fails now, not after the
   // work it was to keep.
-  if (values.count("--save"))
-    if (Status s = checkCheckpointDirectory(values["--save"]); !s.ok()) {
-      std::cerr << "loom-run: " << s.message() << "\n";
-      return 1;
-    }
+  // (Rank 0 writes a job's checkpoints.)
+  if (values.count("--save") && speaks)
+    if (Status s = checkCheckpointDirectory(values["--save"]); !s.ok())
+      return failed(s.message());
   // Samples in a seeded order (the session's seed: the checkpoint's after
   // --load), unless asked to read the corpus in order.
   if (!values.count("--no-shuffle"))
@@ -459,19 +538,16 @@ int main(int argc, char **argv) {
 
   FILE *json = nullptr;
   std::string logPath = values.count("--log-json") ? values["--log-json"] : "";
-  if (values.count("--log-json")) {
+  if (values.count("--log-json") && speaks) {
     // A fresh run would truncate it.
     for (const std::string &input : {planPath, values["--data"]})
       if (sameFile(logPath, input))
-        return usageError("--log-json " + logPath + " is the input '" + input +
+        return usage("--log-json " + logPath + " is the input '" + input +
                           "'; name another file for the log");
     std::string why;
     json = openLog(logPath, values.count("--load") > 0, why);
-    if (!json) {
-      std::cerr << "loom-run: cannot write the log '" << logPath << "': " << why
-                << "\n";
-      return 1;
-    }
+    if (!json)
+      return failed("cannot write the log '" + logPath + "': " + why);
   }
   // Once, when the traced steps end (or the run does, or a step fails).
   bool traceWritten = false;
@@ -483,6 +559,8 @@ int main(int argc, char **argv) {
       std::cerr << "loom-run: " << s.message() << "\n";
       return false;
     }
+    if (!speaks)
+      return true;
     int64_t last = std::min(tracer->lastStep(), session.step());
     if (last < tracer->firstStep())
       std::printf("wrote the trace of the load to %s\n", tracePath.c_str());
@@ -495,10 +573,11 @@ int main(int argc, char **argv) {
   };
   auto save = [&](const std::string &dir) {
     if (Status s = session.save(dir); !s.ok()) {
-      std::cerr << "loom-run: " << s.message() << "\n";
+      failed(s.message()); // in a job, does not return
       return false;
     }
-    std::cout << "saved " << dir << " at step " << session.step() << "\n";
+    if (speaks)
+      std::cout << "saved " << dir << " at step " << session.step() << "\n";
     return true;
   };
 
@@ -514,6 +593,11 @@ int main(int argc, char **argv) {
   for (const auto &axis : plan.mesh)
     mesh += (mesh.empty() ? "" : ",") + axis->name + "=" +
             std::to_string(axis->size);
+  if (job && speaks)
+    std::printf("one rank per process: %s, the %s communicator\n",
+                job->environment().describe().c_str(),
+                job->commName().c_str());
+  if (speaks)
   std::printf("training %s on %lld rank%s (%s%s%s): %lld parameter tensors, "
               "%lld sequences of %lld tokens per step (%lld microbatches per "
               "rank), steps %lld to %lld\n",
@@ -532,13 +616,13 @@ int main(int argc, char **argv) {
   while (session.step() < steps) {
     Result<StepMetrics> m = session.step(*data);
     if (!m.ok()) {
-      std::cerr << "loom-run: " << m.message() << "\n";
       writeTrace(); // what led up to the failure
-      return 1;
+      return failed(m.message());
     }
     elapsed += m->seconds;
     double tokensPerSecond = double(m->tokens) / m->seconds;
-    if (m->step % logInterval == 0 || m->step == steps || m->skipped) {
+    if (speaks &&
+        (m->step % logInterval == 0 || m->step == steps || m->skipped)) {
       std::printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | "
                   "%.0f tokens/s | %.1f s",
                   (long long)m->step, m->loss, m->lr, m->gradNorm,
@@ -565,19 +649,19 @@ int main(int argc, char **argv) {
       std::string text = line.str();
       if (std::fwrite(text.data(), 1, text.size(), json) != text.size() ||
           std::fflush(json) != 0) {
-        // The log was asked for: keep what training did, then fail.
-        std::cerr << "loom-run: cannot write the log '" << logPath
-                  << "': " << std::strerror(errno) << "\n";
-        if (values.count("--save"))
+        // The log was asked for: keep what training did, then fail (a
+        // job's save is collective: the other ranks are not in it).
+        std::string why = std::strerror(errno);
+        if (values.count("--save") && !job)
           save(values["--save"]);
-        return 1;
+        return failed("cannot write the log '" + logPath + "': " + why);
       }
     }
     if (tracer && m->step >= tracer->lastStep() && !writeTrace()) {
       // The trace was asked for: keep what training did, then fail.
-      if (values.count("--save"))
+      if (values.count("--save") && !job)
         save(values["--save"]);
-      return 1;
+      return failed("the trace was not written");
     }
     if (saveInterval > 0 && values.count("--save") &&
         m->step % saveInterval == 0 && m->step != steps &&
@@ -589,11 +673,14 @@ int main(int argc, char **argv) {
   if (values.count("--save") && !save(values["--save"]))
     return 1;
   if (!traced)
-    return 1;
-  if (json && std::fclose(json) != 0) {
-    std::cerr << "loom-run: cannot write the log '" << logPath
-              << "': " << std::strerror(errno) << "\n";
-    return 1;
-  }
+    return failed("the trace was not written");
+  if (json && std::fclose(json) != 0)
+    return failed("cannot write the log '" + logPath +
+                  "': " + std::strerror(errno));
+  // Rank 0's store stays up until every rank has finished.
+  if (job)
+    if (Status s = job->finish(); !s.ok())
+      std::cerr << "loom-run: " << job->mesh().describe(job->rank())
+                << ": the job's store: " << s.message() << "\n";
   return 0;
 }

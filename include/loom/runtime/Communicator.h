@@ -29,6 +29,10 @@
 namespace loom {
 namespace runtime {
 
+/// Collectives on device buffers, enqueued on a GPU stream (the nccl
+/// communicator's; loom/runtime/cuda/DeviceCollectives.h).
+class DeviceCollectives;
+
 /// The device mesh: named axes with sizes, e.g. {"dp",2},{"pp",1},{"tp",2}.
 /// Ranks are numbered row-major over the axes in order (the LAST axis varies
 /// fastest, so tp ranks are adjacent as in Megatron).
@@ -69,6 +73,12 @@ const char *commDTypeName(CommDType dtype);
 /// their coordinate on `axis` (group index). Every rank of a group must call
 /// the same collectives in the same order. `what` is a short label for
 /// errors (e.g. "all_reduce layers.0.attention (tp)").
+///
+/// Threads: calls on different axes may come from different threads (the
+/// CPU executor reduces dp gradient buckets on a communication thread while
+/// its own thread runs the tp collectives and pp sends), one thread per
+/// axis at a time; the order of the calls on an axis is what pairs them up
+/// across ranks. abort() may come from any thread.
 class Communicator {
 public:
   virtual ~Communicator() = default;
@@ -120,6 +130,11 @@ public:
   /// World-level: every rank leaves with rank 0's `bytes` (any size).
   virtual Status broadcastFromRoot(std::vector<uint8_t> &bytes,
                                    const std::string &what);
+
+  /// The same collectives on device buffers, for a device backend to
+  /// enqueue on its own stream instead of staging through the host; null
+  /// (the default) when this communicator moves host memory only.
+  virtual DeviceCollectives *deviceCollectives() { return nullptr; }
 };
 
 /// What a process communicator (mpi, gloo, nccl) tells the job's watchdog
@@ -167,10 +182,13 @@ bool mpiAvailable();
 Status initializeMpi(int64_t *rank, int64_t *size);
 void finalizeMpi();
 [[noreturn]] void abortMpi(int code);
+/// MPI_Bcast over MPI_COMM_WORLD from rank 0 (an address, NCCL's unique
+/// id): every rank returns rank 0's `valueAtRoot`.
+Result<std::string> mpiBroadcastFromRank0(const std::string &valueAtRoot);
 
 /// The `local` communicator: every rank of `mesh` is a thread of this
 /// process. Create one LocalCommunicatorGroup per job; hand rank r the
-/// handle forRank(r) (each handle is used by one thread at a time).
+/// handle forRank(r) (used by one thread per mesh axis at a time).
 ///
 /// A collective that waits longer than `timeoutSeconds` for the group's
 /// other members returns an error that names the waiting rank (with

@@ -43,6 +43,11 @@ struct StepParams {
   /// elements start at global index microbatch · (elements per microbatch),
   /// for dropout.
   int64_t microbatch = 0;
+  /// This run is the step's last over the microbatch program's backward
+  /// (Session::runRank's last microbatch; a pipeline chunk's last backward):
+  /// a backend overlapping the dp gradient all-reduces starts each bucket's
+  /// once its gradients are final (loom/runtime/GradientBuckets.h).
+  bool lastMicrobatch = false;
   /// The optimizer updates made so far, plus this one: AdamW's bias
   /// correction (a skipped step makes no update).
   int64_t optimizerStep = 1;
@@ -90,6 +95,18 @@ struct RankContext {
   /// (loom/runtime/Trace.h).
   Tracer *tracer = nullptr;
   int traceTrack = 0;
+  /// Overlap the dp gradient buckets' all-reduces with the last
+  /// microbatch's backward, on a communication thread of the executor (the
+  /// cpu backend; SessionOptions::overlapGradReduce). The results are the
+  /// same bits either way.
+  bool overlapGradReduce = true;
+  /// Buffers the runtime writes after the microbatches and before the
+  /// optimizer (a pipeline's tied gradients): their buckets are not
+  /// overlapped.
+  std::vector<int32_t> writtenAfterMicrobatches;
+  /// The track of the overlapped all-reduces in a traced step
+  /// (Tracer::commTrack).
+  int commTraceTrack = 0;
 };
 
 /// The plan's two programs.

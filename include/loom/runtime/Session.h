@@ -58,6 +58,10 @@ struct SessionOptions {
   int device = 0;
   /// CUDA graphs for the microbatch program (loom-run --no-cuda-graph).
   bool cudaGraphs = true;
+  /// Overlap the dp gradient buckets' all-reduces with the last
+  /// microbatch's backward (the cpu backend; the same bits either way;
+  /// loom-run --no-overlap-grad-reduce).
+  bool overlapGradReduce = true;
   uint64_t seed = 1234;
   std::optional<double> lr, minLr, weightDecay, clipGrad, beta1, beta2, eps;
   std::optional<int64_t> warmupSteps, decaySteps;
@@ -68,6 +72,11 @@ struct SessionOptions {
   /// How long a rank waits in a collective for the others before the step
   /// fails with an error naming the rank and the collective.
   double collectiveTimeoutSeconds = 300;
+  /// One rank per process (loom/runtime/Job.h): this session runs only mesh
+  /// rank processComm->rank(), joined to the job's other processes by
+  /// processComm (it must outlive the session; its mesh must be the
+  /// plan's). Null: every rank of the mesh runs here, each a thread.
+  Communicator *processComm = nullptr;
   /// Records the run (loom/runtime/Trace.h): the plan's load, each rank's
   /// executor, and every rank's work in the steps the tracer traces. It
   /// must outlive the session; null: no tracing, at no cost.
@@ -98,8 +107,14 @@ public:
   ~Session();
 
   const plan::PlanT &plan() const { return *plan_; }
-  /// The ranks of the plan's mesh, all run by this session.
-  int64_t numRanks() const { return int64_t(ranks_.size()); }
+  /// The ranks of the plan's mesh (all run by this session, or one in
+  /// each process of a job).
+  int64_t numRanks() const { return mesh_.numRanks(); }
+  /// The rank this process runs in a multi-process job (0 otherwise):
+  /// save() writes from rank 0, and loom-run logs from it.
+  int64_t processRank() const {
+    return options_.processComm ? options_.processComm->rank() : 0;
+  }
   /// Steps completed, and samples of the dataset consumed.
   int64_t step() const { return step_; }
   int64_t dataPosition() const { return dataPosition_; }
@@ -121,13 +136,19 @@ public:
   Result<StepMetrics> step(const int32_t *tokens, const int32_t *labels);
 
   /// Parameters, optimizer state, step, data position, seed and loss scale.
+  /// In a multi-process job every rank calls it: the ranks' blocks are
+  /// gathered to rank 0, which writes the whole tensors (the same file a
+  /// session of threads writes), and every rank returns rank 0's result.
   Status save(const std::string &directory) const;
   /// Restores what save() wrote; the checkpoint's parameters must be the
   /// plan's (names and shapes). The session takes the checkpoint's seed.
+  /// In a multi-process job each rank reads the checkpoint (the directory
+  /// must be visible to every process) and takes its own blocks.
   Status load(const std::string &directory);
 
   /// A parameter's values (f32, the whole tensor), or an error naming the
-  /// missing parameter.
+  /// missing parameter. In a multi-process job every rank calls it and
+  /// every rank gets the whole tensor.
   Result<std::vector<float>> parameter(const std::string &name);
 
 private:
@@ -141,6 +162,8 @@ private:
     size_t normEnd = 0; // optimizer program instructions through grad_norm
   };
   struct Rank {
+    int64_t id = 0;              // its mesh rank
+    Communicator *comm = nullptr; // null for a one-rank mesh
     std::vector<int64_t> coords; // per plan mesh axis
     std::vector<Part> parts;
     double lossSum = 0, gradNorm = 0;
@@ -157,6 +180,11 @@ private:
   /// The whole tensor assembled from the ranks' blocks, or scattered back
   /// (into every copy of a parameter tied across pipeline chunks).
   Result<std::vector<float>> gather(const StateTensor &t) const;
+  /// gather() in a multi-process job: every rank's blocks to rank 0 (the
+  /// others get an empty vector).
+  Result<std::vector<float>> gatherToRoot(const StateTensor &t) const;
+  /// The job's communicator when this is one process of a job.
+  Communicator *processComm() const { return options_.processComm; }
   Status scatter(const StateTensor &t, const std::vector<float> &whole);
   std::vector<int64_t> blockOffset(const plan::ParameterT &p,
                                    const plan::PlanT &owner,

@@ -17,6 +17,9 @@
 //     ("cat":"pipeline"), and the optimizer;
 //   - a backend's run loop: a slice per instruction (instructionSlice),
 //     collectives with "cat":"collective";
+//   - the CPU executor's communication thread: the overlapped dp gradient
+//     all-reduces on the rank's "comm" track (commTrack), and the
+//     optimizer's "wait for all_reduce" on the rank's track;
 //   - a JIT kernel compiler: compileKernels(), from the RankContext's tracer
 //     while its executor is created.
 //
@@ -92,6 +95,11 @@ public:
   static constexpr int kHostTrack = 0;
   /// Rank r's track (tid): the host's is 0, so the ranks start at 1.
   static int rankTrack(int64_t rank) { return int(rank) + 1; }
+  /// Rank r's communication track: the dp gradient all-reduces a backend
+  /// overlaps with the backward. After every rank's track (at most
+  /// kMaxLocalRanks of them).
+  static int commTrack(int64_t rank) { return kCommTrackBase + int(rank); }
+  static constexpr int kCommTrackBase = 1 << 16;
 
   /// Times start now: every ts is microseconds since the tracer was made.
   Tracer();
