@@ -159,6 +159,99 @@ TEST(GlooCommunicator, CollectivesMatchTheLocalCommunicatorBitForBit) {
   }
 }
 
+/// dp all-reduces on a second thread while the rank's own thread runs tp
+/// all-reduces and tp sends (the CPU executor's gradient overlap).
+std::vector<std::vector<uint8_t>> axesOnTwoThreads(bool gloo) {
+  MeshShape mesh{{"dp", "tp"}, {2, 2}};
+  std::vector<std::vector<uint8_t>> results(4);
+  std::mutex mu;
+  Body body = [&](int64_t rank, Communicator &comm) {
+    std::vector<float> dp(9 * 20), tp(5 * 20);
+    std::thread comms([&] {
+      for (int i = 0; i < 20; ++i) {
+        auto x = inputs<float>(rank, 9, 100 + i);
+        ASSERT_TRUE(comm.allReduce(0, x.data(), &dp[9 * i], 9, CommDType::F32,
+                                   ReduceKind::Sum, "bucket (dp)")
+                        .ok());
+      }
+    });
+    for (int i = 0; i < 20; ++i) {
+      auto x = inputs<float>(rank, 5, 200 + i);
+      ASSERT_TRUE(comm.allReduce(1, x.data(), &tp[5 * i], 5, CommDType::F32,
+                                 ReduceKind::Sum, "act (tp)")
+                      .ok());
+      float v = float(rank * 100 + i), got = 0;
+      ASSERT_TRUE(
+          comm.send(1, 1 - rank % 2, &v, 1, CommDType::F32, i, "p2p").ok());
+      ASSERT_TRUE(
+          comm.recv(1, 1 - rank % 2, &got, 1, CommDType::F32, i, "p2p").ok());
+      EXPECT_EQ(got, float((rank ^ 1) * 100 + i));
+    }
+    comms.join();
+    std::vector<uint8_t> out(
+        reinterpret_cast<uint8_t *>(dp.data()),
+        reinterpret_cast<uint8_t *>(dp.data() + dp.size()));
+    out.insert(out.end(), reinterpret_cast<uint8_t *>(tp.data()),
+               reinterpret_cast<uint8_t *>(tp.data() + tp.size()));
+    std::lock_guard<std::mutex> lock(mu);
+    results[rank] = std::move(out);
+  };
+  if (gloo)
+    runGloo(mesh, 30, body);
+  else
+    runLocal(mesh, body);
+  return results;
+}
+
+TEST(GlooCommunicator, AxesCalledFromDifferentThreadsAtOnce) {
+  SKIP_WITHOUT_GLOO();
+  auto local = axesOnTwoThreads(false);
+  auto gloo = axesOnTwoThreads(true);
+  for (int r = 0; r < 4; ++r) {
+    ASSERT_FALSE(local[r].empty());
+    EXPECT_TRUE(local[r] == gloo[r]) << "rank " << r << " differs";
+  }
+}
+
+TEST(GlooCommunicator, ATimeoutOnOneAxisWhileAnotherAxisIsBusy) {
+  SKIP_WITHOUT_GLOO();
+  // Ranks 2 and 3 never join the dp all-reduce; everyone keeps calling tp
+  // collectives meanwhile. The dp calls must time out on their own clock.
+  MeshShape mesh{{"dp", "tp"}, {2, 2}};
+  runGloo(mesh, 0.5, [&](int64_t rank, Communicator &comm) {
+    std::thread dp;
+    double took = 0;
+    Status dpStatus = Status::success();
+    if (rank < 2)
+      dp = std::thread([&] {
+        std::vector<float> x(3, 1.f);
+        auto start = std::chrono::steady_clock::now();
+        dpStatus = comm.allReduce(0, x.data(), x.data(), 3, CommDType::F32,
+                                  ReduceKind::Sum, "bucket (dp)");
+        took = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             start)
+                   .count();
+      });
+    for (int i = 0; i < 50; ++i) {
+      std::vector<float> y(2, 1.f);
+      Status st = comm.allReduce(1, y.data(), y.data(), 2, CommDType::F32,
+                                 ReduceKind::Sum, "act (tp)");
+      ASSERT_TRUE(st.ok()) << st.message();
+      EXPECT_EQ(y[0], 2.f);
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    if (dp.joinable())
+      dp.join();
+    if (rank < 2) {
+      ASSERT_FALSE(dpStatus.ok());
+      EXPECT_TRUE(contains(dpStatus.message(), "timed out after 0.5 s in "
+                                               "'bucket (dp)'"))
+          << dpStatus.message();
+      EXPECT_LT(took, 1.0);
+    }
+  });
+}
+
 TEST(GlooCommunicator, SendsMatchReceivesByTagInSendOrder) {
   SKIP_WITHOUT_GLOO();
   MeshShape mesh{{"pp"}, {2}};
