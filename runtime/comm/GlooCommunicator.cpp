@@ -57,6 +57,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -162,6 +163,21 @@ struct Group {
   std::string broken; // why its connections were closed
 };
 
+enum class Interrupt { None, Abort, Failure, Timeout };
+
+/// One call in flight (calls on different axes may run on different
+/// threads at once, Communicator.h): what the watcher may end.
+struct Call {
+  bool hasDeadline = false;
+  Clock::time_point deadline;
+  Interrupt interrupt = Interrupt::None;
+  std::string failure; // the monitor's, when it ended the call
+  std::vector<gloo::transport::UnboundBuffer *> active;
+};
+
+/// The call this thread is in (guarded() sets it; exchange() posts to it).
+thread_local Call *tCall = nullptr;
+
 /// One posted send or receive.
 struct Transfer {
   int64_t peer; // group index
@@ -181,7 +197,7 @@ public:
   GlooCommunicator(MeshShape mesh, int64_t rank, StoreClient &store,
                    const ProcessCommOptions &options)
       : mesh_(std::move(mesh)), rank_(rank), store_(store), options_(options),
-        self_(mesh_.describe(rank)) {}
+        self_(mesh_.describe(rank)), received_(mesh_.sizes.size()) {}
 
   Status connect() {
     gloo::transport::tcp::attr attr;
@@ -529,7 +545,7 @@ public:
       return st;
     Group &g = axes_[axis];
     int64_t src = g.members[peer];
-    int64_t number = received_[{axis, peer, tag}]++;
+    int64_t number = received_[axis][{peer, tag}]++;
     std::string label = "recv '" + what + "' (message #" +
                         std::to_string(number) + " from " +
                         mesh_.describe(src) + " along " + g.name + ", tag " +
@@ -682,9 +698,17 @@ private:
     for (int64_t m : g.members)
       if (m != rank_)
         others.push_back(m);
-    // Two exchanges per collective at most: slots seq*2 and seq*2+1.
-    uint64_t slot =
-        kCollectiveSlot | ((uint64_t(seq) << 1) & ((1ull << 56) - 1));
+    // Two exchanges per collective at most: slots seq*2 and seq*2+1. A
+    // member calling another kind or size of collective here must not
+    // match: gloo's transport aborts the process on a message longer than
+    // the receive (an exception in its event loop). So the slot carries a
+    // hash of the call's shape (the signature after its label, which may
+    // differ between members), and a mismatch times out instead.
+    uint64_t shape = 1469598103934665603ull; // FNV-1a
+    for (char c : sig.substr(what.size() + 3))
+      shape = (shape ^ uint8_t(c)) * 1099511628211ull;
+    uint64_t slot = kCollectiveSlot | ((shape & 0xffffff) << 32) |
+                    ((uint64_t(seq) << 1) & 0xffffffffull);
     return guarded(g,
                    std::string(kind) + " '" + what + "' #" +
                        std::to_string(seq) + " of the " + g.name + " group",
@@ -701,27 +725,32 @@ private:
     if (options_.monitor)
       options_.monitor->entering(entering);
     double t = options_.timeoutSeconds;
+    Call call;
+    call.hasDeadline = t > 0 && t < 1e9;
+    if (call.hasDeadline)
+      call.deadline =
+          Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(t));
     {
       std::lock_guard<std::mutex> lock(mu_);
-      inCall_ = true;
-      interrupt_ = Interrupt::None;
-      hasDeadline_ = t > 0 && t < 1e9;
-      if (hasDeadline_)
-        deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(t));
+      calls_.insert(&call);
     }
+    Call *outer = tCall;
+    tCall = &call;
     Status st = Status::success();
     try {
       st = body();
     } catch (const std::exception &e) {
       st = Status::error(glooMessage(e));
     }
+    tCall = outer;
     Interrupt why;
+    std::string failureSeen;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      inCall_ = false;
-      why = interrupt_;
-      active_.clear();
+      calls_.erase(&call);
+      why = call.interrupt;
+      failureSeen = call.failure;
     }
     if (options_.monitor)
       options_.monitor->left();
@@ -735,7 +764,7 @@ private:
       return fail(g, label, abortMessage_, {});
     }
     case Interrupt::Failure:
-      return fail(g, label, failureSeen_, {});
+      return fail(g, label, failureSeen, {});
     case Interrupt::Timeout: {
       std::string late;
       for (int64_t r : waitFor)
@@ -798,21 +827,23 @@ private:
   Status exchange(Group &g, const std::vector<Transfer> &ts, uint64_t slot) {
     std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> bufs;
     // Declared after bufs, so the watcher forgets them before they go.
+    Call &call = *tCall;
     struct Forget {
-      GlooCommunicator &c;
+      std::mutex &mu;
+      Call &call;
       ~Forget() {
-        std::lock_guard<std::mutex> lock(c.mu_);
-        c.active_.clear();
+        std::lock_guard<std::mutex> lock(mu);
+        call.active.clear();
       }
-    } forget{*this};
+    } forget{mu_, call};
     for (const Transfer &t : ts) {
       if (!t.bytes)
         continue;
       bufs.push_back(g.ctx->createUnboundBuffer(t.ptr, t.bytes));
       {
         std::lock_guard<std::mutex> lock(mu_);
-        active_.push_back(bufs.back().get());
-        if (interrupt_ != Interrupt::None)
+        call.active.push_back(bufs.back().get());
+        if (call.interrupt != Interrupt::None)
           return Status::error("interrupted");
       }
       if (t.send)
@@ -832,35 +863,35 @@ private:
     return Status::success();
   }
 
-  enum class Interrupt { None, Abort, Failure, Timeout };
-
-  /// Ends the waits of the call in flight when it must stop.
+  /// Ends the waits of the calls in flight that must stop.
   void watch() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
       cv_.wait_for(lock, std::chrono::milliseconds(20));
-      if (!inCall_ || interrupt_ != Interrupt::None)
+      if (calls_.empty())
         continue;
-      Interrupt why = Interrupt::None;
-      if (aborted_)
-        why = Interrupt::Abort;
-      else if (hasDeadline_ && Clock::now() >= deadline_)
-        why = Interrupt::Timeout;
-      else if (options_.monitor) {
+      std::string failure;
+      if (options_.monitor && !aborted_) {
         lock.unlock();
-        std::string f = options_.monitor->failure();
+        failure = options_.monitor->failure();
         lock.lock();
-        if (!f.empty() && inCall_ && interrupt_ == Interrupt::None) {
-          failureSeen_ = f;
-          why = Interrupt::Failure;
-        }
       }
-      if (why == Interrupt::None)
-        continue;
-      interrupt_ = why;
-      for (gloo::transport::UnboundBuffer *b : active_) {
-        b->abortWaitRecv();
-        b->abortWaitSend();
+      for (Call *c : calls_) {
+        if (c->interrupt != Interrupt::None)
+          continue;
+        if (aborted_)
+          c->interrupt = Interrupt::Abort;
+        else if (c->hasDeadline && Clock::now() >= c->deadline)
+          c->interrupt = Interrupt::Timeout;
+        else if (!failure.empty()) {
+          c->interrupt = Interrupt::Failure;
+          c->failure = failure;
+        } else
+          continue;
+        for (gloo::transport::UnboundBuffer *b : c->active) {
+          b->abortWaitRecv();
+          b->abortWaitSend();
+        }
       }
     }
   }
@@ -897,19 +928,16 @@ private:
   std::shared_ptr<gloo::transport::Device> device_;
   std::vector<Group> axes_;
   Group world_;
-  std::map<std::tuple<int, int64_t, int64_t>, int64_t> received_;
+  // Per axis (each axis has one calling thread at a time): by (peer, tag),
+  // the messages received.
+  std::vector<std::map<std::pair<int64_t, int64_t>, int64_t>> received_;
 
   std::mutex mu_;
   std::condition_variable cv_;
   bool aborted_ = false;
   std::string abortMessage_;
   bool stopping_ = false;
-  bool inCall_ = false;
-  bool hasDeadline_ = false;
-  Clock::time_point deadline_;
-  Interrupt interrupt_ = Interrupt::None;
-  std::string failureSeen_;
-  std::vector<gloo::transport::UnboundBuffer *> active_;
+  std::set<Call *> calls_; // in flight, one per calling thread
   std::deque<PendingSend> pending_;
   std::thread watcher_, completer_;
 };
