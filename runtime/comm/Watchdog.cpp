@@ -39,12 +39,13 @@ Watchdog::~Watchdog() {
 
 void Watchdog::entering(const std::string &what) {
   std::lock_guard<std::mutex> lock(mu_);
-  doing_ = what;
+  doing_[std::this_thread::get_id()] = what;
+  started_ = true;
 }
 
 void Watchdog::left() {
   std::lock_guard<std::mutex> lock(mu_);
-  doing_ = "computing";
+  doing_.erase(std::this_thread::get_id());
 }
 
 std::string Watchdog::failure() {
@@ -109,7 +110,11 @@ void Watchdog::run() {
     if (failure_.empty()) {
       // The round trip outside mu_: the ranks' threads report what they
       // enter without waiting for the network.
-      std::string doing = doing_;
+      std::string doing;
+      for (const auto &[thread, what] : doing_)
+        doing += (doing.empty() ? "" : "' and '") + what;
+      if (doing.empty())
+        doing = started_ ? "computing" : "starting";
       lock.unlock();
       Result<std::string> reply = [&] {
         std::lock_guard<std::mutex> client(clientMu_);

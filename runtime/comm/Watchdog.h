@@ -24,6 +24,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -63,7 +64,10 @@ private:
   std::mutex clientMu_; // client_ and finished_
   std::mutex mu_;       // the fields below
   std::condition_variable cv_;
-  std::string doing_ = "starting";
+  /// What each thread calling the communicator is in (the executor's
+  /// thread, and its comm thread during the dp overlap).
+  std::map<std::thread::id, std::string> doing_;
+  bool started_ = false;
   std::string failure_;
   bool stop_ = false, finished_ = false;
   std::thread thread_;
