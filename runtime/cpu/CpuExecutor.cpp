@@ -235,6 +235,12 @@ void CpuExecutor::submitBucket(size_t bucket, const StepParams &params) {
   Tracer *tracer = rank.tracer && rank.tracer->tracesStep(params.step)
                        ? rank.tracer
                        : nullptr;
+  // The hand-over, on the rank's own track: where in the backward the
+  // bucket left for the comm thread (its all_reduce is on the comm track).
+  TraceScope handOver(tracer, rank.traceTrack, "hand over all_reduce",
+                      "collective");
+  if (handOver)
+    handOver.args().add("bucket", int64_t(bucket)).add("step", params.step);
   commThread->submit(bucket, [this, k, params, tracer] {
     int64_t begin = tracer ? tracer->nowUs() : 0;
     StepOutputs unused; // an all_reduce reads and adds no step outputs

@@ -71,7 +71,16 @@ def main():
 
     if args.plan is not None and process != "loom-run " + args.plan:
         fail("the process is named %r, not after the plan %r" % (process, args.plan))
-    ranks = [tid for tid, name in names.items() if name.startswith("rank ")]
+    # A rank's track, and (with the dp gradient overlap) its comm track:
+    # slices of the all-reduces its communication thread runs.
+    ranks = [tid for tid, name in names.items()
+             if name.startswith("rank ") and not name.endswith(" comm")]
+    comm_tracks = [tid for tid, name in names.items()
+                   if name.startswith("rank ") and name.endswith(" comm")]
+    for tid in comm_tracks:
+        for e in slices.get(tid, []):
+            if e["cat"] != "collective":
+                fail("a slice on %s that is not a collective: %r" % (names[tid], e))
     if len(ranks) != args.ranks:
         fail("%d rank tracks (%s), expected %d" % (len(ranks), sorted(names.values()), args.ranks))
     for r in range(args.ranks):
