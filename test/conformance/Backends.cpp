@@ -125,6 +125,9 @@ public:
   WithDeviceCollectives(const char *name,
                         std::unique_ptr<test::DeviceCollectivesOverLocal> comm)
       : name(name), comm(std::move(comm)) {}
+  ~WithDeviceCollectives() override {
+    inner.reset(); // its last work may still use the communicator
+  }
   std::unique_ptr<rt::Executor> inner;
 
   const char *backend() const override { return name; }
