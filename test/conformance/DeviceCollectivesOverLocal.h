@@ -1,4 +1,4 @@
-//===- DeviceCollectivesOverLocal.h - NCCL's device path, emulated -*- C++ -*-===//
+//===- DeviceCollectivesOverLocal.h - NCCL's path, emulated --*- C++ -*-===//
 //
 // A test-only communicator that gives the CUDA executor's device-collective
 // path (Communicator::deviceCollectives, the path the nccl communicator
@@ -82,8 +82,8 @@ public:
               CommDType dtype, int64_t tag, const std::string &what) override {
     return host_.send(axis, peer, data, count, dtype, tag, what);
   }
-  Status recv(int axis, int64_t peer, void *data, size_t count,
-              CommDType dtype, int64_t tag, const std::string &what) override {
+  Status recv(int axis, int64_t peer, void *data, size_t count, CommDType dtype,
+              int64_t tag, const std::string &what) override {
     return host_.recv(axis, peer, data, count, dtype, tag, what);
   }
   void abort(const std::string &why) override { host_.abort(why); }
@@ -166,9 +166,8 @@ public:
       return host_.send(axis, peer, data, count, dtype, tag, what);
     });
   }
-  Status recv(int axis, int64_t peer, void *data, size_t count,
-              CommDType dtype, int64_t tag, void *stream,
-              const std::string &what) override {
+  Status recv(int axis, int64_t peer, void *data, size_t count, CommDType dtype,
+              int64_t tag, void *stream, const std::string &what) override {
     if (peer == coordinate(axis))
       return Status::error("a rank cannot receive from itself through NCCL");
     return onStream(stream, what, [=] {

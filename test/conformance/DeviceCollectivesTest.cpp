@@ -1,4 +1,4 @@
-//===- DeviceCollectivesTest.cpp - a tiny GPT through NCCL's path, emulated -===//
+//===- DeviceCollectivesTest.cpp - a tiny GPT through NCCL's path -------===//
 //
 // The CUDA executor's device-collective path (what the nccl communicator
 // gives it on a GPU) trains the tiny GPT as its host path does, without a

@@ -71,7 +71,8 @@ TEST(CollectiveKernels, InterleaveTurnsNcclsGatherIntoTheInnerDims) {
     for (int64_t g = 0; g < s.parts; ++g)
       for (int64_t r = 0; r < s.outer; ++r)
         for (int64_t b = 0; b < s.bytes; ++b)
-          want[gatheredAt(s, g, r) + size_t(b)] = x[ncclAt(s, g, r) + size_t(b)];
+          want[gatheredAt(s, g, r) + size_t(b)] =
+              x[ncclAt(s, g, r) + size_t(b)];
     for (const TestGrid &grid : testGrids(int64_t(total))) {
       std::vector<unsigned char> y(total, 0xEE);
       ASSERT_EQ(launchKernel("loom_coll_interleave", grid.grid, grid.block,
@@ -90,7 +91,8 @@ TEST(CollectiveKernels, DeinterleaveGivesEachMemberAContiguousBlock) {
     for (int64_t g = 0; g < s.parts; ++g)
       for (int64_t r = 0; r < s.outer; ++r)
         for (int64_t b = 0; b < s.bytes; ++b)
-          want[ncclAt(s, g, r) + size_t(b)] = x[gatheredAt(s, g, r) + size_t(b)];
+          want[ncclAt(s, g, r) + size_t(b)] =
+              x[gatheredAt(s, g, r) + size_t(b)];
     for (const TestGrid &grid : testGrids(int64_t(total))) {
       std::vector<unsigned char> y(total, 0xEE);
       ASSERT_EQ(launchKernel("loom_coll_deinterleave", grid.grid, grid.block,
