@@ -2,6 +2,7 @@
 
 #include "Backends.h"
 
+#include "DeviceCollectivesOverLocal.h"
 #include "loom/runtime/cuda/CudaBackend.h"
 
 #include <algorithm>
@@ -114,6 +115,77 @@ BackendEntry cudaEntry(const std::string &name) {
       {Family::Optimizer, {1e-5, 1e-7}},    {Family::WholeStep, {5e-5, 0}},
   };
   return e;
+}
+
+namespace {
+/// A cuda-emulated executor and the device-collectives communicator it was
+/// given, which must live as long as it does.
+class WithDeviceCollectives final : public rt::Executor {
+public:
+  WithDeviceCollectives(const char *name,
+                        std::unique_ptr<test::DeviceCollectivesOverLocal> comm)
+      : name(name), comm(std::move(comm)) {}
+  ~WithDeviceCollectives() override {
+    inner.reset(); // its last work may still use the communicator
+  }
+  std::unique_ptr<rt::Executor> inner;
+
+  const char *backend() const override { return name; }
+  rt::Status run(rt::ProgramKind program, const rt::StepParams &params,
+                 size_t begin, size_t end) override {
+    return inner->run(program, params, begin, end);
+  }
+  rt::Status upload(int32_t buffer, const void *data, size_t bytes) override {
+    return inner->upload(buffer, data, bytes);
+  }
+  rt::Status download(int32_t buffer, void *data, size_t bytes) override {
+    return inner->download(buffer, data, bytes);
+  }
+  rt::Status zero(int32_t buffer) override { return inner->zero(buffer); }
+  rt::Status send(int32_t buffer, int axis, int64_t peer, int64_t tag,
+                  const std::string &what) override {
+    return inner->send(buffer, axis, peer, tag, what);
+  }
+  rt::Status recv(int32_t buffer, int axis, int64_t peer, int64_t tag,
+                  const std::string &what) override {
+    return inner->recv(buffer, axis, peer, tag, what);
+  }
+  void beginStep() override { inner->beginStep(); }
+  rt::Status accumulateLoss(int32_t loss) override {
+    return inner->accumulateLoss(loss);
+  }
+  rt::Result<rt::StepOutputs> readStepOutputs() override {
+    return inner->readStepOutputs();
+  }
+  void setGradNorm(double norm) override { inner->setGradNorm(norm); }
+
+private:
+  const char *name;
+  std::unique_ptr<test::DeviceCollectivesOverLocal> comm;
+};
+} // namespace
+
+const BackendEntry &deviceCollectivesEntry() {
+  static const BackendEntry entry = [] {
+    BackendEntry e = cudaEntry(kDeviceCollectivesBackend);
+    e.create = [](const plan::PlanT &plan, rt::RankContext rank)
+        -> rt::Result<std::unique_ptr<rt::Executor>> {
+      std::unique_ptr<test::DeviceCollectivesOverLocal> comm;
+      if (rank.comm) {
+        comm = std::make_unique<test::DeviceCollectivesOverLocal>(*rank.comm);
+        rank.comm = comm.get();
+      }
+      auto ex = std::make_unique<WithDeviceCollectives>(
+          kDeviceCollectivesBackend, std::move(comm));
+      auto inner = rt::createExecutor("cuda-emulated", plan, std::move(rank));
+      if (!inner.ok())
+        return rt::Status::error(inner.message());
+      ex->inner = std::move(*inner);
+      return std::unique_ptr<rt::Executor>(std::move(ex));
+    };
+    return e;
+  }();
+  return entry;
 }
 
 const std::vector<BackendEntry> &allBackendEntries() {

@@ -77,6 +77,15 @@ struct BackendEntry {
 const std::vector<BackendEntry> &backends();
 /// Every entry, built here or not.
 const std::vector<BackendEntry> &allBackendEntries();
+/// The CUDA executor on the emulated device with its collectives and
+/// pipeline sends through DeviceCollectives (the path the nccl communicator
+/// takes on a GPU), over the local communicator
+/// (DeviceCollectivesOverLocal.h). Not a backend of the runtime, so not in
+/// backends(): the suites that exercise collectives instantiate it
+/// themselves.
+const BackendEntry &deviceCollectivesEntry();
+constexpr const char *kDeviceCollectivesBackend =
+    "cuda-emulated-device-collectives";
 /// Why the `cuda` backend cannot run here ("" when it can: a GPU).
 std::string cudaUnavailable();
 

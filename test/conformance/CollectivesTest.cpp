@@ -383,4 +383,15 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(std::get<1>(info.param)) + "_ranks";
     });
 
+// The same cases through the CUDA executor's device collectives (NCCL's
+// path on a GPU), emulated over the local communicator.
+INSTANTIATE_TEST_SUITE_P(
+    DevicePath, Collectives,
+    ::testing::Combine(::testing::Values(&deviceCollectivesEntry()),
+                       ::testing::Values(2, 3, 4)),
+    [](const ::testing::TestParamInfo<Collectives::ParamType> &info) {
+      return backendParamName(*std::get<0>(info.param)) + "_" +
+             std::to_string(std::get<1>(info.param)) + "_ranks";
+    });
+
 } // namespace

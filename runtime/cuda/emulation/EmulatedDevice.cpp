@@ -17,6 +17,7 @@
 
 #include "Device.h"
 #include "emulation/EmulatedLibrary.h"
+#include "emulation/EmulatedStream.h"
 #include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/Trace.h"
 #include "loom/runtime/cpu/Float16.h"
@@ -110,7 +111,9 @@ public:
     }
     return runGemm(call);
   }
-  Status clear(void *p, size_t bytes, Stream) override {
+  Status clear(void *p, size_t bytes, Stream stream) override {
+    if (Status s = waitFor(stream); !s.ok())
+      return s;
     auto work = [p, bytes] {
       std::memset(p, 0, bytes);
       return Status::success();
@@ -121,7 +124,10 @@ public:
     }
     return work();
   }
-  Status copy(void *dst, const void *src, size_t bytes, Stream) override {
+  Status copy(void *dst, const void *src, size_t bytes,
+              Stream stream) override {
+    if (Status s = waitFor(stream); !s.ok())
+      return s;
     auto work = [dst, src, bytes] {
       std::memmove(dst, src, bytes);
       return Status::success();
@@ -132,25 +138,39 @@ public:
     }
     return work();
   }
-  Status upload(void *dst, const void *src, size_t bytes, Stream) override {
+  Status upload(void *dst, const void *src, size_t bytes,
+                Stream stream) override {
     if (capturing)
       return Status::error("an upload from host memory inside a captured "
                            "graph (a graph cannot stage host data)");
+    if (Status s = waitFor(stream); !s.ok())
+      return s;
     std::memcpy(dst, src, bytes);
     return Status::success();
   }
-  Status download(void *dst, const void *src, size_t bytes, Stream) override {
+  Status download(void *dst, const void *src, size_t bytes,
+                  Stream stream) override {
     if (capturing)
       return Status::error("a download inside a captured graph (the host "
                            "cannot wait for the device while capturing)");
+    if (Status s = waitFor(stream); !s.ok())
+      return s;
     std::memcpy(dst, src, bytes);
     return Status::success();
   }
-  Status order(Stream, Stream) override { return Status::success(); }
+  /// The compute stream's work is done when enqueued; the comm stream's
+  /// queued work runs when someone waits for it.
+  Status order(Stream signaller, Stream) override {
+    return waitFor(signaller);
+  }
   Status synchronize() override {
     if (capturing)
       return Status::error("a synchronisation inside a captured graph");
-    return Status::success();
+    return commStream.drain();
+  }
+  void *nativeStream(Stream stream) override {
+    return stream == Stream::Comm ? static_cast<EmulatedStream *>(&commStream)
+                                  : nullptr;
   }
 
   bool supportsGraphs() const override { return true; }
@@ -184,8 +204,33 @@ public:
   }
 
 private:
+  /// The comm stream's queue (EmulatedStream.h).
+  class QueuedStream final : public EmulatedStream {
+  public:
+    void enqueue(std::function<Status()> work) override {
+      queued.push_back(std::move(work));
+    }
+    Status drain() {
+      std::vector<std::function<Status()>> now = std::move(queued);
+      queued.clear();
+      for (auto &work : now)
+        if (Status s = work(); !s.ok())
+          return s;
+      return Status::success();
+    }
+
+  private:
+    std::vector<std::function<Status()>> queued;
+  };
+  /// Work on `stream` comes after the comm stream's queue when it is the
+  /// comm stream.
+  Status waitFor(Stream stream) {
+    return stream == Stream::Comm ? commStream.drain() : Status::success();
+  }
   Status run(const Launch &l);
   Status runGemm(const GemmCall &call);
+
+  QueuedStream commStream;
 
   bool capturing = false;
   std::vector<std::function<Status()>> captured;
