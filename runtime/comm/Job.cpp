@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <csignal>
 #include <sched.h>
 #include <unistd.h>
 
@@ -31,6 +32,8 @@ struct Job::Impl {
   std::unique_ptr<Watchdog> watchdog;
   bool mpi = false;
   bool finished = false;
+  std::string rank0Host; // where rank 0 (the store) runs, and its pid
+  int64_t rank0Pid = 0;
 };
 
 namespace {
@@ -44,6 +47,34 @@ std::string hostName() {
 
 /// After a failure, how long the watchdog lets the process stop by itself.
 constexpr double kGraceSeconds = 10;
+
+std::string exePath(const std::string &pid) {
+  char path[4096];
+  ssize_t n = ::readlink(("/proc/" + pid + "/exe").c_str(), path,
+                         sizeof(path) - 1);
+  return n > 0 ? std::string(path, size_t(n)) : std::string();
+}
+
+/// Whether `pid` is a stopped (SIGSTOP, or traced) loom-run of this
+/// program: the same executable, so a pid of another machine or another
+/// PID namespace that happens to exist here is left alone.
+bool stoppedLoomRank(int64_t pid) {
+  if (pid <= 0 || pid == int64_t(::getpid()))
+    return false;
+  std::string text = std::to_string(pid);
+  FILE *f = std::fopen(("/proc/" + text + "/stat").c_str(), "r");
+  if (!f)
+    return false;
+  char line[1024] = {0};
+  size_t n = std::fread(line, 1, sizeof(line) - 1, f);
+  std::fclose(f);
+  std::string stat(line, n);
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size())
+    return false;
+  char state = stat[paren + 2];
+  return (state == 'T' || state == 't') && exePath(text) == exePath("self");
+}
 
 } // namespace
 
@@ -74,6 +105,10 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
   for (size_t a = 0; a < mesh.names.size(); ++a)
     meshText += (a ? "," : "") + mesh.names[a] + "=" +
                 std::to_string(mesh.sizes[a]);
+  // A peer that dies mid-write must not kill this process with SIGPIPE
+  // (gloo's transport writes without MSG_NOSIGNAL): the write fails and the
+  // communicator reports it.
+  ::signal(SIGPIPE, SIG_IGN);
   if (env.worldSize != mesh.numRanks())
     return Status::error(
         "the launcher started " + std::to_string(env.worldSize) +
@@ -177,10 +212,10 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
       impl.server = std::move(*server);
     }
   }
-  // The others may start well after rank 0 (and it after them): wait as
-  // long as a collective would.
-  double connectTimeout =
-      options.timeoutSeconds > 0 ? options.timeoutSeconds : 300;
+  // The others may start well after rank 0 (and it after them: srun starts
+  // tasks minutes apart on a busy cluster): at least 300 s to join, however
+  // short the collective timeout.
+  double connectTimeout = std::max(300.0, options.timeoutSeconds);
   Result<std::unique_ptr<StoreClient>> store =
       StoreClient::connect(host, port, connectTimeout);
   if (!store.ok())
@@ -193,6 +228,23 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
   if (Status s = (*beat)->hello(env.rank, self, hostName(), int64_t(::getpid()));
       !s.ok())
     return Status::error(self + ": " + s.message());
+  // Heartbeats wait at most this long for the store (then it is declared
+  // gone): never longer than a collective would wait.
+  (*beat)->setCallTimeout(std::clamp(options.timeoutSeconds, 5.0, 30.0));
+  // Where rank 0 runs: if it stops, the store stops with it, and a rank on
+  // its host ends it on the way out (exitAfterFailure).
+  if (env.rank == 0) {
+    if (Status s = job->store_->set("job/rank0", hostName() + " " +
+                                                     std::to_string(::getpid()));
+        !s.ok())
+      return Status::error(self + ": " + s.message());
+  }
+  Result<std::string> rank0 = job->store_->get("job/rank0", connectTimeout);
+  if (!rank0.ok())
+    return Status::error(self + ": " + rank0.message());
+  size_t space = rank0->rfind(' ');
+  impl.rank0Host = rank0->substr(0, space);
+  impl.rank0Pid = std::atoll(rank0->c_str() + space + 1);
   bool underMpi = impl.mpi;
   impl.watchdog = std::make_unique<Watchdog>(
       std::move(*beat), mesh, env.rank, kGraceSeconds,
@@ -261,6 +313,21 @@ Status Job::finish() {
 void Job::exitAfterFailure(int code) {
   std::fflush(stdout);
   std::fflush(stderr);
+  // No stopped rank of this host is left behind (under mpirun, MPI_Abort
+  // kills every process): those the store knows, and rank 0 if the store
+  // no longer answers because it is the one stopped.
+  if (impl_ && !impl_->mpi && store_) {
+    std::string here = hostName();
+    store_->setCallTimeout(2);
+    Result<std::vector<StoreRankState>> states = store_->ranks();
+    if (states.ok()) {
+      for (const StoreRankState &s : *states)
+        if (!s.finished && !s.lost && s.host == here && stoppedLoomRank(s.pid))
+          ::kill(pid_t(s.pid), SIGKILL);
+    } else if (impl_->rank0Host == here && stoppedLoomRank(impl_->rank0Pid)) {
+      ::kill(pid_t(impl_->rank0Pid), SIGKILL);
+    }
+  }
   // Rank 0's store tells the others why (their next heartbeats) before it
   // goes; else they would only learn that rank 0 is gone.
   if (impl_ && impl_->server && !impl_->mpi)

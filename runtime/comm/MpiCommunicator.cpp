@@ -122,8 +122,9 @@ public:
   ~MpiCommunicator() override {
     // Sends still in flight: wait for them (bounded), so their buffers
     // outlive MPI's use of them; a failed job leaves them to MPI_Abort.
-    if (!aborted_)
-      (void)completeSends(/*all=*/true);
+    if (aborted_)
+      return; // requests may be active: leave the communicators to MPI_Abort
+    (void)completeSends(/*all=*/true);
     for (MPI_Comm &c : axes_)
       if (c != MPI_COMM_NULL)
         MPI_Comm_free(&c);
@@ -178,8 +179,8 @@ public:
     size_t n = size_t(call.n);
     auto *src = static_cast<const unsigned char *>(in);
     auto *dst = static_cast<unsigned char *>(out);
-    for (size_t start = 0; start < count; start += kMaxPieceElements * n) {
-      size_t piece = std::min(count - start, kMaxPieceElements * n);
+    for (size_t start = 0; start < count; start += kMaxPieceElements) {
+      size_t piece = std::min(count - start, kMaxPieceElements);
       // Member g owns elements [lo(g), lo(g + 1)) of the piece.
       std::vector<int> counts(n), displs(n);
       for (size_t g = 0; g < n; ++g) {
@@ -188,7 +189,8 @@ public:
         displs[g] = int(lo);
       }
       size_t mine = size_t(counts[size_t(call.me)]);
-      std::vector<unsigned char> received(n * mine * esz), sum(mine * esz);
+      unsigned char *received = call.buffer(n * mine * esz);
+      unsigned char *sum = call.buffer(mine * esz);
       std::vector<int> recvCounts(n, int(mine)), recvDispls(n);
       for (size_t g = 0; g < n; ++g)
         recvDispls[g] = int(g * mine);
@@ -196,7 +198,7 @@ public:
       MPI_Request request;
       if (Status s = call.start("MPI_Ialltoallv", [&] {
             return MPI_Ialltoallv(pieceIn, counts.data(), displs.data(),
-                                  mpiType(dtype), received.data(),
+                                  mpiType(dtype), received,
                                   recvCounts.data(), recvDispls.data(),
                                   mpiType(dtype), axes_[size_t(axis)],
                                   &request);
@@ -207,13 +209,12 @@ public:
         return s;
       // Group order: member 0's block, then 1's, ... (the local one's order).
       if (mine) {
-        std::memcpy(sum.data(), received.data(), mine * esz);
+        std::memcpy(sum, received, mine * esz);
         for (size_t g = 1; g < n; ++g)
-          combineBytes(sum.data(), received.data() + g * mine * esz, mine,
-                       dtype, op);
+          combineBytes(sum, received + g * mine * esz, mine, dtype, op);
       }
       if (Status s = call.start("MPI_Iallgatherv", [&] {
-            return MPI_Iallgatherv(sum.data(), int(mine), mpiType(dtype),
+            return MPI_Iallgatherv(sum, int(mine), mpiType(dtype),
                                    dst + start * esz, counts.data(),
                                    displs.data(), mpiType(dtype),
                                    axes_[size_t(axis)], &request);
@@ -222,6 +223,7 @@ public:
         return s;
       if (Status s = call.wait(request); !s.ok())
         return s;
+      call.keep.clear(); // this piece is done
     }
     return Status::success();
   }
@@ -245,11 +247,11 @@ public:
                            "elements per rank; the mpi communicator gathers "
                            "at most that in one call");
     // Gathered as [member][outer][inner], then laid out [outer][member][inner].
-    std::vector<unsigned char> gathered(n * block);
+    unsigned char *gathered = call.buffer(n * block);
     MPI_Request request;
     if (Status s = call.start("MPI_Iallgather", [&] {
           return MPI_Iallgather(in, int(outer * inner), mpiType(dtype),
-                                gathered.data(), int(outer * inner),
+                                gathered, int(outer * inner),
                                 mpiType(dtype), axes_[size_t(axis)], &request);
         });
         !s.ok())
@@ -260,8 +262,7 @@ public:
     size_t row = inner * esz;
     for (size_t o = 0; o < outer; ++o)
       for (size_t g = 0; g < n; ++g)
-        std::memcpy(d + (o * n + g) * row, gathered.data() + g * block + o * row,
-                    row);
+        std::memcpy(d + (o * n + g) * row, gathered + g * block + o * row, row);
     return Status::success();
   }
 
@@ -285,15 +286,15 @@ public:
                            "elements per rank; the mpi communicator "
                            "scatters at most that in one call");
     // Member g's block of every row, packed: [member][outer][inner].
-    std::vector<unsigned char> packed(n * block), received(n * block);
+    unsigned char *packed = call.buffer(n * block);
+    unsigned char *received = call.buffer(n * block);
     for (size_t g = 0; g < n; ++g)
       for (size_t o = 0; o < outer; ++o)
-        std::memcpy(packed.data() + g * block + o * row,
-                    src + (o * n + g) * row, row);
+        std::memcpy(packed + g * block + o * row, src + (o * n + g) * row, row);
     MPI_Request request;
     if (Status s = call.start("MPI_Ialltoall", [&] {
-          return MPI_Ialltoall(packed.data(), int(outer * inner),
-                               mpiType(dtype), received.data(),
+          return MPI_Ialltoall(packed, int(outer * inner),
+                               mpiType(dtype), received,
                                int(outer * inner), mpiType(dtype),
                                axes_[size_t(axis)], &request);
         });
@@ -303,9 +304,9 @@ public:
       return s;
     auto *d = static_cast<unsigned char *>(out);
     if (block) {
-      std::memcpy(d, received.data(), block);
+      std::memcpy(d, received, block);
       for (size_t g = 1; g < n; ++g)
-        combineBytes(d, received.data() + g * block, outer * inner, dtype,
+        combineBytes(d, received + g * block, outer * inner, dtype,
                      ReduceKind::Sum);
     }
     return Status::success();
@@ -441,6 +442,21 @@ public:
           std::to_string(size_t(got) / ((matchedTag & 1) ? 8 : 4)) + " x " +
           ((matchedTag & 1) ? "f64" : "f32"));
     return Status::success();
+  }
+
+  /// A wait failed: the collective it waited for may still be running in
+  /// MPI, so its buffers are kept, and every later call fails (pairing a
+  /// new collective with the stale one would mix their data). The job is
+  /// over: the caller exits.
+  void giveUp(const std::string &why,
+              std::vector<std::unique_ptr<std::vector<unsigned char>>> keep) {
+    std::lock_guard<std::mutex> lock(abortMutex_);
+    for (auto &b : keep)
+      abandoned_.push_back(std::move(b));
+    if (!aborted_) {
+      abortMessage_ = "an earlier call failed: " + why;
+      aborted_ = true;
+    }
   }
 
   void abort(const std::string &why) override {
@@ -618,7 +634,7 @@ private:
       for (int64_t m : members)
         if (m != c.rank_)
           others.push_back(m);
-      return c.poll(label, others, [&]() -> Result<bool> {
+      Status s = c.poll(label, others, [&]() -> Result<bool> {
         int done = 0;
         Lock lock(c);
         if (int e = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
@@ -626,7 +642,18 @@ private:
           return Status::error("MPI_Test: " + mpiError(e));
         return done != 0;
       });
+      if (!s.ok())
+        c.giveUp(s.message(), std::move(keep));
+      return s;
     }
+    /// Scratch that lives as long as MPI may use it: the call, or, after a
+    /// failed wait (MPI cannot cancel a started collective, and later MPI
+    /// calls of any thread progress it), the communicator.
+    unsigned char *buffer(size_t bytes) {
+      keep.push_back(std::make_unique<std::vector<unsigned char>>(bytes));
+      return keep.back()->data();
+    }
+    std::vector<std::unique_ptr<std::vector<unsigned char>>> keep;
     MpiCommunicator &c;
     Status status = Status::success();
     std::vector<int64_t> members;
@@ -772,6 +799,7 @@ private:
   std::atomic<bool> aborted_{false};
   std::mutex abortMutex_;
   std::string abortMessage_;
+  std::vector<std::unique_ptr<std::vector<unsigned char>>> abandoned_;
 };
 
 } // namespace

@@ -445,7 +445,7 @@ struct StoreServer::Impl {
     double hang = options.hangSeconds;
     auto period = std::chrono::milliseconds(
         hang > 0
-            ? std::clamp<int64_t>(static_cast<int64_t>(hang * 250), 10, 1000)
+            ? std::clamp<int64_t>(static_cast<int64_t>(hang * 100), 10, 500)
             : 1000);
     std::unique_lock<std::mutex> lock(mu);
     while (!stopping) {
@@ -723,6 +723,11 @@ StoreClient::connect(const std::string &host, int port, double timeoutSeconds) {
                        " within " + formatSeconds(limit) + " s (" + lastError +
                        "; is rank 0 running, and MASTER_ADDR/MASTER_PORT "
                        "right?)");
+}
+
+void StoreClient::setCallTimeout(double seconds) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->timeoutSeconds = seconds > 0 ? seconds : 60;
 }
 
 StoreClient::~StoreClient() {

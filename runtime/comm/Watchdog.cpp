@@ -122,8 +122,9 @@ void Watchdog::run() {
       }();
       lock.lock();
       if (failure_.empty()) {
-        if (!reply.ok())
-          failure_ = reply.message(); // the store (rank 0) is gone or stopped
+        if (!reply.ok()) // the store, and so rank 0, is gone or stopped
+          failure_ = mesh_.describe(0) + ", which hosts the job's store, is "
+                     "gone or stopped: " + reply.message();
         else if (!reply->empty())
           failure_ = *reply;
       }

@@ -443,13 +443,13 @@ int main(int argc, char **argv) {
   if (values.count("--trace")) {
     for (const std::string &input : {planPath, values["--data"]})
       if (!input.empty() && sameFile(tracePath, input))
-        return usageError("--trace " + tracePath + " is the input '" + input +
+        return usage("--trace " + tracePath + " is the input '" + input +
                           "'; name another file for the trace");
     // The log and the checkpoint may not exist yet: their names must differ.
     for (const char *output : {"--log-json", "--save"})
       if (values.count(output) && (values[output] == tracePath ||
                                    sameFile(tracePath, values[output])))
-        return usageError("--trace " + tracePath + " is also " + output +
+        return usage("--trace " + tracePath + " is also " + output +
                           "; name another file for the trace");
     if (Status s = checkWritable(tracePath); !s.ok())
       return failed("--trace: " + s.message());
@@ -622,7 +622,11 @@ int main(int argc, char **argv) {
   while (session.step() < steps) {
     Result<StepMetrics> m = session.step(*data);
     if (!m.ok()) {
-      writeTrace(); // what led up to the failure
+      // A job's other ranks hear of the failure first; then the trace of
+      // what led up to it.
+      if (job)
+        job->fail(m.message());
+      writeTrace();
       return failed(m.message());
     }
     elapsed += m->seconds;

@@ -83,6 +83,10 @@ public:
   connect(const std::string &host, int port, double timeoutSeconds);
   ~StoreClient();
   std::string address() const; // "host:port"
+  /// How long each later call waits for its answer (connect's timeout
+  /// until set): the watchdog's heartbeats use a short one, so a stopped
+  /// store is noticed soon, however long a rank may wait to join.
+  void setCallTimeout(double seconds);
 
   Status set(const std::string &key, const std::string &value);
   /// Waits until `key` is set, at most `timeoutSeconds` (then an error

@@ -17,8 +17,10 @@ Options, before --:
   --fault KILL|STOP --victim R --after-step K
         once OUTDIR's rank-0 output shows step K, send the signal to rank R's
         process; then require: the job ends within --within S seconds of the
-        signal, with a non-zero status, the output names "rank R (", and no
-        process of the job is left running. Prints what it saw.
+        signal, with a non-zero status (torchrun: of every other rank;
+        mpirun: its own), the output names "rank R (" (or, under mpirun,
+        mpirun's "process rank R"), and no process of the job is left
+        running. Prints what it saw.
   --within S   (default 30)
 """
 import os
@@ -65,6 +67,13 @@ def descendants(root):
             found.append(c)
             todo.append(c)
     return found
+
+
+def exe_name(pid):
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:  # it exited meanwhile
+        return None
 
 
 def alive(pid):
@@ -123,32 +132,24 @@ def main(argv):
 
     signalled = None
     deadline = time.time() + 600
-    while running() and time.time() < deadline:
-        tree = sorted(set(tree + [d for p in procs for d in descendants(p.pid)]))
-        if fault and signalled is None and after is not None:
+    try:
+        signalled = watch(procs, tree, running, deadline, fault, victim, after,
+                          within, rank0)
+    finally:
+        # Never leave a test's processes behind, whatever happened here.
+        tree[:] = sorted(set(tree + [d for p in procs for d in descendants(p.pid)]))
+        left = [pid for pid in tree if alive(pid)]
+        for pid in left:
             try:
-                text = open(rank0).read()
+                os.kill(pid, signal.SIGKILL)
             except OSError:
-                text = ""
-            if f"step {after:6d} |" in text:
-                targets = [pid for pid in tree if rank_of(pid) == victim and
-                           os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "loom-run"]
-                if targets:
-                    os.kill(targets[0], getattr(signal, "SIG" + fault))
-                    signalled = time.time()
-                    print(f"launch.py: sent SIG{fault} to rank {victim} (pid {targets[0]})")
-        if signalled and time.time() - signalled > within:
-            break
-        time.sleep(0.05)
+                pass
     took = time.time() - signalled if signalled else None
-    left = [pid for pid in tree if alive(pid)]
-    for pid in left:  # never leave a test's processes behind
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     codes = [p.wait() for p in procs]
-    status = max((c if c >= 0 else 128 - c) for c in codes)
+    # The victim's own status (137 for SIGKILL) says nothing: the others'
+    # must be non-zero.
+    others = [c for r, c in enumerate(codes) if kind == "mpirun" or r != victim]
+    status = max((c if c >= 0 else 128 - c) for c in others)
     if not fault:
         sys.exit(status)
     if signalled is None:
@@ -162,11 +163,37 @@ def main(argv):
         failures.append("the job's exit status is 0")
     if left:
         failures.append(f"processes left running: {left}")
-    if f"rank {victim} (" not in text:
+    if f"rank {victim} (" not in text and not (
+            kind == "mpirun" and f"process rank {victim} with PID" in text):
         failures.append(f"no output names rank {victim}")
     if failures:
         sys.exit("launch.py: " + "; ".join(failures))
     print("launch.py: ok")
+
+
+def watch(procs, tree, running, deadline, fault, victim, after, within, rank0):
+    """Follows the job until it ends, sends the fault, and keeps `tree` (a
+    list, updated in place) the pids seen in the job. Returns when the
+    signal was sent, or None."""
+    signalled = None
+    while running() and time.time() < deadline:
+        tree[:] = sorted(set(tree + [d for p in procs for d in descendants(p.pid)]))
+        if fault and signalled is None and after is not None:
+            try:
+                text = open(rank0).read()
+            except OSError:
+                text = ""
+            if f"step {after:6d} |" in text:
+                targets = [pid for pid in tree if rank_of(pid) == victim and
+                           exe_name(pid) == "loom-run"]
+                if targets:
+                    os.kill(targets[0], getattr(signal, "SIG" + fault))
+                    signalled = time.time()
+                    print(f"launch.py: sent SIG{fault} to rank {victim} (pid {targets[0]})")
+        if signalled and time.time() - signalled > within:
+            break
+        time.sleep(0.05)
+    return signalled
 
 
 main(sys.argv)
