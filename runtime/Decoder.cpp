@@ -814,7 +814,7 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
     return "it names kernel " + std::to_string(index) + "; the plan has " +
            std::to_string(r.p.kernels.size());
   const plan::KernelT &k = *r.p.kernels[size_t(index)];
-  KernelInstr ki{index, k.name, {}, {}, k.checks};
+  KernelInstr ki{index, k.name, {}, {}, k.checks, {}};
   for (BufferId id : r.in)
     ki.args.push_back(id);
   for (BufferId id : r.out)

@@ -334,10 +334,8 @@ public:
     Group &g = axes_[axis];
     size_t esz = commDTypeSize(dtype), n = g.members.size();
     size_t block = inner * esz, bytes = outer * block;
-    std::string sig = "'" + what + "' (all_gather of [outer " +
-                      std::to_string(outer) + ", inner " +
-                      std::to_string(inner) + "] x " + commDTypeName(dtype) +
-                      ")";
+    std::string sig =
+        shapedCollectiveSignature("all_gather", what, outer, inner, dtype);
     if (n == 1)
       return local(sig, [&] { std::memmove(out, in, bytes); });
     std::vector<char> mine(static_cast<const char *>(in),
@@ -371,10 +369,8 @@ public:
     Group &g = axes_[axis];
     size_t esz = commDTypeSize(dtype), n = g.members.size();
     size_t block = inner * esz, bytes = outer * block;
-    std::string sig = "'" + what + "' (reduce_scatter of [outer " +
-                      std::to_string(outer) + ", inner " +
-                      std::to_string(inner) + "] x " + commDTypeName(dtype) +
-                      ")";
+    std::string sig =
+        shapedCollectiveSignature("reduce_scatter", what, outer, inner, dtype);
     if (n == 1)
       return local(sig, [&] { std::memmove(out, in, bytes); });
     // Pack member p's blocks (every row's columns p) contiguously.

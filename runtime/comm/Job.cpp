@@ -14,9 +14,9 @@
 #include "Watchdog.h"
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <csignal>
 #include <sched.h>
 #include <unistd.h>
 
@@ -50,8 +50,8 @@ constexpr double kGraceSeconds = 10;
 
 std::string exePath(const std::string &pid) {
   char path[4096];
-  ssize_t n = ::readlink(("/proc/" + pid + "/exe").c_str(), path,
-                         sizeof(path) - 1);
+  ssize_t n =
+      ::readlink(("/proc/" + pid + "/exe").c_str(), path, sizeof(path) - 1);
   return n > 0 ? std::string(path, size_t(n)) : std::string();
 }
 
@@ -103,8 +103,8 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
     return s;
   std::string meshText;
   for (size_t a = 0; a < mesh.names.size(); ++a)
-    meshText += (a ? "," : "") + mesh.names[a] + "=" +
-                std::to_string(mesh.sizes[a]);
+    meshText +=
+        (a ? "," : "") + mesh.names[a] + "=" + std::to_string(mesh.sizes[a]);
   // A peer that dies mid-write must not kill this process with SIGPIPE
   // (gloo's transport writes without MSG_NOSIGNAL): the write fails and the
   // communicator reports it.
@@ -121,7 +121,7 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
   std::string comm = options.comm;
   bool cuda = options.backend.rfind("cuda", 0) == 0;
   if (comm == "auto")
-    comm = cuda && options.backend == "cuda" ? "nccl"
+    comm = cuda && options.backend == "cuda"                      ? "nccl"
            : env.launcher == LaunchEnvironment::Launcher::OpenMpi ? "mpi"
                                                                   : "gloo";
   if (comm != "mpi" && comm != "gloo" && comm != "nccl")
@@ -145,8 +145,8 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
     int cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0
                     ? CPU_COUNT(&cpus)
                     : int(::sysconf(_SC_NPROCESSORS_ONLN));
-    int64_t share = std::max<int64_t>(1, cores / std::max<int64_t>(
-                                                    1, env.localWorldSize));
+    int64_t share =
+        std::max<int64_t>(1, cores / std::max<int64_t>(1, env.localWorldSize));
     omp_set_num_threads(int(share));
   }
 #endif
@@ -154,9 +154,9 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
   // MPI, where the launcher runs it: the store's address travels over it
   // (and NCCL's id). mpirun sets OMPI_COMM_WORLD_*; srun with PMIx does not
   // before MPI_Init, so --comm mpi under srun initialises MPI too.
-  bool useMpi = comm == "mpi" ||
-                (env.launcher == LaunchEnvironment::Launcher::OpenMpi &&
-                 mpiAvailable());
+  bool useMpi =
+      comm == "mpi" ||
+      (env.launcher == LaunchEnvironment::Launcher::OpenMpi && mpiAvailable());
   if (useMpi) {
     int64_t rank = 0, size = 0;
     if (Status s = initializeMpi(&rank, &size); !s.ok())
@@ -188,15 +188,16 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
                       : std::string();
     Result<std::string> shared = mpiBroadcastFromRank0(address);
     if (!shared.ok())
-      return Status::error(self + ": sharing the job's store address: " +
-                           shared.message());
+      return Status::error(
+          self + ": sharing the job's store address: " + shared.message());
     size_t colon = shared->rfind(':');
     host = shared->substr(0, colon);
     port = std::atoi(shared->c_str() + colon + 1);
   } else {
     if (host.empty() || !port)
       return Status::error(
-          self + ": " + env.describe() + " without MASTER_ADDR and "
+          self + ": " + env.describe() +
+          " without MASTER_ADDR and "
           "MASTER_PORT: set both to where rank 0's store listens (torchrun "
           "sets them; in an sbatch script, e.g. MASTER_ADDR=$(scontrol show "
           "hostnames $SLURM_NODELIST | head -n1) MASTER_PORT=29500)");
@@ -225,7 +226,8 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
       StoreClient::connect(host, port, connectTimeout);
   if (!beat.ok())
     return Status::error(self + ": " + beat.message());
-  if (Status s = (*beat)->hello(env.rank, self, hostName(), int64_t(::getpid()));
+  if (Status s =
+          (*beat)->hello(env.rank, self, hostName(), int64_t(::getpid()));
       !s.ok())
     return Status::error(self + ": " + s.message());
   // Heartbeats wait at most this long for the store (then it is declared
@@ -234,8 +236,8 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
   // Where rank 0 runs: if it stops, the store stops with it, and a rank on
   // its host ends it on the way out (exitAfterFailure).
   if (env.rank == 0) {
-    if (Status s = job->store_->set("job/rank0", hostName() + " " +
-                                                     std::to_string(::getpid()));
+    if (Status s = job->store_->set(
+            "job/rank0", hostName() + " " + std::to_string(::getpid()));
         !s.ok())
       return Status::error(self + ": " + s.message());
   }
@@ -259,9 +261,9 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
   ProcessCommOptions co;
   co.timeoutSeconds = options.timeoutSeconds;
   co.monitor = impl.watchdog.get();
-  auto broadcastFromRank0 = [&](const std::string &key,
-                                const std::string &valueAtRoot)
-      -> Result<std::string> {
+  auto broadcastFromRank0 =
+      [&](const std::string &key,
+          const std::string &valueAtRoot) -> Result<std::string> {
     if (underMpi)
       return mpiBroadcastFromRank0(valueAtRoot);
     if (env.rank == 0) {
@@ -276,7 +278,7 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
       : comm == "gloo"
           ? createGlooCommunicator(mesh, env.rank, *job->store_, co)
           : cuda::createNcclCommunicator(mesh, env.rank, int(env.localRank),
-                                   broadcastFromRank0, co);
+                                         broadcastFromRank0, co);
   if (!created.ok()) {
     std::string why = created.message().rfind(self, 0) == 0
                           ? created.message()
@@ -303,9 +305,8 @@ Status Job::finish() {
   Status s = impl_->watchdog->finish();
   // Rank 0's store serves the others until they have all said goodbye.
   if (impl_->server)
-    impl_->server->waitForFinish(options_.timeoutSeconds > 0
-                                     ? options_.timeoutSeconds
-                                     : 300);
+    impl_->server->waitForFinish(
+        options_.timeoutSeconds > 0 ? options_.timeoutSeconds : 300);
   impl_->finished = true;
   return s;
 }

@@ -44,7 +44,7 @@ Status checkPlace(const LaunchEnvironment &e, const char *rankName,
                   const char *localSizeName) {
   if (e.worldSize < 1)
     return Status::error(std::string(sizeName) + "=0: a job has at least one "
-                         "process");
+                                                 "process");
   if (e.rank >= e.worldSize)
     return Status::error(std::string(rankName) + "=" + std::to_string(e.rank) +
                          " is not below " + sizeName + "=" +
@@ -52,7 +52,8 @@ Status checkPlace(const LaunchEnvironment &e, const char *rankName,
   if (e.localWorldSize < 1 || e.localRank >= e.localWorldSize)
     return Status::error(std::string(localName) + "=" +
                          std::to_string(e.localRank) + " is not below " +
-                         localSizeName + "=" + std::to_string(e.localWorldSize));
+                         localSizeName + "=" +
+                         std::to_string(e.localWorldSize));
   return Status::success();
 }
 
@@ -165,8 +166,8 @@ Result<LaunchEnvironment> detectLaunch(const GetEnv &given) {
       std::string t = tasks;
       if (t.find_first_not_of("0123456789") == std::string::npos && !t.empty())
         e.localWorldSize = std::strtoll(t.c_str(), nullptr, 10);
-      else if (size_t p = t.find("(x"); p != std::string::npos &&
-                                        t.find(',') == std::string::npos)
+      else if (size_t p = t.find("(x");
+               p != std::string::npos && t.find(',') == std::string::npos)
         e.localWorldSize = std::strtoll(t.substr(0, p).c_str(), nullptr, 10);
     }
     if (Status s = checkPlace(e, "SLURM_PROCID", "SLURM_STEP_NUM_TASKS",

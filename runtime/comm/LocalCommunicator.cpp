@@ -149,6 +149,14 @@ const char *commDTypeName(CommDType dtype) {
   return dtype == CommDType::F32 ? "f32" : "f64";
 }
 
+std::string shapedCollectiveSignature(const char *kind,
+                                      const std::string &what, size_t outer,
+                                      size_t inner, CommDType dtype) {
+  return "'" + what + "' (" + kind + " of [outer " + std::to_string(outer) +
+         ", inner " + std::to_string(inner) + "] x " + commDTypeName(dtype) +
+         ")";
+}
+
 //===----------------------------------------------------------------------===//
 // Shared state
 //===----------------------------------------------------------------------===//
@@ -213,9 +221,8 @@ struct Post {
       break;
     case CollKind::AllGather:
     case CollKind::ReduceScatter:
-      s += "[outer " + std::to_string(outer) + ", inner " +
-           std::to_string(inner) + "] x " + commDTypeName(dtype);
-      break;
+      return shapedCollectiveSignature(kindName(kind), what, outer, inner,
+                                       dtype);
     }
     return s + ")";
   }

@@ -116,8 +116,8 @@ class MpiCommunicator final : public Communicator {
 public:
   MpiCommunicator(const MeshShape &mesh, int64_t rank,
                   const ProcessCommOptions &options)
-      : mesh_(mesh), rank_(rank), options_(options),
-        seq_(mesh.sizes.size(), 0), self_(mesh.describe(rank)) {}
+      : mesh_(mesh), rank_(rank), options_(options), seq_(mesh.sizes.size(), 0),
+        self_(mesh.describe(rank)) {}
 
   ~MpiCommunicator() override {
     // Sends still in flight: wait for them (bounded), so their buffers
@@ -196,13 +196,15 @@ public:
         recvDispls[g] = int(g * mine);
       const unsigned char *pieceIn = src + start * esz;
       MPI_Request request;
-      if (Status s = call.start("MPI_Ialltoallv", [&] {
-            return MPI_Ialltoallv(pieceIn, counts.data(), displs.data(),
-                                  mpiType(dtype), received,
-                                  recvCounts.data(), recvDispls.data(),
-                                  mpiType(dtype), axes_[size_t(axis)],
-                                  &request);
-          });
+      if (Status s = call.start("MPI_Ialltoallv",
+                                [&] {
+                                  return MPI_Ialltoallv(
+                                      pieceIn, counts.data(), displs.data(),
+                                      mpiType(dtype), received,
+                                      recvCounts.data(), recvDispls.data(),
+                                      mpiType(dtype), axes_[size_t(axis)],
+                                      &request);
+                                });
           !s.ok())
         return s;
       if (Status s = call.wait(request); !s.ok())
@@ -213,12 +215,14 @@ public:
         for (size_t g = 1; g < n; ++g)
           combineBytes(sum, received + g * mine * esz, mine, dtype, op);
       }
-      if (Status s = call.start("MPI_Iallgatherv", [&] {
-            return MPI_Iallgatherv(sum, int(mine), mpiType(dtype),
-                                   dst + start * esz, counts.data(),
-                                   displs.data(), mpiType(dtype),
-                                   axes_[size_t(axis)], &request);
-          });
+      if (Status s = call.start("MPI_Iallgatherv",
+                                [&] {
+                                  return MPI_Iallgatherv(
+                                      sum, int(mine), mpiType(dtype),
+                                      dst + start * esz, counts.data(),
+                                      displs.data(), mpiType(dtype),
+                                      axes_[size_t(axis)], &request);
+                                });
           !s.ok())
         return s;
       if (Status s = call.wait(request); !s.ok())
@@ -232,28 +236,27 @@ public:
                    size_t inner, CommDType dtype,
                    const std::string &what) override {
     size_t esz = commDTypeSize(dtype);
-    Call call(*this, axis, shapeSignature("all_gather", what, outer, inner,
-                                          dtype));
+    Call call(
+        *this, axis,
+        shapedCollectiveSignature("all_gather", what, outer, inner, dtype));
     if (!call.ok())
       return call.status;
     size_t n = size_t(call.n), block = outer * inner * esz;
-    if (n == 1) {
-      if (in != out && block)
-        std::memmove(out, in, block);
-      return Status::success();
-    }
-    if (outer * inner > kMaxPieceElements)
-      return Status::error(self_ + ": " + call.label + ": more than 2^28 "
-                           "elements per rank; the mpi communicator gathers "
-                           "at most that in one call");
+    bool done = false;
+    if (Status s = aloneOrBounded(call, in, out, block, outer * inner, &done);
+        !s.ok() || done)
+      return s;
     // Gathered as [member][outer][inner], then laid out [outer][member][inner].
     unsigned char *gathered = call.buffer(n * block);
     MPI_Request request;
-    if (Status s = call.start("MPI_Iallgather", [&] {
-          return MPI_Iallgather(in, int(outer * inner), mpiType(dtype),
-                                gathered, int(outer * inner),
-                                mpiType(dtype), axes_[size_t(axis)], &request);
-        });
+    if (Status s = call.start("MPI_Iallgather",
+                              [&] {
+                                return MPI_Iallgather(
+                                    in, int(outer * inner), mpiType(dtype),
+                                    gathered, int(outer * inner),
+                                    mpiType(dtype), axes_[size_t(axis)],
+                                    &request);
+                              });
         !s.ok())
       return s;
     if (Status s = call.wait(request); !s.ok())
@@ -270,21 +273,17 @@ public:
                        size_t inner, CommDType dtype,
                        const std::string &what) override {
     size_t esz = commDTypeSize(dtype);
-    Call call(*this, axis, shapeSignature("reduce_scatter", what, outer, inner,
-                                          dtype));
+    Call call(
+        *this, axis,
+        shapedCollectiveSignature("reduce_scatter", what, outer, inner, dtype));
     if (!call.ok())
       return call.status;
     size_t n = size_t(call.n), row = inner * esz, block = outer * row;
     auto *src = static_cast<const unsigned char *>(in);
-    if (n == 1) {
-      if (in != out && block)
-        std::memmove(out, in, block);
-      return Status::success();
-    }
-    if (outer * inner > kMaxPieceElements)
-      return Status::error(self_ + ": " + call.label + ": more than 2^28 "
-                           "elements per rank; the mpi communicator "
-                           "scatters at most that in one call");
+    bool done = false;
+    if (Status s = aloneOrBounded(call, in, out, block, outer * inner, &done);
+        !s.ok() || done)
+      return s;
     // Member g's block of every row, packed: [member][outer][inner].
     unsigned char *packed = call.buffer(n * block);
     unsigned char *received = call.buffer(n * block);
@@ -292,12 +291,13 @@ public:
       for (size_t o = 0; o < outer; ++o)
         std::memcpy(packed + g * block + o * row, src + (o * n + g) * row, row);
     MPI_Request request;
-    if (Status s = call.start("MPI_Ialltoall", [&] {
-          return MPI_Ialltoall(packed, int(outer * inner),
-                               mpiType(dtype), received,
-                               int(outer * inner), mpiType(dtype),
-                               axes_[size_t(axis)], &request);
-        });
+    if (Status s = call.start(
+            "MPI_Ialltoall",
+            [&] {
+              return MPI_Ialltoall(packed, int(outer * inner), mpiType(dtype),
+                                   received, int(outer * inner), mpiType(dtype),
+                                   axes_[size_t(axis)], &request);
+            });
         !s.ok())
       return s;
     if (Status s = call.wait(request); !s.ok())
@@ -332,10 +332,13 @@ public:
     for (size_t start = 0; start < count; start += kMaxPieceElements) {
       size_t piece = std::min(count - start, kMaxPieceElements);
       MPI_Request request;
-      if (Status s = call.start("MPI_Ibcast", [&] {
-            return MPI_Ibcast(d + start * esz, int(piece), mpiType(dtype),
-                              int(root), axes_[size_t(axis)], &request);
-          });
+      if (Status s = call.start("MPI_Ibcast",
+                                [&] {
+                                  return MPI_Ibcast(d + start * esz, int(piece),
+                                                    mpiType(dtype), int(root),
+                                                    axes_[size_t(axis)],
+                                                    &request);
+                                });
           !s.ok())
         return s;
       if (Status s = call.wait(request); !s.ok())
@@ -351,7 +354,8 @@ public:
     size_t bytes = count * commDTypeSize(dtype);
     if (bytes > size_t(INT32_MAX))
       return Status::error(self_ + ": send '" + what + "' of " +
-                           std::to_string(bytes) + " bytes: the mpi "
+                           std::to_string(bytes) +
+                           " bytes: the mpi "
                            "communicator sends at most 2^31 - 1 bytes at once");
     if (Status s = completeSends(false); !s.ok())
       return s;
@@ -366,19 +370,19 @@ public:
     {
       Lock lock(*this);
       e = MPI_Isend(p.bytes.data(), int(bytes), MPI_BYTE, int(peer),
-                    mpiTag(tag, dtype == CommDType::F64),
-                    axes_[size_t(axis)], &p.request);
+                    mpiTag(tag, dtype == CommDType::F64), axes_[size_t(axis)],
+                    &p.request);
     }
     options_.monitor ? options_.monitor->left() : void();
     if (e != MPI_SUCCESS)
-      return Status::error(self_ + ": " + p.what + ": MPI_Isend: " +
-                           mpiError(e));
+      return Status::error(self_ + ": " + p.what +
+                           ": MPI_Isend: " + mpiError(e));
     sends_.push_back(std::move(p));
     return Status::success();
   }
 
-  Status recv(int axis, int64_t peer, void *data, size_t count,
-              CommDType dtype, int64_t tag, const std::string &what) override {
+  Status recv(int axis, int64_t peer, void *data, size_t count, CommDType dtype,
+              int64_t tag, const std::string &what) override {
     if (Status s = checkPeer(axis, peer, tag, "recv", what); !s.ok())
       return s;
     int64_t src = mesh_.groupMembers(rank_, axis)[size_t(peer)];
@@ -399,24 +403,26 @@ public:
     MPI_Status status;
     // Probe both element types: a message of the other one is an error.
     int matchedTag = -1;
-    if (Status s = poll(label, {src}, [&]() -> Result<bool> {
-          for (int t : {mpiTag(tag, false), mpiTag(tag, true)}) {
-            int found = 0;
-            Lock lock(*this);
-            if (int e = MPI_Improbe(int(peer), t, axes_[size_t(axis)], &found,
-                                    &message, &status);
-                e != MPI_SUCCESS)
-              return Status::error("MPI_Improbe: " + mpiError(e));
-            if (found) {
-              matchedTag = t;
-              return true;
-            }
-          }
-          // Our own sends progress while we wait for the peer's.
-          if (Status s = completeSends(false); !s.ok())
-            return s;
-          return false;
-        });
+    if (Status s =
+            poll(label, {src},
+                 [&]() -> Result<bool> {
+                   for (int t : {mpiTag(tag, false), mpiTag(tag, true)}) {
+                     int found = 0;
+                     Lock lock(*this);
+                     if (int e = MPI_Improbe(int(peer), t, axes_[size_t(axis)],
+                                             &found, &message, &status);
+                         e != MPI_SUCCESS)
+                       return Status::error("MPI_Improbe: " + mpiError(e));
+                     if (found) {
+                       matchedTag = t;
+                       return true;
+                     }
+                   }
+                   // Our own sends progress while we wait for the peer's.
+                   if (Status s = completeSends(false); !s.ok())
+                     return s;
+                   return false;
+                 });
         !s.ok())
       return s;
     int got = 0;
@@ -433,12 +439,12 @@ public:
                     MPI_STATUS_IGNORE);
     }
     if (e != MPI_SUCCESS)
-      return Status::error(self_ + ": " + label + ": MPI_Mrecv: " +
-                           mpiError(e));
+      return Status::error(self_ + ": " + label +
+                           ": MPI_Mrecv: " + mpiError(e));
     if (!fits)
       return Status::error(
-          self_ + ": " + label + ": expected " + std::to_string(count) +
-          " x " + commDTypeName(dtype) + ", but the peer sent " +
+          self_ + ": " + label + ": expected " + std::to_string(count) + " x " +
+          commDTypeName(dtype) + ", but the peer sent " +
           std::to_string(size_t(got) / ((matchedTag & 1) ? 8 : 4)) + " x " +
           ((matchedTag & 1) ? "f64" : "f32"));
     return Status::success();
@@ -479,10 +485,12 @@ public:
     long long size = (long long)mine.size();
     std::vector<long long> sizes(rank_ == 0 ? size_t(n) : 0);
     MPI_Request request;
-    if (Status s = call.start("MPI_Igather", [&] {
-          return MPI_Igather(&size, 1, MPI_LONG_LONG, sizes.data(), 1,
-                             MPI_LONG_LONG, 0, world_, &request);
-        });
+    if (Status s = call.start("MPI_Igather",
+                              [&] {
+                                return MPI_Igather(
+                                    &size, 1, MPI_LONG_LONG, sizes.data(), 1,
+                                    MPI_LONG_LONG, 0, world_, &request);
+                              });
         !s.ok())
       return s;
     if (Status s = call.wait(request); !s.ok())
@@ -492,10 +500,12 @@ public:
     if (rank_ != 0) {
       for (size_t at = 0; at < mine.size(); at += kPiece) {
         size_t piece = std::min(kPiece, mine.size() - at);
-        if (Status s = call.start("MPI_Isend", [&] {
-              return MPI_Isend(mine.data() + at, int(piece), MPI_BYTE, 0,
-                               kGatherTag, world_, &request);
-            });
+        if (Status s = call.start("MPI_Isend",
+                                  [&] {
+                                    return MPI_Isend(
+                                        mine.data() + at, int(piece), MPI_BYTE,
+                                        0, kGatherTag, world_, &request);
+                                  });
             !s.ok())
           return s;
         if (Status s = call.wait(request); !s.ok())
@@ -510,10 +520,12 @@ public:
       into.resize(size_t(sizes[size_t(r)]));
       for (size_t at = 0; at < into.size(); at += kPiece) {
         size_t piece = std::min(kPiece, into.size() - at);
-        if (Status s = call.start("MPI_Irecv", [&] {
-              return MPI_Irecv(into.data() + at, int(piece), MPI_BYTE, int(r),
-                               kGatherTag, world_, &request);
-            });
+        if (Status s = call.start("MPI_Irecv",
+                                  [&] {
+                                    return MPI_Irecv(
+                                        into.data() + at, int(piece), MPI_BYTE,
+                                        int(r), kGatherTag, world_, &request);
+                                  });
             !s.ok())
           return s;
         if (Status s = call.wait(request); !s.ok())
@@ -530,9 +542,11 @@ public:
       return call.status;
     long long size = (long long)bytes.size();
     MPI_Request request;
-    if (Status s = call.start("MPI_Ibcast", [&] {
-          return MPI_Ibcast(&size, 1, MPI_LONG_LONG, 0, world_, &request);
-        });
+    if (Status s = call.start("MPI_Ibcast",
+                              [&] {
+                                return MPI_Ibcast(&size, 1, MPI_LONG_LONG, 0,
+                                                  world_, &request);
+                              });
         !s.ok())
       return s;
     if (Status s = call.wait(request); !s.ok())
@@ -541,10 +555,12 @@ public:
     constexpr size_t kPiece = size_t(1) << 30;
     for (size_t at = 0; at < bytes.size(); at += kPiece) {
       size_t piece = std::min(kPiece, bytes.size() - at);
-      if (Status s = call.start("MPI_Ibcast", [&] {
-            return MPI_Ibcast(bytes.data() + at, int(piece), MPI_BYTE, 0,
-                              world_, &request);
-          });
+      if (Status s = call.start("MPI_Ibcast",
+                                [&] {
+                                  return MPI_Ibcast(bytes.data() + at,
+                                                    int(piece), MPI_BYTE, 0,
+                                                    world_, &request);
+                                });
           !s.ok())
         return s;
       if (Status s = call.wait(request); !s.ok())
@@ -574,12 +590,11 @@ private:
   /// watchdog's view of it.
   struct Call {
     /// axis kWorld: every rank (gatherToRoot, broadcastFromRoot).
-    Call(MpiCommunicator &c, int axis, const std::string &signature)
-        : c(c) {
+    Call(MpiCommunicator &c, int axis, const std::string &signature) : c(c) {
       if (c.aborted_) {
         std::lock_guard<std::mutex> lock(c.abortMutex_);
-        status = Status::error(c.self_ + ": " + signature + " failed: " +
-                               c.abortMessage_);
+        status = Status::error(c.self_ + ": " + signature +
+                               " failed: " + c.abortMessage_);
         return;
       }
       if (axis != kWorld && (axis < 0 || axis >= int(c.mesh_.sizes.size()))) {
@@ -593,8 +608,8 @@ private:
         me = c.rank_;
         for (int64_t r = 0; r < n; ++r)
           members.push_back(r);
-        label = signature + ", world collective #" +
-                std::to_string(c.worldSeq_++);
+        label =
+            signature + ", world collective #" + std::to_string(c.worldSeq_++);
       } else {
         members = c.mesh_.groupMembers(c.rank_, axis);
         n = int64_t(members.size());
@@ -679,8 +694,8 @@ private:
         return Status::success();
       if (aborted_) {
         std::lock_guard<std::mutex> lock(abortMutex_);
-        return Status::error(self_ + ": " + label + " failed: " +
-                             abortMessage_);
+        return Status::error(self_ + ": " + label +
+                             " failed: " + abortMessage_);
       }
       if ((spins & 63) == 0 && options_.monitor) {
         std::string failure = options_.monitor->failure();
@@ -714,8 +729,8 @@ private:
                    const std::string &what) {
     if (aborted_) {
       std::lock_guard<std::mutex> lock(abortMutex_);
-      return Status::error(self_ + ": " + kind + " '" + what + "' failed: " +
-                           abortMessage_);
+      return Status::error(self_ + ": " + kind + " '" + what +
+                           "' failed: " + abortMessage_);
     }
     if (axis < 0 || axis >= int(mesh_.sizes.size()))
       return Status::error(self_ + ": " + kind + " '" + what + "' along axis " +
@@ -730,7 +745,8 @@ private:
     if (tag < -(int64_t(tagUpperBound_) / 4) ||
         tag > (int64_t(tagUpperBound_) - 1) / 4)
       return Status::error(self_ + ": " + kind + " '" + what + "' has tag " +
-                           std::to_string(tag) + "; this MPI carries tags of "
+                           std::to_string(tag) +
+                           "; this MPI carries tags of "
                            "magnitude up to " +
                            std::to_string((tagUpperBound_ - 1) / 4));
     return Status::success();
@@ -745,11 +761,22 @@ private:
     return int(zigzag * 2 + (f64 ? 1 : 0));
   }
 
-  std::string shapeSignature(const char *kind, const std::string &what,
-                             size_t outer, size_t inner, CommDType dtype) {
-    return "'" + what + "' (" + kind + " of [outer " + std::to_string(outer) +
-           ", inner " + std::to_string(inner) + "] x " + commDTypeName(dtype) +
-           ")";
+  /// An all-gather's or reduce-scatter's start: alone in its group, a copy
+  /// (*done); else its block within what one MPI call moves.
+  Status aloneOrBounded(const Call &call, const void *in, void *out,
+                        size_t block, size_t elements, bool *done) {
+    if (call.n == 1) {
+      if (in != out && block)
+        std::memmove(out, in, block);
+      *done = true;
+      return Status::success();
+    }
+    if (elements > kMaxPieceElements)
+      return Status::error(self_ + ": " + call.label +
+                           ": more than 2^28 "
+                           "elements per rank; the mpi communicator moves at "
+                           "most that in one call");
+    return Status::success();
   }
 
   /// Reaps finished sends; with `all`, waits (with the timeout) for every
@@ -811,8 +838,8 @@ Status initializeMpi(int64_t *rank, int64_t *size) {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
-    if (int e = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE,
-                                &provided);
+    if (int e =
+            MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
         e != MPI_SUCCESS)
       return Status::error("MPI_Init_thread failed: " + mpiError(e));
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -842,9 +869,10 @@ Result<std::string> mpiBroadcastFromRank0(const std::string &valueAtRoot) {
     return Status::error("MPI_Bcast: " + mpiError(e));
   std::string value = valueAtRoot;
   value.resize(size_t(size));
-  if (size && MPI_Bcast(value.data(), int(size), MPI_CHAR, 0,
-                        MPI_COMM_WORLD) != MPI_SUCCESS)
-    return Status::error("MPI_Bcast of " + std::to_string(size) + " bytes "
+  if (size && MPI_Bcast(value.data(), int(size), MPI_CHAR, 0, MPI_COMM_WORLD) !=
+                  MPI_SUCCESS)
+    return Status::error("MPI_Bcast of " + std::to_string(size) +
+                         " bytes "
                          "failed");
   return value;
 }
@@ -873,8 +901,10 @@ createMpiCommunicator(const MeshShape &mesh, int64_t rank,
     return Status::error("the mpi communicator: MPI_COMM_WORLD has " +
                          std::to_string(size) + " ranks (this is " +
                          std::to_string(worldRank) + "); the mesh has " +
-                         std::to_string(mesh.numRanks()) + " and this rank "
-                         "was given as " + std::to_string(rank));
+                         std::to_string(mesh.numRanks()) +
+                         " and this rank "
+                         "was given as " +
+                         std::to_string(rank));
   auto comm = std::make_unique<MpiCommunicator>(mesh, rank, options);
   if (Status s = comm->init(); !s.ok())
     return s;

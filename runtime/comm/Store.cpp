@@ -747,6 +747,29 @@ Reply replyStatus(Reader &in, std::string *why) {
   return r;
 }
 
+/// Sends `w` (request `op`, about `subject` if any) and checks that the
+/// store answered Ok: the reply, whose payload starts after its status
+/// byte (kPayload), or an error naming the request.
+Result<std::string> okReply(StoreClient::Impl &impl, const Writer &w,
+                            const char *op, const std::string &subject = "") {
+  Result<std::string> reply = impl.call(w.bytes, op);
+  if (!reply.ok())
+    return Status::error(reply.message());
+  Reader in(*reply);
+  std::string why;
+  if (replyStatus(in, &why) != Reply::Ok)
+    return Status::error("the job's store at " + impl.address + " refused " +
+                         op + (subject.empty() ? "" : " " + subject) + ": " +
+                         why);
+  return reply;
+}
+constexpr size_t kPayload = 1;
+
+Status simpleCall(StoreClient::Impl &impl, const Writer &w, const char *op) {
+  Result<std::string> reply = okReply(impl, w, op);
+  return reply.ok() ? Status::success() : Status::error(reply.message());
+}
+
 } // namespace
 
 Status StoreClient::set(const std::string &key, const std::string &value) {
@@ -754,15 +777,8 @@ Status StoreClient::set(const std::string &key, const std::string &value) {
   w.u8(static_cast<uint8_t>(Op::Set));
   w.str(key);
   w.str(value);
-  Result<std::string> reply = impl_->call(w.bytes, "set");
-  if (!reply.ok())
-    return Status::error(reply.message());
-  Reader in(*reply);
-  std::string why;
-  if (replyStatus(in, &why) != Reply::Ok)
-    return Status::error("the job's store at " + impl_->address +
-                         " refused set '" + key + "': " + why);
-  return Status::success();
+  Result<std::string> reply = okReply(*impl_, w, "set", "'" + key + "'");
+  return reply.ok() ? Status::success() : Status::error(reply.message());
 }
 
 Result<std::string> StoreClient::get(const std::string &key,
@@ -802,32 +818,13 @@ Result<int64_t> StoreClient::add(const std::string &key, int64_t delta) {
   w.u8(static_cast<uint8_t>(Op::Add));
   w.str(key);
   w.i64(delta);
-  Result<std::string> reply = impl_->call(w.bytes, "add");
+  Result<std::string> reply = okReply(*impl_, w, "add", "'" + key + "'");
   if (!reply.ok())
     return Status::error(reply.message());
   Reader in(*reply);
-  std::string why;
-  if (replyStatus(in, &why) != Reply::Ok)
-    return Status::error("the job's store at " + impl_->address +
-                         " refused add '" + key + "': " + why);
+  in.at = kPayload;
   return in.i64();
 }
-
-namespace {
-
-Status simpleCall(StoreClient::Impl &impl, const Writer &w, const char *what) {
-  Result<std::string> reply = impl.call(w.bytes, what);
-  if (!reply.ok())
-    return Status::error(reply.message());
-  Reader in(*reply);
-  std::string why;
-  if (replyStatus(in, &why) != Reply::Ok)
-    return Status::error("the job's store at " + impl.address + " refused " +
-                         what + ": " + why);
-  return Status::success();
-}
-
-} // namespace
 
 Status StoreClient::hello(int64_t rank, const std::string &describe,
                           const std::string &host, int64_t pid) {
@@ -844,14 +841,11 @@ Result<std::string> StoreClient::heartbeat(const std::string &doing) {
   Writer w;
   w.u8(static_cast<uint8_t>(Op::Heartbeat));
   w.str(doing);
-  Result<std::string> reply = impl_->call(w.bytes, "heartbeat");
+  Result<std::string> reply = okReply(*impl_, w, "heartbeat");
   if (!reply.ok())
     return Status::error(reply.message());
   Reader in(*reply);
-  std::string why;
-  if (replyStatus(in, &why) != Reply::Ok)
-    return Status::error("the job's store at " + impl_->address +
-                         " refused heartbeat: " + why);
+  in.at = kPayload;
   return in.str();
 }
 
@@ -865,14 +859,11 @@ Status StoreClient::reportFailure(const std::string &why) {
 Result<std::vector<StoreRankState>> StoreClient::ranks() {
   Writer w;
   w.u8(static_cast<uint8_t>(Op::Ranks));
-  Result<std::string> reply = impl_->call(w.bytes, "ranks");
+  Result<std::string> reply = okReply(*impl_, w, "ranks");
   if (!reply.ok())
     return Status::error(reply.message());
   Reader in(*reply);
-  std::string why;
-  if (replyStatus(in, &why) != Reply::Ok)
-    return Status::error("the job's store at " + impl_->address +
-                         " refused ranks: " + why);
+  in.at = kPayload;
   std::vector<StoreRankState> out(static_cast<size_t>(
       std::max<int64_t>(0, std::min<int64_t>(in.i64(), 1 << 20))));
   for (StoreRankState &s : out) {

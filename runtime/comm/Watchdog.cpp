@@ -67,7 +67,8 @@ std::string Watchdog::explainLate(const std::vector<int64_t> &ranks) {
           line += " has exited (lost), last in '" + s.doing + "'";
         else if (s.finished)
           line += " has finished";
-        else if (s.silentSeconds > 3 * std::chrono::duration<double>(kBeat).count())
+        else if (s.silentSeconds >
+                 3 * std::chrono::duration<double>(kBeat).count())
           line += " has not been heard from for " + seconds(s.silentSeconds) +
                   " s (stopped or hung), last in '" + s.doing + "'";
         else
@@ -123,8 +124,10 @@ void Watchdog::run() {
       lock.lock();
       if (failure_.empty()) {
         if (!reply.ok()) // the store, and so rank 0, is gone or stopped
-          failure_ = mesh_.describe(0) + ", which hosts the job's store, is "
-                     "gone or stopped: " + reply.message();
+          failure_ = mesh_.describe(0) +
+                     ", which hosts the job's store, is "
+                     "gone or stopped: " +
+                     reply.message();
         else if (!reply->empty())
           failure_ = *reply;
       }
@@ -132,8 +135,8 @@ void Watchdog::run() {
     if (!failure_.empty() && failedAt == Clock::time_point{})
       failedAt = Clock::now(); // seen now (or reported by this rank)
     if (!failure_.empty() && graceSeconds_ > 0 &&
-               std::chrono::duration<double>(Clock::now() - failedAt).count() >
-                   graceSeconds_) {
+        std::chrono::duration<double>(Clock::now() - failedAt).count() >
+            graceSeconds_) {
       // The process did not stop by itself: end it, saying why.
       std::string why = failure_;
       lock.unlock();

@@ -265,6 +265,16 @@ private:
                ? Status::success()
                : Status::error(std::string(what) + ": " + cudaText(e));
   }
+  /// `waiter`'s later work runs after what `after` has queued so far
+  /// (through `event`).
+  Status streamFollows(cudaStream_t waiter, cudaStream_t after,
+                       cudaEvent_t event) {
+    if (Status st = cudaCheck(cudaEventRecord(event, after), "cudaEventRecord");
+        !st.ok())
+      return st;
+    return cudaCheck(cudaStreamWaitEvent(waiter, event, 0),
+                     "cudaStreamWaitEvent");
+  }
   Status initComm(ncclComm_t *comm, const Call &call,
                   const std::function<ncclResult_t(ncclConfig_t *)> &make);
   void abortAll();
@@ -773,12 +783,7 @@ Status NcclCommunicator::send(int axis, int64_t peer, const void *data,
           "cudaMemcpyAsync of a send's copy");
       !st.ok())
     return fail(*call, st.message());
-  if (Status st = cudaCheck(cudaEventRecord(copied, s), "cudaEventRecord");
-      !st.ok())
-    return fail(*call, st.message());
-  if (Status st =
-          cudaCheck(cudaStreamWaitEvent(own, copied, 0), "cudaStreamWaitEvent");
-      !st.ok())
+  if (Status st = streamFollows(own, s, copied); !st.ok())
     return fail(*call, st.message());
   ncclResult_t r;
   {
@@ -815,12 +820,7 @@ Status NcclCommunicator::recv(int axis, int64_t peer, void *data, size_t count,
   auto s = static_cast<cudaStream_t>(stream);
   // The direction's stream writes `data` after the caller's earlier work
   // (which may still read it), and the caller's later work waits for it.
-  if (Status st = cudaCheck(cudaEventRecord(mark, s), "cudaEventRecord");
-      !st.ok())
-    return fail(*call, st.message());
-  if (Status st =
-          cudaCheck(cudaStreamWaitEvent(own, mark, 0), "cudaStreamWaitEvent");
-      !st.ok())
+  if (Status st = streamFollows(own, s, mark); !st.ok())
     return fail(*call, st.message());
   ncclResult_t r;
   {
@@ -831,12 +831,7 @@ Status NcclCommunicator::recv(int axis, int64_t peer, void *data, size_t count,
   }
   if (Status st = issued(*call, r, comm, "ncclRecv"); !st.ok())
     return fail(*call, st.message());
-  if (Status st = cudaCheck(cudaEventRecord(mark, own), "cudaEventRecord");
-      !st.ok())
-    return fail(*call, st.message());
-  if (Status st =
-          cudaCheck(cudaStreamWaitEvent(s, mark, 0), "cudaStreamWaitEvent");
-      !st.ok())
+  if (Status st = streamFollows(s, own, mark); !st.ok())
     return fail(*call, st.message());
   end();
   return Status::success();

@@ -47,8 +47,9 @@ protected:
     if (!module)
       return nullptr;
     std::unique_ptr<plan::PlanT> built = planOf(*module);
-    if (built)
+    if (built) {
       EXPECT_TRUE(rt::validatePlan(*built, "the plan 'tiny'").ok());
+    }
     return built;
   }
 

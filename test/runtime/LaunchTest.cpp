@@ -45,11 +45,15 @@ TEST(Launch, OpenMpi) {
 
 TEST(Launch, Torchrun) {
   Result<LaunchEnvironment> e =
-      launch({{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"},
-              {"LOCAL_WORLD_SIZE", "4"}, {"MASTER_ADDR", "node0"},
+      launch({{"RANK", "5"},
+              {"WORLD_SIZE", "8"},
+              {"LOCAL_RANK", "1"},
+              {"LOCAL_WORLD_SIZE", "4"},
+              {"MASTER_ADDR", "node0"},
               {"MASTER_PORT", "29500"},
               // torchrun under srun: its own variables win over Slurm's
-              {"SLURM_PROCID", "1"}, {"SLURM_STEP_NUM_TASKS", "2"}});
+              {"SLURM_PROCID", "1"},
+              {"SLURM_STEP_NUM_TASKS", "2"}});
   ASSERT_TRUE(e.ok()) << e.message();
   EXPECT_EQ(e->launcher, LaunchEnvironment::Launcher::Torchrun);
   EXPECT_EQ(e->rank, 5);
@@ -66,11 +70,13 @@ TEST(Launch, TorchrunNeedsTheRendezvousAddress) {
 }
 
 TEST(Launch, Slurm) {
-  Result<LaunchEnvironment> e =
-      launch({{"SLURM_PROCID", "6"}, {"SLURM_STEP_NUM_TASKS", "8"},
-              {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "2"},
-              {"SLURM_STEP_TASKS_PER_NODE", "4(x2)"},
-              {"MASTER_ADDR", "node0"}, {"MASTER_PORT", "6000"}});
+  Result<LaunchEnvironment> e = launch({{"SLURM_PROCID", "6"},
+                                        {"SLURM_STEP_NUM_TASKS", "8"},
+                                        {"SLURM_NTASKS", "8"},
+                                        {"SLURM_LOCALID", "2"},
+                                        {"SLURM_STEP_TASKS_PER_NODE", "4(x2)"},
+                                        {"MASTER_ADDR", "node0"},
+                                        {"MASTER_PORT", "6000"}});
   ASSERT_TRUE(e.ok()) << e.message();
   EXPECT_EQ(e->launcher, LaunchEnvironment::Launcher::Slurm);
   EXPECT_EQ(e->rank, 6);
@@ -95,7 +101,8 @@ TEST(Launch, MalformedValuesNameTheVariable) {
   } cases[] = {
       {{{"OMPI_COMM_WORLD_RANK", "two"}, {"OMPI_COMM_WORLD_SIZE", "4"}},
        "OMPI_COMM_WORLD_RANK='two' is not a whole number"},
-      {{{"OMPI_COMM_WORLD_RANK", "4"}, {"OMPI_COMM_WORLD_SIZE", "4"},
+      {{{"OMPI_COMM_WORLD_RANK", "4"},
+        {"OMPI_COMM_WORLD_SIZE", "4"},
         {"OMPI_COMM_WORLD_LOCAL_RANK", "0"},
         {"OMPI_COMM_WORLD_LOCAL_SIZE", "1"}},
        "OMPI_COMM_WORLD_RANK=4 is not below OMPI_COMM_WORLD_SIZE=4"},

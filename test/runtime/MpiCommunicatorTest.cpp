@@ -1,4 +1,5 @@
-//===- MpiCommunicatorTest.cpp - the mpi communicator against the local one ===//
+//===- MpiCommunicatorTest.cpp - the mpi communicator against the local one
+//===//
 //
 // Run under mpirun (ctest: mpirun -np 4 and -np 8). Every process builds the
 // same inputs for every rank of the mesh, runs them through a local
@@ -58,9 +59,10 @@ std::unique_ptr<Communicator> mpiComm(double timeout = 60) {
 /// Runs `call(comm, rank, out)` on every rank of a local communicator and
 /// returns this process's rank's output.
 template <typename T>
-std::vector<T> expected(size_t outSize,
-                        const std::function<Status(Communicator &, int64_t,
-                                                   std::vector<T> &)> &call) {
+std::vector<T>
+expected(size_t outSize,
+         const std::function<Status(Communicator &, int64_t, std::vector<T> &)>
+             &call) {
   MeshShape mesh = meshFor(gSize);
   LocalCommunicatorGroup group(mesh, 60);
   std::vector<std::vector<T>> outs(size_t(gSize), std::vector<T>(outSize, T()));
@@ -75,9 +77,11 @@ std::vector<T> expected(size_t outSize,
   return outs[size_t(gRank)];
 }
 
-template <typename T> bool sameBits(const std::vector<T> &a, const std::vector<T> &b) {
+template <typename T>
+bool sameBits(const std::vector<T> &a, const std::vector<T> &b) {
   return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+         (a.empty() ||
+          std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
 TEST(MpiCommunicator, AllReduceIsTheLocalOnesBits) {
@@ -134,9 +138,9 @@ TEST(MpiCommunicator, AllGatherAndReduceScatterAlongAnInnerDimension) {
         v[i] = input(r, i, 100 + axis);
       return v;
     };
-    std::vector<float> want = expected<float>(
-        outer * g * inner,
-        [&](Communicator &c, int64_t r, std::vector<float> &out) {
+    std::vector<float> want =
+        expected<float>(outer * g * inner, [&](Communicator &c, int64_t r,
+                                               std::vector<float> &out) {
           std::vector<float> x = in(r, outer * inner);
           return c.allGather(axis, x.data(), out.data(), outer, inner,
                              CommDType::F32, "gather");
@@ -147,13 +151,14 @@ TEST(MpiCommunicator, AllGatherAndReduceScatterAlongAnInnerDimension) {
     ASSERT_TRUE(s.ok()) << s.message();
     EXPECT_TRUE(sameBits(got, want)) << "all_gather along axis " << axis;
 
-    want = expected<float>(
-        outer * inner, [&](Communicator &c, int64_t r, std::vector<float> &out) {
-          std::vector<float> y = in(r, outer * g * inner);
-          return c.reduceScatter(axis, y.data(), out.data(), outer, inner,
-                                 CommDType::F32, "scatter");
-        });
-    std::vector<float> y = in(gRank, outer * g * inner), scattered(outer * inner);
+    want = expected<float>(outer * inner, [&](Communicator &c, int64_t r,
+                                              std::vector<float> &out) {
+      std::vector<float> y = in(r, outer * g * inner);
+      return c.reduceScatter(axis, y.data(), out.data(), outer, inner,
+                             CommDType::F32, "scatter");
+    });
+    std::vector<float> y = in(gRank, outer * g * inner),
+                       scattered(outer * inner);
     s = comm->reduceScatter(axis, y.data(), scattered.data(), outer, inner,
                             CommDType::F32, "scatter");
     ASSERT_TRUE(s.ok()) << s.message();
@@ -168,7 +173,8 @@ TEST(MpiCommunicator, Broadcast) {
   int axis = int(mesh.sizes.size()) - 1;
   int64_t root = mesh.sizes[size_t(axis)] - 1;
   std::vector<float> v(7, float(gRank));
-  ASSERT_TRUE(comm->broadcast(axis, v.data(), 7, CommDType::F32, root, "b").ok());
+  ASSERT_TRUE(
+      comm->broadcast(axis, v.data(), 7, CommDType::F32, root, "b").ok());
   int64_t rootRank = mesh.groupMembers(gRank, axis)[size_t(root)];
   EXPECT_EQ(v, std::vector<float>(7, float(rootRank)));
   Status bad = comm->broadcast(axis, v.data(), 7, CommDType::F32, 99, "b");
@@ -186,23 +192,29 @@ TEST(MpiCommunicator, SendsAreBufferedAndMatchByTag) {
   // Both sides send first (tags 5, then -1, as the pipeline's tied
   // gradients use), then receive in the other order.
   std::vector<float> a(10, float(gRank)), b(3, float(gRank) + 0.5f);
-  ASSERT_TRUE(comm->send(axis, peer, a.data(), 10, CommDType::F32, 5, "a").ok());
-  ASSERT_TRUE(comm->send(axis, peer, b.data(), 3, CommDType::F32, -1, "b").ok());
+  ASSERT_TRUE(
+      comm->send(axis, peer, a.data(), 10, CommDType::F32, 5, "a").ok());
+  ASSERT_TRUE(
+      comm->send(axis, peer, b.data(), 3, CommDType::F32, -1, "b").ok());
   std::vector<float> rb(3), ra(10);
-  int64_t from = mesh.groupMembers(gRank, axis)[size_t((me + mesh.sizes[size_t(axis)] - 1) %
-                                                      mesh.sizes[size_t(axis)])];
-  Status s = comm->recv(axis, (me + mesh.sizes[size_t(axis)] - 1) % mesh.sizes[size_t(axis)],
-                        rb.data(), 3, CommDType::F32, -1, "b");
+  int64_t from = mesh.groupMembers(gRank, axis)[size_t(
+      (me + mesh.sizes[size_t(axis)] - 1) % mesh.sizes[size_t(axis)])];
+  Status s = comm->recv(
+      axis, (me + mesh.sizes[size_t(axis)] - 1) % mesh.sizes[size_t(axis)],
+      rb.data(), 3, CommDType::F32, -1, "b");
   ASSERT_TRUE(s.ok()) << s.message();
-  s = comm->recv(axis, (me + mesh.sizes[size_t(axis)] - 1) % mesh.sizes[size_t(axis)], ra.data(), 10,
-                 CommDType::F32, 5, "a");
+  s = comm->recv(axis,
+                 (me + mesh.sizes[size_t(axis)] - 1) % mesh.sizes[size_t(axis)],
+                 ra.data(), 10, CommDType::F32, 5, "a");
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(ra, std::vector<float>(10, float(from)));
   EXPECT_EQ(rb, std::vector<float>(3, float(from) + 0.5f));
   // A message of another size is an error naming both.
-  ASSERT_TRUE(comm->send(axis, peer, a.data(), 10, CommDType::F32, 7, "c").ok());
-  s = comm->recv(axis, (me + mesh.sizes[size_t(axis)] - 1) % mesh.sizes[size_t(axis)], ra.data(), 4,
-                 CommDType::F32, 7, "c");
+  ASSERT_TRUE(
+      comm->send(axis, peer, a.data(), 10, CommDType::F32, 7, "c").ok());
+  s = comm->recv(axis,
+                 (me + mesh.sizes[size_t(axis)] - 1) % mesh.sizes[size_t(axis)],
+                 ra.data(), 4, CommDType::F32, 7, "c");
   EXPECT_NE(s.message().find("expected 4 x f32, but the peer sent 10 x f32"),
             std::string::npos)
       << s.message();
@@ -236,8 +248,9 @@ TEST(MpiCommunicator, ARecvNobodySendsTimesOutNamingThePeer) {
   MeshShape mesh = meshFor(gSize);
   std::vector<float> x(4);
   int axis = int(mesh.sizes.size()) - 1;
-  Status s = comm->recv(axis, (mesh.coordinates(gRank)[size_t(axis)] + 1) %
-                                  mesh.sizes[size_t(axis)],
+  Status s = comm->recv(axis,
+                        (mesh.coordinates(gRank)[size_t(axis)] + 1) %
+                            mesh.sizes[size_t(axis)],
                         x.data(), 4, CommDType::F32, 999, "never sent");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("timed out after 0.3 s in recv 'never sent'"),

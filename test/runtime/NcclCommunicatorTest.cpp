@@ -75,9 +75,10 @@ TEST(NcclCommunicatorTest, AnInvalidRankOrMeshIsRefused) {
   auto comm = cuda::createNcclCommunicator(oneRankMesh(), 3, 0, b.fn(),
                                            ProcessCommOptions{});
   ASSERT_FALSE(comm.ok());
-  if (cuda::ncclAvailable())
+  if (cuda::ncclAvailable()) {
     EXPECT_NE(comm.message().find("the mesh has 1 ranks"), std::string::npos)
         << comm.message();
+  }
 }
 
 class NcclOnTheGpu : public ::testing::Test {

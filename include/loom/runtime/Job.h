@@ -1,12 +1,14 @@
-//===- Job.h - one rank per process: launchers, communicators, watchdog -*- C++ -*-===//
+//===- Job.h - one rank per process: launchers, communicators, watchdog -*- C++
+//-*-===//
 //
 // A multi-process job: loom-run started N times by a launcher, one rank of
 // the plan's mesh per process (docs/distributed.md).
 //
-//   Result<LaunchEnvironment> env = detectLaunch();       // mpirun, srun, torchrun
-//   JobOptions o; o.mesh = mesh; o.comm = "auto";
-//   auto job = Job::join(*env, o);                        // store, watchdog, comm
-//   SessionOptions s; s.job = job->get();                 // the session runs rank job->rank()
+//   Result<LaunchEnvironment> env = detectLaunch();       // mpirun, srun,
+//   torchrun JobOptions o; o.mesh = mesh; o.comm = "auto"; auto job =
+//   Job::join(*env, o);                        // store, watchdog, comm
+//   SessionOptions s; s.job = job->get();                 // the session runs
+//   rank job->rank()
 //   ...
 //   (*job)->finish();            // or (*job)->fail(why) and exit non-zero
 //
@@ -64,8 +66,8 @@ struct LaunchEnvironment {
 /// (SLURM_STEP_NUM_TASKS set; an sbatch script's own shell is not a rank).
 /// A malformed or inconsistent value is an error naming the variable, its
 /// value and what it should be.
-Result<LaunchEnvironment> detectLaunch(
-    const std::function<const char *(const char *)> &getenv = nullptr);
+Result<LaunchEnvironment>
+detectLaunch(const std::function<const char *(const char *)> &getenv = nullptr);
 
 struct JobOptions {
   MeshShape mesh;

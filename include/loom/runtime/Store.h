@@ -33,10 +33,10 @@ namespace runtime {
 /// What the server knows of one registered rank (the watchdog's view).
 struct StoreRankState {
   int64_t rank = -1;
-  std::string describe;   // "rank 3 (dp=1, tp=1)"
-  std::string host;       // its hostname
+  std::string describe; // "rank 3 (dp=1, tp=1)"
+  std::string host;     // its hostname
   int64_t pid = 0;
-  std::string doing;      // what it last reported ("idle", a collective)
+  std::string doing;        // what it last reported ("idle", a collective)
   double silentSeconds = 0; // since its last heartbeat
   bool finished = false;    // said goodbye
   bool lost = false;        // its connection closed without a goodbye
