@@ -320,8 +320,7 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
       tracer ? "step " + std::to_string(state.step) : std::string();
   // A rank's step, as one slice on its track when the step is traced.
   auto runOne = [&](size_t r) {
-    TraceScope scope(tracer, Tracer::rankTrack(ranks_[r].id), stepName,
-                     "step");
+    TraceScope scope(tracer, Tracer::rankTrack(ranks_[r].id), stepName, "step");
     if (scope)
       scope.args().add("step", state.step);
     return pipelined ? runPipelineRank(ranks_[r], tokens, labels, state)
@@ -460,9 +459,9 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
   if (lossScope)
     lossScope.args().add("what", "the step's loss").add("step", state.step);
   if (dp > 1)
-    if (Status s = rank.comm->allReduce(dpAxis, &lossSum, &lossSum, 1,
-                                  CommDType::F64, ReduceKind::Sum,
-                                  "the step's loss");
+    if (Status s =
+            rank.comm->allReduce(dpAxis, &lossSum, &lossSum, 1, CommDType::F64,
+                                 ReduceKind::Sum, "the step's loss");
         !s.ok())
       return Status::error(where("") + s.message());
   rank.lossSum = lossSum;

@@ -175,8 +175,8 @@ bool representative(const plan::ParameterT &info,
                     const std::vector<int64_t> &coords, int ppAxis) {
   for (size_t a = 0; a < coords.size(); ++a)
     if (coords[a] != 0 && int(a) != ppAxis &&
-        std::find(info.shard_axis.begin(), info.shard_axis.end(),
-                  int32_t(a)) == info.shard_axis.end())
+        std::find(info.shard_axis.begin(), info.shard_axis.end(), int32_t(a)) ==
+            info.shard_axis.end())
       return false;
   return true;
 }
@@ -224,8 +224,7 @@ Result<std::vector<float>> Session::gather(const StateTensor &t) const {
   return whole;
 }
 
-Result<std::vector<float>>
-Session::gatherToRoot(const StateTensor &t) const {
+Result<std::vector<float>> Session::gatherToRoot(const StateTensor &t) const {
   const plan::ParameterT &info = *t.param;
   const Rank &rank = ranks_.front();
   std::vector<uint8_t> mine;
@@ -236,16 +235,16 @@ Session::gatherToRoot(const StateTensor &t) const {
         int32_t buffer = roleBuffer(*p, t.role);
         const plan::BufferT &b = *part.plan->buffers[size_t(buffer)];
         block.resize(size_t(b.bytes / 4));
-        if (Status s = part.executor->download(buffer, block.data(),
-                                               size_t(b.bytes));
+        if (Status s =
+                part.executor->download(buffer, block.data(), size_t(b.bytes));
             !s.ok())
           return s;
         appendBlock(mine, b.shape, blockOffset(*p, *part.plan, rank), block);
         break; // a tied copy holds the same values
       }
   std::vector<std::vector<uint8_t>> all;
-  if (Status s = processComm()->gatherToRoot(mine, &all, "the blocks of " +
-                                                             t.name);
+  if (Status s =
+          processComm()->gatherToRoot(mine, &all, "the blocks of " + t.name);
       !s.ok())
     return s;
   if (rank.id != 0)
@@ -257,8 +256,10 @@ Session::gatherToRoot(const StateTensor &t) const {
       continue;
     // Written by appendBlock on a rank of this job (the same plan).
     auto bad = [&] {
-      return Status::error(mesh_.describe(int64_t(r)) + " sent a malformed "
-                           "block of " + t.name);
+      return Status::error(mesh_.describe(int64_t(r)) +
+                           " sent a malformed "
+                           "block of " +
+                           t.name);
     };
     uint32_t dims = 0;
     if (bytes.size() < 4)
@@ -327,8 +328,8 @@ Status Session::save(const std::string &directory) const {
   std::string written;
   if (processRank() == 0)
     if (Status s = saveCheckpoint(directory, c); !s.ok())
-      written = s.message().empty() ? "the checkpoint write failed"
-                                    : s.message();
+      written =
+          s.message().empty() ? "the checkpoint write failed" : s.message();
   std::vector<uint8_t> result(written.begin(), written.end());
   if (Status s = processComm()->broadcastFromRoot(result, "the checkpoint's "
                                                           "write");
@@ -455,8 +456,8 @@ Result<std::vector<float>> Session::parameter(const std::string &name) {
       std::vector<uint8_t> bytes(whole->size() * 4);
       if (!whole->empty())
         std::memcpy(bytes.data(), whole->data(), bytes.size());
-      if (Status s = processComm()->broadcastFromRoot(bytes, "parameter " +
-                                                                 name);
+      if (Status s =
+              processComm()->broadcastFromRoot(bytes, "parameter " + name);
           !s.ok())
         return s;
       std::vector<float> values(bytes.size() / 4);

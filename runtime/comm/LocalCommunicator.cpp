@@ -130,14 +130,16 @@ std::vector<int64_t> MeshShape::groupMembers(int64_t rank, int axis) const {
 Status Communicator::gatherToRoot(const std::vector<uint8_t> &,
                                   std::vector<std::vector<uint8_t>> *,
                                   const std::string &what) {
-  return Status::error("gather '" + what + "': this communicator has no "
+  return Status::error("gather '" + what +
+                       "': this communicator has no "
                        "world-level gather (a session of thread ranks reads "
                        "their blocks directly)");
 }
 
 Status Communicator::broadcastFromRoot(std::vector<uint8_t> &,
                                        const std::string &what) {
-  return Status::error("broadcast '" + what + "': this communicator has no "
+  return Status::error("broadcast '" + what +
+                       "': this communicator has no "
                        "world-level broadcast");
 }
 
@@ -149,9 +151,9 @@ const char *commDTypeName(CommDType dtype) {
   return dtype == CommDType::F32 ? "f32" : "f64";
 }
 
-std::string shapedCollectiveSignature(const char *kind,
-                                      const std::string &what, size_t outer,
-                                      size_t inner, CommDType dtype) {
+std::string shapedCollectiveSignature(const char *kind, const std::string &what,
+                                      size_t outer, size_t inner,
+                                      CommDType dtype) {
   return "'" + what + "' (" + kind + " of [outer " + std::to_string(outer) +
          ", inner " + std::to_string(inner) + "] x " + commDTypeName(dtype) +
          ")";

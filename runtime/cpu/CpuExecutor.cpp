@@ -246,8 +246,8 @@ void CpuExecutor::submitBucket(size_t bucket, const StepParams &params) {
     StepOutputs unused; // an all_reduce reads and adds no step outputs
     Status s = optimizer[k](params, unused);
     if (tracer)
-      instructionSlice(*tracer, rank.commTraceTrack, plan, decoded.optimizer,
-                       k, params, begin);
+      instructionSlice(*tracer, rank.commTraceTrack, plan, decoded.optimizer, k,
+                       params, begin);
     return s;
   });
 }
@@ -387,9 +387,8 @@ Status CpuExecutor::run(ProgramKind kind, const StepParams &params,
         if (Status s = commThread->wait(size_t(bucket)); !s.ok())
           return s;
         if (tracer)
-          tracer->complete(rank.traceTrack, "wait for all_reduce",
-                           "collective", traceBegin,
-                           tracer->nowUs() - traceBegin,
+          tracer->complete(rank.traceTrack, "wait for all_reduce", "collective",
+                           traceBegin, tracer->nowUs() - traceBegin,
                            TraceArgs()
                                .add("what", program.instructions[k].label)
                                .add("instruction", k)

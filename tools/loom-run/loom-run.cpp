@@ -10,8 +10,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Backend.h"
+#include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Files.h"
 #include "loom/runtime/Job.h"
 #include "loom/runtime/Session.h"
@@ -211,15 +211,16 @@ int main(int argc, char **argv) {
   std::string planPath;
   std::map<std::string, std::string> values;
   bool dump = false;
-  const char *valued[] = {"--steps",       "--data",        "--data-format",
-                          "--seed",        "--log-json",    "--log-interval",
-                          "--save",        "--save-interval", "--load",
-                          "--lr",          "--min-lr",      "--warmup",
-                          "--decay-steps", "--decay-style", "--weight-decay",
-                          "--clip-grad",   "--adam-beta1",  "--adam-beta2",
-                          "--adam-eps",    "--ranks",       "--collective-timeout",
-                          "--backend",     "--trace",       "--trace-steps",
-                          "--device",      "--comm"};
+  const char *valued[] = {
+      "--steps",       "--data",          "--data-format",
+      "--seed",        "--log-json",      "--log-interval",
+      "--save",        "--save-interval", "--load",
+      "--lr",          "--min-lr",        "--warmup",
+      "--decay-steps", "--decay-style",   "--weight-decay",
+      "--clip-grad",   "--adam-beta1",    "--adam-beta2",
+      "--adam-eps",    "--ranks",         "--collective-timeout",
+      "--backend",     "--trace",         "--trace-steps",
+      "--device",      "--comm"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -371,8 +372,8 @@ int main(int argc, char **argv) {
     if (launch->multiProcess()) {
       Result<std::unique_ptr<loom::plan::PlanT>> read = readPlan(planPath);
       if (!read.ok()) {
-        std::cerr << "loom-run: rank " << launch->rank << ": "
-                  << read.message() << "\n";
+        std::cerr << "loom-run: rank " << launch->rank << ": " << read.message()
+                  << "\n";
         if (launch->launcher == LaunchEnvironment::Launcher::OpenMpi)
           abortMpi(1);
         return 1;
@@ -444,13 +445,13 @@ int main(int argc, char **argv) {
     for (const std::string &input : {planPath, values["--data"]})
       if (!input.empty() && sameFile(tracePath, input))
         return usage("--trace " + tracePath + " is the input '" + input +
-                          "'; name another file for the trace");
+                     "'; name another file for the trace");
     // The log and the checkpoint may not exist yet: their names must differ.
     for (const char *output : {"--log-json", "--save"})
       if (values.count(output) && (values[output] == tracePath ||
                                    sameFile(tracePath, values[output])))
         return usage("--trace " + tracePath + " is also " + output +
-                          "; name another file for the trace");
+                     "; name another file for the trace");
     if (Status s = checkWritable(tracePath); !s.ok())
       return failed("--trace: " + s.message());
     tracer = std::make_unique<Tracer>();
@@ -469,7 +470,7 @@ int main(int argc, char **argv) {
   }
   if (!values.count("--steps") || !values.count("--data"))
     return usage("--steps and --data are required to train (or pass "
-                      "--dump)");
+                 "--dump)");
   // The data first: a bad file is reported before any step runs.
   std::string format = values.count("--data-format") ? values["--data-format"]
                                                       : "bytes";
@@ -481,8 +482,7 @@ int main(int argc, char **argv) {
   else if (format == "int32")
     tokenFormat = TokenFormat::Int32;
   else
-    return usage("--data-format " + format +
-                      ": use bytes, uint16 or int32");
+    return usage("--data-format " + format + ": use bytes, uint16 or int32");
   Result<TokenDataset> data = TokenDataset::open(
       values["--data"], tokenFormat, plan.seq_length, plan.vocab_size);
   if (!data.ok())
@@ -497,9 +497,8 @@ int main(int argc, char **argv) {
     if (Status s = session.load(values["--load"]); !s.ok())
       return failed(s.message());
     if (speaks)
-      std::cout << "loaded " << values["--load"] << ": step "
-              << session.step() << ", " << session.dataPosition()
-              << " samples consumed\n";
+      std::cout << "loaded " << values["--load"] << ": step " << session.step()
+                << ", " << session.dataPosition() << " samples consumed\n";
   } else {
     TraceScope scope(tracer.get(), Tracer::kHostTrack,
                      "initialize parameters", "load");
@@ -511,11 +510,11 @@ int main(int argc, char **argv) {
     tracer->setSteps(session.step() + 1, session.step() + traceSteps);
   if (steps < session.step())
     return usage("--steps " + std::to_string(steps) +
-                      ": the checkpoint "
-                      "in '" +
-                      values["--load"] + "' is at step " +
-                      std::to_string(session.step()) +
-                      " already; ask for a later step");
+                 ": the checkpoint "
+                 "in '" +
+                 values["--load"] + "' is at step " +
+                 std::to_string(session.step()) +
+                 " already; ask for a later step");
   // The samples the run will have consumed at its end, checked now rather
   // than at the step that cannot be taken.
   int64_t endPosition;
@@ -525,9 +524,9 @@ int main(int argc, char **argv) {
                              &endPosition) ||
       endPosition > kMaxCheckpointCount)
     return usage("--steps " + std::to_string(steps) + " at " +
-                      std::to_string(plan.global_batch_size) +
-                      " samples a step would consume more than the 2^53 "
-                      "samples a checkpoint records; ask for fewer steps");
+                 std::to_string(plan.global_batch_size) +
+                 " samples a step would consume more than the 2^53 "
+                 "samples a checkpoint records; ask for fewer steps");
   // Before the first step: an unwritable --save fails now, not after the
   // work it was to keep.
   // (Rank 0 writes a job's checkpoints.)
@@ -549,7 +548,7 @@ int main(int argc, char **argv) {
     for (const std::string &input : {planPath, values["--data"]})
       if (sameFile(logPath, input))
         return usage("--log-json " + logPath + " is the input '" + input +
-                          "'; name another file for the log");
+                     "'; name another file for the log");
     std::string why;
     json = openLog(logPath, values.count("--load") > 0, why);
     if (!json)
@@ -601,23 +600,22 @@ int main(int argc, char **argv) {
             std::to_string(axis->size);
   if (job && speaks)
     std::printf("one rank per process: %s, the %s communicator\n",
-                job->environment().describe().c_str(),
-                job->commName().c_str());
+                job->environment().describe().c_str(), job->commName().c_str());
   if (speaks)
-  std::printf("training %s on %lld rank%s (%s%s%s): %lld parameter tensors, "
-              "%lld sequences of %lld tokens per step (%lld microbatches per "
-              "rank), steps %lld to %lld\n",
-              plan.model.c_str(), (long long)session.numRanks(),
-              session.numRanks() == 1 ? "" : "s", mesh.c_str(),
-              plan.sequence_parallel ? ", sequence parallel" : "",
-              plan.chunks.empty() ? ""
-                                  : (", " + plan.schedule + " schedule, " +
-                                     std::to_string(plan.chunks.size()) +
-                                     " chunks").c_str(),
-              (long long)parameterNames.size(),
-              (long long)plan.global_batch_size, (long long)plan.seq_length,
-              (long long)plan.num_microbatches,
-              (long long)session.step() + 1, (long long)steps);
+    std::printf(
+        "training %s on %lld rank%s (%s%s%s): %lld parameter tensors, "
+        "%lld sequences of %lld tokens per step (%lld microbatches per "
+        "rank), steps %lld to %lld\n",
+        plan.model.c_str(), (long long)session.numRanks(),
+        session.numRanks() == 1 ? "" : "s", mesh.c_str(),
+        plan.sequence_parallel ? ", sequence parallel" : "",
+        plan.chunks.empty() ? ""
+                            : (", " + plan.schedule + " schedule, " +
+                               std::to_string(plan.chunks.size()) + " chunks")
+                                  .c_str(),
+        (long long)parameterNames.size(), (long long)plan.global_batch_size,
+        (long long)plan.seq_length, (long long)plan.num_microbatches,
+        (long long)session.step() + 1, (long long)steps);
   double elapsed = 0;
   while (session.step() < steps) {
     Result<StepMetrics> m = session.step(*data);

@@ -97,9 +97,10 @@ cl::opt<std::string> meshSpec(
     cl::value_desc("dp=D,tp=T"), cl::init(""), cl::cat(meshCategory));
 cl::opt<double> gradBucketMb(
     "grad-bucket-mb",
-    cl::desc("Data parallelism all-reduces gradients in buckets of about this "
-             "many MB (default 25, PyTorch DDP's; Megatron's --ddp-bucket-size). "
-             "Smaller buckets start reducing earlier in the backward"),
+    cl::desc(
+        "Data parallelism all-reduces gradients in buckets of about this "
+        "many MB (default 25, PyTorch DDP's; Megatron's --ddp-bucket-size). "
+        "Smaller buckets start reducing earlier in the backward"),
     cl::value_desc("MB"), cl::init(25), cl::cat(meshCategory));
 cl::opt<bool> sequenceParallel(
     "sequence-parallel",

@@ -69,9 +69,9 @@ size_t commDTypeSize(CommDType dtype);
 const char *commDTypeName(CommDType dtype);
 /// How errors name an all-gather or reduce-scatter call, the same in every
 /// communicator: "'what' (all_gather of [outer 3, inner 5] x f32)".
-std::string shapedCollectiveSignature(const char *kind,
-                                      const std::string &what, size_t outer,
-                                      size_t inner, CommDType dtype);
+std::string shapedCollectiveSignature(const char *kind, const std::string &what,
+                                      size_t outer, size_t inner,
+                                      CommDType dtype);
 
 /// One rank's handle. A collective over mesh axis `axis` runs among the ranks
 /// that share every coordinate but that axis ("the group"), in the order of

@@ -162,7 +162,7 @@ private:
     size_t normEnd = 0; // optimizer program instructions through grad_norm
   };
   struct Rank {
-    int64_t id = 0;              // its mesh rank
+    int64_t id = 0;               // its mesh rank
     Communicator *comm = nullptr; // null for a one-rank mesh
     std::vector<int64_t> coords; // per plan mesh axis
     std::vector<Part> parts;
