@@ -5,8 +5,17 @@
 #include <algorithm>
 #include <cmath>
 
+#include <atomic>
+
 namespace loom {
 namespace runtime {
+
+namespace {
+std::atomic<bool> notesOn{true};
+} // namespace
+
+void setRuntimeNotes(bool on) { notesOn = on; }
+bool runtimeNotes() { return notesOn; }
 
 bool isFloat16(plan::DType t) {
   return t == plan::DType::BF16 || t == plan::DType::F16;

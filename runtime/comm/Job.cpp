@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Job.h"
+#include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/Store.h"
 #include "loom/runtime/cuda/CudaBackend.h"
 
@@ -133,6 +134,8 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
                          options.backend + "); use --comm mpi or gloo");
   job->commName_ = comm;
   std::string self = mesh.describe(env.rank);
+  // Rank 0 speaks for the job's notes (loaded kernels, caches).
+  setRuntimeNotes(env.rank == 0);
 
   // The processes of a node share its cores, as a session's thread ranks
   // do: each gets its share of OpenMP threads (for the CPU backend's loops

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/cpu/PlanKernels.h"
 
 #include <cstdio>
@@ -63,7 +64,9 @@ Result<std::shared_ptr<HostModule>> loadPlanKernels(const plan::PlanT &plan,
     size_t n = plan.kernels.size();
     if (module.ok()) {
       loaded.module = *module;
-      if (report.cacheHit)
+      if (!runtimeNotes()) {
+        // A job's rank other than 0: rank 0 says it.
+      } else if (report.cacheHit)
         std::fprintf(stderr,
                      "loom: %zu generated kernels (host C++) loaded from the "
                      "kernel cache in %.2f s\n",

@@ -37,6 +37,7 @@
 #include "Device.h"
 #include "KernelCache.h"
 
+#include "loom/runtime/ExecutorSupport.h"
 #include "loom/runtime/Trace.h"
 #include "loom/runtime/cuda/PlanKernels.h"
 
@@ -340,7 +341,7 @@ Status CudaDevice::open() {
   if (!cubin.ok())
     return Status::error("the CUDA kernel library does not compile for " +
                          description_ + ": " + cubin.message());
-  if (!report.cacheHit)
+  if (!report.cacheHit && runtimeNotes())
     std::fprintf(
         stderr,
         "loom: the CUDA kernel library (sm_%d) compiled in %.2f s%s%s\n", sm_,
@@ -459,7 +460,9 @@ Status CudaDevice::loadPlanKernels(const std::string &cudaSource,
     kernels_[entries[i]] = found[i];
   planModules_.push_back(std::move(*module));
   double seconds = secondsSince(start);
-  if (report.cacheHit)
+  if (!runtimeNotes()) {
+    // A job's rank other than 0: rank 0 says it.
+  } else if (report.cacheHit)
     std::fprintf(stderr,
                  "loom: %zu generated kernels (CUDA, sm_%d) loaded from the "
                  "cache in %.2f s\n",

@@ -20,6 +20,13 @@ namespace runtime {
 
 bool isFloat16(plan::DType type);
 
+/// The backends' one-line notes on stderr ("loom: 15 generated kernels
+/// (host C++) loaded from the kernel cache"): on by default; a job's
+/// processes other than rank 0 turn them off (Job::join), so a job of 8
+/// processes prints each note once. Warnings and errors always print.
+void setRuntimeNotes(bool on);
+bool runtimeNotes();
+
 /// Why `bytes` cannot be uploaded into (what = "upload") or downloaded from
 /// buffer `buffer` of `plan`: no such buffer, or not its size.
 Status checkTransfer(const plan::PlanT &plan, int32_t buffer, size_t bytes,

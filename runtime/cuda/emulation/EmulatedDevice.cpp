@@ -329,6 +329,7 @@ Status EmulatedDevice::loadPlanKernels(const std::string &cudaSource,
       reinterpret_cast<EmuLaunchFn>((*module)->symbol("loom_emu_launch"));
   if (!launch)
     return Status::error("the emulated plan kernels have no loom_emu_launch");
+  if (runtimeNotes())
   std::fprintf(stderr,
                "loom: %zu generated kernels (CUDA C++, emulated on the host) "
                "%s in %.2f s\n",

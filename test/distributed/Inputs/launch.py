@@ -138,7 +138,15 @@ def main(argv):
     finally:
         # Never leave a test's processes behind, whatever happened here.
         tree[:] = sorted(set(tree + [d for p in procs for d in descendants(p.pid)]))
+        # A launcher may return while the processes it killed are still
+        # dying (mpirun after MPI_Abort): a few seconds, then what is left
+        # was left behind.
+        settle = time.time() + 5
+        while any(alive(pid) for pid in tree if pid not in [p.pid for p in procs]) \
+                and not running() and time.time() < settle:
+            time.sleep(0.05)
         left = [pid for pid in tree if alive(pid)]
+        described = [f"{pid} ({exe_name(pid)}, rank {rank_of(pid)})" for pid in left]
         for pid in left:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -162,7 +170,7 @@ def main(argv):
     if status == 0:
         failures.append("the job's exit status is 0")
     if left:
-        failures.append(f"processes left running: {left}")
+        failures.append(f"processes left running: {', '.join(described)}")
     if f"rank {victim} (" not in text and not (
             kind == "mpirun" and f"process rank {victim} with PID" in text):
         failures.append(f"no output names rank {victim}")
