@@ -120,9 +120,8 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
         "), or recompile with a --mesh of " + std::to_string(env.worldSize) +
         " ranks");
   std::string comm = options.comm;
-  bool cuda = options.backend.rfind("cuda", 0) == 0;
   if (comm == "auto")
-    comm = cuda && options.backend == "cuda"                      ? "nccl"
+    comm = options.backend == "cuda"                              ? "nccl"
            : env.launcher == LaunchEnvironment::Launcher::OpenMpi ? "mpi"
                                                                   : "gloo";
   if (comm != "mpi" && comm != "gloo" && comm != "nccl")
@@ -148,8 +147,14 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
     int cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0
                     ? CPU_COUNT(&cpus)
                     : int(::sysconf(_SC_NPROCESSORS_ONLN));
+    int online = int(::sysconf(_SC_NPROCESSORS_ONLN));
+    // A launcher that bound this process to its cores (mpirun --bind-to,
+    // srun --cpu-bind) already gave it its share; else divide the node's.
     int64_t share =
-        std::max<int64_t>(1, cores / std::max<int64_t>(1, env.localWorldSize));
+        cores < online
+            ? cores
+            : std::max<int64_t>(1, cores / std::max<int64_t>(
+                                               1, env.localWorldSize));
     omp_set_num_threads(int(share));
   }
 #endif
