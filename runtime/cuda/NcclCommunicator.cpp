@@ -47,6 +47,7 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -215,6 +216,14 @@ private:
                   : Status::error(mesh_.describe(rank_) + ": " + call.label +
                                   " failed: " + s.message());
   }
+  /// A device collective on `axis`'s group, on `stream`: alone on the
+  /// axis, `in` copied to `out` (`aloneBytes`; none for a broadcast); else
+  /// `issue` on the group's communicator under the NCCL lock, its result
+  /// checked as the call `name`.
+  Status deviceCollective(const Call &call, int axis, const void *in,
+                          void *out, size_t aloneBytes, cudaStream_t stream,
+                          const char *name,
+                          const std::function<ncclResult_t(ncclComm_t)> &issue);
   Status fail(const Call &call, const std::string &why) {
     end();
     return Status::error(mesh_.describe(rank_) + ": " + call.label +
@@ -633,23 +642,19 @@ NcclCommunicator::~NcclCommunicator() {
 // Device calls
 //===----------------------------------------------------------------------===//
 
-Status NcclCommunicator::allReduce(int axis, const void *in, void *out,
-                                   size_t count, CommDType dtype, ReduceKind op,
-                                   void *stream, const std::string &what) {
-  Result<Call> call = begin("all_reduce", axis, what, true);
-  if (!call.ok())
-    return Status::error(call.message());
-  auto s = static_cast<cudaStream_t>(stream);
-  size_t bytes = count * commDTypeSize(dtype);
+Status NcclCommunicator::deviceCollective(
+    const Call &call, int axis, const void *in, void *out, size_t aloneBytes,
+    cudaStream_t stream, const char *name,
+    const std::function<ncclResult_t(ncclComm_t)> &issue) {
   if (mesh_.sizes[size_t(axis)] == 1) {
     end();
-    if (in == out || !bytes)
+    if (in == out || !aloneBytes)
       return Status::success();
-    Status c =
-        cudaCheck(cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, s),
-                  "cudaMemcpyAsync");
+    Status c = cudaCheck(cudaMemcpyAsync(out, in, aloneBytes,
+                                         cudaMemcpyDeviceToDevice, stream),
+                         "cudaMemcpyAsync");
     return c.ok() ? c
-                  : Status::error(mesh_.describe(rank_) + ": " + call->label +
+                  : Status::error(mesh_.describe(rank_) + ": " + call.label +
                                   ": " + c.message());
   }
   ncclComm_t comm = axes_[size_t(axis)].coll;
@@ -657,17 +662,31 @@ Status NcclCommunicator::allReduce(int axis, const void *in, void *out,
   {
     std::lock_guard<std::mutex> lock(ncclMu_);
     if (aborted_)
-      return fail(*call, failure());
-    // NCCL's max is fmax: a NaN on one member is lost where another has a
-    // number (docs/distributed.md, "NCCL").
-    r = ncclAllReduce(in, out, count, ncclType(dtype),
-                      op == ReduceKind::Sum ? ncclSum : ncclMax,
-                      axes_[size_t(axis)].coll, s);
+      return fail(call, failure());
+    r = issue(comm);
   }
-  if (Status st = issued(*call, r, comm, "ncclAllReduce"); !st.ok())
-    return fail(*call, st.message());
+  if (Status st = issued(call, r, comm, name); !st.ok())
+    return fail(call, st.message());
   end();
   return Status::success();
+}
+
+Status NcclCommunicator::allReduce(int axis, const void *in, void *out,
+                                   size_t count, CommDType dtype, ReduceKind op,
+                                   void *stream, const std::string &what) {
+  Result<Call> call = begin("all_reduce", axis, what, true);
+  if (!call.ok())
+    return Status::error(call.message());
+  auto s = static_cast<cudaStream_t>(stream);
+  // NCCL's max is fmax: a NaN on one member is lost where another has a
+  // number (docs/distributed.md, "NCCL").
+  return deviceCollective(
+      *call, axis, in, out, count * commDTypeSize(dtype), s, "ncclAllReduce",
+      [&](ncclComm_t comm) {
+        return ncclAllReduce(in, out, count, ncclType(dtype),
+                             op == ReduceKind::Sum ? ncclSum : ncclMax, comm,
+                             s);
+      });
 }
 
 Status NcclCommunicator::allGather(int axis, const void *in, void *out,
@@ -677,27 +696,11 @@ Status NcclCommunicator::allGather(int axis, const void *in, void *out,
   if (!call.ok())
     return Status::error(call.message());
   auto s = static_cast<cudaStream_t>(stream);
-  if (mesh_.sizes[size_t(axis)] == 1) {
-    end();
-    size_t bytes = count * commDTypeSize(dtype);
-    if (in == out || !bytes)
-      return Status::success();
-    return cudaCheck(
-        cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, s),
-        "cudaMemcpyAsync");
-  }
-  ncclComm_t comm = axes_[size_t(axis)].coll;
-  ncclResult_t r;
-  {
-    std::lock_guard<std::mutex> lock(ncclMu_);
-    if (aborted_)
-      return fail(*call, failure());
-    r = ncclAllGather(in, out, count, ncclType(dtype), comm, s);
-  }
-  if (Status st = issued(*call, r, comm, "ncclAllGather"); !st.ok())
-    return fail(*call, st.message());
-  end();
-  return Status::success();
+  return deviceCollective(*call, axis, in, out, count * commDTypeSize(dtype),
+                          s, "ncclAllGather", [&](ncclComm_t comm) {
+                            return ncclAllGather(in, out, count,
+                                                 ncclType(dtype), comm, s);
+                          });
 }
 
 Status NcclCommunicator::reduceScatter(int axis, const void *in, void *out,
@@ -707,27 +710,12 @@ Status NcclCommunicator::reduceScatter(int axis, const void *in, void *out,
   if (!call.ok())
     return Status::error(call.message());
   auto s = static_cast<cudaStream_t>(stream);
-  if (mesh_.sizes[size_t(axis)] == 1) {
-    end();
-    size_t bytes = count * commDTypeSize(dtype);
-    if (in == out || !bytes)
-      return Status::success();
-    return cudaCheck(
-        cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, s),
-        "cudaMemcpyAsync");
-  }
-  ncclComm_t comm = axes_[size_t(axis)].coll;
-  ncclResult_t r;
-  {
-    std::lock_guard<std::mutex> lock(ncclMu_);
-    if (aborted_)
-      return fail(*call, failure());
-    r = ncclReduceScatter(in, out, count, ncclType(dtype), ncclSum, comm, s);
-  }
-  if (Status st = issued(*call, r, comm, "ncclReduceScatter"); !st.ok())
-    return fail(*call, st.message());
-  end();
-  return Status::success();
+  return deviceCollective(*call, axis, in, out, count * commDTypeSize(dtype),
+                          s, "ncclReduceScatter", [&](ncclComm_t comm) {
+                            return ncclReduceScatter(in, out, count,
+                                                     ncclType(dtype), ncclSum,
+                                                     comm, s);
+                          });
 }
 
 Status NcclCommunicator::broadcast(int axis, void *data, size_t count,
@@ -736,23 +724,14 @@ Status NcclCommunicator::broadcast(int axis, void *data, size_t count,
   Result<Call> call = begin("broadcast", axis, what, true, root);
   if (!call.ok())
     return Status::error(call.message());
-  if (mesh_.sizes[size_t(axis)] == 1) {
-    end();
-    return Status::success();
-  }
-  ncclComm_t comm = axes_[size_t(axis)].coll;
-  ncclResult_t r;
-  {
-    std::lock_guard<std::mutex> lock(ncclMu_);
-    if (aborted_)
-      return fail(*call, failure());
-    r = ncclBroadcast(data, data, count, ncclType(dtype), int(root), comm,
-                      static_cast<cudaStream_t>(stream));
-  }
-  if (Status st = issued(*call, r, comm, "ncclBroadcast"); !st.ok())
-    return fail(*call, st.message());
-  end();
-  return Status::success();
+  auto s = static_cast<cudaStream_t>(stream);
+  // Alone on the axis, the data is already everyone's.
+  return deviceCollective(*call, axis, data, data, 0, s, "ncclBroadcast",
+                          [&](ncclComm_t comm) {
+                            return ncclBroadcast(data, data, count,
+                                                 ncclType(dtype), int(root),
+                                                 comm, s);
+                          });
 }
 
 Status NcclCommunicator::send(int axis, int64_t peer, const void *data,
