@@ -140,7 +140,7 @@ Result<std::unique_ptr<Job>> Job::join(const LaunchEnvironment &env,
   // do: each gets its share of OpenMP threads (for the CPU backend's loops
   // and OpenBLAS), unless the user chose. (Measured: 4 processes on 2
   // cores, each with OpenMP's default of every core, ran a tiny GPT's steps
-  // 30x slower.)
+  // about 35x slower.)
 #ifdef _OPENMP
   if (!std::getenv("OMP_NUM_THREADS")) {
     cpu_set_t cpus;
