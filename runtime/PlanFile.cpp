@@ -390,7 +390,7 @@ std::string liveOverlap(const plan::PlanT &p) {
     }
     k = end + 1;
   }
-  for (int arena = 0; arena < 2; ++arena) {
+  for (int arena = 0; arena < 3; ++arena) {
     std::vector<int32_t> byFirst;
     for (size_t i = 0; i < n; ++i)
       if (int(p.buffers[i]->arena) == arena && p.buffers[i]->bytes > 0 &&
@@ -420,7 +420,9 @@ std::string liveOverlap(const plan::PlanT &p) {
       };
       return "buffers '" + x.name + "' " + range(x) + " and '" + y.name + "' " +
              range(y) + " share bytes of the " +
-             (arena ? "workspace" : "persistent") +
+             (arena == 2   ? "stash"
+              : arena == 1 ? "workspace"
+                           : "persistent") +
              " arena while both are live";
     };
     for (int32_t id : byFirst) {
@@ -463,12 +465,14 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
                          "; compile it again with loomc");
   };
   int64_t nbuf = int64_t(p.buffers.size());
-  if (p.arena_bytes.size() != 2)
+  if (p.arena_bytes.size() != 3)
     return bad("it has " + std::to_string(p.arena_bytes.size()) +
-               " arena sizes, not 2");
-  for (size_t a = 0; a < 2; ++a)
+               " arena sizes, not 3");
+  static const char *const kArenaNames[] = {"persistent", "workspace",
+                                            "stash"};
+  for (size_t a = 0; a < 3; ++a)
     if (p.arena_bytes[a] < 0 || p.arena_bytes[a] > kMaxArenaBytes)
-      return bad("its " + std::string(a ? "workspace" : "persistent") +
+      return bad("its " + std::string(kArenaNames[a]) +
                  " arena of " + std::to_string(p.arena_bytes[a]) +
                  " bytes is not in [0, " + std::to_string(kMaxArenaBytes) +
                  "]");
@@ -493,7 +497,7 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
                  " bytes for " + shapeText(b.shape) + " " +
                  dtypeName(b.dtype));
     size_t arena = size_t(b.arena);
-    if (arena > 1 || b.offset < 0 || b.bytes > p.arena_bytes[arena] ||
+    if (arena > 2 || b.offset < 0 || b.bytes > p.arena_bytes[arena] ||
         b.offset > p.arena_bytes[arena] - b.bytes)
       return bad("buffer '" + b.name + "' lies outside its arena");
     // Kernels read a buffer as an array of its type.
@@ -692,7 +696,11 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
   os << "  step: " << std::setprecision(6) << p.step_flops / 1e9
      << " GFLOP per global batch\n";
   os << "  arenas: persistent " << p.arena_bytes[0] << " bytes, workspace "
-     << p.arena_bytes[1] << " bytes\n\n";
+     << p.arena_bytes[1] << " bytes";
+  if (p.stash_slots > 0)
+    os << ", stash " << p.stash_slots << " x " << p.arena_bytes[2]
+       << " bytes";
+  os << "\n\n";
   os << "parameters (" << p.parameters.size() << "):\n";
   for (const auto &param : p.parameters) {
     const plan::BufferT &b = *p.buffers[param->value];
@@ -716,7 +724,9 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
   for (const auto &b : p.buffers)
     os << "  %" << b->name << ": " << shapeText(b->shape) << " "
        << dtypeName(b->dtype) << " " << kinds[int(b->kind)] << " @"
-       << (b->arena == plan::Arena::Persistent ? "persistent" : "workspace")
+       << (b->arena == plan::Arena::Persistent  ? "persistent"
+           : b->arena == plan::Arena::Workspace ? "workspace"
+                                                : "stash")
        << "+" << b->offset << "\n";
   for (const auto *program : {p.microbatch.get(), p.optimizer.get()}) {
     os << "\nprogram " << program->name << " ("

@@ -857,7 +857,7 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     return failure();
   finish();
   persistentBytes = detail::layoutPersistent(*plan);
-  plan->arena_bytes = {persistentBytes, 0};
+  plan->arena_bytes = {persistentBytes, 0, 0};
   if (failed(planWorkspace(*plan, aliasOf)))
     return fn.emitError() << "the activations of one microbatch take more "
                              "than 2^50 bytes (1 PiB) on one rank; choose a "

@@ -70,7 +70,7 @@ detail::buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
   top->labels_input = -1;
   top->ignore_index = last.ignore_index;
   top->loss = -1;
-  top->arena_bytes = {0, 0};
+  top->arena_bytes = {0, 0, 0};
   top->optimizer_defaults =
       std::make_unique<plan::OptimizerDefaultsT>(options.optimizer);
   top->precision = std::make_unique<plan::PrecisionPolicyT>(options.precision);

@@ -26,7 +26,9 @@ namespace runtime {
 /// The on-disk format version. An older or newer runtime refuses the file
 /// with a message naming both versions.
 /// 5: generated CUDA kernels read their runtime scalars from device arrays.
-constexpr uint32_t kPlanFormatVersion = 5;
+/// 6: the Stash arena (pipeline chunks keep their in-flight activations),
+///    model_flops and the recompute choice.
+constexpr uint32_t kPlanFormatVersion = 6;
 
 /// Bytes per element of a buffer type (i1 is stored as one byte).
 int64_t dtypeBytes(plan::DType dtype);

@@ -1,0 +1,44 @@
+//===- StageMemory.h - what each pipeline stage's rank holds ----*- C++ -*-===//
+//
+// The bytes one rank of each pipeline stage needs, read from a built plan
+// (its memory plan, not a formula): the persistent arena by kind, the
+// workspace arena, and the stash (one copy per microbatch in flight). The
+// `--explain` report prints it, `--recompute auto` compares it with the
+// budget, and the CPU runtime's measured allocations are checked against
+// it (docs/memory.md).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_PLAN_STAGEMEMORY_H
+#define LOOM_PLAN_STAGEMEMORY_H
+
+#include "loom/runtime/Plan.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace loom {
+
+struct StageMemory {
+  int64_t stage = 0;
+  /// The persistent arena by kind (each buffer's aligned size).
+  int64_t parameters = 0, gradients = 0, optimizerState = 0;
+  /// The workspace arena: activations and gradients in flight within one
+  /// run of a microbatch program (its peak, as the planner laid it out).
+  int64_t workspace = 0;
+  /// The stash: one slot per microbatch in flight × the slot's bytes,
+  /// summed over the stage's chunks.
+  int64_t stash = 0;
+  int64_t stashSlots = 0;
+  /// The arenas in all (what the executors allocate for the plan).
+  int64_t total() const {
+    return parameters + gradients + optimizerState + workspace + stash;
+  }
+};
+
+/// One entry per pipeline stage (one for a plan without a pipeline).
+std::vector<StageMemory> stageMemory(const plan::PlanT &plan);
+
+} // namespace loom
+
+#endif // LOOM_PLAN_STAGEMEMORY_H
