@@ -335,6 +335,58 @@ def DistFuseReduceScatter : Pass<"dist-fuse-reduce-scatter", "::mlir::ModuleOp">
   let dependentDialects = ["::loom::dist::DistDialect"];
 }
 
+def LoomRecompute : Pass<"loom-recompute", "::mlir::ModuleOp"> {
+  let summary = "Activation recomputation: the backward recomputes forward values instead of reading stored ones";
+  let description = [{
+    Runs on the differentiated training step (after `--loom-autodiff`). For
+    each differentiated function (`loom.forward_ops` forward ops, then the
+    backward), chooses per layer (`loom.layer`) which forward values the
+    backward recomputes, and rewrites the backward to read copies of them
+    made just before their first backward use (each copy marked
+    `loom.recomputed`). A forward value no backward op reads any more then
+    dies in the forward, and the memory planner reuses its bytes (or, in a
+    pipeline chunk, does not keep it for the backward step). The choices
+    (Korthikanti et al. 2022):
+
+    - `none`: nothing is recomputed;
+    - `selective`: the attention core: the scores matmul (q·kᵀ), the softmax
+      and the attention dropout (their 5as²b bytes per layer);
+    - `full`: everything of the layer but its output (the next layer's
+      input), so a layer keeps only its input.
+
+    In every mode a cast of a parameter (the 16-bit copy of a master weight)
+    is made again where the backward reads it, and under sequence
+    parallelism an all_gather of a layer's input is issued again, as
+    Megatron does, rather than stored. Dropout copies draw the same Philox
+    masks (the mask is keyed by site, step and element), so every choice
+    trains the same model.
+
+    `mode` is the default for every layer; `per-layer` overrides it
+    (`per-layer=0:full,3:selective`). Each function records its layers'
+    choices in `loom.layer_recompute`.
+
+    Before (`mode=selective`), in the backward:
+    ```mlir
+    %p = loom.softmax %s causal scale 2.500000e-01 {loom.layer = 0 : i64} : tensor<2x4x8x8xf32>
+    ...
+    %dp = loom.softmax_grad %p, %g scale 2.500000e-01 {loom.layer = 0 : i64} : tensor<2x4x8x8xf32>
+    ```
+    After:
+    ```mlir
+    %s2 = loom.matmul %q, %k transposed {loom.layer = 0 : i64, loom.recomputed} : ...
+    %p2 = loom.softmax %s2 causal scale 2.500000e-01 {loom.layer = 0 : i64, loom.recomputed} : ...
+    %dp = loom.softmax_grad %p2, %g scale 2.500000e-01 {loom.layer = 0 : i64} : tensor<2x4x8x8xf32>
+    ```
+  }];
+  let options = [
+    Option<"mode", "mode", "std::string", /*default=*/"\"none\"",
+           "What every layer recomputes: none, selective or full">,
+    Option<"perLayer", "per-layer", "std::string", /*default=*/"\"\"",
+           "Per-layer choices overriding mode: LAYER:MODE,...">,
+  ];
+  let dependentDialects = ["::loom::dist::DistDialect"];
+}
+
 def LoomFuse : Pass<"loom-fuse", "::mlir::func::FuncOp"> {
   let summary = "Group the training step's ops into fusion regions (loom.fused), one generated kernel each";
   let description = [{

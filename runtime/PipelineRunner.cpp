@@ -4,8 +4,10 @@
 // plan's stage_schedules): the forward and backward of each (microbatch,
 // chunk), receiving and sending activations and their gradients through
 // the executors, tagged by (microbatch, receiving chunk, direction). Each
-// in-flight (microbatch, chunk) keeps its input activation until its
-// backward, which recomputes the forward from it. Then the gradients of a
+// in-flight (microbatch, chunk) holds a stash slot of its chunk's executor
+// from its forward step to its backward step: what the forward left for
+// the backward (what the backward recomputes instead is the compiler's
+// choice, --recompute). Then the gradients of a
 // parameter tied across chunks are exchanged, the loss and the gradient
 // norm are summed over the stages, and the optimizer runs.
 //
@@ -69,7 +71,13 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   };
   for (Part &part : rank.parts)
     part.executor->beginStep();
-  std::map<std::pair<int64_t, int64_t>, std::vector<uint8_t>> stash;
+  // Per chunk, which of its stash slots hold a microbatch in flight, and
+  // the slot of each (microbatch, chunk) whose forward step has run.
+  std::map<int64_t, std::vector<bool>> slotsBusy;
+  for (Part &part : rank.parts)
+    slotsBusy[part.chunk].assign(
+        size_t(std::max<int64_t>(1, part.plan->stash_slots)), false);
+  std::map<std::pair<int64_t, int64_t>, int64_t> slotOf;
   // Each chunk's last backward in the schedule: the run after which its
   // gradients are final (StepParams::lastMicrobatch).
   const auto &steps = p.stage_schedules[size_t(stage)]->steps;
@@ -112,18 +120,34 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
     int32_t in = cp.activation_in >= 0
                      ? cp.inputs[size_t(cp.activation_in)]->buffer
                      : -1;
-    size_t inBytes = in >= 0 ? size_t(cp.buffers[size_t(in)]->bytes) : 0;
+    // The stash slot of this (microbatch, chunk): taken by its forward
+    // step, given back by its backward step.
+    std::vector<bool> &busy = slotsBusy[c];
+    int64_t slot = -1;
     if (!step->backward) {
-      if (in >= 0) {
+      for (size_t k = 0; k < busy.size() && slot < 0; ++k)
+        if (!busy[k])
+          slot = int64_t(k);
+      if (slot < 0) // validatePlan bounds the microbatches in flight
+        return Status::error(where(what) + ": every stash slot is taken");
+      busy[size_t(slot)] = true;
+      slotOf[{mb, c}] = slot;
+    } else {
+      auto it = slotOf.find({mb, c});
+      if (it == slotOf.end())
+        return Status::error(where(what) + ": its forward has not run");
+      slot = it->second;
+      busy[size_t(slot)] = false;
+      slotOf.erase(it);
+    }
+    if (Status s = ex.selectStashSlot(slot); !s.ok())
+      return failed(s);
+    if (!step->backward) {
+      if (in >= 0)
         if (Status s = transfer(part, false, c - 1, in, tag(mb, c, false),
                                 "the activation for " + what);
             !s.ok())
           return failed(s);
-        std::vector<uint8_t> &kept = stash[{mb, c}];
-        kept.resize(inBytes);
-        if (Status s = ex.download(in, kept.data(), inBytes); !s.ok())
-          return failed(s);
-      }
       // The last chunk's forward has nothing to send: its backward step
       // computes the loss.
       if (cp.loss < 0)
@@ -139,21 +163,17 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
           return failed(s);
       continue;
     }
-    if (in >= 0) {
-      auto it = stash.find({mb, c});
-      if (it == stash.end())
-        return Status::error(where(what) + ": its forward has not run");
-      if (Status s = ex.upload(in, it->second.data(), inBytes); !s.ok())
-        return failed(s);
-      stash.erase(it);
-    }
     if (cp.output_grad >= 0)
       if (Status s = transfer(part, false, c + 1,
                               cp.inputs[size_t(cp.output_grad)]->buffer,
                               tag(mb, c, true), "the gradient for " + what);
           !s.ok())
         return failed(s);
-    if (Status s = ex.run(ProgramKind::Microbatch, state); !s.ok())
+    // The backward step: what the forward step stashed is in the slot; the
+    // last chunk runs its whole program here.
+    if (Status s = ex.run(ProgramKind::Microbatch, state,
+                          cp.loss >= 0 ? 0 : size_t(cp.forward_end));
+        !s.ok())
       return failed(s);
     if (cp.loss >= 0)
       if (Status s = ex.accumulateLoss(cp.loss); !s.ok())

@@ -282,6 +282,24 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
   if (std::string problem = pipeline::validateSchedule(scheduleOfPlan(p));
       !problem.empty())
     return bad("its pipeline schedule is refused: " + problem);
+  // Each chunk holds one stash slot per microbatch in flight on its stage.
+  for (const auto &stage : p.stage_schedules) {
+    std::map<int64_t, int64_t> inFlight;
+    for (const auto &step : stage->steps) {
+      if (step->chunk < 0 || step->chunk >= n)
+        continue; // refused by validateSchedule
+      int64_t &k = inFlight[step->chunk];
+      k += step->backward ? -1 : 1;
+      const plan::PlanT &chunk = *p.chunks[size_t(step->chunk)];
+      if (k > std::max<int64_t>(1, chunk.stash_slots) &&
+          chunk.arena_bytes.size() == 3 &&
+          chunk.arena_bytes[size_t(plan::Arena::Stash)] > 0)
+        return bad("chunk " + std::to_string(step->chunk) + " has " +
+                   std::to_string(chunk.stash_slots) +
+                   " stash slots, but its schedule holds " +
+                   std::to_string(k) + " microbatches in flight");
+    }
+  }
   for (int64_t c = 0; c < n; ++c) {
     const plan::PlanT &chunk = *p.chunks[size_t(c)];
     std::string name = what + ", chunk " + std::to_string(c) + ",";
@@ -366,6 +384,21 @@ std::string liveOverlap(const plan::PlanT &p) {
   };
   int64_t end = int64_t(p.microbatch->instructions.size());
   int64_t after = end + 1 + int64_t(p.optimizer->instructions.size());
+  // A pipeline chunk (PipelineRunner.cpp): the gradient from the next stage
+  // is received just before the backward step, and the activation for it
+  // sent just after the forward step (the memory planner's lifetimes).
+  bool chunk = p.activation_in >= 0 || p.activation_out >= 0;
+  int64_t split = p.loss >= 0 ? 0 : p.forward_end;
+  int32_t outputGrad =
+      chunk && p.output_grad >= 0 && size_t(p.output_grad) < p.inputs.size()
+          ? p.inputs[size_t(p.output_grad)]->buffer
+          : -1;
+  auto inputAt = [&](int32_t id) {
+    return chunk && id == outputGrad ? split : int64_t(-1);
+  };
+  auto outputAt = [&](int32_t id) {
+    return chunk && id == p.activation_out ? split - 1 : end;
+  };
   for (size_t i = 0; i < n; ++i) {
     const plan::BufferT &b = *p.buffers[i];
     if (b.arena == plan::Arena::Persistent) {
@@ -373,15 +406,16 @@ std::string liveOverlap(const plan::PlanT &p) {
       touch(int32_t(i), after);
     }
     if (b.kind == plan::BufferKind::Input)
-      touch(int32_t(i), -1);
+      touch(int32_t(i), inputAt(int32_t(i)));
     if (b.kind == plan::BufferKind::Output)
-      touch(int32_t(i), end);
+      touch(int32_t(i), outputAt(int32_t(i)));
   }
   for (const auto &input : p.inputs)
-    touch(input->buffer, -1);
+    if (input->buffer >= 0 && size_t(input->buffer) < n)
+      touch(input->buffer, inputAt(input->buffer));
   for (int32_t id : {p.loss, p.activation_out, p.input_grad})
     if (id >= 0 && size_t(id) < n)
-      touch(id, end);
+      touch(id, outputAt(id));
   int64_t k = 0;
   for (const auto *program : {p.microbatch.get(), p.optimizer.get()}) {
     for (const auto &inst : program->instructions) {
@@ -458,6 +492,53 @@ std::string liveOverlap(const plan::PlanT &p) {
 } // namespace
 
 namespace {
+/// The microbatches a pipeline may hold in flight: validatePipeline bounds
+/// m by it, so a chunk never needs more stash slots.
+constexpr int64_t kMaxMicrobatchesInPlan = int64_t(1) << 20;
+
+/// A chunk runs its microbatch program in two steps (PipelineRunner.cpp):
+/// the forward step its first forward_end instructions, the backward step
+/// the rest (the last chunk, with the loss, all of it in its backward
+/// step). Another microbatch's steps may run between them, so nothing the
+/// backward step reads from the forward step may lie in the workspace: it
+/// belongs in the Stash arena. Returns the first buffer that does, or "".
+std::string workspaceAcrossSteps(const plan::PlanT &p) {
+  int64_t split = p.loss >= 0 ? 0 : p.forward_end;
+  size_t n = p.buffers.size();
+  std::vector<bool> early(n, false), late(n, false);
+  auto input = [&](int32_t index) {
+    return index >= 0 && size_t(index) < p.inputs.size()
+               ? p.inputs[size_t(index)]->buffer
+               : -1;
+  };
+  // Written before the forward step: the activation from the chunk before.
+  // Token and label inputs are uploaded before each step; the gradient
+  // from the chunk after arrives before the backward step.
+  if (int32_t in = input(p.activation_in); in >= 0 && size_t(in) < n)
+    early[size_t(in)] = true;
+  const auto &insts = p.microbatch->instructions;
+  for (int64_t k = 0; k < int64_t(insts.size()); ++k)
+    forEachBufferOf(*insts[size_t(k)], [&](int32_t id) {
+      if (id >= 0 && size_t(id) < n)
+        (k < split ? early : late)[size_t(id)] = true;
+    });
+  for (size_t i = 0; i < n; ++i) {
+    const plan::BufferT &b = *p.buffers[i];
+    if (!early[i] || !late[i] || b.arena != plan::Arena::Workspace)
+      continue;
+    bool reuploaded = false;
+    for (const auto &in : p.inputs)
+      reuploaded |= in->buffer == int32_t(i) &&
+                    (in->name == "tokens" || in->name == "labels");
+    if (!reuploaded)
+      return "buffer '" + b.name +
+             "' is used by both the forward and the backward step of the "
+             "chunk but lies in the workspace, which other microbatches' "
+             "steps reuse in between (it belongs in the stash)";
+  }
+  return "";
+}
+
 Status validateBody(const plan::PlanT &p, const std::string &what,
                     bool chunk) {
   auto bad = [&](const std::string &why) {
@@ -599,7 +680,20 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
     if (p.forward_end < 0 ||
         p.forward_end > int64_t(p.microbatch->instructions.size()))
       return bad("its forward part is out of range");
+    if (std::string leak = workspaceAcrossSteps(p); !leak.empty())
+      return bad(leak);
   }
+  // The stash: only a chunk's steps leave anything in it, and its slots
+  // fit the arena bound.
+  int64_t stashBytes = p.arena_bytes[size_t(plan::Arena::Stash)];
+  if (p.stash_slots < 0 || p.stash_slots > kMaxMicrobatchesInPlan ||
+      (stashBytes > 0 &&
+       (!chunk || stashBytes > kMaxArenaBytes / std::max<int64_t>(
+                                                    1, p.stash_slots))))
+    return bad("its stash of " + std::to_string(p.stash_slots) + " x " +
+               std::to_string(stashBytes) +
+               " bytes is out of range (a stash belongs to pipeline chunks, "
+               "at most 2^50 bytes in all)");
   if (p.loss_normalizer != "tokens" && p.loss_normalizer != "microbatches")
     return bad("its loss normaliser '" + p.loss_normalizer + "' is unknown");
   if (p.loss_normalizer == "tokens" &&

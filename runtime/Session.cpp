@@ -35,6 +35,25 @@ namespace runtime {
 
 Session::~Session() = default;
 
+std::vector<Session::RankMemory> Session::memoryUse() const {
+  std::vector<RankMemory> out;
+  int ppAxis = mesh_.axisIndex("pp");
+  for (const Rank &rank : ranks_) {
+    RankMemory m;
+    m.rank = rank.id;
+    m.stage = ppAxis >= 0 && size_t(ppAxis) < rank.coords.size()
+                  ? rank.coords[size_t(ppAxis)]
+                  : 0;
+    for (const Part &part : rank.parts) {
+      Executor::MemoryUse use = part.executor->memoryUse();
+      m.arenas += use.arenas;
+      m.runtime += use.runtime;
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
 Tracer *Session::tracerFor(int64_t step) const {
   return options_.tracer && options_.tracer->tracesStep(step) ? options_.tracer
                                                               : nullptr;

@@ -52,7 +52,14 @@ def Loom_Dialect : Dialect {
     // A function: how the step normalises its loss (--loom-global-batch-loss).
     "::mlir::StringAttr":$loss_normalizer,
     "::mlir::IntegerAttr":$labels_input,
-    "::mlir::IntegerAttr":$ignore_index
+    "::mlir::IntegerAttr":$ignore_index,
+    // Any op: a copy of a forward op that the backward recomputes instead
+    // of reading what the forward stored (--loom-recompute). The plan counts
+    // its FLOPs as hardware FLOPs, not model FLOPs.
+    "::mlir::UnitAttr":$recomputed,
+    // A function: per layer it holds (in layer order), what its backward
+    // recomputes: "none", "selective" or "full" (--loom-recompute).
+    "::mlir::ArrayAttr":$layer_recompute
   );
   let hasOperationAttrVerify = 1;
   let hasRegionArgAttrVerify = 1;

@@ -768,7 +768,7 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     plan->inputs.push_back(std::move(input));
   }
 
-  double flops = 0;
+  double flops = 0, recomputedFlops = 0;
   int64_t forwardOps = -1, index = 0;
   if (auto n = fn->getAttrOfType<IntegerAttr>(
           LoomDialect::ForwardOpsAttrHelper::getNameStr()))
@@ -780,6 +780,13 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
       return failure();
     if (auto cost = dyn_cast<CostOpInterface>(op))
       flops += cost.getFlops();
+    // What the backward recomputes (loom.recomputed, a fusion region's ops
+    // included) is hardware work, not the model's.
+    op.walk([&](Operation *inner) {
+      if (auto cost = dyn_cast<CostOpInterface>(inner))
+        if (inner->hasAttr(LoomDialect::RecomputedAttrHelper::getNameStr()))
+          recomputedFlops += cost.getFlops();
+    });
     // Token ids index embedding tables and label ids the logits: both bound
     // the ids a dataset may hold (a fusion region's ops included).
     // A vocabulary-parallel table or logits hold a block of the vocabulary.
@@ -800,8 +807,15 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     });
   }
   // Every rank's work: the global batch's microbatches on every rank.
-  plan->step_flops = flops * double(plan->num_microbatches) *
-                     double(axisSize("dp") * axisSize("tp"));
+  double work = double(plan->num_microbatches) *
+                 double(axisSize("dp") * axisSize("tp"));
+  plan->step_flops = flops * work;
+  plan->model_flops = (flops - recomputedFlops) * work;
+  plan->recompute = options.recompute;
+  if (auto layers = fn->getAttrOfType<ArrayAttr>(
+          LoomDialect::LayerRecomputeAttrHelper::getNameStr()))
+    for (Attribute a : layers)
+      plan->layer_recompute.push_back(cast<StringAttr>(a).str());
 
   if (forwardEnd == SIZE_MAX)
     forwardEnd = program.size();

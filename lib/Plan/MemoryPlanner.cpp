@@ -5,7 +5,10 @@
 // TFLite's and XLA's heap simulators start from): the largest buffer first,
 // each at the lowest offset that no buffer alive at the same time occupies.
 // Lifetimes are instruction intervals of the microbatch program, inclusive at
-// both ends, so an instruction never writes over one of its own inputs.
+// both ends, so an instruction never writes over one of its own inputs. In a
+// pipeline chunk, what the forward step leaves for the backward step goes to
+// the Stash arena, of which the runtime keeps one copy per microbatch in
+// flight (stash_slots, from the schedule).
 //
 //===----------------------------------------------------------------------===//
 
@@ -55,15 +58,53 @@ mlir::LogicalResult planWorkspace(plan::PlanT &p,
   };
   const auto &instructions = p.microbatch->instructions;
   int64_t end = int64_t(instructions.size());
+  // A pipeline chunk runs its program in two steps (PipelineRunner.cpp):
+  // the forward step its first forward_end instructions, the backward step
+  // the rest; the last chunk, with the loss, runs it all in its backward
+  // step. What the forward step leaves for the backward step is stashed.
+  bool chunk = p.activation_in >= 0 || p.activation_out >= 0;
+  int64_t split = !chunk ? 0 : p.loss >= 0 ? 0 : p.forward_end;
+  auto isInput = [&](int32_t id, int32_t index) {
+    return index >= 0 && p.inputs[size_t(index)]->buffer == id;
+  };
   for (size_t i = 0; i < n; ++i) {
+    int32_t id = int32_t(i);
     if (p.buffers[i]->kind == plan::BufferKind::Input)
-      touch(int32_t(i), -1); // written before the program runs
+      // Written before the program runs; in a chunk, the gradient from the
+      // next stage arrives before the backward step.
+      touch(id, chunk && isInput(id, p.output_grad) ? split : -1);
     if (p.buffers[i]->kind == plan::BufferKind::Output)
-      touch(int32_t(i), end); // read after it
+      // Read after the program; in a chunk, the activation for the next
+      // stage right after the forward step.
+      touch(id, chunk && id == p.activation_out ? split - 1 : end);
   }
   for (int64_t k = 0; k < end; ++k)
     runtime::forEachBufferOf(*instructions[k],
                              [&](int32_t id) { touch(id, k); });
+
+  // The stash: what lives from the forward step into the backward step.
+  // Token and label inputs are uploaded again before each step, so they
+  // never need keeping. Every stashed buffer is live at the split, so none
+  // shares bytes with another.
+  int64_t stash = 0;
+  if (chunk)
+    for (size_t i = 0; i < n; ++i) {
+      plan::BufferT &b = *p.buffers[i];
+      bool reuploaded = false;
+      for (const auto &input : p.inputs)
+        reuploaded |= input->buffer == int32_t(i) &&
+                      (input->name == "tokens" || input->name == "labels");
+      if (aliasOf[i] >= 0 || b.arena != plan::Arena::Workspace ||
+          first[i] == none || reuploaded || !(first[i] < split) ||
+          !(last[i] >= split))
+        continue;
+      b.arena = plan::Arena::Stash;
+      b.offset = stash;
+      stash += alignBuffer(b.bytes);
+      if (stash > kMaxArenaBytes)
+        return mlir::failure();
+    }
+  p.arena_bytes[size_t(plan::Arena::Stash)] = stash;
 
   std::vector<int32_t> order;
   for (size_t i = 0; i < n; ++i)
@@ -101,8 +142,11 @@ mlir::LogicalResult planWorkspace(plan::PlanT &p,
   }
   // A view lives where its source does.
   for (size_t i = 0; i < n; ++i)
-    if (aliasOf[i] >= 0)
-      p.buffers[i]->offset = p.buffers[root(int32_t(i))]->offset;
+    if (aliasOf[i] >= 0) {
+      const plan::BufferT &source = *p.buffers[root(int32_t(i))];
+      p.buffers[i]->offset = source.offset;
+      p.buffers[i]->arena = source.arena;
+    }
   p.arena_bytes[size_t(plan::Arena::Workspace)] = arena;
   return mlir::success();
 }

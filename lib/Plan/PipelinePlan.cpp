@@ -20,6 +20,8 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
 
+#include <map>
+
 using namespace mlir;
 using namespace loom::detail;
 /// The plan's instruction set (include/loom/runtime/Instructions.def).
@@ -54,6 +56,7 @@ detail::buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
   StringRef model = chunks.front().getSymName();
   top->model = model.drop_back(model.size() - model.rfind("_chunk")).str();
   top->compiler = options.compiler;
+  top->recompute = options.recompute;
   for (const auto &axis : first.mesh)
     top->mesh.push_back(std::make_unique<plan::MeshAxisT>(*axis));
   top->sequence_parallel = first.sequence_parallel;
@@ -63,6 +66,7 @@ detail::buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
   top->seq_length = first.seq_length;
   for (const auto &c : top->chunks) {
     top->step_flops += c->step_flops;
+    top->model_flops += c->model_flops;
     if (c->vocab_size && (!top->vocab_size || c->vocab_size < top->vocab_size))
       top->vocab_size = c->vocab_size;
   }
@@ -157,6 +161,17 @@ detail::buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
     return module.emitError() << "the " << options.schedule
                               << " schedule would deadlock: " << sim.deadlock;
   top->schedule = options.schedule;
+  // Each chunk keeps one stash slot per microbatch whose forward step has
+  // run on its stage and whose backward step has not.
+  for (const auto &steps : schedule->perStage) {
+    std::map<int64_t, int64_t> inFlight;
+    for (const pipeline::Step &step : steps) {
+      int64_t &n = inFlight[step.chunk];
+      n += step.kind == pipeline::Step::Backward ? -1 : 1;
+      plan::PlanT &chunk = *top->chunks[size_t(step.chunk)];
+      chunk.stash_slots = std::max(chunk.stash_slots, n);
+    }
+  }
   for (const auto &steps : schedule->perStage) {
     auto stage = std::make_unique<plan::StageScheduleT>();
     for (const pipeline::Step &step : steps) {
@@ -177,9 +192,12 @@ detail::buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
 std::vector<pipeline::StepCost> chunkCosts(const plan::PlanT &p) {
   std::vector<pipeline::StepCost> costs;
   for (const auto &chunk : p.chunks) {
-    double total =
-        chunk->step_flops / double(std::max<int64_t>(1, p.num_microbatches));
-    costs.push_back({total / 3, total});
+    // A forward is a third of the model's work (the backward's two GEMMs
+    // per forward GEMM); the backward step does the rest: the backward and
+    // whatever it recomputes.
+    double m = double(std::max<int64_t>(1, p.num_microbatches));
+    double total = chunk->step_flops / m, forward = chunk->model_flops / m / 3;
+    costs.push_back({forward, total - forward});
   }
   return costs;
 }

@@ -64,6 +64,22 @@ public:
               const std::string &what) override {
     return transfer(false, buffer, axis, peer, tag, what);
   }
+  Status selectStashSlot(int64_t slot) override {
+    if (slot < 0 || slot >= int64_t(microbatchBySlot.size()))
+      return Status::error("stash slot " + std::to_string(slot) +
+                           " is not one of the plan's " +
+                           std::to_string(microbatchBySlot.size()));
+    currentSlot = slot;
+    return Status::success();
+  }
+  MemoryUse memoryUse() const override {
+    MemoryUse use;
+    for (size_t a = 0; a < plan.arena_bytes.size(); ++a)
+      use.arenas += plan.arena_bytes[a] *
+                    (a == size_t(plan::Arena::Stash) ? stashSlots() : 1);
+    use.runtime = int64_t(scratchBytes);
+    return use;
+  }
   void beginStep() override {
     if (commThread)
       commThread->forget(); // a failed step's results go with it
@@ -106,8 +122,13 @@ private:
   float *f32(BufferId id) override;
   void *storage(BufferId id) override {
     const plan::BufferT &b = *plan.buffers[size_t(id)];
-    return arenaBase[size_t(b.arena)] + b.offset;
+    int64_t slot = b.arena == plan::Arena::Stash
+                       ? currentSlot * plan.arena_bytes[size_t(b.arena)]
+                       : 0;
+    return arenaBase[size_t(b.arena)] + slot + b.offset;
   }
+  /// Copies of the Stash arena: one per microbatch in flight (at least one).
+  int64_t stashSlots() const { return std::max<int64_t>(1, plan.stash_slots); }
   size_t bytes(BufferId id) override {
     return size_t(plan.buffers[size_t(id)]->bytes);
   }
@@ -143,7 +164,11 @@ private:
   std::vector<BufferId> shadowsAsked;
   std::unique_ptr<float[]> scratch;
   size_t scratchBytes = 0;
-  std::vector<Kernel> microbatch, optimizer;
+  /// The microbatch program prepared once per stash slot (its buffers in
+  /// the Stash arena at that slot's copy), and the slot runs use.
+  std::vector<std::vector<Kernel>> microbatchBySlot;
+  std::vector<Kernel> optimizer;
+  int64_t currentSlot = 0;
   /// The plan's generated kernels, compiled; null: their reference forms run.
   std::shared_ptr<HostModule> kernels;
   StepOutputs outputs;
@@ -169,11 +194,14 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
   ex->rank.coords = ex->decoded.coords;
   const char *profile = std::getenv("LOOM_PROFILE");
   ex->profiling = profile && std::string(profile) == "1";
-  for (int64_t bytes : plan.arena_bytes) {
+  for (size_t a = 0; a < plan.arena_bytes.size(); ++a) {
+    int64_t bytes = plan.arena_bytes[a];
     if (bytes < 0 || bytes > kMaxArenaBytes)
       return Status::error("the plan's arena of " + std::to_string(bytes) +
                            " bytes is not in [0, " +
                            std::to_string(kMaxArenaBytes) + "]");
+    if (a == size_t(plan::Arena::Stash)) // validated: slots x bytes fits
+      bytes *= ex->stashSlots();
     // 64 spare bytes: a zero-byte arena still has an address.
     ex->arenas.emplace_back(new (std::nothrow) uint8_t[size_t(bytes) + 64]());
     if (!ex->arenas.back())
@@ -203,8 +231,20 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
                                k->name + "'");
     }
   }
-  if (Status s = ex->prepare(ex->decoded.microbatch, ex->microbatch); !s.ok())
-    return s;
+  // One binding of the microbatch program per stash slot (a plan without a
+  // stash has one).
+  int64_t variants = plan.arena_bytes[size_t(plan::Arena::Stash)] > 0
+                         ? ex->stashSlots()
+                         : 1;
+  ex->microbatchBySlot.resize(size_t(variants));
+  for (int64_t slot = 0; slot < variants; ++slot) {
+    ex->currentSlot = slot;
+    if (Status s = ex->prepare(ex->decoded.microbatch,
+                               ex->microbatchBySlot[size_t(slot)]);
+        !s.ok())
+      return s;
+  }
+  ex->currentSlot = 0;
   if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer); !s.ok())
     return s;
   ex->prepareOverlap();
@@ -220,7 +260,7 @@ void CpuExecutor::prepareOverlap() {
                    [](const GradientBucket &b) { return b.overlapped(); }))
     return;
   buckets = std::move(found);
-  readyAfter.assign(microbatch.size(), {});
+  readyAfter.assign(microbatchBySlot.front().size(), {});
   bucketAt.assign(optimizer.size(), -1);
   for (size_t b = 0; b < buckets.size(); ++b) {
     if (buckets[b].overlapped())
@@ -365,7 +405,8 @@ CpuExecutor::~CpuExecutor() {
 Status CpuExecutor::run(ProgramKind kind, const StepParams &params,
                         size_t begin, size_t end) {
   const std::vector<Kernel> &kernels =
-      kind == ProgramKind::Microbatch ? microbatch : optimizer;
+      kind == ProgramKind::Microbatch ? microbatchBySlot[size_t(currentSlot)]
+                                      : optimizer;
   const DecodedProgram &program = kind == ProgramKind::Microbatch
                                       ? decoded.microbatch
                                       : decoded.optimizer;

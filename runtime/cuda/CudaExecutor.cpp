@@ -82,6 +82,25 @@ public:
               const std::string &what) override {
     return transfer(false, buffer, axis, peer, tag, what);
   }
+  Status selectStashSlot(int64_t slot) override {
+    if (slot < 0 || slot >= int64_t(microbatchBySlot.size()))
+      return Status::error("stash slot " + std::to_string(slot) +
+                           " is not one of the plan's " +
+                           std::to_string(microbatchBySlot.size()));
+    currentSlot = slot;
+    return Status::success();
+  }
+  MemoryUse memoryUse() const override {
+    MemoryUse use;
+    for (size_t a = 0; a < plan.arena_bytes.size(); ++a)
+      use.arenas += plan.arena_bytes[a] *
+                    (a == size_t(plan::Arena::Stash) ? stashSlots() : 1);
+    use.runtime = int64_t(shadowScratchBytes) + int64_t(maxFlags * sizeof(int)) +
+                  int64_t(sizeof(DeviceStepValues));
+    for (const SlotBlock &b : slots)
+      use.runtime += int64_t(b.host.size());
+    return use;
+  }
   void beginStep() override;
   Status accumulateLoss(int32_t loss) override;
   Result<StepOutputs> readStepOutputs() override;
@@ -114,7 +133,17 @@ private:
   float *f32(BufferId id) override;
   void *storage(BufferId id) override {
     const plan::BufferT &b = *plan.buffers[size_t(id)];
-    return static_cast<uint8_t *>(arenas[size_t(b.arena)]) + b.offset;
+    int64_t slot = b.arena == plan::Arena::Stash
+                       ? currentSlot * plan.arena_bytes[size_t(b.arena)]
+                       : 0;
+    return static_cast<uint8_t *>(arenas[size_t(b.arena)]) + slot + b.offset;
+  }
+  /// Copies of the Stash arena: one per microbatch in flight (at least one).
+  int64_t stashSlots() const { return std::max<int64_t>(1, plan.stash_slots); }
+  /// Bindings of the microbatch program: one per stash slot when the plan
+  /// has a stash, else one.
+  int64_t microbatchVariants() const {
+    return plan.arena_bytes[size_t(plan::Arena::Stash)] > 0 ? stashSlots() : 1;
   }
   size_t bytes(BufferId id) override {
     return size_t(plan.buffers[size_t(id)]->bytes);
@@ -191,9 +220,13 @@ private:
   };
   SlotBlock slots[2]; // microbatch, optimizer
   int preparing = 0;
-  std::vector<Work> microbatch, optimizer;
+  /// The microbatch program bound once per stash slot, and the slot runs
+  /// and transfers use; a CUDA graph per slot.
+  std::vector<std::vector<Work>> microbatchBySlot;
+  std::vector<Work> optimizer;
+  int64_t currentSlot = 0;
   bool microbatchGraphable = false;
-  int microbatchGraph = -1;
+  std::vector<int> microbatchGraph;
   int64_t microbatchRuns = 0, graphCaptures = 0, graphReplays = 0;
   /// The host's copy of the norm set by setGradNorm, uploaded with the
   /// next run.
@@ -226,10 +259,17 @@ CudaExecutor::create(const char *backendName, std::unique_ptr<Device> device,
   if (Status s = ex->allocateSlots(ex->decoded.optimizer, 1); !s.ok())
     return s;
   ex->preparing = 0;
-  if (Status s = ex->prepare(ex->decoded.microbatch, ex->microbatch,
-                             ex->microbatchGraphable);
-      !s.ok())
-    return s;
+  ex->microbatchBySlot.resize(size_t(ex->microbatchVariants()));
+  ex->microbatchGraph.assign(ex->microbatchBySlot.size(), -1);
+  for (size_t slot = 0; slot < ex->microbatchBySlot.size(); ++slot) {
+    ex->currentSlot = int64_t(slot);
+    if (Status s = ex->prepare(ex->decoded.microbatch,
+                               ex->microbatchBySlot[slot],
+                               ex->microbatchGraphable);
+        !s.ok())
+      return s;
+  }
+  ex->currentSlot = 0;
   ex->preparing = 1;
   bool unused; // the optimizer program is never captured
   if (Status s = ex->prepare(ex->decoded.optimizer, ex->optimizer, unused);
@@ -245,11 +285,16 @@ Status CudaExecutor::allocateAll() {
   // that says it (the device's own says what was asked and what is free).
   shadowScratchBytes = runtime::shadowScratchBytes(plan, decoded, kShadowAlign);
   int64_t total = int64_t(shadowScratchBytes);
-  for (int64_t bytes : plan.arena_bytes) {
+  std::vector<int64_t> arenaBytes;
+  for (size_t a = 0; a < plan.arena_bytes.size(); ++a) {
+    int64_t bytes = plan.arena_bytes[a];
     if (bytes < 0 || bytes > kMaxArenaBytes)
       return Status::error("the plan's arena of " + std::to_string(bytes) +
                            " bytes is not in [0, " +
                            std::to_string(kMaxArenaBytes) + "]");
+    if (a == size_t(plan::Arena::Stash)) // validated: slots x bytes fits
+      bytes *= stashSlots();
+    arenaBytes.push_back(bytes);
     total += bytes;
   }
   auto needs = [&](const std::string &why) {
@@ -259,8 +304,8 @@ Status CudaExecutor::allocateAll() {
                          " arenas and " + std::to_string(shadowScratchBytes) +
                          " bytes of 16-bit shadows)");
   };
-  for (size_t a = 0; a < plan.arena_bytes.size(); ++a) {
-    int64_t bytes = plan.arena_bytes[a];
+  for (size_t a = 0; a < arenaBytes.size(); ++a) {
+    int64_t bytes = arenaBytes[a];
     Result<void *> p =
         dev->allocate(size_t(bytes), "arena " + std::to_string(a));
     if (!p.ok())
@@ -289,7 +334,9 @@ Status CudaExecutor::allocateAll() {
             n += count(k->reference);
         return n;
       };
-  maxFlags = 1 + count(decoded.microbatch.instructions) +
+  maxFlags = 1 +
+             size_t(microbatchVariants()) *
+                 count(decoded.microbatch.instructions) +
              count(decoded.optimizer.instructions);
   Result<void *> f = dev->allocate(maxFlags * sizeof(int), "status flags");
   if (!f.ok())
@@ -379,7 +426,9 @@ Status CudaExecutor::allocateSlots(const DecodedProgram &program, int which) {
         }
         return n;
       };
-  size_t n = count(program.instructions);
+  // The microbatch program is bound once per stash slot.
+  size_t n = count(program.instructions) *
+             (which == 0 ? size_t(microbatchVariants()) : 1);
   SlotBlock &b = slots[which];
   if (n == 0)
     return Status::success();
@@ -500,7 +549,8 @@ Status CudaExecutor::runRange(const std::vector<Work> &works,
 Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
                          size_t begin, size_t end) {
   const std::vector<Work> &works =
-      kind == ProgramKind::Microbatch ? microbatch : optimizer;
+      kind == ProgramKind::Microbatch ? microbatchBySlot[size_t(currentSlot)]
+                                      : optimizer;
   const DecodedProgram &program = kind == ProgramKind::Microbatch
                                       ? decoded.microbatch
                                       : decoded.optimizer;
@@ -521,9 +571,10 @@ Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
                  whole && !traced && microbatchRuns > 0;
   if (kind == ProgramKind::Microbatch)
     ++microbatchRuns;
-  if (capture && microbatchGraph >= 0) {
+  int &graph = microbatchGraph[size_t(currentSlot)];
+  if (capture && graph >= 0) {
     ++graphReplays;
-    return dev->replay(microbatchGraph);
+    return dev->replay(graph);
   }
   if (capture) {
     // Captured once, on the second run (the first is eager: every kernel's
@@ -531,13 +582,13 @@ Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
     // differs between runs is in the step slots.
     Status s = dev->beginCapture();
     Status captured = s.ok() ? runRange(works, program, params, begin, end) : s;
-    Status ended = s.ok() ? dev->endCapture(&microbatchGraph) : s;
+    Status ended = s.ok() ? dev->endCapture(&graph) : s;
     if (captured.ok() && ended.ok()) {
       ++graphCaptures;
       ++graphReplays;
-      return dev->replay(microbatchGraph);
+      return dev->replay(graph);
     }
-    microbatchGraph = -1;
+    graph = -1;
     // Nothing captured ran: run it eagerly, and from now on (an error of
     // the work itself comes back from the eager run).
     std::fprintf(stderr,

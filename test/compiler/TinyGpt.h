@@ -37,8 +37,8 @@ inline void loadTinyGptDialects(mlir::MLIRContext &context) {
 inline mlir::OwningOpRef<mlir::ModuleOp>
 buildGpt(mlir::MLIRContext &context,
          std::vector<std::pair<std::string, std::string>> overrides,
-         int64_t micro, int64_t global, llvm::StringRef compute = "f32",
-         llvm::StringRef mesh = "") {
+         int64_t micro, int64_t global, llvm::StringRef compute,
+         const loom::DistOptions &dist) {
   auto buffer =
       llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/gpt.loom");
   EXPECT_TRUE(bool(buffer));
@@ -56,7 +56,7 @@ buildGpt(mlir::MLIRContext &context,
   options.microBatchSize = micro;
   options.globalBatchSize = global;
   std::string error;
-  auto axes = loom::parseMeshSpec(mesh, error);
+  auto axes = loom::parseMeshSpec(dist.mesh, error);
   EXPECT_TRUE(mlir::succeeded(axes)) << error;
   if (mlir::failed(axes))
     return nullptr;
@@ -65,11 +65,20 @@ buildGpt(mlir::MLIRContext &context,
   EXPECT_TRUE(mlir::succeeded(module));
   if (mlir::failed(module))
     return nullptr;
-  loom::DistOptions dist;
-  dist.mesh = mesh.str();
   EXPECT_TRUE(
       mlir::succeeded(loom::buildTrainingStep(**module, compute, dist)));
   return std::move(*module);
+}
+
+/// The same on `mesh` ("" for one rank) with the other options' defaults.
+inline mlir::OwningOpRef<mlir::ModuleOp>
+buildGpt(mlir::MLIRContext &context,
+         std::vector<std::pair<std::string, std::string>> overrides,
+         int64_t micro, int64_t global, llvm::StringRef compute = "f32",
+         llvm::StringRef mesh = "") {
+  loom::DistOptions dist;
+  dist.mesh = mesh.str();
+  return buildGpt(context, std::move(overrides), micro, global, compute, dist);
 }
 
 /// The tiny GPT (vocab 13, seq 6, hidden 16, 2 heads, 2 layers, dropout 0.1)

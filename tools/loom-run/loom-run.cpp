@@ -30,6 +30,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +75,9 @@ the checkpoints; every rank's errors start with its rank.
                        microbatch and step, on one track per rank
   --trace-steps N      the steps --trace records (default 3); the file is
                        written when they end
+  --memory-report      at the end, print what each rank's executors
+                       allocated (arenas, stash slots, the backend's own) and
+                       the process's peak RSS, to compare with loomc --explain
   --dump               print the plan as text and exit
   --backend NAME       the backend every rank runs on (default cpu; this
                        build has: BACKENDS). cuda: an NVIDIA GPU (every
@@ -236,7 +240,8 @@ int main(int argc, char **argv) {
       continue;
     }
     if (arg == "--no-shuffle" || arg == "--no-jit" ||
-        arg == "--no-cuda-graph" || arg == "--no-overlap-grad-reduce") {
+        arg == "--no-cuda-graph" || arg == "--no-overlap-grad-reduce" ||
+        arg == "--memory-report") {
       values[arg] = "1";
       continue;
     }
@@ -675,6 +680,20 @@ int main(int argc, char **argv) {
         m->step % saveInterval == 0 && m->step != steps &&
         !save(values["--save"]))
       return 1;
+  }
+  if (values.count("--memory-report")) {
+    // What each rank's executors allocated, beside loomc --explain's
+    // prediction, and the process's peak resident set (which also holds
+    // the program, OpenBLAS's buffers and the host's copies).
+    struct rusage usage {};
+    ::getrusage(RUSAGE_SELF, &usage);
+    for (const Session::RankMemory &m : session.memoryUse())
+      std::cout << "memory: rank " << m.rank << " (stage " << m.stage
+                << "): arenas " << m.arenas << " bytes, runtime " << m.runtime
+                << " bytes, total " << m.arenas + m.runtime
+                << " bytes; process peak RSS "
+                << int64_t(usage.ru_maxrss) * 1024 << " bytes\n";
+    std::cout.flush();
   }
   // A trace that cannot be written fails the run, after the checkpoint.
   bool traced = writeTrace();

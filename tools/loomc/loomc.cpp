@@ -12,6 +12,7 @@
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/Plan/PlanBuilder.h"
+#include "loom/Plan/RecomputePlanner.h"
 #include "loom/Plan/TrainingPipeline.h"
 #include "loom/passes/Passes.h"
 #include "loom/runtime/Plan.h"
@@ -120,6 +121,24 @@ cl::opt<std::string> pipelineLayout(
     cl::desc("Layers per pipeline chunk, e.g. 3,3,2,2 (default: balanced by "
              "the cost model)"),
     cl::init(""), cl::cat(meshCategory));
+cl::OptionCategory memoryCategory("memory options");
+cl::opt<std::string> recomputeMode(
+    "recompute",
+    cl::desc("Activation recomputation (docs/memory.md): none (store what "
+             "the backward reads; the default), selective (recompute the "
+             "attention core: scores, softmax, its dropout), full (keep each "
+             "layer's input only), auto (the least recomputation whose "
+             "memory plan fits --memory-budget, per stage)"),
+    cl::value_desc("none|selective|full|auto"), cl::init("none"),
+    cl::cat(memoryCategory));
+cl::opt<std::string> memoryBudget(
+    "memory-budget",
+    cl::desc("Bytes one rank may hold (its arenas: parameters, gradients, "
+             "optimizer state, activations), e.g. 80GB, 75GiB or a byte "
+             "count: --recompute auto fits it; with another mode a plan over "
+             "it is an error"),
+    cl::value_desc("BYTES"), cl::init(""), cl::cat(memoryCategory));
+
 enum class Explain { None, Summary, Schedule };
 cl::opt<Explain> explain(
     "explain", cl::ValueOptional,
@@ -508,7 +527,7 @@ LogicalResult checkOutputPath(llvm::StringRef option, llvm::StringRef path) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&loomcCategory, &meshCategory, &trainCategory});
+  cl::HideUnrelatedOptions({&loomcCategory, &meshCategory, &memoryCategory, &trainCategory});
   llvm::BumpPtrAllocator allocator;
   llvm::StringSaver saver(allocator);
   SmallVector<const char *> args;
@@ -638,6 +657,28 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  std::optional<int64_t> budgetBytes;
+  if (!memoryBudget.empty()) {
+    budgetBytes = loom::parseByteSize(memoryBudget);
+    if (!budgetBytes) {
+      llvm::errs() << "loomc: --memory-budget '" << memoryBudget
+                   << "' is not a size: give bytes, or a number with KB, MB, "
+                      "GB, TB, KiB, MiB, GiB or TiB (e.g. 80GB)\n";
+      return 1;
+    }
+  }
+  if (recomputeMode != "none" && recomputeMode != "selective" &&
+      recomputeMode != "full" && recomputeMode != "auto") {
+    llvm::errs() << "loomc: --recompute '" << recomputeMode
+                 << "' is not one of none, selective, full, auto\n";
+    return 1;
+  }
+  if (recomputeMode == "auto" && !budgetBytes) {
+    llvm::errs() << "loomc: --recompute auto picks the least recomputation "
+                    "that fits a memory budget: give --memory-budget (e.g. "
+                    "--memory-budget 80GB)\n";
+    return 1;
+  }
   if (reportsSchedule && pipelineStages == 1) {
     llvm::errs() << "loomc: --explain and --schedule-svg report a pipeline "
                     "schedule; give a --mesh with pp > 1\n";
@@ -755,12 +796,15 @@ int main(int argc, char **argv) {
     module->print(out);
     out << "\n";
   }
-  if (buildsPlan && !noFuse && failed(loom::fuseTrainingStep(*module)))
-    return 1;
   std::unique_ptr<loom::plan::PlanT> builtPlan;
   if (buildsPlan) {
+    // Recomputation, fusion, then the plan (docs/memory.md).
+    loom::RecomputeOptions recompute;
+    recompute.mode = recomputeMode;
+    recompute.fuse = !noFuse;
+    recompute.budgetBytes = budgetBytes;
     FailureOr<std::unique_ptr<loom::plan::PlanT>> result =
-        loom::buildPlan(*module, options);
+        loom::buildPlanWithRecompute(*module, recompute, options);
     if (failed(result))
       return 1;
     builtPlan = std::move(*result);

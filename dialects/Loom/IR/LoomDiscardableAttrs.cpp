@@ -161,6 +161,23 @@ LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
                              << op->getName() << "'";
     return success();
   }
+  if (name == RecomputedAttrHelper::getNameStr())
+    return verifyUnit(op, name, value);
+  if (name == LayerRecomputeAttrHelper::getNameStr()) {
+    if (failed(placed(Holder::Function)))
+      return failure();
+    auto list = dyn_cast<ArrayAttr>(value);
+    if (!list || llvm::any_of(list, [](Attribute a) {
+          auto s = dyn_cast<StringAttr>(a);
+          return !s || (s.getValue() != "none" && s.getValue() != "selective" &&
+                        s.getValue() != "full");
+        }))
+      return op->emitError() << name
+                             << " lists, per layer, \"none\", \"selective\" "
+                                "or \"full\"; got "
+                             << value;
+    return success();
+  }
   if (name == LossNormalizerAttrHelper::getNameStr()) {
     if (failed(placed(Holder::Function)))
       return failure();

@@ -71,6 +71,10 @@ struct PlanOptions {
   std::string scheduleText;
   /// Where scheduleText came from, for messages (loomc's --schedule file:).
   std::string scheduleName;
+  /// What loomc's --recompute asked for (none, selective, full or auto),
+  /// recorded in the plan; the choices themselves are the module's
+  /// (--loom-recompute, loom/Plan/RecomputePlanner.h).
+  std::string recompute = "none";
 };
 
 /// Lowers the module's training function. `module` must have been through
@@ -81,8 +85,9 @@ mlir::FailureOr<std::unique_ptr<plan::PlanT>>
 buildPlan(mlir::ModuleOp module, const PlanOptions &options);
 
 /// A pipeline plan's step costs per chunk, from the cost model: a forward
-/// costs the chunk's forward FLOPs, a backward its microbatch program's (the
-/// forward recomputed, then the backward, taken as twice the forward).
+/// costs a third of the chunk's model FLOPs, a backward the rest of what its
+/// microbatch program runs (the backward, twice the forward, and what it
+/// recomputes).
 std::vector<pipeline::StepCost> chunkCosts(const plan::PlanT &plan);
 
 /// Assigns workspace offsets to the plan's buffers so that no two buffers

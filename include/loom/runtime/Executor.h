@@ -141,6 +141,20 @@ public:
   virtual Status recv(int32_t buffer, int axis, int64_t peer, int64_t tag,
                       const std::string &what) = 0;
 
+  /// A pipeline chunk's stash (the plan's Stash arena, one copy per
+  /// microbatch in flight: plan.stash_slots): the copy that later run(),
+  /// upload, download, send and recv use, until the next call. Slot 0 at
+  /// creation; an error for a slot the plan does not have.
+  virtual Status selectStashSlot(int64_t slot) = 0;
+
+  /// The bytes the executor holds for the plan: its arenas (the stash's
+  /// slots included) and what the backend adds itself (the 16-bit operands'
+  /// shadows, step slots, scratch): what loomc --explain predicts.
+  struct MemoryUse {
+    int64_t arenas = 0, runtime = 0;
+  };
+  virtual MemoryUse memoryUse() const = 0;
+
   /// Clears the step outputs; called before a step's first run().
   virtual void beginStep() = 0;
   /// Adds the f32 scalar in `loss` to the step's loss sum, in program

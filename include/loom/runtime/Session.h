@@ -151,6 +151,15 @@ public:
   /// every rank gets the whole tensor.
   Result<std::vector<float>> parameter(const std::string &name);
 
+  /// What each rank this session runs holds on its backend (its
+  /// executors' arenas, the stash slots included, and the backend's own
+  /// allocations): the measured side of loomc --explain's prediction.
+  struct RankMemory {
+    int64_t rank = 0, stage = 0;
+    int64_t arenas = 0, runtime = 0;
+  };
+  std::vector<RankMemory> memoryUse() const;
+
 private:
   Session() = default;
   /// A plan a rank runs: the whole plan, or one pipeline chunk of it.
