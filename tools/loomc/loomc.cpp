@@ -233,7 +233,8 @@ bool explainDevice(std::optional<loom::DeviceModel> &device) {
       device->interNodeBandwidth = *value;
   }
   if (!(computeEfficiency > 0 && computeEfficiency <= 1)) {
-    llvm::errs() << "loomc: --compute-efficiency " << computeEfficiency
+    llvm::errs() << "loomc: --compute-efficiency "
+                 << llvm::format("%g", double(computeEfficiency))
                  << ": give a fraction in (0, 1]\n";
     return false;
   }
