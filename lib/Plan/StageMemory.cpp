@@ -44,8 +44,8 @@ void addPlan(const plan::PlanT &p, StageMemory &m, bool withShadows) {
   // The shadows depend on the operands' types only, not on the rank.
   runtime::Result<runtime::DecodedPlan> decoded = runtime::decodePlan(p);
   if (decoded.ok())
-    m.shadows += int64_t(runtime::shadowScratchBytes(p, *decoded,
-                                                     kCudaShadowAlignment));
+    m.shadows +=
+        int64_t(runtime::shadowScratchBytes(p, *decoded, kCudaShadowAlignment));
 }
 } // namespace
 

@@ -27,8 +27,8 @@ const std::vector<DeviceModel> &deviceModels() {
       // H100 SXM5 80GB: 989 TFLOP/s bf16 dense, 67 f32; HBM3 3.35 TB/s;
       // NVLink 4 900 GB/s both directions; DGX H100: one 400 Gb/s NDR port
       // per GPU (50 GB/s). 81,559 MiB as nvidia-smi reports it.
-      {"h100", 989 * kTera, 67 * kTera, 81559 * kMiB, 3350 * kGiga,
-       450 * kGiga, 50 * kGiga, 8},
+      {"h100", 989 * kTera, 67 * kTera, 81559 * kMiB, 3350 * kGiga, 450 * kGiga,
+       50 * kGiga, 8},
       // H200 SXM 141GB: H100's compute; HBM3e 4.8 TB/s; NVLink 4; DGX H200:
       // 400 Gb/s per GPU. 143,771 MiB as nvidia-smi reports it.
       {"h200", 989 * kTera, 67 * kTera, 143771 * kMiB, 4800 * kGiga,

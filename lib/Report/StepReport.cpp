@@ -43,9 +43,9 @@ int64_t aligned(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /// What one run (a range of the microbatch program) does, per rank.
 struct RunCost {
-  double matmulFlops = 0;           ///< 2·m·n·k of its GEMMs
+  double matmulFlops = 0; ///< 2·m·n·k of its GEMMs
   double commBytes[kNumAxes] = {0, 0, 0};
-  int64_t workspaceLive = 0;        ///< the most workspace bytes live
+  int64_t workspaceLive = 0; ///< the most workspace bytes live
 };
 
 /// One chunk (or the whole plan without a pipeline), analysed.
@@ -167,11 +167,10 @@ public:
       if (grew)
         best = std::max(best, unionBytes(live, k));
       grew = false;
-      live.erase(std::remove_if(live.begin(), live.end(),
-                                [&](int32_t id) {
-                                  return last[size_t(id)] <= k;
-                                }),
-                 live.end());
+      live.erase(
+          std::remove_if(live.begin(), live.end(),
+                         [&](int32_t id) { return last[size_t(id)] <= k; }),
+          live.end());
     }
     return best;
   }
@@ -238,14 +237,15 @@ ChunkCost analyseChunk(const plan::PlanT &c, const plan::PlanT &top,
   out.flopsPerMicrobatch = c.step_flops / double(m) / double(dpTp);
   // step_flops counts every op once; the GEMMs' share of each run splits it.
   double gemms = out.forward.matmulFlops + out.backward.matmulFlops;
-  double forwardShare = gemms > 0 ? out.forward.matmulFlops / gemms
+  double forwardShare = gemms > 0   ? out.forward.matmulFlops / gemms
                         : split > 0 ? 1.0 / 3
                                     : 0.0;
   out.forwardFlops = out.flopsPerMicrobatch * forwardShare;
   out.backwardFlops = out.flopsPerMicrobatch - out.forwardFlops;
   auto bytesOf = [&](int32_t id) {
-    return id >= 0 && size_t(id) < c.buffers.size() ? c.buffers[size_t(id)]->bytes
-                                                     : int64_t(0);
+    return id >= 0 && size_t(id) < c.buffers.size()
+               ? c.buffers[size_t(id)]->bytes
+               : int64_t(0);
   };
   if (pipelined) {
     out.sendForward = bytesOf(c.activation_out);
@@ -258,7 +258,7 @@ ChunkCost analyseChunk(const plan::PlanT &c, const plan::PlanT &top,
 
 /// One run of a stage's timeline.
 struct Run {
-  size_t chunk;  // index into the chunk costs
+  size_t chunk; // index into the chunk costs
   bool backward;
   double start, end;
 };
@@ -389,8 +389,8 @@ StepReport buildStepReport(const plan::PlanT &plan,
           (c.plan->model_flops > 0 ? c.plan->model_flops : c.plan->step_flops) /
           double(dpTp);
       for (int a = 0; a < kNumAxes; ++a) {
-        st.commBytes[a] += double(m) * (c.forward.commBytes[a] +
-                                        c.backward.commBytes[a]);
+        st.commBytes[a] +=
+            double(m) * (c.forward.commBytes[a] + c.backward.commBytes[a]);
         after[a] += c.optimizer.commBytes[a];
       }
       st.commBytes[kPp] += double(m) * double(c.sendForward + c.sendBackward);
@@ -403,10 +403,9 @@ StepReport buildStepReport(const plan::PlanT &plan,
             double(m) * (c.forwardFlops + c.backwardFlops) / rate;
         for (int a = 0; a < kNumAxes; ++a)
           if (r.axisBandwidth[a] > 0)
-            st.commSeconds[a] += double(m) *
-                                 (c.forward.commBytes[a] +
-                                  c.backward.commBytes[a]) /
-                                 r.axisBandwidth[a];
+            st.commSeconds[a] +=
+                double(m) * (c.forward.commBytes[a] + c.backward.commBytes[a]) /
+                r.axisBandwidth[a];
         if (r.axisBandwidth[kPp] > 0)
           st.commSeconds[kPp] += double(m) *
                                  double(c.sendForward + c.sendBackward) /
@@ -433,10 +432,12 @@ StepReport buildStepReport(const plan::PlanT &plan,
         ++slots;
         stashLive += c.stashSlotBytes;
       }
-      int64_t ws = run.backward ? c.backward.workspaceLive
-                                : c.forward.workspaceLive;
+      int64_t ws =
+          run.backward ? c.backward.workspaceLive : c.forward.workspaceLive;
       int64_t during = base + stashLive + ws;
-      st.timeline.push_back({run.start, base + stashLive - (!run.backward && holdsSlot ? c.stashSlotBytes : 0)});
+      st.timeline.push_back(
+          {run.start, base + stashLive -
+                          (!run.backward && holdsSlot ? c.stashSlotBytes : 0)});
       st.timeline.push_back({run.start, during});
       st.peakLive = std::max(st.peakLive, during);
       st.peakWorkspaceLive = std::max(st.peakWorkspaceLive, ws);
@@ -465,8 +466,8 @@ StepReport buildStepReport(const plan::PlanT &plan,
             2.0 * double(st.memory.persistent()) / r.device->memoryBandwidth;
       st.fits = double(st.memory.total()) <= r.device->memoryBytes;
       r.allFit = r.allFit && st.fits;
-      r.afterPipelineSeconds = std::max(r.afterPipelineSeconds,
-                                        st.afterPipeline);
+      r.afterPipelineSeconds =
+          std::max(r.afterPipelineSeconds, st.afterPipeline);
       st.timeline.push_back({lastEnd + st.afterPipeline, base + stashLive});
     }
     r.stages.push_back(std::move(st));
@@ -556,13 +557,12 @@ std::string stepReportText(const StepReport &r) {
   StageMemory sum;
   for (const StageReport &s : r.stages) {
     const StageMemory &m = s.memory;
-    rows.push_back({std::to_string(s.stage), bytesText(m.parameters),
-                    bytesText(m.gradients), bytesText(m.optimizerState),
-                    bytesText(m.workspace),
-                    bytesText(m.stash) + " (" + std::to_string(m.stashSlots) +
-                        ")",
-                    bytesText(m.shadows), bytesText(m.total()),
-                    bytesText(s.peakLive)});
+    rows.push_back(
+        {std::to_string(s.stage), bytesText(m.parameters),
+         bytesText(m.gradients), bytesText(m.optimizerState),
+         bytesText(m.workspace),
+         bytesText(m.stash) + " (" + std::to_string(m.stashSlots) + ")",
+         bytesText(m.shadows), bytesText(m.total()), bytesText(s.peakLive)});
   }
   os << table(rows);
   os << "\nFLOPs per step (hardware: what runs, recomputation included; "
@@ -574,8 +574,9 @@ std::string stepReportText(const StepReport &r) {
   os << table(rows);
   os << "all " << r.ranks() << " ranks: hardware " << flopsText(r.hardwareFlops)
      << ", model " << flopsText(r.modelFlops)
-     << (r.modelFlopsFromPlan ? "" : " (the plan has no model_flops: "
-                                     "step_flops)")
+     << (r.modelFlopsFromPlan ? ""
+                              : " (the plan has no model_flops: "
+                                "step_flops)")
      << "\n";
   os << "\ncommunication per rank per step (bytes sent; ring all-reduce "
         "2(n-1)/n, all-gather and reduce-scatter (n-1)/n of the whole "
@@ -620,9 +621,8 @@ std::string stepReportText(const StepReport &r) {
   for (const StageReport &s : r.stages)
     rows.push_back({std::to_string(s.stage), secondsText(s.computeSeconds),
                     secondsText(s.commSeconds[kTp]),
-                    secondsText(s.commSeconds[kPp]),
-                    secondsText(s.pipelineEnd), secondsText(s.afterPipeline),
-                    s.fits ? "yes" : "NO"});
+                    secondsText(s.commSeconds[kPp]), secondsText(s.pipelineEnd),
+                    secondsText(s.afterPipeline), s.fits ? "yes" : "NO"});
   os << table(rows);
   char buf[160];
   std::snprintf(buf, sizeof buf,
@@ -782,7 +782,8 @@ std::string memorySvg(const StepReport &r) {
      << f(left + w + 30) << "\" height=\"" << f(height) << "\">\n"
      << "<rect x=\"0\" y=\"0\" width=\"100%\" height=\"100%\" "
         "fill=\"white\"/>\n"
-     << "<text x=\"" << f(left) << "\" y=\"22\" font-family=\"sans-serif\" "
+     << "<text x=\"" << f(left)
+     << "\" y=\"22\" font-family=\"sans-serif\" "
         "font-size=\"15\" font-weight=\"bold\">Memory per rank over the "
         "step: "
      << r.model << ", dp=" << r.dp << " pp=" << r.pp << " tp=" << r.tp
@@ -792,10 +793,11 @@ std::string memorySvg(const StepReport &r) {
   const char *unitName = unit > double(1 << 20) ? "GiB" : "MiB";
   os << "<line x1=\"" << f(left) << "\" y1=\"" << f(top + h) << "\" x2=\""
      << f(left + w) << "\" y2=\"" << f(top + h)
-     << "\" stroke=\"black\"/>\n<line x1=\"" << f(left) << "\" y1=\""
-     << f(top) << "\" x2=\"" << f(left) << "\" y2=\"" << f(top + h)
+     << "\" stroke=\"black\"/>\n<line x1=\"" << f(left) << "\" y1=\"" << f(top)
+     << "\" x2=\"" << f(left) << "\" y2=\"" << f(top + h)
      << "\" stroke=\"black\"/>\n";
-  double raw = yMax / unit / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double raw = yMax / unit / 5,
+         mag = std::pow(10.0, std::floor(std::log10(raw)));
   double tick = (raw / mag < 2 ? 2 : raw / mag < 5 ? 5 : 10) * mag;
   for (double v = 0; v * unit <= yMax; v += tick) {
     os << "<text class=\"ytick\" x=\"" << f(left - 6) << "\" y=\""
@@ -807,12 +809,12 @@ std::string memorySvg(const StepReport &r) {
   os << "<text x=\"" << f(left + w / 2) << "\" y=\"" << f(top + h + 24)
      << "\" font-family=\"sans-serif\" font-size=\"12\" "
         "text-anchor=\"middle\">"
-     << (r.device ? "time (s, predicted)" : "work (FLOPs per rank)") << ", 0 to "
-     << tEnd << "</text>\n";
+     << (r.device ? "time (s, predicted)" : "work (FLOPs per rank)")
+     << ", 0 to " << tEnd << "</text>\n";
   if (r.device)
     os << "<line class=\"capacity\" x1=\"" << f(left) << "\" y1=\""
-       << f(Y(r.device->memoryBytes)) << "\" x2=\"" << f(left + w)
-       << "\" y2=\"" << f(Y(r.device->memoryBytes))
+       << f(Y(r.device->memoryBytes)) << "\" x2=\"" << f(left + w) << "\" y2=\""
+       << f(Y(r.device->memoryBytes))
        << "\" stroke=\"#b00000\" stroke-dasharray=\"6,4\"/>\n<text x=\""
        << f(left + w - 4) << "\" y=\"" << f(Y(r.device->memoryBytes) - 4)
        << "\" font-family=\"sans-serif\" font-size=\"11\" "

@@ -76,9 +76,9 @@ TEST_F(StepReportTest, MemoryIsTheSumOfTheBuffersByKind) {
   ASSERT_TRUE(half);
   loom::StepReport h = loom::buildStepReport(*half);
   EXPECT_GT(h.stages[0].memory.shadows, 0);
-  EXPECT_EQ(h.stages[0].memory.total(),
-            half->arena_bytes[0] + half->arena_bytes[1] +
-                h.stages[0].memory.shadows);
+  EXPECT_EQ(h.stages[0].memory.total(), half->arena_bytes[0] +
+                                            half->arena_bytes[1] +
+                                            h.stages[0].memory.shadows);
 }
 
 TEST_F(StepReportTest, CommunicationOfDp2Tp2IsItsCollectivesCountedByHand) {

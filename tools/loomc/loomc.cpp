@@ -6,14 +6,14 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Analysis/ModelSummary.h"
-#include "loom/Report/StepReport.h"
 #include "loom/Frontend/ModelBuilder.h"
 #include "loom/Frontend/Parser.h"
+#include "loom/Plan/PlanBuilder.h"
+#include "loom/Plan/TrainingPipeline.h"
+#include "loom/Report/StepReport.h"
 #include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
 #include "loom/dialects/Loom/IR/LoomOps.h"
-#include "loom/Plan/PlanBuilder.h"
-#include "loom/Plan/TrainingPipeline.h"
 #include "loom/passes/Passes.h"
 #include "loom/runtime/Plan.h"
 
@@ -151,9 +151,10 @@ cl::opt<std::string> deviceFlops(
     "device-flops",
     cl::desc("Peak dense FLOP/s at the plan's compute precision, e.g. 312T"),
     cl::init(""), cl::cat(explainCategory));
-cl::opt<std::string> deviceMemory(
-    "device-memory", cl::desc("Device memory in bytes, e.g. 80GiB"),
-    cl::init(""), cl::cat(explainCategory));
+cl::opt<std::string>
+    deviceMemory("device-memory",
+                 cl::desc("Device memory in bytes, e.g. 80GiB"), cl::init(""),
+                 cl::cat(explainCategory));
 cl::opt<std::string> deviceBandwidth(
     "device-bandwidth",
     cl::desc("Device memory bandwidth in bytes/s, e.g. 2.039TB/s"),
@@ -748,8 +749,7 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  if ((drawsSchedule || explain == Explain::Schedule) &&
-      pipelineStages == 1) {
+  if ((drawsSchedule || explain == Explain::Schedule) && pipelineStages == 1) {
     llvm::errs() << "loomc: --explain=schedule and --schedule-svg report a "
                     "pipeline schedule; give a --mesh with pp > 1\n";
     return 1;

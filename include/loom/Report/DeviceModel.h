@@ -22,10 +22,10 @@ namespace loom {
 
 struct DeviceModel {
   std::string name;
-  double flops16 = 0;          ///< dense bf16/f16 peak, FLOP/s
-  double flops32 = 0;          ///< dense f32 peak (no TF32), FLOP/s
-  double memoryBytes = 0;      ///< device memory a process can allocate
-  double memoryBandwidth = 0;  ///< bytes/s
+  double flops16 = 0;            ///< dense bf16/f16 peak, FLOP/s
+  double flops32 = 0;            ///< dense f32 peak (no TF32), FLOP/s
+  double memoryBytes = 0;        ///< device memory a process can allocate
+  double memoryBandwidth = 0;    ///< bytes/s
   double intraNodeBandwidth = 0; ///< one GPU's NVLink, one direction, bytes/s
   double interNodeBandwidth = 0; ///< one GPU's network share, one direction
   int64_t gpusPerNode = 8;

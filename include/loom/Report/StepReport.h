@@ -1,4 +1,5 @@
-//===- StepReport.h - a plan's memory, FLOPs, traffic and step time -*- C++ -*-===//
+//===- StepReport.h - a plan's memory, FLOPs, traffic and step time -*- C++
+//-*-===//
 //
 // What `loomc --explain` reports of a built plan, per pipeline stage (every
 // rank of a stage runs the same plan): the bytes it allocates by kind and
@@ -15,8 +16,8 @@
 #ifndef LOOM_REPORT_STEPREPORT_H
 #define LOOM_REPORT_STEPREPORT_H
 
-#include "loom/Report/DeviceModel.h"
 #include "loom/Plan/StageMemory.h"
+#include "loom/Report/DeviceModel.h"
 #include "loom/runtime/Plan.h"
 
 #include <cstdint>
@@ -65,7 +66,7 @@ struct StageReport {
   double commBytesAfter[kNumAxes] = {0, 0, 0};
 
   // The prediction (with a device): seconds.
-  double computeSeconds = 0;               ///< all runs' FLOPs at the rate
+  double computeSeconds = 0; ///< all runs' FLOPs at the rate
   double commSeconds[kNumAxes] = {0, 0, 0};
   double pipelineEnd = 0;   ///< when its last schedule step ends
   double afterPipeline = 0; ///< its dp reduction, tied exchange, optimizer
@@ -91,13 +92,13 @@ struct StepReport {
 
   std::optional<DeviceModel> device;
   double computeEfficiency = kDefaultComputeEfficiency;
-  double peakFlops = 0;          ///< per rank, for the plan's compute type
+  double peakFlops = 0; ///< per rank, for the plan's compute type
   double axisBandwidth[kNumAxes] = {0, 0, 0};
   bool axisIntraNode[kNumAxes] = {true, true, true};
-  double pipelineSeconds = 0;    ///< the simulated schedule's makespan
+  double pipelineSeconds = 0; ///< the simulated schedule's makespan
   double afterPipelineSeconds = 0;
   double stepSeconds = 0;
-  double predictedBubble = 0;    ///< the bubble with the predicted times
+  double predictedBubble = 0; ///< the bubble with the predicted times
   double mfu = 0;
   bool allFit = true;
 
