@@ -8,12 +8,13 @@
 #include "loom/Analysis/ModelSummary.h"
 #include "loom/Frontend/ModelBuilder.h"
 #include "loom/Frontend/Parser.h"
-#include "loom/dialects/Dist/IR/DistDialect.h"
-#include "loom/dialects/Loom/IR/LoomDialect.h"
-#include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/Plan/PlanBuilder.h"
 #include "loom/Plan/RecomputePlanner.h"
 #include "loom/Plan/TrainingPipeline.h"
+#include "loom/Report/StepReport.h"
+#include "loom/dialects/Dist/IR/DistDialect.h"
+#include "loom/dialects/Loom/IR/LoomDialect.h"
+#include "loom/dialects/Loom/IR/LoomOps.h"
 #include "loom/passes/Passes.h"
 #include "loom/runtime/Plan.h"
 
@@ -156,6 +157,115 @@ cl::opt<Explain> explain(
 cl::opt<std::string> scheduleSvg(
     "schedule-svg", cl::desc("Draw the pipeline schedule into this SVG file"),
     cl::value_desc("file"), cl::init(""), cl::cat(meshCategory));
+
+// The --explain report's device (lib/Analysis/StepReport.cpp; the numbers
+// and their sources: docs/memory.md).
+cl::OptionCategory explainCategory("--explain options (a predicted step)");
+cl::opt<std::string> deviceModel(
+    "device-model",
+    cl::desc("Predict the step time, MFU and fit on this GPU: a100, h100 or "
+             "h200 (the --device-* flags override its numbers)"),
+    cl::value_desc("name"), cl::init(""), cl::cat(explainCategory));
+cl::opt<std::string> deviceFlops(
+    "device-flops",
+    cl::desc("Peak dense FLOP/s at the plan's compute precision, e.g. 312T"),
+    cl::init(""), cl::cat(explainCategory));
+cl::opt<std::string>
+    deviceMemory("device-memory",
+                 cl::desc("Device memory in bytes, e.g. 80GiB"), cl::init(""),
+                 cl::cat(explainCategory));
+cl::opt<std::string> deviceBandwidth(
+    "device-bandwidth",
+    cl::desc("Device memory bandwidth in bytes/s, e.g. 2.039TB/s"),
+    cl::init(""), cl::cat(explainCategory));
+cl::opt<std::string> intraNodeBandwidth(
+    "intra-node-bandwidth",
+    cl::desc("Bytes/s one GPU sends inside a node (NVLink, one direction), "
+             "e.g. 300GB/s"),
+    cl::init(""), cl::cat(explainCategory));
+cl::opt<std::string> interNodeBandwidth(
+    "inter-node-bandwidth",
+    cl::desc("Bytes/s one GPU sends to another node (one direction), e.g. "
+             "25GB/s"),
+    cl::init(""), cl::cat(explainCategory));
+cl::opt<int64_t> gpusPerNode(
+    "gpus-per-node",
+    cl::desc("GPUs per node: an axis whose group fits in one uses the "
+             "intra-node bandwidth (default 8)"),
+    cl::init(8), cl::cat(explainCategory));
+cl::opt<double> computeEfficiency(
+    "compute-efficiency",
+    cl::desc("The fraction of peak FLOP/s the step's compute reaches "
+             "(default 0.6: docs/memory.md)"),
+    cl::init(loom::kDefaultComputeEfficiency), cl::cat(explainCategory));
+cl::opt<std::string> memorySvgFile(
+    "memory-svg",
+    cl::desc("With --explain: draw each stage's memory over the step into "
+             "this SVG file"),
+    cl::value_desc("file"), cl::init(""), cl::cat(explainCategory));
+
+/// The device --device-model and the --device-* flags describe, if any;
+/// false (with a message) when one is not valid.
+bool explainDevice(std::optional<loom::DeviceModel> &device) {
+  if (!deviceModel.empty()) {
+    device = loom::findDeviceModel(deviceModel);
+    if (!device) {
+      llvm::errs() << "loomc: --device-model " << deviceModel
+                   << ": not a device model; choose one of "
+                   << loom::deviceModelNames() << "\n";
+      return false;
+    }
+  }
+  cl::opt<std::string> *numbers[] = {&deviceFlops, &deviceMemory,
+                                     &deviceBandwidth, &intraNodeBandwidth,
+                                     &interNodeBandwidth};
+  bool any = false;
+  for (cl::opt<std::string> *flag : numbers)
+    any = any || flag->getNumOccurrences() > 0;
+  if (any && !device) {
+    if (deviceFlops.empty()) {
+      llvm::errs() << "loomc: --device-flops is needed without a "
+                      "--device-model (the other numbers default to 0: no "
+                      "limit)\n";
+      return false;
+    }
+    device = loom::DeviceModel{"custom"};
+  }
+  for (cl::opt<std::string> *flag : numbers) {
+    if (flag->getNumOccurrences() == 0)
+      continue;
+    std::optional<double> value = loom::parseQuantity(*flag);
+    if (!value) {
+      llvm::errs() << "loomc: --" << flag->ArgStr << " " << *flag
+                   << ": give a positive number, e.g. 312e12, 312T or "
+                      "80GiB\n";
+      return false;
+    }
+    if (flag == &deviceFlops)
+      device->flops16 = device->flops32 = *value;
+    else if (flag == &deviceMemory)
+      device->memoryBytes = *value;
+    else if (flag == &deviceBandwidth)
+      device->memoryBandwidth = *value;
+    else if (flag == &intraNodeBandwidth)
+      device->intraNodeBandwidth = *value;
+    else
+      device->interNodeBandwidth = *value;
+  }
+  if (!(computeEfficiency > 0 && computeEfficiency <= 1)) {
+    llvm::errs() << "loomc: --compute-efficiency "
+                 << llvm::format("%g", double(computeEfficiency))
+                 << ": give a fraction in (0, 1]\n";
+    return false;
+  }
+  if (gpusPerNode < 1) {
+    llvm::errs() << "loomc: --gpus-per-node must be at least 1\n";
+    return false;
+  }
+  if (device)
+    device->gpusPerNode = gpusPerNode;
+  return true;
+}
 /// The mesh's tp, for the model language's `tp` (set once main parses --mesh).
 int64_t tensorParallelSize = 1;
 
@@ -527,7 +637,8 @@ LogicalResult checkOutputPath(llvm::StringRef option, llvm::StringRef path) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&loomcCategory, &meshCategory, &memoryCategory, &trainCategory});
+  cl::HideUnrelatedOptions({&loomcCategory, &meshCategory, &memoryCategory,
+                            &trainCategory, &explainCategory});
   llvm::BumpPtrAllocator allocator;
   llvm::StringSaver saver(allocator);
   SmallVector<const char *> args;
@@ -679,9 +790,25 @@ int main(int argc, char **argv) {
                     "--memory-budget 80GB)\n";
     return 1;
   }
-  if (reportsSchedule && pipelineStages == 1) {
-    llvm::errs() << "loomc: --explain and --schedule-svg report a pipeline "
-                    "schedule; give a --mesh with pp > 1\n";
+  if ((drawsSchedule || explain == Explain::Schedule) && pipelineStages == 1) {
+    llvm::errs() << "loomc: --explain=schedule and --schedule-svg report a "
+                    "pipeline schedule; give a --mesh with pp > 1\n";
+    return 1;
+  }
+  std::optional<loom::DeviceModel> device;
+  if (!explainDevice(device))
+    return 1;
+  bool drawsMemory = memorySvgFile.getNumOccurrences() > 0;
+  if ((drawsMemory || device) && explain == Explain::None) {
+    llvm::errs() << "loomc: --memory-svg, --device-model and the --device-* "
+                    "flags go with --explain\n";
+    return 1;
+  }
+  if (drawsMemory && (memorySvgFile == "-" ||
+                      failed(checkOutputPath("--memory-svg", memorySvgFile)))) {
+    if (memorySvgFile == "-")
+      llvm::errs() << "loomc: --memory-svg - would share standard output "
+                      "with the report; write the SVG to a file\n";
     return 1;
   }
   // Settings of a pipeline, given without one, would be dropped silently.
@@ -829,7 +956,7 @@ int main(int argc, char **argv) {
     output->os() << out.str();
     output->keep();
   }
-  if (reportsSchedule) {
+  if (reportsSchedule && pipelineStages > 1) {
     // The schedule the plan holds, simulated with the chunks' costs.
     loom::pipeline::Schedule schedule =
         loom::runtime::scheduleOfPlan(*builtPlan);
@@ -845,17 +972,33 @@ int main(int argc, char **argv) {
       svg->os() << loom::pipeline::scheduleSvg(schedule, sim);
       svg->keep();
     }
-    if (explain != Explain::None) {
-      if (json)
-        llvm::outs() << loom::pipeline::explainJson(schedule, sim) << "\n";
-      else
-        llvm::outs() << (explain == Explain::Schedule
-                             ? loom::pipeline::scheduleText(schedule)
-                             : "")
-                     << loom::pipeline::explainSummary(schedule, sim)
-                     << (explain == Explain::Summary
-                             ? "(--explain=schedule lists every step)\n"
-                             : "");
+    if (explain != Explain::None && !json && pipelineStages > 1)
+      llvm::outs() << (explain == Explain::Schedule
+                           ? loom::pipeline::scheduleText(schedule)
+                           : "")
+                   << loom::pipeline::explainSummary(schedule, sim)
+                   << (explain == Explain::Summary
+                           ? "(--explain=schedule lists every step)\n"
+                           : "")
+                   << "\n";
+  }
+  if (explain != Explain::None) {
+    // Every plan's memory, FLOPs, communication and predicted step.
+    loom::StepReportOptions reportOptions;
+    reportOptions.device = device;
+    reportOptions.computeEfficiency = computeEfficiency;
+    loom::StepReport report = loom::buildStepReport(*builtPlan, reportOptions);
+    llvm::outs() << (json ? loom::stepReportJson(report) + "\n"
+                          : loom::stepReportText(report));
+    if (drawsMemory) {
+      std::string svgError;
+      auto svg = openOutputFile(memorySvgFile, &svgError);
+      if (!svg) {
+        llvm::errs() << "loomc: " << svgError << "\n";
+        return 1;
+      }
+      svg->os() << loom::memorySvg(report);
+      svg->keep();
     }
   }
   if (writesPlan) {

@@ -2,7 +2,8 @@
 //
 // The bytes one rank of each pipeline stage needs, read from a built plan
 // (its memory plan, not a formula): the persistent arena by kind, the
-// workspace arena, and the stash (one copy per microbatch in flight). The
+// workspace arena, the stash (one copy per microbatch in flight) and the
+// scratch the executors allocate for the f32 shadows of 16-bit operands. The
 // `--explain` report prints it, `--recompute auto` compares it with the
 // budget, and the CPU runtime's measured allocations are checked against
 // it (docs/memory.md).
@@ -30,14 +31,25 @@ struct StageMemory {
   /// summed over the stage's chunks.
   int64_t stash = 0;
   int64_t stashSlots = 0;
-  /// The arenas in all (what the executors allocate for the plan).
-  int64_t total() const {
-    return parameters + gradients + optimizerState + workspace + stash;
-  }
+  /// One slot of each chunk's stash, summed over the stage's chunks.
+  int64_t stashSlotBytes = 0;
+  /// The CUDA executor's scratch for the f32 shadows of 16-bit operands
+  /// (runtime::shadowScratchBytes at its 256-byte alignment; the CPU
+  /// executor's, at 64 bytes, is at most this), per chunk, summed.
+  int64_t shadows = 0;
+  int64_t persistent() const { return parameters + gradients + optimizerState; }
+  /// What the executors allocate for the plan: the arenas and the shadows.
+  int64_t total() const { return persistent() + workspace + stash + shadows; }
 };
 
+/// The alignment the CUDA executor rounds each shadow up to.
+constexpr size_t kCudaShadowAlignment = 256;
+
 /// One entry per pipeline stage (one for a plan without a pipeline).
-std::vector<StageMemory> stageMemory(const plan::PlanT &plan);
+/// `withShadows` = false skips decoding the programs (the shadows stay 0):
+/// a solver comparing recomputation choices of one precision may.
+std::vector<StageMemory> stageMemory(const plan::PlanT &plan,
+                                     bool withShadows = true);
 
 } // namespace loom
 
