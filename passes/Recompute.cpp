@@ -135,12 +135,21 @@ LogicalResult recomputeFunction(func::FuncOp fn, Choice defaultChoice,
   // the backward reads it (one cast, no FLOPs) rather than kept per
   // microbatch; under sequence parallelism a layer's input is all-gathered
   // again for its weight gradient (Megatron's choice), not kept gathered.
+  // Forward ops are in program order, so a view of a view follows.
   for (Operation *op : forward) {
     if (isa<CastOp>(op) && isParameter(op->getOperand(0)))
       recompute.insert(op);
     if (isa<dist::AllGatherOp>(op) && layerOf(op))
       recompute.insert(op);
   }
+
+  // A view of something made again (a fan_out, a reshape) is made again
+  // with it, or the backward's read of the view would keep its source.
+  for (Operation *op : forward)
+    if (isa<dist::FanOutOp, ReshapeOp>(op) && !recompute.count(op))
+      if (Operation *source = op->getOperand(0).getDefiningOp();
+          source && recompute.count(source))
+        recompute.insert(op);
 
   auto marker = UnitAttr::get(ctx);
   DenseMap<Value, Value> copies;

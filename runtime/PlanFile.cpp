@@ -788,7 +788,20 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
      << ", clip " << o.clip_grad << ", betas " << o.beta1 << " " << o.beta2
      << ", eps " << o.eps << "\n";
   os << "  step: " << std::setprecision(6) << p.step_flops / 1e9
-     << " GFLOP per global batch\n";
+     << " GFLOP per global batch";
+  if (p.model_flops > 0 && p.model_flops != p.step_flops)
+    os << " (" << p.model_flops / 1e9 << " without recomputation)";
+  os << "\n";
+  if (!p.recompute.empty()) {
+    os << "  recompute: " << p.recompute;
+    if (!p.layer_recompute.empty()) {
+      os << " (layers:";
+      for (const std::string &c : p.layer_recompute)
+        os << " " << c;
+      os << ")";
+    }
+    os << "\n";
+  }
   os << "  arenas: persistent " << p.arena_bytes[0] << " bytes, workspace "
      << p.arena_bytes[1] << " bytes";
   if (p.stash_slots > 0)

@@ -10,13 +10,14 @@
 // RUN: not loom-opt %t.step.mlir --loom-recompute="per-layer=0-full" 2>&1 | FileCheck %s --check-prefix=BADENTRY
 
 // Nothing is recomputed; the softmax's backward reads the forward's.
+// NONE: loom.layer_recompute = ["none"]
 // NONE-NOT: loom.recomputed
 // NONE: %[[P:.*]] = loom.softmax
 // NONE: loom.softmax_grad %[[P]],
-// NONE: loom.layer_recompute = ["none"]
 
 // Selective: the scores, the softmax and its dropout are made again just
 // before the backward reads them, from the stored q and k.
+// SELECTIVE: loom.layer_recompute = ["selective"]
 // SELECTIVE: %[[Q:[0-9]+]] = loom.transpose
 // SELECTIVE: %[[K:[0-9]+]] = loom.transpose
 // SELECTIVE: %[[P:[0-9]+]] = loom.softmax
@@ -26,13 +27,12 @@
 // SELECTIVE: %[[D2:.*]] = loom.dropout %[[P2]] {{.*}}site "layers.0.attention.attention_dropout"{{.*}}loom.recomputed
 // SELECTIVE-NOT: loom.layernorm {{.*}}loom.recomputed
 // SELECTIVE: loom.softmax_grad %[[P2]],
-// SELECTIVE: loom.layer_recompute = ["selective"]
 
 // Full: the layer's layernorms are recomputed too (from the layer's input).
+// FULL: loom.layer_recompute = ["full"]
 // FULL: loom.cross_entropy_grad
 // FULL: loom.layernorm {{.*}}loom.recomputed
 // FULL: loom.gelu {{.*}}loom.recomputed
-// FULL: loom.layer_recompute = ["full"]
 
 // BADMODE: mode 'most' is not none, selective or full
 // BADLAYER: the model has no layer 3 (its layers are 0 to 0)
