@@ -33,6 +33,20 @@ namespace instr = loom::runtime;
 namespace loom {
 namespace {
 
+/// The model layer an op belongs to (a fusion region's: its first op's
+/// with one), or -1: what the memory report groups kept buffers by.
+int64_t layerOf(Operation &op) {
+  int64_t layer = -1;
+  op.walk([&](Operation *inner) {
+    if (auto a = inner->getAttrOfType<IntegerAttr>(
+            LoomDialect::LayerAttrHelper::getNameStr());
+        a && layer < 0)
+      layer = a.getInt();
+  });
+  return layer;
+}
+
+
 FailureOr<plan::DType> dtypeOf(Location loc, Type element) {
   if (element.isF32())
     return plan::DType::F32;
@@ -411,6 +425,7 @@ LogicalResult Lowering::lowerOp(Operation &op) {
     if (failed(id))
       return failure();
     bufferOf[result] = *id;
+    plan->buffers[*id]->layer = layerOf(op);
     inst->outputs.push_back(*id);
     lastWriter[*id] = program.size();
   }
@@ -432,6 +447,7 @@ FailureOr<int32_t> Lowering::addView(Location loc, Type type, int32_t source) {
     return failure();
   plan->buffers[*id]->arena = plan->buffers[source]->arena;
   plan->buffers[*id]->offset = plan->buffers[source]->offset;
+  plan->buffers[*id]->layer = plan->buffers[source]->layer;
   aliasOf[*id] = source;
   return *id;
 }

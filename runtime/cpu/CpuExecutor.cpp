@@ -73,12 +73,7 @@ public:
     return Status::success();
   }
   MemoryUse memoryUse() const override {
-    MemoryUse use;
-    for (size_t a = 0; a < plan.arena_bytes.size(); ++a)
-      use.arenas += plan.arena_bytes[a] *
-                    (a == size_t(plan::Arena::Stash) ? stashSlots() : 1);
-    use.runtime = int64_t(scratchBytes);
-    return use;
+    return {allocatedArenaBytes, int64_t(scratchBytes)};
   }
   void beginStep() override {
     if (commThread)
@@ -169,6 +164,8 @@ private:
   std::vector<std::vector<Kernel>> microbatchBySlot;
   std::vector<Kernel> optimizer;
   int64_t currentSlot = 0;
+  /// The bytes the arenas were allocated with (memoryUse).
+  int64_t allocatedArenaBytes = 0;
   /// The plan's generated kernels, compiled; null: their reference forms run.
   std::shared_ptr<HostModule> kernels;
   StepOutputs outputs;
@@ -204,6 +201,7 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
       bytes *= ex->stashSlots();
     // 64 spare bytes: a zero-byte arena still has an address.
     ex->arenas.emplace_back(new (std::nothrow) uint8_t[size_t(bytes) + 64]());
+    ex->allocatedArenaBytes += bytes + 64; // what was asked of the allocator
     if (!ex->arenas.back())
       return Status::error("cannot allocate an arena of " +
                            std::to_string(bytes) + " bytes");

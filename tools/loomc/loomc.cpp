@@ -11,6 +11,7 @@
 #include "loom/Plan/PlanBuilder.h"
 #include "loom/Plan/RecomputePlanner.h"
 #include "loom/Plan/TrainingPipeline.h"
+#include "loom/Report/SavedTensors.h"
 #include "loom/Report/StepReport.h"
 #include "loom/dialects/Dist/IR/DistDialect.h"
 #include "loom/dialects/Loom/IR/LoomDialect.h"
@@ -140,18 +141,22 @@ cl::opt<std::string> memoryBudget(
              "it is an error"),
     cl::value_desc("BYTES"), cl::init(""), cl::cat(memoryCategory));
 
-enum class Explain { None, Summary, Schedule };
+enum class Explain { None, Summary, Schedule, Tensors };
 cl::opt<Explain> explain(
     "explain", cl::ValueOptional,
-    cl::desc("Report the pipeline schedule: per stage its steps, the most "
-             "microbatches in flight and its idle share, and the bubble "
-             "fraction"),
+    cl::desc("Report what the plan holds, computes and sends per rank "
+             "(docs/memory.md), and with a pipeline its schedule: per stage "
+             "its steps, the most microbatches in flight and its idle share, "
+             "and the bubble fraction"),
     cl::init(Explain::None),
     cl::values(clEnumValN(Explain::Summary, "summary",
-                          "that table (what --explain alone prints)"),
+                          "those tables (what --explain alone prints)"),
                clEnumValN(Explain::Schedule, "schedule",
                           "every stage's steps too, in the form --schedule "
                           "file: reads"),
+               clEnumValN(Explain::Tensors, "tensors",
+                          "also the tensors each layer keeps for its "
+                          "backward, with their bytes"),
                clEnumValN(Explain::Summary, "", "")),
     cl::cat(meshCategory));
 cl::opt<std::string> scheduleSvg(
@@ -990,6 +995,8 @@ int main(int argc, char **argv) {
     loom::StepReport report = loom::buildStepReport(*builtPlan, reportOptions);
     llvm::outs() << (json ? loom::stepReportJson(report) + "\n"
                           : loom::stepReportText(report));
+    if (explain == Explain::Tensors && !json)
+      llvm::outs() << "\n" << loom::savedTensorsText(*builtPlan);
     if (drawsMemory) {
       std::string svgError;
       auto svg = openOutputFile(memorySvgFile, &svgError);
