@@ -42,7 +42,7 @@ std::vector<StageMemory> stageMemory(const plan::PlanT &plan) {
     return {m};
   }
   int64_t stages = plan.mesh.size() > 1 ? plan.mesh[1]->size : 1;
-  std::vector<StageMemory> out(size_t(stages));
+  std::vector<StageMemory> out(static_cast<size_t>(stages));
   for (size_t s = 0; s < out.size(); ++s)
     out[s].stage = int64_t(s);
   for (const auto &chunk : plan.chunks)
