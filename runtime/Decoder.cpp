@@ -686,11 +686,17 @@ std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
     if (first.arena != plan::Arena::Persistent ||
         end > p.arena_bytes[size_t(plan::Arena::Persistent)])
       return "its sharded span leaves the persistent arena";
+    // (A view of a member, such as a parameter's reshape, lies inside it.)
     for (size_t b = 0; b < p.buffers.size(); ++b) {
       const plan::BufferT &other = *p.buffers[b];
+      auto inside = [&](int32_t id) {
+        const plan::BufferT &m = *p.buffers[size_t(id)];
+        return m.offset <= other.offset &&
+               other.offset + other.bytes <= m.offset + m.bytes;
+      };
       if (other.arena == first.arena && other.bytes > 0 &&
           other.offset < end && begin < other.offset + other.bytes &&
-          std::find(ids.begin(), ids.end(), int32_t(b)) == ids.end())
+          std::none_of(ids.begin(), ids.end(), inside))
         return "its sharded span overlaps " + r.named(int32_t(b));
     }
     out.record = BucketShardInstr{op,           axis,  ids.front(),
