@@ -694,13 +694,13 @@ std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
         return m.offset <= other.offset &&
                other.offset + other.bytes <= m.offset + m.bytes;
       };
-      if (other.arena == first.arena && other.bytes > 0 &&
-          other.offset < end && begin < other.offset + other.bytes &&
+      if (other.arena == first.arena && other.bytes > 0 && other.offset < end &&
+          begin < other.offset + other.bytes &&
           std::none_of(ids.begin(), ids.end(), inside))
         return "its sharded span overlaps " + r.named(int32_t(b));
     }
-    out.record = BucketShardInstr{op,           axis,  ids.front(),
-                                  size_t(shard), parts, r.coord(axis)};
+    out.record = BucketShardInstr{
+        op, axis, ids.front(), size_t(shard), parts, r.coord(axis)};
     return "";
   }
   if (in.size() != 1 || o.size() != 1)
@@ -748,17 +748,18 @@ std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
 std::string shardAxisOf(const Reader &r, int &axis) {
   int64_t a = r.integer(Attr::ShardOver);
   if (a < 0 || a >= r.meshAxes())
-    return "the mesh axis " + std::to_string(a) + " of shard_over is not one "
-           "of the mesh's " + std::to_string(r.meshAxes());
+    return "the mesh axis " + std::to_string(a) +
+           " of shard_over is not one "
+           "of the mesh's " +
+           std::to_string(r.meshAxes());
   axis = int(a);
   return "";
 }
 
 /// The elements of `id` (at element `offset` of a bucket whose rank shards
 /// are `shard` elements) in this rank's shard: (first, count).
-std::string shardRange(const Reader &r, int axis, int64_t offset,
-                       int64_t shard, BufferId id,
-                       std::pair<int64_t, int64_t> &range) {
+std::string shardRange(const Reader &r, int axis, int64_t offset, int64_t shard,
+                       BufferId id, std::pair<int64_t, int64_t> &range) {
   int64_t n = r.elements(id), parts = r.axisSize(axis), span = 0, end = 0;
   if (offset < 0 || shard <= 0 || !checkedMul(shard, parts, span) ||
       !checkedAdd(offset, n, end) || end > span)
@@ -836,7 +837,8 @@ std::string decodeOptimizer(Op op, const Reader &r, Instruction &out) {
         o[2] != in[3] || r.elements(in[2]) != shard ||
         r.elements(in[3]) != shard)
       return "adamw's moments are not the bucket's shard of " +
-             std::to_string(shard) + " elements, or its parameter and "
+             std::to_string(shard) +
+             " elements, or its parameter and "
              "gradient do not agree";
     std::pair<int64_t, int64_t> range;
     if (std::string why = shardRange(r, axis, offset, shard, in[0], range);
@@ -851,8 +853,7 @@ std::string decodeOptimizer(Op op, const Reader &r, Instruction &out) {
   if (!r.sameSize({in[0], in[1], in[2], in[3]}) || o[0] != in[0] ||
       o[1] != in[2] || o[2] != in[3])
     return "adamw's parameter, gradient and moments do not agree";
-  out.record = AdamWInstr{in[0], in[1], in[2], in[3], r.elements(in[0]),
-                          decay};
+  out.record = AdamWInstr{in[0], in[1], in[2], in[3], r.elements(in[0]), decay};
   return "";
 }
 

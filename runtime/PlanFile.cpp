@@ -744,8 +744,7 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
     os << (param->weight_decay ? "" : " no-decay");
     if (p.distributed_optimizer)
       os << " bucket offset " << param->shard_offset << " moments "
-         << bufferName(param->moment1) << " "
-         << bufferName(param->moment2);
+         << bufferName(param->moment1) << " " << bufferName(param->moment2);
     os << "\n";
   }
   os << "\nbuffers (" << p.buffers.size() << "):\n";

@@ -112,10 +112,10 @@ namespace {
 /// Copies a block (`local`, at `offset` in a tensor of shape `global`)
 /// into the whole tensor, or out of it: the block's flat elements
 /// [lo, hi) (all of them by default).
-void copyBlock(float *local, const std::vector<int64_t> &shape,
-               float *whole, const std::vector<int64_t> &global,
-               const std::vector<int64_t> &offset, bool toWhole,
-               int64_t lo = 0, int64_t hi = INT64_MAX) {
+void copyBlock(float *local, const std::vector<int64_t> &shape, float *whole,
+               const std::vector<int64_t> &global,
+               const std::vector<int64_t> &offset, bool toWhole, int64_t lo = 0,
+               int64_t hi = INT64_MAX) {
   size_t rank = shape.size();
   if (rank == 0) {
     if (lo < 1 && hi > 0)

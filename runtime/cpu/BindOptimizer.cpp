@@ -43,9 +43,8 @@ Result<Kernel> bind(const GradNormInstr &r, const Instruction &inst,
       sum += sumOfSquares(g, n);
     // The distributed optimizer: the shards' squares over dp first.
     if (shardComm)
-      if (Status s = shardComm->allReduce(shardAxis, &sum, &sum, 1,
-                                          CommDType::F64, ReduceKind::Sum,
-                                          label);
+      if (Status s = shardComm->allReduce(
+              shardAxis, &sum, &sum, 1, CommDType::F64, ReduceKind::Sum, label);
           !s.ok())
         return runError(inst, s.message());
     if (comm)

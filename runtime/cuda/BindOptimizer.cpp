@@ -49,7 +49,8 @@ Result<Work> bind(const GradNormInstr &r, const Instruction &inst, Binder &b) {
   for (size_t i = 0; i < r.counted.size(); ++i) {
     BufferId id = r.counted[i];
     int64_t begin = r.ranges.empty() ? 0 : r.ranges[i].first;
-    int64_t n = r.ranges.empty() ? int64_t(b.bytes(id) / 4) : r.ranges[i].second;
+    int64_t n =
+        r.ranges.empty() ? int64_t(b.bytes(id) / 4) : r.ranges[i].second;
     if (n == 0)
       continue; // a shard without this gradient
     int64_t blocks = std::min<int64_t>(
@@ -129,13 +130,12 @@ Result<Work> bind(const AdamWInstr &r, const Instruction &inst, Binder &b) {
   DeviceStepValues *values = b.stepValues();
   if (r.n == 0) // a distributed optimizer's shard without this parameter
     return Work([](const StepParams &) { return Status::success(); });
-  Launch l =
-      launchOf("loom_optimizer_adamw", gridFor(r.n), kBlockThreads,
-               {b.as<float>(r.param) + r.offset, b.as<float>(r.grad) + r.offset,
-                b.as<float>(r.m) + r.momentOffset,
-                b.as<float>(r.v) + r.momentOffset, i64(r.n), &values->gradNorm,
-                &values->nonFinite, f64(1), f64(0), f32(0), f32(0), f32(0),
-                f32(0), f32(0), f32(0), f32(0), f32(0), f32(0)});
+  Launch l = launchOf(
+      "loom_optimizer_adamw", gridFor(r.n), kBlockThreads,
+      {b.as<float>(r.param) + r.offset, b.as<float>(r.grad) + r.offset,
+       b.as<float>(r.m) + r.momentOffset, b.as<float>(r.v) + r.momentOffset,
+       i64(r.n), &values->gradNorm, &values->nonFinite, f64(1), f64(0), f32(0),
+       f32(0), f32(0), f32(0), f32(0), f32(0), f32(0), f32(0), f32(0)});
   bool decay = r.decay;
   Device &d = b.device();
   return Work([&d, &inst, l, decay](const StepParams &params) {

@@ -329,8 +329,7 @@ using Record =
                  CrossEntropyPartialsInstr, CrossEntropyCombineInstr,
                  ReduceInstr, TransposeInstr, SplitConcatInstr, ZeroInstr,
                  AllReduceInstr, GatherScatterInstr, BucketShardInstr,
-                 GradNormInstr,
-                 AdamWInstr, KernelInstr>;
+                 GradNormInstr, AdamWInstr, KernelInstr>;
 
 /// One decoded instruction.
 struct Instruction {
