@@ -606,6 +606,35 @@ std::string decodeDataMovement(Op op, const Reader &r, Instruction &out) {
   }
 }
 
+/// A bucket: f32 buffers worked on in place, adjacent in one arena (up to
+/// their alignment), as one span of `count` elements; `ids` by offset.
+std::string bucketSpan(const Reader &r, std::vector<int32_t> &ids,
+                       size_t &count) {
+  const plan::PlanT &p = r.p;
+  ids.assign(r.in.begin(), r.in.end());
+  if (ids != r.out)
+    return "a bucket works on its buffers in place";
+  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+    return p.buffers[size_t(a)]->offset < p.buffers[size_t(b)]->offset;
+  });
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const plan::BufferT &b = *p.buffers[size_t(ids[i])];
+    if (b.dtype != plan::DType::F32 || b.bytes % 4 ||
+        b.arena != p.buffers[size_t(ids[0])]->arena)
+      return "a bucket holds f32 buffers of one arena";
+    if (i > 0) {
+      const plan::BufferT &prev = *p.buffers[size_t(ids[i - 1])];
+      int64_t gap = b.offset - (prev.offset + prev.bytes);
+      if (gap < 0 || gap >= 64 || gap % 4)
+        return "a bucket's buffers are not adjacent";
+    }
+  }
+  const plan::BufferT &back = *p.buffers[size_t(ids.back())];
+  count =
+      size_t(back.offset + back.bytes - p.buffers[size_t(ids[0])]->offset) / 4;
+  return "";
+}
+
 std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
   const auto &in = r.in;
   const auto &o = r.out;
@@ -630,33 +659,53 @@ std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
                                   size_t(r.elements(in[0]))};
       return "";
     }
-    // A bucket: f32 buffers reduced in place, adjacent in one arena (up to
-    // their alignment), reduced as one span.
-    std::vector<int32_t> ids(in.begin(), in.end());
-    if (ids != o)
-      return "a bucket reduces its buffers in place";
-    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
-      return p.buffers[size_t(a)]->offset < p.buffers[size_t(b)]->offset;
-    });
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const plan::BufferT &b = *p.buffers[size_t(ids[i])];
-      if (b.dtype != plan::DType::F32 || b.bytes % 4 ||
-          b.arena != p.buffers[size_t(ids[0])]->arena)
-        return "a bucket holds f32 buffers of one arena";
-      if (i > 0) {
-        const plan::BufferT &prev = *p.buffers[size_t(ids[i - 1])];
-        int64_t gap = b.offset - (prev.offset + prev.bytes);
-        if (gap < 0 || gap >= 64 || gap % 4)
-          return "a bucket's buffers are not adjacent";
-      }
-    }
-    const plan::BufferT &back = *p.buffers[size_t(ids.back())];
-    size_t count =
-        size_t(back.offset + back.bytes - p.buffers[size_t(ids[0])]->offset) /
-        4;
+    std::vector<int32_t> ids;
+    size_t count = 0;
+    if (std::string why = bucketSpan(r, ids, count); !why.empty())
+      return why;
     out.record = AllReduceInstr{axis, reduce, ids.front(), ids.front(), count};
     return "";
   }
+  if (r.attr(Attr::Shard)) {
+    // The distributed optimizer's bucket: `parts` shards of `shard`
+    // elements over the bucket's span and the padding after it, which no
+    // other buffer may share (the collective writes all of it).
+    if (op != Op::ReduceScatter && op != Op::AllGather)
+      return "only a bucket's reduce_scatter and all_gather are sharded";
+    std::vector<int32_t> ids;
+    size_t count = 0;
+    if (std::string why = bucketSpan(r, ids, count); !why.empty())
+      return why;
+    int64_t shard = r.integer(Attr::Shard), parts = r.axisSize(axis), span = 0;
+    if (shard <= 0 || !checkedMul(shard, parts, span) || span < int64_t(count))
+      return "its shard of " + std::to_string(shard) + " elements x " +
+             std::to_string(parts) + " ranks does not cover the bucket's " +
+             std::to_string(count) + " elements";
+    const plan::BufferT &first = *p.buffers[size_t(ids.front())];
+    int64_t begin = first.offset, end = begin + span * 4;
+    if (first.arena != plan::Arena::Persistent ||
+        end > p.arena_bytes[size_t(plan::Arena::Persistent)])
+      return "its sharded span leaves the persistent arena";
+    // (A view of a member, such as a parameter's reshape, lies inside it.)
+    for (size_t b = 0; b < p.buffers.size(); ++b) {
+      const plan::BufferT &other = *p.buffers[b];
+      auto inside = [&](int32_t id) {
+        const plan::BufferT &m = *p.buffers[size_t(id)];
+        return m.offset <= other.offset &&
+               other.offset + other.bytes <= m.offset + m.bytes;
+      };
+      if (other.arena == first.arena && other.bytes > 0 && other.offset < end &&
+          begin < other.offset + other.bytes &&
+          std::none_of(ids.begin(), ids.end(), inside))
+        return "its sharded span overlaps " + r.named(int32_t(b));
+    }
+    out.record = BucketShardInstr{
+        op, axis, ids.front(), size_t(shard), parts, r.coord(axis)};
+    return "";
+  }
+  if (in.size() != 1 || o.size() != 1)
+    return "it has " + std::to_string(in.size()) + " inputs and " +
+           std::to_string(o.size()) + " outputs (several: a sharded bucket)";
   bool gather = op == Op::AllGather;
   BufferId smallId = gather ? in[0] : o[0], bigId = gather ? o[0] : in[0];
   const Shape &small = r.shape(smallId), &big = r.shape(bigId);
@@ -695,6 +744,35 @@ std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
   return "";
 }
 
+/// The distributed optimizer's mesh axis (`shard_over`).
+std::string shardAxisOf(const Reader &r, int &axis) {
+  int64_t a = r.integer(Attr::ShardOver);
+  if (a < 0 || a >= r.meshAxes())
+    return "the mesh axis " + std::to_string(a) +
+           " of shard_over is not one "
+           "of the mesh's " +
+           std::to_string(r.meshAxes());
+  axis = int(a);
+  return "";
+}
+
+/// The elements of `id` (at element `offset` of a bucket whose rank shards
+/// are `shard` elements) in this rank's shard: (first, count).
+std::string shardRange(const Reader &r, int axis, int64_t offset, int64_t shard,
+                       BufferId id, std::pair<int64_t, int64_t> &range) {
+  int64_t n = r.elements(id), parts = r.axisSize(axis), span = 0, end = 0;
+  if (offset < 0 || shard <= 0 || !checkedMul(shard, parts, span) ||
+      !checkedAdd(offset, n, end) || end > span)
+    return "its shard_offset " + std::to_string(offset) + " and shard " +
+           std::to_string(shard) + " do not place " + r.named(id) +
+           " in a bucket of " + std::to_string(parts) + " shards";
+  int64_t lo = r.coord(axis) * shard, hi = lo + shard;
+  int64_t first = std::clamp(lo - offset, int64_t(0), n),
+          last = std::clamp(hi - offset, int64_t(0), n);
+  range = {first, last - first};
+  return "";
+}
+
 std::string decodeOptimizer(Op op, const Reader &r, Instruction &out) {
   const auto &in = r.in;
   const auto &o = r.out;
@@ -713,13 +791,32 @@ std::string decodeOptimizer(Op op, const Reader &r, Instruction &out) {
     if (split)
       if (std::string why = r.meshAxis(g.axis); !why.empty())
         return why;
+    // The distributed optimizer: each rank's shard of every gradient.
+    const plan::AttributeT *offsets = r.attr(Attr::ShardOffset),
+                           *shards = r.attr(Attr::Shard);
+    if (r.attr(Attr::ShardOver)) {
+      if (std::string why = shardAxisOf(r, g.shardAxis); !why.empty())
+        return why;
+      if (!offsets || !shards || offsets->ints.size() != in.size() ||
+          shards->ints.size() != in.size())
+        return "its shard_offset and shard do not have one entry per input";
+    }
     for (size_t i = 0; i < in.size(); ++i) {
       if (r.dtype(in[i]) != plan::DType::F32)
         return "gradients must be f32";
       bool counted = (!split || split->ints[i] || r.coord(g.axis) == 0) &&
                      !(exclude && exclude->ints[i]);
-      if (counted)
+      std::pair<int64_t, int64_t> range{0, r.elements(in[i])};
+      if (g.shardAxis >= 0)
+        if (std::string why = shardRange(r, g.shardAxis, offsets->ints[i],
+                                         shards->ints[i], in[i], range);
+            !why.empty())
+          return why;
+      if (counted) {
         g.counted.push_back(in[i]);
+        if (g.shardAxis >= 0)
+          g.ranges.push_back(range);
+      }
     }
     out.record = std::move(g);
     return "";
@@ -727,11 +824,36 @@ std::string decodeOptimizer(Op op, const Reader &r, Instruction &out) {
   for (int32_t id : {in[0], in[1], in[2], in[3], o[0], o[1], o[2]})
     if (r.dtype(id) != plan::DType::F32)
       return "adamw works on f32 buffers";
+  bool decay = r.integer(Attr::WeightDecay) != 0;
+  if (r.attr(Attr::ShardOver)) {
+    // The rank's shard of the parameter; the moments are the bucket's
+    // shard buffers.
+    int axis = -1;
+    if (std::string why = shardAxisOf(r, axis); !why.empty())
+      return why;
+    int64_t offset = r.integer(Attr::ShardOffset),
+            shard = r.integer(Attr::Shard);
+    if (!r.sameSize({in[0], in[1]}) || o[0] != in[0] || o[1] != in[2] ||
+        o[2] != in[3] || r.elements(in[2]) != shard ||
+        r.elements(in[3]) != shard)
+      return "adamw's moments are not the bucket's shard of " +
+             std::to_string(shard) +
+             " elements, or its parameter and "
+             "gradient do not agree";
+    std::pair<int64_t, int64_t> range;
+    if (std::string why = shardRange(r, axis, offset, shard, in[0], range);
+        !why.empty())
+      return why;
+    AdamWInstr a{in[0], in[1], in[2], in[3], range.second, decay};
+    a.offset = range.first;
+    a.momentOffset = offset + range.first - r.coord(axis) * shard;
+    out.record = a;
+    return "";
+  }
   if (!r.sameSize({in[0], in[1], in[2], in[3]}) || o[0] != in[0] ||
       o[1] != in[2] || o[2] != in[3])
     return "adamw's parameter, gradient and moments do not agree";
-  out.record = AdamWInstr{in[0], in[1], in[2], in[3], r.elements(in[0]),
-                          r.integer(Attr::WeightDecay) != 0};
+  out.record = AdamWInstr{in[0], in[1], in[2], in[3], r.elements(in[0]), decay};
   return "";
 }
 

@@ -50,6 +50,8 @@ int collectiveAxis(const Instruction &inst) {
     return r->axis;
   if (const auto *g = std::get_if<GatherScatterInstr>(&inst.record))
     return g->op == Op::AllSlice ? -1 : g->axis;
+  if (const auto *g = std::get_if<BucketShardInstr>(&inst.record))
+    return g->axis;
   if (const auto *n = std::get_if<GradNormInstr>(&inst.record))
     return n->axis;
   if (const auto *k = std::get_if<KernelInstr>(&inst.record))
@@ -78,15 +80,20 @@ analyzeGradientBuckets(const plan::PlanT &plan, const DecodedPlan &decoded,
         return collectiveAxis(i) == dp;
       });
   for (size_t k = 0; k < opt.size(); ++k) {
+    // A bucket's all_reduce, or the distributed optimizer's reduce_scatter
+    // of its span (handed to the comm thread alike).
     const auto *r = std::get_if<AllReduceInstr>(&opt[k].record);
-    if (!r || r->axis != dp || r->x != r->y)
+    const auto *s = std::get_if<BucketShardInstr>(&opt[k].record);
+    if (s && s->op != Op::ReduceScatter)
+      s = nullptr;
+    if (!(r && r->axis == dp && r->x == r->y) && !(s && s->axis == dp))
       continue;
     GradientBucket bucket;
     bucket.instruction = k;
-    const plan::BufferT &first = *plan.buffers[size_t(r->x)];
+    const plan::BufferT &first = *plan.buffers[size_t(r ? r->x : s->first)];
     bucket.arena = int32_t(first.arena);
     bucket.offset = first.offset;
-    bucket.count = r->count;
+    bucket.count = r ? r->count : s->shard * size_t(s->parts);
     for (size_t i = 0; i < mb.size(); ++i)
       if (touches(plan, mb[i], bucket, /*writesOnly=*/false))
         bucket.readyAfter = int64_t(i);

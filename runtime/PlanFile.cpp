@@ -634,11 +634,34 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
                    std::to_string(id));
       // The optimizer and checkpoints work on f32 master weights.
       const plan::BufferT &b = *p.buffers[id];
+      // The distributed optimizer's moments are its bucket's [shard].
+      bool shard = p.distributed_optimizer &&
+                   (id == param->moment1 || id == param->moment2);
       if (b.dtype != plan::DType::F32 || b.arena != plan::Arena::Persistent ||
-          b.shape != p.buffers[param->value]->shape)
+          (!shard && b.shape != p.buffers[param->value]->shape) ||
+          (shard && b.shape.size() != 1))
         return bad("parameter '" + param->name +
                    "' needs persistent f32 buffers of one shape");
     }
+  if (p.distributed_optimizer) {
+    // Checkpoints read each parameter's shard of its moments from the
+    // bucket's shard buffers: it must lie inside the dp shards.
+    int64_t dp = 1;
+    for (const auto &axis : p.mesh)
+      if (axis->name == "dp")
+        dp = axis->size;
+    for (const auto &param : p.parameters) {
+      int64_t shard = p.buffers[param->moment1]->bytes / 4,
+              n = p.buffers[param->value]->bytes / 4, span = 0, end = 0;
+      if (p.buffers[param->moment2]->bytes != shard * 4 ||
+          !checkedMul(shard, dp, span) ||
+          !checkedAdd(param->shard_offset, n, end) || end > span)
+        return bad("parameter '" + param->name + "' at shard_offset " +
+                   std::to_string(param->shard_offset) +
+                   " does not lie in its bucket's " + std::to_string(dp) +
+                   " shards of " + std::to_string(shard) + " elements");
+    }
+  }
   for (const auto &param : p.parameters) {
     if (!isKnownInitializer(param->init))
       return bad("parameter '" + param->name + "' has the initializer '" +
@@ -767,6 +790,8 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
     os << " " << axis->name << "=" << axis->size;
   if (p.sequence_parallel)
     os << ", sequence parallel";
+  if (p.distributed_optimizer)
+    os << ", distributed optimizer (AdamW's moments sharded over dp)";
   os << "\n  batch: " << p.global_batch_size << " sequences per step = "
      << p.num_microbatches << " microbatches of " << p.micro_batch_size
      << (p.mesh.size() == 3 && p.mesh[0]->size > 1
@@ -823,7 +848,11 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
       os << "(std=" << param->std << ")";
     if (param->init == "constant")
       os << "(" << param->constant << ")";
-    os << (param->weight_decay ? "" : " no-decay") << "\n";
+    os << (param->weight_decay ? "" : " no-decay");
+    if (p.distributed_optimizer)
+      os << " bucket offset " << param->shard_offset << " moments "
+         << bufferName(param->moment1) << " " << bufferName(param->moment2);
+    os << "\n";
   }
   os << "\nbuffers (" << p.buffers.size() << "):\n";
   static const char *kinds[] = {"parameter", "gradient", "optimizer-state",

@@ -5,7 +5,9 @@
 // gathered from the ranks' blocks for checkpoints and parameter(), and
 // scattered back (into every copy of a parameter tied across pipeline
 // chunks) when a checkpoint is loaded. Buffers move through the executors'
-// upload and download only.
+// upload and download only. With the distributed optimizer a rank holds its
+// dp shard of each parameter's moments (a flat element range of its block,
+// inside the bucket's shard buffer): the dp ranks' ranges make the block.
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,6 +19,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <system_error>
@@ -107,13 +110,16 @@ std::vector<Session::StateTensor> Session::stateTensors(bool moments) const {
 
 namespace {
 /// Copies a block (`local`, at `offset` in a tensor of shape `global`)
-/// into the whole tensor, or out of it.
-void copyBlock(float *local, const std::vector<int64_t> &shape,
-               float *whole, const std::vector<int64_t> &global,
-               const std::vector<int64_t> &offset, bool toWhole) {
+/// into the whole tensor, or out of it: the block's flat elements
+/// [lo, hi) (all of them by default).
+void copyBlock(float *local, const std::vector<int64_t> &shape, float *whole,
+               const std::vector<int64_t> &global,
+               const std::vector<int64_t> &offset, bool toWhole, int64_t lo = 0,
+               int64_t hi = INT64_MAX) {
   size_t rank = shape.size();
   if (rank == 0) {
-    toWhole ? *whole = *local : *local = *whole;
+    if (lo < 1 && hi > 0)
+      toWhole ? *whole = *local : *local = *whole;
     return;
   }
   int64_t inner = shape.back(), rows = 1;
@@ -124,11 +130,15 @@ void copyBlock(float *local, const std::vector<int64_t> &shape,
     int64_t g = 0;
     for (size_t d = 0; d < rank; ++d)
       g = g * global[d] + offset[d] + index[d];
-    float *src = local + r * inner, *dst = whole + g;
-    if (toWhole)
-      std::copy_n(src, inner, dst);
+    int64_t from = std::max(lo - r * inner, int64_t(0)),
+            to = std::min(hi - r * inner, inner);
+    float *src = local + r * inner + from, *dst = whole + g + from;
+    if (from >= to)
+      ; // outside the range
+    else if (toWhole)
+      std::copy_n(src, to - from, dst);
     else
-      std::copy_n(dst, inner, src);
+      std::copy_n(dst, to - from, src);
     for (size_t d = rank - 1; d-- > 0;) {
       if (++index[d] < shape[d])
         break;
@@ -165,6 +175,28 @@ const plan::ParameterT *findParameter(PartT &part, const std::string &name) {
 int32_t roleBuffer(const plan::ParameterT &p, int role) {
   return role == 0 ? p.value : role == 1 ? p.moment1 : p.moment2;
 }
+
+/// What a rank holds of one of a parameter's tensors: its block's flat
+/// elements [lo, lo + n), at element `at` of the buffer.
+struct Held {
+  int64_t lo = 0, n = 0, at = 0;
+  bool sharded = false;
+};
+Held held(const plan::PlanT &owner, const plan::ParameterT &p, int role,
+          const std::vector<int64_t> &coords) {
+  int64_t size = owner.buffers[size_t(p.value)]->bytes / 4;
+  if (role == 0 || !owner.distributed_optimizer)
+    return {0, size, 0, false};
+  // The distributed optimizer: the rank's dp shard of the bucket.
+  int64_t dp = 0;
+  for (size_t a = 0; a < owner.mesh.size(); ++a)
+    if (owner.mesh[a]->name == "dp")
+      dp = coords[a];
+  int64_t shard = owner.buffers[size_t(roleBuffer(p, role))]->bytes / 4;
+  int64_t lo = std::clamp(dp * shard - p.shard_offset, int64_t(0), size),
+          hi = std::clamp((dp + 1) * shard - p.shard_offset, int64_t(0), size);
+  return {lo, hi - lo, p.shard_offset + lo - dp * shard, true};
+}
 } // namespace
 
 namespace {
@@ -172,9 +204,10 @@ namespace {
 /// every axis the tensor is not split over (the others hold copies); a
 /// pipeline stage holds its chunks' parameters.
 bool representative(const plan::ParameterT &info,
-                    const std::vector<int64_t> &coords, int ppAxis) {
+                    const std::vector<int64_t> &coords, int ppAxis,
+                    int shardAxis = -1) {
   for (size_t a = 0; a < coords.size(); ++a)
-    if (coords[a] != 0 && int(a) != ppAxis &&
+    if (coords[a] != 0 && int(a) != ppAxis && int(a) != shardAxis &&
         std::find(info.shard_axis.begin(), info.shard_axis.end(), int32_t(a)) ==
             info.shard_axis.end())
       return false;
@@ -182,19 +215,32 @@ bool representative(const plan::ParameterT &info,
 }
 
 /// A block as it travels to rank 0: u32 rank, i64 shape[rank],
-/// i64 offset[rank], f32 data.
+/// i64 offset[rank], i64 lo, i64 n, f32 data[n] (the block's flat elements
+/// [lo, lo + n): a dp shard of moments, or all of it).
 void appendBlock(std::vector<uint8_t> &out, const std::vector<int64_t> &shape,
-                 const std::vector<int64_t> &offset,
-                 const std::vector<float> &data) {
-  auto put = [&](const void *p, size_t n) {
+                 const std::vector<int64_t> &offset, int64_t lo, int64_t n,
+                 const float *data) {
+  auto put = [&](const void *p, size_t bytes) {
     const auto *b = static_cast<const uint8_t *>(p);
-    out.insert(out.end(), b, b + n);
+    out.insert(out.end(), b, b + bytes);
   };
   uint32_t rank = uint32_t(shape.size());
   put(&rank, 4);
   put(shape.data(), 8 * shape.size());
   put(offset.data(), 8 * offset.size());
-  put(data.data(), 4 * data.size());
+  put(&lo, 8);
+  put(&n, 8);
+  put(data, 4 * size_t(n));
+}
+
+/// The mesh axis a plan's moments are sharded over (-1: none).
+int shardAxisOf(const plan::PlanT &owner, int role) {
+  if (role == 0 || !owner.distributed_optimizer)
+    return -1;
+  for (size_t a = 0; a < owner.mesh.size(); ++a)
+    if (owner.mesh[a]->name == "dp")
+      return int(a);
+  return -1;
 }
 } // namespace
 
@@ -204,23 +250,28 @@ Result<std::vector<float>> Session::gather(const StateTensor &t) const {
   const plan::ParameterT &info = *t.param;
   std::vector<float> whole(size_t(elements(info.global_shape)), 0.0f), block;
   int ppAxis = mesh_.axisIndex("pp");
-  for (const Rank &rank : ranks_) {
-    if (!representative(info, rank.coords, ppAxis))
-      continue;
+  std::vector<float> local;
+  for (const Rank &rank : ranks_)
     for (const Part &part : rank.parts)
       if (const plan::ParameterT *p = findParameter(part, info.name)) {
+        if (!representative(info, rank.coords, ppAxis,
+                            shardAxisOf(*part.plan, t.role)))
+          break;
         int32_t buffer = roleBuffer(*p, t.role);
         const plan::BufferT &b = *part.plan->buffers[size_t(buffer)];
+        const plan::BufferT &value = *part.plan->buffers[size_t(p->value)];
         block.resize(size_t(b.bytes / 4));
         if (Status s = part.executor->download(buffer, block.data(),
                                                size_t(b.bytes));
             !s.ok())
           return s;
-        copyBlock(block.data(), b.shape, whole.data(), info.global_shape,
-                  blockOffset(*p, *part.plan, rank), true);
+        Held h = held(*part.plan, *p, t.role, rank.coords);
+        local.assign(size_t(value.bytes / 4), 0.0f);
+        std::copy_n(block.data() + h.at, h.n, local.data() + h.lo);
+        copyBlock(local.data(), value.shape, whole.data(), info.global_shape,
+                  blockOffset(*p, *part.plan, rank), true, h.lo, h.lo + h.n);
         break; // a tied copy holds the same values
       }
-  }
   return whole;
 }
 
@@ -229,19 +280,24 @@ Result<std::vector<float>> Session::gatherToRoot(const StateTensor &t) const {
   const Rank &rank = ranks_.front();
   std::vector<uint8_t> mine;
   std::vector<float> block;
-  if (representative(info, rank.coords, mesh_.axisIndex("pp")))
-    for (const Part &part : rank.parts)
-      if (const plan::ParameterT *p = findParameter(part, info.name)) {
-        int32_t buffer = roleBuffer(*p, t.role);
-        const plan::BufferT &b = *part.plan->buffers[size_t(buffer)];
-        block.resize(size_t(b.bytes / 4));
-        if (Status s =
-                part.executor->download(buffer, block.data(), size_t(b.bytes));
-            !s.ok())
-          return s;
-        appendBlock(mine, b.shape, blockOffset(*p, *part.plan, rank), block);
-        break; // a tied copy holds the same values
-      }
+  for (const Part &part : rank.parts)
+    if (const plan::ParameterT *p = findParameter(part, info.name)) {
+      if (!representative(info, rank.coords, mesh_.axisIndex("pp"),
+                          shardAxisOf(*part.plan, t.role)))
+        break;
+      int32_t buffer = roleBuffer(*p, t.role);
+      const plan::BufferT &b = *part.plan->buffers[size_t(buffer)];
+      block.resize(size_t(b.bytes / 4));
+      if (Status s =
+              part.executor->download(buffer, block.data(), size_t(b.bytes));
+          !s.ok())
+        return s;
+      Held h = held(*part.plan, *p, t.role, rank.coords);
+      appendBlock(mine, part.plan->buffers[size_t(p->value)]->shape,
+                  blockOffset(*p, *part.plan, rank), h.lo, h.n,
+                  block.data() + h.at);
+      break; // a tied copy holds the same values
+    }
   std::vector<std::vector<uint8_t>> all;
   if (Status s =
           processComm()->gatherToRoot(mine, &all, "the blocks of " + t.name);
@@ -265,36 +321,57 @@ Result<std::vector<float>> Session::gatherToRoot(const StateTensor &t) const {
     if (bytes.size() < 4)
       return bad();
     std::memcpy(&dims, bytes.data(), 4);
-    if (dims != info.global_shape.size() || bytes.size() < 4 + 16 * dims)
+    size_t header = 4 + 16 * size_t(dims) + 16;
+    if (dims != info.global_shape.size() || bytes.size() < header)
       return bad();
     std::vector<int64_t> shape(dims), offset(dims);
+    int64_t lo = 0, count = 0;
     std::memcpy(shape.data(), bytes.data() + 4, 8 * dims);
     std::memcpy(offset.data(), bytes.data() + 4 + 8 * dims, 8 * dims);
+    std::memcpy(&lo, bytes.data() + 4 + 16 * dims, 8);
+    std::memcpy(&count, bytes.data() + 12 + 16 * dims, 8);
     int64_t n = elements(shape);
     for (uint32_t d = 0; d < dims; ++d)
       if (shape[d] < 0 || offset[d] < 0 ||
           offset[d] + shape[d] > info.global_shape[d])
         return bad();
-    if (bytes.size() != 4 + 16 * dims + 4 * size_t(n))
+    if (lo < 0 || count < 0 || lo > n || count > n - lo ||
+        bytes.size() != header + 4 * size_t(count))
       return bad();
-    block.resize(size_t(n));
-    std::memcpy(block.data(), bytes.data() + 4 + 16 * dims, 4 * size_t(n));
+    block.assign(size_t(n), 0.0f);
+    std::memcpy(block.data() + lo, bytes.data() + header, 4 * size_t(count));
     copyBlock(block.data(), shape, whole.data(), info.global_shape, offset,
-              true);
+              true, lo, lo + count);
   }
   return whole;
 }
 
 Status Session::scatter(const StateTensor &t, const std::vector<float> &whole) {
-  std::vector<float> block;
+  std::vector<float> block, local;
   for (Rank &rank : ranks_)
     for (Part &part : rank.parts)
       if (const plan::ParameterT *p = findParameter(part, t.param->name)) {
         int32_t buffer = roleBuffer(*p, t.role);
         const plan::BufferT &b = *part.plan->buffers[size_t(buffer)];
+        const plan::BufferT &value = *part.plan->buffers[size_t(p->value)];
         block.resize(size_t(b.bytes / 4));
-        copyBlock(block.data(), b.shape, const_cast<float *>(whole.data()),
-                  p->global_shape, blockOffset(*p, *part.plan, rank), false);
+        Held h = held(*part.plan, *p, t.role, rank.coords);
+        if (h.sharded) {
+          // The rank's range of the block into the bucket's shard buffer,
+          // which holds other parameters' ranges too.
+          if (Status s = part.executor->download(buffer, block.data(),
+                                                 size_t(b.bytes));
+              !s.ok())
+            return s;
+          local.resize(size_t(value.bytes / 4));
+          copyBlock(local.data(), value.shape,
+                    const_cast<float *>(whole.data()), p->global_shape,
+                    blockOffset(*p, *part.plan, rank), false);
+          std::copy_n(local.data() + h.lo, h.n, block.data() + h.at);
+        } else {
+          copyBlock(block.data(), b.shape, const_cast<float *>(whole.data()),
+                    p->global_shape, blockOffset(*p, *part.plan, rank), false);
+        }
         if (Status s =
                 part.executor->upload(buffer, block.data(), size_t(b.bytes));
             !s.ok())

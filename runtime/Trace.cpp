@@ -202,7 +202,8 @@ void instructionSlice(Tracer &tracer, int track, const plan::PlanT &plan,
   if (const auto *k = std::get_if<KernelInstr>(&inst.record))
     name = k->name;
   bool collective = std::holds_alternative<AllReduceInstr>(inst.record) ||
-                    std::holds_alternative<GatherScatterInstr>(inst.record);
+                    std::holds_alternative<GatherScatterInstr>(inst.record) ||
+                    std::holds_alternative<BucketShardInstr>(inst.record);
   if (const auto *norm = std::get_if<GradNormInstr>(&inst.record))
     collective = norm->axis >= 0; // the squares' all-reduce
   int64_t bytes = 0;

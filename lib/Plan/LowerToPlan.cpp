@@ -609,6 +609,9 @@ void Lowering::finish() {
     plan->forward_end = int64_t(mb->instructions.size());
   plan->microbatch = std::move(mb);
   plan->optimizer = buildOptimizerProgram(*plan, options);
+  // The distributed optimizer's shard moments are new buffers (and the
+  // parameters' own moments are no longer used: dropped below).
+  aliasOf.resize(plan->buffers.size(), -1);
 
   std::vector<bool> used(plan->buffers.size(), false);
   auto mark = [&](int32_t id) {

@@ -22,7 +22,8 @@ namespace loom {
 
 /// The persistent arena: parameters, then the gradients in reverse order of
 /// declaration (the order the backward finishes them; a data-parallel
-/// bucket is a contiguous range of them), then AdamW's moments.
+/// bucket is a contiguous range of them), then AdamW's moments. With the
+/// distributed optimizer the parameters are in the gradients' order too.
 int64_t detail::layoutPersistent(plan::PlanT &p) {
   int64_t bytes = 0;
   auto place = [&](int32_t id) {
@@ -30,6 +31,34 @@ int64_t detail::layoutPersistent(plan::PlanT &p) {
     b.offset = bytes;
     bytes += alignBuffer(b.bytes);
   };
+  if (p.distributed_optimizer) {
+    // Each dp bucket's parameters, then its gradients, laid out alike (a
+    // shard is one element range of both), each span padded to dp shards:
+    // the optimizer program's all_gathers and reduce_scatters name them.
+    int64_t dp = 1;
+    for (const auto &axis : p.mesh)
+      if (axis->name == "dp")
+        dp = axis->size;
+    for (const char *op : {"all_gather", "reduce_scatter"})
+      for (const auto &inst : p.optimizer->instructions) {
+        const plan::AttributeT *shard = runtime::findAttr(*inst, "shard");
+        if (inst->op != op || !shard)
+          continue;
+        int64_t begin = bytes;
+        for (int32_t id : inst->inputs)
+          place(id);
+        bytes = begin + shard->ints[0] * dp * 4;
+      }
+    for (size_t i = 0; i < p.buffers.size(); ++i)
+      if (p.buffers[i]->kind == plan::BufferKind::OptimizerState &&
+          p.buffers[i]->name.rfind("adam_m.", 0) == 0)
+        place(int32_t(i));
+    for (size_t i = 0; i < p.buffers.size(); ++i)
+      if (p.buffers[i]->kind == plan::BufferKind::OptimizerState &&
+          p.buffers[i]->name.rfind("adam_v.", 0) == 0)
+        place(int32_t(i));
+    return bytes;
+  }
   for (const auto &param : p.parameters)
     place(param->value);
   for (auto it = p.parameters.rbegin(); it != p.parameters.rend(); ++it)

@@ -5,6 +5,9 @@
 // in buckets of contiguous gradients (PyTorch DDP's), the global gradient
 // norm (for clipping; a tensor-parallel gradient adds its block), one adamw
 // per parameter, and the zeroing of the gradients for the next step.
+// With the distributed optimizer (ZeRO-1) the buckets are reduce-scattered,
+// the norm and AdamW work on the rank's shard of each bucket, whose moments
+// alone it holds, and the updated parameters are all-gathered.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,9 +28,139 @@ using namespace loom::detail;
 
 namespace loom {
 
+namespace {
+
+/// The dp buckets: parameter indices in the order their gradients are laid
+/// out (the reverse of declaration), about options.gradBucketBytes each.
+std::vector<std::vector<size_t>> gradientBuckets(const plan::PlanT &plan,
+                                                 const PlanOptions &options) {
+  std::vector<std::vector<size_t>> buckets;
+  int64_t bytes = 0;
+  for (size_t i = plan.parameters.size(); i-- > 0;) {
+    if (buckets.empty() || bytes >= options.gradBucketBytes) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().push_back(i);
+    bytes += plan.buffers[plan.parameters[i]->grad]->bytes;
+  }
+  return buckets;
+}
+
+int32_t addShardBuffer(plan::PlanT &plan, const std::string &name,
+                       int64_t elements) {
+  auto b = std::make_unique<plan::BufferT>();
+  b->name = name;
+  b->dtype = plan::DType::F32;
+  b->shape = {elements};
+  b->kind = plan::BufferKind::OptimizerState;
+  b->arena = plan::Arena::Persistent;
+  b->bytes = elements * 4;
+  plan.buffers.push_back(std::move(b));
+  return int32_t(plan.buffers.size() - 1);
+}
+
+/// ZeRO-1: per bucket, a reduce_scatter of the gradients over dp; the norm
+/// of each rank's shard; adamw on each parameter's part of the rank's
+/// shard, with moments of the shard's size; an all_gather of the values.
+/// The bucket's span (gradients, and the parameters laid out alike by
+/// layoutPersistent) is padded to dp equal shards of a multiple of 16
+/// elements, so every shard starts 64-byte aligned.
+std::unique_ptr<plan::ProgramT>
+buildShardedProgram(plan::PlanT &plan, const PlanOptions &options) {
+  auto opt = std::make_unique<plan::ProgramT>();
+  opt->name = "optimizer";
+  int64_t dpAxis = meshAxisIndex(plan, "dp"), dp = meshAxisSize(plan, "dp");
+  std::vector<std::vector<size_t>> buckets = gradientBuckets(plan, options);
+  std::vector<int64_t> shardOf(plan.parameters.size(), 0);
+  std::vector<std::unique_ptr<plan::InstructionT>> gathers;
+  for (size_t k = 0; k < buckets.size(); ++k) {
+    int64_t span = 0;
+    for (size_t i : buckets[k]) {
+      plan::ParameterT &p = *plan.parameters[i];
+      p.shard_offset = span;
+      span += alignBuffer(plan.buffers[p.grad]->bytes) / 4;
+    }
+    int64_t shard = (span + dp - 1) / dp;
+    shard = (shard + 15) / 16 * 16;
+    std::string n = std::to_string(k);
+    int32_t m = addShardBuffer(plan, "adam_m.bucket." + n, shard);
+    int32_t v = addShardBuffer(plan, "adam_v.bucket." + n, shard);
+    auto scatter = std::make_unique<plan::InstructionT>();
+    scatter->op = instr::opName(instr::Op::ReduceScatter);
+    scatter->location = "gradient bucket " + n;
+    auto gather = std::make_unique<plan::InstructionT>();
+    gather->op = instr::opName(instr::Op::AllGather);
+    gather->location = "parameter bucket " + n;
+    for (auto *inst : {scatter.get(), gather.get()}) {
+      setInts(*inst, instr::Attr::Axis, {dpAxis});
+      setInts(*inst, instr::Attr::Dim, {0});
+      setInts(*inst, instr::Attr::Shard, {shard});
+    }
+    for (size_t i : buckets[k]) {
+      plan::ParameterT &p = *plan.parameters[i];
+      p.moment1 = m;
+      p.moment2 = v;
+      shardOf[i] = shard;
+      scatter->inputs.push_back(p.grad);
+      gather->inputs.push_back(p.value);
+    }
+    scatter->outputs = scatter->inputs;
+    gather->outputs = gather->inputs;
+    opt->instructions.push_back(std::move(scatter));
+    gathers.push_back(std::move(gather));
+  }
+  auto norm = std::make_unique<plan::InstructionT>();
+  norm->op = instr::opName(instr::Op::GradNorm);
+  auto zero = std::make_unique<plan::InstructionT>();
+  zero->op = instr::opName(instr::Op::Zero);
+  int64_t tp = meshAxisIndex(plan, "tp");
+  std::vector<int64_t> split, offsets;
+  for (size_t i = 0; i < plan.parameters.size(); ++i) {
+    const plan::ParameterT &p = *plan.parameters[i];
+    norm->inputs.push_back(p.grad);
+    zero->outputs.push_back(p.grad);
+    split.push_back(
+        llvm::any_of(p.shard_axis, [&](int32_t a) { return a == tp; }));
+    offsets.push_back(p.shard_offset);
+  }
+  if (meshAxisSize(plan, "tp") > 1) {
+    setInts(*norm, instr::Attr::Split, split);
+    setInts(*norm, instr::Attr::Axis, {tp});
+  }
+  setInts(*norm, instr::Attr::ShardOver, {dpAxis});
+  setInts(*norm, instr::Attr::ShardOffset, offsets);
+  setInts(*norm, instr::Attr::Shard, shardOf);
+  opt->instructions.push_back(std::move(norm));
+  // The fused optimizer kernel works on whole buffers; a shard is a range
+  // of one, so the sharded updates are the reference adamw (docs/memory.md).
+  for (size_t i = 0; i < plan.parameters.size(); ++i) {
+    const plan::ParameterT &p = *plan.parameters[i];
+    auto adam = std::make_unique<plan::InstructionT>();
+    adam->op = instr::opName(instr::Op::AdamW);
+    adam->inputs = {p.value, p.grad, p.moment1, p.moment2};
+    adam->outputs = {p.value, p.moment1, p.moment2};
+    setInts(*adam, instr::Attr::WeightDecay, {p.weight_decay});
+    setInts(*adam, instr::Attr::ShardOver, {dpAxis});
+    setInts(*adam, instr::Attr::ShardOffset, {p.shard_offset});
+    setInts(*adam, instr::Attr::Shard, {shardOf[i]});
+    opt->instructions.push_back(std::move(adam));
+  }
+  for (auto &gather : gathers)
+    opt->instructions.push_back(std::move(gather));
+  opt->instructions.push_back(std::move(zero));
+  return opt;
+}
+
+} // namespace
+
 std::unique_ptr<plan::ProgramT>
 detail::buildOptimizerProgram(plan::PlanT &plan,
                               const PlanOptions &options) {
+  plan.distributed_optimizer =
+      options.distributedOptimizer && meshAxisSize(plan, "dp") > 1;
+  if (plan.distributed_optimizer)
+    return buildShardedProgram(plan, options);
   auto opt = std::make_unique<plan::ProgramT>();
   opt->name = "optimizer";
   // Data parallelism: sum the accumulated gradients over dp, a bucket of

@@ -60,6 +60,7 @@ detail::buildPipelinePlan(ModuleOp module, SmallVector<func::FuncOp> chunks,
   for (const auto &axis : first.mesh)
     top->mesh.push_back(std::make_unique<plan::MeshAxisT>(*axis));
   top->sequence_parallel = first.sequence_parallel;
+  top->distributed_optimizer = first.distributed_optimizer;
   top->micro_batch_size = first.micro_batch_size;
   top->global_batch_size = first.global_batch_size;
   top->num_microbatches = first.num_microbatches;

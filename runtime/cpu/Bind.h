@@ -88,6 +88,7 @@ Result<Kernel> bind(const ZeroInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const AllReduceInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const GatherScatterInstr &, const Instruction &,
                     Binder &);
+Result<Kernel> bind(const BucketShardInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const GradNormInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const AdamWInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const KernelInstr &, const Instruction &, Binder &);

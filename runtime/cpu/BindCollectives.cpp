@@ -2,7 +2,8 @@
 //
 // all_reduce, all_gather, reduce_scatter through the rank's communicator
 // on host buffers; all_slice keeps the rank's block without communication.
-// A rank alone on the axis (no communicator) copies.
+// A rank alone on the axis (no communicator) copies. The distributed
+// optimizer's bucket collectives work on the bucket's span in place.
 //
 //===----------------------------------------------------------------------===//
 
@@ -66,6 +67,29 @@ Result<Kernel> bind(const GatherScatterInstr &r, const Instruction &inst,
     Status s = gather ? comm->allGather(axis, x, y, outer, inner,
                                         CommDType::F32, label)
                       : comm->reduceScatter(axis, x, y, outer, inner,
+                                            CommDType::F32, label);
+    return s.ok() ? s : runError(inst, s.message());
+  });
+}
+
+Result<Kernel> bind(const BucketShardInstr &r, const Instruction &inst,
+                    Binder &b) {
+  if (Status s = needsComm(inst, b, r.axis); !s.ok())
+    return s;
+  float *span = b.as<float>(r.first), *mine = span + size_t(r.coord) * r.shard;
+  size_t shard = r.shard;
+  bool gather = r.op == Op::AllGather;
+  int axis = r.axis;
+  Communicator *comm = b.comm();
+  std::string label = inst.label;
+  return Kernel([=, &inst](const StepParams &, StepOutputs &) -> Status {
+    if (!comm) // alone on the axis: the shard is the span
+      return Status::success();
+    // In place: the communicators take a private copy where the output
+    // overlaps the rank's own input.
+    Status s = gather ? comm->allGather(axis, mine, span, 1, shard,
+                                        CommDType::F32, label)
+                      : comm->reduceScatter(axis, span, mine, 1, shard,
                                             CommDType::F32, label);
     return s.ok() ? s : runError(inst, s.message());
   });

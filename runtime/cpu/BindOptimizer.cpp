@@ -20,11 +20,20 @@ Result<Kernel> bind(const GradNormInstr &r, const Instruction &inst,
   if (r.axis >= 0)
     if (Status s = needsComm(inst, b, r.axis); !s.ok())
       return s;
+  if (r.shardAxis >= 0)
+    if (Status s = needsComm(inst, b, r.shardAxis); !s.ok())
+      return s;
   std::vector<std::pair<const float *, int64_t>> grads;
-  for (BufferId id : r.counted)
-    grads.push_back({b.as<float>(id), int64_t(b.bytes(id) / 4)});
+  for (size_t i = 0; i < r.counted.size(); ++i) {
+    const float *g = b.as<float>(r.counted[i]);
+    if (r.ranges.empty())
+      grads.push_back({g, int64_t(b.bytes(r.counted[i]) / 4)});
+    else if (r.ranges[i].second > 0)
+      grads.push_back({g + r.ranges[i].first, r.ranges[i].second});
+  }
   Communicator *comm = r.axis >= 0 ? b.comm() : nullptr;
-  int axis = r.axis;
+  Communicator *shardComm = r.shardAxis >= 0 ? b.comm() : nullptr;
+  int axis = r.axis, shardAxis = r.shardAxis;
   bool partial = r.partial;
   std::string label = inst.label;
   return Kernel([=, &inst](const StepParams &params,
@@ -32,6 +41,12 @@ Result<Kernel> bind(const GradNormInstr &r, const Instruction &inst,
     double sum = 0;
     for (auto [g, n] : grads)
       sum += sumOfSquares(g, n);
+    // The distributed optimizer: the shards' squares over dp first.
+    if (shardComm)
+      if (Status s = shardComm->allReduce(
+              shardAxis, &sum, &sum, 1, CommDType::F64, ReduceKind::Sum, label);
+          !s.ok())
+        return runError(inst, s.message());
     if (comm)
       if (Status s = comm->allReduce(axis, &sum, &sum, 1, CommDType::F64,
                                      ReduceKind::Sum, label);
@@ -48,12 +63,14 @@ Result<Kernel> bind(const GradNormInstr &r, const Instruction &inst,
 }
 
 Result<Kernel> bind(const AdamWInstr &r, const Instruction &, Binder &b) {
-  float *p = b.as<float>(r.param), *g = b.as<float>(r.grad),
-        *m = b.as<float>(r.m), *v = b.as<float>(r.v);
+  float *p = b.as<float>(r.param) + r.offset,
+        *g = b.as<float>(r.grad) + r.offset,
+        *m = b.as<float>(r.m) + r.momentOffset,
+        *v = b.as<float>(r.v) + r.momentOffset;
   int64_t n = r.n;
   bool decay = r.decay;
   return Kernel([=](const StepParams &params, StepOutputs &outputs) {
-    if (outputs.nonFinite)
+    if (outputs.nonFinite || n == 0) // or a shard without this parameter
       return Status::success(); // a skipped step changes nothing
     double scale =
         params.gradScale * clipCoefficient(outputs.gradNorm, params.clipGrad);

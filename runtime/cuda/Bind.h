@@ -173,6 +173,7 @@ Result<Work> bind(const SplitConcatInstr &, const Instruction &, Binder &);
 Result<Work> bind(const ZeroInstr &, const Instruction &, Binder &);
 Result<Work> bind(const AllReduceInstr &, const Instruction &, Binder &);
 Result<Work> bind(const GatherScatterInstr &, const Instruction &, Binder &);
+Result<Work> bind(const BucketShardInstr &, const Instruction &, Binder &);
 Result<Work> bind(const GradNormInstr &, const Instruction &, Binder &);
 Result<Work> bind(const AdamWInstr &, const Instruction &, Binder &);
 /// A generated kernel; `binder` binds its reference instructions when the

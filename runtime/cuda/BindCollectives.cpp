@@ -185,6 +185,40 @@ Result<Work> bind(const GatherScatterInstr &r, const Instruction &inst,
   });
 }
 
+Result<Work> bind(const BucketShardInstr &r, const Instruction &inst,
+                  Binder &b) {
+  if (Status s = needsComm(inst, b, r.axis); !s.ok())
+    return s;
+  // The bucket's span in place: the rank's shard is its coord-th block (the
+  // in-place form NCCL's all-gather and reduce-scatter accept).
+  float *span = b.as<float>(r.first), *mine = span + size_t(r.coord) * r.shard;
+  bool gather = r.op == Op::AllGather;
+  int axis = r.axis;
+  size_t shardBytes = r.shard * 4, spanBytes = shardBytes * size_t(r.parts);
+  Communicator *comm = b.axisSize(axis) > 1 ? b.comm() : nullptr;
+  if (!comm) // alone on the axis: the shard is the span
+    return Work([](const StepParams &) { return Status::success(); });
+  float *x = gather ? mine : span, *y = gather ? span : mine;
+  size_t inBytes = gather ? shardBytes : spanBytes,
+         outBytes = gather ? spanBytes : shardBytes, shard = r.shard;
+  if (DeviceCollectives *dc = b.deviceCollectives())
+    return deviceGatherScatter(*dc, b, inst, gather, axis, x, y, 1, shard,
+                               inBytes, outBytes);
+  Device *d = &b.device();
+  std::string label = inst.label;
+  auto in = std::make_shared<std::vector<float>>();
+  auto out = std::make_shared<std::vector<float>>();
+  return Work([=, &inst](const StepParams &) -> Status {
+    return staged(*d, inst, x, inBytes, y, outBytes, *in, *out,
+                  [&](const float *hx, float *hy) {
+                    return gather ? comm->allGather(axis, hx, hy, 1, shard,
+                                                    CommDType::F32, label)
+                                  : comm->reduceScatter(axis, hx, hy, 1, shard,
+                                                        CommDType::F32, label);
+                  });
+  });
+}
+
 Result<Work> bind(const ZeroInstr &r, const Instruction &inst, Binder &b) {
   std::vector<std::pair<void *, size_t>> spans;
   for (BufferId id : r.buffers)

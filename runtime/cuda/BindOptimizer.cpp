@@ -35,19 +35,30 @@ constexpr unsigned kNormThreads = 256;
 } // namespace
 
 Result<Work> bind(const GradNormInstr &r, const Instruction &inst, Binder &b) {
-  if (r.axis >= 0)
-    if (Status s = needsComm(inst, b, r.axis); !s.ok())
-      return s;
+  // The axes the squares are summed over: with the distributed optimizer
+  // dp first (each rank holds its shard), then tp.
+  std::vector<int> axes;
+  for (int a : {r.shardAxis, r.axis})
+    if (a >= 0) {
+      if (Status s = needsComm(inst, b, a); !s.ok())
+        return s;
+      axes.push_back(a);
+    }
   std::vector<Launch> squares;
   int64_t partials = 0;
-  for (BufferId id : r.counted) {
-    int64_t n = int64_t(b.bytes(id) / 4);
+  for (size_t i = 0; i < r.counted.size(); ++i) {
+    BufferId id = r.counted[i];
+    int64_t begin = r.ranges.empty() ? 0 : r.ranges[i].first;
+    int64_t n =
+        r.ranges.empty() ? int64_t(b.bytes(id) / 4) : r.ranges[i].second;
+    if (n == 0)
+      continue; // a shard without this gradient
     int64_t blocks = std::min<int64_t>(
         kMaxSquaresBlocks,
         std::max<int64_t>(1, (n + kBlockThreads - 1) / kBlockThreads));
     squares.push_back(launchOf("loom_optimizer_squares",
                                Dim3{unsigned(blocks), 1, 1}, kBlockThreads,
-                               {b.as<float>(id), i64(n), nullptr}));
+                               {b.as<float>(id) + begin, i64(n), nullptr}));
     partials += blocks;
   }
   // The partials, then one slot for the sum the communicator all-reduces.
@@ -63,7 +74,7 @@ Result<Work> bind(const GradNormInstr &r, const Instruction &inst, Binder &b) {
     at += l.grid.x;
   }
   DeviceStepValues *values = b.stepValues();
-  Communicator *comm = r.axis >= 0 ? b.comm() : nullptr;
+  Communicator *comm = !axes.empty() ? b.comm() : nullptr;
   int mode = r.partial ? 1 : 2;
   auto norm = [&](const double *from, int64_t count, int m) {
     return launchOf("loom_optimizer_norm", Dim3{1, 1, 1}, kNormThreads,
@@ -77,9 +88,8 @@ Result<Work> bind(const GradNormInstr &r, const Instruction &inst, Binder &b) {
       comm ? norm(partial, partials, 0) : norm(partial, partials, mode);
   Launch afterComm = norm(sum, 1, mode);
   Device &d = b.device();
-  int axis = r.axis;
   DeviceCollectives *dc = comm ? b.deviceCollectives() : nullptr;
-  return Work([&d, &inst, squares, finish, afterComm, comm, dc, axis,
+  return Work([&d, &inst, squares, finish, afterComm, comm, dc, axes,
                sum](const StepParams &params) -> Status {
     for (const Launch &l : squares)
       if (Status s = enqueue(d, inst, l); !s.ok())
@@ -89,24 +99,26 @@ Result<Work> bind(const GradNormInstr &r, const Instruction &inst, Binder &b) {
     if (dc) {
       if (Status s = enqueue(d, inst, finish); !s.ok())
         return s;
-      if (Status s = onCommStream(d, inst,
-                                  [&](void *stream) {
-                                    return dc->allReduce(
-                                        axis, sum, sum, 1, CommDType::F64,
-                                        ReduceKind::Sum, stream, inst.label);
-                                  });
-          !s.ok())
-        return s;
+      for (int axis : axes)
+        if (Status s = onCommStream(d, inst,
+                                    [&](void *stream) {
+                                      return dc->allReduce(
+                                          axis, sum, sum, 1, CommDType::F64,
+                                          ReduceKind::Sum, stream, inst.label);
+                                    });
+            !s.ok())
+          return s;
     } else if (comm) {
       if (Status s = enqueue(d, inst, finish); !s.ok())
         return s;
       double host = 0;
       if (Status s = d.download(&host, sum, sizeof(double)); !s.ok())
         return runError(inst, s.message());
-      if (Status s = comm->allReduce(axis, &host, &host, 1, CommDType::F64,
-                                     ReduceKind::Sum, inst.label);
-          !s.ok())
-        return runError(inst, s.message());
+      for (int axis : axes)
+        if (Status s = comm->allReduce(axis, &host, &host, 1, CommDType::F64,
+                                       ReduceKind::Sum, inst.label);
+            !s.ok())
+          return runError(inst, s.message());
       if (Status s = d.upload(sum, &host, sizeof(double)); !s.ok())
         return runError(inst, s.message());
     }
@@ -116,12 +128,14 @@ Result<Work> bind(const GradNormInstr &r, const Instruction &inst, Binder &b) {
 
 Result<Work> bind(const AdamWInstr &r, const Instruction &inst, Binder &b) {
   DeviceStepValues *values = b.stepValues();
-  Launch l =
-      launchOf("loom_optimizer_adamw", gridFor(r.n), kBlockThreads,
-               {b.as<float>(r.param), b.as<float>(r.grad), b.as<float>(r.m),
-                b.as<float>(r.v), i64(r.n), &values->gradNorm,
-                &values->nonFinite, f64(1), f64(0), f32(0), f32(0), f32(0),
-                f32(0), f32(0), f32(0), f32(0), f32(0), f32(0)});
+  if (r.n == 0) // a distributed optimizer's shard without this parameter
+    return Work([](const StepParams &) { return Status::success(); });
+  Launch l = launchOf(
+      "loom_optimizer_adamw", gridFor(r.n), kBlockThreads,
+      {b.as<float>(r.param) + r.offset, b.as<float>(r.grad) + r.offset,
+       b.as<float>(r.m) + r.momentOffset, b.as<float>(r.v) + r.momentOffset,
+       i64(r.n), &values->gradNorm, &values->nonFinite, f64(1), f64(0), f32(0),
+       f32(0), f32(0), f32(0), f32(0), f32(0), f32(0), f32(0), f32(0)});
   bool decay = r.decay;
   Device &d = b.device();
   return Work([&d, &inst, l, decay](const StepParams &params) {

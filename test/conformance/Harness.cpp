@@ -122,7 +122,8 @@ std::unique_ptr<plan::PlanT> PlanSketch::finish() {
     plan_->buffers[size_t(loss_)]->kind = plan::BufferKind::Output;
   }
   plan_->loss = loss_;
-  plan_->arena_bytes = {align64(end_[0]) + 64, align64(end_[1]) + 64};
+  // Persistent, workspace, and an empty Stash (format 6).
+  plan_->arena_bytes = {align64(end_[0]) + 64, align64(end_[1]) + 64, 0};
   rt::Status valid = rt::validatePlan(*plan_, "the hand-built plan");
   if (!valid.ok()) {
     ADD_FAILURE() << valid.message();

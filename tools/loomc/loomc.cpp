@@ -105,6 +105,13 @@ cl::opt<double> gradBucketMb(
         "many MB (default 25, PyTorch DDP's; Megatron's --ddp-bucket-size). "
         "Smaller buckets start reducing earlier in the backward"),
     cl::value_desc("MB"), cl::init(25), cl::cat(meshCategory));
+cl::opt<bool> distributedOptimizer(
+    "distributed-optimizer",
+    cl::desc("Shard AdamW's moments over dp (ZeRO-1, Megatron's "
+             "--use-distributed-optimizer): gradients are reduce-scattered, "
+             "each dp rank updates its 1/dp of every bucket and the "
+             "parameters are all-gathered. A no-op with dp = 1"),
+    cl::init(false), cl::cat(meshCategory));
 cl::opt<bool> sequenceParallel(
     "sequence-parallel",
     cl::desc("Split the layernorm and dropout regions along the sequence "
@@ -709,6 +716,7 @@ int main(int argc, char **argv) {
     return 1;
   loom::PlanOptions options = planOptions();
   options.fuseOptimizer = !noFuse;
+  options.distributedOptimizer = distributedOptimizer;
   int64_t pipelineStages = 1, chunksPerStage = 1;
   if (!meshSpec.empty()) {
     std::string meshError;

@@ -65,6 +65,9 @@ struct PlanOptions {
   /// gradient's zeroing as one generated kernel per parameter span
   /// (loomc sets it unless --no-fuse).
   bool fuseOptimizer = false;
+  /// ZeRO-1 (Megatron's distributed optimizer): with dp > 1, AdamW's
+  /// moments are sharded over dp; a no-op with dp = 1.
+  bool distributedOptimizer = false;
   /// The pipeline schedule: gpipe, 1f1b, interleaved, or custom (the text
   /// in scheduleText, in loom::pipeline::scheduleText's form).
   std::string schedule = "1f1b";

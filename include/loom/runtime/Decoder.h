@@ -255,21 +255,42 @@ struct GatherScatterInstr {
   int64_t parts, coord;
   size_t elementBytes;
 };
+/// The distributed optimizer's dp bucket: the flat span of `parts` × `shard`
+/// f32 elements from buffer `first`'s offset (the bucket's buffers, then
+/// padding), in place. ReduceScatter: shard `coord` of the span becomes the
+/// sum over the axis of everyone's (group order: the all-reduce's bits).
+/// AllGather: every rank's shard `g` of the span is rank g's.
+struct BucketShardInstr {
+  Op op;
+  int axis;
+  BufferId first;
+  size_t shard;
+  int64_t parts, coord;
+};
 
 // The optimizer.
 /// The global norm of the gradients: the buffers this rank counts (its
 /// blocks of split gradients; whole ones on coordinate 0 of the axis; a tied
 /// copy once), all-reduced over `axis` (-1: none). `partial` (a pipeline
 /// chunk): the squares are added to the step's total instead.
+/// With the distributed optimizer (`shardAxis` >= 0) a rank counts only its
+/// shard of each gradient: `ranges[i]` = (first element, count) of
+/// `counted[i]`, and the squares are summed over `shardAxis` first.
 struct GradNormInstr {
   std::vector<BufferId> counted;
   int axis;
   bool partial;
+  int shardAxis = -1;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
 };
+/// `n` elements from element `offset` of the parameter and its gradient,
+/// and from `momentOffset` of the moments (the distributed optimizer's
+/// shard of the parameter; 0, 0 and the whole parameter otherwise).
 struct AdamWInstr {
   BufferId param, grad, m, v;
   int64_t n;
   bool decay;
+  int64_t offset = 0, momentOffset = 0;
 };
 
 // A generated kernel (plan.kernels[kernel]): its buffers are its arguments,
@@ -307,8 +328,8 @@ using Record =
                  NormInstr, NormGradInstr, EmbeddingInstr, CrossEntropyInstr,
                  CrossEntropyPartialsInstr, CrossEntropyCombineInstr,
                  ReduceInstr, TransposeInstr, SplitConcatInstr, ZeroInstr,
-                 AllReduceInstr, GatherScatterInstr, GradNormInstr,
-                 AdamWInstr, KernelInstr>;
+                 AllReduceInstr, GatherScatterInstr, BucketShardInstr,
+                 GradNormInstr, AdamWInstr, KernelInstr>;
 
 /// One decoded instruction.
 struct Instruction {

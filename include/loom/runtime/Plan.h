@@ -75,6 +75,10 @@ constexpr int64_t kMaxBatchTokens = int64_t(1) << 40;
 inline bool checkedMul(int64_t a, int64_t b, int64_t &out) {
   return a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &out);
 }
+/// a + b into `out`; false when it overflows int64 or either is negative.
+inline bool checkedAdd(int64_t a, int64_t b, int64_t &out) {
+  return a >= 0 && b >= 0 && !__builtin_add_overflow(a, b, &out);
+}
 /// The product of `dims` into `out`; false on a negative dimension or
 /// overflow.
 inline bool checkedProduct(const std::vector<int64_t> &dims, int64_t &out) {
