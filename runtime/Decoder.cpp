@@ -682,7 +682,13 @@ std::string decodeCollective(Op op, const Reader &r, Instruction &out) {
              std::to_string(parts) + " ranks does not cover the bucket's " +
              std::to_string(count) + " elements";
     const plan::BufferT &first = *p.buffers[size_t(ids.front())];
-    int64_t begin = first.offset, end = begin + span * 4;
+    // Bounded before the sum: a hand-edited shard must not wrap past the
+    // arena's end.
+    int64_t begin = first.offset, end = 0;
+    if (span > kMaxArenaBytes / 4)
+      return "its sharded span of " + std::to_string(span) +
+             " elements leaves the persistent arena";
+    end = begin + span * 4;
     if (first.arena != plan::Arena::Persistent ||
         end > p.arena_bytes[size_t(plan::Arena::Persistent)])
       return "its sharded span leaves the persistent arena";

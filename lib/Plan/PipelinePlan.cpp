@@ -196,8 +196,11 @@ std::vector<pipeline::StepCost> chunkCosts(const plan::PlanT &p) {
     // A forward is a third of the model's work (the backward's two GEMMs
     // per forward GEMM); the backward step does the rest: the backward and
     // whatever it recomputes.
+    // The chunk with the loss runs everything in its backward step.
     double m = double(std::max<int64_t>(1, p.num_microbatches));
     double total = chunk->step_flops / m, forward = chunk->model_flops / m / 3;
+    if (chunk->loss >= 0)
+      forward = 0;
     costs.push_back({forward, total - forward});
   }
   return costs;

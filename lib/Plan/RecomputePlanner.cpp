@@ -220,13 +220,15 @@ buildPlanWithRecompute(ModuleOp step, const RecomputeOptions &recompute,
     }
     lo[s] = 0;
     if ((*most)[s] > budget) {
-      int64_t smallest = std::min((*least)[s], (*most)[s]);
+      bool full = (*most)[s] <= (*least)[s];
       return step.emitError()
              << "--memory-budget " << formatBytes(budget)
              << " is too small for " << stageName(int64_t(s), stages)
              << ": the smallest peak Loom can reach there is "
-             << formatBytes(smallest)
-             << " (every layer recomputed in full); give the model more "
+             << formatBytes(full ? (*most)[s] : (*least)[s])
+             << (full ? " (every layer recomputed in full)"
+                      : " (without recomputation)")
+             << "; give the model more "
                 "ranks (--mesh: more pp or tp), a smaller --micro-batch-size "
                 "or a larger budget";
     }

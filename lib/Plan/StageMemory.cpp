@@ -10,10 +10,13 @@
 #include "loom/runtime/Decoder.h"
 #include "loom/runtime/ExecutorSupport.h"
 
+#include <algorithm>
+
 namespace loom {
 
 namespace {
 void addPlan(const plan::PlanT &p, StageMemory &m, bool withShadows) {
+  int64_t kinds = 0;
   for (const auto &b : p.buffers) {
     if (b->arena != plan::Arena::Persistent)
       continue;
@@ -25,15 +28,21 @@ void addPlan(const plan::PlanT &p, StageMemory &m, bool withShadows) {
     case plan::BufferKind::Gradient:
       m.gradients += bytes;
       break;
-    default:
+    case plan::BufferKind::OptimizerState:
       m.optimizerState += bytes;
       break;
+    default: // a view of a parameter: inside its storage
+      continue;
     }
+    kinds += bytes;
   }
   auto arena = [&](plan::Arena a) {
     size_t i = size_t(a);
     return i < p.arena_bytes.size() ? p.arena_bytes[i] : int64_t(0);
   };
+  // The arena as laid out: what the kinds leave is padding.
+  m.persistentPadding +=
+      std::max<int64_t>(0, arena(plan::Arena::Persistent) - kinds);
   m.workspace += arena(plan::Arena::Workspace);
   int64_t slots = p.stash_slots;
   m.stashSlotBytes += arena(plan::Arena::Stash);

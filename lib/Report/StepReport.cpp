@@ -108,6 +108,16 @@ void addCommOf(const plan::PlanT &p, const runtime::Instruction &inst,
     double whole = double(g->outer) * double(g->inner) * double(g->parts) *
                    double(g->elementBytes);
     bytes[kind] += (n - 1) / n * whole;
+  } else if (const auto *b =
+                 std::get_if<runtime::BucketShardInstr>(&inst.record)) {
+    // The distributed optimizer's bucket: a reduce_scatter of the
+    // gradients or an all_gather of the parameters over its padded span
+    // (f32, `parts` shards).
+    int kind = axisKindOf(p, b->axis);
+    double n = double(b->parts);
+    if (kind < 0 || n <= 1)
+      return;
+    bytes[kind] += (n - 1) / n * double(b->shard) * n * 4;
   }
 }
 
@@ -426,7 +436,7 @@ StepReport buildStepReport(const plan::PlanT &plan,
     double lastEnd = 0;
     for (const Run &run : runs[size_t(s)]) {
       const ChunkCost &c = chunks[run.chunk];
-      bool holdsSlot = pipelined && c.plan->loss < 0;
+      bool holdsSlot = pipelined && c.stashSlotBytes > 0;
       if (!run.backward && holdsSlot) {
         ++occupied[run.chunk];
         ++slots;

@@ -65,11 +65,12 @@ public:
     return transfer(false, buffer, axis, peer, tag, what);
   }
   Status selectStashSlot(int64_t slot) override {
-    if (slot < 0 || slot >= int64_t(microbatchBySlot.size()))
+    if (slot < 0 || slot >= stashSlots())
       return Status::error("stash slot " + std::to_string(slot) +
                            " is not one of the plan's " +
-                           std::to_string(microbatchBySlot.size()));
-    currentSlot = slot;
+                           std::to_string(stashSlots()));
+    // An empty stash has one binding, whatever the slot.
+    currentSlot = microbatchBySlot.size() > 1 ? slot : 0;
     return Status::success();
   }
   MemoryUse memoryUse() const override {

@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <memory>
 #include <utility>
 
@@ -83,11 +84,12 @@ public:
     return transfer(false, buffer, axis, peer, tag, what);
   }
   Status selectStashSlot(int64_t slot) override {
-    if (slot < 0 || slot >= int64_t(microbatchBySlot.size()))
+    if (slot < 0 || slot >= stashSlots())
       return Status::error("stash slot " + std::to_string(slot) +
                            " is not one of the plan's " +
-                           std::to_string(microbatchBySlot.size()));
-    currentSlot = slot;
+                           std::to_string(stashSlots()));
+    // An empty stash has one binding, whatever the slot.
+    currentSlot = microbatchBySlot.size() > 1 ? slot : 0;
     return Status::success();
   }
   MemoryUse memoryUse() const override {
@@ -96,7 +98,7 @@ public:
       use.arenas += plan.arena_bytes[a] *
                     (a == size_t(plan::Arena::Stash) ? stashSlots() : 1);
     use.runtime = int64_t(shadowScratchBytes) + int64_t(maxFlags * sizeof(int)) +
-                  int64_t(sizeof(DeviceStepValues));
+                  int64_t(sizeof(DeviceStepValues)) + scratchBytesTotal;
     for (const SlotBlock &b : slots)
       use.runtime += int64_t(b.host.size());
     return use;
@@ -152,9 +154,19 @@ private:
     return plan.buffers[size_t(id)]->dtype;
   }
   Result<void *> scratch(size_t bytes, const std::string &what) override {
+    // Another stash slot's binding of the microbatch program: the same
+    // instruction's scratch as slot 0's.
+    if (preparing == 0 && currentSlot > 0 &&
+        scratchCursor < slotZeroScratch.size() &&
+        slotZeroScratch[scratchCursor].second >= bytes)
+      return slotZeroScratch[scratchCursor++].first;
     Result<void *> p = dev->allocate(std::max<size_t>(bytes, 1), what);
-    if (p.ok())
+    if (p.ok()) {
       scratches.push_back(*p);
+      scratchBytesTotal += int64_t(std::max<size_t>(bytes, 1));
+      if (preparing == 0 && currentSlot == 0)
+        slotZeroScratch.push_back({*p, bytes});
+    }
     return p;
   }
   DeviceStepValues *stepValues() override { return values; }
@@ -221,12 +233,24 @@ private:
   SlotBlock slots[2]; // microbatch, optimizer
   int preparing = 0;
   /// The microbatch program bound once per stash slot, and the slot runs
-  /// and transfers use; a CUDA graph per slot.
+  /// and transfers use.
   std::vector<std::vector<Work>> microbatchBySlot;
   std::vector<Work> optimizer;
   int64_t currentSlot = 0;
   bool microbatchGraphable = false;
-  std::vector<int> microbatchGraph;
+  /// A CUDA graph per (slot, first instruction, end) the microbatch program
+  /// runs as, and how often that range ran.
+  using GraphKey = std::tuple<int64_t, size_t, size_t>;
+  struct RangeGraph {
+    int64_t runs = 0;
+    int graph = -1;
+  };
+  std::map<GraphKey, RangeGraph> microbatchGraphs;
+  /// Slot 0's device scratch per bind call, in order: the other slots'
+  /// bindings of the same instructions share it (one slot runs at a time).
+  std::vector<std::pair<void *, size_t>> slotZeroScratch;
+  size_t scratchCursor = 0;
+  int64_t scratchBytesTotal = 0;
   int64_t microbatchRuns = 0, graphCaptures = 0, graphReplays = 0;
   /// The host's copy of the norm set by setGradNorm, uploaded with the
   /// next run.
@@ -260,9 +284,9 @@ CudaExecutor::create(const char *backendName, std::unique_ptr<Device> device,
     return s;
   ex->preparing = 0;
   ex->microbatchBySlot.resize(size_t(ex->microbatchVariants()));
-  ex->microbatchGraph.assign(ex->microbatchBySlot.size(), -1);
   for (size_t slot = 0; slot < ex->microbatchBySlot.size(); ++slot) {
     ex->currentSlot = int64_t(slot);
+    ex->scratchCursor = 0;
     if (Status s = ex->prepare(ex->decoded.microbatch,
                                ex->microbatchBySlot[slot],
                                ex->microbatchGraphable);
@@ -563,15 +587,21 @@ Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
   if (Status s = uploadSlots(kind == ProgramKind::Microbatch ? 0 : 1, params);
       !s.ok())
     return s;
-  bool whole = begin == 0 && end >= works.size();
   bool traced = rank.tracer && rank.tracer->tracesStep(params.step);
-  // The first run is eager: every kernel's first launch (loading it,
-  // cuBLASLt's first plan for a shape) happens outside a capture.
+  // A graph per (stash slot, range): a pipeline chunk runs its forward
+  // and its backward steps as two ranges, each slot's with its own
+  // addresses. The first run of each is eager: every kernel's first launch
+  // (loading it, cuBLASLt's first plan for a shape) happens outside a
+  // capture.
+  GraphKey key{currentSlot, begin, std::min(end, works.size())};
+  RangeGraph &range = microbatchGraphs[key];
   bool capture = kind == ProgramKind::Microbatch && microbatchGraphable &&
-                 whole && !traced && microbatchRuns > 0;
-  if (kind == ProgramKind::Microbatch)
+                 !traced && range.runs > 0;
+  if (kind == ProgramKind::Microbatch) {
     ++microbatchRuns;
-  int &graph = microbatchGraph[size_t(currentSlot)];
+    ++range.runs;
+  }
+  int &graph = range.graph;
   if (capture && graph >= 0) {
     ++graphReplays;
     return dev->replay(graph);

@@ -150,6 +150,10 @@ public:
                   const std::string &what) override {
     return inner->recv(buffer, axis, peer, tag, what);
   }
+  rt::Status selectStashSlot(int64_t slot) override {
+    return inner->selectStashSlot(slot);
+  }
+  MemoryUse memoryUse() const override { return inner->memoryUse(); }
   void beginStep() override { inner->beginStep(); }
   rt::Status accumulateLoss(int32_t loss) override {
     return inner->accumulateLoss(loss);

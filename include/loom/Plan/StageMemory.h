@@ -24,6 +24,10 @@ struct StageMemory {
   int64_t stage = 0;
   /// The persistent arena by kind (each buffer's aligned size).
   int64_t parameters = 0, gradients = 0, optimizerState = 0;
+  /// The rest of the persistent arena: the distributed optimizer's padding
+  /// of each bucket to dp equal shards (views of parameters lie inside
+  /// them and count nothing).
+  int64_t persistentPadding = 0;
   /// The workspace arena: activations and gradients in flight within one
   /// run of a microbatch program (its peak, as the planner laid it out).
   int64_t workspace = 0;
@@ -37,7 +41,9 @@ struct StageMemory {
   /// (runtime::shadowScratchBytes at its 256-byte alignment; the CPU
   /// executor's, at 64 bytes, is at most this), per chunk, summed.
   int64_t shadows = 0;
-  int64_t persistent() const { return parameters + gradients + optimizerState; }
+  int64_t persistent() const {
+    return parameters + gradients + optimizerState + persistentPadding;
+  }
   /// What the executors allocate for the plan: the arenas and the shadows.
   int64_t total() const { return persistent() + workspace + stash + shadows; }
 };
