@@ -115,5 +115,19 @@ double stepValueOf(StepValue value, const StepParams &step, double gradNorm,
   return 0;
 }
 
+int64_t stashSlotsOf(const plan::PlanT &plan) {
+  return std::max<int64_t>(1, plan.stash_slots);
+}
+
+Result<int64_t> stashBindingFor(const plan::PlanT &plan, int64_t slot,
+                                size_t bindings) {
+  if (slot < 0 || slot >= stashSlotsOf(plan))
+    return Status::error("stash slot " + std::to_string(slot) +
+                         " is not one of the plan's " +
+                         std::to_string(stashSlotsOf(plan)));
+  // An empty stash has one binding, whatever the slot.
+  return bindings > 1 ? slot : int64_t(0);
+}
+
 } // namespace runtime
 } // namespace loom

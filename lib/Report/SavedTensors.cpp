@@ -21,24 +21,6 @@ namespace loom {
 
 namespace {
 
-const char *dtypeText(plan::DType t) {
-  switch (t) {
-  case plan::DType::F32:
-    return "f32";
-  case plan::DType::BF16:
-    return "bf16";
-  case plan::DType::F16:
-    return "f16";
-  case plan::DType::I32:
-    return "i32";
-  case plan::DType::I64:
-    return "i64";
-  case plan::DType::I1:
-    return "i1";
-  }
-  return "?";
-}
-
 std::string bytesText(int64_t bytes) {
   char buf[64];
   if (bytes >= (int64_t(1) << 30))
@@ -143,7 +125,7 @@ std::string savedTensorsText(const plan::PlanT &plan) {
         shape += "]";
         char line[256];
         std::snprintf(line, sizeof line, "    %-24s %-20s %-5s %12lld B\n",
-                      t.name.c_str(), shape.c_str(), dtypeText(t.dtype),
+                      t.name.c_str(), shape.c_str(), runtime::dtypeName(t.dtype),
                       (long long)t.bytes);
         os << line;
       }

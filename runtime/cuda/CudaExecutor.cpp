@@ -84,12 +84,11 @@ public:
     return transfer(false, buffer, axis, peer, tag, what);
   }
   Status selectStashSlot(int64_t slot) override {
-    if (slot < 0 || slot >= stashSlots())
-      return Status::error("stash slot " + std::to_string(slot) +
-                           " is not one of the plan's " +
-                           std::to_string(stashSlots()));
-    // An empty stash has one binding, whatever the slot.
-    currentSlot = microbatchBySlot.size() > 1 ? slot : 0;
+    Result<int64_t> binding =
+        stashBindingFor(plan, slot, microbatchBySlot.size());
+    if (!binding.ok())
+      return Status::error(binding.message());
+    currentSlot = *binding;
     return Status::success();
   }
   MemoryUse memoryUse() const override {
@@ -141,7 +140,7 @@ private:
     return static_cast<uint8_t *>(arenas[size_t(b.arena)]) + slot + b.offset;
   }
   /// Copies of the Stash arena: one per microbatch in flight (at least one).
-  int64_t stashSlots() const { return std::max<int64_t>(1, plan.stash_slots); }
+  int64_t stashSlots() const { return stashSlotsOf(plan); }
   /// Bindings of the microbatch program: one per stash slot when the plan
   /// has a stash, else one.
   int64_t microbatchVariants() const {

@@ -50,6 +50,15 @@ bool accumulatesIntoOutput(const Instruction &inst);
 double stepValueOf(StepValue value, const StepParams &step, double gradNorm,
                    bool nonFinite);
 
+/// The copies of a plan's Stash arena an executor holds: one per microbatch
+/// in flight (plan.stash_slots), at least one.
+int64_t stashSlotsOf(const plan::PlanT &plan);
+/// Executor::selectStashSlot's rule for an executor that bound its
+/// microbatch program `bindings` times (once per slot, or once for an
+/// empty stash): the binding to run for `slot`, or an error naming it.
+Result<int64_t> stashBindingFor(const plan::PlanT &plan, int64_t slot,
+                                size_t bindings);
+
 } // namespace runtime
 } // namespace loom
 
