@@ -2,9 +2,8 @@
 # Training steps of one model on several meshes (tensor, sequence and data
 # parallelism), every rank a thread of this process on the CPU backend.
 # Prints one table row per mesh. The plan's FLOPs are what all ranks execute
-# (a replicated op counts once per rank; a pipeline chunk's forward, which
-# its backward recomputes, counts once), so GFLOP/s is the rate of the
-# counted work.
+# (a replicated op counts once per rank; with --recompute, what is
+# recomputed counts too), so GFLOP/s is the rate of the counted work.
 # Usage: bench/train-mesh.sh [STEPS]   (default 5 measured steps, 1 warm-up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
