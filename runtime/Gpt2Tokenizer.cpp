@@ -37,10 +37,9 @@ const CodePointRange kLetterNumberRanges[] = {
 /// Unicode's White_Space property: what Oniguruma's \s matches (HF's regex
 /// engine). Not Python's str.isspace, which adds U+001C..U+001F.
 bool isWhiteSpace(uint32_t cp) {
-  return (cp >= 0x9 && cp <= 0xD) || cp == 0x20 || cp == 0x85 ||
-         cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
-         cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000;
+  return (cp >= 0x9 && cp <= 0xD) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
+         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+         cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 CodePointClass classify(uint32_t cp) {
@@ -212,9 +211,7 @@ private:
       return failAt(pos_, message + ", found the end of the file");
     return failAt(pos_, message);
   }
-  static std::string quote(const std::string &key) {
-    return "\"" + key + "\"";
-  }
+  static std::string quote(const std::string &key) { return "\"" + key + "\""; }
 
   /// Four hex digits at pos_.
   bool hex4(uint32_t &out) {
@@ -282,8 +279,8 @@ private:
             return failAt(escapeAt, "a low surrogate without a high one");
           if (cp >= 0xD800 && cp <= 0xDBFF) {
             uint32_t low;
-            if (!consume('\\') || !consume('u') || !hex4(low) ||
-                low < 0xDC00 || low > 0xDFFF)
+            if (!consume('\\') || !consume('u') || !hex4(low) || low < 0xDC00 ||
+                low > 0xDFFF)
               return failAt(escapeAt,
                             "a high surrogate not followed by a \\u low one");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
@@ -403,8 +400,8 @@ std::vector<std::string_view> gpt2PreTokenize(std::string_view text) {
     size_t start = cps[i] == ' ' && i + 1 < n ? i + 1 : i;
     CodePointClass c = cls[start];
     if (c != CodePointClass::Space) {
-      size_t end = c == CodePointClass::Other ? runOfOther(start)
-                                              : runOf(start, c);
+      size_t end =
+          c == CodePointClass::Other ? runOfOther(start) : runOf(start, c);
       emit(i, end);
       i = end;
       continue;
@@ -443,11 +440,9 @@ Result<Gpt2Tokenizer> Gpt2Tokenizer::open(const std::string &vocabPath,
       "the vocabulary '" + vocabPath + "'", "the merges '" + mergesPath + "'");
 }
 
-Result<Gpt2Tokenizer>
-Gpt2Tokenizer::fromContents(std::string_view vocabJson,
-                            std::string_view mergesText,
-                            const std::string &vocabName,
-                            const std::string &mergesName) {
+Result<Gpt2Tokenizer> Gpt2Tokenizer::fromContents(
+    std::string_view vocabJson, std::string_view mergesText,
+    const std::string &vocabName, const std::string &mergesName) {
   Result<std::vector<std::pair<std::string, int64_t>>> entries =
       parseJsonStringToIntObject(vocabJson, vocabName);
   if (!entries.ok())
@@ -524,7 +519,9 @@ Gpt2Tokenizer::fromContents(std::string_view vocabJson,
     ++lineNo;
     if (!line.empty() && line.back() == '\r')
       line.remove_suffix(1);
-    auto where = [&] { return mergesName + ", line " + std::to_string(lineNo); };
+    auto where = [&] {
+      return mergesName + ", line " + std::to_string(lineNo);
+    };
     if (line.substr(0, 8) == "#version")
       continue;
     size_t space = line.find(' ');
@@ -541,9 +538,9 @@ Gpt2Tokenizer::fromContents(std::string_view vocabJson,
         return Status::error(where() + ": the merge \"" + std::string(line) +
                              "\" names \"" + *token + "\", which is not in " +
                              vocabName);
-    auto [it, inserted] = t.merges_.emplace(
-        pairKey(t.tokenToId_[left], t.tokenToId_[right]),
-        Merge{rank, t.tokenToId_[joined]});
+    auto [it, inserted] =
+        t.merges_.emplace(pairKey(t.tokenToId_[left], t.tokenToId_[right]),
+                          Merge{rank, t.tokenToId_[joined]});
     if (!inserted)
       return Status::error(where() + ": the merge \"" + std::string(line) +
                            "\" repeats an earlier line's (rank " +
@@ -634,7 +631,8 @@ std::vector<int32_t> Gpt2Tokenizer::encode(std::string_view text) const {
   return out;
 }
 
-Result<std::string> Gpt2Tokenizer::decode(const std::vector<int32_t> &ids) const {
+Result<std::string>
+Gpt2Tokenizer::decode(const std::vector<int32_t> &ids) const {
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
     int32_t id = ids[i];

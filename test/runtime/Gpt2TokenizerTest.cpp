@@ -2,7 +2,8 @@
 //
 // Hand-made vocabularies check the pieces (the byte map, the regex, merge
 // order, the errors); MatchesHuggingFace checks the whole against the ids
-// Hugging Face tokenizers gives on a BPE it trains (Inputs/hf_bpe_reference.py).
+// Hugging Face tokenizers gives on a BPE it trains
+// (Inputs/hf_bpe_reference.py).
 //
 //===----------------------------------------------------------------------===//
 
@@ -89,16 +90,17 @@ std::string vocabJson(const std::vector<std::string> &extra) {
 }
 
 /// merges.txt from pairs of byte strings.
-std::string mergesText(
-    const std::vector<std::pair<std::string, std::string>> &merges) {
+std::string
+mergesText(const std::vector<std::pair<std::string, std::string>> &merges) {
   std::string text = "#version: 0.2\n";
   for (const auto &[a, b] : merges)
     text += byteLevel(a) + " " + byteLevel(b) + "\n";
   return text;
 }
 
-Gpt2Tokenizer make(const std::vector<std::string> &extra,
-                   const std::vector<std::pair<std::string, std::string>> &merges) {
+Gpt2Tokenizer
+make(const std::vector<std::string> &extra,
+     const std::vector<std::pair<std::string, std::string>> &merges) {
   Result<Gpt2Tokenizer> t = Gpt2Tokenizer::fromContents(
       vocabJson(extra), mergesText(merges), "vocab.json", "merges.txt");
   EXPECT_TRUE(t.ok()) << t.message();
@@ -136,13 +138,13 @@ TEST(Gpt2Tokenizer, PreTokenizerFollowsTheRegex) {
   EXPECT_EQ(pieces("Hello world"), (Pieces{"Hello", " world"}));
   // Contractions split off (lower case only); other apostrophes are
   // punctuation.
-  EXPECT_EQ(pieces("it's they're I'M"),
-            (Pieces{"it", "'s", " they", "'re", " I", "'", "M"}));
+  EXPECT_EQ(
+      pieces("it's they're I'M IT'S"),
+      (Pieces{"it", "'s", " they", "'re", " I", "'", "M", " IT", "'", "S"}));
   EXPECT_EQ(pieces("'tis"), (Pieces{"'t", "is"}));
   // Letters, numbers and the rest are separate runs, each with one
   // optional leading U+0020.
-  EXPECT_EQ(pieces("abc123!? 45x"),
-            (Pieces{"abc", "123", "!?", " 45", "x"}));
+  EXPECT_EQ(pieces("abc123!? 45x"), (Pieces{"abc", "123", "!?", " 45", "x"}));
   // A whitespace run leaves its last space to the word after it; at the end
   // it stays whole; a lone tab before a word is its own piece.
   EXPECT_EQ(pieces("a   b"), (Pieces{"a", "  ", " b"}));
@@ -155,6 +157,8 @@ TEST(Gpt2Tokenizer, PreTokenizerFollowsTheRegex) {
   EXPECT_EQ(pieces("caf\u00e9 \u4f60\u597d \u0663\u0664 \U0001F600\u3000x"),
             (Pieces{"caf\u00e9", " \u4f60\u597d", " \u0663\u0664",
                     " \U0001F600", "\u3000", "x"}));
+  EXPECT_EQ(pieces("a\U0001F600b\u4f60\u0663\u00b2"),
+            (Pieces{"a", "\U0001F600", "b\u4f60", "\u0663\u00b2"}));
   // U+001F is not White_Space (unlike Python's isspace).
   EXPECT_EQ(pieces("a\x1f b"), (Pieces{"a", "\x1f", " b"}));
   // Bytes that are not UTF-8 are punctuation, and nothing is lost.
@@ -164,8 +168,8 @@ TEST(Gpt2Tokenizer, PreTokenizerFollowsTheRegex) {
 
 TEST(Gpt2Tokenizer, MergesApplyByRank) {
   // " the": Ġ t h e -> Ġt, he -> Ġthe.
-  Gpt2Tokenizer t = make({" t", "he", " the"},
-                         {{" ", "t"}, {"h", "e"}, {" t", "he"}});
+  Gpt2Tokenizer t =
+      make({" t", "he", " the"}, {{" ", "t"}, {"h", "e"}, {" t", "he"}});
   EXPECT_EQ(t.encode(" the"), (std::vector<int32_t>{258}));
   EXPECT_EQ(t.encode("the"), (std::vector<int32_t>{'t', 257}));
   EXPECT_EQ(t.mergeCount(), 3u);
@@ -255,13 +259,15 @@ TEST_F(Gpt2TokenizerFiles, ErrorsNameTheFileAndLine) {
   auto contains = [](const std::string &text, const std::string &part) {
     return text.find(part) != std::string::npos;
   };
-  Result<Gpt2Tokenizer> missing = Gpt2Tokenizer::open(dir + "/none.json", merges);
+  Result<Gpt2Tokenizer> missing =
+      Gpt2Tokenizer::open(dir + "/none.json", merges);
   ASSERT_FALSE(missing.ok());
   EXPECT_TRUE(contains(missing.message(), dir + "/none.json"))
       << missing.message();
   Result<Gpt2Tokenizer> missingMerges = Gpt2Tokenizer::open(vocab, dir);
   ASSERT_FALSE(missingMerges.ok());
-  EXPECT_TRUE(contains(missingMerges.message(), "merges")) << missingMerges.message();
+  EXPECT_TRUE(contains(missingMerges.message(), "merges"))
+      << missingMerges.message();
 
   std::string e = openError("{\"a\": 0,", "");
   EXPECT_TRUE(contains(e, "the vocabulary '" + dir + "/v.json', line 1")) << e;
@@ -272,8 +278,10 @@ TEST_F(Gpt2TokenizerFiles, ErrorsNameTheFileAndLine) {
   e = openError("{}", "");
   EXPECT_TRUE(contains(e, "empty object")) << e;
   e = openError(vocabJson({"ab"}), "#version: 0.2\na b\nab\n");
-  EXPECT_TRUE(contains(e, "the merges '" + dir + "/m.txt', line 3: \"ab\" is "
-                          "not a merge")) << e;
+  EXPECT_TRUE(contains(e, "the merges '" + dir +
+                              "/m.txt', line 3: \"ab\" is "
+                              "not a merge"))
+      << e;
   e = openError(vocabJson({"ab"}), "a b\na  b\n");
   EXPECT_TRUE(contains(e, "line 2")) << e;
   e = openError(vocabJson({"ab"}), "a b\n\n");
@@ -282,7 +290,8 @@ TEST_F(Gpt2TokenizerFiles, ErrorsNameTheFileAndLine) {
   EXPECT_TRUE(contains(e, "line 2: the merge")) << e;
   e = openError(vocabJson({"ab"}), "a c\n");
   EXPECT_TRUE(contains(e, "line 1: the merge \"a c\" names \"ac\", which is "
-                          "not in the vocabulary")) << e;
+                          "not in the vocabulary"))
+      << e;
   e = openError(vocabJson({"ab"}), "a b\na b\n");
   EXPECT_TRUE(contains(e, "line 2: the merge \"a b\" repeats")) << e;
   // CRLF line ends and a file without a final newline are fine.
@@ -294,7 +303,8 @@ TEST_F(Gpt2TokenizerFiles, ErrorsNameTheFileAndLine) {
 
   Result<std::string> bad = good->decode({1, 2, 257});
   ASSERT_FALSE(bad.ok());
-  EXPECT_TRUE(contains(bad.message(), "token id 257 at position 2")) << bad.message();
+  EXPECT_TRUE(contains(bad.message(), "token id 257 at position 2"))
+      << bad.message();
   EXPECT_FALSE(good->decode({-1}).ok());
 }
 
@@ -323,8 +333,9 @@ std::string python() {
 }
 
 TEST_F(Gpt2TokenizerFiles, MatchesHuggingFace) {
-  std::string command = "'" + python() + "' '" LOOM_TEST_INPUTS_DIR
-                        "/hf_bpe_reference.py' '" + dir + "' 2>&1";
+  std::string command = "'" + python() +
+                        "' '" LOOM_TEST_INPUTS_DIR "/hf_bpe_reference.py' '" +
+                        dir + "' 2>&1";
   FILE *pipe = ::popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;
