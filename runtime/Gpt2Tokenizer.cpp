@@ -1,0 +1,658 @@
+//===- Gpt2Tokenizer.cpp - GPT-2 byte-level BPE ---------------------------===//
+//
+// Follows Hugging Face tokenizers (ByteLevel pre-tokenizer, BPE model,
+// ByteLevel decoder) step by step, so the ids are the same, not merely
+// similar: the regex's alternatives are tried in its order, and merges are
+// applied lowest (rank, position) first, as HF's Word::merge_all does.
+//
+//===----------------------------------------------------------------------===//
+
+#include "loom/runtime/Gpt2Tokenizer.h"
+#include "loom/runtime/Files.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <queue>
+
+namespace loom {
+namespace runtime {
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Code points and their classes
+//===----------------------------------------------------------------------===//
+
+enum class CodePointClass : uint8_t { Letter, Number, Space, Other };
+
+struct CodePointRange {
+  uint32_t first, last;
+  CodePointClass cls;
+};
+
+const CodePointRange kLetterNumberRanges[] = {
+#include "UnicodeCategories.inc"
+};
+
+/// Unicode's White_Space property: what Oniguruma's \s matches (HF's regex
+/// engine). Not Python's str.isspace, which adds U+001C..U+001F.
+bool isWhiteSpace(uint32_t cp) {
+  return (cp >= 0x9 && cp <= 0xD) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
+         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+         cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+CodePointClass classify(uint32_t cp) {
+  if (isWhiteSpace(cp))
+    return CodePointClass::Space;
+  const CodePointRange *end = std::end(kLetterNumberRanges);
+  const CodePointRange *it = std::upper_bound(
+      std::begin(kLetterNumberRanges), end, cp,
+      [](uint32_t c, const CodePointRange &r) { return c < r.first; });
+  if (it == std::begin(kLetterNumberRanges))
+    return CodePointClass::Other;
+  --it;
+  return cp <= it->last ? it->cls : CodePointClass::Other;
+}
+
+constexpr uint32_t kInvalidCodePoint = 0xFFFFFFFF;
+
+/// The code point at `text[i]` and its length in bytes; a byte that does not
+/// start a valid (shortest-form, non-surrogate) sequence is one invalid
+/// code point of length 1.
+std::pair<uint32_t, size_t> decodeUtf8(std::string_view text, size_t i) {
+  auto byte = [&](size_t k) { return uint8_t(text[k]); };
+  uint8_t b0 = byte(i);
+  if (b0 < 0x80)
+    return {b0, 1};
+  size_t length = b0 >= 0xF0 ? 4 : b0 >= 0xE0 ? 3 : b0 >= 0xC0 ? 2 : 0;
+  if (length == 0 || b0 > 0xF4 || i + length > text.size())
+    return {kInvalidCodePoint, 1};
+  uint32_t cp = b0 & (0x7F >> length);
+  for (size_t k = 1; k < length; ++k) {
+    uint8_t b = byte(i + k);
+    if ((b & 0xC0) != 0x80)
+      return {kInvalidCodePoint, 1};
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  static const uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMinimum[length] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return {kInvalidCodePoint, 1};
+  return {cp, length};
+}
+
+void appendUtf8(std::string &out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += char(cp);
+  } else if (cp < 0x800) {
+    out += char(0xC0 | (cp >> 6));
+    out += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += char(0xE0 | (cp >> 12));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  } else {
+    out += char(0xF0 | (cp >> 18));
+    out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  }
+}
+
+/// GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves,
+/// the other 68 for U+0100 upwards in byte order, so every byte is a
+/// visible character and vocab.json never holds a space or control byte.
+struct ByteMap {
+  uint32_t toCodePoint[256];
+  ByteMap() {
+    uint32_t next = 256;
+    for (uint32_t b = 0; b < 256; ++b) {
+      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) ||
+                       (b >= 0xAE && b <= 0xFF);
+      toCodePoint[b] = printable ? b : next++;
+    }
+  }
+  /// The byte `cp` stands for, or -1.
+  int toByte(uint32_t cp) const {
+    if (cp < 512)
+      for (int b = 0; b < 256; ++b)
+        if (toCodePoint[b] == cp)
+          return b;
+    return -1;
+  }
+};
+
+const ByteMap &byteMap() {
+  static const ByteMap map;
+  return map;
+}
+
+//===----------------------------------------------------------------------===//
+// The JSON object
+//===----------------------------------------------------------------------===//
+
+class JsonParser {
+public:
+  JsonParser(std::string_view text, const std::string &what)
+      : text_(text), what_(what) {}
+
+  Result<std::vector<std::pair<std::string, int64_t>>> parse() {
+    std::vector<std::pair<std::string, int64_t>> entries;
+    std::unordered_map<std::string, size_t> seen;
+    skipSpace();
+    if (!consume('{'))
+      return fail("expected '{': the file must be one JSON object of "
+                  "token -> id");
+    skipSpace();
+    if (!consume('}')) {
+      while (true) {
+        skipSpace();
+        size_t keyAt = pos_;
+        std::string key;
+        if (Status s = parseString(key); !s.ok())
+          return s;
+        skipSpace();
+        if (!consume(':'))
+          return fail("expected ':' after the key");
+        skipSpace();
+        int64_t value;
+        if (Status s = parseInteger(value); !s.ok())
+          return s;
+        auto [it, inserted] = seen.emplace(key, keyAt);
+        if (!inserted)
+          return failAt(keyAt, "the key " + quote(key) +
+                                   " appears twice (first at " +
+                                   position(it->second) + ")");
+        entries.emplace_back(std::move(key), value);
+        skipSpace();
+        if (consume('}'))
+          break;
+        if (!consume(','))
+          return fail("expected ',' or '}' after a value");
+      }
+    }
+    skipSpace();
+    if (pos_ != text_.size())
+      return fail("unexpected text after the object");
+    return entries;
+  }
+
+private:
+  bool consume(char c) {
+    if (pos_ < text_.size() && text_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  void skipSpace() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r'))
+      ++pos_;
+  }
+  std::string position(size_t at) const {
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i < at && i < text_.size(); ++i) {
+      if (text_[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    return "line " + std::to_string(line) + ", column " +
+           std::to_string(column);
+  }
+  Status failAt(size_t at, const std::string &message) const {
+    return Status::error(what_ + ", " + position(at) + ": " + message);
+  }
+  Status fail(const std::string &message) const {
+    if (pos_ >= text_.size())
+      return failAt(pos_, message + ", found the end of the file");
+    return failAt(pos_, message);
+  }
+  static std::string quote(const std::string &key) { return "\"" + key + "\""; }
+
+  /// Four hex digits at pos_.
+  bool hex4(uint32_t &out) {
+    if (pos_ + 4 > text_.size())
+      return false;
+    out = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = text_[pos_ + k];
+      int digit = c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -1;
+      if (digit < 0)
+        return false;
+      out = out * 16 + uint32_t(digit);
+    }
+    pos_ += 4;
+    return true;
+  }
+
+  Status parseString(std::string &out) {
+    if (!consume('"'))
+      return fail("expected a string key");
+    while (true) {
+      if (pos_ >= text_.size())
+        return fail("unterminated string");
+      uint8_t c = uint8_t(text_[pos_]);
+      if (c == '"') {
+        ++pos_;
+        return Status::success();
+      }
+      if (c < 0x20)
+        return fail("a control character in a string (escape it)");
+      if (c == '\\') {
+        size_t escapeAt = pos_++;
+        if (pos_ >= text_.size())
+          return fail("unterminated string");
+        char e = text_[pos_++];
+        switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+          out += e;
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'u': {
+          uint32_t cp;
+          if (!hex4(cp))
+            return failAt(escapeAt, "\\u needs four hex digits");
+          if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return failAt(escapeAt, "a low surrogate without a high one");
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            uint32_t low;
+            if (!consume('\\') || !consume('u') || !hex4(low) || low < 0xDC00 ||
+                low > 0xDFFF)
+              return failAt(escapeAt,
+                            "a high surrogate not followed by a \\u low one");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          }
+          appendUtf8(out, cp);
+          break;
+        }
+        default:
+          return failAt(escapeAt, std::string("unknown escape \\") + e);
+        }
+        continue;
+      }
+      auto [cp, length] = decodeUtf8(text_, pos_);
+      if (cp == kInvalidCodePoint)
+        return fail("bytes that are not valid UTF-8");
+      out.append(text_.substr(pos_, length));
+      pos_ += length;
+    }
+  }
+
+  Status parseInteger(int64_t &out) {
+    size_t start = pos_;
+    if (consume('-'))
+      return failAt(start, "a negative id; ids are 0 or more");
+    if (pos_ >= text_.size() || text_[pos_] < '0' || text_[pos_] > '9')
+      return fail("expected an integer id");
+    if (text_[pos_] == '0' && pos_ + 1 < text_.size() &&
+        text_[pos_ + 1] >= '0' && text_[pos_ + 1] <= '9')
+      return fail("a number with a leading zero");
+    out = 0;
+    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
+      out = out * 10 + (text_[pos_++] - '0');
+      if (out > INT32_MAX)
+        return failAt(start, "an id above 2^31 - 1");
+    }
+    if (pos_ < text_.size() &&
+        (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E'))
+      return failAt(start, "an id that is not an integer");
+    return Status::success();
+  }
+
+  std::string_view text_;
+  const std::string &what_;
+  size_t pos_ = 0;
+};
+
+/// Where ids stop: GPT-2 has 50257, the largest vocabularies in use ~256k;
+/// the bound keeps a wrong file from sizing the id table at 2^31.
+constexpr int64_t kMaxTokenId = (int64_t(1) << 24) - 1;
+
+constexpr size_t kCacheEntries = 1 << 16;
+
+uint64_t pairKey(int32_t left, int32_t right) {
+  return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
+}
+
+} // namespace
+
+Result<std::vector<std::pair<std::string, int64_t>>>
+parseJsonStringToIntObject(std::string_view text, const std::string &what) {
+  return JsonParser(text, what).parse();
+}
+
+//===----------------------------------------------------------------------===//
+// The pre-tokenizer
+//===----------------------------------------------------------------------===//
+
+std::vector<std::string_view> gpt2PreTokenize(std::string_view text) {
+  // Classes and offsets of the code points, once.
+  std::vector<CodePointClass> cls;
+  std::vector<uint32_t> cps;
+  std::vector<size_t> offset;
+  for (size_t i = 0; i < text.size();) {
+    auto [cp, length] = decodeUtf8(text, i);
+    cps.push_back(cp);
+    cls.push_back(cp == kInvalidCodePoint ? CodePointClass::Other
+                                          : classify(cp));
+    offset.push_back(i);
+    i += length;
+  }
+  size_t n = cps.size();
+  offset.push_back(text.size());
+
+  std::vector<std::string_view> pieces;
+  auto emit = [&](size_t from, size_t to) {
+    pieces.push_back(text.substr(offset[from], offset[to] - offset[from]));
+  };
+  // The end of the run of `c` starting at `from`.
+  auto runOf = [&](size_t from, CodePointClass c) {
+    while (from < n && cls[from] == c)
+      ++from;
+    return from;
+  };
+  auto runOfOther = [&](size_t from) {
+    while (from < n && cls[from] == CodePointClass::Other)
+      ++from;
+    return from;
+  };
+  for (size_t i = 0; i < n;) {
+    // 's|'t|'re|'ve|'m|'ll|'d (case-sensitive, ASCII apostrophe).
+    if (cps[i] == '\'' && i + 1 < n) {
+      uint32_t a = cps[i + 1], b = i + 2 < n ? cps[i + 2] : 0;
+      size_t length = 0;
+      if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        length = 2;
+      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') ||
+               (a == 'l' && b == 'l'))
+        length = 3;
+      if (length) {
+        emit(i, i + length);
+        i += length;
+        continue;
+      }
+    }
+    // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional U+0020
+    // then a run of one class.
+    size_t start = cps[i] == ' ' && i + 1 < n ? i + 1 : i;
+    CodePointClass c = cls[start];
+    if (c != CodePointClass::Space) {
+      size_t end =
+          c == CodePointClass::Other ? runOfOther(start) : runOf(start, c);
+      emit(i, end);
+      i = end;
+      continue;
+    }
+    // `\s+(?!\S)`: the whitespace run, less its last code point when a
+    // non-space follows (so " x" keeps its space for the word); when that
+    // leaves nothing, `\s+` takes the single space.
+    size_t end = runOf(i, CodePointClass::Space);
+    if (end < n && end - i > 1)
+      --end;
+    emit(i, end);
+    i = end;
+  }
+  return pieces;
+}
+
+//===----------------------------------------------------------------------===//
+// The tokenizer
+//===----------------------------------------------------------------------===//
+
+Result<Gpt2Tokenizer> Gpt2Tokenizer::open(const std::string &vocabPath,
+                                          const std::string &mergesPath) {
+  Result<std::vector<uint8_t>> vocab =
+      readWholeFile(vocabPath, "the vocabulary (vocab.json)");
+  if (!vocab.ok())
+    return Status::error(vocab.message());
+  Result<std::vector<uint8_t>> merges =
+      readWholeFile(mergesPath, "the merges (merges.txt)");
+  if (!merges.ok())
+    return Status::error(merges.message());
+  return fromContents(
+      std::string_view(reinterpret_cast<const char *>(vocab->data()),
+                       vocab->size()),
+      std::string_view(reinterpret_cast<const char *>(merges->data()),
+                       merges->size()),
+      "the vocabulary '" + vocabPath + "'", "the merges '" + mergesPath + "'");
+}
+
+Result<Gpt2Tokenizer> Gpt2Tokenizer::fromContents(
+    std::string_view vocabJson, std::string_view mergesText,
+    const std::string &vocabName, const std::string &mergesName) {
+  Result<std::vector<std::pair<std::string, int64_t>>> entries =
+      parseJsonStringToIntObject(vocabJson, vocabName);
+  if (!entries.ok())
+    return Status::error(entries.message());
+  if (entries->empty())
+    return Status::error(vocabName + " is an empty object; a byte-level BPE "
+                                     "vocabulary has at least the 256 byte "
+                                     "tokens");
+
+  Gpt2Tokenizer t;
+  int64_t maxId = 0;
+  for (const auto &[token, id] : *entries)
+    maxId = std::max(maxId, id);
+  if (maxId > kMaxTokenId)
+    return Status::error(vocabName + " has id " + std::to_string(maxId) +
+                         ", above the largest supported, " +
+                         std::to_string(kMaxTokenId));
+  t.idToToken_.resize(size_t(maxId + 1));
+  t.tokenToId_.reserve(entries->size());
+  for (auto &[token, id] : *entries) {
+    std::optional<std::string> &slot = t.idToToken_[size_t(id)];
+    if (slot)
+      return Status::error(vocabName + " gives id " + std::to_string(id) +
+                           " to both \"" + *slot + "\" and \"" + token +
+                           "\"; each id must name one token");
+    slot = token;
+    t.tokenToId_.emplace(std::move(token), int32_t(id));
+  }
+
+  // The bytes each token stands for (a code point outside the byte map, as
+  // in an added token, stands for its own UTF-8, as in HF's decoder).
+  const ByteMap &map = byteMap();
+  t.idToBytes_.resize(t.idToToken_.size());
+  for (size_t id = 0; id < t.idToToken_.size(); ++id) {
+    if (!t.idToToken_[id])
+      continue;
+    const std::string &token = *t.idToToken_[id];
+    std::string &bytes = t.idToBytes_[id];
+    for (size_t i = 0; i < token.size();) {
+      auto [cp, length] = decodeUtf8(token, i);
+      int b = map.toByte(cp);
+      if (b >= 0)
+        bytes += char(b);
+      else
+        bytes.append(token.substr(i, length));
+      i += length;
+    }
+  }
+  for (int b = 0; b < 256; ++b) {
+    std::string token;
+    appendUtf8(token, map.toCodePoint[b]);
+    auto it = t.tokenToId_.find(token);
+    if (it == t.tokenToId_.end()) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", b);
+      return Status::error(vocabName + " has no token for the byte " + hex +
+                           " (\"" + token +
+                           "\"): a byte-level BPE vocabulary has all 256, "
+                           "so any text can be encoded");
+    }
+    t.byteId_[b] = it->second;
+  }
+
+  // merges.txt: "#version" lines skipped (as HF does), then "left right"
+  // per line, rank by order.
+  size_t lineNo = 0;
+  int32_t rank = 0;
+  for (size_t at = 0; at < mergesText.size();) {
+    size_t newline = mergesText.find('\n', at);
+    size_t lineEnd =
+        newline == std::string_view::npos ? mergesText.size() : newline;
+    std::string_view line = mergesText.substr(at, lineEnd - at);
+    at = lineEnd + 1;
+    ++lineNo;
+    if (!line.empty() && line.back() == '\r')
+      line.remove_suffix(1);
+    auto where = [&] {
+      return mergesName + ", line " + std::to_string(lineNo);
+    };
+    if (line.substr(0, 8) == "#version")
+      continue;
+    size_t space = line.find(' ');
+    if (space == std::string_view::npos || space == 0 ||
+        space + 1 == line.size() ||
+        line.find(' ', space + 1) != std::string_view::npos)
+      return Status::error(where() + ": \"" + std::string(line) +
+                           "\" is not a merge: expected two tokens "
+                           "separated by one space");
+    std::string left(line.substr(0, space)), right(line.substr(space + 1));
+    std::string joined = left + right;
+    for (const std::string *token : {&left, &right, &joined})
+      if (!t.tokenToId_.count(*token))
+        return Status::error(where() + ": the merge \"" + std::string(line) +
+                             "\" names \"" + *token + "\", which is not in " +
+                             vocabName);
+    auto [it, inserted] =
+        t.merges_.emplace(pairKey(t.tokenToId_[left], t.tokenToId_[right]),
+                          Merge{rank, t.tokenToId_[joined]});
+    if (!inserted)
+      return Status::error(where() + ": the merge \"" + std::string(line) +
+                           "\" repeats an earlier line's (rank " +
+                           std::to_string(it->second.rank) + ")");
+    ++rank;
+  }
+  return t;
+}
+
+std::vector<int32_t> Gpt2Tokenizer::mergeWord(std::vector<int32_t> ids) const {
+  // HF's Word::merge_all: a heap of (rank, position) over adjacent pairs,
+  // symbols as a linked list; an entry whose pair has changed is skipped.
+  struct Symbol {
+    int32_t id;
+    int prev, next;
+    bool alive;
+  };
+  struct Entry {
+    int32_t rank;
+    int pos;
+    int32_t result;
+    bool operator>(const Entry &o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
+  };
+  int n = int(ids.size());
+  std::vector<Symbol> sym(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i)
+    sym[size_t(i)] = {ids[size_t(i)], i - 1, i + 1 < n ? i + 1 : -1, true};
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  auto push = [&](int pos) {
+    int next = sym[size_t(pos)].next;
+    if (next < 0)
+      return;
+    auto it = merges_.find(pairKey(sym[size_t(pos)].id, sym[size_t(next)].id));
+    if (it != merges_.end())
+      heap.push({it->second.rank, pos, it->second.result});
+  };
+  for (int i = 0; i + 1 < n; ++i)
+    push(i);
+  while (!heap.empty()) {
+    Entry top = heap.top();
+    heap.pop();
+    Symbol &s = sym[size_t(top.pos)];
+    if (!s.alive || s.next < 0)
+      continue;
+    auto it = merges_.find(pairKey(s.id, sym[size_t(s.next)].id));
+    if (it == merges_.end() || it->second.result != top.result)
+      continue;
+    Symbol &right = sym[size_t(s.next)];
+    right.alive = false;
+    s.id = top.result;
+    s.next = right.next;
+    if (s.next >= 0)
+      sym[size_t(s.next)].prev = top.pos;
+    if (s.prev >= 0)
+      push(s.prev);
+    push(top.pos);
+  }
+  std::vector<int32_t> out;
+  for (int i = n ? 0 : -1; i >= 0; i = sym[size_t(i)].next)
+    out.push_back(sym[size_t(i)].id);
+  return out;
+}
+
+std::vector<int32_t> Gpt2Tokenizer::encode(std::string_view text) const {
+  std::vector<int32_t> out;
+  for (std::string_view piece : gpt2PreTokenize(text)) {
+    std::string key(piece);
+    {
+      std::lock_guard<std::mutex> lock(cache_->mutex);
+      auto it = cache_->words.find(key);
+      if (it != cache_->words.end()) {
+        out.insert(out.end(), it->second.begin(), it->second.end());
+        continue;
+      }
+    }
+    std::vector<int32_t> ids;
+    ids.reserve(piece.size());
+    for (char c : piece)
+      ids.push_back(byteId_[uint8_t(c)]);
+    ids = mergeWord(std::move(ids));
+    out.insert(out.end(), ids.begin(), ids.end());
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    if (cache_->words.size() < kCacheEntries)
+      cache_->words.emplace(std::move(key), std::move(ids));
+  }
+  return out;
+}
+
+Result<std::string>
+Gpt2Tokenizer::decode(const std::vector<int32_t> &ids) const {
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    int32_t id = ids[i];
+    if (id < 0 || size_t(id) >= idToToken_.size() || !idToToken_[size_t(id)])
+      return Status::error("cannot decode token id " + std::to_string(id) +
+                           " at position " + std::to_string(i) +
+                           ": it is not in the vocabulary (" +
+                           std::to_string(tokenToId_.size()) + " tokens, ids " +
+                           "below " + std::to_string(idToToken_.size()) + ")");
+    out += idToBytes_[size_t(id)];
+  }
+  return out;
+}
+
+std::optional<int32_t> Gpt2Tokenizer::tokenId(std::string_view token) const {
+  auto it = tokenToId_.find(std::string(token));
+  if (it == tokenToId_.end())
+    return std::nullopt;
+  return it->second;
+}
+
+} // namespace runtime
+} // namespace loom
