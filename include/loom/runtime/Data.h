@@ -28,7 +28,7 @@ enum class TokenFormat { Bytes, Uint16, Int32 };
 
 /// The most tokens a corpus may hold (and the longest sequence): the whole
 /// file is read into memory as int32 ids, so 2^32 tokens is 16 GiB there. A
-/// larger corpus needs a memory-mapped reader, which does not exist yet.
+/// larger corpus is a Megatron indexed dataset (IndexedDataset.h), mapped.
 constexpr int64_t kMaxDataTokens = int64_t(1) << 32;
 
 /// What a training step reads (Session::step): sample i's seq tokens and seq
