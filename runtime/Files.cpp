@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -182,6 +183,52 @@ Result<std::vector<uint8_t>> readWholeFile(const std::string &path,
     done += size_t(n);
   }
   return bytes;
+}
+
+Result<MappedFile> MappedFile::open(const std::string &path,
+                                    const std::string &what) {
+  Descriptor d{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+  if (d.fd < 0)
+    return Status::error("cannot open " + what + " '" + path +
+                         "': " + errnoText());
+  struct stat st;
+  if (::fstat(d.fd, &st) != 0)
+    return Status::error("cannot read " + what + " '" + path +
+                         "': " + errnoText());
+  if (!S_ISREG(st.st_mode))
+    return Status::error("cannot read " + what + " '" + path + "': it is " +
+                         kindOf(st.st_mode) + ", not a regular file");
+  MappedFile file;
+  file.path_ = path;
+  file.size_ = uint64_t(st.st_size);
+  // mmap refuses a zero length; an empty file maps to nothing.
+  if (file.size_ == 0)
+    return file;
+  void *map =
+      ::mmap(nullptr, size_t(file.size_), PROT_READ, MAP_SHARED, d.fd, 0);
+  if (map == MAP_FAILED)
+    return Status::error("cannot map " + what + " '" + path +
+                         "' into memory: " + errnoText());
+  file.data_ = static_cast<const uint8_t *>(map);
+  return file;
+}
+
+MappedFile &MappedFile::operator=(MappedFile &&other) noexcept {
+  if (this != &other) {
+    if (data_)
+      ::munmap(const_cast<uint8_t *>(data_), size_t(size_));
+    data_ = other.data_;
+    size_ = other.size_;
+    path_ = std::move(other.path_);
+    other.data_ = nullptr;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+MappedFile::~MappedFile() {
+  if (data_)
+    ::munmap(const_cast<uint8_t *>(data_), size_t(size_));
 }
 
 namespace {

@@ -261,7 +261,7 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
   return s;
 }
 
-Result<StepMetrics> Session::step(const TokenDataset &data) {
+Result<StepMetrics> Session::step(const SampleSource &data) {
   const plan::PlanT &p = *plan_;
   // A checkpoint records at most kMaxCheckpointCount samples: stop before
   // a position it could not hold (or one that overflows).
@@ -274,8 +274,11 @@ Result<StepMetrics> Session::step(const TokenDataset &data) {
   batchTokens_.resize(size_t(p.global_batch_size * seq));
   batchLabels_.resize(batchTokens_.size());
   for (int64_t i = 0; i < p.global_batch_size; ++i)
-    data.sample(dataPosition_ + i, batchTokens_.data() + i * seq,
-                batchLabels_.data() + i * seq);
+    if (Status s =
+            data.readSample(dataPosition_ + i, batchTokens_.data() + i * seq,
+                            batchLabels_.data() + i * seq);
+        !s.ok())
+      return s;
   Result<StepMetrics> metrics = step(batchTokens_.data(), batchLabels_.data());
   if (metrics.ok())
     dataPosition_ += p.global_batch_size;

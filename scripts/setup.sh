@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  g++ cmake ninja-build ccache python3 git
+  g++ cmake ninja-build ccache python3 python3-venv git
   # MLIR/LLVM 19: mlir-19-tools is needed even for a library-only build (mlir-tblgen)
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   # libraries

@@ -2,7 +2,8 @@
 //
 // The runtime's command line: no MLIR or LLVM, only Loom's runtime.
 //
-//   loom-run PLAN --steps N --data FILE [--seed S] [--log-json FILE]
+//   loom-run PLAN --steps N (--data FILE | --data-path [W] PREFIX ...
+//            [--split 98,2,0]) [--seed S] [--log-json FILE]
 //            [--lr X --min-lr X --warmup N --decay-steps N --decay-style S
 //             --weight-decay X --clip-grad X --adam-beta1 X --adam-beta2 X
 //             --adam-eps X] [--save DIR] [--load DIR] [--dump]
@@ -13,6 +14,7 @@
 #include "loom/runtime/Backend.h"
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Files.h"
+#include "loom/runtime/GptDataset.h"
 #include "loom/runtime/Job.h"
 #include "loom/runtime/Session.h"
 #include "loom/runtime/Trace.h"
@@ -40,6 +42,8 @@ namespace {
 
 const char *kUsage =
     R"(usage: loom-run PLAN --steps N --data FILE [options]
+       loom-run PLAN --steps N --data-path [W1] PREFIX1 [W2 PREFIX2 ...]
+                [--split 98,2,0] [options]
        loom-run PLAN --dump
 
 Trains a plan compiled by loomc on a backend (the CPU by default). Every
@@ -56,6 +60,15 @@ the checkpoints; every rank's errors start with its rank.
   --data FILE          the corpus: a text file read as bytes (vocabulary 256),
                        or raw token ids with --data-format
   --data-format F      bytes (default), uint16 or int32 (little-endian ids)
+  --data-path [W] P .. Megatron's indexed datasets P.bin/P.idx (as
+                       preprocess_data.py writes them), memory-mapped; with
+                       weights, blended as Megatron's BlendedDataset does.
+                       The words up to the next option are the path: name
+                       PLAN before it. Samples are GPTDataset's: seq + 1
+                       tokens across document boundaries (docs/data.md)
+  --split T,V,E        the train,valid,test weights of each dataset's
+                       documents (default 969,30,1, Megatron's); loom-run
+                       trains on the train split
   --no-shuffle         read the samples in corpus order (default: each epoch
                        in an order keyed by the seed, as Megatron shuffles)
   --seed S             the seed of initialisation and dropout, 0 to 2^64 - 1
@@ -224,7 +237,8 @@ int main(int argc, char **argv) {
       "--clip-grad",   "--adam-beta1",    "--adam-beta2",
       "--adam-eps",    "--ranks",         "--collective-timeout",
       "--backend",     "--trace",         "--trace-steps",
-      "--device",      "--comm"};
+      "--device",      "--comm",          "--split"};
+  std::vector<std::string> dataPath;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -237,6 +251,16 @@ int main(int argc, char **argv) {
     }
     if (arg == "--dump") {
       dump = true;
+      continue;
+    }
+    if (arg == "--data-path") {
+      // Megatron's nargs='*': the words up to the next option.
+      while (i + 1 < argc && argv[i + 1][0] != '-')
+        dataPath.push_back(argv[++i]);
+      if (dataPath.empty())
+        return usageError("--data-path needs PREFIX, or W1 PREFIX1 W2 "
+                          "PREFIX2 ...");
+      values[arg] = "1";
       continue;
     }
     if (arg == "--no-shuffle" || arg == "--no-jit" ||
@@ -432,6 +456,16 @@ int main(int argc, char **argv) {
                : usageError(message);
   };
 
+  // The files read, which no output may overwrite (a weight in
+  // --data-path's words names no file, so it matches none).
+  std::vector<std::string> inputs = {planPath};
+  if (values.count("--data"))
+    inputs.push_back(values["--data"]);
+  for (const std::string &word : dataPath) {
+    inputs.push_back(word + ".bin");
+    inputs.push_back(word + ".idx");
+  }
+
   // The trace is checked before anything loads (the load is traced too):
   // a path that cannot be written fails now, not after the steps it was to
   // record.
@@ -447,7 +481,7 @@ int main(int argc, char **argv) {
       tracePath += suffix;
   }
   if (values.count("--trace")) {
-    for (const std::string &input : {planPath, values["--data"]})
+    for (const std::string &input : inputs)
       if (!input.empty() && sameFile(tracePath, input))
         return usage("--trace " + tracePath + " is the input '" + input +
                      "'; name another file for the trace");
@@ -473,9 +507,13 @@ int main(int argc, char **argv) {
     printPlanText(plan, std::cout);
     return 0;
   }
-  if (!values.count("--steps") || !values.count("--data"))
-    return usage("--steps and --data are required to train (or pass "
-                 "--dump)");
+  if (!values.count("--steps") ||
+      values.count("--data") + values.count("--data-path") != 1)
+    return usage("--steps and one of --data or --data-path are required to "
+                 "train (or pass --dump)");
+  if (values.count("--split") && !values.count("--data-path"))
+    return usage("--split divides --data-path's datasets; --data is one "
+                 "corpus");
   // The data first: a bad file is reported before any step runs.
   std::string format = values.count("--data-format") ? values["--data-format"]
                                                       : "bytes";
@@ -488,10 +526,31 @@ int main(int argc, char **argv) {
     tokenFormat = TokenFormat::Int32;
   else
     return usage("--data-format " + format + ": use bytes, uint16 or int32");
-  Result<TokenDataset> data = TokenDataset::open(
-      values["--data"], tokenFormat, plan.seq_length, plan.vocab_size);
-  if (!data.ok())
-    return failed(data.message());
+  std::optional<TokenDataset> tokenData;
+  std::optional<BlendedDataset> megatronData;
+  if (values.count("--data-path")) {
+    if (values.count("--data-format"))
+      return usage("--data-format is for --data; an indexed dataset's .idx "
+                   "names its dtype");
+    Result<std::vector<DataPathEntry>> entries = parseDataPath(dataPath);
+    if (!entries.ok())
+      return usage(entries.message());
+    Result<BlendedDataset> opened = openMegatronData(
+        *entries, values.count("--split") ? values["--split"] : "969,30,1", 0,
+        plan.seq_length, plan.vocab_size);
+    if (!opened.ok())
+      return failed(opened.message());
+    megatronData.emplace(std::move(*opened));
+  } else {
+    Result<TokenDataset> opened = TokenDataset::open(
+        values["--data"], tokenFormat, plan.seq_length, plan.vocab_size);
+    if (!opened.ok())
+      return failed(opened.message());
+    tokenData.emplace(std::move(*opened));
+  }
+  const SampleSource &data =
+      tokenData ? static_cast<const SampleSource &>(*tokenData)
+                : static_cast<const SampleSource &>(*megatronData);
 
   if (values.count("--load")) {
     if (values.count("--seed") && speaks)
@@ -540,8 +599,10 @@ int main(int argc, char **argv) {
       return failed(s.message());
   // Samples in a seeded order (the session's seed: the checkpoint's after
   // --load), unless asked to read the corpus in order.
-  if (!values.count("--no-shuffle"))
-    data->shuffle(session.seed());
+  if (tokenData && !values.count("--no-shuffle"))
+    tokenData->shuffle(session.seed());
+  if (megatronData)
+    megatronData->shuffle(!values.count("--no-shuffle"), session.seed());
   // Megatron's default: the decay lasts the whole run (--steps).
   if (!options.decaySteps && plan.optimizer_defaults->decay_steps == 0)
     session.setDecaySteps(steps);
@@ -550,7 +611,7 @@ int main(int argc, char **argv) {
   std::string logPath = values.count("--log-json") ? values["--log-json"] : "";
   if (values.count("--log-json") && speaks) {
     // A fresh run would truncate it.
-    for (const std::string &input : {planPath, values["--data"]})
+    for (const std::string &input : inputs)
       if (sameFile(logPath, input))
         return usage("--log-json " + logPath + " is the input '" + input +
                      "'; name another file for the log");
@@ -623,7 +684,7 @@ int main(int argc, char **argv) {
         (long long)session.step() + 1, (long long)steps);
   double elapsed = 0;
   while (session.step() < steps) {
-    Result<StepMetrics> m = session.step(*data);
+    Result<StepMetrics> m = session.step(data);
     if (!m.ok()) {
       // A job's other ranks hear of the failure first; then the trace of
       // what led up to it.

@@ -28,10 +28,22 @@ enum class TokenFormat { Bytes, Uint16, Int32 };
 
 /// The most tokens a corpus may hold (and the longest sequence): the whole
 /// file is read into memory as int32 ids, so 2^32 tokens is 16 GiB there. A
-/// larger corpus needs a memory-mapped reader, which does not exist yet.
+/// larger corpus is a Megatron indexed dataset (IndexedDataset.h), mapped.
 constexpr int64_t kMaxDataTokens = int64_t(1) << 32;
 
-class TokenDataset {
+/// What a training step reads (Session::step): sample i's seq tokens and seq
+/// labels, a function of the global index i alone. A corpus of raw ids
+/// (TokenDataset) and Megatron's GPT datasets (GptDataset.h) are both one.
+class SampleSource {
+public:
+  virtual ~SampleSource() = default;
+  /// Fails, naming the file, when the sample cannot be read (an id outside
+  /// the vocabulary of a corpus checked as it is read).
+  virtual Status readSample(int64_t globalIndex, int32_t *tokens,
+                            int32_t *labels) const = 0;
+};
+
+class TokenDataset : public SampleSource {
 public:
   /// Reads `path`. Fails, naming the file, when it is missing or unreadable,
   /// not a regular file (a directory, a FIFO, /dev/zero), over
@@ -51,6 +63,12 @@ public:
   }
   /// Writes sample `globalIndex`'s seq tokens and seq labels.
   void sample(int64_t globalIndex, int32_t *tokens, int32_t *labels) const;
+  /// The same; the ids were checked when the file was read.
+  Status readSample(int64_t globalIndex, int32_t *tokens,
+                    int32_t *labels) const override {
+    sample(globalIndex, tokens, labels);
+    return Status::success();
+  }
 
 private:
   std::vector<int32_t> tokens_;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace loom {
@@ -25,6 +26,30 @@ constexpr uint64_t kDefaultMaxReadBytes = uint64_t(1) << 30;
 Result<std::vector<uint8_t>>
 readWholeFile(const std::string &path, const std::string &what,
               uint64_t maxBytes = kDefaultMaxReadBytes);
+
+/// A file mapped read-only into memory: a corpus is paged in as it is read,
+/// never copied. Opened through readWholeFile's checks (a regular file, not
+/// waiting on a FIFO); move-only, unmapped when destroyed.
+class MappedFile {
+public:
+  static Result<MappedFile> open(const std::string &path,
+                                 const std::string &what);
+  MappedFile() = default;
+  MappedFile(MappedFile &&other) noexcept { *this = std::move(other); }
+  MappedFile &operator=(MappedFile &&other) noexcept;
+  MappedFile(const MappedFile &) = delete;
+  MappedFile &operator=(const MappedFile &) = delete;
+  ~MappedFile();
+
+  const uint8_t *data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::string &path() const { return path_; }
+
+private:
+  const uint8_t *data_ = nullptr; // null for an empty file
+  uint64_t size_ = 0;
+  std::string path_;
+};
 
 /// Writes `bytes` to `path`.
 ///  - A regular file, or a missing one: through `path.tmp` (write, flush,

@@ -130,7 +130,7 @@ public:
 
   /// One training step on the next global batch of `data` (samples
   /// dataPosition() onwards, by global index).
-  Result<StepMetrics> step(const TokenDataset &data);
+  Result<StepMetrics> step(const SampleSource &data);
   /// One training step on a global batch given as [global batch, seq]
   /// tokens and labels.
   Result<StepMetrics> step(const int32_t *tokens, const int32_t *labels);
