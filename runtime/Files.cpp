@@ -144,24 +144,33 @@ Result<int> createTemporary(const std::string &path,
   }
   return fd;
 }
-} // namespace
-
-Result<std::vector<uint8_t>> readWholeFile(const std::string &path,
-                                           const std::string &what,
-                                           uint64_t maxBytes) {
-  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
-  // below); on a regular file the flag changes nothing.
-  Descriptor d{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+/// Opens `path` for reading into `d` and stats it, refusing anything but
+/// a regular file (a directory, a FIFO, a device) with a message naming
+/// `what`. O_NONBLOCK: opening a FIFO must not wait for a writer (it is
+/// refused); on a regular file the flag changes nothing.
+Status openRegularFile(const std::string &path, const std::string &what,
+                       Descriptor &d, struct stat &st) {
+  d.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (d.fd < 0)
     return Status::error("cannot open " + what + " '" + path +
                          "': " + errnoText());
-  struct stat st;
   if (::fstat(d.fd, &st) != 0)
     return Status::error("cannot read " + what + " '" + path +
                          "': " + errnoText());
   if (!S_ISREG(st.st_mode))
     return Status::error("cannot read " + what + " '" + path + "': it is " +
                          kindOf(st.st_mode) + ", not a regular file");
+  return Status::success();
+}
+} // namespace
+
+Result<std::vector<uint8_t>> readWholeFile(const std::string &path,
+                                           const std::string &what,
+                                           uint64_t maxBytes) {
+  Descriptor d;
+  struct stat st;
+  if (Status s = openRegularFile(path, what, d, st); !s.ok())
+    return s;
   uint64_t size = uint64_t(st.st_size);
   if (size > maxBytes)
     return Status::error(what + " '" + path + "' is " + std::to_string(size) +
@@ -187,17 +196,10 @@ Result<std::vector<uint8_t>> readWholeFile(const std::string &path,
 
 Result<MappedFile> MappedFile::open(const std::string &path,
                                     const std::string &what) {
-  Descriptor d{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
-  if (d.fd < 0)
-    return Status::error("cannot open " + what + " '" + path +
-                         "': " + errnoText());
+  Descriptor d;
   struct stat st;
-  if (::fstat(d.fd, &st) != 0)
-    return Status::error("cannot read " + what + " '" + path +
-                         "': " + errnoText());
-  if (!S_ISREG(st.st_mode))
-    return Status::error("cannot read " + what + " '" + path + "': it is " +
-                         kindOf(st.st_mode) + ", not a regular file");
+  if (Status s = openRegularFile(path, what, d, st); !s.ok())
+    return s;
   MappedFile file;
   file.path_ = path;
   file.size_ = uint64_t(st.st_size);

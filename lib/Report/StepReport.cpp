@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Report/StepReport.h"
+#include "loom/runtime/Trace.h"
 #include "loom/Pipeline/Schedule.h"
 #include "loom/runtime/Decoder.h"
 
@@ -654,32 +655,11 @@ std::string stepReportText(const StepReport &r) {
 
 namespace {
 
-std::string num(double x) {
-  if (!std::isfinite(x))
-    return "null";
-  char buf[64];
-  for (int prec = 15; prec <= 17; ++prec) {
-    std::snprintf(buf, sizeof buf, "%.*g", prec, x);
-    if (std::strtod(buf, nullptr) == x)
-      break;
-  }
-  return buf;
-}
+// The runtime's JSON forms: the same in every locale (printf's %g would
+// write 0,5 in some), inf and nan as null, strings escaped and UTF-8.
+std::string num(double x) { return runtime::jsonDouble(x); }
 
-std::string str(const std::string &s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\', out += char(c);
-    else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else
-      out += char(c);
-  }
-  return out + "\"";
-}
+std::string str(const std::string &s) { return runtime::jsonQuote(s); }
 
 std::string axes(const double v[kNumAxes]) {
   return "{\"tp\": " + num(v[kTp]) + ", \"dp\": " + num(v[kDp]) +
