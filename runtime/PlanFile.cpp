@@ -296,8 +296,8 @@ Status validatePipeline(const plan::PlanT &p, const std::string &what) {
           chunk.arena_bytes[size_t(plan::Arena::Stash)] > 0)
         return bad("chunk " + std::to_string(step->chunk) + " has " +
                    std::to_string(chunk.stash_slots) +
-                   " stash slots, but its schedule holds " +
-                   std::to_string(k) + " microbatches in flight");
+                   " stash slots, but its schedule holds " + std::to_string(k) +
+                   " microbatches in flight");
     }
   }
   for (int64_t c = 0; c < n; ++c) {
@@ -549,14 +549,12 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
   if (p.arena_bytes.size() != 3)
     return bad("it has " + std::to_string(p.arena_bytes.size()) +
                " arena sizes, not 3");
-  static const char *const kArenaNames[] = {"persistent", "workspace",
-                                            "stash"};
+  static const char *const kArenaNames[] = {"persistent", "workspace", "stash"};
   for (size_t a = 0; a < 3; ++a)
     if (p.arena_bytes[a] < 0 || p.arena_bytes[a] > kMaxArenaBytes)
-      return bad("its " + std::string(kArenaNames[a]) +
-                 " arena of " + std::to_string(p.arena_bytes[a]) +
-                 " bytes is not in [0, " + std::to_string(kMaxArenaBytes) +
-                 "]");
+      return bad("its " + std::string(kArenaNames[a]) + " arena of " +
+                 std::to_string(p.arena_bytes[a]) + " bytes is not in [0, " +
+                 std::to_string(kMaxArenaBytes) + "]");
   for (int64_t i = 0; i < nbuf; ++i) {
     const plan::BufferT &b = *p.buffers[i];
     int64_t elements = 0;
@@ -711,8 +709,8 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
   int64_t stashBytes = p.arena_bytes[size_t(plan::Arena::Stash)];
   if (p.stash_slots < 0 || p.stash_slots > kMaxMicrobatchesInPlan ||
       (stashBytes > 0 &&
-       (!chunk || stashBytes > kMaxArenaBytes / std::max<int64_t>(
-                                                    1, p.stash_slots))))
+       (!chunk ||
+        stashBytes > kMaxArenaBytes / std::max<int64_t>(1, p.stash_slots))))
     return bad("its stash of " + std::to_string(p.stash_slots) + " x " +
                std::to_string(stashBytes) +
                " bytes is out of range (a stash belongs to pipeline chunks, "
@@ -830,8 +828,7 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
   os << "  arenas: persistent " << p.arena_bytes[0] << " bytes, workspace "
      << p.arena_bytes[1] << " bytes";
   if (p.stash_slots > 0)
-    os << ", stash " << p.stash_slots << " x " << p.arena_bytes[2]
-       << " bytes";
+    os << ", stash " << p.stash_slots << " x " << p.arena_bytes[2] << " bytes";
   os << "\n\n";
   os << "parameters (" << p.parameters.size() << "):\n";
   for (const auto &param : p.parameters) {

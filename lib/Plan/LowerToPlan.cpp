@@ -46,7 +46,6 @@ int64_t layerOf(Operation &op) {
   return layer;
 }
 
-
 FailureOr<plan::DType> dtypeOf(Location loc, Type element) {
   if (element.isF32())
     return plan::DType::F32;
@@ -826,8 +825,8 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
     });
   }
   // Every rank's work: the global batch's microbatches on every rank.
-  double work = double(plan->num_microbatches) *
-                 double(axisSize("dp") * axisSize("tp"));
+  double work =
+      double(plan->num_microbatches) * double(axisSize("dp") * axisSize("tp"));
   plan->step_flops = flops * work;
   plan->model_flops = (flops - recomputedFlops) * work;
   plan->recompute = options.recompute;

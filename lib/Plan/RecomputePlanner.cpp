@@ -42,11 +42,16 @@ std::optional<int64_t> parseByteSize(llvm::StringRef text) {
     const char *suffix;
     double scale;
   };
-  static const Unit kUnits[] = {
-      {"TiB", 1099511627776.0}, {"GiB", 1073741824.0}, {"MiB", 1048576.0},
-      {"KiB", 1024.0},          {"TB", 1e12},          {"GB", 1e9},
-      {"MB", 1e6},              {"KB", 1e3},           {"kB", 1e3},
-      {"B", 1.0}};
+  static const Unit kUnits[] = {{"TiB", 1099511627776.0},
+                                {"GiB", 1073741824.0},
+                                {"MiB", 1048576.0},
+                                {"KiB", 1024.0},
+                                {"TB", 1e12},
+                                {"GB", 1e9},
+                                {"MB", 1e6},
+                                {"KB", 1e3},
+                                {"kB", 1e3},
+                                {"B", 1.0}};
   double scale = 1;
   for (const Unit &u : kUnits)
     if (text.ends_with(u.suffix)) {
@@ -146,8 +151,7 @@ FailureOr<std::unique_ptr<plan::PlanT>>
 buildPlanWithRecompute(ModuleOp step, const RecomputeOptions &recompute,
                        PlanOptions options, RecomputeSearch *search) {
   const std::string &mode = recompute.mode;
-  if (mode != "none" && mode != "selective" && mode != "full" &&
-      mode != "auto")
+  if (mode != "none" && mode != "selective" && mode != "full" && mode != "auto")
     return step.emitError() << "unknown recomputation '" << mode
                             << "'; use none, selective, full or auto";
   options.recompute = mode;
@@ -164,7 +168,8 @@ buildPlanWithRecompute(ModuleOp step, const RecomputeOptions &recompute,
                        ? std::string("the rank")
                        : "a rank of pipeline stage " + std::to_string(m.stage))
                << " needs " << formatBytes(m.total())
-               << ", over --memory-budget " << formatBytes(*recompute.budgetBytes)
+               << ", over --memory-budget "
+               << formatBytes(*recompute.budgetBytes)
                << ": use --recompute auto to recompute only what the budget "
                   "needs, or give the model more ranks (--mesh), a smaller "
                   "--micro-batch-size or a larger budget";
@@ -187,8 +192,8 @@ buildPlanWithRecompute(ModuleOp step, const RecomputeOptions &recompute,
     return llvm::join(entries, ",");
   };
   // One candidate: every stage at its level, on a copy of the step.
-  auto measure =
-      [&](const std::vector<int64_t> &levels) -> FailureOr<std::vector<int64_t>> {
+  auto measure = [&](const std::vector<int64_t> &levels)
+      -> FailureOr<std::vector<int64_t>> {
     OwningOpRef<ModuleOp> copy = step.clone();
     FailureOr<std::unique_ptr<plan::PlanT>> built =
         buildOne(*copy, "none", perLayerOf(levels), recompute, options);
@@ -207,7 +212,8 @@ buildPlanWithRecompute(ModuleOp step, const RecomputeOptions &recompute,
     top[s] = hi[s] = 2 * int64_t(layers[s].size());
   // The ends of the ladder: what fits without recomputing, and whether
   // anything fits at all.
-  FailureOr<std::vector<int64_t>> least = measure(std::vector<int64_t>(stages, 0));
+  FailureOr<std::vector<int64_t>> least =
+      measure(std::vector<int64_t>(stages, 0));
   if (failed(least))
     return failure();
   FailureOr<std::vector<int64_t>> most = measure(top);
@@ -262,8 +268,9 @@ buildPlanWithRecompute(ModuleOp step, const RecomputeOptions &recompute,
     if (m.total() > budget)
       return step.emitError()
              << "--recompute auto: the plan chosen for "
-             << stageName(m.stage, stages) << " needs " << formatBytes(m.total())
-             << ", over --memory-budget " << formatBytes(budget)
+             << stageName(m.stage, stages) << " needs "
+             << formatBytes(m.total()) << ", over --memory-budget "
+             << formatBytes(budget)
              << " (its memory did not fall with more recomputation); choose "
                 "--recompute selective or full";
   return built;

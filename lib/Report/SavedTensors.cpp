@@ -114,8 +114,9 @@ std::string savedTensorsText(const plan::PlanT &plan) {
       size_t j = i;
       for (; j < s.tensors.size() && s.tensors[j].layer == layer; ++j)
         sum += s.tensors[j].bytes;
-      os << "  " << (layer < 0 ? std::string("outside the layers")
-                               : "layer " + std::to_string(layer))
+      os << "  "
+         << (layer < 0 ? std::string("outside the layers")
+                       : "layer " + std::to_string(layer))
          << ": " << (j - i) << " tensors, " << bytesText(sum) << "\n";
       for (; i < j; ++i) {
         const SavedTensor &t = s.tensors[i];
@@ -125,8 +126,8 @@ std::string savedTensorsText(const plan::PlanT &plan) {
         shape += "]";
         char line[256];
         std::snprintf(line, sizeof line, "    %-24s %-20s %-5s %12lld B\n",
-                      t.name.c_str(), shape.c_str(), runtime::dtypeName(t.dtype),
-                      (long long)t.bytes);
+                      t.name.c_str(), shape.c_str(),
+                      runtime::dtypeName(t.dtype), (long long)t.bytes);
         os << line;
       }
     }

@@ -10,9 +10,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/Report/StepReport.h"
-#include "loom/runtime/Trace.h"
 #include "loom/Pipeline/Schedule.h"
 #include "loom/runtime/Decoder.h"
+#include "loom/runtime/Trace.h"
 
 #include <algorithm>
 #include <cmath>

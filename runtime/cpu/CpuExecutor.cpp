@@ -231,9 +231,8 @@ CpuExecutor::create(const plan::PlanT &plan, RankContext rank) {
   }
   // One binding of the microbatch program per stash slot (a plan without a
   // stash has one).
-  int64_t variants = plan.arena_bytes[size_t(plan::Arena::Stash)] > 0
-                         ? ex->stashSlots()
-                         : 1;
+  int64_t variants =
+      plan.arena_bytes[size_t(plan::Arena::Stash)] > 0 ? ex->stashSlots() : 1;
   ex->microbatchBySlot.resize(size_t(variants));
   for (int64_t slot = 0; slot < variants; ++slot) {
     ex->currentSlot = slot;

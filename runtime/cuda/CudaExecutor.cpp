@@ -28,8 +28,8 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <tuple>
 #include <memory>
+#include <tuple>
 #include <utility>
 
 namespace loom {
@@ -96,7 +96,8 @@ public:
     for (size_t a = 0; a < plan.arena_bytes.size(); ++a)
       use.arenas += plan.arena_bytes[a] *
                     (a == size_t(plan::Arena::Stash) ? stashSlots() : 1);
-    use.runtime = int64_t(shadowScratchBytes) + int64_t(maxFlags * sizeof(int)) +
+    use.runtime = int64_t(shadowScratchBytes) +
+                  int64_t(maxFlags * sizeof(int)) +
                   int64_t(sizeof(DeviceStepValues)) + scratchBytesTotal;
     for (const SlotBlock &b : slots)
       use.runtime += int64_t(b.host.size());
@@ -286,9 +287,9 @@ CudaExecutor::create(const char *backendName, std::unique_ptr<Device> device,
   for (size_t slot = 0; slot < ex->microbatchBySlot.size(); ++slot) {
     ex->currentSlot = int64_t(slot);
     ex->scratchCursor = 0;
-    if (Status s = ex->prepare(ex->decoded.microbatch,
-                               ex->microbatchBySlot[slot],
-                               ex->microbatchGraphable);
+    if (Status s =
+            ex->prepare(ex->decoded.microbatch, ex->microbatchBySlot[slot],
+                        ex->microbatchGraphable);
         !s.ok())
       return s;
   }
@@ -357,10 +358,10 @@ Status CudaExecutor::allocateAll() {
             n += count(k->reference);
         return n;
       };
-  maxFlags = 1 +
-             size_t(microbatchVariants()) *
-                 count(decoded.microbatch.instructions) +
-             count(decoded.optimizer.instructions);
+  maxFlags =
+      1 +
+      size_t(microbatchVariants()) * count(decoded.microbatch.instructions) +
+      count(decoded.optimizer.instructions);
   Result<void *> f = dev->allocate(maxFlags * sizeof(int), "status flags");
   if (!f.ok())
     return Status::error(f.message());
@@ -571,9 +572,9 @@ Status CudaExecutor::runRange(const std::vector<Work> &works,
 
 Status CudaExecutor::run(ProgramKind kind, const StepParams &params,
                          size_t begin, size_t end) {
-  const std::vector<Work> &works =
-      kind == ProgramKind::Microbatch ? microbatchBySlot[size_t(currentSlot)]
-                                      : optimizer;
+  const std::vector<Work> &works = kind == ProgramKind::Microbatch
+                                       ? microbatchBySlot[size_t(currentSlot)]
+                                       : optimizer;
   const DecodedProgram &program = kind == ProgramKind::Microbatch
                                       ? decoded.microbatch
                                       : decoded.optimizer;

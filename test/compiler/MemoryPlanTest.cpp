@@ -47,7 +47,8 @@ protected:
       return nullptr;
     loom::RecomputeOptions recompute;
     recompute.mode = mode;
-    auto built = loom::buildPlanWithRecompute(*module, recompute, planOptions());
+    auto built =
+        loom::buildPlanWithRecompute(*module, recompute, planOptions());
     EXPECT_TRUE(mlir::succeeded(built));
     return mlir::succeeded(built) ? std::move(*built) : nullptr;
   }
@@ -90,14 +91,13 @@ TEST_F(MemoryPlanTest, ActivationBytesPerLayerMatchKorthikantiTable2) {
       {"no parallelism", "pp=2", false, "none",
        sbh() * (34 + 5.0 * kA * kS / kH), masks + attention},
       {"tensor parallel", "pp=2,tp=2", false, "none",
-       sbh() * (10 + 24 / t + 5.0 * kA * kS / (kH * t)),
-       masks + attention / t},
+       sbh() * (10 + 24 / t + 5.0 * kA * kS / (kH * t)), masks + attention / t},
       {"tensor + sequence parallel", "pp=2,tp=2", true, "none",
        sbh() / t * (34 + 5.0 * kA * kS / kH), (masks + attention) / t},
       {"selective recomputation", "pp=2", false, "selective", sbh() * 34,
        masks},
-      {"tensor + sequence parallel, selective", "pp=2,tp=2", true,
-       "selective", sbh() * 34 / t, masks / t},
+      {"tensor + sequence parallel, selective", "pp=2,tp=2", true, "selective",
+       sbh() * 34 / t, masks / t},
       {"full recomputation", "pp=2", false, "full", 2 * sbh(), 0},
       {"tensor + sequence parallel, full", "pp=2,tp=2", true, "full",
        2 * sbh() / t, 0},
@@ -134,9 +134,9 @@ TEST_F(MemoryPlanTest, OneFOneBFirstStageHoldsPMicrobatchesOfItsLayers) {
     dist.mesh = "pp=4";
     dist.pipelineLayout = layout;
     auto built = plan(overrides, kB, kB * m, "bf16", dist, "none");
-    return built ? built->chunks[1]->arena_bytes[size_t(
-                       loom::plan::Arena::Stash)]
-                 : int64_t(-1);
+    return built
+               ? built->chunks[1]->arena_bytes[size_t(loom::plan::Arena::Stash)]
+               : int64_t(-1);
   };
   // A middle stage's chunk: its layers and the activation it received.
   int64_t two = perLayerStash("2,2,2,2"), three = perLayerStash("2,3,2,1");
@@ -145,9 +145,8 @@ TEST_F(MemoryPlanTest, OneFOneBFirstStageHoldsPMicrobatchesOfItsLayers) {
 
   for (const char *schedule : {"1f1b", "gpipe"}) {
     SCOPED_TRACE(schedule);
-    mlir::OwningOpRef<mlir::ModuleOp> module = buildGpt(
-        context, overrides, kB, kB * m, "bf16",
-        [] {
+    mlir::OwningOpRef<mlir::ModuleOp> module =
+        buildGpt(context, overrides, kB, kB * m, "bf16", [] {
           loom::DistOptions d;
           d.mesh = "pp=4";
           return d;
@@ -165,8 +164,8 @@ TEST_F(MemoryPlanTest, OneFOneBFirstStageHoldsPMicrobatchesOfItsLayers) {
       int64_t slots = std::string(schedule) == "1f1b" ? p - s : m;
       EXPECT_EQ(pl.chunks[size_t(s)]->stash_slots, slots) << "stage " << s;
       EXPECT_EQ(stages[size_t(s)].stash,
-                slots * pl.chunks[size_t(s)]->arena_bytes[size_t(
-                            loom::plan::Arena::Stash)]);
+                slots * pl.chunks[size_t(s)]
+                            ->arena_bytes[size_t(loom::plan::Arena::Stash)]);
     }
     if (std::string(schedule) == "1f1b") {
       // p microbatches × L/p layers, each layer keeping its input: L layers'
@@ -179,9 +178,8 @@ TEST_F(MemoryPlanTest, OneFOneBFirstStageHoldsPMicrobatchesOfItsLayers) {
 /// The -D values of an examples/configs args file.
 std::map<std::string, std::string> readArgs(const std::string &name) {
   std::map<std::string, std::string> out;
-  auto buffer = llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR
-                                            "/examples/configs/" +
-                                            name);
+  auto buffer =
+      llvm::MemoryBuffer::getFile(LOOM_SOURCE_DIR "/examples/configs/" + name);
   EXPECT_TRUE(bool(buffer)) << name;
   if (!buffer)
     return out;
@@ -210,11 +208,11 @@ std::pair<double, double> matmulFlops(mlir::ModuleOp module) {
 TEST_F(MemoryPlanTest, StepFlopsMatchNarayananEq3AndKorthikantiEq7) {
   // B = 1 sequence per step; every GPT configuration of examples/configs.
   for (const char *config :
-       {"gpt2-124m.args", "gpt2-355m.args", "gpt2-774m.args",
-        "gpt2-1.5b.args", "gpt-1.7b.args", "gpt-3.6b.args", "gpt-7.5b.args",
-        "gpt-18b.args", "gpt-39b.args", "gpt-76b.args", "gpt-145b.args",
-        "gpt-175b.args", "gpt-310b.args", "gpt-530b.args", "gpt-1t.args",
-        "megatron-8.3b.args", "mt-nlg-530b.args"}) {
+       {"gpt2-124m.args", "gpt2-355m.args", "gpt2-774m.args", "gpt2-1.5b.args",
+        "gpt-1.7b.args", "gpt-3.6b.args", "gpt-7.5b.args", "gpt-18b.args",
+        "gpt-39b.args", "gpt-76b.args", "gpt-145b.args", "gpt-175b.args",
+        "gpt-310b.args", "gpt-530b.args", "gpt-1t.args", "megatron-8.3b.args",
+        "mt-nlg-530b.args"}) {
     SCOPED_TRACE(config);
     std::map<std::string, std::string> args = readArgs(config);
     ASSERT_TRUE(args.count("hidden") && args.count("layers") &&
@@ -234,8 +232,10 @@ TEST_F(MemoryPlanTest, StepFlopsMatchNarayananEq3AndKorthikantiEq7) {
           loom::buildPlanWithRecompute(*module, recompute, planOptions());
       ASSERT_TRUE(mlir::succeeded(built));
       auto [model, again] = matmulFlops(*module);
-      double eq7 = 72 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h));
-      double eq3 = 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
+      double eq7 =
+          72 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h));
+      double eq3 =
+          96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
       EXPECT_NEAR(model / eq7, 1, 1e-12);
       // Loom recomputes only what the backward reads: no backward op reads
       // the second MLP GEMM's result (its gradients need its input and the

@@ -1,4 +1,5 @@
-//===- RecomputePlanner.h - recomputation as a compiler decision -*- C++ -*-===//
+//===- RecomputePlanner.h - recomputation as a compiler decision -*- C++
+//-*-===//
 //
 // loomc's --recompute none|selective|full|auto and --memory-budget: from the
 // differentiated training step (loom/Plan/TrainingPipeline.h) to the plan,

@@ -29,8 +29,8 @@ struct SavedTensor {
 };
 
 struct SavedTensors {
-  int64_t chunk = -1, stage = 0; // -1: a plan without a pipeline
-  int64_t slots = 1;             // copies kept (microbatches in flight)
+  int64_t chunk = -1, stage = 0;    // -1: a plan without a pipeline
+  int64_t slots = 1;                // copies kept (microbatches in flight)
   std::vector<SavedTensor> tensors; // by layer, then program order
 };
 
