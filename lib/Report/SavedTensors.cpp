@@ -3,13 +3,15 @@
 // Reads a built plan (loom/Report/SavedTensors.h). A buffer is kept for the
 // backward when the backward reads what the forward wrote: in a pipeline
 // chunk exactly the Stash arena; otherwise the root buffers whose lifetime
-// (inputs from before the program) spans the microbatch program's
-// forward_end. Views are their source's storage and are not counted again.
+// (inputs from before the program) spans the start of the backward, the
+// loss gradient's seed. Views are their source's storage and are not
+// counted again.
 //
 //===----------------------------------------------------------------------===//
 
 #include "loom/Report/SavedTensors.h"
 #include "loom/runtime/Decoder.h"
+#include "loom/runtime/InstructionSet.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -48,6 +50,11 @@ SavedTensors savedOf(const plan::PlanT &p, int64_t stages) {
     for (size_t i = 0; i < n; ++i)
       keep[i] = p.buffers[i]->arena == plan::Arena::Stash;
   } else {
+    // Lifetimes per storage. A view (named "view.N": a reshape, a fan_out)
+    // lies at its source's offset and the backward often reads the view, so
+    // a view's uses count for its source: the buffer at the same offset
+    // written last before the view is first read (the planner reuses an
+    // offset only after everything reading it, views included, is done).
     const int64_t none = std::numeric_limits<int64_t>::max();
     std::vector<int64_t> first(n, none), last(n, -1);
     auto touch = [&](int32_t id, int64_t k) {
@@ -62,9 +69,40 @@ SavedTensors savedOf(const plan::PlanT &p, int64_t stages) {
     for (int64_t k = 0; k < int64_t(insts.size()); ++k)
       runtime::forEachBufferOf(*insts[size_t(k)],
                                [&](int32_t id) { touch(id, k); });
+    auto isView = [&](size_t i) {
+      return p.buffers[i]->name.rfind("view.", 0) == 0;
+    };
+    std::vector<bool> folded(n, false);
+    for (size_t v = 0; v < n; ++v) {
+      if (!isView(v) || first[v] == none)
+        continue;
+      const plan::BufferT &view = *p.buffers[v];
+      size_t source = n;
+      for (size_t i = 0; i < n; ++i) {
+        const plan::BufferT &b = *p.buffers[i];
+        if (isView(i) || b.arena != view.arena || b.offset != view.offset ||
+            first[i] > first[v])
+          continue;
+        if (source == n || first[i] > first[source])
+          source = i;
+      }
+      if (source < n) {
+        last[source] = std::max(last[source], last[v]);
+        folded[v] = true;
+      }
+    }
+    // Where the backward starts: the loss gradient's seed. (A plan without
+    // a pipeline fuses across its forward/backward boundary, so its
+    // forward_end does not mark it.)
+    int64_t split = p.forward_end;
+    for (int64_t k = 0; k < int64_t(insts.size()); ++k)
+      if (insts[size_t(k)]->op == runtime::opName(runtime::Op::LossGradSeed)) {
+        split = k;
+        break;
+      }
     for (size_t i = 0; i < n; ++i)
-      keep[i] = p.buffers[i]->arena == plan::Arena::Workspace &&
-                first[i] < p.forward_end && last[i] >= p.forward_end;
+      keep[i] = !folded[i] && p.buffers[i]->arena == plan::Arena::Workspace &&
+                first[i] < split && last[i] >= split;
   }
   std::map<std::pair<int, int64_t>, bool> seen; // (arena, offset)
   for (size_t i = 0; i < n; ++i) {
