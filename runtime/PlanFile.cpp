@@ -755,10 +755,39 @@ Status validateBody(const plan::PlanT &p, const std::string &what,
 }
 } // namespace
 
+/// `  model: vocab=50257 hidden=768 ...`, when the plan records its configs.
+const plan::ModelConfigT *findModelConfig(const plan::PlanT &plan,
+                                          std::string_view name) {
+  for (const auto &c : plan.model_config)
+    if (c->name == name)
+      return c.get();
+  return nullptr;
+}
+
+static void printModelConfigs(const plan::PlanT &p, std::ostream &os) {
+  if (p.model_config.empty())
+    return;
+  os << "  model:";
+  for (const auto &c : p.model_config) {
+    os << " " << c->name << "=";
+    if (c->kind == "float")
+      os << c->f;
+    else if (c->kind == "bool")
+      os << (c->i ? "true" : "false");
+    else if (c->kind == "string")
+      os << "\"" << c->s << "\"";
+    else
+      os << c->i;
+  }
+  os << "\n";
+}
+
 void printPlanText(const plan::PlanT &p, std::ostream &os) {
   if (!p.chunks.empty()) {
     os << "plan " << p.model << " (format " << kPlanFormatVersion << ", "
-       << p.compiler << ")\n  mesh";
+       << p.compiler << ")\n";
+    printModelConfigs(p, os);
+    os << "  mesh";
     for (const auto &axis : p.mesh)
       os << " " << axis->name << "=" << axis->size;
     os << "\n  pipeline: " << p.chunks.size() << " chunks, "
@@ -783,6 +812,7 @@ void printPlanText(const plan::PlanT &p, std::ostream &os) {
   auto bufferName = [&](int32_t id) { return "%" + p.buffers[id]->name; };
   os << "plan " << p.model << " (format " << kPlanFormatVersion << ", "
      << p.compiler << ")\n";
+  printModelConfigs(p, os);
   os << "  mesh";
   for (const auto &axis : p.mesh)
     os << " " << axis->name << "=" << axis->size;

@@ -41,6 +41,11 @@ def Loom_Dialect : Dialect {
     // The module: sequences per microbatch and per step.
     "::mlir::IntegerAttr":$micro_batch_size,
     "::mlir::IntegerAttr":$global_batch_size,
+    // The module: the model's configs as the front end resolved them
+    // (name -> integer, float, bool or string), copied into the plan for the
+    // tools that must know the model (loom-convert checks a Hugging Face
+    // config against them).
+    "::mlir::DictionaryAttr":$configs,
     // The module: --loom-pipeline's stages and chunks per stage.
     "::mlir::IntegerAttr":$pipeline_stages,
     "::mlir::IntegerAttr":$pipeline_chunks_per_stage,

@@ -432,6 +432,26 @@ FailureOr<OwningOpRef<ModuleOp>> ModelBuilder::build() {
       *module, b.getI64IntegerAttr(options.microBatchSize));
   LoomDialect::GlobalBatchSizeAttrHelper(context).setAttr(
       *module, b.getI64IntegerAttr(global));
+  // The resolved configs travel to the plan (Plan.model_config): a tool
+  // that reads a plan (loom-convert) can check a checkpoint's model against
+  // them. Lists and tensors are no configs a tool reads; they stay behind.
+  SmallVector<NamedAttribute> configAttrs;
+  for (const std::string &name : configOrder) {
+    const Val &v = *configs.at(name).value;
+    Attribute a;
+    if (v.kind == Val::Kind::Int)
+      a = b.getI64IntegerAttr(v.i);
+    else if (v.kind == Val::Kind::Float)
+      a = b.getF64FloatAttr(v.f);
+    else if (v.kind == Val::Kind::Bool)
+      a = b.getBoolAttr(v.b);
+    else if (v.kind == Val::Kind::String || v.kind == Val::Kind::DType)
+      a = b.getStringAttr(v.s);
+    if (a)
+      configAttrs.push_back(b.getNamedAttr(name, a));
+  }
+  LoomDialect::ConfigsAttrHelper(context).setAttr(
+      *module, b.getDictionaryAttr(configAttrs));
 
   // Inputs become the function's arguments, in order.
   Scope scope;

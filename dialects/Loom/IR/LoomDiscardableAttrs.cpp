@@ -163,6 +163,27 @@ LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
   }
   if (name == RecomputedAttrHelper::getNameStr())
     return verifyUnit(op, name, value);
+  if (name == ConfigsAttrHelper::getNameStr()) {
+    if (failed(placed(Holder::Module)))
+      return failure();
+    auto configs = dyn_cast<DictionaryAttr>(value);
+    if (!configs)
+      return op->emitError() << name
+                             << " is a dictionary of the model's configs, got "
+                             << value;
+    for (NamedAttribute config : configs) {
+      Attribute v = config.getValue();
+      bool scalar = isa<StringAttr, BoolAttr, FloatAttr>(v) ||
+                    (isa<IntegerAttr>(v) &&
+                     cast<IntegerAttr>(v).getType().isSignlessInteger(64));
+      if (!scalar)
+        return op->emitError()
+               << name << ": config '" << config.getName().getValue()
+               << "' must be an i64 integer, a float, a bool or a string, got "
+               << v;
+    }
+    return success();
+  }
   if (name == LayerRecomputeAttrHelper::getNameStr()) {
     if (failed(placed(Holder::Function)))
       return failure();

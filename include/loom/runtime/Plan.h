@@ -18,6 +18,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace loom {
@@ -28,7 +29,8 @@ namespace runtime {
 /// 5: generated CUDA kernels read their runtime scalars from device arrays.
 /// 6: the Stash arena (pipeline chunks keep their in-flight activations),
 ///    model_flops and the recompute choice.
-constexpr uint32_t kPlanFormatVersion = 6;
+/// 7: the model's configs (model_config).
+constexpr uint32_t kPlanFormatVersion = 7;
 
 /// Bytes per element of a buffer type (i1 is stored as one byte).
 int64_t dtypeBytes(plan::DType dtype);
@@ -91,6 +93,10 @@ inline bool checkedProduct(const std::vector<int64_t> &dims, int64_t &out) {
 
 /// The readable dump (`loomc --emit=plan-text`, `loom-run --dump`).
 void printPlanText(const plan::PlanT &plan, std::ostream &os);
+
+/// The model config `name` the plan records (Plan.model_config), or null.
+const plan::ModelConfigT *findModelConfig(const plan::PlanT &plan,
+                                          std::string_view name);
 
 /// Every buffer an instruction touches: its inputs, its outputs, and for a
 /// kernel its reference form's buffers and scratch (all live while it runs).

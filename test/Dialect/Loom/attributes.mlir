@@ -3,8 +3,9 @@
 // RUN: loom-opt %s | loom-opt | FileCheck %s
 // RUN: loom-opt %s --mlir-print-op-generic | loom-opt | FileCheck %s
 
-// CHECK: module attributes {loom.global_batch_size = 8 : i64, loom.micro_batch_size = 2 : i64, loom.pipeline_chunks_per_stage = 1 : i64, loom.pipeline_stages = 2 : i64}
+// CHECK: module attributes {loom.configs = {act = "gelu", heads = 2 : i64, pre_ln = true, std = 2.000000e-02 : f64}, loom.global_batch_size = 8 : i64, loom.micro_batch_size = 2 : i64, loom.pipeline_chunks_per_stage = 1 : i64, loom.pipeline_stages = 2 : i64}
 module attributes {loom.micro_batch_size = 2 : i64, loom.global_batch_size = 8 : i64,
+                   loom.configs = {heads = 2 : i64, std = 0.02 : f64, pre_ln = true, act = "gelu"},
                    loom.pipeline_stages = 2 : i64, loom.pipeline_chunks_per_stage = 1 : i64} {
   // CHECK-LABEL: func.func @chunk
   // CHECK-SAME: (%{{.*}}: tensor<2x4x8xf32> {loom.boundary_input}, %{{.*}}: tensor<2x4xi32> {loom.input = "labels"}, %{{.*}}: tensor<2x4x8xf32> {loom.output_grad})

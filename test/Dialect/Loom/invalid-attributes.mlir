@@ -40,6 +40,25 @@ module attributes {loom.global_batch_size = 8.0} {
 
 // -----
 
+// expected-error @+1 {{loom.configs: config 'shape' must be an i64 integer, a float, a bool or a string, got [1, 2]}}
+module attributes {loom.configs = {shape = [1, 2]}} {
+}
+
+// -----
+
+// expected-error @+1 {{loom.configs is a dictionary of the model's configs, got 3 : i64}}
+module attributes {loom.configs = 3 : i64} {
+}
+
+// -----
+
+// expected-error @+1 {{loom.configs belongs on the module; it is on 'func.func'}}
+func.func @g() attributes {loom.configs = {a = 1 : i64}} {
+  return
+}
+
+// -----
+
 // expected-error @+1 {{loom.pipeline_stages = 0 is out of range; a pipeline has at least one stage}}
 module attributes {loom.pipeline_stages = 0 : i64} {
 }
