@@ -9,6 +9,7 @@
 
 #include "loom/runtime/Gpt2Tokenizer.h"
 #include "loom/runtime/Files.h"
+#include "loom/runtime/Json.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -127,206 +128,6 @@ const ByteMap &byteMap() {
   return map;
 }
 
-//===----------------------------------------------------------------------===//
-// The JSON object
-//===----------------------------------------------------------------------===//
-
-class JsonParser {
-public:
-  JsonParser(std::string_view text, const std::string &what)
-      : text_(text), what_(what) {}
-
-  Result<std::vector<std::pair<std::string, int64_t>>> parse() {
-    std::vector<std::pair<std::string, int64_t>> entries;
-    std::unordered_map<std::string, size_t> seen;
-    skipSpace();
-    if (!consume('{'))
-      return fail("expected '{': the file must be one JSON object of "
-                  "token -> id");
-    skipSpace();
-    if (!consume('}')) {
-      while (true) {
-        skipSpace();
-        size_t keyAt = pos_;
-        std::string key;
-        if (Status s = parseString(key); !s.ok())
-          return s;
-        skipSpace();
-        if (!consume(':'))
-          return fail("expected ':' after the key");
-        skipSpace();
-        int64_t value;
-        if (Status s = parseInteger(value); !s.ok())
-          return s;
-        auto [it, inserted] = seen.emplace(key, keyAt);
-        if (!inserted)
-          return failAt(keyAt, "the key " + quote(key) +
-                                   " appears twice (first at " +
-                                   position(it->second) + ")");
-        entries.emplace_back(std::move(key), value);
-        skipSpace();
-        if (consume('}'))
-          break;
-        if (!consume(','))
-          return fail("expected ',' or '}' after a value");
-      }
-    }
-    skipSpace();
-    if (pos_ != text_.size())
-      return fail("unexpected text after the object");
-    return entries;
-  }
-
-private:
-  bool consume(char c) {
-    if (pos_ < text_.size() && text_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-  void skipSpace() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
-                                   text_[pos_] == '\n' || text_[pos_] == '\r'))
-      ++pos_;
-  }
-  std::string position(size_t at) const {
-    size_t line = 1, column = 1;
-    for (size_t i = 0; i < at && i < text_.size(); ++i) {
-      if (text_[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
-    }
-    return "line " + std::to_string(line) + ", column " +
-           std::to_string(column);
-  }
-  Status failAt(size_t at, const std::string &message) const {
-    return Status::error(what_ + ", " + position(at) + ": " + message);
-  }
-  Status fail(const std::string &message) const {
-    if (pos_ >= text_.size())
-      return failAt(pos_, message + ", found the end of the file");
-    return failAt(pos_, message);
-  }
-  static std::string quote(const std::string &key) { return "\"" + key + "\""; }
-
-  /// Four hex digits at pos_.
-  bool hex4(uint32_t &out) {
-    if (pos_ + 4 > text_.size())
-      return false;
-    out = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text_[pos_ + k];
-      int digit = c >= '0' && c <= '9'   ? c - '0'
-                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                         : -1;
-      if (digit < 0)
-        return false;
-      out = out * 16 + uint32_t(digit);
-    }
-    pos_ += 4;
-    return true;
-  }
-
-  Status parseString(std::string &out) {
-    if (!consume('"'))
-      return fail("expected a string key");
-    while (true) {
-      if (pos_ >= text_.size())
-        return fail("unterminated string");
-      uint8_t c = uint8_t(text_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return Status::success();
-      }
-      if (c < 0x20)
-        return fail("a control character in a string (escape it)");
-      if (c == '\\') {
-        size_t escapeAt = pos_++;
-        if (pos_ >= text_.size())
-          return fail("unterminated string");
-        char e = text_[pos_++];
-        switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          out += e;
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'u': {
-          uint32_t cp;
-          if (!hex4(cp))
-            return failAt(escapeAt, "\\u needs four hex digits");
-          if (cp >= 0xDC00 && cp <= 0xDFFF)
-            return failAt(escapeAt, "a low surrogate without a high one");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            uint32_t low;
-            if (!consume('\\') || !consume('u') || !hex4(low) || low < 0xDC00 ||
-                low > 0xDFFF)
-              return failAt(escapeAt,
-                            "a high surrogate not followed by a \\u low one");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          }
-          appendUtf8(out, cp);
-          break;
-        }
-        default:
-          return failAt(escapeAt, std::string("unknown escape \\") + e);
-        }
-        continue;
-      }
-      auto [cp, length] = decodeUtf8(text_, pos_);
-      if (cp == kInvalidCodePoint)
-        return fail("bytes that are not valid UTF-8");
-      out.append(text_.substr(pos_, length));
-      pos_ += length;
-    }
-  }
-
-  Status parseInteger(int64_t &out) {
-    size_t start = pos_;
-    if (consume('-'))
-      return failAt(start, "a negative id; ids are 0 or more");
-    if (pos_ >= text_.size() || text_[pos_] < '0' || text_[pos_] > '9')
-      return fail("expected an integer id");
-    if (text_[pos_] == '0' && pos_ + 1 < text_.size() &&
-        text_[pos_ + 1] >= '0' && text_[pos_ + 1] <= '9')
-      return fail("a number with a leading zero");
-    out = 0;
-    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
-      out = out * 10 + (text_[pos_++] - '0');
-      if (out > INT32_MAX)
-        return failAt(start, "an id above 2^31 - 1");
-    }
-    if (pos_ < text_.size() &&
-        (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E'))
-      return failAt(start, "an id that is not an integer");
-    return Status::success();
-  }
-
-  std::string_view text_;
-  const std::string &what_;
-  size_t pos_ = 0;
-};
-
 /// Where ids stop: GPT-2 has 50257, the largest vocabularies in use ~256k;
 /// the bound keeps a wrong file from sizing the id table at 2^31.
 constexpr int64_t kMaxTokenId = (int64_t(1) << 24) - 1;
@@ -341,7 +142,46 @@ uint64_t pairKey(int32_t left, int32_t right) {
 
 Result<std::vector<std::pair<std::string, int64_t>>>
 parseJsonStringToIntObject(std::string_view text, const std::string &what) {
-  return JsonParser(text, what).parse();
+  // Anything but an object is refused before parsing, so that an empty or
+  // wrong file gets the message that says what the file must be.
+  size_t at = text.find_first_not_of(" \t\r\n");
+  if (at == std::string_view::npos || text[at] != '{') {
+    size_t line = 1, lineStart = 0;
+    for (size_t i = 0; i < at && i < text.size(); ++i)
+      if (text[i] == '\n')
+        line += 1, lineStart = i + 1;
+    size_t end = at == std::string_view::npos ? text.size() : at;
+    return Status::error(
+        what + ", line " + std::to_string(line) + ", column " +
+        std::to_string(end - lineStart + 1) +
+        ": expected '{': the file must be one JSON object of token -> id" +
+        (at == std::string_view::npos ? ", found the end of the file" : ""));
+  }
+  Result<JsonValue> object = parseJson(text, what);
+  if (!object.ok())
+    return Status::error(object.message());
+  std::vector<std::pair<std::string, int64_t>> entries;
+  entries.reserve(object->object().size());
+  for (const JsonValue::Member &member : object->object()) {
+    const JsonValue &value = member.second;
+    auto bad = [&](const std::string &message) {
+      return Status::error(what + ", line " + std::to_string(value.line()) +
+                           ", column " + std::to_string(value.column()) + ": " +
+                           message);
+    };
+    if (!value.isNumber())
+      return bad(std::string("expected an integer id, found ") +
+                 value.kindName());
+    if (value.text()[0] == '-')
+      return bad("a negative id; ids are 0 or more");
+    std::optional<int64_t> id = value.integer();
+    if (value.text().find_first_of(".eE") != std::string::npos)
+      return bad("an id that is not an integer");
+    if (!id || *id > INT32_MAX)
+      return bad("an id above 2^31 - 1");
+    entries.emplace_back(member.first, *id);
+  }
+  return entries;
 }
 
 //===----------------------------------------------------------------------===//

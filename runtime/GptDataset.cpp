@@ -344,8 +344,12 @@ Result<BlendedDataset> openMegatronData(const std::vector<DataPathEntry> &path,
     if (!data.ok())
       return Status::error(data.message());
     auto shared = std::make_shared<const IndexedDataset>(std::move(*data));
+    // Split by sequence, as Megatron's GPTDataset.numel_low_level_dataset
+    // does: its "documents" are the index's sequences. A document of no
+    // sequences (preprocess_data.py writes one for an empty text) or of
+    // several makes the two counts differ.
     std::pair<int64_t, int64_t> range =
-        splitDocuments(*weights, which, shared->numDocuments());
+        splitDocuments(*weights, which, shared->numSequences());
     Result<GptDataset> gpt =
         GptDataset::make(shared, range.first, range.second, seqLength, vocab);
     if (!gpt.ok())

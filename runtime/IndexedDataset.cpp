@@ -1,6 +1,7 @@
 //===- IndexedDataset.cpp - Megatron's .bin/.idx corpora, memory-mapped ---===//
 
 #include "loom/runtime/IndexedDataset.h"
+#include "loom/runtime/IndexedDatasetWriter.h"
 
 #include <cstring>
 
@@ -16,11 +17,6 @@ template <typename T> T load(const uint8_t *p) {
   T value;
   std::memcpy(&value, p, sizeof(T));
   return value;
-}
-
-template <typename T> void append(std::vector<uint8_t> &out, T value) {
-  const uint8_t *p = reinterpret_cast<const uint8_t *>(&value);
-  out.insert(out.end(), p, p + sizeof(T));
 }
 
 bool isInteger(IndexedDType dtype) {
@@ -229,58 +225,15 @@ IndexedDatasetBuilder::IndexedDatasetBuilder(IndexedDType dtype)
     : dtype_(dtype) {}
 
 Status IndexedDatasetBuilder::addItem(const std::vector<int64_t> &tokens) {
-  int64_t lo = 0, hi = 0;
-  switch (dtype_) {
-  case IndexedDType::Uint8:
-    lo = 0, hi = UINT8_MAX;
-    break;
-  case IndexedDType::Int8:
-    lo = INT8_MIN, hi = INT8_MAX;
-    break;
-  case IndexedDType::Int16:
-    lo = INT16_MIN, hi = INT16_MAX;
-    break;
-  case IndexedDType::Uint16:
-    lo = 0, hi = UINT16_MAX;
-    break;
-  case IndexedDType::Int32:
-    lo = INT32_MIN, hi = INT32_MAX;
-    break;
-  case IndexedDType::Int64:
-    lo = INT64_MIN, hi = INT64_MAX;
-    break;
-  default:
-    return Status::error(std::string("an indexed dataset of ") +
-                         indexedDTypeName(dtype_) +
-                         " holds no token ids; use an integer dtype");
-  }
-  if (tokens.size() > size_t(INT32_MAX))
-    return Status::error("a sequence of " + std::to_string(tokens.size()) +
-                         " tokens is longer than the index's int32 lengths");
-  for (int64_t t : tokens)
-    if (t < lo || t > hi)
-      return Status::error("token id " + std::to_string(t) + " does not fit " +
-                           indexedDTypeName(dtype_));
-  for (int64_t t : tokens)
-    switch (indexedDTypeSize(dtype_)) {
-    case 1:
-      append(bin_, uint8_t(t));
-      break;
-    case 2:
-      append(bin_, uint16_t(t));
-      break;
-    case 4:
-      append(bin_, uint32_t(t));
-      break;
-    default:
-      append(bin_, uint64_t(t));
-    }
-  lengths_.push_back(int32_t(tokens.size()));
+  if (Status s = checkIndexedTokens(dtype_, tokens.data(), tokens.size());
+      !s.ok())
+    return s;
+  items_.push_back(tokens);
   return Status::success();
 }
 
 void IndexedDatasetBuilder::endDocument() {
-  documentIndices_.push_back(int64_t(lengths_.size()));
+  documentIndices_.push_back(int64_t(items_.size()));
 }
 
 Status IndexedDatasetBuilder::addDocument(const std::vector<int64_t> &tokens) {
@@ -291,24 +244,21 @@ Status IndexedDatasetBuilder::addDocument(const std::vector<int64_t> &tokens) {
 }
 
 Status IndexedDatasetBuilder::finish(const std::string &prefix) const {
-  std::vector<uint8_t> idx(kMagic, kMagic + sizeof(kMagic));
-  append(idx, uint64_t(1));
-  append(idx, uint8_t(dtype_));
-  append(idx, uint64_t(lengths_.size()));
-  append(idx, uint64_t(documentIndices_.size()));
-  for (int32_t length : lengths_)
-    append(idx, length);
-  int64_t pointer = 0;
-  for (int32_t length : lengths_) {
-    append(idx, pointer);
-    pointer += int64_t(length) * int64_t(indexedDTypeSize(dtype_));
+  Result<IndexedDatasetWriter> writer =
+      IndexedDatasetWriter::create(prefix, dtype_);
+  if (!writer.ok())
+    return Status::error(writer.message());
+  size_t item = 0;
+  for (size_t d = 1; d <= documentIndices_.size(); ++d) {
+    size_t end = d < documentIndices_.size() ? size_t(documentIndices_[d])
+                                             : items_.size();
+    for (; item < end; ++item)
+      if (Status s = writer->addItem(items_[item]); !s.ok())
+        return s;
+    if (d < documentIndices_.size())
+      writer->endDocument();
   }
-  for (int64_t index : documentIndices_)
-    append(idx, index);
-  // The .bin first: an index is never left describing a missing .bin.
-  if (Status s = writeFileAtomically(prefix + ".bin", bin_); !s.ok())
-    return s;
-  return writeFileAtomically(prefix + ".idx", idx);
+  return writer->finish();
 }
 
 } // namespace runtime

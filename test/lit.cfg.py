@@ -16,6 +16,11 @@ config.test_exec_root = os.path.join(config.loom_obj_root, "test")
 
 config.substitutions.append(("%loom_src_root", config.loom_src_root))
 config.substitutions.append(("%python", config.python_executable))
+# The python with the test-only packages (scripts/test-python.sh), when
+# LOOM_TEST_PYTHON names one; tests that need a package skip that part,
+# saying so, without it.
+config.substitutions.append(
+    ("%test_python", os.environ.get("LOOM_TEST_PYTHON") or config.python_executable))
 # Inputs/ folders hold data and helpers, not tests.
 config.excludes.append("Inputs")
 
@@ -23,7 +28,8 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.add_tool_substitutions(
     [ToolSubst("loom-opt", unresolved="fatal"), ToolSubst("loomc", unresolved="fatal"),
-     ToolSubst("loom-run", unresolved="fatal")],
+     ToolSubst("loom-run", unresolved="fatal"),
+     ToolSubst("loom-preprocess", unresolved="fatal")],
     [config.loom_tools_dir],
 )
 

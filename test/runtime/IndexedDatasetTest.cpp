@@ -2,6 +2,7 @@
 
 #include "loom/runtime/IndexedDataset.h"
 #include "loom/runtime/GptDataset.h"
+#include "loom/runtime/IndexedDatasetWriter.h"
 
 #include "TempDir.h"
 
@@ -102,6 +103,65 @@ TEST_F(IndexedDatasetTest, WriterRoundTrips) {
   struct stat st;
   EXPECT_NE(::stat((dir + "/rt.idx.tmp").c_str(), &st), 0);
   EXPECT_FALSE(IndexedDatasetBuilder(IndexedDType::Uint8).addItem({256}).ok());
+}
+
+std::string fileBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// The streaming writer gives the builder's bytes, shows nothing under the
+// final names until finish, and leaves nothing when dropped unfinished.
+TEST_F(IndexedDatasetTest, StreamingWriterMatchesTheBuilder) {
+  IndexedDatasetBuilder builder(IndexedDType::Uint16);
+  Result<IndexedDatasetWriter> writer =
+      IndexedDatasetWriter::create(dir + "/s", IndexedDType::Uint16);
+  ASSERT_TRUE(writer.ok()) << writer.message();
+  for (size_t d = 0; d < kLengths.size(); ++d) {
+    ASSERT_TRUE(builder.addDocument(document(int64_t(d))).ok());
+    ASSERT_TRUE(writer->addItem(document(int64_t(d))).ok());
+    writer->endDocument();
+  }
+  // An empty document (no sequence), as preprocess_data.py writes for an
+  // empty text.
+  builder.endDocument();
+  writer->endDocument();
+  EXPECT_TRUE(exists(dir + "/s.bin.tmp"));
+  EXPECT_FALSE(exists(dir + "/s.bin"));
+  EXPECT_FALSE(exists(dir + "/s.idx"));
+  EXPECT_FALSE(writer->addItem({70000}).ok());
+  ASSERT_TRUE(builder.finish(dir + "/b").ok());
+  Status s = writer->finish();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_FALSE(writer->addItem({1}).ok());
+  EXPECT_FALSE(exists(dir + "/s.bin.tmp"));
+  EXPECT_FALSE(exists(dir + "/s.idx.tmp"));
+  EXPECT_EQ(fileBytes(dir + "/s.bin"), fileBytes(dir + "/b.bin"));
+  EXPECT_EQ(fileBytes(dir + "/s.idx"), fileBytes(dir + "/b.idx"));
+  Result<IndexedDataset> data = IndexedDataset::open(dir + "/s");
+  ASSERT_TRUE(data.ok()) << data.message();
+  EXPECT_EQ(data->numDocuments(), int64_t(kLengths.size()) + 1);
+  EXPECT_EQ(data->numSequences(), int64_t(kLengths.size()));
+  {
+    Result<IndexedDatasetWriter> dropped =
+        IndexedDatasetWriter::create(dir + "/d", IndexedDType::Int32);
+    ASSERT_TRUE(dropped.ok());
+    ASSERT_TRUE(dropped->addItem({1, 2, 3}).ok());
+  }
+  EXPECT_FALSE(exists(dir + "/d.bin.tmp"));
+  EXPECT_FALSE(exists(dir + "/d.bin"));
+  Result<IndexedDatasetWriter> nowhere =
+      IndexedDatasetWriter::create(dir + "/no/such/x", IndexedDType::Int32);
+  ASSERT_FALSE(nowhere.ok());
+  EXPECT_NE(nowhere.message().find("x.bin.tmp': No such file or directory; "
+                                   "the directory '" +
+                                   dir + "/no/such' must exist"),
+            std::string::npos)
+      << nowhere.message();
 }
 
 // The reference: Inputs/megatron_indexed.py writes the corpus with numpy as

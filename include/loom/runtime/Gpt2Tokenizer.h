@@ -28,10 +28,10 @@ namespace loom {
 namespace runtime {
 
 /// A flat JSON object of string keys and non-negative integer values
-/// ({"a": 0, "\u0120b": 1}), parsed strictly: RFC 8259 strings (escapes,
-/// surrogate pairs; raw UTF-8 checked), integers without fraction or
-/// exponent, no duplicate keys, nothing after the object but whitespace.
-/// Errors name `what` and the line and column.
+/// ({"a": 0, "\u0120b": 1}), read with parseJson (Json.h, so strictly:
+/// checked UTF-8, no duplicate keys, nothing after the object), each value
+/// an integer without fraction or exponent below 2^31. Errors name `what`
+/// and the line and column.
 Result<std::vector<std::pair<std::string, int64_t>>>
 parseJsonStringToIntObject(std::string_view text, const std::string &what);
 

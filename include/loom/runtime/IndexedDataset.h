@@ -92,8 +92,9 @@ private:
 
 /// Writes an indexed dataset the way Megatron's IndexedDatasetBuilder does,
 /// byte for byte: add_item / end_document / add_document, then finalize.
-/// The .bin is kept in memory until finish (a streaming writer, for
-/// loom-preprocess's large corpora, is to come).
+/// Holds the sequences in memory until finish, which hands them to an
+/// IndexedDatasetWriter (IndexedDatasetWriter.h: the streaming writer that
+/// large corpora use) for PREFIX.bin and PREFIX.idx.
 class IndexedDatasetBuilder {
 public:
   explicit IndexedDatasetBuilder(IndexedDType dtype);
@@ -109,8 +110,7 @@ public:
 
 private:
   IndexedDType dtype_;
-  std::vector<uint8_t> bin_;
-  std::vector<int32_t> lengths_;
+  std::vector<std::vector<int64_t>> items_;
   std::vector<int64_t> documentIndices_{0};
 };
 
