@@ -15,6 +15,7 @@
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Files.h"
 #include "loom/runtime/GptDataset.h"
+#include "loom/runtime/MaskedLmDataset.h"
 #include "loom/runtime/Job.h"
 #include "loom/runtime/Session.h"
 #include "loom/runtime/Trace.h"
@@ -69,6 +70,16 @@ the checkpoints; every rank's errors start with its rank.
   --split T,V,E        the train,valid,test weights of each dataset's
                        documents (default 969,30,1, Megatron's); loom-run
                        trains on the train split
+  --mlm                masked-LM samples for BERT (docs/data.md): the data's
+                       text as [CLS] A [SEP] B [SEP] [PAD].., 15% of its
+                       tokens predicted (80% [MASK], 10% kept, 10% random),
+                       with token_types and padding_mask, as Megatron's BERT
+                       dataset makes them, keyed by the sample's index
+  --mlm-special-ids P,C,S,M
+                       the ids of [PAD], [CLS], [SEP] and [MASK] (default
+                       0,101,102,103: BERT's WordPiece vocabulary)
+  --mask-prob P        the share of a sample's tokens predicted (default 0.15)
+  --short-seq-prob P   the share of samples cut short and padded (default 0.1)
   --no-shuffle         read the samples in corpus order (default: each epoch
                        in an order keyed by the seed, as Megatron shuffles)
   --seed S             the seed of initialisation and dropout, 0 to 2^64 - 1
@@ -237,7 +248,8 @@ int main(int argc, char **argv) {
       "--clip-grad",   "--adam-beta1",    "--adam-beta2",
       "--adam-eps",    "--ranks",         "--collective-timeout",
       "--backend",     "--trace",         "--trace-steps",
-      "--device",      "--comm",          "--split"};
+      "--device",      "--comm",          "--split",
+      "--mask-prob",   "--short-seq-prob", "--mlm-special-ids"};
   std::vector<std::string> dataPath;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -263,7 +275,7 @@ int main(int argc, char **argv) {
       values[arg] = "1";
       continue;
     }
-    if (arg == "--no-shuffle" || arg == "--no-jit" ||
+    if (arg == "--no-shuffle" || arg == "--no-jit" || arg == "--mlm" ||
         arg == "--no-cuda-graph" || arg == "--no-overlap-grad-reduce" ||
         arg == "--memory-report") {
       values[arg] = "1";
@@ -603,6 +615,38 @@ int main(int argc, char **argv) {
     tokenData->shuffle(session.seed());
   if (megatronData)
     megatronData->shuffle(!values.count("--no-shuffle"), session.seed());
+  // BERT's samples: the text masked as Megatron's BERT dataset masks it,
+  // keyed by the session's seed.
+  std::optional<MaskedLmDataset> maskedLm;
+  if (values.count("--mlm")) {
+    MaskedLmOptions mlm;
+    mlm.seqLength = plan.seq_length;
+    const loom::plan::ModelConfigT *vocab = findModelConfig(plan, "vocab");
+    mlm.vocab = vocab && vocab->kind == "int" ? vocab->i : plan.vocab_size;
+    mlm.seed = session.seed();
+    mlm.ignoreIndex = int32_t(plan.ignore_index);
+    if (values.count("--mlm-special-ids"))
+      if (Status s = parseSpecialIds(values["--mlm-special-ids"],
+                                     "--mlm-special-ids", mlm);
+          !s.ok())
+        return usage(s.message());
+    for (auto [flag, slot] : {std::pair{"--mask-prob", &mlm.maskProb},
+                              std::pair{"--short-seq-prob", &mlm.shortSeqProb}})
+      if (values.count(flag) && !parseDouble(values[flag], *slot))
+        return usage(std::string(flag) + " " + values[flag] +
+                     ": expected a probability");
+    Result<MaskedLmDataset> made = MaskedLmDataset::make(data, mlm);
+    if (!made.ok())
+      return usage("--mlm: " + made.message());
+    maskedLm.emplace(std::move(*made));
+  } else {
+    for (const char *flag :
+         {"--mask-prob", "--short-seq-prob", "--mlm-special-ids"})
+      if (values.count(flag))
+        return usage(std::string(flag) + " sets up --mlm's masking; add --mlm");
+  }
+  const SampleSource &train =
+      maskedLm ? static_cast<const SampleSource &>(*maskedLm) : data;
   // Megatron's default: the decay lasts the whole run (--steps).
   if (!options.decaySteps && plan.optimizer_defaults->decay_steps == 0)
     session.setDecaySteps(steps);
@@ -684,7 +728,7 @@ int main(int argc, char **argv) {
         (long long)session.step() + 1, (long long)steps);
   double elapsed = 0;
   while (session.step() < steps) {
-    Result<StepMetrics> m = session.step(data);
+    Result<StepMetrics> m = session.step(train);
     if (!m.ok()) {
       // A job's other ranks hear of the failure first; then the trace of
       // what led up to it.
