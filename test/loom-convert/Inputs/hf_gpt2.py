@@ -23,6 +23,9 @@
   hf_gpt2.py damage SRC DST HOW              a copy of SRC's
       model.safetensors broken as HOW says: truncated, header-too-long,
       overlap, dtype
+  hf_gpt2.py shard SRC DST                   SRC's model split into two
+      shards and model.safetensors.index.json, as save_pretrained writes a
+      model over max_shard_size
   hf_gpt2.py verify-transformers DIR TOKENS BATCH
       (not in CI: needs torch and transformers) numpy's logits and loss
       against GPT2LMHeadModel.from_pretrained(DIR)
@@ -309,6 +312,31 @@ def damage(src, dst, how):
         f.write(data)
 
 
+def shard(src, dst):
+    tensors, metadata = read_raw(os.path.join(src, "model.safetensors"))
+    os.makedirs(dst, exist_ok=True)
+    shutil.copy(os.path.join(src, "config.json"), dst)
+    names = sorted(tensors)
+    halves = [names[:len(names) // 2], names[len(names) // 2:]]
+    weight_map = {}
+    for k, part in enumerate(halves):
+        file = f"model-{k + 1:05d}-of-00002.safetensors"
+        header, data, at = {"__metadata__": metadata}, [], 0
+        for name in part:
+            dtype, shape, raw = tensors[name]
+            header[name] = {"dtype": dtype, "shape": shape,
+                            "data_offsets": [at, at + len(raw)]}
+            data.append(raw)
+            at += len(raw)
+            weight_map[name] = file
+        text = json.dumps(header, separators=(",", ":")).encode()
+        text += b" " * ((8 - len(text) % 8) % 8)
+        with open(os.path.join(dst, file), "wb") as f:
+            f.write(struct.pack("<Q", len(text)) + text + b"".join(data))
+    with open(os.path.join(dst, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=2)
+
+
 def verify_transformers(directory, tokens_path, count):
     import torch
     from transformers import GPT2LMHeadModel
@@ -378,6 +406,8 @@ def main(argv):
         return 0 if same(argv[1], argv[2]) else 1
     elif command == "damage":
         damage(argv[1], argv[2], argv[3])
+    elif command == "shard":
+        shard(argv[1], argv[2])
     elif command == "verify-transformers":
         verify_transformers(argv[1], argv[2], int(argv[3]))
     else:
