@@ -182,6 +182,23 @@ Status checkParameters(const Model &m, const std::vector<Mapped> &table) {
   return Status::success();
 }
 
+/// The plan's GPT and its table of names, checked to be each other's.
+struct Gpt {
+  Model model;
+  std::vector<Mapped> table;
+};
+
+Result<Gpt> openGpt(const std::string &planPath) {
+  Result<Model> model = readModel(planPath);
+  if (!model.ok())
+    return Status::error(model.message());
+  Gpt gpt{std::move(*model), {}};
+  gpt.table = mapping(gpt.model.layers);
+  if (Status s = checkParameters(gpt.model, gpt.table); !s.ok())
+    return s;
+  return gpt;
+}
+
 /// A number as Python's json writes a float (0.0, 0.1, 1e-05).
 std::string pythonFloat(double v) {
   std::string s = jsonDouble(v);
@@ -411,13 +428,11 @@ Status checkConfig(const JsonValue &config, const std::string &what,
 
 Status hfToLoom(const std::string &hfDir, const std::string &checkpointDir,
                 const std::string &planPath, uint64_t seed) {
-  Result<Model> model = readModel(planPath);
-  if (!model.ok())
-    return Status::error(model.message());
-  const Model &m = *model;
-  std::vector<Mapped> table = mapping(m.layers);
-  if (Status s = checkParameters(m, table); !s.ok())
-    return s;
+  Result<Gpt> gpt = openGpt(planPath);
+  if (!gpt.ok())
+    return Status::error(gpt.message());
+  const Model &m = gpt->model;
+  const std::vector<Mapped> &table = gpt->table;
 
   std::string configPath = hfDir + "/config.json";
   Result<std::vector<uint8_t>> configBytes =
@@ -532,13 +547,11 @@ Status hfToLoom(const std::string &hfDir, const std::string &checkpointDir,
 
 Status loomToHf(const std::string &checkpointDir, const std::string &hfDir,
                 const std::string &planPath, SafetensorsDType dtype) {
-  Result<Model> model = readModel(planPath);
-  if (!model.ok())
-    return Status::error(model.message());
-  const Model &m = *model;
-  std::vector<Mapped> table = mapping(m.layers);
-  if (Status s = checkParameters(m, table); !s.ok())
-    return s;
+  Result<Gpt> gpt = openGpt(planPath);
+  if (!gpt.ok())
+    return Status::error(gpt.message());
+  const Model &m = gpt->model;
+  const std::vector<Mapped> &table = gpt->table;
   Result<Checkpoint> c = loadCheckpoint(checkpointDir);
   if (!c.ok())
     return Status::error(c.message());
