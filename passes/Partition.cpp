@@ -129,8 +129,8 @@ LogicalResult Partitioner::vocabParallelCrossEntropy(CrossEntropyOp ce,
   auto tokens = cast<RankedTensorType>(labels.getType()).getShape();
   auto tokenType = RankedTensorType::get(tokens, logitsType.getElementType());
   auto f32Tokens = RankedTensorType::get(tokens, b.getF32Type());
-  auto localMax = b.create<CrossEntropyMaxOp>(loc, tokenType, logits,
-                                              ce.getClassesAttr());
+  auto localMax =
+      b.create<CrossEntropyMaxOp>(loc, tokenType, logits, ce.getClassesAttr());
   shardingAttr.setAttr(localMax, logitsSharding);
   Value max = b.create<AllReduceOp>(loc, tokenType, ReduceKind::Max, localMax,
                                     axis);

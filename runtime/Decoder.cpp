@@ -455,10 +455,9 @@ std::string decodeEmbedding(Op op, const Reader &r, Instruction &out) {
 std::string realClasses(const Reader &r, int64_t whole, int64_t &real) {
   real = r.integer(Attr::Classes);
   if (real < 0 || real > whole)
-    return "its classes " + std::to_string(real) +
-           " is outside [0, " + std::to_string(whole) +
-           "] (0: all of the vocabulary's " + std::to_string(whole) +
-           " classes are real)";
+    return "its classes " + std::to_string(real) + " is outside [0, " +
+           std::to_string(whole) + "] (0: all of the vocabulary's " +
+           std::to_string(whole) + " classes are real)";
   if (real == 0)
     real = whole;
   return "";
@@ -484,8 +483,8 @@ std::string decodeCrossEntropy(Op op, const Reader &r, Instruction &out) {
     if (std::string why = realClasses(r, block.global.back(), real);
         !why.empty())
       return why;
-    out.record = CrossEntropyMaxInstr{in[0],   o[0], tokens,
-                                      classes, block.offset.back(), real};
+    out.record = CrossEntropyMaxInstr{
+        in[0], o[0], tokens, classes, block.offset.back(), real};
     return "";
   }
   if (op == Op::CrossEntropy || op == Op::CrossEntropyGrad) {
@@ -512,8 +511,8 @@ std::string decodeCrossEntropy(Op op, const Reader &r, Instruction &out) {
     int64_t real = 0;
     if (std::string why = realClasses(r, vocab, real); !why.empty())
       return why;
-    out.record = CrossEntropyInstr{forward, in[0], in[1], dloss, o[0], tokens,
-                                   vocab,   ignore, red,  real};
+    out.record = CrossEntropyInstr{forward, in[0], in[1],  dloss, o[0],
+                                   tokens,  vocab, ignore, red,   real};
     return "";
   }
   if (op == Op::CrossEntropyPartials || op == Op::CrossEntropyPartialsGrad) {
@@ -541,10 +540,19 @@ std::string decodeCrossEntropy(Op op, const Reader &r, Instruction &out) {
     if (std::string why = realClasses(r, block.global.back(), real);
         !why.empty())
       return why;
-    out.record = CrossEntropyPartialsInstr{
-        forward, in[0],  in[1],  in[2],           sumExp,
-        target,  dlogits, tokens, classes, ignore, block.offset.back(),
-        block.global.back(), real};
+    out.record = CrossEntropyPartialsInstr{forward,
+                                           in[0],
+                                           in[1],
+                                           in[2],
+                                           sumExp,
+                                           target,
+                                           dlogits,
+                                           tokens,
+                                           classes,
+                                           ignore,
+                                           block.offset.back(),
+                                           block.global.back(),
+                                           real};
     return "";
   }
   bool forward = op == Op::CrossEntropyCombine;

@@ -529,11 +529,11 @@ private:
     int label = loadRow(labelsArg, ValueType::Int);
     int valid =
         cmp(NodeOp::Ne, label, constant(double(ignore), ValueType::Int));
-    int inRange =
-        node(NodeOp::And,
-             {cmp(NodeOp::Ge, label, constant(0, ValueType::Int)),
-              cmp(NodeOp::Lt, label, constant(double(classes), ValueType::Int))},
-             ValueType::Bool);
+    int inRange = node(
+        NodeOp::And,
+        {cmp(NodeOp::Ge, label, constant(0, ValueType::Int)),
+         cmp(NodeOp::Lt, label, constant(double(classes), ValueType::Int))},
+        ValueType::Bool);
     int ok =
         node(NodeOp::Or, {node(NodeOp::Not, {valid}, ValueType::Bool), inRange},
              ValueType::Bool);
@@ -546,14 +546,13 @@ private:
                  constant(double(classes), ValueType::Int));
     };
     loopStage();
-    int max = reduce(ReduceKind::Max,
-                     padded ? select(isClass(), value(logits),
-                                     constant(-INFINITY))
-                            : value(logits));
+    int max = reduce(ReduceKind::Max, padded ? select(isClass(), value(logits),
+                                                      constant(-INFINITY))
+                                             : value(logits));
     loopStage();
     int e = call(NodeOp::Exp, sub(value(logits), max));
-    int sum = reduce(ReduceKind::Sum,
-                     padded ? select(isClass(), e, constant(0)) : e);
+    int sum =
+        reduce(ReduceKind::Sum, padded ? select(isClass(), e, constant(0)) : e);
     rowStage();
     int safe = select(node(NodeOp::And, {valid, inRange}, ValueType::Bool),
                       label, constant(0, ValueType::Int), ValueType::Int);

@@ -387,10 +387,9 @@ LogicalResult Evaluator::run(Operation *op) {
                          : (counted ? g.data[0] / double(counted) : 0.0);
         HostTensor dl = make(o.getResult());
         int64_t classes = o.getClasses() ? int64_t(o.getClasses()) : vocab;
-        if (!kernels::crossEntropyBackward(in(o.getLogits()).data.data(),
-                                           labels.data(), dloss.data(), tokens,
-                                           vocab, ignore, dl.data.data(),
-                                           classes))
+        if (!kernels::crossEntropyBackward(
+                in(o.getLogits()).data.data(), labels.data(), dloss.data(),
+                tokens, vocab, ignore, dl.data.data(), classes))
           return o.emitError() << "a label is outside [0, " << classes << ")";
         values[o.getResult()] = std::move(dl);
         return success();

@@ -67,9 +67,9 @@ Result<Kernel> bind(const CrossEntropyInstr &r, const Instruction &inst,
   return Kernel([=](const StepParams &, StepOutputs &) {
     float *perToken = scratch->data();
     if (c.forward) {
-      int64_t counted = crossEntropy<float, int32_t>(
-          logits, labels, c.tokens, c.vocab, c.ignoreIndex, perToken,
-          c.classes);
+      int64_t counted =
+          crossEntropy<float, int32_t>(logits, labels, c.tokens, c.vocab,
+                                       c.ignoreIndex, perToken, c.classes);
       if (counted < 0)
         return badLabel(inst, c.classes, c.ignoreIndex);
       if (c.reduction == LossReduction::None)
@@ -84,8 +84,8 @@ Result<Kernel> bind(const CrossEntropyInstr &r, const Instruction &inst,
         c.reduction == LossReduction::None,
         c.reduction == LossReduction::Mean, perToken);
     if (!crossEntropyBackward<float, int32_t>(logits, labels, perToken,
-                                              c.tokens, c.vocab,
-                                              c.ignoreIndex, result, c.classes))
+                                              c.tokens, c.vocab, c.ignoreIndex,
+                                              result, c.classes))
       return badLabel(inst, c.classes, c.ignoreIndex);
     return Status::success();
   });

@@ -540,7 +540,7 @@ void transpose(const T *x, const Shape &xShape,
                                    T *, T *, int64_t, int64_t);                \
   template void dropout<T>(const T *, T *, int64_t, int64_t, double,           \
                            uint64_t);                                          \
-  template void dropoutBlock<T>(const T *, T *, const Block &, int64_t,      \
+  template void dropoutBlock<T>(const T *, T *, const Block &, int64_t,        \
                                 double, uint64_t);                             \
   template void transpose<T>(const T *, const Shape &,                         \
                              const std::vector<int64_t> &, T *);               \
@@ -556,12 +556,12 @@ void transpose(const T *x, const Shape &xShape,
       const T *, const int32_t *, int64_t, int64_t, int64_t, T *, int64_t);    \
   template int64_t crossEntropy<T, int64_t>(                                   \
       const T *, const int64_t *, int64_t, int64_t, int64_t, T *, int64_t);    \
-  template bool crossEntropyBackward<T, int32_t>(                              \
-      const T *, const int32_t *, const T *, int64_t, int64_t, int64_t, T *,   \
-      int64_t);                                                                \
-  template bool crossEntropyBackward<T, int64_t>(                              \
-      const T *, const int64_t *, const T *, int64_t, int64_t, int64_t, T *,   \
-      int64_t);
+  template bool crossEntropyBackward<T, int32_t>(const T *, const int32_t *,   \
+                                                 const T *, int64_t, int64_t,  \
+                                                 int64_t, T *, int64_t);       \
+  template bool crossEntropyBackward<T, int64_t>(const T *, const int64_t *,   \
+                                                 const T *, int64_t, int64_t,  \
+                                                 int64_t, T *, int64_t);
 
 LOOM_INSTANTIATE(float)
 LOOM_INSTANTIATE(double)

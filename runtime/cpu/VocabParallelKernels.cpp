@@ -178,14 +178,12 @@ void crossEntropyCombineBackward(const T *sumExp, const I *labels,
 }
 
 #define LOOM_INSTANTIATE(T, I)                                                 \
-  template void crossEntropyReduceBackward<T, I>(const T *, const I *,         \
-                                                 int64_t, int64_t, bool, bool, \
-                                                 T *);                         \
+  template void crossEntropyReduceBackward<T, I>(                              \
+      const T *, const I *, int64_t, int64_t, bool, bool, T *);                \
   template bool embeddingBlock<T, I>(const T *, int64_t, int64_t, int64_t,     \
                                      int64_t, const I *, int64_t, T *);        \
-  template bool embeddingBlockBackward<T, I>(const I *, int64_t, int64_t,      \
-                                             int64_t, int64_t, int64_t,        \
-                                             const T *, T *);                  \
+  template bool embeddingBlockBackward<T, I>(                                  \
+      const I *, int64_t, int64_t, int64_t, int64_t, int64_t, const T *, T *); \
   template bool crossEntropyPartials<T, I>(const T *, const T *, const I *,    \
                                            int64_t, int64_t, int64_t, int64_t, \
                                            int64_t, T *, T *, int64_t);        \
@@ -199,8 +197,8 @@ void crossEntropyCombineBackward(const T *sumExp, const I *labels,
 
 template void crossEntropyMax<float>(const float *, int64_t, int64_t, int64_t,
                                      int64_t, float *);
-template void crossEntropyMax<double>(const double *, int64_t, int64_t,
-                                      int64_t, int64_t, double *);
+template void crossEntropyMax<double>(const double *, int64_t, int64_t, int64_t,
+                                      int64_t, double *);
 
 LOOM_INSTANTIATE(float, int32_t)
 LOOM_INSTANTIATE(float, int64_t)

@@ -129,23 +129,21 @@ Result<Work> bind(const CrossEntropyInstr &r, const Instruction &inst,
   steps.push_back(launchOf(
       "loom_crossentropy_token_grads", one, kBlockThreads,
       {dloss, labels, perToken, tokens, ignore, KernelArg::i32v(reduction)}));
-  steps.push_back(launchOf(
-      "loom_crossentropy_backward", grid, threads,
-      {logits, labels, perToken, result, tokens, vocab, classes, ignore,
-       flag}));
+  steps.push_back(launchOf("loom_crossentropy_backward", grid, threads,
+                           {logits, labels, perToken, result, tokens, vocab,
+                            classes, ignore, flag}));
   return launches(d, inst, std::move(steps));
 }
 
 Result<Work> bind(const CrossEntropyMaxInstr &r, const Instruction &inst,
                   Binder &b) {
-  return launches(&b.device(), inst,
-                  {launchOf("loom_crossentropy_max", rowGrid(r.tokens),
-                            rowThreads(r.classes),
-                            {b.f32(r.logits), b.f32(r.max),
-                             KernelArg::i64v(r.tokens),
-                             KernelArg::i64v(r.classes),
-                             KernelArg::i64v(r.first),
-                             KernelArg::i64v(r.real)})});
+  return launches(
+      &b.device(), inst,
+      {launchOf("loom_crossentropy_max", rowGrid(r.tokens),
+                rowThreads(r.classes),
+                {b.f32(r.logits), b.f32(r.max), KernelArg::i64v(r.tokens),
+                 KernelArg::i64v(r.classes), KernelArg::i64v(r.first),
+                 KernelArg::i64v(r.real)})});
 }
 
 Result<Work> bind(const CrossEntropyPartialsInstr &r, const Instruction &inst,

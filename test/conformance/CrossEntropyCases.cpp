@@ -13,6 +13,7 @@
 #include "loom/runtime/cpu/Kernels.h"
 
 #include <algorithm>
+#include <cmath>
 
 using namespace loom::conformance;
 namespace kern = loom::runtime::cpu;
@@ -493,10 +494,9 @@ CONFORMANCE_CASE(CrossEntropyGrad, padded_classes_get_no_gradient) {
 }
 
 // Each tp rank's max over its real classes (block 1 holds classes [4, 8),
-// of them [4, 6) real; with 3 real classes it holds none and gives -inf),
-// then its partials: summed over the ranks and combined, the loss over the
-// real classes alone; and each block's gradient, 0 at the padded classes.
-CONFORMANCE_CASE(CrossEntropyPartials, padded_classes_left_out) {
+// of them [4, 6) real; with 3 real classes it holds none and gives -inf):
+// over the ranks (the all-reduce), the max of the real classes.
+CONFORMANCE_CASE(CrossEntropyMax, padded_classes_left_out) {
   PaddedLogits p;
   auto block = [&](int64_t coord) {
     return blockOf(p.whole, {2, 3, kClasses}, {2, 3, kBlock},
@@ -550,6 +550,26 @@ CONFORMANCE_CASE(CrossEntropyPartials, padded_classes_left_out) {
     const double *row = p.whole.data() + i * kClasses;
     EXPECT_NEAR(max[size_t(i)], *std::max_element(row, row + kReal), 1e-6);
   }
+}
+
+// Each tp rank's partials over its real classes: summed over the ranks and
+// combined, the loss over the real classes alone; and each block's
+// gradient, 0 at the padded classes.
+CONFORMANCE_CASE(CrossEntropyPartials, padded_classes_left_out) {
+  PaddedLogits p;
+  auto block = [&](int64_t coord) {
+    return blockOf(p.whole, {2, 3, kClasses}, {2, 3, kBlock},
+                   {0, 0, coord * kBlock});
+  };
+  auto attrs = [&](int64_t classes) {
+    std::vector<AttrValue> a = splitAttrs();
+    a.push_back(intAttr(Attr::Classes, classes));
+    return a;
+  };
+  std::vector<double> max;
+  for (int64_t i = 0; i < kTokens; ++i)
+    max.push_back(*std::max_element(p.whole.begin() + i * kClasses,
+                                    p.whole.begin() + i * kClasses + kReal));
   std::vector<double> sumExp(size_t(kTokens), 0.0),
       target(size_t(kTokens), 0.0);
   std::vector<double> a(size_t(kTokens), 0.5), b(size_t(kTokens), -1.0);
@@ -599,9 +619,9 @@ CONFORMANCE_CASE(CrossEntropyPartials, padded_classes_left_out) {
         zv.data(), max.data(), labelv.data(), a.data(), b.data(), kTokens,
         kBlock, coord * kBlock, kClasses, kIgnore, want.data(), kReal)));
     for (int64_t i = 0; i < kTokens; ++i)
-      for (int64_t c = 0; c < kBlock; ++c)
-        if (coord * kBlock + c >= kReal)
-          ASSERT_EQ(want[size_t(i * kBlock + c)], 0.0);
+      for (int64_t c = std::max<int64_t>(0, kReal - coord * kBlock); c < kBlock;
+           ++c)
+        ASSERT_EQ(want[size_t(i * kBlock + c)], 0.0);
     tg.expect(dz, want, Family::CrossEntropy);
   }
   std::vector<double> loss = runCombine(backend, sumExp, target, p.labels);

@@ -123,11 +123,10 @@ TEST(CrossEntropyKernels, Backward) {
       std::vector<float> in = logits, separate(logits.size(), -7.0f);
       float *out = inPlace ? in.data() : separate.data();
       int flag = 0;
-      ASSERT_EQ(launchKernel("loom_crossentropy_backward", Dim3{3, 1, 1},
-                             Dim3{64, 1, 1},
-                             {in.data(), labels.data(), perToken.data(), out,
-                              i64(tokens), i64(vocab), i64(vocab),
-                              i64(kIgnore), &flag}),
+      ASSERT_EQ(launchKernel(
+                    "loom_crossentropy_backward", Dim3{3, 1, 1}, Dim3{64, 1, 1},
+                    {in.data(), labels.data(), perToken.data(), out,
+                     i64(tokens), i64(vocab), i64(vocab), i64(kIgnore), &flag}),
                 "");
       EXPECT_EQ(flag, 0);
       expectClose(inPlace ? in : separate, want, kRtol, kAtol,
@@ -146,11 +145,11 @@ TEST(CrossEntropyKernels, LabelsOutsideTheVocabularySetTheFlag) {
     EXPECT_EQ(flag, 1) << "forward, label " << bad;
     std::vector<float> perToken{1, 1, 1}, dlogits(logits.size());
     flag = 0;
-    ASSERT_EQ(launchKernel(
-                  "loom_crossentropy_backward", Dim3{1, 1, 1}, Dim3{32, 1, 1},
-                  {logits.data(), labels.data(), perToken.data(),
-                   dlogits.data(), i64(3), i64(5), i64(5), i64(kIgnore),
-                   &flag}),
+    ASSERT_EQ(launchKernel("loom_crossentropy_backward", Dim3{1, 1, 1},
+                           Dim3{32, 1, 1},
+                           {logits.data(), labels.data(), perToken.data(),
+                            dlogits.data(), i64(3), i64(5), i64(5),
+                            i64(kIgnore), &flag}),
               "");
     EXPECT_EQ(flag, 1) << "backward, label " << bad;
   }
@@ -167,10 +166,10 @@ TEST(CrossEntropyKernels, PaddedClassesAreMaskedOut) {
     for (int64_t j = classes; j < vocab; ++j)
       logits[size_t(t * vocab + j)] = 200.0f;
   std::vector<float> want(labels.size());
-  ASSERT_EQ((cpu::crossEntropy<float, int32_t>(logits.data(), labels.data(),
-                                               tokens, vocab, kIgnore,
-                                               want.data(), classes)),
-            5);
+  ASSERT_EQ(
+      (cpu::crossEntropy<float, int32_t>(logits.data(), labels.data(), tokens,
+                                         vocab, kIgnore, want.data(), classes)),
+      5);
   int flag = 0;
   expectClose(perTokenLosses(logits, labels, vocab, 4, &flag, classes), want,
               kRtol, kAtol, "masked per-token losses");
@@ -180,11 +179,10 @@ TEST(CrossEntropyKernels, PaddedClassesAreMaskedOut) {
   ASSERT_TRUE((cpu::crossEntropyBackward<float, int32_t>(
       logits.data(), labels.data(), perToken.data(), tokens, vocab, kIgnore,
       wantGrad.data(), classes)));
-  ASSERT_EQ(launchKernel("loom_crossentropy_backward", Dim3{2, 1, 1},
-                         Dim3{64, 1, 1},
-                         {logits.data(), labels.data(), perToken.data(),
-                          grad.data(), i64(tokens), i64(vocab), i64(classes),
-                          i64(kIgnore), &flag}),
+  ASSERT_EQ(launchKernel(
+                "loom_crossentropy_backward", Dim3{2, 1, 1}, Dim3{64, 1, 1},
+                {logits.data(), labels.data(), perToken.data(), grad.data(),
+                 i64(tokens), i64(vocab), i64(classes), i64(kIgnore), &flag}),
             "");
   EXPECT_EQ(flag, 0);
   expectClose(grad, wantGrad, kRtol, kAtol, "masked dlogits");
@@ -271,7 +269,8 @@ TEST(CrossEntropyKernels, MaxAndPartialsLeaveThePaddedClassesOut) {
   constexpr int64_t kReal = 70;
   std::vector<int32_t> labels{40, 69, 3, int32_t(kIgnore), 65};
   int64_t tokens = int64_t(labels.size());
-  std::vector<float> logits = randomFloats(size_t(tokens * kClasses), 15, -4, 4);
+  std::vector<float> logits =
+      randomFloats(size_t(tokens * kClasses), 15, -4, 4);
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t c = kReal - kFirst; c < kClasses; ++c)
       logits[size_t(t * kClasses + c)] = 200.0f;

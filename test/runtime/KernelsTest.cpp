@@ -394,17 +394,17 @@ TEST(KernelsTest, CrossEntropyMasksThePaddedClasses) {
     logits[t * 8 + 6] = logits[t * 8 + 7] = 100.0;
   }
   Vec losses(3), want(3);
-  EXPECT_EQ(crossEntropy(logits.data(), labels.data(), 3, 8, -100,
-                         losses.data(), 6),
-            2);
+  EXPECT_EQ(
+      crossEntropy(logits.data(), labels.data(), 3, 8, -100, losses.data(), 6),
+      2);
   crossEntropy(real.data(), labels.data(), 3, 6, -100, want.data());
   for (int64_t t = 0; t < 3; ++t)
     EXPECT_NEAR(losses[t], want[t], 1e-12) << "token " << t;
   // A label among the padded columns is outside the classes.
   std::vector<int32_t> padded = {6};
-  EXPECT_EQ(crossEntropy(logits.data(), padded.data(), 1, 8, -100,
-                         losses.data(), 6),
-            -1);
+  EXPECT_EQ(
+      crossEntropy(logits.data(), padded.data(), 1, 8, -100, losses.data(), 6),
+      -1);
 
   Vec dloss = randomVec(3, 32), dlogits(24, -7.0), dreal(18);
   ASSERT_TRUE(crossEntropyBackward(logits.data(), labels.data(), dloss.data(),
@@ -452,8 +452,8 @@ TEST(KernelsTest, VocabularyParallelCrossEntropyMasksThePaddedClasses) {
   for (int r = 0; r < 2; ++r) {
     Vec s(4), tg(4);
     ASSERT_TRUE(crossEntropyPartials(block[r].data(), max.data(), labels.data(),
-                                     4, 6, r * 6, 12, -100, s.data(),
-                                     tg.data(), 10));
+                                     4, 6, r * 6, 12, -100, s.data(), tg.data(),
+                                     10));
     for (int64_t t = 0; t < 4; ++t) {
       sumExp[t] += s[t];
       target[t] += tg[t];
@@ -468,8 +468,8 @@ TEST(KernelsTest, VocabularyParallelCrossEntropyMasksThePaddedClasses) {
 
   Vec a = randomVec(4, 34), b = randomVec(4, 35), dz(24, -7.0);
   ASSERT_TRUE(crossEntropyPartialsBackward(block[1].data(), max.data(),
-                                           labels.data(), a.data(), b.data(),
-                                           4, 6, 6, 12, -100, dz.data(), 10));
+                                           labels.data(), a.data(), b.data(), 4,
+                                           6, 6, 12, -100, dz.data(), 10));
   for (int64_t t = 0; t < 4; ++t) {
     EXPECT_EQ(dz[t * 6 + 4], 0.0);
     EXPECT_EQ(dz[t * 6 + 5], 0.0);
@@ -481,9 +481,9 @@ TEST(KernelsTest, VocabularyParallelCrossEntropyMasksThePaddedClasses) {
   EXPECT_FALSE(crossEntropyPartials(block[1].data(), max.data(), padded.data(),
                                     4, 6, 6, 12, -100, s.data(), tg.data(),
                                     10));
-  EXPECT_FALSE(crossEntropyPartialsBackward(
-      block[1].data(), max.data(), padded.data(), a.data(), b.data(), 4, 6, 6,
-      12, -100, dz.data(), 10));
+  EXPECT_FALSE(crossEntropyPartialsBackward(block[1].data(), max.data(),
+                                            padded.data(), a.data(), b.data(),
+                                            4, 6, 6, 12, -100, dz.data(), 10));
 }
 
 //===--- Shape ops --------------------------------------------------------===//

@@ -332,15 +332,14 @@ struct KernelInstr {
   std::vector<Instruction> reference;
 };
 
-using Record =
-    std::variant<MatmulInstr, BinaryInstr, ScaleInstr, CastInstr,
-                 ActivationInstr, ActivationGradInstr, BroadcastInstr,
-                 FillInstr, DropoutInstr, SoftmaxInstr, SoftmaxGradInstr,
-                 NormInstr, NormGradInstr, EmbeddingInstr, CrossEntropyInstr,
-                 CrossEntropyMaxInstr, CrossEntropyPartialsInstr, CrossEntropyCombineInstr,
-                 ReduceInstr, TransposeInstr, SplitConcatInstr, ZeroInstr,
-                 AllReduceInstr, GatherScatterInstr, BucketShardInstr,
-                 GradNormInstr, AdamWInstr, KernelInstr>;
+using Record = std::variant<
+    MatmulInstr, BinaryInstr, ScaleInstr, CastInstr, ActivationInstr,
+    ActivationGradInstr, BroadcastInstr, FillInstr, DropoutInstr, SoftmaxInstr,
+    SoftmaxGradInstr, NormInstr, NormGradInstr, EmbeddingInstr,
+    CrossEntropyInstr, CrossEntropyMaxInstr, CrossEntropyPartialsInstr,
+    CrossEntropyCombineInstr, ReduceInstr, TransposeInstr, SplitConcatInstr,
+    ZeroInstr, AllReduceInstr, GatherScatterInstr, BucketShardInstr,
+    GradNormInstr, AdamWInstr, KernelInstr>;
 
 /// One decoded instruction.
 struct Instruction {

@@ -138,9 +138,9 @@ loom_crossentropy_backward(const float *logits, const int *labels,
     float d = perToken[t];
     // Each thread reads and writes only its own keys: in place is safe.
     for (long long j = threadIdx.x; j < vocab; j += blockDim.x)
-      drow[j] = j < classes ? d * (expf(row[j] - m) / sum -
-                                   (j == label ? 1.0f : 0.0f))
-                            : 0.0f;
+      drow[j] = j < classes
+                    ? d * (expf(row[j] - m) / sum - (j == label ? 1.0f : 0.0f))
+                    : 0.0f;
   }
 }
 LOOM_KERNEL_ENTRY(loom_crossentropy_backward)
@@ -229,9 +229,10 @@ extern "C" __global__ void loom_crossentropy_partials_backward(
     long long label = labels[t];
     if (c == 0 && loom_crossentropy_bad_label(label, real, ignoreIndex))
       atomicCAS(flag, 0, 1);
-    float d = c < held ? (float)((double)a[t] *
-                                 exp((double)logits[i] - (double)max[t]))
-                       : 0.0f;
+    float d =
+        c < held
+            ? (float)((double)a[t] * exp((double)logits[i] - (double)max[t]))
+            : 0.0f;
     if (c == loom_crossentropy_held(label, ignoreIndex, first, classes))
       d += b[t];
     dlogits[i] = d;
