@@ -305,6 +305,8 @@ LogicalResult Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
         setString(inst, instr::Attr::Reduction,
                   stringifyLossReduction(o.getReduction()));
         setInts(inst, instr::Attr::IgnoreIndex, {int64_t(o.getIgnoreIndex())});
+        if (o.getClasses())
+          setInts(inst, instr::Attr::Classes, {int64_t(o.getClasses())});
       })
       .Case([&](TransposeOp o) {
         ArrayRef<int64_t> perm = o.getPermutation();
@@ -321,8 +323,16 @@ LogicalResult Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
       .Case([&](FillOp o) {
         setFloat(inst, instr::Attr::Value, o.getValue().convertToDouble());
       })
-      .Case<CrossEntropyPartialsOp, CrossEntropyPartialsGradOp,
-            CrossEntropyCombineOp, CrossEntropyCombineGradOp>([&](auto o) {
+      .Case<CrossEntropyPartialsOp, CrossEntropyPartialsGradOp>([&](auto o) {
+        setInts(inst, instr::Attr::IgnoreIndex, {int64_t(o.getIgnoreIndex())});
+        if (o.getClasses())
+          setInts(inst, instr::Attr::Classes, {int64_t(o.getClasses())});
+      })
+      .Case([&](CrossEntropyMaxOp o) {
+        if (o.getClasses())
+          setInts(inst, instr::Attr::Classes, {int64_t(o.getClasses())});
+      })
+      .Case<CrossEntropyCombineOp, CrossEntropyCombineGradOp>([&](auto o) {
         setInts(inst, instr::Attr::IgnoreIndex, {int64_t(o.getIgnoreIndex())});
       })
       .Case([&](dist::AllReduceOp o) {
@@ -835,10 +845,14 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
       // token-type table (2 rows) indexes another input.
       if (auto e = dyn_cast<EmbeddingOp>(inner); e && fedByTokens(e.getIndices()))
         vocab = e.getTable().getType().getShape()[0] * blocks;
+      // Only the real classes: a label among the padded ones is an error.
       if (auto ce = dyn_cast<CrossEntropyOp>(inner))
-        vocab = ce.getLogits().getType().getShape().back();
+        vocab = ce.getClasses() ? int64_t(ce.getClasses())
+                                : ce.getLogits().getType().getShape().back();
       if (auto ce = dyn_cast<CrossEntropyPartialsOp>(inner))
-        vocab = ce.getLogits().getType().getShape().back() * blocks;
+        vocab = ce.getClasses()
+                    ? int64_t(ce.getClasses())
+                    : ce.getLogits().getType().getShape().back() * blocks;
       if (vocab && (!plan->vocab_size || vocab < plan->vocab_size))
         plan->vocab_size = vocab;
     });
