@@ -135,6 +135,14 @@ private:
     if (pos_ >= text_.size())
       return fail("expected a value");
     char c = text_[pos_];
+    if (options_.allowNonFinite)
+      for (std::string_view word : {"NaN", "Infinity", "-Infinity"})
+        if (text_.substr(pos_, word.size()) == word) {
+          pos_ += word.size();
+          value.kind_ = JsonValue::Kind::Number;
+          value.text_ = std::string(word);
+          return Status::success();
+        }
     switch (c) {
     case '{':
     case '[':

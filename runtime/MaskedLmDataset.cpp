@@ -148,10 +148,14 @@ Status MaskedLmDataset::readFields(int64_t globalIndex,
     types[k] = 1;
   std::fill(mask, mask + p, 1);
   // Megatron's create_masked_lm_predictions: the candidates shuffled, the
-  // first num_to_predict predicted.
-  int64_t most = std::max<int64_t>(1, int64_t(o.maskProb * double(seq)));
+  // first num_to_predict predicted, num_to_predict = round(p · the
+  // sample's n + 3 tokens, [CLS] and [SEP]s counted) rounded half to even
+  // as Python's round (nearbyint in the default rounding mode), at least 1.
+  // (Its cap, p · the sample's length, never binds: a count above the cap
+  // ends its loop at the cap's ceiling, the same number.)
   int64_t predict = std::min<int64_t>(
-      most, std::max<int64_t>(1, std::llround(double(n) * o.maskProb)));
+      int64_t(positions.size()),
+      std::max<int64_t>(1, int64_t(std::nearbyint(double(n + 3) * o.maskProb))));
   for (int64_t k = int64_t(positions.size()); k > 1; --k)
     std::swap(positions[size_t(k - 1)], positions[size_t(rng.below(k))]);
   for (int64_t k = 0; k < predict; ++k) {

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <string>
 
 using namespace loom::runtime;
@@ -66,6 +68,19 @@ TEST(Json, IntegersAreExact) {
   EXPECT_FALSE(integer("1.0"));
   EXPECT_FALSE(integer("1e2"));
   EXPECT_EQ(integer("-0"), 0);
+}
+
+TEST(Json, PythonsNonFiniteNumbersWhenAsked) {
+  const char *text = "{\"a\": NaN, \"b\": [Infinity, -Infinity]}";
+  EXPECT_FALSE(parseJson(text, "strict.json").ok());
+  JsonOptions options;
+  options.allowNonFinite = true;
+  Result<JsonValue> v = parseJson(text, "python.jsonl", options);
+  ASSERT_TRUE(v.ok()) << v.message();
+  ASSERT_TRUE(v->find("a") && v->find("a")->isNumber());
+  EXPECT_TRUE(std::isnan(v->find("a")->number()));
+  EXPECT_EQ(v->find("b")->array()[1].number(), -INFINITY);
+  EXPECT_FALSE(parseJson("{\"a\": Nan}", "python.jsonl", options).ok());
 }
 
 TEST(Json, FirstLineAndEndName) {

@@ -128,9 +128,13 @@ TEST(MaskedLmDataset, SampleLayoutAndMasking) {
       else
         ++random;
     }
-    // Megatron's count: round(0.15 · n), at least 1, at most 0.15 · seq.
-    int64_t want = std::min<int64_t>(
-        int64_t(0.15 * seq), std::max<int64_t>(1, std::llround(0.15 * n)));
+    // Megatron's count: round(0.15 · (n + 3)) half to even, at least 1.
+    double exact = 0.15 * double(n + 3);
+    int64_t want = int64_t(std::floor(exact));
+    if (exact - double(want) > 0.5 ||
+        (exact - double(want) == 0.5 && want % 2 == 1))
+      ++want;
+    want = std::max<int64_t>(1, want);
     ASSERT_EQ(here, want) << "sample " << i << " of " << n << " tokens";
     predicted += here;
   }

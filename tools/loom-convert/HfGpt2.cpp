@@ -383,7 +383,9 @@ Status checkConfig(const JsonValue &config, const std::string &what,
   Result<int64_t> vocab = integer("vocab_size", std::nullopt);
   if (!vocab.ok())
     return Status::error(vocab.message());
-  if (*vocab > m.vocab || *vocab < 1)
+  // Equal: rows the file lacks below the plan's vocab would be real classes
+  // (in the softmax) with zero weights, not padding (padded_vocab is that).
+  if (*vocab != m.vocab)
     return mismatch("vocab_size", *vocab, "vocab", m.vocab);
   vocabSize = *vocab;
 
@@ -636,12 +638,12 @@ Status loomToHf(const std::string &checkpointDir, const std::string &hfDir,
                       : dtype == SafetensorsDType::BF16 ? "\"bfloat16\""
                                                         : "\"float16\""},
       {"vocab_size", std::to_string(m.vocab)}};
-  // GPT-2's <|endoftext|>, only for its own vocabulary.
-  if (m.vocab == 50257) {
-    fields.push_back({"bos_token_id", "50256"});
-    fields.push_back({"eos_token_id", "50256"});
-    std::sort(fields.begin(), fields.end());
-  }
+  // GPT-2's <|endoftext|> for its own vocabulary; for another, none
+  // (GPT2Config's default 50256 would lie outside it).
+  std::string endOfText = m.vocab == 50257 ? "50256" : "null";
+  fields.push_back({"bos_token_id", endOfText});
+  fields.push_back({"eos_token_id", endOfText});
+  std::sort(fields.begin(), fields.end());
   std::string json = "{\n";
   for (size_t i = 0; i < fields.size(); ++i)
     json += "  \"" + fields[i].first + "\": " + fields[i].second +

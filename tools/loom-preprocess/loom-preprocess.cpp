@@ -208,6 +208,7 @@ struct Encoder {
     JsonOptions json;
     json.firstLine = lineNumber;
     json.endName = "the line";
+    json.allowNonFinite = true; // as Megatron's json.loads
     Result<JsonValue> value = parseJson(line, what, json);
     if (!value.ok())
       return Status::error(value.message());

@@ -619,6 +619,12 @@ int main(int argc, char **argv) {
   // keyed by the session's seed.
   std::optional<MaskedLmDataset> maskedLm;
   if (values.count("--mlm")) {
+    const std::vector<std::string> &inputs = session.inputNames();
+    if (std::find(inputs.begin(), inputs.end(), "padding_mask") ==
+        inputs.end())
+      return usage("--mlm makes masked-LM samples for a model with a "
+                   "padding_mask input (examples/bert.loom); the model of '" +
+                   planPath + "' takes none");
     MaskedLmOptions mlm;
     mlm.seqLength = plan.seq_length;
     const loom::plan::ModelConfigT *vocab = findModelConfig(plan, "vocab");

@@ -84,6 +84,9 @@ struct JsonOptions {
   size_t firstLine = 1;
   /// What the end of the text is called in "found the end of ...".
   const char *endName = "the file";
+  /// Accept Python's NaN, Infinity and -Infinity as numbers (json.dumps
+  /// writes them, json.loads reads them; RFC 8259 has none).
+  bool allowNonFinite = false;
 };
 
 /// Parses `text`, one JSON value. Errors read

@@ -10,8 +10,8 @@
 //  - it is cut in two at a drawn point: [CLS] A [SEP] B [SEP], token types 0
 //    up to the first [SEP] and 1 after it, then [PAD] with padding_mask
 //    false, token type 0 and no label;
-//  - max(1, round(0.15 · n)) of the text's positions (at most 0.15 · seq)
-//    are predicted: each becomes [MASK] with probability 0.8, stays itself
+//  - max(1, round(0.15 · (n + 3))) of the text's positions (Megatron counts
+//    the [CLS] and [SEP]s; round half to even, as Python's) are predicted: each becomes [MASK] with probability 0.8, stays itself
 //    with 0.1, becomes a uniformly drawn id of [0, vocab) with 0.1; its
 //    label is the original id, every other label -100.
 // Every draw comes from a Philox stream keyed by (seed, global index), so a

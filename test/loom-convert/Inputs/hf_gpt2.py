@@ -2,15 +2,17 @@
 (and safetensors): no PyTorch in CI.
 
   hf_gpt2.py write DIR [--dtype f32|bf16] [--seed S] [--old] [--untied]
-                       [--set K=V ...]
+                       [--set K=V ...] [--vocab N]
       a random GPT-2 (n_embd 64, n_head 4, n_layer 2, n_positions 64,
       vocab_size 256) as save_pretrained writes it: config.json and
       model.safetensors (HF's names, F32 through safetensors.numpy). --old
       writes the names without "transformer." and with the attn.bias /
       masked_bias buffers and lm_head.weight, as old hub files have them;
       --untied adds an lm_head.weight unlike wte; --set overrides
-      config.json fields (JSON values): both for the refusals.
-  hf_gpt2.py tokens FILE N [--seed S]       N random int32 token ids
+      config.json fields (JSON values): both for the refusals; --vocab N
+      writes a model of N tokens (255: padded to 256 on tp=2).
+  hf_gpt2.py tokens FILE N [--seed S] [--vocab V]
+      N random int32 token ids below V (256)
   hf_gpt2.py loss DIR TOKENS BATCH          numpy's mean cross-entropy over
       samples 0..BATCH-1 (sample i: tokens [i*seq, i*seq + seq], labels one
       on), as loom-run --data TOKENS --data-format int32 reads them
@@ -132,14 +134,15 @@ def save_raw(path, tensors, dtypes, metadata):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(data))
 
 
-def write(directory, dtype="f32", seed=0, old=False, overrides=(), untied=False):
-    config = dict(CONFIG)
+def write(directory, dtype="f32", seed=0, old=False, overrides=(), untied=False,
+          vocab=CONFIG["vocab_size"]):
+    config = dict(CONFIG, vocab_size=vocab)
     for item in overrides:
         key, value = item.split("=", 1)
         config[key] = json.loads(value)
     # The weights follow the model's true size (the override is what the
     # test says is wrong, so the weights are written for the base model).
-    base = dict(CONFIG)
+    base = dict(CONFIG, vocab_size=vocab)
     weights = random_weights(base, seed, dtype)
     if dtype == "bf16":
         config["torch_dtype"] = "bfloat16"
@@ -368,7 +371,7 @@ def verify_transformers(directory, tokens_path, count):
 def main(argv):
     command = argv[0]
     if command == "write":
-        args, opts = [], {"--dtype": "f32", "--seed": "0"}
+        args, opts = [], {"--dtype": "f32", "--seed": "0", "--vocab": str(CONFIG["vocab_size"])}
         overrides, old, untied, i = [], False, False, 1
         while i < len(argv):
             if argv[i] == "--old":
@@ -384,10 +387,14 @@ def main(argv):
             else:
                 args.append(argv[i])
             i += 1
-        write(args[0], opts["--dtype"], int(opts["--seed"]), old, overrides, untied)
+        write(args[0], opts["--dtype"], int(opts["--seed"]), old, overrides, untied,
+              int(opts["--vocab"]))
     elif command == "tokens":
-        seed = int(argv[4]) if len(argv) > 4 else 0
-        ids = np.random.default_rng(seed).integers(0, CONFIG["vocab_size"], int(argv[2]))
+        opts = {"--seed": "0", "--vocab": str(CONFIG["vocab_size"])}
+        for k in range(3, len(argv) - 1, 2):
+            opts[argv[k]] = argv[k + 1]
+        ids = np.random.default_rng(int(opts["--seed"])).integers(
+            0, int(opts["--vocab"]), int(argv[2]))
         ids.astype("<i4").tofile(argv[1])
     elif command == "loss":
         print(f"{loss(argv[1], argv[2], int(argv[3])):.9f}")
