@@ -107,7 +107,7 @@ IndexedDatasetWriter::IndexedDatasetWriter(
       buffer_(std::move(other.buffer_)), binBytes_(other.binBytes_),
       lengths_(std::move(other.lengths_)),
       documentIndices_(std::move(other.documentIndices_)),
-      finished_(other.finished_) {
+      prepared_(other.prepared_), finished_(other.finished_) {
   other.bin_ = nullptr;
   other.finished_ = true; // the moved-from writer owns no files
 }
@@ -218,6 +218,12 @@ Status IndexedDatasetWriter::writeIndex(const std::string &path) const {
 }
 
 Status IndexedDatasetWriter::finish() {
+  if (Status s = prepare(); !s.ok())
+    return s;
+  return commit();
+}
+
+Status IndexedDatasetWriter::prepare() {
   if (!bin_)
     return Status::error("the dataset '" + prefix_ +
                          "' is finished or failed; it cannot be finished");
@@ -229,6 +235,14 @@ Status IndexedDatasetWriter::finish() {
     return Status::error("cannot write '" + binTemporary + "': " + errnoText());
   if (Status s = writeIndex(idxTemporary); !s.ok())
     return s;
+  prepared_ = true;
+  return Status::success();
+}
+
+Status IndexedDatasetWriter::commit() {
+  if (!prepared_ || finished_)
+    return Status::error("the dataset '" + prefix_ +
+                         "' is not prepared, or already committed");
   // The .bin first: an index is never left describing a missing .bin.
   for (const char *suffix : {".bin", ".idx"}) {
     std::string temporary = prefix_ + suffix + ".tmp";

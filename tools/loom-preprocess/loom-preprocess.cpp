@@ -470,8 +470,12 @@ int run(const Options &o) {
   if (documents == 0)
     return fail("the input '" + o.input +
                 "' has no lines; each line must be one JSON object");
+  // Every key's files written before any is renamed into place.
+  for (IndexedDatasetWriter &writer : writers)
+    if (Status s = writer.prepare(); !s.ok())
+      return fail(s.message());
   for (size_t k = 0; k < writers.size(); ++k) {
-    if (Status s = writers[k].finish(); !s.ok())
+    if (Status s = writers[k].commit(); !s.ok())
       return fail(s.message());
     std::fprintf(stderr,
                  "Wrote %s.bin and .idx: %llu documents, %lld sequences, "

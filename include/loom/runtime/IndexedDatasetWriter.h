@@ -53,8 +53,15 @@ public:
   /// Closes the current document after the sequences added so far
   /// (end_document); a document may hold no sequence.
   void endDocument();
-  /// Flushes the .bin, writes the .idx, renames both into place.
+  /// Flushes the .bin, writes the .idx, renames both into place
+  /// (prepare() then commit()).
   Status finish();
+  /// The two halves of finish(), for a tool writing several datasets at
+  /// once (loom-preprocess: one per JSON key): prepare every one (the .bin
+  /// flushed, the .idx written, both under .tmp names), then commit every
+  /// one (the renames), so a failure in any leaves none in place.
+  Status prepare();
+  Status commit();
 
   const std::string &prefix() const { return prefix_; }
   int64_t numSequences() const { return int64_t(lengths_.size()); }
@@ -72,7 +79,7 @@ private:
   uint64_t binBytes_ = 0;
   std::vector<int32_t> lengths_;
   std::vector<int64_t> documentIndices_{0};
-  bool finished_ = false;
+  bool prepared_ = false, finished_ = false;
 };
 
 } // namespace runtime
