@@ -72,7 +72,7 @@ the checkpoints; every rank's errors start with its rank.
                        tokens across document boundaries (docs/data.md)
   --split T,V,E        the train,valid,test weights of each dataset's
                        documents (default 969,30,1, Megatron's); loom-run
-                       trains on the train split
+                       trains on the train split and evaluates on the valid
   --eval-interval K    evaluate after every K steps and after the last: the
                        validation loss (and perplexity) of the training
                        plan's forward, dropout off, on --eval-iters global

@@ -11,7 +11,8 @@
 // outputs once.
 //
 // The implementation is split by job: Session.cpp (opening a plan, the
-// step loop), PipelineRunner.cpp (a pipeline stage's schedule: stashed
+// step loop), Evaluate.cpp (evaluate(): the forward only, dropout off),
+// PipelineRunner.cpp (a pipeline stage's schedule: stashed
 // activations, message tags, tied gradients) and StateTensors.cpp (the
 // whole tensors of parameters and moments gathered from and scattered to
 // the ranks' blocks: initialisation, checkpoints).
