@@ -129,11 +129,10 @@ Status Session::prepareEvaluation() {
   evalPrepared_ = true;
   for (Rank &rank : ranks_)
     for (Part &part : rank.parts) {
-      std::string what =
-          plan_->chunks.empty()
-              ? "the plan '" + planPath_ + "'"
-              : "chunk " + std::to_string(part.chunk) + " of '" + planPath_ +
-                    "'";
+      std::string what = plan_->chunks.empty()
+                             ? "the plan '" + planPath_ + "'"
+                             : "chunk " + std::to_string(part.chunk) + " of '" +
+                                   planPath_ + "'";
       Result<size_t> end = evaluationEnd(*part.plan, !plan_->chunks.empty(),
                                          options_.generatedKernels, what);
       if (!end.ok()) {
@@ -167,21 +166,23 @@ Status Session::runEveryRank(const std::function<Status(Rank &)> &run) {
       result = s;
     }
   };
-  for (size_t r = 0; r < ranks_.size(); ++r) try {
-    threads.emplace_back([&, r] {
+  for (size_t r = 0; r < ranks_.size(); ++r)
+    try {
+      threads.emplace_back([&, r] {
 #ifdef _OPENMP
-      omp_set_num_threads(std::max(1, omp_get_num_procs() / int(ranks_.size())));
+        omp_set_num_threads(
+            std::max(1, omp_get_num_procs() / int(ranks_.size())));
 #endif
-      Status s = run(ranks_[r]);
-      if (!s.ok())
-        fail(r, Status::error(mesh_.describe(ranks_[r].id) + ": " +
-                              s.message()));
-    });
-  } catch (const std::system_error &e) {
-    fail(r, Status::error("cannot start a thread for " +
-                          mesh_.describe(ranks_[r].id) + ": " + e.what()));
-    break;
-  }
+        Status s = run(ranks_[r]);
+        if (!s.ok())
+          fail(r, Status::error(mesh_.describe(ranks_[r].id) + ": " +
+                                s.message()));
+      });
+    } catch (const std::system_error &e) {
+      fail(r, Status::error("cannot start a thread for " +
+                            mesh_.describe(ranks_[r].id) + ": " + e.what()));
+      break;
+    }
   for (std::thread &t : threads)
     t.join();
   return result;
@@ -191,14 +192,16 @@ Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
                                       int64_t iters) {
   if (!broken_.empty())
     return Status::error("an earlier step failed and left the ranks out of "
-                         "step (" + broken_ + "); open the plan again and "
+                         "step (" +
+                         broken_ +
+                         "); open the plan again and "
                          "load a checkpoint");
   const plan::PlanT &p = *plan_;
   if (iters < 1 || iters > kMaxCheckpointCount / p.global_batch_size)
-    return Status::error("evaluation runs 1 to " +
-                         std::to_string(kMaxCheckpointCount /
-                                        p.global_batch_size) +
-                         " global batches, not " + std::to_string(iters));
+    return Status::error(
+        "evaluation runs 1 to " +
+        std::to_string(kMaxCheckpointCount / p.global_batch_size) +
+        " global batches, not " + std::to_string(iters));
   if (Status s = prepareEvaluation(); !s.ok())
     return s;
   auto start = std::chrono::steady_clock::now();
@@ -215,11 +218,11 @@ Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
                                       labels.data() + i * seq);
           !s.ok())
         return Status::error("evaluation: " + s.message());
-    normalizer +=
-        p.loss_normalizer == "tokens"
-            ? double(std::count_if(labels.begin(), labels.end(),
-                                   [&](int32_t l) { return l != p.ignore_index; }))
-            : double(p.num_microbatches * dp);
+    normalizer += p.loss_normalizer == "tokens"
+                      ? double(std::count_if(
+                            labels.begin(), labels.end(),
+                            [&](int32_t l) { return l != p.ignore_index; }))
+                      : double(p.num_microbatches * dp);
     StepParams state;
     state.seed = options_.seed;
     state.step = 0; // no step: never traced, and dropout is off
@@ -227,7 +230,8 @@ Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
     state.lossScale = lossScale_;
     Status s = runEveryRank([&](Rank &rank) {
       return pipelined
-                 ? evaluatePipelineRank(rank, tokens.data(), labels.data(), state)
+                 ? evaluatePipelineRank(rank, tokens.data(), labels.data(),
+                                        state)
                  : evaluateRank(rank, tokens.data(), labels.data(), state);
     });
     if (!s.ok()) {
@@ -239,17 +243,16 @@ Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
     lossSum += ranks_[0].evalLossSum;
   }
   if (normalizer == 0)
-    return Status::error("evaluation: every label of the " +
-                         std::to_string(iters * batch) +
-                         " validation samples is ignore_index " +
-                         std::to_string(p.ignore_index) +
-                         "; there is no loss to evaluate");
+    return Status::error(
+        "evaluation: every label of the " + std::to_string(iters * batch) +
+        " validation samples is ignore_index " +
+        std::to_string(p.ignore_index) + "; there is no loss to evaluate");
   EvalMetrics m;
   m.loss = lossSum / normalizer;
   m.tokens = iters * batch * seq;
-  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                            start)
-                  .count();
+  m.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return m;
 }
 
@@ -287,9 +290,9 @@ Status Session::evaluateRank(Rank &rank, const int32_t *tokens,
     return Status::error("evaluation: " + outputs.message());
   double lossSum = outputs->lossSum;
   if (dp > 1)
-    if (Status s = rank.comm->allReduce(dpAxis, &lossSum, &lossSum, 1,
-                                        CommDType::F64, ReduceKind::Sum,
-                                        "the validation loss");
+    if (Status s =
+            rank.comm->allReduce(dpAxis, &lossSum, &lossSum, 1, CommDType::F64,
+                                 ReduceKind::Sum, "the validation loss");
         !s.ok())
       return Status::error("evaluation: " + s.message());
   rank.evalLossSum = lossSum;
@@ -380,9 +383,8 @@ Status Session::evaluatePipelineRank(Rank &rank, const int32_t *tokens,
       !s.ok())
     return Status::error("evaluation: " + s.message());
   if (dp > 1)
-    if (Status s =
-            comm.allReduce(dpAxis, &lossSum, &lossSum, 1, CommDType::F64,
-                           ReduceKind::Sum, "the validation loss (dp)");
+    if (Status s = comm.allReduce(dpAxis, &lossSum, &lossSum, 1, CommDType::F64,
+                                  ReduceKind::Sum, "the validation loss (dp)");
         !s.ok())
       return Status::error("evaluation: " + s.message());
   rank.evalLossSum = lossSum;

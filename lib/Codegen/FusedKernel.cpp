@@ -309,8 +309,7 @@ private:
       keep.param = param(ParamKind::DropoutOffset, site, elements(space));
       keep.param2 = param(ParamKind::DropoutKey, site, 0);
       int kept = k.append(keep);
-      int scaled =
-          mul(v, paramReal(param(ParamKind::DropoutScale, site, 0)));
+      int scaled = mul(v, paramReal(param(ParamKind::DropoutScale, site, 0)));
       return select(kept, scaled, constant(0));
     }
     // The anchor's result is set by its expansion before it is read.

@@ -929,11 +929,10 @@ detail::kernelEntry(const codegen::KernelDesc &desc) {
     param->kind = p.kind == codegen::ParamKind::DropoutKey ? "dropout_key"
                   : p.kind == codegen::ParamKind::DropoutOffset
                       ? "dropout_offset"
-                  : p.kind == codegen::ParamKind::DropoutRate ? "dropout_rate"
-                  : p.kind == codegen::ParamKind::DropoutScale
-                      ? "dropout_scale"
-                  : p.kind == codegen::ParamKind::Count ? "count"
-                                                        : "real";
+                  : p.kind == codegen::ParamKind::DropoutRate  ? "dropout_rate"
+                  : p.kind == codegen::ParamKind::DropoutScale ? "dropout_scale"
+                  : p.kind == codegen::ParamKind::Count        ? "count"
+                                                               : "real";
     param->site = p.site;
     param->elements = p.elements;
     k->params.push_back(std::move(param));

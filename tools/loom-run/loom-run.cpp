@@ -9,7 +9,8 @@
 //             --adam-eps X] [--save DIR] [--load DIR] [--dump]
 //            [--trace FILE [--trace-steps N]]
 //            [--eval-interval K] [--eval-iters N] [--valid-data FILE]
-//   loom-run PLAN --eval-only (--valid-data FILE | --data-path ...) [--load DIR]
+//   loom-run PLAN --eval-only (--valid-data FILE | --data-path ...)
+//            [--load DIR]
 //
 //===----------------------------------------------------------------------===//
 
@@ -246,16 +247,16 @@ int main(int argc, char **argv) {
   std::map<std::string, std::string> values;
   bool dump = false;
   const char *valued[] = {
-      "--steps",       "--data",          "--data-format",
-      "--seed",        "--log-json",      "--log-interval",
-      "--save",        "--save-interval", "--load",
-      "--lr",          "--min-lr",        "--warmup",
-      "--decay-steps", "--decay-style",   "--weight-decay",
-      "--clip-grad",   "--adam-beta1",    "--adam-beta2",
-      "--adam-eps",    "--ranks",         "--collective-timeout",
-      "--backend",     "--trace",         "--trace-steps",
-      "--device",      "--comm",          "--split",
-      "--eval-interval", "--eval-iters",  "--valid-data"};
+      "--steps",         "--data",          "--data-format",
+      "--seed",          "--log-json",      "--log-interval",
+      "--save",          "--save-interval", "--load",
+      "--lr",            "--min-lr",        "--warmup",
+      "--decay-steps",   "--decay-style",   "--weight-decay",
+      "--clip-grad",     "--adam-beta1",    "--adam-beta2",
+      "--adam-eps",      "--ranks",         "--collective-timeout",
+      "--backend",       "--trace",         "--trace-steps",
+      "--device",        "--comm",          "--split",
+      "--eval-interval", "--eval-iters",    "--valid-data"};
   std::vector<std::string> dataPath;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -376,8 +377,9 @@ int main(int argc, char **argv) {
   bool evalOnly = values.count("--eval-only") > 0;
   bool evaluates = evalOnly || evalInterval > 0;
   if (evalOnly && (values.count("--steps") || evalInterval > 0))
-    return usageError(std::string("--eval-only trains nothing: drop ") +
-                      (values.count("--steps") ? "--steps" : "--eval-interval"));
+    return usageError(
+        std::string("--eval-only trains nothing: drop ") +
+        (values.count("--steps") ? "--steps" : "--eval-interval"));
   if (evalOnly && (values.count("--save") || saveInterval > 0))
     return usageError("--eval-only trains nothing, so there is nothing to "
                       "--save");
@@ -593,9 +595,9 @@ int main(int argc, char **argv) {
           values.count("--split") ? values["--split"] : "969,30,1";
       Result<std::array<double, 3>> weights = parseSplit(split);
       if (weights.ok() && (*weights)[1] == 0)
-        return usage("--split " + split + " gives the valid split no "
-                     "documents, and evaluation reads it: give it a weight "
-                     "(--split 969,30,1)");
+        return usage("--split " + split +
+                     " gives the valid split no documents, and evaluation "
+                     "reads it: give it a weight (--split 969,30,1)");
       Result<BlendedDataset> valid = openMegatronData(
           *entries, split, 1, plan.seq_length, plan.vocab_size);
       if (!valid.ok())
@@ -763,8 +765,8 @@ int main(int argc, char **argv) {
     if (speaks) {
       std::printf("step %6lld | validation loss %.4f | validation ppl %.1f | "
                   "%lld tokens in %.1f s\n",
-                  (long long)session.step(), e->loss, ppl,
-                  (long long)e->tokens, e->seconds);
+                  (long long)session.step(), e->loss, ppl, (long long)e->tokens,
+                  e->seconds);
       std::fflush(stdout);
     }
     jsonFields = ", \"validation_loss\": " + jsonNumber(e->loss) +
@@ -869,8 +871,7 @@ int main(int argc, char **argv) {
            << ", \"loss_scale\": " << jsonNumber(m->lossScale)
            << ", \"skipped\": " << (m->skipped ? "true" : "false")
            << ", \"tokens_per_s\": " << jsonNumber(tokensPerSecond)
-           << ", \"elapsed_s\": " << jsonNumber(elapsed) << evalFields
-           << "}\n";
+           << ", \"elapsed_s\": " << jsonNumber(elapsed) << evalFields << "}\n";
       if (!writeJson(line.str()))
         return 1;
     }

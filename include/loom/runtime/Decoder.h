@@ -300,7 +300,12 @@ struct AdamWInstr {
 /// float(1 / (1 - rate)) of the site while training (the constants kernels
 /// baked in before), 0 and 1 in evaluation (StepParams::training).
 enum class KernelParamKind {
-  DropoutKey, DropoutOffset, Count, Real, DropoutRate, DropoutScale
+  DropoutKey,
+  DropoutOffset,
+  Count,
+  Real,
+  DropoutRate,
+  DropoutScale
 };
 /// Whether a kernel's runtime scalar is read from its reals (else its ints).
 inline bool isRealParam(KernelParamKind kind) {

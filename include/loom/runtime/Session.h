@@ -233,8 +233,8 @@ private:
   /// forward of one evaluation batch; every rank run (threads, or this
   /// process's one).
   Status prepareEvaluation();
-  Status evaluateRank(Rank &rank, const int32_t *tokens,
-                      const int32_t *labels, const StepParams &params);
+  Status evaluateRank(Rank &rank, const int32_t *tokens, const int32_t *labels,
+                      const StepParams &params);
   Status evaluatePipelineRank(Rank &rank, const int32_t *tokens,
                               const int32_t *labels, const StepParams &params);
   Status runEveryRank(const std::function<Status(Rank &)> &run);
