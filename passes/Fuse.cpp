@@ -298,7 +298,7 @@ private:
     if (!forward || forward.getLabels() != grad.getLabels() ||
         forward.getReduction() != LossReduction::Sum ||
         forward.getIgnoreIndex() != grad.getIgnoreIndex() ||
-        regionOf.count(forward) ||
+        forward.getClasses() != grad.getClasses() || regionOf.count(forward) ||
         backward.lookup(forward) != backward.lookup(grad) ||
         forward->getBlock() != grad->getBlock() ||
         !forward->isBeforeInBlock(grad))

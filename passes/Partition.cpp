@@ -113,7 +113,9 @@ Value Partitioner::fanOut(OpBuilder &b, Location loc, Value v, StringRef axis) {
 
 /// Megatron's vocabulary-parallel cross-entropy: per token, the max over the
 /// whole vocabulary, the sum of exponentials and the label's logit, each
-/// all-reduced over the axis the classes are split over.
+/// all-reduced over the axis the classes are split over. The padded classes
+/// (from `classes` on) stay out of all three: out of the max too, since a
+/// padded logit far above the real ones would underflow the sum.
 LogicalResult Partitioner::vocabParallelCrossEntropy(CrossEntropyOp ce,
                                                      ShardingAttr logitsSharding) {
   // (A mean keeps its classes whole: see the rule in LoomSharding.cpp.)
@@ -127,14 +129,15 @@ LogicalResult Partitioner::vocabParallelCrossEntropy(CrossEntropyOp ce,
   auto tokens = cast<RankedTensorType>(labels.getType()).getShape();
   auto tokenType = RankedTensorType::get(tokens, logitsType.getElementType());
   auto f32Tokens = RankedTensorType::get(tokens, b.getF32Type());
-  Value localMax = b.create<ReduceOp>(loc, tokenType, ReduceKind::Max, logits,
-                                      b.getDenseI64ArrayAttr({classDim}),
-                                      /*keep_dims=*/false);
+  auto localMax =
+      b.create<CrossEntropyMaxOp>(loc, tokenType, logits, ce.getClassesAttr());
+  shardingAttr.setAttr(localMax, logitsSharding);
   Value max = b.create<AllReduceOp>(loc, tokenType, ReduceKind::Max, localMax,
                                     axis);
   max = b.create<StopGradientOp>(loc, max);
   auto partials = b.create<CrossEntropyPartialsOp>(
-      loc, f32Tokens, f32Tokens, logits, max, labels, ce.getIgnoreIndexAttr());
+      loc, f32Tokens, f32Tokens, logits, max, labels, ce.getIgnoreIndexAttr(),
+      ce.getClassesAttr());
   shardingAttr.setAttr(partials, logitsSharding);
   Value sumexp = b.create<AllReduceOp>(loc, f32Tokens, ReduceKind::Sum,
                                        partials.getSumexp(), axis);

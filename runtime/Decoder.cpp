@@ -450,10 +450,43 @@ std::string decodeEmbedding(Op op, const Reader &r, Instruction &out) {
   return "";
 }
 
+/// The optional `classes`: how many of the `whole` classes are real (the
+/// rest pad the vocabulary); absent or 0 means all of them.
+std::string realClasses(const Reader &r, int64_t whole, int64_t &real) {
+  real = r.integer(Attr::Classes);
+  if (real < 0 || real > whole)
+    return "its classes " + std::to_string(real) + " is outside [0, " +
+           std::to_string(whole) + "] (0: all of the vocabulary's " +
+           std::to_string(whole) + " classes are real)";
+  if (real == 0)
+    real = whole;
+  return "";
+}
+
 std::string decodeCrossEntropy(Op op, const Reader &r, Instruction &out) {
   const auto &in = r.in;
   const auto &o = r.out;
   int64_t ignore = r.integer(Attr::IgnoreIndex);
+  if (op == Op::CrossEntropyMax) {
+    if (std::string why = r.lastDim(in[0]); !why.empty())
+      return why;
+    int64_t classes = r.shape(in[0]).back(),
+            tokens = r.elements(in[0]) / classes;
+    Block block;
+    if (std::string why = r.blockOf(in[0], block); !why.empty())
+      return why;
+    if (r.elements(o[0]) != tokens)
+      return kDisagree;
+    if (std::string f = r.floats({in[0], o[0]}); !f.empty())
+      return f;
+    int64_t real = 0;
+    if (std::string why = realClasses(r, block.global.back(), real);
+        !why.empty())
+      return why;
+    out.record = CrossEntropyMaxInstr{
+        in[0], o[0], tokens, classes, block.offset.back(), real};
+    return "";
+  }
   if (op == Op::CrossEntropy || op == Op::CrossEntropyGrad) {
     bool forward = op == Op::CrossEntropy;
     if (std::string why = r.lastDim(in[0]); !why.empty())
@@ -475,8 +508,11 @@ std::string decodeCrossEntropy(Op op, const Reader &r, Instruction &out) {
     LossReduction red = reduction == "none"  ? LossReduction::None
                         : reduction == "sum" ? LossReduction::Sum
                                              : LossReduction::Mean;
-    out.record = CrossEntropyInstr{forward, in[0], in[1], dloss, o[0],
-                                   tokens,  vocab, ignore, red};
+    int64_t real = 0;
+    if (std::string why = realClasses(r, vocab, real); !why.empty())
+      return why;
+    out.record = CrossEntropyInstr{forward, in[0], in[1],  dloss, o[0],
+                                   tokens,  vocab, ignore, red,   real};
     return "";
   }
   if (op == Op::CrossEntropyPartials || op == Op::CrossEntropyPartialsGrad) {
@@ -500,10 +536,23 @@ std::string decodeCrossEntropy(Op op, const Reader &r, Instruction &out) {
     if (std::string f = r.floats({in[0], in[1], sumExp, target, dlogits});
         !f.empty())
       return f;
-    out.record = CrossEntropyPartialsInstr{
-        forward, in[0],  in[1],  in[2],           sumExp,
-        target,  dlogits, tokens, classes, ignore, block.offset.back(),
-        block.global.back()};
+    int64_t real = 0;
+    if (std::string why = realClasses(r, block.global.back(), real);
+        !why.empty())
+      return why;
+    out.record = CrossEntropyPartialsInstr{forward,
+                                           in[0],
+                                           in[1],
+                                           in[2],
+                                           sumExp,
+                                           target,
+                                           dlogits,
+                                           tokens,
+                                           classes,
+                                           ignore,
+                                           block.offset.back(),
+                                           block.global.back(),
+                                           real};
     return "";
   }
   bool forward = op == Op::CrossEntropyCombine;
@@ -1106,6 +1155,7 @@ std::string decodeRecord(Op op, const Reader &r, Instruction &out) {
     return decodeEmbedding(op, r, out);
   case Op::CrossEntropy:
   case Op::CrossEntropyGrad:
+  case Op::CrossEntropyMax:
   case Op::CrossEntropyPartials:
   case Op::CrossEntropyPartialsGrad:
   case Op::CrossEntropyCombine:

@@ -188,6 +188,45 @@ Status Session::runEveryRank(const std::function<Status(Rank &)> &run) {
   return result;
 }
 
+Status
+Session::readEvaluationBatch(const SampleSource &data, int64_t batch,
+                             std::vector<std::vector<int32_t>> &fields) const {
+  // Each model input takes the sample's field of its name, as step() feeds
+  // them; the fields the model does not take are read and dropped.
+  const plan::PlanT &p = *plan_;
+  std::vector<std::string> given = data.fields();
+  std::vector<size_t> fieldOf;
+  for (const std::string &name : feedNames_) {
+    auto at = std::find(given.begin(), given.end(), name);
+    if (at == given.end())
+      return Status::error("the model of '" + planPath_ +
+                           "' takes the input '" + name +
+                           "', which the validation data does not give");
+    fieldOf.push_back(size_t(at - given.begin()));
+  }
+  int64_t seq = p.seq_length;
+  fields.assign(feedNames_.size(),
+                std::vector<int32_t>(size_t(p.global_batch_size * seq)));
+  std::vector<std::vector<int32_t>> spare(given.size());
+  std::vector<int32_t *> out(given.size());
+  for (int64_t i = 0; i < p.global_batch_size; ++i) {
+    for (size_t k = 0; k < given.size(); ++k) {
+      auto used = std::find(fieldOf.begin(), fieldOf.end(), k);
+      if (used != fieldOf.end()) {
+        out[k] = fields[size_t(used - fieldOf.begin())].data() + i * seq;
+      } else {
+        spare[k].resize(size_t(seq));
+        out[k] = spare[k].data();
+      }
+    }
+    if (Status s =
+            data.readFields(batch * p.global_batch_size + i, out.data());
+        !s.ok())
+      return s;
+  }
+  return Status::success();
+}
+
 Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
                                       int64_t iters) {
   if (!broken_.empty())
@@ -206,18 +245,19 @@ Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
     return s;
   auto start = std::chrono::steady_clock::now();
   int64_t seq = p.seq_length, batch = p.global_batch_size;
-  std::vector<int32_t> tokens(size_t(batch * seq)), labels(tokens.size());
+  std::vector<std::vector<int32_t>> fields;
   int dpAxis = mesh_.axisIndex("dp");
   int64_t dp = dpAxis >= 0 ? mesh_.sizes[size_t(dpAxis)] : 1;
   double lossSum = 0, normalizer = 0;
   bool pipelined = !p.chunks.empty();
   for (int64_t it = 0; it < iters; ++it) {
     // Every evaluation reads the same samples: batch `it` from sample 0.
-    for (int64_t i = 0; i < batch; ++i)
-      if (Status s = valid.readSample(it * batch + i, tokens.data() + i * seq,
-                                      labels.data() + i * seq);
-          !s.ok())
-        return Status::error("evaluation: " + s.message());
+    if (Status s = readEvaluationBatch(valid, it, fields); !s.ok())
+      return Status::error("evaluation: " + s.message());
+    Feeds feeds;
+    for (const std::vector<int32_t> &field : fields)
+      feeds.push_back(field.data());
+    const std::vector<int32_t> &labels = fields[1];
     normalizer += p.loss_normalizer == "tokens"
                       ? double(std::count_if(
                             labels.begin(), labels.end(),
@@ -229,10 +269,8 @@ Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
     state.training = false;
     state.lossScale = lossScale_;
     Status s = runEveryRank([&](Rank &rank) {
-      return pipelined
-                 ? evaluatePipelineRank(rank, tokens.data(), labels.data(),
-                                        state)
-                 : evaluateRank(rank, tokens.data(), labels.data(), state);
+      return pipelined ? evaluatePipelineRank(rank, feeds, state)
+                       : evaluateRank(rank, feeds, state);
     });
     if (!s.ok()) {
       // The ranks' collectives gave up midway: the job cannot go on.
@@ -256,27 +294,21 @@ Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
   return m;
 }
 
-Status Session::evaluateRank(Rank &rank, const int32_t *tokens,
-                             const int32_t *labels, const StepParams &params) {
+Status Session::evaluateRank(Rank &rank, const Feeds &feeds,
+                             const StepParams &params) {
   const plan::PlanT &p = *plan_;
   Part &part = rank.parts.front();
   Executor &ex = *part.executor;
   int dpAxis = mesh_.axisIndex("dp");
   int64_t dp = dpAxis >= 0 ? mesh_.sizes[size_t(dpAxis)] : 1;
   int64_t d = dpAxis >= 0 ? rank.coords[size_t(dpAxis)] : 0;
-  int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
-  size_t bytes = size_t(perMicrobatch) * sizeof(int32_t);
-  int32_t tokenBuffer = p.inputs[size_t(part.tokens)]->buffer;
-  int32_t labelBuffer = p.inputs[size_t(part.labels)]->buffer;
   StepParams state = params;
   ex.beginStep();
   for (int64_t mb = 0; mb < p.num_microbatches; ++mb) {
     // Samples by global index, as step() assigns them.
     int64_t global = mb * dp + d;
     state.microbatch = global;
-    Status s = ex.upload(tokenBuffer, tokens + global * perMicrobatch, bytes);
-    if (s.ok())
-      s = ex.upload(labelBuffer, labels + global * perMicrobatch, bytes);
+    Status s = uploadFeeds(part, feeds, global);
     if (s.ok())
       s = ex.run(ProgramKind::Microbatch, state, 0, part.evalEnd);
     if (s.ok())
@@ -299,8 +331,7 @@ Status Session::evaluateRank(Rank &rank, const int32_t *tokens,
   return Status::success();
 }
 
-Status Session::evaluatePipelineRank(Rank &rank, const int32_t *tokens,
-                                     const int32_t *labels,
+Status Session::evaluatePipelineRank(Rank &rank, const Feeds &feeds,
                                      const StepParams &params) {
   const plan::PlanT &p = *plan_;
   int ppAxis = mesh_.axisIndex("pp"), dpAxis = mesh_.axisIndex("dp");
@@ -308,8 +339,6 @@ Status Session::evaluatePipelineRank(Rank &rank, const int32_t *tokens,
   int64_t dp = dpAxis >= 0 ? mesh_.sizes[size_t(dpAxis)] : 1;
   int64_t d = dpAxis >= 0 ? rank.coords[size_t(dpAxis)] : 0;
   int64_t chunks = int64_t(p.chunks.size());
-  int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
-  size_t inputBytes = size_t(perMicrobatch) * sizeof(int32_t);
   // Tags below every training step's: a step's are >= 0, its tied
   // gradients' from -1 down, at most one per parameter name.
   std::set<std::string> names;
@@ -340,16 +369,8 @@ Status Session::evaluatePipelineRank(Rank &rank, const int32_t *tokens,
       };
       if (Status s = ex.selectStashSlot(0); !s.ok())
         return failed(s);
-      if (part.tokens >= 0)
-        if (Status s = ex.upload(cp.inputs[size_t(part.tokens)]->buffer,
-                                 tokens + global * perMicrobatch, inputBytes);
-            !s.ok())
-          return failed(s);
-      if (part.labels >= 0)
-        if (Status s = ex.upload(cp.inputs[size_t(part.labels)]->buffer,
-                                 labels + global * perMicrobatch, inputBytes);
-            !s.ok())
-          return failed(s);
+      if (Status s = uploadFeeds(part, feeds, global); !s.ok())
+        return failed(s);
       if (cp.activation_in >= 0)
         if (Status s = ex.recv(cp.inputs[size_t(cp.activation_in)]->buffer,
                                ppAxis, (c - 1) % stages, tag(mb, c),

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Json.h"
+#include "loom/runtime/Utf8.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -67,46 +68,6 @@ const JsonValue *JsonValue::find(std::string_view key) const {
 }
 
 namespace {
-/// The code point of the shortest-form UTF-8 sequence at `text[i]` and its
-/// length, or length 0 when the bytes there are not one (a stray
-/// continuation byte, an overlong form, a surrogate, beyond U+10FFFF).
-std::pair<uint32_t, size_t> decodeUtf8(std::string_view text, size_t i) {
-  uint8_t b0 = uint8_t(text[i]);
-  if (b0 < 0x80)
-    return {b0, 1};
-  size_t length = b0 >= 0xF0 ? 4 : b0 >= 0xE0 ? 3 : b0 >= 0xC0 ? 2 : 0;
-  if (length == 0 || b0 > 0xF4 || i + length > text.size())
-    return {0, 0};
-  uint32_t cp = b0 & (0x7F >> length);
-  for (size_t k = 1; k < length; ++k) {
-    uint8_t b = uint8_t(text[i + k]);
-    if ((b & 0xC0) != 0x80)
-      return {0, 0};
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  static const uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMinimum[length] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return {0, 0};
-  return {cp, length};
-}
-
-void appendUtf8(std::string &out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
 
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
 } // namespace
@@ -345,7 +306,7 @@ private:
         continue;
       }
       auto [cp, length] = decodeUtf8(text_, pos_);
-      if (length == 0)
+      if (cp == kInvalidCodePoint)
         return fail("bytes that are not valid UTF-8");
       out.append(text_.substr(pos_, length));
       pos_ += length;

@@ -25,8 +25,8 @@
 namespace loom {
 namespace runtime {
 
-Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
-                                const int32_t *labels, StepParams state) {
+Status Session::runPipelineRank(Rank &rank, const Feeds &feeds,
+                                StepParams state) {
   const plan::PlanT &p = *plan_;
   int ppAxis = mesh_.axisIndex("pp"), dpAxis = mesh_.axisIndex("dp");
   int64_t stages = mesh_.sizes[size_t(ppAxis)];
@@ -34,8 +34,6 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
   int64_t stage = rank.coords[size_t(ppAxis)];
   int64_t chunks = int64_t(p.chunks.size());
   Communicator &comm = *rank.comm;
-  int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
-  size_t inputBytes = size_t(perMicrobatch) * sizeof(int32_t);
   auto partOf = [&](int64_t chunk) -> Part & {
     for (Part &part : rank.parts)
       if (part.chunk == chunk)
@@ -107,16 +105,8 @@ Status Session::runPipelineRank(Rank &rank, const int32_t *tokens,
           .add("microbatch", global)
           .add("chunk", c)
           .add("step", state.step);
-    if (part.tokens >= 0)
-      if (Status s = ex.upload(cp.inputs[size_t(part.tokens)]->buffer,
-                               tokens + global * perMicrobatch, inputBytes);
-          !s.ok())
-        return failed(s);
-    if (part.labels >= 0)
-      if (Status s = ex.upload(cp.inputs[size_t(part.labels)]->buffer,
-                               labels + global * perMicrobatch, inputBytes);
-          !s.ok())
-        return failed(s);
+    if (Status s = uploadFeeds(part, feeds, global); !s.ok())
+      return failed(s);
     int32_t in = cp.activation_in >= 0
                      ? cp.inputs[size_t(cp.activation_in)]->buffer
                      : -1;

@@ -135,6 +135,9 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
   else
     for (const auto &chunk : p.chunks)
       pieces.push_back(chunk.get());
+  // The model inputs a step feeds: tokens and labels first, then the
+  // others in the order the pieces declare them.
+  s->feedNames_ = {"tokens", "labels"};
   bool sawTokens = false, sawLabels = false;
   for (const plan::PlanT *piece : pieces)
     for (size_t i = 0; i < piece->inputs.size(); ++i) {
@@ -142,15 +145,24 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
       const plan::BufferT &b = *piece->buffers[input.buffer];
       if (input.name == "activation" || input.name == "output_grad")
         continue; // a pipeline chunk's, from its neighbours
-      if (input.name != "tokens" && input.name != "labels")
-        return Status::error("the model of '" + planPath + "' takes input '" +
-                             input.name +
-                             "'; a session feeds the inputs tokens and labels");
-      if (b.dtype != plan::DType::I32 || b.shape.size() != 2 ||
-          b.shape[0] != p.micro_batch_size || b.shape[1] != p.seq_length)
+      if ((b.dtype != plan::DType::I32 && b.dtype != plan::DType::I1) ||
+          b.shape.size() != 2 || b.shape[0] != p.micro_batch_size ||
+          b.shape[1] != p.seq_length)
+        return Status::error("input '" + input.name + "' of '" + planPath +
+                             "' must be i32[micro-batch, seq] or "
+                             "i1[micro-batch, seq]: a session feeds "
+                             "per-token inputs");
+      if ((input.name == "tokens" || input.name == "labels") &&
+          b.dtype != plan::DType::I32)
         return Status::error("input '" + input.name + "' of '" + planPath +
                              "' must be i32[micro-batch, seq]");
-      (input.name == "tokens" ? sawTokens : sawLabels) = true;
+      if (input.name == "tokens")
+        sawTokens = true;
+      else if (input.name == "labels")
+        sawLabels = true;
+      else if (std::find(s->feedNames_.begin(), s->feedNames_.end(),
+                         input.name) == s->feedNames_.end())
+        s->feedNames_.push_back(input.name);
       if (piece->loss >= 0 && piece->loss_normalizer == "tokens" &&
           input.name == "labels" && piece->labels_input != int32_t(i))
         return Status::error("the plan '" + planPath +
@@ -223,11 +235,12 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
       Part part;
       part.plan = piece;
       part.chunk = piece->chunk_index;
-      for (size_t i = 0; i < piece->inputs.size(); ++i) {
-        if (piece->inputs[i]->name == "tokens")
-          part.tokens = int32_t(i);
-        if (piece->inputs[i]->name == "labels")
-          part.labels = int32_t(i);
+      for (const auto &input : piece->inputs) {
+        auto field = std::find(s->feedNames_.begin(), s->feedNames_.end(),
+                               input->name);
+        if (field != s->feedNames_.end())
+          part.feeds.emplace_back(input->buffer,
+                                  size_t(field - s->feedNames_.begin()));
       }
       const auto &opt = piece->optimizer->instructions;
       for (size_t k = 0; k < opt.size(); ++k)
@@ -270,16 +283,49 @@ Result<StepMetrics> Session::step(const SampleSource &data) {
                          std::to_string(dataPosition_) +
                          " samples; another global batch would pass the "
                          "2^53 a checkpoint records");
+  // Each model input takes the sample's field of its name.
+  std::vector<std::string> given = data.fields();
+  std::vector<size_t> fieldOf;
+  for (const std::string &name : feedNames_) {
+    auto at = std::find(given.begin(), given.end(), name);
+    if (at == given.end()) {
+      std::string list;
+      for (const std::string &g : given)
+        list += (list.empty() ? "" : ", ") + g;
+      return Status::error(
+          "the model of '" + planPath_ + "' takes the input '" + name +
+          "', which the data does not give (it gives " + list + ")" +
+          (name == "padding_mask" || name == "token_types"
+               ? "; train a masked-LM model on masked-LM samples "
+                 "(loom-run --mlm)"
+               : ""));
+    }
+    fieldOf.push_back(size_t(at - given.begin()));
+  }
   int64_t seq = p.seq_length;
-  batchTokens_.resize(size_t(p.global_batch_size * seq));
-  batchLabels_.resize(batchTokens_.size());
-  for (int64_t i = 0; i < p.global_batch_size; ++i)
-    if (Status s =
-            data.readSample(dataPosition_ + i, batchTokens_.data() + i * seq,
-                            batchLabels_.data() + i * seq);
-        !s.ok())
+  batch_.resize(feedNames_.size());
+  for (std::vector<int32_t> &field : batch_)
+    field.resize(size_t(p.global_batch_size * seq));
+  // Fields the model does not take are read into a spare buffer.
+  std::vector<std::vector<int32_t>> spare(given.size());
+  std::vector<int32_t *> out(given.size());
+  for (int64_t i = 0; i < p.global_batch_size; ++i) {
+    for (size_t k = 0; k < given.size(); ++k) {
+      auto used = std::find(fieldOf.begin(), fieldOf.end(), k);
+      if (used != fieldOf.end()) {
+        out[k] = batch_[size_t(used - fieldOf.begin())].data() + i * seq;
+      } else {
+        spare[k].resize(size_t(seq));
+        out[k] = spare[k].data();
+      }
+    }
+    if (Status s = data.readFields(dataPosition_ + i, out.data()); !s.ok())
       return s;
-  Result<StepMetrics> metrics = step(batchTokens_.data(), batchLabels_.data());
+  }
+  Feeds feeds;
+  for (const std::vector<int32_t> &field : batch_)
+    feeds.push_back(field.data());
+  Result<StepMetrics> metrics = stepFeeds(feeds);
   if (metrics.ok())
     dataPosition_ += p.global_batch_size;
   return metrics;
@@ -287,6 +333,40 @@ Result<StepMetrics> Session::step(const SampleSource &data) {
 
 Result<StepMetrics> Session::step(const int32_t *tokens,
                                   const int32_t *labels) {
+  if (feedNames_.size() > 2)
+    return Status::error("the model of '" + planPath_ + "' takes the input '" +
+                         feedNames_[2] +
+                         "' besides tokens and labels; step it on a "
+                         "SampleSource that gives it");
+  return stepFeeds({tokens, labels});
+}
+
+Status Session::uploadFeeds(Part &part, const Feeds &feeds, int64_t global) {
+  // (A pipeline chunk's plan leaves the batch sizes to the top plan.)
+  const plan::PlanT &p = *part.plan;
+  int64_t perMicrobatch = plan_->micro_batch_size * plan_->seq_length;
+  for (auto [buffer, field] : part.feeds) {
+    const int32_t *data = feeds[field] + global * perMicrobatch;
+    if (p.buffers[size_t(buffer)]->dtype != plan::DType::I1) {
+      if (Status s = part.executor->upload(
+              buffer, data, size_t(perMicrobatch) * sizeof(int32_t));
+          !s.ok())
+        return s;
+      continue;
+    }
+    // i1 is one byte per element.
+    std::vector<uint8_t> bytes(static_cast<size_t>(perMicrobatch));
+    for (int64_t e = 0; e < perMicrobatch; ++e)
+      bytes[size_t(e)] = data[e] != 0;
+    if (Status s = part.executor->upload(buffer, bytes.data(), bytes.size());
+        !s.ok())
+      return s;
+  }
+  return Status::success();
+}
+
+Result<StepMetrics> Session::stepFeeds(const Feeds &feeds) {
+  const int32_t *labels = feeds[1];
   if (!broken_.empty())
     return Status::error("an earlier step failed and left the ranks out of "
                          "step (" + broken_ + "); open the plan again and "
@@ -345,8 +425,8 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
     TraceScope scope(tracer, Tracer::rankTrack(ranks_[r].id), stepName, "step");
     if (scope)
       scope.args().add("step", state.step);
-    return pipelined ? runPipelineRank(ranks_[r], tokens, labels, state)
-                     : runRank(ranks_[r], tokens, labels, state);
+    return pipelined ? runPipelineRank(ranks_[r], feeds, state)
+                     : runRank(ranks_[r], feeds, state);
   };
   if (ranks_.size() == 1) {
     results[0] = runOne(0);
@@ -424,18 +504,13 @@ Result<StepMetrics> Session::step(const int32_t *tokens,
   return m;
 }
 
-Status Session::runRank(Rank &rank, const int32_t *tokens,
-                        const int32_t *labels, StepParams state) {
+Status Session::runRank(Rank &rank, const Feeds &feeds, StepParams state) {
   const plan::PlanT &p = *plan_;
   Part &part = rank.parts.front();
   Executor &ex = *part.executor;
   int dpAxis = mesh_.axisIndex("dp");
   int64_t dp = dpAxis >= 0 ? mesh_.sizes[size_t(dpAxis)] : 1;
   int64_t d = dpAxis >= 0 ? rank.coords[size_t(dpAxis)] : 0;
-  int64_t perMicrobatch = p.micro_batch_size * p.seq_length;
-  size_t bytes = size_t(perMicrobatch) * sizeof(int32_t);
-  int32_t tokenBuffer = p.inputs[size_t(part.tokens)]->buffer;
-  int32_t labelBuffer = p.inputs[size_t(part.labels)]->buffer;
   auto where = [&](const std::string &what) {
     return "step " + std::to_string(state.step) + what + ": ";
   };
@@ -453,9 +528,7 @@ Status Session::runRank(Rank &rank, const int32_t *tokens,
     TraceScope scope(tracer, track, "microbatch", "microbatch");
     if (scope)
       scope.args().add("microbatch", global).add("step", state.step);
-    Status s = ex.upload(tokenBuffer, tokens + global * perMicrobatch, bytes);
-    if (s.ok())
-      s = ex.upload(labelBuffer, labels + global * perMicrobatch, bytes);
+    Status s = uploadFeeds(part, feeds, global);
     if (s.ok())
       s = ex.run(ProgramKind::Microbatch, state);
     if (s.ok())

@@ -11,7 +11,7 @@ case "${LOOM_BUILD_COMPILER:-ON}" in
   OFF | off | 0 | FALSE | false) default_dir=build-runtime ;;
   *) default_dir=build ;;
 esac
-# The test-only Python packages (tokenizers, numpy), unless the caller
+# The test-only Python packages (tokenizers, numpy, safetensors), unless the caller
 # points at its own.
 if [ -z "${LOOM_TEST_PYTHON:-}" ]; then
   LOOM_TEST_PYTHON=$(bash scripts/test-python.sh)

@@ -29,7 +29,8 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.add_tool_substitutions(
     [ToolSubst("loom-opt", unresolved="fatal"), ToolSubst("loomc", unresolved="fatal"),
      ToolSubst("loom-run", unresolved="fatal"),
-     ToolSubst("loom-preprocess", unresolved="fatal")],
+     ToolSubst("loom-preprocess", unresolved="fatal"),
+     ToolSubst("loom-convert", unresolved="fatal")],
     [config.loom_tools_dir],
 )
 
@@ -45,6 +46,12 @@ if shutil.which("nvidia-smi") and subprocess.run(
 
 config.environment["LOOM_KERNEL_CACHE"] = os.path.join(
     config.loom_obj_root, "kernel-cache")
+
+# numpy and safetensors in %test_python: loom-convert's tests write Hugging
+# Face checkpoints with them (and are UNSUPPORTED, saying why, without).
+if subprocess.run([os.environ.get("LOOM_TEST_PYTHON") or config.python_executable,
+                   "-c", "import numpy, safetensors"], capture_output=True).returncode == 0:
+    config.available_features.add("python-safetensors")
 
 # Open MPI's launcher, for the multi-process tests (test/distributed).
 if shutil.which("mpirun"):

@@ -433,24 +433,30 @@ def Loom_CrossEntropyOp : Loom_Op<"cross_entropy", [Pure, DeclareOpInterfaceMeth
     logsumexp(logits) - logits[label]; tokens whose label equals
     `ignore_index` contribute nothing. `reduction` is `none` (per-token
     losses, the labels' shape), `mean` (over the tokens not ignored; a
-    scalar) or `sum` (a scalar). Labels outside `[0, vocab)` other than
-    `ignore_index` are a run-time error.
+    scalar) or `sum` (a scalar). `classes` (0: all of `vocab`) says how many
+    of the columns are real classes: the rest (the rows that pad the
+    vocabulary so the tensor-parallel size divides it) take no part in the
+    softmax, their probability and gradient are 0. Labels outside
+    `[0, classes)` other than `ignore_index` are a run-time error.
 
     ```mlir
     %l = loom.cross_entropy %logits, %labels
            : tensor<4x64x50257xf32>, tensor<4x64xi32> -> tensor<f32>
     %t = loom.cross_entropy %logits, %labels reduction none ignore_index 0
            : tensor<4x64x50257xf32>, tensor<4x64xi32> -> tensor<4x64xf32>
+    %p = loom.cross_entropy %logits, %labels classes 50257
+           : tensor<4x64x50304xf32>, tensor<4x64xi32> -> tensor<f32>
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$logits, Loom_IndexTensor:$labels,
       DefaultValuedAttr<Loom_LossReduction,
                         "::loom::LossReduction::Mean">:$reduction,
-      DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<I64Attr, "0">:$classes);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $logits `,` $labels (`reduction` $reduction^)?
-    (`ignore_index` $ignore_index^)? attr-dict `:`
+    (`ignore_index` $ignore_index^)? (`classes` $classes^)? attr-dict `:`
     type($logits) `,` type($labels) `->` type($result)
   }];
   let hasVerifier = 1;
@@ -614,7 +620,7 @@ def Loom_CrossEntropyGradOp : Loom_Op<"cross_entropy_grad", [Pure,
   let description = [{
     `grad` is the loss's gradient: a scalar for `mean` (divided by the number
     of tokens not ignored) and `sum`, per token for `none`. Ignored tokens get
-    zero gradient.
+    zero gradient, and so do the classes from `classes` on (0: none).
 
     ```mlir
     %dl = loom.cross_entropy_grad %logits, %labels, %dloss
@@ -625,11 +631,12 @@ def Loom_CrossEntropyGradOp : Loom_Op<"cross_entropy_grad", [Pure,
       Loom_FloatTensor:$grad,
       DefaultValuedAttr<Loom_LossReduction,
                         "::loom::LossReduction::Mean">:$reduction,
-      DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<I64Attr, "0">:$classes);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $logits `,` $labels `,` $grad (`reduction` $reduction^)?
-    (`ignore_index` $ignore_index^)? attr-dict `:`
+    (`ignore_index` $ignore_index^)? (`classes` $classes^)? attr-dict `:`
     type($logits) `,` type($labels) `,` type($grad)
   }];
   let hasVerifier = 1;
@@ -659,6 +666,31 @@ def Loom_StopGradientOp : Loom_Op<"stop_gradient", [Pure,
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
+def Loom_CrossEntropyMaxOp : Loom_Op<"cross_entropy_max", [Pure]> {
+  let summary = "per token: the max logit over the block's real classes";
+  let description = [{
+    `logits` is this rank's block of the vocabulary, as for
+    cross_entropy_partials (the `dist.sharding` attribute gives the block's
+    offset). The max leaves out the padded classes (from `classes - offset`
+    on; `classes` 0: none are padded): a padded logit far above the real ones
+    would make every exp(logit - max) underflow. A block with no real class
+    gives -inf, which the max's all-reduce over the blocks drops. It is only
+    a shift (a stop_gradient follows it), so it has no gradient rule.
+
+    ```mlir
+    %m = loom.cross_entropy_max %logits classes 50257
+        : tensor<4x64x25152xf32> -> tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_FloatTensor:$logits,
+      DefaultValuedAttr<I64Attr, "0">:$classes);
+  let results = (outs Loom_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits (`classes` $classes^)? attr-dict `:` type($logits) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def Loom_CrossEntropyPartialsOp : Loom_Op<"cross_entropy_partials", [Pure,
     DeclareOpInterfaceMethods<Loom_DifferentiableOpInterface>]> {
   let summary = "per token: sum of exp(logit - max), and the label's logit - max";
@@ -669,7 +701,9 @@ def Loom_CrossEntropyPartialsOp : Loom_Op<"cross_entropy_partials", [Pure,
     is the whole vocabulary). `max` is the per-token max over the whole
     vocabulary. `sumexp` is Σ exp(logit - max) over the block; `target` is
     logit[label] - max when the label falls in the block, else 0. Tokens whose
-    label is `ignore_index` get target 0. Both results are f32.
+    label is `ignore_index` get target 0. Both results are f32. `classes`
+    (0: all) is the number of real classes of the whole vocabulary: the
+    block's classes from `classes - offset` on are padding and left out.
 
     ```mlir
     %se, %t = loom.cross_entropy_partials %logits, %max, %labels
@@ -678,10 +712,12 @@ def Loom_CrossEntropyPartialsOp : Loom_Op<"cross_entropy_partials", [Pure,
     ```
   }];
   let arguments = (ins Loom_FloatTensor:$logits, Loom_FloatTensor:$max,
-      Loom_IndexTensor:$labels, DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+      Loom_IndexTensor:$labels, DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<I64Attr, "0">:$classes);
   let results = (outs Loom_FloatTensor:$sumexp, Loom_FloatTensor:$target);
   let assemblyFormat = [{
-    $logits `,` $max `,` $labels (`ignore_index` $ignore_index^)? attr-dict `:`
+    $logits `,` $max `,` $labels (`ignore_index` $ignore_index^)?
+    (`classes` $classes^)? attr-dict `:`
     type($logits) `,` type($max) `,` type($labels) `->` type($sumexp) `,` type($target)
   }];
   let hasVerifier = 1;
@@ -691,6 +727,9 @@ def Loom_CrossEntropyPartialsGradOp : Loom_Op<"cross_entropy_partials_grad", [Pu
     AllTypesMatch<["logits", "result"]>]> {
   let summary = "dlogit = dsumexp · exp(logit - max) + dtarget · [class == label]";
   let description = [{
+    Padded classes (from `classes - offset` on, as in cross_entropy_partials)
+    get gradient 0.
+
     ```mlir
     %dl = loom.cross_entropy_partials_grad %logits, %max, %labels, %dse, %dt
         : tensor<4x64x256xf32>, tensor<4x64xf32>, tensor<4x64xi32>, tensor<4x64xf32>, tensor<4x64xf32>
@@ -698,13 +737,15 @@ def Loom_CrossEntropyPartialsGradOp : Loom_Op<"cross_entropy_partials_grad", [Pu
   }];
   let arguments = (ins Loom_FloatTensor:$logits, Loom_FloatTensor:$max,
       Loom_IndexTensor:$labels, Loom_FloatTensor:$dsumexp,
-      Loom_FloatTensor:$dtarget, DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+      Loom_FloatTensor:$dtarget, DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<I64Attr, "0">:$classes);
   let results = (outs Loom_FloatTensor:$result);
   let assemblyFormat = [{
     $logits `,` $max `,` $labels `,` $dsumexp `,` $dtarget
-    (`ignore_index` $ignore_index^)? attr-dict `:` type($logits) `,`
+    (`ignore_index` $ignore_index^)? (`classes` $classes^)? attr-dict `:` type($logits) `,`
     type($max) `,` type($labels) `,` type($dsumexp) `,` type($dtarget)
   }];
+  let hasVerifier = 1;
 }
 
 def Loom_CrossEntropyCombineOp : Loom_Op<"cross_entropy_combine", [Pure,

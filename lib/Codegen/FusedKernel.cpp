@@ -15,6 +15,8 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
 
+#include <cmath>
+
 using namespace mlir;
 
 namespace loom {
@@ -524,28 +526,41 @@ private:
         forward = ce;
     rowsOf(shapeOf(logits));
     int64_t ignore = grad.getIgnoreIndex();
+    // Columns from `classes` on pad the vocabulary: out of the max, the sum
+    // and the labels' range, with gradient 0. Without padding the kernel is
+    // the one it always was.
+    int64_t classes = grad.getClasses() ? int64_t(grad.getClasses()) : k.cols;
+    bool padded = classes < k.cols;
     int labelsArg = argOf.lookup(grad.getLabels());
     int logitsArg = argOf.lookup(logits);
     rowStage();
     int label = loadRow(labelsArg, ValueType::Int);
     int valid =
         cmp(NodeOp::Ne, label, constant(double(ignore), ValueType::Int));
-    int inRange =
-        node(NodeOp::And,
-             {cmp(NodeOp::Ge, label, constant(0, ValueType::Int)),
-              cmp(NodeOp::Lt, label, constant(double(k.cols), ValueType::Int))},
-             ValueType::Bool);
+    int inRange = node(
+        NodeOp::And,
+        {cmp(NodeOp::Ge, label, constant(0, ValueType::Int)),
+         cmp(NodeOp::Lt, label, constant(double(classes), ValueType::Int))},
+        ValueType::Bool);
     int ok =
         node(NodeOp::Or, {node(NodeOp::Not, {valid}, ValueType::Bool), inRange},
              ValueType::Bool);
     stage().checks.push_back(
-        {ok, "a label is outside [0, " + std::to_string(k.cols) +
+        {ok, "a label is outside [0, " + std::to_string(classes) +
                  ") and is not ignore_index " + std::to_string(ignore)});
+    // Whether column j is a class (built per loop: nodes belong to a stage).
+    auto isClass = [&] {
+      return cmp(NodeOp::Lt, node(NodeOp::Col, {}, ValueType::Int),
+                 constant(double(classes), ValueType::Int));
+    };
     loopStage();
-    int max = reduce(ReduceKind::Max, value(logits));
+    int max = reduce(ReduceKind::Max, padded ? select(isClass(), value(logits),
+                                                      constant(-INFINITY))
+                                             : value(logits));
     loopStage();
+    int e = call(NodeOp::Exp, sub(value(logits), max));
     int sum =
-        reduce(ReduceKind::Sum, call(NodeOp::Exp, sub(value(logits), max)));
+        reduce(ReduceKind::Sum, padded ? select(isClass(), e, constant(0)) : e);
     rowStage();
     int safe = select(node(NodeOp::And, {valid, inRange}, ValueType::Bool),
                       label, constant(0, ValueType::Int), ValueType::Int);
@@ -576,6 +591,8 @@ private:
         select(cmp(NodeOp::Eq, node(NodeOp::Col, {}, ValueType::Int), label),
                constant(1), constant(0));
     int out = select(valid, mul(seedNode, sub(p, onehot)), constant(0));
+    if (padded)
+      out = select(isClass(), out, constant(0));
     current[grad.getResult()] = out;
     storeIfOutput(grad.getResult(), out);
     return finishLoop();

@@ -350,11 +350,12 @@ LogicalResult Evaluator::run(Operation *op) {
         auto [tokens, vocab] = rowsCols(o.getLogits());
         std::vector<int64_t> labels = asIndices(in(o.getLabels()));
         std::vector<double> losses(tokens);
+        int64_t classes = o.getClasses() ? int64_t(o.getClasses()) : vocab;
         int64_t counted = kernels::crossEntropy(
             in(o.getLogits()).data.data(), labels.data(), tokens, vocab,
-            int64_t(o.getIgnoreIndex()), losses.data());
+            int64_t(o.getIgnoreIndex()), losses.data(), classes);
         if (counted < 0)
-          return o.emitError() << "a label is outside [0, " << vocab << ")";
+          return o.emitError() << "a label is outside [0, " << classes << ")";
         HostTensor y = make(o.getResult());
         double sum = std::accumulate(losses.begin(), losses.end(), 0.0);
         switch (o.getReduction()) {
@@ -385,10 +386,11 @@ LogicalResult Evaluator::run(Operation *op) {
                          ? g.data[0]
                          : (counted ? g.data[0] / double(counted) : 0.0);
         HostTensor dl = make(o.getResult());
-        if (!kernels::crossEntropyBackward(in(o.getLogits()).data.data(),
-                                           labels.data(), dloss.data(), tokens,
-                                           vocab, ignore, dl.data.data()))
-          return o.emitError() << "a label is outside [0, " << vocab << ")";
+        int64_t classes = o.getClasses() ? int64_t(o.getClasses()) : vocab;
+        if (!kernels::crossEntropyBackward(
+                in(o.getLogits()).data.data(), labels.data(), dloss.data(),
+                tokens, vocab, ignore, dl.data.data(), classes))
+          return o.emitError() << "a label is outside [0, " << classes << ")";
         values[o.getResult()] = std::move(dl);
         return success();
       })

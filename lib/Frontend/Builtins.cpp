@@ -43,7 +43,7 @@ llvm::ArrayRef<Builtin> builtins() {
       {"reduce_max", {"x", "dims"}, {"keep_dims"}, buildReduceMax},
       {"cross_entropy",
        {"logits", "labels"},
-       {"ignore_index", "reduction"},
+       {"ignore_index", "reduction", "classes"},
        buildCrossEntropy},
       {"cast", {"x", "to"}, {}, buildCast},
       // Compile-time helpers.

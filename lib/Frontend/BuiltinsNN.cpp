@@ -184,6 +184,22 @@ FailureOr<Val> buildCrossEntropy(BuiltinCall &call) {
     return call.error() << "cross_entropy's reduction must be \"none\", "
                            "\"mean\" or \"sum\", got \""
                         << *reduction << "\"";
+  // `classes`: how many of the logits' columns are real classes; the rest
+  // pad the vocabulary (so the tensor-parallel size divides it) and are
+  // masked out of the softmax. 0 (the default): all of them.
+  FailureOr<int64_t> classes = call.integer("classes", 0);
+  if (failed(classes))
+    return failure();
+  auto logitsType = cast<RankedTensorType>(logits->getType());
+  int64_t columns =
+      logitsType.getRank() ? logitsType.getShape().back() : int64_t(0);
+  if (*classes < 0 || *classes > columns)
+    return call.error() << "cross_entropy's classes must be between 1 and the "
+                           "logits' last dimension, "
+                        << columns << " (0 or left out: all of them), got "
+                        << *classes;
+  if (*classes == columns)
+    *classes = 0; // nothing padded: the op's default
   // The loss is f32 whatever the logits' precision; a "none" reduction keeps
   // one loss per label.
   auto labelType = cast<RankedTensorType>(labels->getType());
@@ -193,7 +209,7 @@ FailureOr<Val> buildCrossEntropy(BuiltinCall &call) {
   OpBuilder &b = call.builder();
   return call.tensorResult(b.create<CrossEntropyOp>(
       call.loc(), RankedTensorType::get(shape, b.getF32Type()), *logits,
-      *labels, *kind, *ignoreIndex));
+      *labels, *kind, *ignoreIndex, *classes));
 }
 
 } // namespace frontend

@@ -69,6 +69,23 @@ std::string locationText(Location loc) {
   return "";
 }
 
+/// Whether `v` is the model input `tokens` (through fusion regions'
+/// arguments, which are bound to the region's operands).
+bool fedByTokens(Value v) {
+  auto arg = dyn_cast<BlockArgument>(v);
+  if (!arg)
+    return false;
+  Operation *owner = arg.getOwner()->getParentOp();
+  if (auto fused = dyn_cast<FusedOp>(owner))
+    return arg.getArgNumber() < fused->getNumOperands() &&
+           fedByTokens(fused->getOperand(arg.getArgNumber()));
+  auto fn = dyn_cast<func::FuncOp>(owner);
+  if (!fn)
+    return false;
+  auto name = LoomDialect::kInputArgAttr.getAttr(fn, arg.getArgNumber());
+  return name && name.getValue() == "tokens";
+}
+
 /// The micro-batch of loom IR without loom.micro_batch_size: the leading
 /// dimension of its tokens input (every pipeline chunk's plan agrees), else 1.
 int64_t tokensBatch(ModuleOp module) {
@@ -288,6 +305,8 @@ LogicalResult Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
         setString(inst, instr::Attr::Reduction,
                   stringifyLossReduction(o.getReduction()));
         setInts(inst, instr::Attr::IgnoreIndex, {int64_t(o.getIgnoreIndex())});
+        if (o.getClasses())
+          setInts(inst, instr::Attr::Classes, {int64_t(o.getClasses())});
       })
       .Case([&](TransposeOp o) {
         ArrayRef<int64_t> perm = o.getPermutation();
@@ -304,8 +323,16 @@ LogicalResult Lowering::setAttributes(Operation &op, plan::InstructionT &inst) {
       .Case([&](FillOp o) {
         setFloat(inst, instr::Attr::Value, o.getValue().convertToDouble());
       })
-      .Case<CrossEntropyPartialsOp, CrossEntropyPartialsGradOp,
-            CrossEntropyCombineOp, CrossEntropyCombineGradOp>([&](auto o) {
+      .Case<CrossEntropyPartialsOp, CrossEntropyPartialsGradOp>([&](auto o) {
+        setInts(inst, instr::Attr::IgnoreIndex, {int64_t(o.getIgnoreIndex())});
+        if (o.getClasses())
+          setInts(inst, instr::Attr::Classes, {int64_t(o.getClasses())});
+      })
+      .Case([&](CrossEntropyMaxOp o) {
+        if (o.getClasses())
+          setInts(inst, instr::Attr::Classes, {int64_t(o.getClasses())});
+      })
+      .Case<CrossEntropyCombineOp, CrossEntropyCombineGradOp>([&](auto o) {
         setInts(inst, instr::Attr::IgnoreIndex, {int64_t(o.getIgnoreIndex())});
       })
       .Case([&](dist::AllReduceOp o) {
@@ -816,12 +843,18 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
               dist::kShardingAttrName))
         blocks = axisSize(s.getDimAxis(
             isa<EmbeddingOp>(inner) ? 0 : s.getDims().size() - 1));
-      if (auto e = dyn_cast<EmbeddingOp>(inner))
+      // Only the table the tokens index bounds the token ids: BERT's
+      // token-type table (2 rows) indexes another input.
+      if (auto e = dyn_cast<EmbeddingOp>(inner); e && fedByTokens(e.getIndices()))
         vocab = e.getTable().getType().getShape()[0] * blocks;
+      // Only the real classes: a label among the padded ones is an error.
       if (auto ce = dyn_cast<CrossEntropyOp>(inner))
-        vocab = ce.getLogits().getType().getShape().back();
+        vocab = ce.getClasses() ? int64_t(ce.getClasses())
+                                : ce.getLogits().getType().getShape().back();
       if (auto ce = dyn_cast<CrossEntropyPartialsOp>(inner))
-        vocab = ce.getLogits().getType().getShape().back() * blocks;
+        vocab = ce.getClasses()
+                    ? int64_t(ce.getClasses())
+                    : ce.getLogits().getType().getShape().back() * blocks;
       if (vocab && (!plan->vocab_size || vocab < plan->vocab_size))
         plan->vocab_size = vocab;
     });

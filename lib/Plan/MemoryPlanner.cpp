@@ -112,8 +112,9 @@ mlir::LogicalResult planWorkspace(plan::PlanT &p,
                              [&](int32_t id) { touch(id, k); });
 
   // The stash: what lives from the forward step into the backward step.
-  // Token and label inputs are uploaded again before each step, so they
-  // never need keeping. Every stashed buffer is live at the split, so none
+  // The model's inputs (tokens, labels, BERT's token_types and
+  // padding_mask: all but a neighbour's activation and gradient) are
+  // uploaded again before each step, so they never need keeping. Every stashed buffer is live at the split, so none
   // shares bytes with another.
   int64_t stash = 0;
   if (chunk)
@@ -122,7 +123,8 @@ mlir::LogicalResult planWorkspace(plan::PlanT &p,
       bool reuploaded = false;
       for (const auto &input : p.inputs)
         reuploaded |= input->buffer == int32_t(i) &&
-                      (input->name == "tokens" || input->name == "labels");
+                      input->name != "activation" &&
+                      input->name != "output_grad";
       if (aliasOf[i] >= 0 || b.arena != plan::Arena::Workspace ||
           first[i] == none || reuploaded || !(first[i] < split) ||
           !(last[i] >= split))

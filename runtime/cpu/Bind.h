@@ -77,6 +77,8 @@ Result<Kernel> bind(const NormInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const NormGradInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const EmbeddingInstr &, const Instruction &, Binder &);
 Result<Kernel> bind(const CrossEntropyInstr &, const Instruction &, Binder &);
+Result<Kernel> bind(const CrossEntropyMaxInstr &, const Instruction &,
+                    Binder &);
 Result<Kernel> bind(const CrossEntropyPartialsInstr &, const Instruction &,
                     Binder &);
 Result<Kernel> bind(const CrossEntropyCombineInstr &, const Instruction &,

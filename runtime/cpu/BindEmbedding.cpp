@@ -67,10 +67,11 @@ Result<Kernel> bind(const CrossEntropyInstr &r, const Instruction &inst,
   return Kernel([=](const StepParams &, StepOutputs &) {
     float *perToken = scratch->data();
     if (c.forward) {
-      int64_t counted = crossEntropy<float, int32_t>(
-          logits, labels, c.tokens, c.vocab, c.ignoreIndex, perToken);
+      int64_t counted =
+          crossEntropy<float, int32_t>(logits, labels, c.tokens, c.vocab,
+                                       c.ignoreIndex, perToken, c.classes);
       if (counted < 0)
-        return badLabel(inst, c.vocab, c.ignoreIndex);
+        return badLabel(inst, c.classes, c.ignoreIndex);
       if (c.reduction == LossReduction::None)
         std::copy(perToken, perToken + c.tokens, result);
       else
@@ -83,9 +84,20 @@ Result<Kernel> bind(const CrossEntropyInstr &r, const Instruction &inst,
         c.reduction == LossReduction::None,
         c.reduction == LossReduction::Mean, perToken);
     if (!crossEntropyBackward<float, int32_t>(logits, labels, perToken,
-                                              c.tokens, c.vocab,
-                                              c.ignoreIndex, result))
-      return badLabel(inst, c.vocab, c.ignoreIndex);
+                                              c.tokens, c.vocab, c.ignoreIndex,
+                                              result, c.classes))
+      return badLabel(inst, c.classes, c.ignoreIndex);
+    return Status::success();
+  });
+}
+
+Result<Kernel> bind(const CrossEntropyMaxInstr &r, const Instruction &,
+                    Binder &b) {
+  const float *z = b.f32(r.logits);
+  float *mx = b.f32(r.max);
+  CrossEntropyMaxInstr c = r;
+  return Kernel([=](const StepParams &, StepOutputs &) {
+    crossEntropyMax<float>(z, c.tokens, c.classes, c.first, c.real, mx);
     return Status::success();
   });
 }
@@ -101,11 +113,11 @@ Result<Kernel> bind(const CrossEntropyPartialsInstr &r,
     bool ok = c.forward
                   ? crossEntropyPartials<float, int32_t>(
                         z, mx, labels, c.tokens, c.classes, c.first, c.total,
-                        c.ignoreIndex, sumExp, target)
+                        c.ignoreIndex, sumExp, target, c.real)
                   : crossEntropyPartialsBackward<float, int32_t>(
                         z, mx, labels, sumExp, target, c.tokens, c.classes,
-                        c.first, c.total, c.ignoreIndex, dz);
-    return ok ? Status::success() : badLabel(inst, c.total, c.ignoreIndex);
+                        c.first, c.total, c.ignoreIndex, dz, c.real);
+    return ok ? Status::success() : badLabel(inst, c.real, c.ignoreIndex);
   });
 }
 

@@ -433,11 +433,15 @@ bool embeddingBackward(const I *ids, int64_t count, int64_t vocab,
 
 template <typename T, typename I>
 int64_t crossEntropy(const T *logits, const I *labels, int64_t tokens,
-                     int64_t vocab, int64_t ignoreIndex, T *losses) {
+                     int64_t vocab, int64_t ignoreIndex, T *losses,
+                     int64_t classes) {
+  // The padded columns [classes, vocab) are not classes: they stay out of
+  // the max and the sum, and no label may name one.
+  int64_t real = classes > 0 ? classes : vocab;
   int64_t counted = 0;
   for (int64_t t = 0; t < tokens; ++t) {
     int64_t label = static_cast<int64_t>(labels[t]);
-    if (label != ignoreIndex && (label < 0 || label >= vocab))
+    if (label != ignoreIndex && (label < 0 || label >= real))
       return -1;
     counted += label != ignoreIndex;
   }
@@ -450,9 +454,9 @@ int64_t crossEntropy(const T *logits, const I *labels, int64_t tokens,
       continue;
     }
     const T *row = logits + t * vocab;
-    T max = *std::max_element(row, row + vocab);
+    T max = *std::max_element(row, row + real);
     T sum = 0;
-    for (int64_t j = 0; j < vocab; ++j)
+    for (int64_t j = 0; j < real; ++j)
       sum += std::exp(row[j] - max);
     losses[t] = max + std::log(sum) - row[label];
   }
@@ -462,10 +466,11 @@ int64_t crossEntropy(const T *logits, const I *labels, int64_t tokens,
 template <typename T, typename I>
 bool crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
                           int64_t tokens, int64_t vocab, int64_t ignoreIndex,
-                          T *dlogits) {
+                          T *dlogits, int64_t classes) {
+  int64_t real = classes > 0 ? classes : vocab;
   for (int64_t t = 0; t < tokens; ++t) {
     int64_t label = static_cast<int64_t>(labels[t]);
-    if (label != ignoreIndex && (label < 0 || label >= vocab))
+    if (label != ignoreIndex && (label < 0 || label >= real))
       return false;
   }
 #pragma omp parallel for schedule(static) if (tokens * vocab > 32768)
@@ -477,12 +482,13 @@ bool crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
       std::fill(drow, drow + vocab, T(0));
       continue;
     }
-    T max = *std::max_element(row, row + vocab);
+    T max = *std::max_element(row, row + real);
     T sum = 0;
-    for (int64_t j = 0; j < vocab; ++j)
+    for (int64_t j = 0; j < real; ++j)
       sum += std::exp(row[j] - max);
-    for (int64_t j = 0; j < vocab; ++j)
+    for (int64_t j = 0; j < real; ++j)
       drow[j] = dloss[t] * (std::exp(row[j] - max) / sum - T(j == label));
+    std::fill(drow + real, drow + vocab, T(0));
   }
   return true;
 }
@@ -534,7 +540,7 @@ void transpose(const T *x, const Shape &xShape,
                                    T *, T *, int64_t, int64_t);                \
   template void dropout<T>(const T *, T *, int64_t, int64_t, double,           \
                            uint64_t);                                          \
-  template void dropoutBlock<T>(const T *, T *, const Block &, int64_t,      \
+  template void dropoutBlock<T>(const T *, T *, const Block &, int64_t,        \
                                 double, uint64_t);                             \
   template void transpose<T>(const T *, const Shape &,                         \
                              const std::vector<int64_t> &, T *);               \
@@ -546,14 +552,16 @@ void transpose(const T *x, const Shape &xShape,
       const int32_t *, int64_t, int64_t, int64_t, const T *, T *);             \
   template bool embeddingBackward<T, int64_t>(                                 \
       const int64_t *, int64_t, int64_t, int64_t, const T *, T *);             \
-  template int64_t crossEntropy<T, int32_t>(const T *, const int32_t *,        \
-                                            int64_t, int64_t, int64_t, T *);   \
-  template int64_t crossEntropy<T, int64_t>(const T *, const int64_t *,        \
-                                            int64_t, int64_t, int64_t, T *);   \
-  template bool crossEntropyBackward<T, int32_t>(                              \
-      const T *, const int32_t *, const T *, int64_t, int64_t, int64_t, T *);  \
-  template bool crossEntropyBackward<T, int64_t>(                              \
-      const T *, const int64_t *, const T *, int64_t, int64_t, int64_t, T *);
+  template int64_t crossEntropy<T, int32_t>(                                   \
+      const T *, const int32_t *, int64_t, int64_t, int64_t, T *, int64_t);    \
+  template int64_t crossEntropy<T, int64_t>(                                   \
+      const T *, const int64_t *, int64_t, int64_t, int64_t, T *, int64_t);    \
+  template bool crossEntropyBackward<T, int32_t>(const T *, const int32_t *,   \
+                                                 const T *, int64_t, int64_t,  \
+                                                 int64_t, T *, int64_t);       \
+  template bool crossEntropyBackward<T, int64_t>(const T *, const int64_t *,   \
+                                                 const T *, int64_t, int64_t,  \
+                                                 int64_t, T *, int64_t);
 
 LOOM_INSTANTIATE(float)
 LOOM_INSTANTIATE(double)

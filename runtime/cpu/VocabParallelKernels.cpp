@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace loom {
 namespace runtime {
@@ -96,20 +97,34 @@ int64_t heldClass(I label, int64_t ignoreIndex, int64_t first,
 }
 } // namespace
 
+template <typename T>
+void crossEntropyMax(const T *logits, int64_t tokens, int64_t classes,
+                     int64_t first, int64_t real, T *max) {
+  int64_t mine = realClassesOfBlock(classes, first, real);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const T *row = logits + t * classes;
+    max[t] = mine ? *std::max_element(row, row + mine)
+                  : -std::numeric_limits<T>::infinity();
+  }
+}
+
 template <typename T, typename I>
 bool crossEntropyPartials(const T *logits, const T *max, const I *labels,
                           int64_t tokens, int64_t classes, int64_t first,
                           int64_t total, int64_t ignoreIndex, T *sumExp,
-                          T *target) {
-  if (!labelsInRange(labels, tokens, total, ignoreIndex))
+                          T *target, int64_t real) {
+  if (!labelsInRange(labels, tokens, real > 0 ? real : total, ignoreIndex))
     return false;
+  // The padded classes [real, total) are not classes: no label names one,
+  // and they stay out of the sum.
+  int64_t mineReal = realClassesOfBlock(classes, first, real);
 #pragma omp parallel for schedule(static) if (tokens * classes > 65536)
   for (int64_t t = 0; t < tokens; ++t) {
     const T *row = logits + t * classes;
     int64_t mine = heldClass(labels[t], ignoreIndex, first, classes);
     T m = max[t];
     double sum = 0;
-    for (int64_t c = 0; c < classes; ++c)
+    for (int64_t c = 0; c < mineReal; ++c)
       sum += std::exp(double(row[c]) - double(m));
     sumExp[t] = T(sum);
     target[t] = mine >= 0 ? row[mine] - m : T(0);
@@ -122,17 +137,20 @@ bool crossEntropyPartialsBackward(const T *logits, const T *max,
                                   const I *labels, const T *a, const T *b,
                                   int64_t tokens, int64_t classes,
                                   int64_t first, int64_t total,
-                                  int64_t ignoreIndex, T *dlogits) {
-  if (!labelsInRange(labels, tokens, total, ignoreIndex))
+                                  int64_t ignoreIndex, T *dlogits,
+                                  int64_t real) {
+  if (!labelsInRange(labels, tokens, real > 0 ? real : total, ignoreIndex))
     return false;
+  int64_t mineReal = realClassesOfBlock(classes, first, real);
 #pragma omp parallel for schedule(static) if (tokens * classes > 65536)
   for (int64_t t = 0; t < tokens; ++t) {
     const T *row = logits + t * classes;
     int64_t mine = heldClass(labels[t], ignoreIndex, first, classes);
     T m = max[t];
     T *drow = dlogits + t * classes;
-    for (int64_t c = 0; c < classes; ++c)
+    for (int64_t c = 0; c < mineReal; ++c)
       drow[c] = T(double(a[t]) * std::exp(double(row[c]) - double(m)));
+    std::fill(drow + mineReal, drow + classes, T(0));
     if (mine >= 0)
       drow[mine] += b[t];
   }
@@ -160,24 +178,27 @@ void crossEntropyCombineBackward(const T *sumExp, const I *labels,
 }
 
 #define LOOM_INSTANTIATE(T, I)                                                 \
-  template void crossEntropyReduceBackward<T, I>(const T *, const I *,         \
-                                                 int64_t, int64_t, bool, bool, \
-                                                 T *);                         \
+  template void crossEntropyReduceBackward<T, I>(                              \
+      const T *, const I *, int64_t, int64_t, bool, bool, T *);                \
   template bool embeddingBlock<T, I>(const T *, int64_t, int64_t, int64_t,     \
                                      int64_t, const I *, int64_t, T *);        \
-  template bool embeddingBlockBackward<T, I>(const I *, int64_t, int64_t,      \
-                                             int64_t, int64_t, int64_t,        \
-                                             const T *, T *);                  \
+  template bool embeddingBlockBackward<T, I>(                                  \
+      const I *, int64_t, int64_t, int64_t, int64_t, int64_t, const T *, T *); \
   template bool crossEntropyPartials<T, I>(const T *, const T *, const I *,    \
                                            int64_t, int64_t, int64_t, int64_t, \
-                                           int64_t, T *, T *);                 \
+                                           int64_t, T *, T *, int64_t);        \
   template bool crossEntropyPartialsBackward<T, I>(                            \
       const T *, const T *, const I *, const T *, const T *, int64_t, int64_t, \
-      int64_t, int64_t, int64_t, T *);                                         \
+      int64_t, int64_t, int64_t, T *, int64_t);                                \
   template void crossEntropyCombine<T, I>(const T *, const T *, const I *,     \
                                           int64_t, int64_t, T *);              \
   template void crossEntropyCombineBackward<T, I>(                             \
       const T *, const I *, const T *, int64_t, int64_t, T *, T *);
+
+template void crossEntropyMax<float>(const float *, int64_t, int64_t, int64_t,
+                                     int64_t, float *);
+template void crossEntropyMax<double>(const double *, int64_t, int64_t, int64_t,
+                                      int64_t, double *);
 
 LOOM_INSTANTIATE(float, int32_t)
 LOOM_INSTANTIATE(float, int64_t)

@@ -163,6 +163,7 @@ Result<Work> bind(const NormInstr &, const Instruction &, Binder &);
 Result<Work> bind(const NormGradInstr &, const Instruction &, Binder &);
 Result<Work> bind(const EmbeddingInstr &, const Instruction &, Binder &);
 Result<Work> bind(const CrossEntropyInstr &, const Instruction &, Binder &);
+Result<Work> bind(const CrossEntropyMaxInstr &, const Instruction &, Binder &);
 Result<Work> bind(const CrossEntropyPartialsInstr &, const Instruction &,
                   Binder &);
 Result<Work> bind(const CrossEntropyCombineInstr &, const Instruction &,

@@ -94,7 +94,7 @@ Result<Work> bind(const CrossEntropyInstr &r, const Instruction &inst,
   const float *logits = b.f32(r.logits);
   const void *labels = b.storage(r.labels);
   float *result = b.f32(r.result);
-  int *flag = b.statusFlag(inst, badLabel(r.vocab, r.ignoreIndex));
+  int *flag = b.statusFlag(inst, badLabel(r.classes, r.ignoreIndex));
   if (!flag)
     return Status::error("no status flag left for the instruction");
   bool none = r.reduction == LossReduction::None;
@@ -108,6 +108,7 @@ Result<Work> bind(const CrossEntropyInstr &r, const Instruction &inst,
   }
   KernelArg tokens = KernelArg::i64v(r.tokens),
             vocab = KernelArg::i64v(r.vocab),
+            classes = KernelArg::i64v(r.classes),
             ignore = KernelArg::i64v(r.ignoreIndex);
   Dim3 grid = rowGrid(r.tokens), one{1, 1, 1};
   unsigned threads = rowThreads(r.vocab);
@@ -115,7 +116,7 @@ Result<Work> bind(const CrossEntropyInstr &r, const Instruction &inst,
   if (r.forward) {
     steps.push_back(launchOf("loom_crossentropy_forward", grid, threads,
                              {logits, labels, none ? result : perToken, tokens,
-                              vocab, ignore, flag}));
+                              vocab, classes, ignore, flag}));
     if (!none)
       steps.push_back(
           launchOf("loom_crossentropy_reduce", one, kBlockThreads,
@@ -128,10 +129,21 @@ Result<Work> bind(const CrossEntropyInstr &r, const Instruction &inst,
   steps.push_back(launchOf(
       "loom_crossentropy_token_grads", one, kBlockThreads,
       {dloss, labels, perToken, tokens, ignore, KernelArg::i32v(reduction)}));
-  steps.push_back(launchOf(
-      "loom_crossentropy_backward", grid, threads,
-      {logits, labels, perToken, result, tokens, vocab, ignore, flag}));
+  steps.push_back(launchOf("loom_crossentropy_backward", grid, threads,
+                           {logits, labels, perToken, result, tokens, vocab,
+                            classes, ignore, flag}));
   return launches(d, inst, std::move(steps));
+}
+
+Result<Work> bind(const CrossEntropyMaxInstr &r, const Instruction &inst,
+                  Binder &b) {
+  return launches(
+      &b.device(), inst,
+      {launchOf("loom_crossentropy_max", rowGrid(r.tokens),
+                rowThreads(r.classes),
+                {b.f32(r.logits), b.f32(r.max), KernelArg::i64v(r.tokens),
+                 KernelArg::i64v(r.classes), KernelArg::i64v(r.first),
+                 KernelArg::i64v(r.real)})});
 }
 
 Result<Work> bind(const CrossEntropyPartialsInstr &r, const Instruction &inst,
@@ -140,12 +152,13 @@ Result<Work> bind(const CrossEntropyPartialsInstr &r, const Instruction &inst,
   const float *z = b.f32(r.logits), *mx = b.f32(r.max);
   const void *labels = b.storage(r.labels);
   float *sumExp = b.f32(r.sumExp), *target = b.f32(r.target);
-  int *flag = b.statusFlag(inst, badLabel(r.total, r.ignoreIndex));
+  int *flag = b.statusFlag(inst, badLabel(r.real, r.ignoreIndex));
   if (!flag)
     return Status::error("no status flag left for the instruction");
+  // The kernels bound the labels by the real classes, not the padded total.
   KernelArg tokens = KernelArg::i64v(r.tokens),
             classes = KernelArg::i64v(r.classes),
-            first = KernelArg::i64v(r.first), total = KernelArg::i64v(r.total),
+            first = KernelArg::i64v(r.first), total = KernelArg::i64v(r.real),
             ignore = KernelArg::i64v(r.ignoreIndex);
   if (r.forward)
     return launches(d, inst,

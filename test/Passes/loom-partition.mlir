@@ -20,7 +20,7 @@
 // CHECK: %[[YR:.*]] = dist.all_reduce sum %[[Y]] axis "tp" : tensor<2x8x16xf32>
 // CHECK: loom.add %[[YR]], %[[B]]
 // CHECK: %[[LOGITS:.*]] = loom.matmul %{{.*}}, %[[WTE]] transposed : tensor<2x8x16xf32>, tensor<32x16xf32> -> tensor<2x8x32xf32>
-// CHECK: %[[LMAX:.*]] = loom.reduce max %[[LOGITS]] dims [2] : tensor<2x8x32xf32> -> tensor<2x8xf32>
+// CHECK: %[[LMAX:.*]] = loom.cross_entropy_max %[[LOGITS]] {dist.sharding = #dist.sharding<[{}, {}, {"tp"}]>} : tensor<2x8x32xf32> -> tensor<2x8xf32>
 // CHECK: %[[GMAX:.*]] = dist.all_reduce max %[[LMAX]] axis "tp" : tensor<2x8xf32>
 // CHECK: %[[M:.*]] = loom.stop_gradient %[[GMAX]]
 // CHECK: %[[SE:.*]], %[[T:.*]] = loom.cross_entropy_partials %[[LOGITS]], %[[M]], %{{.*}} {dist.sharding = #dist.sharding<[{}, {}, {"tp"}]>}
@@ -56,5 +56,19 @@ func.func @mlp(%tokens: tensor<2x8xi32>, %labels: tensor<2x8xi32>) -> tensor<f32
   %z = loom.add %y, %b2 : tensor<2x8x16xf32>, tensor<16xf32> -> tensor<2x8x16xf32>
   %logits = loom.matmul %z, %wte transposed : tensor<2x8x16xf32>, tensor<64x16xf32> -> tensor<2x8x64xf32>
   %loss = loom.cross_entropy %logits, %labels reduction sum : tensor<2x8x64xf32>, tensor<2x8xi32> -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// A padded vocabulary (62 of the 64 classes real): the max, the partials and
+// their gradient leave the padded classes out, each rank its part of them.
+// CHECK-LABEL: func.func @padded
+// CHECK: %[[PMAX:.*]] = loom.cross_entropy_max %{{.*}} classes 62 {dist.sharding = #dist.sharding<[{}, {}, {"tp"}]>} : tensor<2x8x32xf32> -> tensor<2x8xf32>
+// CHECK: dist.all_reduce max %[[PMAX]] axis "tp" : tensor<2x8xf32>
+// CHECK: loom.cross_entropy_partials %{{.*}}, %{{.*}}, %{{.*}} classes 62 {dist.sharding = #dist.sharding<[{}, {}, {"tp"}]>}
+func.func @padded(%tokens: tensor<2x8xi32>, %labels: tensor<2x8xi32>) -> tensor<f32> {
+  %wte = loom.parameter "wte" init(#loom.normal<std = 0.02>) : tensor<64x16xf32>
+  %x = loom.embedding %wte[%tokens] : tensor<64x16xf32>, tensor<2x8xi32> -> tensor<2x8x16xf32>
+  %logits = loom.matmul %x, %wte transposed : tensor<2x8x16xf32>, tensor<64x16xf32> -> tensor<2x8x64xf32>
+  %loss = loom.cross_entropy %logits, %labels reduction sum classes 62 : tensor<2x8x64xf32>, tensor<2x8xi32> -> tensor<f32>
   return %loss : tensor<f32>
 }

@@ -13,6 +13,7 @@
 #include "loom/runtime/cpu/Kernels.h"
 
 #include <algorithm>
+#include <cmath>
 
 using namespace loom::conformance;
 namespace kern = loom::runtime::cpu;
@@ -405,4 +406,227 @@ CONFORMANCE_CASE(CrossEntropyCombineGrad, coefficients) {
   std::vector<double> sumExp = uniform(kTokens, 134, 1, 10),
                       dloss = uniform(kTokens, 135), a, b;
   runCombineGrad(backend, sumExp, {2, 5, kIgnore, 0, 1, kIgnore}, dloss, a, b);
+}
+
+//===--- A padded vocabulary (the `classes` attribute)
+//-----------------------===//
+// Only the first `classes` columns are classes; the rest pad the vocabulary
+// (so the tensor-parallel size divides it) and take no part in the softmax.
+// Their logits here are far above the real ones: were they in the max or the
+// sum, the loss would be another.
+
+namespace {
+
+const int64_t kReal = 6; // of kClasses = 8
+
+/// The logits [2, 3, 8] with large padded columns, and each token's loss
+/// over its real columns alone (the whole op on the [2, 3, 6] slice).
+struct PaddedLogits {
+  std::vector<double> whole, real, losses;
+  std::vector<double> labels = {1, 5, kIgnore, 4, 3, 0};
+  PaddedLogits() : whole(uniform(kTokens * kClasses, 141, -3, 3)) {
+    for (int64_t t = 0; t < kTokens; ++t)
+      for (int64_t c = 0; c < kClasses; ++c) {
+        double &z = whole[size_t(t * kClasses + c)];
+        if (c >= kReal)
+          z = 40.0 + double(c);
+        else
+          real.push_back(z);
+      }
+    std::vector<int64_t> labelv = asLabels(labels);
+    losses.assign(size_t(kTokens), 0.0);
+    kern::crossEntropy<double, int64_t>(real.data(), labelv.data(), kTokens,
+                                        kReal, kIgnore, losses.data());
+  }
+};
+
+} // namespace
+
+CONFORMANCE_CASE(CrossEntropy, padded_classes_masked_out) {
+  PaddedLogits p;
+  OneInstruction t(backend);
+  BufferId logits = t.buffer("logits", plan::DType::F32, {2, 3, kClasses}),
+           labels = t.buffer("labels", plan::DType::I32, {2, 3}),
+           loss = t.buffer("loss", plan::DType::F32, {2, 3});
+  t.instruction(Op::CrossEntropy, {logits, labels}, {loss},
+                {textAttr(Attr::Reduction, "none"),
+                 intAttr(Attr::IgnoreIndex, kIgnore),
+                 intAttr(Attr::Classes, kReal)});
+  if (!t.prepare())
+    return;
+  t.upload(logits, p.whole);
+  t.upload(labels, p.labels);
+  ASSERT_OK(t.run());
+  t.expect(loss, p.losses, Family::CrossEntropy);
+  // A label among the padded columns is outside the classes.
+  t.upload(labels, {0, 1, 2, 3, double(kReal), 0});
+  rt::Status s = t.run();
+  ASSERT_FALSE(s.ok()) << "a label among the padded classes ran";
+  EXPECT_NE(s.message().find("outside [0, 6)"), std::string::npos)
+      << s.message();
+}
+
+CONFORMANCE_CASE(CrossEntropyGrad, padded_classes_get_no_gradient) {
+  PaddedLogits p;
+  OneInstruction t(backend);
+  BufferId logits = t.buffer("logits", plan::DType::F32, {2, 3, kClasses}),
+           labels = t.buffer("labels", plan::DType::I32, {2, 3}),
+           dloss = t.buffer("dloss", plan::DType::F32, {}),
+           dlogits = t.buffer("dlogits", plan::DType::F32, {2, 3, kClasses});
+  t.instruction(Op::CrossEntropyGrad, {logits, labels, dloss}, {dlogits},
+                {textAttr(Attr::Reduction, "sum"),
+                 intAttr(Attr::IgnoreIndex, kIgnore),
+                 intAttr(Attr::Classes, kReal)});
+  if (!t.prepare())
+    return;
+  t.upload(logits, p.whole);
+  t.upload(labels, p.labels);
+  t.upload(dloss, {0.75});
+  ASSERT_OK(t.run());
+  std::vector<int64_t> labelv = asLabels(p.labels);
+  std::vector<double> perToken(size_t(kTokens), 0.75), real(p.real.size()),
+      want(p.whole.size(), 0.0);
+  ASSERT_TRUE((kern::crossEntropyBackward<double, int64_t>(
+      p.real.data(), labelv.data(), perToken.data(), kTokens, kReal, kIgnore,
+      real.data())));
+  placeBlock(want, {2, 3, kClasses}, real, {2, 3, kReal}, {0, 0, 0});
+  t.expect(dlogits, want, Family::CrossEntropy);
+}
+
+// Each tp rank's max over its real classes (block 1 holds classes [4, 8),
+// of them [4, 6) real; with 3 real classes it holds none and gives -inf):
+// over the ranks (the all-reduce), the max of the real classes.
+CONFORMANCE_CASE(CrossEntropyMax, padded_classes_left_out) {
+  PaddedLogits p;
+  auto block = [&](int64_t coord) {
+    return blockOf(p.whole, {2, 3, kClasses}, {2, 3, kBlock},
+                   {0, 0, coord * kBlock});
+  };
+  auto attrs = [&](int64_t classes) {
+    std::vector<AttrValue> a = splitAttrs();
+    a.push_back(intAttr(Attr::Classes, classes));
+    return a;
+  };
+  for (int64_t coord = 0; coord < kTp; ++coord) {
+    SCOPED_TRACE("tp coordinate " + std::to_string(coord));
+    OneInstruction t(backend, 1, 1, kTp);
+    BufferId z = t.buffer("logits", plan::DType::F32, {2, 3, kBlock}),
+             m = t.buffer("max", plan::DType::F32, {2, 3});
+    std::vector<AttrValue> a = attrs(3);
+    a.erase(a.begin()); // cross_entropy_max has no ignore_index
+    t.instruction(Op::CrossEntropyMax, {z}, {m}, a);
+    if (!t.prepare({0, 0, coord}))
+      return;
+    t.upload(z, block(coord));
+    ASSERT_OK(t.run());
+    std::vector<double> got = t.download(m);
+    ASSERT_EQ(got.size(), size_t(kTokens));
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const double *row = p.whole.data() + i * kClasses;
+      if (coord == 0)
+        EXPECT_NEAR(got[size_t(i)], *std::max_element(row, row + 3), 1e-6);
+      else
+        EXPECT_TRUE(std::isinf(got[size_t(i)]) && got[size_t(i)] < 0)
+            << "token " << i << ": " << got[size_t(i)];
+    }
+  }
+  std::vector<double> max(size_t(kTokens), -1e300);
+  for (int64_t coord = 0; coord < kTp; ++coord) {
+    OneInstruction t(backend, 1, 1, kTp);
+    BufferId z = t.buffer("logits", plan::DType::F32, {2, 3, kBlock}),
+             m = t.buffer("max", plan::DType::F32, {2, 3});
+    std::vector<AttrValue> a = attrs(kReal);
+    a.erase(a.begin());
+    t.instruction(Op::CrossEntropyMax, {z}, {m}, a);
+    if (!t.prepare({0, 0, coord}))
+      return;
+    t.upload(z, block(coord));
+    ASSERT_OK(t.run());
+    std::vector<double> got = t.download(m);
+    for (int64_t i = 0; i < kTokens; ++i)
+      max[size_t(i)] = std::max(max[size_t(i)], got[size_t(i)]);
+  }
+  for (int64_t i = 0; i < kTokens; ++i) {
+    const double *row = p.whole.data() + i * kClasses;
+    EXPECT_NEAR(max[size_t(i)], *std::max_element(row, row + kReal), 1e-6);
+  }
+}
+
+// Each tp rank's partials over its real classes: summed over the ranks and
+// combined, the loss over the real classes alone; and each block's
+// gradient, 0 at the padded classes.
+CONFORMANCE_CASE(CrossEntropyPartials, padded_classes_left_out) {
+  PaddedLogits p;
+  auto block = [&](int64_t coord) {
+    return blockOf(p.whole, {2, 3, kClasses}, {2, 3, kBlock},
+                   {0, 0, coord * kBlock});
+  };
+  auto attrs = [&](int64_t classes) {
+    std::vector<AttrValue> a = splitAttrs();
+    a.push_back(intAttr(Attr::Classes, classes));
+    return a;
+  };
+  std::vector<double> max;
+  for (int64_t i = 0; i < kTokens; ++i)
+    max.push_back(*std::max_element(p.whole.begin() + i * kClasses,
+                                    p.whole.begin() + i * kClasses + kReal));
+  std::vector<double> sumExp(size_t(kTokens), 0.0),
+      target(size_t(kTokens), 0.0);
+  std::vector<double> a(size_t(kTokens), 0.5), b(size_t(kTokens), -1.0);
+  for (int64_t coord = 0; coord < kTp; ++coord) {
+    SCOPED_TRACE("tp coordinate " + std::to_string(coord));
+    OneInstruction t(backend, 1, 1, kTp);
+    BufferId z = t.buffer("logits", plan::DType::F32, {2, 3, kBlock}),
+             m = t.buffer("max", plan::DType::F32, {2, 3}),
+             l = t.buffer("labels", plan::DType::I32, {2, 3}),
+             s = t.buffer("sum_exp", plan::DType::F32, {2, 3}),
+             g = t.buffer("target", plan::DType::F32, {2, 3});
+    t.instruction(Op::CrossEntropyPartials, {z, m, l}, {s, g}, attrs(kReal));
+    if (!t.prepare({0, 0, coord}))
+      return;
+    t.upload(z, block(coord));
+    t.upload(m, max);
+    t.upload(l, p.labels);
+    ASSERT_OK(t.run());
+    std::vector<double> gotS = t.download(s), gotG = t.download(g);
+    ASSERT_EQ(gotS.size(), size_t(kTokens));
+    for (int64_t i = 0; i < kTokens; ++i) {
+      sumExp[size_t(i)] += gotS[size_t(i)];
+      target[size_t(i)] += gotG[size_t(i)];
+    }
+
+    OneInstruction tg(backend, 1, 1, kTp);
+    BufferId gz = tg.buffer("logits", plan::DType::F32, {2, 3, kBlock}),
+             gm = tg.buffer("max", plan::DType::F32, {2, 3}),
+             gl = tg.buffer("labels", plan::DType::I32, {2, 3}),
+             ia = tg.buffer("a", plan::DType::F32, {2, 3}),
+             ib = tg.buffer("b", plan::DType::F32, {2, 3}),
+             dz = tg.buffer("dlogits", plan::DType::F32, {2, 3, kBlock});
+    tg.instruction(Op::CrossEntropyPartialsGrad, {gz, gm, gl, ia, ib}, {dz},
+                   attrs(kReal));
+    if (!tg.prepare({0, 0, coord}))
+      return;
+    std::vector<double> zv = block(coord);
+    tg.upload(gz, zv);
+    tg.upload(gm, max);
+    tg.upload(gl, p.labels);
+    tg.upload(ia, a);
+    tg.upload(ib, b);
+    ASSERT_OK(tg.run());
+    std::vector<int64_t> labelv = asLabels(p.labels);
+    std::vector<double> want(size_t(kTokens * kBlock));
+    ASSERT_TRUE((kern::crossEntropyPartialsBackward<double, int64_t>(
+        zv.data(), max.data(), labelv.data(), a.data(), b.data(), kTokens,
+        kBlock, coord * kBlock, kClasses, kIgnore, want.data(), kReal)));
+    for (int64_t i = 0; i < kTokens; ++i)
+      for (int64_t c = std::max<int64_t>(0, kReal - coord * kBlock); c < kBlock;
+           ++c)
+        ASSERT_EQ(want[size_t(i * kBlock + c)], 0.0);
+    tg.expect(dz, want, Family::CrossEntropy);
+  }
+  std::vector<double> loss = runCombine(backend, sumExp, target, p.labels);
+  if (loss.empty())
+    return;
+  expectClose(loss, p.losses, backend.tolerance(Family::CrossEntropy),
+              "the combined blocks against the loss over the real classes");
 }

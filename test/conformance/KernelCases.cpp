@@ -4,7 +4,9 @@
 // the region's reference form, which the plan carries beside it: the same
 // ops on the reference kernels (the CPU backend with generated kernels off).
 // Each case compiles the tiny GPT with the fusion pass, on one rank, on
-// tp=2 and on pp=2 (every chunk), and runs every kernel instruction of the
+// tp=2 and on pp=2 (every chunk), and on one rank with a padded vocabulary
+// (14 columns, 13 classes: the cross-entropy kernel masks the padded
+// column), and runs every kernel instruction of the
 // microbatch program on the backend and on the reference, from the same
 // seeded inputs, comparing every output within the family's tolerance.
 // Dropout masks must agree exactly (a dropped element is 0, a kept one is
@@ -46,11 +48,21 @@ bool isInteger(plan::DType t) {
   return t == plan::DType::I32 || t == plan::DType::I64;
 }
 
-/// The fused plan of the tiny GPT on `mesh`.
+/// The fused plan of the tiny GPT on `mesh`; `padded`: its vocabulary of 13
+/// padded to 14 columns (vocab_multiple 2), the 14th masked out of the loss.
 std::unique_ptr<plan::PlanT> fusedTinyGpt(mlir::MLIRContext &context,
-                                          llvm::StringRef mesh) {
+                                          llvm::StringRef mesh,
+                                          bool padded = false) {
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      buildTinyGpt(context, 2, 4, "f32", mesh);
+      padded ? buildGpt(context,
+                        {{"vocab", "13"},
+                         {"vocab_multiple", "2"},
+                         {"seq", "6"},
+                         {"hidden", "16"},
+                         {"heads", "2"},
+                         {"layers", "2"}},
+                        2, 4, "f32", mesh)
+             : buildTinyGpt(context, 2, 4, "f32", mesh);
   if (!module || mlir::failed(loom::fuseTrainingStep(*module)))
     return nullptr;
   loom::PlanOptions options;
@@ -158,10 +170,10 @@ void checkPlan(const BackendEntry &backend, const plan::PlanT &p,
 }
 
 void checkMesh(const BackendEntry &backend, llvm::StringRef mesh,
-               std::set<std::string> want) {
+               std::set<std::string> want, bool padded = false) {
   mlir::MLIRContext context;
   loadTinyGptDialects(context);
-  std::unique_ptr<plan::PlanT> p = fusedTinyGpt(context, mesh);
+  std::unique_ptr<plan::PlanT> p = fusedTinyGpt(context, mesh, padded);
   ASSERT_TRUE(p);
   std::set<std::string> families;
   if (p->chunks.empty()) {
@@ -188,6 +200,9 @@ CONFORMANCE_CASE(Kernel, tiny_gpt_one_rank) {
              "softmax_grad", "cross_entropy", "column_sum", "adamw",
              "adamw_decay"});
 }
+CONFORMANCE_CASE(Kernel, tiny_gpt_padded_vocabulary) {
+  checkMesh(backend, "", {"cross_entropy"}, /*padded=*/true);
+}
 CONFORMANCE_CASE(Kernel, tiny_gpt_tp2) {
   checkMesh(backend, "tp=2", {"layernorm", "layernorm_grad", "softmax"});
 }
@@ -195,12 +210,11 @@ CONFORMANCE_CASE(Kernel, tiny_gpt_pp2_chunks) {
   checkMesh(backend, "pp=2", {"layernorm", "layernorm_grad", "softmax"});
 }
 
-// A label outside the vocabulary is an error naming the instruction, from
-// the generated cross-entropy kernel as from the reference kernel.
-CONFORMANCE_CASE(Kernel, bad_label_is_an_error) {
+namespace {
+void checkBadLabel(const BackendEntry &backend, bool padded) {
   mlir::MLIRContext context;
   loadTinyGptDialects(context);
-  std::unique_ptr<plan::PlanT> p = fusedTinyGpt(context, "");
+  std::unique_ptr<plan::PlanT> p = fusedTinyGpt(context, "", padded);
   ASSERT_TRUE(p);
   std::unique_ptr<rt::Executor> ex = prepare(backend, *p);
   ASSERT_TRUE(ex);
@@ -228,4 +242,15 @@ CONFORMANCE_CASE(Kernel, bad_label_is_an_error) {
     return;
   }
   FAIL() << "the tiny GPT's plan has no cross_entropy kernel";
+}
+} // namespace
+
+// A label outside the vocabulary is an error naming the instruction, from
+// the generated cross-entropy kernel as from the reference kernel; and so is
+// one among the padded classes (label 13 of a vocabulary padded to 14).
+CONFORMANCE_CASE(Kernel, bad_label_is_an_error) {
+  checkBadLabel(backend, false);
+}
+CONFORMANCE_CASE(Kernel, padded_label_is_an_error) {
+  checkBadLabel(backend, true);
 }

@@ -169,6 +169,52 @@ TEST(DecoderTest, GradNormCountsEachGradientOnceOverTensorParallelRanks) {
   EXPECT_EQ(std::get<rt::GradNormInstr>(first->record).axis, 0);
 }
 
+TEST(DecoderTest, CrossEntropyClassesBoundTheRealClasses) {
+  // Whole: 5 of 8 columns real; absent means all of them; above the
+  // columns is refused.
+  PlanBuilder b;
+  int32_t z = b.buffer({3, 8}), l = b.buffer({3}, plan::DType::I32),
+          y = b.buffer({});
+  auto &ce = b.instruction(Op::CrossEntropy, {z, l}, {y});
+  PlanBuilder::text(ce, Attr::Reduction, "sum");
+  PlanBuilder::ints(ce, Attr::IgnoreIndex, {-100});
+  auto d = b.decode();
+  ASSERT_TRUE(d.ok()) << d.message();
+  EXPECT_EQ(std::get<rt::CrossEntropyInstr>(d->record).classes, 8);
+  PlanBuilder::ints(ce, Attr::Classes, {5});
+  d = b.decode();
+  ASSERT_TRUE(d.ok()) << d.message();
+  EXPECT_EQ(std::get<rt::CrossEntropyInstr>(d->record).classes, 5);
+  ce.attrs.back()->ints = {9};
+  d = b.decode();
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.message().find("(cross_entropy, from model.loom:3:7): its "
+                             "classes 9 is outside [0, 8]"),
+            std::string::npos)
+      << d.message();
+
+  // A block: rank 1 of tp=2 holds classes [4, 8) of which [4, 6) are real.
+  PlanBuilder v({{"tp", 2}});
+  int32_t bz = v.buffer({3, 4}), m = v.buffer({3});
+  auto &mx = v.instruction(Op::CrossEntropyMax, {bz}, {m});
+  PlanBuilder::ints(mx, Attr::ShardAxis, {-1, 0});
+  PlanBuilder::ints(mx, Attr::GlobalShape, {3, 8});
+  PlanBuilder::ints(mx, Attr::Classes, {6});
+  d = v.decode({1});
+  ASSERT_TRUE(d.ok()) << d.message();
+  const auto &r = std::get<rt::CrossEntropyMaxInstr>(d->record);
+  EXPECT_EQ(r.first, 4);
+  EXPECT_EQ(r.classes, 4);
+  EXPECT_EQ(r.real, 6);
+  EXPECT_EQ(r.tokens, 3);
+  mx.attrs.back()->ints = {12};
+  d = v.decode({1});
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.message().find("its classes 12 is outside [0, 8]"),
+            std::string::npos)
+      << d.message();
+}
+
 TEST(DecoderTest, RefusalsSayWhatIsWrong) {
   PlanBuilder b;
   int32_t x = b.buffer({2, 3}), y = b.buffer({2, 3}),

@@ -10,8 +10,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -378,6 +380,110 @@ TEST(KernelsTest, CrossEntropyValuesAndGradient) {
         return out;
       },
       logits, dloss, dlogits, "cross_entropy");
+}
+
+TEST(KernelsTest, CrossEntropyMasksThePaddedClasses) {
+  // 8 columns of which 6 are classes. The padded two hold logits far above
+  // the real ones: masked, the losses are those of the 6 real columns alone,
+  // and their gradient is 0.
+  std::vector<int32_t> labels = {1, -100, 5};
+  Vec logits = randomVec(24, 31, -4, 4), real(18);
+  for (int64_t t = 0; t < 3; ++t) {
+    for (int64_t j = 0; j < 6; ++j)
+      real[t * 6 + j] = logits[t * 8 + j];
+    logits[t * 8 + 6] = logits[t * 8 + 7] = 100.0;
+  }
+  Vec losses(3), want(3);
+  EXPECT_EQ(
+      crossEntropy(logits.data(), labels.data(), 3, 8, -100, losses.data(), 6),
+      2);
+  crossEntropy(real.data(), labels.data(), 3, 6, -100, want.data());
+  for (int64_t t = 0; t < 3; ++t)
+    EXPECT_NEAR(losses[t], want[t], 1e-12) << "token " << t;
+  // A label among the padded columns is outside the classes.
+  std::vector<int32_t> padded = {6};
+  EXPECT_EQ(
+      crossEntropy(logits.data(), padded.data(), 1, 8, -100, losses.data(), 6),
+      -1);
+
+  Vec dloss = randomVec(3, 32), dlogits(24, -7.0), dreal(18);
+  ASSERT_TRUE(crossEntropyBackward(logits.data(), labels.data(), dloss.data(),
+                                   3, 8, -100, dlogits.data(), 6));
+  ASSERT_TRUE(crossEntropyBackward(real.data(), labels.data(), dloss.data(), 3,
+                                   6, -100, dreal.data()));
+  for (int64_t t = 0; t < 3; ++t) {
+    for (int64_t j = 0; j < 6; ++j)
+      EXPECT_NEAR(dlogits[t * 8 + j], dreal[t * 6 + j], 1e-12);
+    EXPECT_EQ(dlogits[t * 8 + 6], 0.0);
+    EXPECT_EQ(dlogits[t * 8 + 7], 0.0);
+  }
+  EXPECT_FALSE(crossEntropyBackward(logits.data(), padded.data(), dloss.data(),
+                                    1, 8, -100, dlogits.data(), 6));
+}
+
+TEST(KernelsTest, VocabularyParallelCrossEntropyMasksThePaddedClasses) {
+  // 12 columns of which 10 are classes, over two ranks of 6: rank 1 holds
+  // classes [6, 12), of them [6, 10) real. The blocks' partials combine to
+  // the whole masked loss, and the padded classes' gradient is 0.
+  std::vector<int32_t> labels = {2, 9, -100, 7};
+  Vec whole = randomVec(48, 33, -4, 4);
+  for (int64_t t = 0; t < 4; ++t)
+    whole[t * 12 + 10] = whole[t * 12 + 11] = 100.0;
+  Vec block[2] = {Vec(24), Vec(24)};
+  for (int r = 0; r < 2; ++r)
+    for (int64_t t = 0; t < 4; ++t)
+      for (int64_t c = 0; c < 6; ++c)
+        block[r][t * 6 + c] = whole[t * 12 + r * 6 + c];
+  Vec max(4, -std::numeric_limits<double>::infinity());
+  for (int r = 0; r < 2; ++r) {
+    Vec m(4);
+    crossEntropyMax(block[r].data(), 4, 6, r * 6, 10, m.data());
+    for (int64_t t = 0; t < 4; ++t)
+      max[t] = std::max(max[t], m[t]);
+  }
+  for (int64_t t = 0; t < 4; ++t)
+    EXPECT_EQ(max[t], *std::max_element(&whole[t * 12], &whole[t * 12 + 10]));
+  // A block with no real class: -inf, which the max over blocks drops.
+  Vec none(4);
+  crossEntropyMax(block[1].data(), 4, 6, 6, 5, none.data());
+  EXPECT_TRUE(std::isinf(none[0]) && none[0] < 0);
+
+  Vec sumExp(4, 0.0), target(4, 0.0);
+  for (int r = 0; r < 2; ++r) {
+    Vec s(4), tg(4);
+    ASSERT_TRUE(crossEntropyPartials(block[r].data(), max.data(), labels.data(),
+                                     4, 6, r * 6, 12, -100, s.data(), tg.data(),
+                                     10));
+    for (int64_t t = 0; t < 4; ++t) {
+      sumExp[t] += s[t];
+      target[t] += tg[t];
+    }
+  }
+  Vec losses(4), want(4);
+  crossEntropyCombine(sumExp.data(), target.data(), labels.data(), 4, -100,
+                      losses.data());
+  crossEntropy(whole.data(), labels.data(), 4, 12, -100, want.data(), 10);
+  for (int64_t t = 0; t < 4; ++t)
+    EXPECT_NEAR(losses[t], want[t], 1e-12) << "token " << t;
+
+  Vec a = randomVec(4, 34), b = randomVec(4, 35), dz(24, -7.0);
+  ASSERT_TRUE(crossEntropyPartialsBackward(block[1].data(), max.data(),
+                                           labels.data(), a.data(), b.data(), 4,
+                                           6, 6, 12, -100, dz.data(), 10));
+  for (int64_t t = 0; t < 4; ++t) {
+    EXPECT_EQ(dz[t * 6 + 4], 0.0);
+    EXPECT_EQ(dz[t * 6 + 5], 0.0);
+    EXPECT_NE(dz[t * 6 + 3], 0.0);
+  }
+  // A label among the padded classes is outside the vocabulary.
+  std::vector<int32_t> padded = {10, 0, 0, 0};
+  Vec s(4), tg(4);
+  EXPECT_FALSE(crossEntropyPartials(block[1].data(), max.data(), padded.data(),
+                                    4, 6, 6, 12, -100, s.data(), tg.data(),
+                                    10));
+  EXPECT_FALSE(crossEntropyPartialsBackward(block[1].data(), max.data(),
+                                            padded.data(), a.data(), b.data(),
+                                            4, 6, 6, 12, -100, dz.data(), 10));
 }
 
 //===--- Shape ops --------------------------------------------------------===//

@@ -18,6 +18,7 @@
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Files.h"
 #include "loom/runtime/GptDataset.h"
+#include "loom/runtime/MaskedLmDataset.h"
 #include "loom/runtime/Job.h"
 #include "loom/runtime/Session.h"
 #include "loom/runtime/Trace.h"
@@ -87,6 +88,16 @@ the checkpoints; every rank's errors start with its rank.
   --valid-data FILE    the validation data with --data: a corpus in
                        --data-format (with --data-path the validation data
                        is each dataset's valid split)
+  --mlm                masked-LM samples for BERT (docs/data.md): the data's
+                       text as [CLS] A [SEP] B [SEP] [PAD].., 15% of its
+                       tokens predicted (80% [MASK], 10% kept, 10% random),
+                       with token_types and padding_mask, as Megatron's BERT
+                       dataset makes them, keyed by the sample's index
+  --mlm-special-ids P,C,S,M
+                       the ids of [PAD], [CLS], [SEP] and [MASK] (default
+                       0,101,102,103: BERT's WordPiece vocabulary)
+  --mask-prob P        the share of a sample's tokens predicted (default 0.15)
+  --short-seq-prob P   the share of samples cut short and padded (default 0.1)
   --no-shuffle         read the samples in corpus order (default: each epoch
                        in an order keyed by the seed, as Megatron shuffles)
   --seed S             the seed of initialisation and dropout, 0 to 2^64 - 1
@@ -247,16 +258,17 @@ int main(int argc, char **argv) {
   std::map<std::string, std::string> values;
   bool dump = false;
   const char *valued[] = {
-      "--steps",         "--data",          "--data-format",
-      "--seed",          "--log-json",      "--log-interval",
-      "--save",          "--save-interval", "--load",
-      "--lr",            "--min-lr",        "--warmup",
-      "--decay-steps",   "--decay-style",   "--weight-decay",
-      "--clip-grad",     "--adam-beta1",    "--adam-beta2",
-      "--adam-eps",      "--ranks",         "--collective-timeout",
-      "--backend",       "--trace",         "--trace-steps",
-      "--device",        "--comm",          "--split",
-      "--eval-interval", "--eval-iters",    "--valid-data"};
+      "--steps",         "--data",           "--data-format",
+      "--seed",          "--log-json",       "--log-interval",
+      "--save",          "--save-interval",  "--load",
+      "--lr",            "--min-lr",         "--warmup",
+      "--decay-steps",   "--decay-style",    "--weight-decay",
+      "--clip-grad",     "--adam-beta1",     "--adam-beta2",
+      "--adam-eps",      "--ranks",          "--collective-timeout",
+      "--backend",       "--trace",          "--trace-steps",
+      "--device",        "--comm",           "--split",
+      "--mask-prob",     "--short-seq-prob", "--mlm-special-ids",
+      "--eval-interval", "--eval-iters",     "--valid-data"};
   std::vector<std::string> dataPath;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -282,7 +294,7 @@ int main(int argc, char **argv) {
       values[arg] = "1";
       continue;
     }
-    if (arg == "--no-shuffle" || arg == "--no-jit" ||
+    if (arg == "--no-shuffle" || arg == "--no-jit" || arg == "--mlm" ||
         arg == "--no-cuda-graph" || arg == "--no-overlap-grad-reduce" ||
         arg == "--memory-report" || arg == "--eval-only") {
       values[arg] = "1";
@@ -687,6 +699,49 @@ int main(int argc, char **argv) {
     tokenValid->shuffle(session.seed());
   if (megatronValid)
     megatronValid->shuffle(!values.count("--no-shuffle"), session.seed());
+  // BERT's samples: the text masked as Megatron's BERT dataset masks it,
+  // keyed by the session's seed.
+  std::optional<MaskedLmDataset> maskedLm, maskedValid;
+  if (values.count("--mlm")) {
+    MaskedLmOptions mlm;
+    mlm.seqLength = plan.seq_length;
+    const loom::plan::ModelConfigT *vocab = findModelConfig(plan, "vocab");
+    mlm.vocab = vocab && vocab->kind == "int" ? vocab->i : plan.vocab_size;
+    mlm.seed = session.seed();
+    mlm.ignoreIndex = int32_t(plan.ignore_index);
+    if (values.count("--mlm-special-ids"))
+      if (Status s = parseSpecialIds(values["--mlm-special-ids"],
+                                     "--mlm-special-ids", mlm);
+          !s.ok())
+        return usage(s.message());
+    for (auto [flag, slot] : {std::pair{"--mask-prob", &mlm.maskProb},
+                              std::pair{"--short-seq-prob", &mlm.shortSeqProb}})
+      if (values.count(flag) && !parseDouble(values[flag], *slot))
+        return usage(std::string(flag) + " " + values[flag] +
+                     ": expected a probability");
+    if (trainSource) {
+      Result<MaskedLmDataset> made = MaskedLmDataset::make(*trainSource, mlm);
+      if (!made.ok())
+        return usage("--mlm: " + made.message());
+      maskedLm.emplace(std::move(*made));
+    }
+    // The validation data is masked alike (by its own samples' indices).
+    if (validSource) {
+      Result<MaskedLmDataset> made = MaskedLmDataset::make(*validSource, mlm);
+      if (!made.ok())
+        return usage("--mlm: " + made.message());
+      maskedValid.emplace(std::move(*made));
+    }
+  } else {
+    for (const char *flag :
+         {"--mask-prob", "--short-seq-prob", "--mlm-special-ids"})
+      if (values.count(flag))
+        return usage(std::string(flag) + " sets up --mlm's masking; add --mlm");
+  }
+  if (maskedLm)
+    trainSource = &*maskedLm;
+  if (maskedValid)
+    validSource = &*maskedValid;
   // Megatron's default: the decay lasts the whole run (--steps).
   if (!options.decaySteps && plan.optimizer_defaults->decay_steps == 0)
     session.setDecaySteps(steps);

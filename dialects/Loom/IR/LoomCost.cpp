@@ -126,6 +126,8 @@ double EmbeddingGradOp::getFlops() { return numElements(getGrad()); }
 double CrossEntropyGradOp::getFlops() { return 7 * numElements(getLogits()); }
 
 double StopGradientOp::getFlops() { return 0; }
+// One compare per logit, as the reduce max it stands for.
+double CrossEntropyMaxOp::getFlops() { return numElements(getLogits()); }
 // max subtraction, exp, sum; the label compare.
 double CrossEntropyPartialsOp::getFlops() { return 3 * numElements(getLogits()); }
 double CrossEntropyPartialsGradOp::getFlops() {

@@ -513,6 +513,26 @@ LogicalResult ReduceOp::verify() {
 // CrossEntropyOp
 //===----------------------------------------------------------------------===//
 
+/// `classes` counts the real classes among the logits' last dimension (0: all
+/// of them); the rest pad the vocabulary and are masked out of the softmax.
+/// `vocab` is that dimension, or 0 where the op holds a block of it and the
+/// whole is not known here.
+static LogicalResult verifyClasses(Operation *op, int64_t classes,
+                                   int64_t vocab) {
+  if (classes < 0 || (vocab && classes > vocab)) {
+    InFlightDiagnostic d = op->emitOpError()
+                           << "classes " << classes
+                           << " must be between 0 (all of the logits' last "
+                              "dimension) and ";
+    if (vocab)
+      d << "that dimension, " << vocab;
+    else
+      d << "the vocabulary's size";
+    return d;
+  }
+  return success();
+}
+
 LogicalResult CrossEntropyOp::verify() {
   RankedTensorType logits = getLogits().getType();
   RankedTensorType labels = getLabels().getType();
@@ -540,7 +560,26 @@ LogicalResult CrossEntropyOp::verify() {
                          << stringifyLossReduction(getReduction())
                          << " the result has shape " << shapeString(expected)
                          << ", got " << result;
-  return success();
+  return verifyClasses(*this, getClasses(), logits.getShape().back());
+}
+
+LogicalResult CrossEntropyMaxOp::verify() {
+  RankedTensorType logits = getLogits().getType();
+  if (logits.getRank() < 1 || logits.getShape().back() == 0)
+    return emitOpError() << "logits must be [..., classes], got " << logits;
+  RankedTensorType result = getType();
+  ArrayRef<int64_t> tokens = logits.getShape().drop_back();
+  if (result.getShape() != tokens ||
+      result.getElementType() != logits.getElementType())
+    return emitOpError() << "result has type " << result << "; expected "
+                         << RankedTensorType::get(tokens,
+                                                  logits.getElementType())
+                         << ", the logits' without the class dimension";
+  return verifyClasses(*this, getClasses(), 0);
+}
+
+LogicalResult CrossEntropyPartialsGradOp::verify() {
+  return verifyClasses(*this, getClasses(), 0);
 }
 
 LogicalResult CrossEntropyPartialsOp::verify() {
@@ -556,7 +595,7 @@ LogicalResult CrossEntropyPartialsOp::verify() {
   if (!getSumexp().getType().getElementType().isF32() ||
       !getTarget().getType().getElementType().isF32())
     return emitOpError() << "sumexp and target are f32";
-  return success();
+  return verifyClasses(*this, getClasses(), 0);
 }
 
 LogicalResult CrossEntropyCombineOp::verify() {
@@ -629,7 +668,7 @@ LogicalResult CrossEntropyGradOp::verify() {
                          << " the loss's gradient has shape "
                          << shapeString(expected) << ", got "
                          << getGrad().getType();
-  return success();
+  return verifyClasses(*this, getClasses(), logits.getShape().back());
 }
 
 //===----------------------------------------------------------------------===//

@@ -363,7 +363,7 @@ CrossEntropyOp::buildVectorJacobianProduct(OpBuilder &b, ValueRange dy,
                                            SmallVectorImpl<Value> &g) {
   g.push_back(b.create<CrossEntropyGradOp>(
       getLoc(), getLogits().getType(), getLogits(), getLabels(), dy[0],
-      getReductionAttr(), getIgnoreIndexAttr()));
+      getReductionAttr(), getIgnoreIndexAttr(), getClassesAttr()));
   g.push_back(Value()); // labels
   return success();
 }
@@ -384,7 +384,7 @@ LogicalResult CrossEntropyPartialsOp::buildVectorJacobianProduct(
                               b.getF64FloatAttr(0));
   auto grad = b.create<CrossEntropyPartialsGradOp>(
       getLoc(), getLogits().getType(), getLogits(), getMax(), getLabels(),
-      grads[0], grads[1], getIgnoreIndexAttr());
+      grads[0], grads[1], getIgnoreIndexAttr(), getClassesAttr());
   copyBlockSharding(*this, grad);
   g.push_back(grad);
   g.push_back(Value()); // the max is a shift that cancels

@@ -41,6 +41,17 @@ public:
   /// the vocabulary of a corpus checked as it is read).
   virtual Status readSample(int64_t globalIndex, int32_t *tokens,
                             int32_t *labels) const = 0;
+  /// The model inputs a sample gives, by name: tokens and labels, and for
+  /// a masked-LM source (MaskedLmDataset.h) token_types and padding_mask
+  /// too. Session::step feeds each model input the field of its name.
+  virtual std::vector<std::string> fields() const {
+    return {"tokens", "labels"};
+  }
+  /// Writes sample `globalIndex`'s fields, seq int32 values each, into
+  /// out[k] for fields()[k] (an i1 field as 0 or 1).
+  virtual Status readFields(int64_t globalIndex, int32_t *const *out) const {
+    return readSample(globalIndex, out[0], out[1]);
+  }
 };
 
 class TokenDataset : public SampleSource {

@@ -182,22 +182,33 @@ struct EmbeddingInstr {
 enum class LossReduction { None, Sum, Mean };
 /// cross_entropy (logits, labels -> loss) or cross_entropy_grad (logits,
 /// labels, dloss -> dlogits).
+/// Only the first `classes` of the `vocab` columns are real classes (the
+/// rest pad the vocabulary): classes == vocab when none are padded.
 struct CrossEntropyInstr {
   bool forward;
   BufferId logits, labels, dloss, result; // dloss: kNoBuffer forward
   int64_t tokens, vocab, ignoreIndex;
   LossReduction reduction;
+  int64_t classes;
+};
+/// The vocabulary-parallel cross-entropy's per-token max over this rank's
+/// block [first, first + classes) of the vocabulary, its padded classes
+/// (from `real` of the whole on) left out.
+struct CrossEntropyMaxInstr {
+  BufferId logits, max;
+  int64_t tokens, classes, first, real;
 };
 /// The vocabulary-parallel cross-entropy's per-token partials over this
 /// rank's block [first, first + classes) of the `total` classes: forward
 /// (logits, max, labels -> sum of exp, target logit), backward (logits,
-/// max, labels, coefficient a, coefficient b -> dlogits).
+/// max, labels, coefficient a, coefficient b -> dlogits). Only the first
+/// `real` of the `total` classes are real (real == total: none padded).
 struct CrossEntropyPartialsInstr {
   bool forward;
   BufferId logits, max, labels;
   BufferId sumExp, target; // forward: outputs; backward: inputs a, b
   BufferId dlogits;        // backward only
-  int64_t tokens, classes, ignoreIndex, first, total;
+  int64_t tokens, classes, ignoreIndex, first, total, real;
 };
 /// Combines the all-reduced partials: forward (sumExp, target, labels ->
 /// loss per token), backward (sumExp, labels, dloss -> a, b).
@@ -346,15 +357,14 @@ struct KernelInstr {
   std::vector<Instruction> reference;
 };
 
-using Record =
-    std::variant<MatmulInstr, BinaryInstr, ScaleInstr, CastInstr,
-                 ActivationInstr, ActivationGradInstr, BroadcastInstr,
-                 FillInstr, DropoutInstr, SoftmaxInstr, SoftmaxGradInstr,
-                 NormInstr, NormGradInstr, EmbeddingInstr, CrossEntropyInstr,
-                 CrossEntropyPartialsInstr, CrossEntropyCombineInstr,
-                 ReduceInstr, TransposeInstr, SplitConcatInstr, ZeroInstr,
-                 AllReduceInstr, GatherScatterInstr, BucketShardInstr,
-                 GradNormInstr, AdamWInstr, KernelInstr>;
+using Record = std::variant<
+    MatmulInstr, BinaryInstr, ScaleInstr, CastInstr, ActivationInstr,
+    ActivationGradInstr, BroadcastInstr, FillInstr, DropoutInstr, SoftmaxInstr,
+    SoftmaxGradInstr, NormInstr, NormGradInstr, EmbeddingInstr,
+    CrossEntropyInstr, CrossEntropyMaxInstr, CrossEntropyPartialsInstr,
+    CrossEntropyCombineInstr, ReduceInstr, TransposeInstr, SplitConcatInstr,
+    ZeroInstr, AllReduceInstr, GatherScatterInstr, BucketShardInstr,
+    GradNormInstr, AdamWInstr, KernelInstr>;
 
 /// One decoded instruction.
 struct Instruction {

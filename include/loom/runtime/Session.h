@@ -141,7 +141,8 @@ public:
   /// dataPosition() onwards, by global index).
   Result<StepMetrics> step(const SampleSource &data);
   /// One training step on a global batch given as [global batch, seq]
-  /// tokens and labels.
+  /// tokens and labels (a model that takes other inputs too steps on a
+  /// SampleSource that gives them).
   Result<StepMetrics> step(const int32_t *tokens, const int32_t *labels);
 
   /// The validation loss over `iters` global batches of `valid`, from its
@@ -154,6 +155,10 @@ public:
   /// evaluations trains as one without. An error for a plan whose forward
   /// writes the training state. In a multi-process job every rank calls it.
   Result<EvalMetrics> evaluate(const SampleSource &valid, int64_t iters);
+
+  /// The model inputs a step feeds, by name: tokens, labels, then any
+  /// others the model declares (BERT's token_types and padding_mask).
+  const std::vector<std::string> &inputNames() const { return feedNames_; }
 
   /// Parameters, optimizer state, step, data position, seed and loss scale.
   /// In a multi-process job every rank calls it: the ranks' blocks are
@@ -187,7 +192,9 @@ private:
     const plan::PlanT *plan = nullptr;
     int64_t chunk = 0;
     std::unique_ptr<Executor> executor;
-    int32_t tokens = -1, labels = -1; // inputs indices
+    /// The model inputs this plan takes: (its input buffer, the index in
+    /// feedNames_ of the field it is fed).
+    std::vector<std::pair<int32_t, size_t>> feeds;
     size_t normEnd = 0; // optimizer program instructions through grad_norm
     /// Evaluation's range of the microbatch program, [0, evalEnd): through
     /// the loss, or a chunk's forward (prepareEvaluation).
@@ -222,21 +229,27 @@ private:
   std::vector<int64_t> blockOffset(const plan::ParameterT &p,
                                    const plan::PlanT &owner,
                                    const Rank &rank) const;
-  Status runPipelineRank(Rank &rank, const int32_t *tokens,
-                         const int32_t *labels, StepParams params);
+  /// A global batch: per feedNames_ entry, [global batch, seq] int32.
+  using Feeds = std::vector<const int32_t *>;
+  /// Uploads global microbatch `global` of every input `part` takes.
+  Status uploadFeeds(Part &part, const Feeds &feeds, int64_t global);
+  Result<StepMetrics> stepFeeds(const Feeds &feeds);
+  Status runPipelineRank(Rank &rank, const Feeds &feeds, StepParams params);
   /// The tracer when the step `step` is traced, else null.
   Tracer *tracerFor(int64_t step) const;
-  Status runRank(Rank &rank, const int32_t *tokens, const int32_t *labels,
-                 StepParams params);
+  Status runRank(Rank &rank, const Feeds &feeds, StepParams params);
   Status zeroGradients();
   /// Evaluate.cpp: each part's forward-only range, checked once; a rank's
   /// forward of one evaluation batch; every rank run (threads, or this
   /// process's one).
   Status prepareEvaluation();
-  Status evaluateRank(Rank &rank, const int32_t *tokens, const int32_t *labels,
-                      const StepParams &params);
-  Status evaluatePipelineRank(Rank &rank, const int32_t *tokens,
-                              const int32_t *labels, const StepParams &params);
+  Status evaluateRank(Rank &rank, const Feeds &feeds, const StepParams &params);
+  Status evaluatePipelineRank(Rank &rank, const Feeds &feeds,
+                              const StepParams &params);
+  /// Global batch `batch` of `data` (samples from batch · global batch),
+  /// one vector per feedNames_ entry.
+  Status readEvaluationBatch(const SampleSource &data, int64_t batch,
+                             std::vector<std::vector<int32_t>> &fields) const;
   Status runEveryRank(const std::function<Status(Rank &)> &run);
 
   std::unique_ptr<plan::PlanT> plan_;
@@ -254,7 +267,8 @@ private:
   int64_t step_ = 0, optimizerSteps_ = 0, dataPosition_ = 0;
   double lossScale_ = 1;
   int64_t goodSteps_ = 0;
-  std::vector<int32_t> batchTokens_, batchLabels_;
+  std::vector<std::string> feedNames_;
+  std::vector<std::vector<int32_t>> batch_; // per feedNames_ entry
   /// The global batch's counted tokens (labels other than ignore_index)
   /// or microbatches: what the step's loss is divided by.
   double normalizer_ = 0;

@@ -5,7 +5,9 @@
 // runtime/cpu/VocabParallelKernels.cpp (the reductions, the
 // vocabulary-parallel partials and combine). Labels are i32 (the decoder
 // checks it). A label outside [0, classes) that is not ignore_index sets
-// *flag to 1 (Bind.h, statusFlag).
+// *flag to 1 (Bind.h, statusFlag). Only the first `classes` of a row's
+// `vocab` columns (of the partials' `total`: `real`) are classes; the rest
+// pad the vocabulary and stay out of the max and the sum, with gradient 0.
 //
 // Row kernels are one block per token (grid-stride over tokens), the row's
 // max and sum block reductions; the reductions over tokens are one block
@@ -18,17 +20,17 @@ LOOM_LIB bool loom_crossentropy_bad_label(long long label, long long classes,
   return label != ignoreIndex && (label < 0 || label >= classes);
 }
 
-/// losses[t] = logsumexp(logits[t, :]) - logits[t, label], 0 for
+/// losses[t] = logsumexp(logits[t, :classes]) - logits[t, label], 0 for
 /// ignore_index. Needs blockDim.x a multiple of 32.
 extern "C" __global__ void
 loom_crossentropy_forward(const float *logits, const int *labels, float *losses,
-                          long long tokens, long long vocab,
+                          long long tokens, long long vocab, long long classes,
                           long long ignoreIndex, int *flag) {
   __shared__ float shared[32];
   for (long long t = blockIdx.x; t < tokens; t += gridDim.x) {
     long long label = labels[t];
     if (label == ignoreIndex ||
-        loom_crossentropy_bad_label(label, vocab, ignoreIndex)) {
+        loom_crossentropy_bad_label(label, classes, ignoreIndex)) {
       if (threadIdx.x == 0) {
         losses[t] = 0.0f;
         if (label != ignoreIndex)
@@ -38,11 +40,11 @@ loom_crossentropy_forward(const float *logits, const int *labels, float *losses,
     }
     const float *row = logits + t * vocab;
     float m = loom_lib_float(0xFF800000u);
-    for (long long j = threadIdx.x; j < vocab; j += blockDim.x)
+    for (long long j = threadIdx.x; j < classes; j += blockDim.x)
       m = fmaxf(m, row[j]);
     m = loom_lib_block_max(m, shared);
     float sum = 0.0f;
-    for (long long j = threadIdx.x; j < vocab; j += blockDim.x)
+    for (long long j = threadIdx.x; j < classes; j += blockDim.x)
       sum += expf(row[j] - m);
     sum = loom_lib_block_sum(sum, shared);
     if (threadIdx.x == 0)
@@ -105,19 +107,19 @@ loom_crossentropy_token_grads(const float *dloss, const int *labels,
 LOOM_KERNEL_ENTRY(loom_crossentropy_token_grads)
 
 /// dlogits[t, :] = perToken[t] · (softmax(logits[t, :]) - onehot(label)),
-/// 0 for ignore_index. dlogits may be logits. Needs blockDim.x a multiple
-/// of 32.
+/// 0 for ignore_index and at the padded columns [classes, vocab). dlogits
+/// may be logits. Needs blockDim.x a multiple of 32.
 extern "C" __global__ void
 loom_crossentropy_backward(const float *logits, const int *labels,
                            const float *perToken, float *dlogits,
-                           long long tokens, long long vocab,
+                           long long tokens, long long vocab, long long classes,
                            long long ignoreIndex, int *flag) {
   __shared__ float shared[32];
   for (long long t = blockIdx.x; t < tokens; t += gridDim.x) {
     long long label = labels[t];
     float *drow = dlogits + t * vocab;
     if (label == ignoreIndex ||
-        loom_crossentropy_bad_label(label, vocab, ignoreIndex)) {
+        loom_crossentropy_bad_label(label, classes, ignoreIndex)) {
       for (long long j = threadIdx.x; j < vocab; j += blockDim.x)
         drow[j] = 0.0f;
       if (threadIdx.x == 0 && label != ignoreIndex)
@@ -126,17 +128,19 @@ loom_crossentropy_backward(const float *logits, const int *labels,
     }
     const float *row = logits + t * vocab;
     float m = loom_lib_float(0xFF800000u);
-    for (long long j = threadIdx.x; j < vocab; j += blockDim.x)
+    for (long long j = threadIdx.x; j < classes; j += blockDim.x)
       m = fmaxf(m, row[j]);
     m = loom_lib_block_max(m, shared);
     float sum = 0.0f;
-    for (long long j = threadIdx.x; j < vocab; j += blockDim.x)
+    for (long long j = threadIdx.x; j < classes; j += blockDim.x)
       sum += expf(row[j] - m);
     sum = loom_lib_block_sum(sum, shared);
     float d = perToken[t];
     // Each thread reads and writes only its own keys: in place is safe.
     for (long long j = threadIdx.x; j < vocab; j += blockDim.x)
-      drow[j] = d * (expf(row[j] - m) / sum - (j == label ? 1.0f : 0.0f));
+      drow[j] = j < classes
+                    ? d * (expf(row[j] - m) / sum - (j == label ? 1.0f : 0.0f))
+                    : 0.0f;
   }
 }
 LOOM_KERNEL_ENTRY(loom_crossentropy_backward)
@@ -150,26 +154,56 @@ LOOM_LIB long long loom_crossentropy_held(long long label,
   return mine >= 0 && mine < classes ? mine : -1;
 }
 
+/// The real classes of this rank's block: [0, clamp(real - first, 0,
+/// classes)).
+LOOM_LIB long long loom_crossentropy_real(long long classes, long long first,
+                                          long long real) {
+  long long mine = real - first;
+  return mine < 0 ? 0 : mine < classes ? mine : classes;
+}
+
+/// The per-token max of this rank's block over its real classes (-inf when
+/// it holds none): the shift the vocabulary-parallel partials subtract.
+/// Needs blockDim.x a multiple of 32.
+extern "C" __global__ void
+loom_crossentropy_max(const float *logits, float *max, long long tokens,
+                      long long classes, long long first, long long real) {
+  __shared__ float shared[32];
+  long long mine = loom_crossentropy_real(classes, first, real);
+  for (long long t = blockIdx.x; t < tokens; t += gridDim.x) {
+    const float *row = logits + t * classes;
+    float m = loom_lib_float(0xFF800000u);
+    for (long long c = threadIdx.x; c < mine; c += blockDim.x)
+      m = fmaxf(m, row[c]);
+    m = loom_lib_block_max(m, shared);
+    if (threadIdx.x == 0)
+      max[t] = m;
+  }
+}
+LOOM_KERNEL_ENTRY(loom_crossentropy_max)
+
 /// The vocabulary-parallel forward partials of each token over this rank's
-/// classes: sumExp = sum of exp(logit - max) (in double), target =
-/// logit[label] - max when the rank holds the label (else 0). A label
-/// outside [0, total) sets *flag. Needs blockDim.x a multiple of 32.
+/// classes: sumExp = sum of exp(logit - max) (in double) over its real
+/// classes, target = logit[label] - max when the rank holds the label (else
+/// 0). A label outside [0, real) sets *flag. Needs blockDim.x a multiple of
+/// 32.
 extern "C" __global__ void
 loom_crossentropy_partials(const float *logits, const float *max,
                            const int *labels, float *sumExp, float *target,
                            long long tokens, long long classes, long long first,
-                           long long total, long long ignoreIndex, int *flag) {
+                           long long real, long long ignoreIndex, int *flag) {
   __shared__ double shared[32];
+  long long held = loom_crossentropy_real(classes, first, real);
   for (long long t = blockIdx.x; t < tokens; t += gridDim.x) {
     const float *row = logits + t * classes;
     long long label = labels[t];
     if (threadIdx.x == 0 &&
-        loom_crossentropy_bad_label(label, total, ignoreIndex))
+        loom_crossentropy_bad_label(label, real, ignoreIndex))
       atomicCAS(flag, 0, 1);
     long long mine = loom_crossentropy_held(label, ignoreIndex, first, classes);
     double m = (double)max[t];
     double s = 0.0;
-    for (long long c = threadIdx.x; c < classes; c += blockDim.x)
+    for (long long c = threadIdx.x; c < held; c += blockDim.x)
       s += exp((double)row[c] - m);
     s = loom_lib_block_sum_double(s, shared);
     if (threadIdx.x == 0) {
@@ -181,19 +215,24 @@ loom_crossentropy_partials(const float *logits, const float *max,
 LOOM_KERNEL_ENTRY(loom_crossentropy_partials)
 
 /// Its backward: dlogits = a · exp(logit - max), plus b at the label this
-/// rank holds. Grid-stride over tokens · classes elements.
+/// rank holds; 0 at the padded classes. Grid-stride over tokens · classes
+/// elements.
 extern "C" __global__ void loom_crossentropy_partials_backward(
     const float *logits, const float *max, const int *labels, const float *a,
     const float *b, float *dlogits, long long tokens, long long classes,
-    long long first, long long total, long long ignoreIndex, int *flag) {
+    long long first, long long real, long long ignoreIndex, int *flag) {
   long long n = tokens * classes;
+  long long held = loom_crossentropy_real(classes, first, real);
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
        i += (long long)gridDim.x * blockDim.x) {
     long long t = i / classes, c = i % classes;
     long long label = labels[t];
-    if (c == 0 && loom_crossentropy_bad_label(label, total, ignoreIndex))
+    if (c == 0 && loom_crossentropy_bad_label(label, real, ignoreIndex))
       atomicCAS(flag, 0, 1);
-    float d = (float)((double)a[t] * exp((double)logits[i] - (double)max[t]));
+    float d =
+        c < held
+            ? (float)((double)a[t] * exp((double)logits[i] - (double)max[t]))
+            : 0.0f;
     if (c == loom_crossentropy_held(label, ignoreIndex, first, classes))
       d += b[t];
     dlogits[i] = d;

@@ -444,6 +444,54 @@ func.func @f(%l: tensor<4x64x512xf32>, %t: tensor<4x64xi32>) {
 
 // -----
 
+func.func @f(%l: tensor<4x64x512xf32>, %t: tensor<4x64xi32>) {
+  // expected-error @+1 {{'loom.cross_entropy' op classes 513 must be between 0 (all of the logits' last dimension) and that dimension, 512}}
+  %0 = loom.cross_entropy %l, %t classes 513 : tensor<4x64x512xf32>, tensor<4x64xi32> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4x64x512xf32>, %t: tensor<4x64xi32>, %d: tensor<f32>) {
+  // expected-error @+1 {{'loom.cross_entropy_grad' op classes -1 must be between 0 (all of the logits' last dimension) and that dimension, 512}}
+  %0 = loom.cross_entropy_grad %l, %t, %d classes -1 : tensor<4x64x512xf32>, tensor<4x64xi32>, tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4x256xf32>) {
+  // expected-error @+1 {{'loom.cross_entropy_max' op classes -3 must be between 0 (all of the logits' last dimension) and the vocabulary's size}}
+  %0 = loom.cross_entropy_max %l classes -3 : tensor<4x256xf32> -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4x256xf32>) {
+  // expected-error @+1 {{result has type 'tensor<4xbf16>'; expected 'tensor<4xf32>', the logits' without the class dimension}}
+  %0 = loom.cross_entropy_max %l : tensor<4x256xf32> -> tensor<4xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4x256xf32>, %m: tensor<4xf32>, %t: tensor<4xi32>) {
+  // expected-error @+1 {{'loom.cross_entropy_partials' op classes -1 must be between 0}}
+  %0:2 = loom.cross_entropy_partials %l, %m, %t classes -1 : tensor<4x256xf32>, tensor<4xf32>, tensor<4xi32> -> tensor<4xf32>, tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<4x256xf32>, %m: tensor<4xf32>, %t: tensor<4xi32>) {
+  // expected-error @+1 {{'loom.cross_entropy_partials_grad' op classes -2 must be between 0}}
+  %0 = loom.cross_entropy_partials_grad %l, %m, %t, %m, %m classes -2 : tensor<4x256xf32>, tensor<4xf32>, tensor<4xi32>, tensor<4xf32>, tensor<4xf32>
+  return
+}
+
+// -----
+
 func.func @f(%x: tensor<8x4xf32>) {
   // expected-error @+1 {{causal softmax on 'tensor<8x4xf32>' has 8 queries but only 4 keys, so the first 4 queries would see no key; it needs at least as many keys as queries}}
   %0 = loom.softmax %x causal : tensor<8x4xf32>

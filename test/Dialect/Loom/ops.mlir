@@ -130,6 +130,25 @@ func.func @reduce_and_loss(%x: tensor<4x64x768xf32>, %logits: tensor<4x64x512xbf
   %4 = loom.cross_entropy %logits, %labels reduction none ignore_index 0 : tensor<4x64x512xbf16>, tensor<4x64xi32> -> tensor<4x64xf32>
   // CHECK: loom.cross_entropy %{{.*}}, %{{.*}} reduction sum : tensor<4x64x512xbf16>, tensor<4x64xi32> -> tensor<bf16>
   %5 = loom.cross_entropy %logits, %labels reduction sum : tensor<4x64x512xbf16>, tensor<4x64xi32> -> tensor<bf16>
+  // CHECK: loom.cross_entropy %{{.*}}, %{{.*}} reduction sum classes 500 : tensor<4x64x512xbf16>, tensor<4x64xi32> -> tensor<f32>
+  %6 = loom.cross_entropy %logits, %labels reduction sum classes 500 : tensor<4x64x512xbf16>, tensor<4x64xi32> -> tensor<f32>
+  return
+}
+
+// The padded classes of a vocabulary (cross_entropy's `classes`) through the
+// vocabulary-parallel pieces.
+// CHECK-LABEL: func.func @padded_vocabulary
+func.func @padded_vocabulary(%z: tensor<2x4x256xf32>, %ids: tensor<2x4xi32>, %m: tensor<2x4xf32>, %g: tensor<2x4xf32>, %d: tensor<f32>) {
+  // CHECK: loom.cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}} reduction sum classes 255 : tensor<2x4x256xf32>, tensor<2x4xi32>, tensor<f32>
+  %0 = loom.cross_entropy_grad %z, %ids, %d reduction sum classes 255 : tensor<2x4x256xf32>, tensor<2x4xi32>, tensor<f32>
+  // CHECK: loom.cross_entropy_max %{{.*}} classes 500 : tensor<2x4x256xf32> -> tensor<2x4xf32>
+  %1 = loom.cross_entropy_max %z classes 500 : tensor<2x4x256xf32> -> tensor<2x4xf32>
+  // CHECK: loom.cross_entropy_max %{{.*}} : tensor<2x4x256xf32> -> tensor<2x4xf32>
+  %2 = loom.cross_entropy_max %z : tensor<2x4x256xf32> -> tensor<2x4xf32>
+  // CHECK: loom.cross_entropy_partials %{{.*}}, %{{.*}}, %{{.*}} ignore_index 0 classes 500 : tensor<2x4x256xf32>, tensor<2x4xf32>, tensor<2x4xi32> -> tensor<2x4xf32>, tensor<2x4xf32>
+  %3:2 = loom.cross_entropy_partials %z, %m, %ids ignore_index 0 classes 500 : tensor<2x4x256xf32>, tensor<2x4xf32>, tensor<2x4xi32> -> tensor<2x4xf32>, tensor<2x4xf32>
+  // CHECK: loom.cross_entropy_partials_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} classes 500 : tensor<2x4x256xf32>, tensor<2x4xf32>, tensor<2x4xi32>, tensor<2x4xf32>, tensor<2x4xf32>
+  %4 = loom.cross_entropy_partials_grad %z, %m, %ids, %g, %g classes 500 : tensor<2x4x256xf32>, tensor<2x4xf32>, tensor<2x4xi32>, tensor<2x4xf32>, tensor<2x4xf32>
   return
 }
 

@@ -14,6 +14,7 @@
 
 #include "loom/runtime/Decoder.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -142,17 +143,20 @@ bool embeddingBackward(const I *ids, int64_t count, int64_t vocab,
 
 /// Per token: logsumexp(logits) - logits[label], 0 for ignore_index. Writes
 /// the per-token losses and returns the number of tokens counted, or -1 when
-/// a label is outside [0, vocab) and is not ignore_index.
+/// a label is outside [0, classes) and is not ignore_index. Rows are `vocab`
+/// long; only their first `classes` (0: all) are real classes, the rest pad
+/// the vocabulary and take no part in the softmax.
 template <typename T, typename I>
 int64_t crossEntropy(const T *logits, const I *labels, int64_t tokens,
-                     int64_t vocab, int64_t ignoreIndex, T *losses);
+                     int64_t vocab, int64_t ignoreIndex, T *losses,
+                     int64_t classes = 0);
 /// dlogits = dloss[t] · (softmax(logits) - onehot(label)), 0 for ignored
-/// tokens. Returns false when a label is outside [0, vocab) and is not
-/// ignore_index.
+/// tokens and for the padded classes from `classes` on (0: none). Returns
+/// false when a label is outside [0, classes) and is not ignore_index.
 template <typename T, typename I>
 bool crossEntropyBackward(const T *logits, const I *labels, const T *dloss,
                           int64_t tokens, int64_t vocab, int64_t ignoreIndex,
-                          T *dlogits);
+                          T *dlogits, int64_t classes = 0);
 
 /// The reduction of cross_entropy: `result[0]` = the sum of the per-token
 /// `losses`, or their mean over the `counted` tokens (0 with none).
@@ -183,22 +187,41 @@ bool embeddingBlockBackward(const I *ids, int64_t count, int64_t first,
                             int64_t vocab, int64_t total, int64_t hidden,
                             const T *dy, T *dtable);
 
+/// The real classes of a block [first, first + classes) when only the first
+/// `real` (0: all) of the vocabulary are real: [0, clamp(real - first, 0,
+/// classes)) of the block.
+inline int64_t realClassesOfBlock(int64_t classes, int64_t first,
+                                  int64_t real) {
+  if (real <= 0)
+    return classes;
+  return std::min(classes, std::max<int64_t>(0, real - first));
+}
+/// Per token, the max of this rank's block of `classes` (from `first`)
+/// over its real classes (the vocabulary's first `real`, 0: all); -inf when
+/// the block holds none.
+template <typename T>
+void crossEntropyMax(const T *logits, int64_t tokens, int64_t classes,
+                     int64_t first, int64_t real, T *max);
 /// Per token over this rank's `classes` (from `first`): sumExp = sum of
 /// exp(logit - max), target = logit[label] - max when this rank holds the
-/// label (else 0); `max` is the all-reduced row maximum. Returns false when
-/// a label is outside [0, total) and is not ignore_index.
+/// label (else 0); `max` is the all-reduced row maximum. Only the first
+/// `real` (0: all) classes of the `total` are real: the padded ones are left
+/// out. Returns false when a label is outside [0, real or total) and is not
+/// ignore_index.
 template <typename T, typename I>
 bool crossEntropyPartials(const T *logits, const T *max, const I *labels,
                           int64_t tokens, int64_t classes, int64_t first,
                           int64_t total, int64_t ignoreIndex, T *sumExp,
-                          T *target);
-/// dlogits = a · exp(logit - max), plus b at the label this rank holds.
+                          T *target, int64_t real = 0);
+/// dlogits = a · exp(logit - max), plus b at the label this rank holds; 0
+/// at the padded classes.
 template <typename T, typename I>
 bool crossEntropyPartialsBackward(const T *logits, const T *max,
                                   const I *labels, const T *a, const T *b,
                                   int64_t tokens, int64_t classes,
                                   int64_t first, int64_t total,
-                                  int64_t ignoreIndex, T *dlogits);
+                                  int64_t ignoreIndex, T *dlogits,
+                                  int64_t real = 0);
 /// The loss per token from the all-reduced partials: log(sumExp) - target,
 /// 0 for ignored tokens.
 template <typename T, typename I>
