@@ -219,8 +219,7 @@ Session::readEvaluationBatch(const SampleSource &data, int64_t batch,
         out[k] = spare[k].data();
       }
     }
-    if (Status s =
-            data.readFields(batch * p.global_batch_size + i, out.data());
+    if (Status s = data.readFields(batch * p.global_batch_size + i, out.data());
         !s.ok())
       return s;
   }
