@@ -1028,17 +1028,47 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
       param.kind = KernelParamKind::DropoutKey;
     else if (p->kind == "dropout_offset")
       param.kind = KernelParamKind::DropoutOffset;
+    else if (p->kind == "dropout_rate")
+      param.kind = KernelParamKind::DropoutRate;
+    else if (p->kind == "dropout_scale")
+      param.kind = KernelParamKind::DropoutScale;
     else if (p->kind == "count")
       param.kind = KernelParamKind::Count;
     else if (p->kind != "real")
       return "kernel '" + k.name + "' has a runtime scalar of unknown kind '" +
              p->kind + "'";
     if (param.kind == KernelParamKind::DropoutKey ||
-        param.kind == KernelParamKind::DropoutOffset) {
+        param.kind == KernelParamKind::DropoutOffset ||
+        param.kind == KernelParamKind::DropoutRate ||
+        param.kind == KernelParamKind::DropoutScale) {
       if (r.inst.kernel_sites[q].empty())
         return "kernel '" + k.name + "' draws dropout, and the instruction "
                "names no site for it";
       param.site = r.inst.kernel_sites[q];
+    }
+    if (param.kind == KernelParamKind::DropoutRate ||
+        param.kind == KernelParamKind::DropoutScale) {
+      // The rate is the site's, as its reference form (the same mask) has
+      // it: a kernel is shared by regions of different rates.
+      bool found = false;
+      for (const auto &ref : r.inst.reference) {
+        const plan::AttributeT *site = findAttr(*ref, attrName(Attr::Site));
+        const plan::AttributeT *rate = findAttr(*ref, attrName(Attr::Rate));
+        if ((ref->op == opName(Op::Dropout) ||
+             ref->op == opName(Op::DropoutGrad)) &&
+            site && site->s == param.site && rate) {
+          param.rate = rate->f;
+          found = true;
+          break;
+        }
+      }
+      if (!found)
+        return "kernel '" + k.name + "' reads the dropout rate of site '" +
+               param.site + "', and its reference form has no dropout there";
+      if (!(param.rate >= 0 && param.rate < 1))
+        return "kernel '" + k.name + "' has dropout rate " +
+               std::to_string(param.rate) + " at site '" + param.site +
+               "'; it must be in [0, 1)";
     }
     if (param.kind == KernelParamKind::Count)
       param.elements = r.elements(ki.args[0]);

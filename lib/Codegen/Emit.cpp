@@ -67,7 +67,7 @@ struct ParamSlots {
   explicit ParamSlots(const KernelDesc &k) {
     int ints = 0, reals = 0;
     for (const Param &p : k.params) {
-      bool i = p.kind != ParamKind::Real;
+      bool i = !isRealParam(p.kind);
       isInt.push_back(i);
       slot.push_back(i ? ints++ : reals++);
     }
@@ -209,8 +209,7 @@ public:
     case NodeOp::DropoutKeep:
       return "loom_dropout_keep((unsigned long long)" +
              target.param(slots, n.param2) + ", " +
-             target.param(slots, n.param) + " + i, " + floatLiteral(n.value) +
-             ")";
+             target.param(slots, n.param) + " + i, " + a(0) + ")";
     case NodeOp::RowValue:
       return ref(id);
     }

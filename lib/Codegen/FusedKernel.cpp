@@ -139,6 +139,12 @@ private:
     n.value = v;
     return k.append(n);
   }
+  int paramReal(int p) {
+    Node n;
+    n.op = NodeOp::ParamReal;
+    n.param = p;
+    return k.append(n);
+  }
   int bin(NodeOp o, int a, int b) { return node(o, {a, b}); }
   int add(int a, int b) { return bin(NodeOp::Add, a, b); }
   int sub(int a, int b) { return bin(NodeOp::Sub, a, b); }
@@ -289,21 +295,23 @@ private:
       return mul(dy, d);
     }
     if (isa<DropoutOp, DropoutGradOp>(o)) {
-      double rate = isa<DropoutOp>(o)
-                        ? cast<DropoutOp>(o).getRate().convertToDouble()
-                        : cast<DropoutGradOp>(o).getRate().convertToDouble();
       std::string site = isa<DropoutOp>(o)
                              ? cast<DropoutOp>(o).getSite().str()
                              : cast<DropoutGradOp>(o).getSite().str();
+      // The rate and the scale are run-time scalars (the runtime gives
+      // float(rate) and float(1 / (1 - rate)), the constants this used to
+      // bake in, while training; 0 and 1 in evaluation), so the kernel
+      // passes x through unchanged when not training.
       int v = x(0);
+      int rateValue = paramReal(param(ParamKind::DropoutRate, site, 0));
       Node keep;
       keep.op = NodeOp::DropoutKeep;
       keep.type = ValueType::Bool;
-      keep.value = double(float(rate));
+      keep.operands = {rateValue};
       keep.param = param(ParamKind::DropoutOffset, site, elements(space));
       keep.param2 = param(ParamKind::DropoutKey, site, 0);
       int kept = k.append(keep);
-      int scaled = mul(v, constant(double(float(1.0 / (1.0 - rate)))));
+      int scaled = mul(v, paramReal(param(ParamKind::DropoutScale, site, 0)));
       return select(kept, scaled, constant(0));
     }
     // The anchor's result is set by its expansion before it is read.

@@ -21,14 +21,14 @@ namespace codegen {
 int KernelDesc::intParams() const {
   int n = 0;
   for (const Param &p : params)
-    n += p.kind != ParamKind::Real;
+    n += !isRealParam(p.kind);
   return n;
 }
 
 int KernelDesc::realParams() const {
   int n = 0;
   for (const Param &p : params)
-    n += p.kind == ParamKind::Real;
+    n += isRealParam(p.kind);
   return n;
 }
 
@@ -156,7 +156,7 @@ std::string verifyKernel(const KernelDesc &k) {
           n.op == NodeOp::DropoutKeep) {
         auto bad = [&](int p, bool wantInt) {
           return p < 0 || size_t(p) >= k.params.size() ||
-                 (k.params[p].kind != ParamKind::Real) != wantInt;
+                 !isRealParam(k.params[p].kind) != wantInt;
         };
         if (bad(n.param, n.op != NodeOp::ParamReal) ||
             (n.op == NodeOp::DropoutKeep && bad(n.param2, true)))

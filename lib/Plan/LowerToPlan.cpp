@@ -594,7 +594,9 @@ LogicalResult Lowering::generateKernels() {
     plan::InstructionT &inst = *program[f.instruction];
     for (codegen::Param &p : desc->params) {
       bool dropout = p.kind == codegen::ParamKind::DropoutKey ||
-                     p.kind == codegen::ParamKind::DropoutOffset;
+                     p.kind == codegen::ParamKind::DropoutOffset ||
+                     p.kind == codegen::ParamKind::DropoutRate ||
+                     p.kind == codegen::ParamKind::DropoutScale;
       inst.kernel_sites.push_back(dropout ? p.site : "");
       if (dropout)
         p.site.clear();
@@ -960,8 +962,10 @@ detail::kernelEntry(const codegen::KernelDesc &desc) {
     param->kind = p.kind == codegen::ParamKind::DropoutKey ? "dropout_key"
                   : p.kind == codegen::ParamKind::DropoutOffset
                       ? "dropout_offset"
-                  : p.kind == codegen::ParamKind::Count ? "count"
-                                                        : "real";
+                  : p.kind == codegen::ParamKind::DropoutRate  ? "dropout_rate"
+                  : p.kind == codegen::ParamKind::DropoutScale ? "dropout_scale"
+                  : p.kind == codegen::ParamKind::Count        ? "count"
+                                                               : "real";
     param->site = p.site;
     param->elements = p.elements;
     k->params.push_back(std::move(param));

@@ -8,6 +8,8 @@
 #include "Bind.h"
 #include "loom/runtime/cpu/Kernels.h"
 
+#include <cstring>
+
 #include <algorithm>
 
 namespace loom {
@@ -104,7 +106,13 @@ Result<Kernel> bind(const DropoutInstr &r, const Instruction &, Binder &b) {
   double rate = r.rate;
   std::string site = r.site;
   int64_t globalN = numElements(block.global);
+  int64_t n = r.n;
   return Kernel([=](const StepParams &params, StepOutputs &) {
+    if (!params.training) { // evaluation: x passes unchanged
+      if (y != x)
+        std::memmove(y, x, size_t(n) * sizeof(float));
+      return Status::success();
+    }
     dropoutBlock<float>(x, y, block, params.microbatch * globalN, rate,
                         dropoutKey(params.seed, site, params.step));
     return Status::success();

@@ -61,7 +61,7 @@ Result<Kernel> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
     std::vector<double> moreReals;
     size_t ni = 0, nr = 0;
     for (const KernelParamInstr &p : params)
-      (p.kind == KernelParamKind::Real ? nr : ni)++;
+      (isRealParam(p.kind) ? nr : ni)++;
     long long *intSlots = ints;
     double *realSlots = reals;
     if (ni > 16) {
@@ -88,6 +88,10 @@ Result<Kernel> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
         break;
       case KernelParamKind::Real:
         realSlots[q++] = stepValueOf(p.value, step, outputs.gradNorm, outputs.nonFinite);
+        break;
+      case KernelParamKind::DropoutRate:
+      case KernelParamKind::DropoutScale:
+        realSlots[q++] = dropoutParamValue(p, step.training);
         break;
       }
     }

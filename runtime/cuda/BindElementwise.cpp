@@ -151,14 +151,16 @@ Result<Work> bind(const DropoutInstr &r, const Instruction &inst, Binder &b) {
   int64_t blockFirst = dl.first;
   // Contiguous: a thread per Philox block of four elements (n / 4 of
   // them, plus the partial ones at the ends).
-  // The block's first element and the key, per step and microbatch, in
-  // step slots the kernel reads (a captured graph replays with each run's).
+  // The block's first element, the key and whether the run trains (else
+  // x passes unchanged), per step and microbatch, in step slots the kernel
+  // reads (a captured graph replays with each run's).
   Result<StepSlots> slots = b.stepSlots(
-      2, 0,
+      3, 0,
       [site, globalN, blockFirst](const StepParams &params, int64_t *v,
                                   double *) {
         v[0] = params.microbatch * globalN + blockFirst;
         v[1] = int64_t(cpu::dropoutKey(params.seed, site, params.step));
+        v[2] = params.training ? 1 : 0;
       });
   if (!slots.ok())
     return Status::error(slots.message());

@@ -88,8 +88,12 @@ Result<Work> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
   size_t ints = 0, reals = 0;
   std::vector<std::pair<size_t, StepValue>> normReals; // slot, value
   for (const KernelParamInstr &p : params) {
-    if (p.kind != KernelParamKind::Real) {
+    if (!isRealParam(p.kind)) {
       ++ints;
+      continue;
+    }
+    if (p.kind != KernelParamKind::Real) {
+      ++reals;
       continue;
     }
     if (p.value == StepValue::GradCoef || p.value == StepValue::Skipped)
@@ -127,6 +131,10 @@ Result<Work> bind(const KernelInstr &r, const Instruction &inst, Binder &b) {
             realSlots[q++] = p.value == StepValue::GradCoef
                                  ? step.gradScale
                                  : stepValueOf(p.value, step, 0, false);
+            break;
+          case KernelParamKind::DropoutRate:
+          case KernelParamKind::DropoutScale:
+            realSlots[q++] = dropoutParamValue(p, step.training);
             break;
           }
         }

@@ -312,3 +312,95 @@ TEST_F(PlanTest, ARankThatFailsEndsTheStepWithItsErrorNotAHang) {
       << after.message();
   std::remove(path.c_str());
 }
+
+namespace {
+/// Every sample is the first of kTokens/kLabels' two.
+struct FixedSamples : rt::SampleSource {
+  loom::runtime::Status readSample(int64_t, int32_t *tokens,
+                                   int32_t *labels) const override {
+    std::copy(kTokens.begin(), kTokens.begin() + 6, tokens);
+    std::copy(kLabels.begin(), kLabels.begin() + 6, labels);
+    return loom::runtime::Status::success();
+  }
+};
+} // namespace
+
+// Evaluation runs the microbatch program only through the loss; a plan
+// whose range writes the training state (here the first instruction's
+// output moved into the Persistent arena, past everything there) is
+// refused with the instruction named, never run.
+TEST_F(PlanTest, EvaluationRefusesAForwardThatWritesTheTrainingState) {
+  OwningOpRef<ModuleOp> module = tinyGpt(2, 4, "f32", "");
+  std::unique_ptr<plan::PlanT> p = planOf(*module);
+  ASSERT_TRUE(p);
+  const plan::InstructionT &first = *p->microbatch->instructions.front();
+  std::string what = first.op;
+  plan::BufferT &b = *p->buffers[size_t(first.outputs.front())];
+  ASSERT_EQ(b.arena, plan::Arena::Workspace);
+  int64_t &persistent = p->arena_bytes[size_t(plan::Arena::Persistent)];
+  b.arena = plan::Arena::Persistent;
+  b.offset = (persistent + 63) / 64 * 64;
+  persistent = b.offset + b.bytes;
+  std::string path = ::testing::TempDir() + "/loom-eval-persistent.plan";
+  ASSERT_TRUE(rt::writePlan(*p, path).ok());
+  rt::SessionOptions options;
+  options.lr = 1e-3;
+  options.minLr = 1e-4;
+  options.eps = 1e-8;
+  options.beta1 = 0.9;
+  options.beta2 = 0.95;
+  auto session = rt::Session::open(path, options);
+  ASSERT_TRUE(session.ok()) << session.message();
+  ASSERT_TRUE((*session)->initializeParameters().ok());
+  FixedSamples samples;
+  auto e = (*session)->evaluate(samples, 1);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.message().find("microbatch instruction 0 (" + what),
+            std::string::npos)
+      << e.message();
+  EXPECT_NE(e.message().find("(the training state) before the loss"),
+            std::string::npos)
+      << e.message();
+  EXPECT_EQ((*session)->step(), 0);
+}
+
+// The unchanged plan evaluates, and nothing of the training state changes:
+// the step and data position stay, and the next step's loss is the loss
+// without the evaluation, bit for bit.
+TEST_F(PlanTest, EvaluationIsTheForwardsLossAndChangesNothing) {
+  OwningOpRef<ModuleOp> module = tinyGpt(2, 4, "f32", "");
+  std::unique_ptr<plan::PlanT> p = planOf(*module);
+  ASSERT_TRUE(p);
+  std::string path = ::testing::TempDir() + "/loom-eval.plan";
+  ASSERT_TRUE(rt::writePlan(*p, path).ok());
+  rt::SessionOptions options;
+  options.lr = 1e-3;
+  options.minLr = 1e-4;
+  options.eps = 1e-8;
+  options.beta1 = 0.9;
+  options.beta2 = 0.95;
+  FixedSamples samples;
+  auto run = [&](bool evaluate) -> std::pair<double, double> {
+    auto session = rt::Session::open(path, options);
+    EXPECT_TRUE(session.ok()) << session.message();
+    EXPECT_TRUE((*session)->initializeParameters().ok());
+    double validation = 0;
+    if (evaluate) {
+      auto e = (*session)->evaluate(samples, 2);
+      EXPECT_TRUE(e.ok()) << e.message();
+      validation = e.ok() ? e->loss : 0;
+      EXPECT_EQ((*session)->step(), 0);
+      EXPECT_EQ((*session)->dataPosition(), 0);
+    }
+    auto m = (*session)->step(samples);
+    EXPECT_TRUE(m.ok()) << m.message();
+    return {validation, m.ok() ? m->loss : 0};
+  };
+  auto [validation, trained] = run(true);
+  auto [unused, plain] = run(false);
+  EXPECT_EQ(trained, plain);
+  // The forward without dropout: near the step's loss, not it.
+  EXPECT_TRUE(std::isfinite(validation));
+  EXPECT_NE(validation, plain);
+  EXPECT_NEAR(validation, plain, 0.05 * plain);
+}

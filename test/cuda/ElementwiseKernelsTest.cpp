@@ -207,8 +207,9 @@ std::string launchDropout(const TestGrid &g, const std::vector<float> &x,
   int rank = dl.loop.contiguous() ? 0 : dl.loop.rank();
   std::vector<int64_t> geometry = dl.loop.flat();
   float r = float(rate), keepScale = float(1.0 / (1.0 - rate));
-  // The block's first element and the key, as the step slots hold them.
-  long long step[2] = {dl.first, (long long)key};
+  // The block's first element, the key and "training", as the step slots
+  // hold them.
+  long long step[3] = {dl.first, (long long)key, 1};
   if (rank == 0)
     return launchKernel("loom_elementwise_dropout", g.grid, g.block,
                         {x.data(), y.data(), i64(n), step, f32(r),

@@ -8,6 +8,9 @@
 //             --weight-decay X --clip-grad X --adam-beta1 X --adam-beta2 X
 //             --adam-eps X] [--save DIR] [--load DIR] [--dump]
 //            [--trace FILE [--trace-steps N]]
+//            [--eval-interval K] [--eval-iters N] [--valid-data FILE]
+//   loom-run PLAN --eval-only (--valid-data FILE | --data-path ...)
+//            [--load DIR]
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,6 +48,8 @@ const char *kUsage =
     R"(usage: loom-run PLAN --steps N --data FILE [options]
        loom-run PLAN --steps N --data-path [W1] PREFIX1 [W2 PREFIX2 ...]
                 [--split 98,2,0] [options]
+       loom-run PLAN --eval-only (--valid-data FILE | --data-path ...)
+                [--load DIR] [options]
        loom-run PLAN --dump
 
 Trains a plan compiled by loomc on a backend (the CPU by default). Every
@@ -69,7 +74,20 @@ the checkpoints; every rank's errors start with its rank.
                        tokens across document boundaries (docs/data.md)
   --split T,V,E        the train,valid,test weights of each dataset's
                        documents (default 969,30,1, Megatron's); loom-run
-                       trains on the train split
+                       trains on the train split and evaluates on the valid
+  --eval-interval K    evaluate after every K steps and after the last: the
+                       validation loss (and perplexity) of the training
+                       plan's forward, dropout off, on --eval-iters global
+                       batches of the validation data from its first sample
+                       (the same samples each time), printed and logged
+                       with the step (docs/data.md, "Evaluation")
+  --eval-iters N       the global batches an evaluation runs (default 10;
+                       Megatron's is 100)
+  --eval-only          evaluate once (the --load checkpoint's parameters, or
+                       the initial ones) and exit: no training, no --save
+  --valid-data FILE    the validation data with --data: a corpus in
+                       --data-format (with --data-path the validation data
+                       is each dataset's valid split)
   --mlm                masked-LM samples for BERT (docs/data.md): the data's
                        text as [CLS] A [SEP] B [SEP] [PAD].., 15% of its
                        tokens predicted (80% [MASK], 10% kept, 10% random),
@@ -240,16 +258,17 @@ int main(int argc, char **argv) {
   std::map<std::string, std::string> values;
   bool dump = false;
   const char *valued[] = {
-      "--steps",       "--data",          "--data-format",
-      "--seed",        "--log-json",      "--log-interval",
-      "--save",        "--save-interval", "--load",
-      "--lr",          "--min-lr",        "--warmup",
-      "--decay-steps", "--decay-style",   "--weight-decay",
-      "--clip-grad",   "--adam-beta1",    "--adam-beta2",
-      "--adam-eps",    "--ranks",         "--collective-timeout",
-      "--backend",     "--trace",         "--trace-steps",
-      "--device",      "--comm",          "--split",
-      "--mask-prob",   "--short-seq-prob", "--mlm-special-ids"};
+      "--steps",         "--data",           "--data-format",
+      "--seed",          "--log-json",       "--log-interval",
+      "--save",          "--save-interval",  "--load",
+      "--lr",            "--min-lr",         "--warmup",
+      "--decay-steps",   "--decay-style",    "--weight-decay",
+      "--clip-grad",     "--adam-beta1",     "--adam-beta2",
+      "--adam-eps",      "--ranks",          "--collective-timeout",
+      "--backend",       "--trace",          "--trace-steps",
+      "--device",        "--comm",           "--split",
+      "--mask-prob",     "--short-seq-prob", "--mlm-special-ids",
+      "--eval-interval", "--eval-iters",     "--valid-data"};
   std::vector<std::string> dataPath;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -277,7 +296,7 @@ int main(int argc, char **argv) {
     }
     if (arg == "--no-shuffle" || arg == "--no-jit" || arg == "--mlm" ||
         arg == "--no-cuda-graph" || arg == "--no-overlap-grad-reduce" ||
-        arg == "--memory-report") {
+        arg == "--memory-report" || arg == "--eval-only") {
       values[arg] = "1";
       continue;
     }
@@ -341,6 +360,7 @@ int main(int argc, char **argv) {
     return true;
   };
   int64_t steps = 0, logInterval = 1, saveInterval = 0;
+  int64_t evalInterval = 0, evalIters = 10;
   int64_t warmup = -1, decaySteps = -1, ranks = 0, traceSteps = 3, device = 0;
   uint64_t seed = 1234;
   std::optional<double> timeout;
@@ -361,9 +381,26 @@ int main(int argc, char **argv) {
       !getInt("--ranks", ranks, 1, INT64_MAX) ||
       !getInt("--trace-steps", traceSteps, 1, kMaxSteps) ||
       !getInt("--device", device, 0, 1023) ||
+      !getInt("--eval-interval", evalInterval, 1, kMaxSteps) ||
+      !getInt("--eval-iters", evalIters, 1, kMaxSteps) ||
       // A day: a collective waiting longer is a hang, not a slow peer.
       !getDouble("--collective-timeout", timeout, 86400))
     return 2;
+  bool evalOnly = values.count("--eval-only") > 0;
+  bool evaluates = evalOnly || evalInterval > 0;
+  if (evalOnly && (values.count("--steps") || evalInterval > 0))
+    return usageError(
+        std::string("--eval-only trains nothing: drop ") +
+        (values.count("--steps") ? "--steps" : "--eval-interval"));
+  if (evalOnly && (values.count("--save") || saveInterval > 0))
+    return usageError("--eval-only trains nothing, so there is nothing to "
+                      "--save");
+  if (!evaluates)
+    for (const char *needs : {"--eval-iters", "--valid-data"})
+      if (values.count(needs))
+        return usageError(std::string(needs) +
+                          " is for evaluation: add --eval-interval K or "
+                          "--eval-only");
   if (saveInterval > 0 && !values.count("--save"))
     return usageError("--save-interval needs --save DIR, the directory to "
                       "save into");
@@ -473,6 +510,8 @@ int main(int argc, char **argv) {
   std::vector<std::string> inputs = {planPath};
   if (values.count("--data"))
     inputs.push_back(values["--data"]);
+  if (values.count("--valid-data"))
+    inputs.push_back(values["--valid-data"]);
   for (const std::string &word : dataPath) {
     inputs.push_back(word + ".bin");
     inputs.push_back(word + ".idx");
@@ -519,10 +558,14 @@ int main(int argc, char **argv) {
     printPlanText(plan, std::cout);
     return 0;
   }
-  if (!values.count("--steps") ||
-      values.count("--data") + values.count("--data-path") != 1)
+  if (evalOnly ? values.count("--data") + values.count("--data-path") > 1
+               : !values.count("--steps") ||
+                     values.count("--data") + values.count("--data-path") != 1)
     return usage("--steps and one of --data or --data-path are required to "
                  "train (or pass --dump)");
+  if (values.count("--valid-data") && values.count("--data-path"))
+    return usage("--valid-data is for --data; with --data-path the "
+                 "validation data is each dataset's valid split (--split)");
   if (values.count("--split") && !values.count("--data-path"))
     return usage("--split divides --data-path's datasets; --data is one "
                  "corpus");
@@ -538,8 +581,14 @@ int main(int argc, char **argv) {
     tokenFormat = TokenFormat::Int32;
   else
     return usage("--data-format " + format + ": use bytes, uint16 or int32");
-  std::optional<TokenDataset> tokenData;
-  std::optional<BlendedDataset> megatronData;
+  std::optional<TokenDataset> tokenData, tokenValid;
+  std::optional<BlendedDataset> megatronData, megatronValid;
+  if (evaluates && !values.count("--data-path") &&
+      !values.count("--valid-data"))
+    return usage(std::string(evalOnly ? "--eval-only" : "--eval-interval") +
+                 " needs validation data: give --valid-data FILE (with "
+                 "--data), or --data-path, whose datasets' valid split "
+                 "(--split) it evaluates on");
   if (values.count("--data-path")) {
     if (values.count("--data-format"))
       return usage("--data-format is for --data; an indexed dataset's .idx "
@@ -553,16 +602,43 @@ int main(int argc, char **argv) {
     if (!opened.ok())
       return failed(opened.message());
     megatronData.emplace(std::move(*opened));
-  } else {
+    if (evaluates) {
+      std::string split =
+          values.count("--split") ? values["--split"] : "969,30,1";
+      Result<std::array<double, 3>> weights = parseSplit(split);
+      if (weights.ok() && (*weights)[1] == 0)
+        return usage("--split " + split +
+                     " gives the valid split no documents, and evaluation "
+                     "reads it: give it a weight (--split 969,30,1)");
+      Result<BlendedDataset> valid = openMegatronData(
+          *entries, split, 1, plan.seq_length, plan.vocab_size);
+      if (!valid.ok())
+        return failed(valid.message());
+      megatronValid.emplace(std::move(*valid));
+    }
+  } else if (values.count("--data")) {
     Result<TokenDataset> opened = TokenDataset::open(
         values["--data"], tokenFormat, plan.seq_length, plan.vocab_size);
     if (!opened.ok())
       return failed(opened.message());
     tokenData.emplace(std::move(*opened));
   }
-  const SampleSource &data =
-      tokenData ? static_cast<const SampleSource &>(*tokenData)
-                : static_cast<const SampleSource &>(*megatronData);
+  if (values.count("--valid-data")) {
+    Result<TokenDataset> opened = TokenDataset::open(
+        values["--valid-data"], tokenFormat, plan.seq_length, plan.vocab_size);
+    if (!opened.ok())
+      return failed("--valid-data: " + opened.message());
+    tokenValid.emplace(std::move(*opened));
+  }
+  // --eval-only reads no training data (it may have none).
+  const SampleSource *trainSource =
+      tokenData      ? static_cast<const SampleSource *>(&*tokenData)
+      : megatronData ? static_cast<const SampleSource *>(&*megatronData)
+                     : nullptr;
+  const SampleSource *validSource =
+      tokenValid      ? static_cast<const SampleSource *>(&*tokenValid)
+      : megatronValid ? static_cast<const SampleSource *>(&*megatronValid)
+                      : nullptr;
 
   if (values.count("--load")) {
     if (values.count("--seed") && speaks)
@@ -584,6 +660,8 @@ int main(int argc, char **argv) {
   // The first --trace-steps steps this run takes (a resumed run's too).
   if (tracer)
     tracer->setSteps(session.step() + 1, session.step() + traceSteps);
+  if (evalOnly)
+    steps = session.step(); // no steps to take
   if (steps < session.step())
     return usage("--steps " + std::to_string(steps) +
                  ": the checkpoint "
@@ -615,9 +693,15 @@ int main(int argc, char **argv) {
     tokenData->shuffle(session.seed());
   if (megatronData)
     megatronData->shuffle(!values.count("--no-shuffle"), session.seed());
+  // The validation samples in the same kind of order (Megatron shuffles
+  // its valid dataset too), the same at every evaluation.
+  if (tokenValid && !values.count("--no-shuffle"))
+    tokenValid->shuffle(session.seed());
+  if (megatronValid)
+    megatronValid->shuffle(!values.count("--no-shuffle"), session.seed());
   // BERT's samples: the text masked as Megatron's BERT dataset masks it,
   // keyed by the session's seed.
-  std::optional<MaskedLmDataset> maskedLm;
+  std::optional<MaskedLmDataset> maskedLm, maskedValid;
   if (values.count("--mlm")) {
     const std::vector<std::string> &inputs = session.inputNames();
     if (std::find(inputs.begin(), inputs.end(), "padding_mask") ==
@@ -641,18 +725,29 @@ int main(int argc, char **argv) {
       if (values.count(flag) && !parseDouble(values[flag], *slot))
         return usage(std::string(flag) + " " + values[flag] +
                      ": expected a probability");
-    Result<MaskedLmDataset> made = MaskedLmDataset::make(data, mlm);
-    if (!made.ok())
-      return usage("--mlm: " + made.message());
-    maskedLm.emplace(std::move(*made));
+    if (trainSource) {
+      Result<MaskedLmDataset> made = MaskedLmDataset::make(*trainSource, mlm);
+      if (!made.ok())
+        return usage("--mlm: " + made.message());
+      maskedLm.emplace(std::move(*made));
+    }
+    // The validation data is masked alike (by its own samples' indices).
+    if (validSource) {
+      Result<MaskedLmDataset> made = MaskedLmDataset::make(*validSource, mlm);
+      if (!made.ok())
+        return usage("--mlm: " + made.message());
+      maskedValid.emplace(std::move(*made));
+    }
   } else {
     for (const char *flag :
          {"--mask-prob", "--short-seq-prob", "--mlm-special-ids"})
       if (values.count(flag))
         return usage(std::string(flag) + " sets up --mlm's masking; add --mlm");
   }
-  const SampleSource &train =
-      maskedLm ? static_cast<const SampleSource &>(*maskedLm) : data;
+  if (maskedLm)
+    trainSource = &*maskedLm;
+  if (maskedValid)
+    validSource = &*maskedValid;
   // Megatron's default: the decay lasts the whole run (--steps).
   if (!options.decaySteps && plan.optimizer_defaults->decay_steps == 0)
     session.setDecaySteps(steps);
@@ -717,6 +812,68 @@ int main(int argc, char **argv) {
   if (job && speaks)
     std::printf("one rank per process: %s, the %s communicator\n",
                 job->environment().describe().c_str(), job->commName().c_str());
+  // An evaluation: its line after the step's ("step N | validation loss
+  // ..."), its fields into the step's JSON object.
+  auto evaluate = [&](std::string &jsonFields) -> bool {
+    Result<EvalMetrics> e = session.evaluate(*validSource, evalIters);
+    if (!e.ok()) {
+      if (job)
+        job->fail(e.message());
+      failed(e.message()); // in a job, does not return
+      return false;
+    }
+    double ppl = std::exp(std::min(e->loss, 700.0));
+    if (speaks) {
+      std::printf("step %6lld | validation loss %.4f | validation ppl %.1f | "
+                  "%lld tokens in %.1f s\n",
+                  (long long)session.step(), e->loss, ppl, (long long)e->tokens,
+                  e->seconds);
+      std::fflush(stdout);
+    }
+    jsonFields = ", \"validation_loss\": " + jsonNumber(e->loss) +
+                 ", \"validation_ppl\": " + jsonNumber(ppl) +
+                 ", \"validation_tokens\": " + std::to_string(e->tokens) +
+                 ", \"validation_s\": " + jsonNumber(e->seconds);
+    return true;
+  };
+  auto writeJson = [&](const std::string &text) -> bool {
+    if (std::fwrite(text.data(), 1, text.size(), json) == text.size() &&
+        std::fflush(json) == 0)
+      return true;
+    // The log was asked for: keep what training did, then fail (a job's
+    // save is collective: the other ranks are not in it).
+    std::string why = std::strerror(errno);
+    if (values.count("--save") && !job)
+      save(values["--save"]);
+    failed("cannot write the log '" + logPath + "': " + why);
+    return false;
+  };
+  if (evalOnly) {
+    if (speaks)
+      std::printf("evaluating %s on %lld rank%s (%s) at step %lld: %lld "
+                  "global batches of %lld sequences of the validation data\n",
+                  plan.model.c_str(), (long long)session.numRanks(),
+                  session.numRanks() == 1 ? "" : "s", mesh.c_str(),
+                  (long long)session.step(), (long long)evalIters,
+                  (long long)plan.global_batch_size);
+    std::string fields;
+    if (!evaluate(fields))
+      return 1;
+    if (json && !writeJson("{\"step\": " + std::to_string(session.step()) +
+                           fields + "}\n"))
+      return 1;
+    if (!writeTrace())
+      return failed("the trace was not written");
+    if (json && std::fclose(json) != 0)
+      return failed("cannot write the log '" + logPath +
+                    "': " + std::strerror(errno));
+    if (job)
+      if (Status s = job->finish(); !s.ok())
+        std::cerr << "loom-run: " << job->mesh().describe(job->rank())
+                  << ": the job's store: " << s.message() << "\n";
+    return 0;
+  }
+  const SampleSource &data = *trainSource;
   if (speaks)
     std::printf(
         "training %s on %lld rank%s (%s%s%s): %lld parameter tensors, "
@@ -734,7 +891,7 @@ int main(int argc, char **argv) {
         (long long)session.step() + 1, (long long)steps);
   double elapsed = 0;
   while (session.step() < steps) {
-    Result<StepMetrics> m = session.step(train);
+    Result<StepMetrics> m = session.step(data);
     if (!m.ok()) {
       // A job's other ranks hear of the failure first; then the trace of
       // what led up to it.
@@ -745,6 +902,9 @@ int main(int argc, char **argv) {
     }
     elapsed += m->seconds;
     double tokensPerSecond = double(m->tokens) / m->seconds;
+    // After every K steps and the last (the step's line first).
+    bool evaluatesNow =
+        evalInterval > 0 && (m->step % evalInterval == 0 || m->step == steps);
     if (speaks &&
         (m->step % logInterval == 0 || m->step == steps || m->skipped)) {
       std::printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | "
@@ -761,6 +921,9 @@ int main(int argc, char **argv) {
       std::printf("\n");
       std::fflush(stdout);
     }
+    std::string evalFields;
+    if (evaluatesNow && !evaluate(evalFields))
+      return 1;
     if (json) {
       std::ostringstream line;
       line << "{\"step\": " << m->step << ", \"loss\": " << jsonNumber(m->loss)
@@ -769,17 +932,9 @@ int main(int argc, char **argv) {
            << ", \"loss_scale\": " << jsonNumber(m->lossScale)
            << ", \"skipped\": " << (m->skipped ? "true" : "false")
            << ", \"tokens_per_s\": " << jsonNumber(tokensPerSecond)
-           << ", \"elapsed_s\": " << jsonNumber(elapsed) << "}\n";
-      std::string text = line.str();
-      if (std::fwrite(text.data(), 1, text.size(), json) != text.size() ||
-          std::fflush(json) != 0) {
-        // The log was asked for: keep what training did, then fail (a
-        // job's save is collective: the other ranks are not in it).
-        std::string why = std::strerror(errno);
-        if (values.count("--save") && !job)
-          save(values["--save"]);
-        return failed("cannot write the log '" + logPath + "': " + why);
-      }
+           << ", \"elapsed_s\": " << jsonNumber(elapsed) << evalFields << "}\n";
+      if (!writeJson(line.str()))
+        return 1;
     }
     if (tracer && m->step >= tracer->lastStep() && !writeTrace()) {
       // The trace was asked for: keep what training did, then fail.

@@ -55,7 +55,18 @@ enum class ParamKind {
   DropoutOffset, // int: microbatch · `elements` (the mask's global index base)
   Count,         // int: the element count of a runtime-extent kernel
   Real,          // real: a value named by `site` (lr, beta1, ...), see docs
+  // real: dropout's rate and 1 / (1 - rate) at `site`, as float, while
+  // training; 0 and 1 in evaluation, where every element is kept unscaled.
+  // Run-time values (not constants) so the same kernel runs both.
+  DropoutRate,
+  DropoutScale,
 };
+
+/// Whether a runtime scalar is read from the reals array (else the ints).
+inline bool isRealParam(ParamKind kind) {
+  return kind == ParamKind::Real || kind == ParamKind::DropoutRate ||
+         kind == ParamKind::DropoutScale;
+}
 
 struct Param {
   ParamKind kind = ParamKind::Real;
@@ -107,8 +118,9 @@ enum class NodeOp {
   Select,  // operand0 ? operand1 : operand2
   ToFloat, // Int -> Float
   // Dropout's keep decision (Bool) for the element at global index
-  // ints[param] + i under the key ints[param2]: the Philox stream of the
-  // reference kernel (runtime/cpu/Kernels.cpp dropout), drawn per element.
+  // ints[param] + i under the key ints[param2], against the rate operand0
+  // (a Float, the DropoutRate scalar): the Philox stream of the reference
+  // kernel (runtime/cpu/Kernels.cpp dropout), drawn per element.
   DropoutKeep,
   // A row reduction's result (Float): set by `Reduce` in an earlier stage.
   RowValue,
@@ -121,7 +133,7 @@ struct Node {
   int arg = -1;     // Load, LoadAt, LoadRow
   int64_t div = 1;  // Load
   int64_t mod = 0;  // Load
-  double value = 0; // Const (and the dropout rate for DropoutKeep)
+  double value = 0; // Const
   int param = -1;   // ParamInt/ParamReal; DropoutKeep: the offset param
   int param2 = -1;  // DropoutKeep: the key param
 };

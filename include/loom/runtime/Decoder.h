@@ -307,7 +307,23 @@ struct AdamWInstr {
 // A generated kernel (plan.kernels[kernel]): its buffers are its arguments,
 // inputs then outputs; its runtime scalars are computed from the step's
 // parameters as `params` say.
-enum class KernelParamKind { DropoutKey, DropoutOffset, Count, Real };
+/// DropoutRate and DropoutScale are reals: float(rate) and
+/// float(1 / (1 - rate)) of the site while training (the constants kernels
+/// baked in before), 0 and 1 in evaluation (StepParams::training).
+enum class KernelParamKind {
+  DropoutKey,
+  DropoutOffset,
+  Count,
+  Real,
+  DropoutRate,
+  DropoutScale
+};
+/// Whether a kernel's runtime scalar is read from its reals (else its ints).
+inline bool isRealParam(KernelParamKind kind) {
+  return kind == KernelParamKind::Real ||
+         kind == KernelParamKind::DropoutRate ||
+         kind == KernelParamKind::DropoutScale;
+}
 /// The step values a kernel may read (a `real` scalar's site names one).
 enum class StepValue {
   Lr, LossScale, GradScale, WeightDecay, GradCoef, Skipped, AdamBeta1,
@@ -316,10 +332,19 @@ enum class StepValue {
 };
 struct KernelParamInstr {
   KernelParamKind kind;
-  std::string site;  // the dropout site (DropoutKey, DropoutOffset)
+  std::string site;  // the dropout site (DropoutKey, ..., DropoutScale)
   int64_t elements;  // DropoutOffset: per microbatch; Count: the count
   StepValue value;   // Real
+  /// DropoutRate, DropoutScale: the site's rate (from the instruction's
+  /// reference form, which draws the same mask).
+  double rate = 0;
 };
+/// What a DropoutRate or DropoutScale scalar is this run.
+inline double dropoutParamValue(const KernelParamInstr &p, bool training) {
+  if (p.kind == KernelParamKind::DropoutRate)
+    return training ? double(float(p.rate)) : 0.0;
+  return training ? double(float(1.0 / (1.0 - p.rate))) : 1.0;
+}
 struct Instruction;
 struct KernelInstr {
   int64_t kernel;

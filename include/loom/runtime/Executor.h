@@ -39,6 +39,9 @@ struct StepParams {
   uint64_t seed = 0;
   /// The step being run, from 1: it keys the dropout masks.
   int64_t step = 1;
+  /// false in evaluation (Session::evaluate): dropout passes its input
+  /// through unchanged, as a model in eval() mode.
+  bool training = true;
   /// The microbatch being run (its index in the global batch): its tensors'
   /// elements start at global index microbatch · (elements per microbatch),
   /// for dropout.

@@ -11,7 +11,8 @@
 // outputs once.
 //
 // The implementation is split by job: Session.cpp (opening a plan, the
-// step loop), PipelineRunner.cpp (a pipeline stage's schedule: stashed
+// step loop), Evaluate.cpp (evaluate(): the forward only, dropout off),
+// PipelineRunner.cpp (a pipeline stage's schedule: stashed
 // activations, message tags, tied gradients) and StateTensors.cpp (the
 // whole tensors of parameters and moments gathered from and scattered to
 // the ranks' blocks: initialisation, checkpoints).
@@ -33,6 +34,7 @@
 #include "loom/runtime/Status.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,6 +96,13 @@ struct StepMetrics {
   double seconds = 0;      // wall time of the step
 };
 
+/// A validation pass (Session::evaluate).
+struct EvalMetrics {
+  double loss = 0;    // mean over the batches' counted tokens (or microbatches)
+  int64_t tokens = 0; // tokens processed (iterations × global batch × sequence)
+  double seconds = 0; // wall time of the pass
+};
+
 /// The most ranks a session runs, each a thread of this process with its
 /// own arenas (4096: beyond the cores of any one machine; a larger mesh
 /// runs one rank per process).
@@ -136,6 +145,17 @@ public:
   /// SampleSource that gives them).
   Result<StepMetrics> step(const int32_t *tokens, const int32_t *labels);
 
+  /// The validation loss over `iters` global batches of `valid`, from its
+  /// sample 0 (every evaluation reads the same samples, so evaluations are
+  /// comparable): each microbatch runs the training plan's forward only
+  /// (its microbatch program through the loss), with dropout off, on every
+  /// rank; the loss is normalised as step() normalises it, over all the
+  /// batches. Nothing of the training state changes (parameters,
+  /// gradients, moments, step, data position, loss scale): a run with
+  /// evaluations trains as one without. An error for a plan whose forward
+  /// writes the training state. In a multi-process job every rank calls it.
+  Result<EvalMetrics> evaluate(const SampleSource &valid, int64_t iters);
+
   /// The model inputs a step feeds, by name: tokens, labels, then any
   /// others the model declares (BERT's token_types and padding_mask).
   const std::vector<std::string> &inputNames() const { return feedNames_; }
@@ -176,6 +196,9 @@ private:
     /// feedNames_ of the field it is fed).
     std::vector<std::pair<int32_t, size_t>> feeds;
     size_t normEnd = 0; // optimizer program instructions through grad_norm
+    /// Evaluation's range of the microbatch program, [0, evalEnd): through
+    /// the loss, or a chunk's forward (prepareEvaluation).
+    size_t evalEnd = 0;
   };
   struct Rank {
     int64_t id = 0;               // its mesh rank
@@ -184,6 +207,7 @@ private:
     std::vector<Part> parts;
     double lossSum = 0, gradNorm = 0;
     bool nonFinite = false;
+    double evalLossSum = 0; // an evaluation batch's, over dp (and pp)
   };
   /// A tensor of the training state: a parameter (role 0) or one of its
   /// AdamW moments (1, 2), whole, under its checkpoint name.
@@ -215,6 +239,18 @@ private:
   Tracer *tracerFor(int64_t step) const;
   Status runRank(Rank &rank, const Feeds &feeds, StepParams params);
   Status zeroGradients();
+  /// Evaluate.cpp: each part's forward-only range, checked once; a rank's
+  /// forward of one evaluation batch; every rank run (threads, or this
+  /// process's one).
+  Status prepareEvaluation();
+  Status evaluateRank(Rank &rank, const Feeds &feeds, const StepParams &params);
+  Status evaluatePipelineRank(Rank &rank, const Feeds &feeds,
+                              const StepParams &params);
+  /// Global batch `batch` of `data` (samples from batch · global batch),
+  /// one vector per feedNames_ entry.
+  Status readEvaluationBatch(const SampleSource &data, int64_t batch,
+                             std::vector<std::vector<int32_t>> &fields) const;
+  Status runEveryRank(const std::function<Status(Rank &)> &run);
 
   std::unique_ptr<plan::PlanT> plan_;
   std::vector<Rank> ranks_;
@@ -222,6 +258,10 @@ private:
   std::unique_ptr<LocalCommunicatorGroup> comm_;
   /// Set when a step failed on some rank of a multi-rank session.
   std::string broken_;
+  /// Evaluation's ranges are computed at the first evaluate(); why this
+  /// plan cannot be evaluated, if it cannot.
+  bool evalPrepared_ = false;
+  std::string evalError_;
   SessionOptions options_;
   std::string planPath_;
   int64_t step_ = 0, optimizerSteps_ = 0, dataPosition_ = 0;

@@ -203,11 +203,19 @@ LOOM_KERNEL_ENTRY(loom_elementwise_activation_grad)
 extern "C" __global__ void
 loom_elementwise_dropout(const float *x, float *y, long long n,
                          const long long *step, float rate, float keepScale) {
-  // step: the block's first element in the microbatch's tensor and the
-  // key, in the instruction's step slots (device memory: Bind.h).
+  // step: the block's first element in the microbatch's tensor, the key
+  // and whether the step trains (else x passes unchanged: evaluation), in
+  // the instruction's step slots (device memory: Bind.h).
   long long first = step[0], key = step[1];
   if (n <= 0)
     return;
+  if (!step[2]) {
+    long long all = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += all)
+      y[i] = x[i];
+    return;
+  }
   long long firstBlock = first >> 2, lastBlock = (first + n - 1) >> 2;
   loom::runtime::PhiloxKey k = {
       {(unsigned int)key, (unsigned int)((unsigned long long)key >> 32)}};
@@ -241,6 +249,10 @@ extern "C" __global__ void loom_elementwise_dropout_strided(
   long long stride = (long long)gridDim.x * blockDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += stride) {
+    if (!step[2]) { // not training: x passes unchanged
+      y[i] = x[i];
+      continue;
+    }
     long long g = rank > 0 ? loom_elementwise_offset(i, rank, geometry) : i;
     bool keep = loom_lib_dropout_keep((unsigned long long)key, first + g, rate);
     y[i] = keep ? x[i] * keepScale : 0.0f;

@@ -15,6 +15,13 @@
   losses.py params A B RTOL ATOL    the checkpoints in directories A and B
                                     hold the same tensors (names, shapes),
                                     every element within ATOL + RTOL·|b|
+  losses.py validation A B RTOL     every validation loss of A (a step's
+                                    "validation_loss", loom-run --eval-*)
+                                    is in B at that step, to RTOL relative
+                                    (0: bit-identical)
+  losses.py value A FA SA B FB SB RTOL
+                                    field FA of A's step SA equals field FB
+                                    of B's step SB to RTOL relative
 """
 import json
 import struct
@@ -116,6 +123,31 @@ def main(argv):
         if not worst <= 1:
             sys.exit(f"parameters differ beyond tolerance: {where}")
         print(f"params: {len(a)} tensors agree (worst {worst:.3g} of the tolerance)")
+    elif what == "validation":
+        a, b = read(argv[2]), read(argv[3])
+        rtol = float(argv[4])
+        steps = [s for s in sorted(a) if "validation_loss" in a[s]]
+        if not steps:
+            sys.exit(f"{argv[2]} has no validation loss")
+        worst = 0.0
+        for s in steps:
+            if s not in b or "validation_loss" not in b[s]:
+                sys.exit(f"{argv[3]} has no validation loss at step {s}")
+            x, y = a[s]["validation_loss"], b[s]["validation_loss"]
+            worst = max(worst, abs(x - y) / abs(y))
+            if not (x == y if rtol == 0 else worst < rtol):
+                sys.exit(f"step {s}: validation loss {x!r} vs {y!r}, more than {rtol} relative")
+        print(f"validation: {len(steps)} evaluations agree to {worst:.3g} relative")
+    elif what == "value":
+        a, fa, sa = read(argv[2]), argv[3], int(argv[4])
+        b, fb, sb = read(argv[5]), argv[6], int(argv[7])
+        rtol = float(argv[8])
+        if sa not in a or fa not in a[sa] or sb not in b or fb not in b[sb]:
+            sys.exit(f"{fa} of step {sa} or {fb} of step {sb} is missing")
+        x, y = a[sa][fa], b[sb][fb]
+        if not abs(x - y) <= rtol * abs(y):
+            sys.exit(f"{fa} {x!r} (step {sa}) vs {fb} {y!r} (step {sb}): more than {rtol} relative")
+        print(f"value: {x!r} and {y!r} agree to {rtol}")
     else:
         sys.exit(f"unknown check {what}")
 
