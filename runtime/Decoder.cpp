@@ -1062,6 +1062,8 @@ std::string decodeKernel(const Reader &r, Instruction &out) {
           break;
         }
       }
+      if (r.inst.reference.empty())
+        return "kernel '" + k.name + "' has no reference form";
       if (!found)
         return "kernel '" + k.name + "' reads the dropout rate of site '" +
                param.site + "', and its reference form has no dropout there";

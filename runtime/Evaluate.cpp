@@ -21,14 +21,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <mutex>
 #include <set>
-#include <system_error>
-#include <thread>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace loom {
 namespace runtime {
@@ -144,88 +137,6 @@ Status Session::prepareEvaluation() {
   return Status::success();
 }
 
-Status Session::runEveryRank(const std::function<Status(Rank &)> &run) {
-  if (ranks_.size() == 1) {
-    Status s = run(ranks_[0]);
-    // One rank of a job: say which (the other processes print theirs).
-    if (!s.ok() && processComm())
-      return Status::error(mesh_.describe(ranks_[0].id) + ": " + s.message());
-    return s;
-  }
-  // Every rank a thread, as step() runs them; the first to fail aborts the
-  // others' collectives.
-  std::mutex mutex;
-  Status result = Status::success();
-  bool failed = false;
-  std::vector<std::thread> threads;
-  auto fail = [&](size_t r, Status s) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (!failed) {
-      failed = true;
-      ranks_[r].comm->abort(s.message());
-      result = s;
-    }
-  };
-  for (size_t r = 0; r < ranks_.size(); ++r)
-    try {
-      threads.emplace_back([&, r] {
-#ifdef _OPENMP
-        omp_set_num_threads(
-            std::max(1, omp_get_num_procs() / int(ranks_.size())));
-#endif
-        Status s = run(ranks_[r]);
-        if (!s.ok())
-          fail(r, Status::error(mesh_.describe(ranks_[r].id) + ": " +
-                                s.message()));
-      });
-    } catch (const std::system_error &e) {
-      fail(r, Status::error("cannot start a thread for " +
-                            mesh_.describe(ranks_[r].id) + ": " + e.what()));
-      break;
-    }
-  for (std::thread &t : threads)
-    t.join();
-  return result;
-}
-
-Status
-Session::readEvaluationBatch(const SampleSource &data, int64_t batch,
-                             std::vector<std::vector<int32_t>> &fields) const {
-  // Each model input takes the sample's field of its name, as step() feeds
-  // them; the fields the model does not take are read and dropped.
-  const plan::PlanT &p = *plan_;
-  std::vector<std::string> given = data.fields();
-  std::vector<size_t> fieldOf;
-  for (const std::string &name : feedNames_) {
-    auto at = std::find(given.begin(), given.end(), name);
-    if (at == given.end())
-      return Status::error("the model of '" + planPath_ +
-                           "' takes the input '" + name +
-                           "', which the validation data does not give");
-    fieldOf.push_back(size_t(at - given.begin()));
-  }
-  int64_t seq = p.seq_length;
-  fields.assign(feedNames_.size(),
-                std::vector<int32_t>(size_t(p.global_batch_size * seq)));
-  std::vector<std::vector<int32_t>> spare(given.size());
-  std::vector<int32_t *> out(given.size());
-  for (int64_t i = 0; i < p.global_batch_size; ++i) {
-    for (size_t k = 0; k < given.size(); ++k) {
-      auto used = std::find(fieldOf.begin(), fieldOf.end(), k);
-      if (used != fieldOf.end()) {
-        out[k] = fields[size_t(used - fieldOf.begin())].data() + i * seq;
-      } else {
-        spare[k].resize(size_t(seq));
-        out[k] = spare[k].data();
-      }
-    }
-    if (Status s = data.readFields(batch * p.global_batch_size + i, out.data());
-        !s.ok())
-      return s;
-  }
-  return Status::success();
-}
-
 Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
                                       int64_t iters) {
   if (!broken_.empty())
@@ -251,7 +162,7 @@ Result<EvalMetrics> Session::evaluate(const SampleSource &valid,
   bool pipelined = !p.chunks.empty();
   for (int64_t it = 0; it < iters; ++it) {
     // Every evaluation reads the same samples: batch `it` from sample 0.
-    if (Status s = readEvaluationBatch(valid, it, fields); !s.ok())
+    if (Status s = readBatch(valid, it * p.global_batch_size, fields); !s.ok())
       return Status::error("evaluation: " + s.message());
     Feeds feeds;
     for (const std::vector<int32_t> &field : fields)

@@ -283,45 +283,8 @@ Result<StepMetrics> Session::step(const SampleSource &data) {
                          std::to_string(dataPosition_) +
                          " samples; another global batch would pass the "
                          "2^53 a checkpoint records");
-  // Each model input takes the sample's field of its name.
-  std::vector<std::string> given = data.fields();
-  std::vector<size_t> fieldOf;
-  for (const std::string &name : feedNames_) {
-    auto at = std::find(given.begin(), given.end(), name);
-    if (at == given.end()) {
-      std::string list;
-      for (const std::string &g : given)
-        list += (list.empty() ? "" : ", ") + g;
-      return Status::error(
-          "the model of '" + planPath_ + "' takes the input '" + name +
-          "', which the data does not give (it gives " + list + ")" +
-          (name == "padding_mask" || name == "token_types"
-               ? "; train a masked-LM model on masked-LM samples "
-                 "(loom-run --mlm)"
-               : ""));
-    }
-    fieldOf.push_back(size_t(at - given.begin()));
-  }
-  int64_t seq = p.seq_length;
-  batch_.resize(feedNames_.size());
-  for (std::vector<int32_t> &field : batch_)
-    field.resize(size_t(p.global_batch_size * seq));
-  // Fields the model does not take are read into a spare buffer.
-  std::vector<std::vector<int32_t>> spare(given.size());
-  std::vector<int32_t *> out(given.size());
-  for (int64_t i = 0; i < p.global_batch_size; ++i) {
-    for (size_t k = 0; k < given.size(); ++k) {
-      auto used = std::find(fieldOf.begin(), fieldOf.end(), k);
-      if (used != fieldOf.end()) {
-        out[k] = batch_[size_t(used - fieldOf.begin())].data() + i * seq;
-      } else {
-        spare[k].resize(size_t(seq));
-        out[k] = spare[k].data();
-      }
-    }
-    if (Status s = data.readFields(dataPosition_ + i, out.data()); !s.ok())
-      return s;
-  }
+  if (Status s = readBatch(data, dataPosition_, batch_); !s.ok())
+    return s;
   Feeds feeds;
   for (const std::vector<int32_t> &field : batch_)
     feeds.push_back(field.data());
@@ -415,67 +378,25 @@ Result<StepMetrics> Session::stepFeeds(const Feeds &feeds) {
                          "; there is no loss to train on");
   state.gradScale = 1.0 / (normalizer_ * state.lossScale);
 
-  std::vector<Status> results(ranks_.size());
   bool pipelined = !plan_->chunks.empty();
   Tracer *tracer = tracerFor(state.step);
   std::string stepName =
       tracer ? "step " + std::to_string(state.step) : std::string();
   // A rank's step, as one slice on its track when the step is traced.
-  auto runOne = [&](size_t r) {
-    TraceScope scope(tracer, Tracer::rankTrack(ranks_[r].id), stepName, "step");
+  Status result = runEveryRank([&](Rank &rank) {
+    TraceScope scope(tracer, Tracer::rankTrack(rank.id), stepName, "step");
     if (scope)
       scope.args().add("step", state.step);
-    return pipelined ? runPipelineRank(ranks_[r], feeds, state)
-                     : runRank(ranks_[r], feeds, state);
-  };
-  if (ranks_.size() == 1) {
-    results[0] = runOne(0);
-    // One rank of a job: say which (the other processes print theirs).
-    if (!results[0].ok() && processComm())
-      results[0] = Status::error(mesh_.describe(ranks_[0].id) + ": " +
-                                 results[0].message());
-  } else {
-    // Every rank a thread; the first to fail aborts the others' collectives.
-    std::mutex mutex;
-    bool failed = false;
-    std::vector<std::thread> threads;
-    auto fail = [&](size_t r, Status s) {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (!failed) {
-        failed = true;
-        ranks_[r].comm->abort(s.message());
-        results[r] = s;
-      }
-    };
-    for (size_t r = 0; r < ranks_.size(); ++r) try {
-      threads.emplace_back([&, r] {
-#ifdef _OPENMP
-        omp_set_num_threads(std::max(
-            1, omp_get_num_procs() / int(ranks_.size())));
-#endif
-        Status s = runOne(r);
-        if (!s.ok())
-          fail(r, Status::error(mesh_.describe(ranks_[r].id) + ": " +
-                                s.message()));
-      });
-    } catch (const std::system_error &e) {
-      // Out of threads: the ranks already started are stopped, not left
-      // waiting for this one.
-      fail(r, Status::error("cannot start a thread for " +
-                            mesh_.describe(ranks_[r].id) + ": " + e.what()));
-      break;
-    }
-    for (std::thread &t : threads)
-      t.join();
+    return pipelined ? runPipelineRank(rank, feeds, state)
+                     : runRank(rank, feeds, state);
+  });
+  if (!result.ok()) {
+    (void)zeroGradients(); // nothing of a failed step may leak into the next
+    // The ranks' collectives gave up mid-step: the job cannot go on.
+    if (comm_ || processComm())
+      broken_ = result.message();
+    return result;
   }
-  for (const Status &s : results)
-    if (!s.ok()) {
-      (void)zeroGradients(); // nothing of a failed step may leak into the next
-      // The ranks' collectives gave up mid-step: the job cannot go on.
-      if (comm_ || processComm())
-        broken_ = s.message();
-      return s;
-    }
   const Rank &first = ranks_[0];
   StepMetrics m;
   m.step = state.step;
@@ -502,6 +423,94 @@ Result<StepMetrics> Session::stepFeeds(const Feeds &feeds) {
                                             start)
                   .count();
   return m;
+}
+
+Status Session::runEveryRank(const std::function<Status(Rank &)> &run) {
+  if (ranks_.size() == 1) {
+    Status s = run(ranks_[0]);
+    // One rank of a job: say which (the other processes print theirs).
+    if (!s.ok() && processComm())
+      return Status::error(mesh_.describe(ranks_[0].id) + ": " + s.message());
+    return s;
+  }
+  // Every rank a thread; the first to fail aborts the others' collectives.
+  std::mutex mutex;
+  Status result = Status::success();
+  bool failed = false;
+  std::vector<std::thread> threads;
+  auto fail = [&](size_t r, Status s) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!failed) {
+      failed = true;
+      ranks_[r].comm->abort(s.message());
+      result = s;
+    }
+  };
+  for (size_t r = 0; r < ranks_.size(); ++r)
+    try {
+      threads.emplace_back([&, r] {
+#ifdef _OPENMP
+        omp_set_num_threads(
+            std::max(1, omp_get_num_procs() / int(ranks_.size())));
+#endif
+        Status s = run(ranks_[r]);
+        if (!s.ok())
+          fail(r, Status::error(mesh_.describe(ranks_[r].id) + ": " +
+                                s.message()));
+      });
+    } catch (const std::system_error &e) {
+      fail(r, Status::error("cannot start a thread for " +
+                            mesh_.describe(ranks_[r].id) + ": " + e.what()));
+      break;
+    }
+  for (std::thread &t : threads)
+    t.join();
+  return result;
+}
+
+Status Session::readBatch(const SampleSource &data, int64_t first,
+                          std::vector<std::vector<int32_t>> &fields) const {
+  // Each model input takes the sample's field of its name; the fields the
+  // model does not take are read and dropped.
+  const plan::PlanT &p = *plan_;
+  std::vector<std::string> given = data.fields();
+  std::vector<size_t> fieldOf;
+  for (const std::string &name : feedNames_) {
+    auto at = std::find(given.begin(), given.end(), name);
+    if (at == given.end()) {
+      std::string list;
+      for (const std::string &g : given)
+        list += (list.empty() ? "" : ", ") + g;
+      return Status::error(
+          "the model of '" + planPath_ + "' takes the input '" + name +
+          "', which the data does not give (it gives " + list + ")" +
+          (name == "padding_mask" || name == "token_types"
+               ? "; train a masked-LM model on masked-LM samples "
+                 "(loom-run --mlm)"
+               : ""));
+    }
+    fieldOf.push_back(size_t(at - given.begin()));
+  }
+  int64_t seq = p.seq_length;
+  fields.assign(feedNames_.size(),
+                std::vector<int32_t>(size_t(p.global_batch_size * seq)));
+  std::vector<std::vector<int32_t>> spare(given.size());
+  std::vector<int32_t *> out(given.size());
+  for (int64_t i = 0; i < p.global_batch_size; ++i) {
+    for (size_t k = 0; k < given.size(); ++k) {
+      auto used = std::find(fieldOf.begin(), fieldOf.end(), k);
+      if (used != fieldOf.end()) {
+        out[k] = fields[size_t(used - fieldOf.begin())].data() + i * seq;
+      } else {
+        spare[k].resize(size_t(seq));
+        out[k] = spare[k].data();
+      }
+    }
+    if (Status s = data.readFields(first + i, out.data());
+        !s.ok())
+      return s;
+  }
+  return Status::success();
 }
 
 Status Session::runRank(Rank &rank, const Feeds &feeds, StepParams state) {

@@ -444,7 +444,7 @@ Status CudaExecutor::allocateSlots(const DecodedProgram &program, int which) {
       [&](const std::vector<Instruction> &insts) {
         size_t n = 0;
         for (const Instruction &inst : insts) {
-          n += 2;
+          n += 3; // the most one binder asks (dropout: offset, key, training)
           if (const auto *k = std::get_if<KernelInstr>(&inst.record))
             n += k->params.size() + count(k->reference);
         }

@@ -29,7 +29,8 @@ namespace runtime {
 /// 5: generated CUDA kernels read their runtime scalars from device arrays.
 /// 6: the Stash arena (pipeline chunks keep their in-flight activations),
 ///    model_flops and the recompute choice.
-/// 7: the model's configs (model_config).
+/// 7: the model's configs (model_config); generated kernels read dropout's
+///    rate and scale as run-time values (evaluation turns dropout off).
 constexpr uint32_t kPlanFormatVersion = 7;
 
 /// Bytes per element of a buffer type (i1 is stored as one byte).

@@ -246,10 +246,13 @@ private:
   Status evaluateRank(Rank &rank, const Feeds &feeds, const StepParams &params);
   Status evaluatePipelineRank(Rank &rank, const Feeds &feeds,
                               const StepParams &params);
-  /// Global batch `batch` of `data` (samples from batch · global batch),
-  /// one vector per feedNames_ entry.
-  Status readEvaluationBatch(const SampleSource &data, int64_t batch,
-                             std::vector<std::vector<int32_t>> &fields) const;
+  /// A global batch of `data`, samples first.., one vector per feedNames_
+  /// entry.
+  Status readBatch(const SampleSource &data, int64_t first,
+                   std::vector<std::vector<int32_t>> &fields) const;
+  /// Runs `run` on every rank this session runs (each a thread when there
+  /// are several); the first to fail aborts the others' collectives, and
+  /// its error, naming the rank, is the result.
   Status runEveryRank(const std::function<Status(Rank &)> &run);
 
   std::unique_ptr<plan::PlanT> plan_;
