@@ -8,9 +8,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "loom/runtime/Gpt2Tokenizer.h"
-#include "loom/runtime/Utf8.h"
 #include "loom/runtime/Files.h"
 #include "loom/runtime/Json.h"
+#include "loom/runtime/Utf8.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -56,7 +56,6 @@ CodePointClass classify(uint32_t cp) {
   --it;
   return cp <= it->last ? it->cls : CodePointClass::Other;
 }
-
 
 /// GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves,
 /// the other 68 for U+0100 upwards in byte order, so every byte is a

@@ -61,8 +61,8 @@ Status parseSpecialIds(const std::string &text, const std::string &what,
   size_t at = 0;
   for (int k = 0; k < 4; ++k) {
     size_t end = text.find(',', at);
-    std::string word =
-        text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    std::string word = text.substr(
+        at, end == std::string::npos ? std::string::npos : end - at);
     int32_t v = 0;
     auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), v);
     if (word.empty() || ec != std::errc() || ptr != word.data() + word.size() ||
@@ -87,10 +87,8 @@ Result<MaskedLmDataset> MaskedLmDataset::make(const SampleSource &text,
                          std::to_string(o.seqLength) +
                          " tokens has no room for [CLS] A [SEP] B [SEP]: the "
                          "model's seq must be 5 or more");
-  std::pair<const char *, int32_t> ids[] = {{"PAD", o.padId},
-                                            {"CLS", o.clsId},
-                                            {"SEP", o.sepId},
-                                            {"MASK", o.maskId}};
+  std::pair<const char *, int32_t> ids[] = {
+      {"PAD", o.padId}, {"CLS", o.clsId}, {"SEP", o.sepId}, {"MASK", o.maskId}};
   for (auto [name, id] : ids)
     if (id < 0 || id >= o.vocab)
       return Status::error(std::string("the special id ") + name + " = " +
@@ -127,7 +125,7 @@ Status MaskedLmDataset::readFields(int64_t globalIndex,
   SampleRng rng(o.seed, globalIndex);
   int64_t n = seq - 3;
   if (rng.uniform() < o.shortSeqProb)
-    n = 2 + rng.below(n - 1); // [2, seq - 3]
+    n = 2 + rng.below(n - 1);       // [2, seq - 3]
   int64_t a = 1 + rng.below(n - 1); // A is text[0, a), B text[a, n)
   // [CLS] A [SEP] B [SEP] [PAD]...
   std::fill(tokens, tokens + seq, o.padId);
@@ -155,7 +153,8 @@ Status MaskedLmDataset::readFields(int64_t globalIndex,
   // ends its loop at the cap's ceiling, the same number.)
   int64_t predict = std::min<int64_t>(
       int64_t(positions.size()),
-      std::max<int64_t>(1, int64_t(std::nearbyint(double(n + 3) * o.maskProb))));
+      std::max<int64_t>(1,
+                        int64_t(std::nearbyint(double(n + 3) * o.maskProb))));
   for (int64_t k = int64_t(positions.size()); k > 1; --k)
     std::swap(positions[size_t(k - 1)], positions[size_t(rng.below(k))]);
   for (int64_t k = 0; k < predict; ++k) {

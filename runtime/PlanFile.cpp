@@ -528,8 +528,8 @@ std::string workspaceAcrossSteps(const plan::PlanT &p) {
       continue;
     bool reuploaded = false;
     for (const auto &in : p.inputs)
-      reuploaded |= in->buffer == int32_t(i) &&
-                    in->name != "activation" && in->name != "output_grad";
+      reuploaded |= in->buffer == int32_t(i) && in->name != "activation" &&
+                    in->name != "output_grad";
     if (!reuploaded)
       return "buffer '" + b.name +
              "' is used by both the forward and the backward step of the "

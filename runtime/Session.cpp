@@ -236,8 +236,8 @@ Result<std::unique_ptr<Session>> Session::open(const std::string &planPath,
       part.plan = piece;
       part.chunk = piece->chunk_index;
       for (const auto &input : piece->inputs) {
-        auto field = std::find(s->feedNames_.begin(), s->feedNames_.end(),
-                               input->name);
+        auto field =
+            std::find(s->feedNames_.begin(), s->feedNames_.end(), input->name);
         if (field != s->feedNames_.end())
           part.feeds.emplace_back(input->buffer,
                                   size_t(field - s->feedNames_.begin()));
@@ -506,8 +506,7 @@ Status Session::readBatch(const SampleSource &data, int64_t first,
         out[k] = spare[k].data();
       }
     }
-    if (Status s = data.readFields(first + i, out.data());
-        !s.ok())
+    if (Status s = data.readFields(first + i, out.data()); !s.ok())
       return s;
   }
   return Status::success();

@@ -845,7 +845,8 @@ FailureOr<std::unique_ptr<plan::PlanT>> Lowering::run() {
             isa<EmbeddingOp>(inner) ? 0 : s.getDims().size() - 1));
       // Only the table the tokens index bounds the token ids: BERT's
       // token-type table (2 rows) indexes another input.
-      if (auto e = dyn_cast<EmbeddingOp>(inner); e && fedByTokens(e.getIndices()))
+      if (auto e = dyn_cast<EmbeddingOp>(inner);
+          e && fedByTokens(e.getIndices()))
         vocab = e.getTable().getType().getShape()[0] * blocks;
       // Only the real classes: a label among the padded ones is an error.
       if (auto ce = dyn_cast<CrossEntropyOp>(inner))

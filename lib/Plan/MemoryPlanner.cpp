@@ -114,8 +114,8 @@ mlir::LogicalResult planWorkspace(plan::PlanT &p,
   // The stash: what lives from the forward step into the backward step.
   // The model's inputs (tokens, labels, BERT's token_types and
   // padding_mask: all but a neighbour's activation and gradient) are
-  // uploaded again before each step, so they never need keeping. Every stashed buffer is live at the split, so none
-  // shares bytes with another.
+  // uploaded again before each step, so they never need keeping. Every stashed
+  // buffer is live at the split, so none shares bytes with another.
   int64_t stash = 0;
   if (chunk)
     for (size_t i = 0; i < n; ++i) {

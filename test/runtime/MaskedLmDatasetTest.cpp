@@ -77,9 +77,9 @@ TEST(MaskedLmDataset, SampleLayoutAndMasking) {
   CountingText text(seq);
   Result<MaskedLmDataset> made = MaskedLmDataset::make(text, options(seq));
   ASSERT_TRUE(made.ok()) << made.message();
-  EXPECT_EQ(made->fields(), (std::vector<std::string>{
-                                "tokens", "token_types", "padding_mask",
-                                "labels"}));
+  EXPECT_EQ(made->fields(),
+            (std::vector<std::string>{"tokens", "token_types", "padding_mask",
+                                      "labels"}));
   int64_t shortSamples = 0, predicted = 0, masked = 0, kept = 0, random = 0;
   constexpr int64_t samples = 2000;
   for (int64_t i = 0; i < samples; ++i) {
@@ -105,8 +105,8 @@ TEST(MaskedLmDataset, SampleLayoutAndMasking) {
       if (s.tokens[size_t(k)] == kSep && s.labels[size_t(k)] == -100)
         seps.push_back(k); // (a random replacement may draw [SEP] too)
     ASSERT_EQ(seps.size(), 2u) << "sample " << i;
-    ASSERT_GE(seps[0], 2);              // A holds a token
-    ASSERT_LE(seps[0], length - 3);     // and so does B
+    ASSERT_GE(seps[0], 2);          // A holds a token
+    ASSERT_LE(seps[0], length - 3); // and so does B
     for (int64_t k = 0; k < length; ++k)
       ASSERT_EQ(s.types[size_t(k)], k > seps[0] ? 1 : 0) << "sample " << i;
     // The text in order, apart from the predicted positions.

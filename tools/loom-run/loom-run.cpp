@@ -18,8 +18,8 @@
 #include "loom/runtime/Checkpoint.h"
 #include "loom/runtime/Files.h"
 #include "loom/runtime/GptDataset.h"
-#include "loom/runtime/MaskedLmDataset.h"
 #include "loom/runtime/Job.h"
+#include "loom/runtime/MaskedLmDataset.h"
 #include "loom/runtime/Session.h"
 #include "loom/runtime/Trace.h"
 
@@ -257,18 +257,39 @@ int main(int argc, char **argv) {
   std::string planPath;
   std::map<std::string, std::string> values;
   bool dump = false;
-  const char *valued[] = {
-      "--steps",         "--data",           "--data-format",
-      "--seed",          "--log-json",       "--log-interval",
-      "--save",          "--save-interval",  "--load",
-      "--lr",            "--min-lr",         "--warmup",
-      "--decay-steps",   "--decay-style",    "--weight-decay",
-      "--clip-grad",     "--adam-beta1",     "--adam-beta2",
-      "--adam-eps",      "--ranks",          "--collective-timeout",
-      "--backend",       "--trace",          "--trace-steps",
-      "--device",        "--comm",           "--split",
-      "--mask-prob",     "--short-seq-prob", "--mlm-special-ids",
-      "--eval-interval", "--eval-iters",     "--valid-data"};
+  const char *valued[] = {"--steps",
+                          "--data",
+                          "--data-format",
+                          "--seed",
+                          "--log-json",
+                          "--log-interval",
+                          "--save",
+                          "--save-interval",
+                          "--load",
+                          "--lr",
+                          "--min-lr",
+                          "--warmup",
+                          "--decay-steps",
+                          "--decay-style",
+                          "--weight-decay",
+                          "--clip-grad",
+                          "--adam-beta1",
+                          "--adam-beta2",
+                          "--adam-eps",
+                          "--ranks",
+                          "--collective-timeout",
+                          "--backend",
+                          "--trace",
+                          "--trace-steps",
+                          "--device",
+                          "--comm",
+                          "--split",
+                          "--mask-prob",
+                          "--short-seq-prob",
+                          "--mlm-special-ids",
+                          "--eval-interval",
+                          "--eval-iters",
+                          "--valid-data"};
   std::vector<std::string> dataPath;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -704,8 +725,7 @@ int main(int argc, char **argv) {
   std::optional<MaskedLmDataset> maskedLm, maskedValid;
   if (values.count("--mlm")) {
     const std::vector<std::string> &inputs = session.inputNames();
-    if (std::find(inputs.begin(), inputs.end(), "padding_mask") ==
-        inputs.end())
+    if (std::find(inputs.begin(), inputs.end(), "padding_mask") == inputs.end())
       return usage("--mlm makes masked-LM samples for a model with a "
                    "padding_mask input (examples/bert.loom); the model of '" +
                    planPath + "' takes none");

@@ -168,9 +168,9 @@ LogicalResult LoomDialect::verifyOperationAttribute(Operation *op,
       return failure();
     auto configs = dyn_cast<DictionaryAttr>(value);
     if (!configs)
-      return op->emitError() << name
-                             << " is a dictionary of the model's configs, got "
-                             << value;
+      return op->emitError()
+             << name << " is a dictionary of the model's configs, got "
+             << value;
     for (NamedAttribute config : configs) {
       Attribute v = config.getValue();
       bool scalar = isa<StringAttr, BoolAttr, FloatAttr>(v) ||

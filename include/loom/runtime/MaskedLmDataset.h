@@ -1,4 +1,5 @@
-//===- MaskedLmDataset.h - BERT's masked-LM samples by global index -*- C++ -*-===//
+//===- MaskedLmDataset.h - BERT's masked-LM samples by global index -*- C++
+//-*-===//
 //
 // The samples a masked language model trains on, made as Megatron's BERT
 // dataset makes them (megatron/core/datasets/bert_dataset.py with
@@ -11,9 +12,10 @@
 //    up to the first [SEP] and 1 after it, then [PAD] with padding_mask
 //    false, token type 0 and no label;
 //  - max(1, round(0.15 · (n + 3))) of the text's positions (Megatron counts
-//    the [CLS] and [SEP]s; round half to even, as Python's) are predicted: each becomes [MASK] with probability 0.8, stays itself
-//    with 0.1, becomes a uniformly drawn id of [0, vocab) with 0.1; its
-//    label is the original id, every other label -100.
+//    the [CLS] and [SEP]s; round half to even, as Python's) are predicted: each
+//    becomes [MASK] with probability 0.8, stays itself with 0.1, becomes a
+//    uniformly drawn id of [0, vocab) with 0.1; its label is the original id,
+//    every other label -100.
 // Every draw comes from a Philox stream keyed by (seed, global index), so a
 // sample is a function of its global index alone: every mesh masks the
 // same tokens (DESIGN.md, "Invariance"). There is no next-sentence label:

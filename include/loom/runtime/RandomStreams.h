@@ -17,7 +17,11 @@
 namespace loom {
 namespace runtime {
 
-enum class StreamPurpose : uint64_t { Parameter = 1, Dropout = 2, MaskedLm = 3 };
+enum class StreamPurpose : uint64_t {
+  Parameter = 1,
+  Dropout = 2,
+  MaskedLm = 3
+};
 
 uint64_t streamKey(uint64_t seed, StreamPurpose purpose,
                    std::string_view name, uint64_t counter);

@@ -1,4 +1,5 @@
-//===- Utf8.h - UTF-8 code points, strictly -----------------------*- C++ -*-===//
+//===- Utf8.h - UTF-8 code points, strictly -----------------------*- C++
+//-*-===//
 //
 // What the JSON reader and the GPT-2 tokenizer share: decoding one code point
 // (shortest form only, no surrogates, nothing past U+10FFFF: what Python and
@@ -23,8 +24,7 @@ constexpr uint32_t kInvalidCodePoint = 0xFFFFFFFF;
 /// The code point at `text[i]` and its length in bytes; a byte that does not
 /// start a valid (shortest-form, non-surrogate) sequence is one invalid
 /// code point (kInvalidCodePoint) of length 1.
-inline std::pair<uint32_t, size_t> decodeUtf8(std::string_view text,
-                                              size_t i) {
+inline std::pair<uint32_t, size_t> decodeUtf8(std::string_view text, size_t i) {
   uint8_t b0 = uint8_t(text[i]);
   if (b0 < 0x80)
     return {b0, 1};
