@@ -868,6 +868,21 @@ int main(int argc, char **argv) {
     failed("cannot write the log '" + logPath + "': " + why);
     return false;
   };
+  // The run's end, after training or --eval-only: the trace's outcome,
+  // the log closed, and the job's store (rank 0's stays up until every
+  // rank has finished).
+  auto endRun = [&](bool traced) {
+    if (!traced)
+      return failed("the trace was not written");
+    if (json && std::fclose(json) != 0)
+      return failed("cannot write the log '" + logPath +
+                    "': " + std::strerror(errno));
+    if (job)
+      if (Status s = job->finish(); !s.ok())
+        std::cerr << "loom-run: " << job->mesh().describe(job->rank())
+                  << ": the job's store: " << s.message() << "\n";
+    return 0;
+  };
   if (evalOnly) {
     if (speaks)
       std::printf("evaluating %s on %lld rank%s (%s) at step %lld: %lld "
@@ -882,16 +897,7 @@ int main(int argc, char **argv) {
     if (json && !writeJson("{\"step\": " + std::to_string(session.step()) +
                            fields + "}\n"))
       return 1;
-    if (!writeTrace())
-      return failed("the trace was not written");
-    if (json && std::fclose(json) != 0)
-      return failed("cannot write the log '" + logPath +
-                    "': " + std::strerror(errno));
-    if (job)
-      if (Status s = job->finish(); !s.ok())
-        std::cerr << "loom-run: " << job->mesh().describe(job->rank())
-                  << ": the job's store: " << s.message() << "\n";
-    return 0;
+    return endRun(writeTrace());
   }
   const SampleSource &data = *trainSource;
   if (speaks)
@@ -985,15 +991,5 @@ int main(int argc, char **argv) {
   bool traced = writeTrace();
   if (values.count("--save") && !save(values["--save"]))
     return 1;
-  if (!traced)
-    return failed("the trace was not written");
-  if (json && std::fclose(json) != 0)
-    return failed("cannot write the log '" + logPath +
-                  "': " + std::strerror(errno));
-  // Rank 0's store stays up until every rank has finished.
-  if (job)
-    if (Status s = job->finish(); !s.ok())
-      std::cerr << "loom-run: " << job->mesh().describe(job->rank())
-                << ": the job's store: " << s.message() << "\n";
-  return 0;
+  return endRun(traced);
 }
